@@ -1,0 +1,150 @@
+"""Typed settings, resolved once at the entry point and passed down.
+
+Sources, lowest to highest precedence: defaults, ``ROADX_*`` environment variables,
+command-line flags. Unknown ``ROADX_*`` variables are rejected, so a typo never
+silently falls back to a default. Secrets are read from files and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from schemas import signing
+from schemas.identifiers import PROVINCES
+
+from .errors import SettingsError
+
+ENV_PREFIX = "ROADX_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path(".roadx")
+    # Kafka bootstrap servers; empty means the embedded Tansu broker of data_dir.
+    bootstrap_servers: str = ""
+    # ClickHouse URL (http://user:pass@host:8123/db); empty means chDB under data_dir.
+    clickhouse_url: str = ""
+    clickhouse_database: str = "roadx"
+    schema_registry_url: str = ""
+    provinces: tuple[str, ...] = tuple(PROVINCES)
+    partitions: int = 3
+    national_partitions: int = 6
+    session_timeout_ms: int = 6000
+    master_key_file: Path | None = None
+    sink_batch_size: int = 5000
+    sink_flush_seconds: float = 0.5
+    stream_batch_size: int = 1000
+    metrics_port: int = 0
+    _derived_keys: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.bootstrap_servers
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "store"
+
+    @property
+    def stack_file(self) -> Path:
+        return self.data_dir / "stack.json"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    def kafka_conf(self, **extra: Any) -> dict[str, Any]:
+        """Base confluent-kafka client settings."""
+        if not self.bootstrap_servers:
+            raise SettingsError("no Kafka bootstrap servers: start the stack (roadx up) or set ROADX_BOOTSTRAP_SERVERS")
+        return {"bootstrap.servers": self.bootstrap_servers, **extra}
+
+    def master_key(self) -> bytes:
+        """The exchange's master secret (province keys and PII tokens derive from it)."""
+        path = self.master_key_file or self.data_dir / "secrets" / "master.key"
+        if not path.exists():
+            if self.master_key_file is not None:
+                raise SettingsError(f"master key file {path} does not exist")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(secrets.token_bytes(32))
+        key = path.read_bytes()
+        if len(key) < 16:
+            raise SettingsError(f"master key file {path} holds fewer than 16 bytes")
+        return key
+
+    def province_key(self, province: str) -> bytes:
+        if province not in self.provinces:
+            raise SettingsError(f"unknown province {province!r}")
+        key = self._derived_keys.get(province)
+        if key is None:
+            key = signing.derive_province_key(self.master_key(), province)
+            self._derived_keys[province] = key
+        return key
+
+    def pii_key(self) -> bytes:
+        return signing.mac(self.master_key(), b"roadx/pii-token")
+
+    def with_overrides(self, **values: Any) -> "Settings":
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+_FIELDS = {f.name: f for f in fields(Settings) if not f.name.startswith("_")}
+
+
+def _convert(name: str, raw: str) -> Any:
+    current = getattr(Settings(), name)
+    try:
+        if name == "provinces":
+            codes = tuple(p.strip() for p in raw.split(",") if p.strip())
+            if not codes:
+                raise ValueError("empty list")
+            return codes
+        if name in ("data_dir", "master_key_file"):
+            return Path(raw)
+        if isinstance(current, bool):
+            return raw.lower() in ("1", "true", "yes", "on")
+        if isinstance(current, int):
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+        return raw
+    except ValueError as exc:
+        raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r}: {exc}") from exc
+
+
+def resolve(environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:
+    """Build settings from the environment, then flags (``None`` flags are ignored)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for var, raw in environ.items():
+        if not var.startswith(ENV_PREFIX):
+            continue
+        name = var[len(ENV_PREFIX):].lower()
+        if name not in _FIELDS:
+            known = ", ".join(ENV_PREFIX + n.upper() for n in sorted(_FIELDS))
+            raise SettingsError(f"unknown setting {var}; known settings: {known}")
+        values[name] = _convert(name, raw)
+    for name, value in flags.items():
+        if name not in _FIELDS:
+            raise SettingsError(f"unknown setting {name!r}")
+        if value is not None:
+            values[name] = Path(value) if name == "data_dir" else value
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    if settings.partitions < 1 or settings.national_partitions < 1:
+        raise SettingsError("partition counts must be at least 1")
+    unknown = [p for p in settings.provinces if p not in PROVINCES]
+    if unknown:
+        raise SettingsError(f"unknown province codes {unknown}: use two-digit GB/T 2260 codes")
+    if settings.sink_batch_size < 1 or settings.stream_batch_size < 1:
+        raise SettingsError("batch sizes must be at least 1")

@@ -1,0 +1,66 @@
+"""Errors of the contract package.
+
+    ContractError
+    ├── SchemaLoadError          an .avsc file is missing or does not parse
+    ├── EncodeError              a record does not fit the schema
+    ├── DecodeError              bytes on a topic cannot be turned into an event
+    │   ├── NotFramedError       no Confluent framing (magic byte 0 + 4-byte id)
+    │   ├── UnknownSchemaError   the schema id is known to no registry in use
+    │   └── MalformedBodyError   framing is right, the Avro body is not
+    ├── RegistryError            a Schema Registry call failed
+    └── InvalidIdentifier        an identifier breaks its standard (rule + message)
+"""
+
+from __future__ import annotations
+
+
+class ContractError(Exception):
+    """Base of every error raised by ``schemas``."""
+
+
+class SchemaLoadError(ContractError):
+    pass
+
+
+class EncodeError(ContractError):
+    pass
+
+
+class DecodeError(ContractError):
+    """Raised for undecodable bytes. ``rule`` is a stable machine-readable reason."""
+
+    rule = "undecodable"
+
+
+class NotFramedError(DecodeError):
+    rule = "not_framed"
+
+
+class UnknownSchemaError(DecodeError):
+    rule = "unknown_schema_id"
+
+    def __init__(self, schema_id: int, detail: str = "") -> None:
+        self.schema_id = schema_id
+        msg = f"schema id {schema_id} is not known to the registry"
+        super().__init__(f"{msg}: {detail}" if detail else msg)
+
+
+class MalformedBodyError(DecodeError):
+    rule = "malformed_avro"
+
+
+class RegistryError(ContractError):
+    pass
+
+
+class InvalidIdentifier(ContractError):
+    """An identifier value breaks its standard.
+
+    ``rule`` names the check (``invalid_uscc``, ``invalid_id_number``,
+    ``invalid_plate``, ``invalid_region_code``); the message says why.
+    """
+
+    def __init__(self, rule: str, value: str, message: str) -> None:
+        self.rule = rule
+        self.value = value
+        super().__init__(f"{rule}: {value!r} {message}")
