@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from schemas import signing
 from schemas.identifiers import PROVINCES
+from schemas.topics import TopicNames
 
 from .errors import SettingsError
 
@@ -39,11 +40,17 @@ class Settings:
     sink_flush_seconds: float = 0.5
     stream_batch_size: int = 1000
     metrics_port: int = 0
+    # Put before every topic and group name; lets one broker hold isolated exchanges.
+    topic_prefix: str = ""
     _derived_keys: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def embedded(self) -> bool:
         return not self.bootstrap_servers
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames(self.topic_prefix)
 
     @property
     def store_path(self) -> Path:

@@ -7,20 +7,19 @@ from typing import Iterable
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from schemas import topics
-
 from .errors import TopicError
 from .settings import Settings
 
 
 def exchange_topics(settings: Settings) -> list[tuple[str, int]]:
     """Every topic the exchange needs, with its partition count."""
-    wanted = [(topics.province_changes(p), settings.partitions) for p in settings.provinces]
-    wanted += [(topics.province_inbound(p), settings.partitions) for p in settings.provinces]
+    names = settings.topics
+    wanted = [(names.province_changes(p), settings.partitions) for p in settings.provinces]
+    wanted += [(names.province_inbound(p), settings.partitions) for p in settings.provinces]
     wanted += [
-        (topics.NATIONAL_CHANGES, settings.national_partitions),
-        (topics.NATIONAL_QUALITY, settings.national_partitions),
-        (topics.NATIONAL_DLQ, settings.partitions),
+        (names.national_changes, settings.national_partitions),
+        (names.national_quality, settings.national_partitions),
+        (names.national_dlq, settings.partitions),
     ]
     return wanted
 

@@ -1,33 +1,15 @@
-"""Topic names: the addresses every part of the exchange agrees on."""
+"""Topic and consumer-group names: the addresses every part of the exchange agrees on.
+
+A deployment may put a prefix before every name (tests use a fresh one each, so one
+broker serves many isolated exchanges).
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-NATIONAL_CHANGES = "national.changes"
-NATIONAL_QUALITY = "national.quality"
-NATIONAL_DLQ = "national.dlq"
-
-_PROVINCE_TOPIC = re.compile(r"^prov\.(?P<p>[0-9A-Za-z]+)\.changes$")
-
-
-def province_changes(province: str) -> str:
-    """Where province ``P`` publishes its register changes."""
-    return f"prov.{province}.changes"
-
-
-def province_inbound(province: str) -> str:
-    """Where cases province ``Q`` must act on are delivered."""
-    return f"xprov.{province}.inbound"
-
-
-def province_of_topic(topic: str) -> str | None:
-    """The province a ``prov.<P>.changes`` topic belongs to, else None."""
-    match = _PROVINCE_TOPIC.match(topic)
-    return match["p"] if match else None
-
-
-# Kafka Connect-style headers that travel with a dead letter.
+# Kafka Connect-style headers that travel with a dead letter or a routed case.
 DLQ_REASON = "roadx.error.reason"
 DLQ_RULE = "roadx.error.rule"
 DLQ_TOPIC = "roadx.error.topic"
@@ -35,3 +17,46 @@ DLQ_PARTITION = "roadx.error.partition"
 DLQ_OFFSET = "roadx.error.offset"
 ROUTED_FROM = "roadx.routed.from"
 ROUTED_REASON = "roadx.routed.reason"
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    prefix: str = ""
+
+    @property
+    def national_changes(self) -> str:
+        return f"{self.prefix}national.changes"
+
+    @property
+    def national_quality(self) -> str:
+        return f"{self.prefix}national.quality"
+
+    @property
+    def national_dlq(self) -> str:
+        return f"{self.prefix}national.dlq"
+
+    @property
+    def streams_group(self) -> str:
+        """Consumer group (and faust app id) of the stream worker."""
+        return f"{self.prefix}roadx-streams"
+
+    @property
+    def sink_group(self) -> str:
+        return f"{self.prefix}roadx-sink"
+
+    def province_changes(self, province: str) -> str:
+        """Where province ``P`` publishes its register changes."""
+        return f"{self.prefix}prov.{province}.changes"
+
+    def province_inbound(self, province: str) -> str:
+        """Where the cases province ``Q`` must act on are delivered."""
+        return f"{self.prefix}xprov.{province}.inbound"
+
+    def province_of_changes_topic(self, topic: str) -> str | None:
+        """The province a ``prov.<P>.changes`` topic belongs to, else None."""
+        match = re.fullmatch(rf"{re.escape(self.prefix)}prov\.([0-9]{{2}})\.changes", topic)
+        return match[1] if match else None
+
+    def province_of_inbound_topic(self, topic: str) -> str | None:
+        match = re.fullmatch(rf"{re.escape(self.prefix)}xprov\.([0-9]{{2}})\.inbound", topic)
+        return match[1] if match else None
