@@ -155,3 +155,20 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"unknown province codes {unknown}: use two-digit GB/T 2260 codes")
     if settings.sink_batch_size < 1 or settings.stream_batch_size < 1:
         raise SettingsError("batch sizes must be at least 1")
+
+
+def to_environ(settings: Settings) -> dict[str, str]:
+    """The ``ROADX_*`` variables that make a child process resolve these same settings."""
+    env: dict[str, str] = {}
+    for name in _FIELDS:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if name == "provinces":
+            text = ",".join(value)
+        elif isinstance(value, Path):
+            text = str(value.resolve())
+        else:
+            text = str(value)
+        env[ENV_PREFIX + name.upper()] = text
+    return env

@@ -69,8 +69,11 @@ def entity_fields(entity_type: str) -> list[str]:
 @functools.cache
 def _entity_field_map() -> dict[str, tuple[str, ...]]:
     schema = envelope_schema()
-    after = next(f for f in schema["fields"] if f["name"] == "after")
-    by_name = {t["name"]: t for t in after["type"] if isinstance(t, dict)}
+    by_name = {  # each record is defined in full at its first use, referenced by name after
+        t["name"]: t
+        for f in schema["fields"] if f["name"] in ("before", "after")
+        for t in f["type"] if isinstance(t, dict)
+    }
     return {
         etype: tuple(f["name"] for f in by_name[record]["fields"])
         for etype, record in ENTITY_RECORDS.items()

@@ -1,0 +1,199 @@
+"""The national demo: synthetic provinces through the whole line into the store.
+
+``reconcile`` is the pure check of a finished run; ``run_demo`` is the runner: it starts
+the embedded stack, publishes the synthetic provinces, waits until the stream worker and
+the sink have committed everything, reads the worker's counters and the store, and
+returns the summary.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Callable, TextIO
+
+from .errors import StackError
+from .lag import GroupLag
+from .scrape import scrape, totals
+from .settings import Settings
+from .stack import Stack, StackInfo
+
+STORE_TABLES = (
+    "change_log", "dlq", "routed_cases", "current_operators", "current_vehicles",
+    "current_practitioners", "current_licences", "current_cases",
+)
+
+
+@dataclass
+class DemoSummary:
+    provinces: int
+    produced: int
+    injected_duplicates: int
+    injected_invalid: int
+    accepted: int
+    duplicates_dropped: int
+    rejected: int
+    rejected_by_rule: dict[str, int]
+    routed_by_target: dict[str, int]
+    expected_routed_by_target: dict[str, int]
+    stored_events: int
+    table_rows: dict[str, int]
+    seconds: float
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def reconciled(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "reconciled": self.reconciled}
+
+
+def reconcile(s: DemoSummary) -> list[str]:
+    """Every way the run's counts disagree with each other; empty when they reconcile."""
+    problems = []
+    if s.produced != s.stored_events + s.duplicates_dropped + s.rejected:
+        problems.append(
+            f"produced {s.produced} != stored {s.stored_events} + duplicates dropped "
+            f"{s.duplicates_dropped} + rejected {s.rejected}"
+        )
+    if s.accepted != s.stored_events:
+        problems.append(f"the stream worker accepted {s.accepted} events but the store holds {s.stored_events}")
+    if s.duplicates_dropped != s.injected_duplicates:
+        problems.append(f"dropped {s.duplicates_dropped} duplicates, {s.injected_duplicates} were injected")
+    if s.rejected != s.injected_invalid:
+        problems.append(f"rejected {s.rejected} events, {s.injected_invalid} invalid were injected")
+    if s.table_rows.get("dlq", 0) != s.rejected:
+        problems.append(f"the dlq table holds {s.table_rows.get('dlq', 0)} rows, {s.rejected} were rejected")
+    if s.routed_by_target != s.expected_routed_by_target:
+        diff = {
+            q: (s.routed_by_target.get(q, 0), s.expected_routed_by_target.get(q, 0))
+            for q in set(s.routed_by_target) | set(s.expected_routed_by_target)
+            if s.routed_by_target.get(q, 0) != s.expected_routed_by_target.get(q, 0)
+        }
+        problems.append(f"routed cases per target (stored, expected) differ: {dict(sorted(diff.items()))}")
+    return problems
+
+
+class Progress:
+    """One status line, redrawn in place on a terminal, printed every few seconds otherwise."""
+
+    def __init__(self, out: TextIO = sys.stderr, every: float = 5.0) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.every = 0.2 if self.tty else every
+        self._last = 0.0
+
+    def show(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.every:
+            return
+        self._last = now
+        if self.tty:
+            self.out.write("\r\033[K" + text)
+        else:
+            self.out.write(text + "\n")
+        self.out.flush()
+
+    def done(self, text: str) -> None:
+        self.out.write(("\r\033[K" if self.tty else "") + text + "\n")
+        self.out.flush()
+
+
+def run_demo(
+    settings: Settings, events: int, seed: int, progress: Progress,
+    duplicate_rate: float = 0.02, invalid_rate: float = 0.01, stall_seconds: float = 180,
+) -> DemoSummary:
+    from producers.synthetic import publish_synthetic
+    from sinks.store import open_store
+
+    if StackInfo.read(settings.stack_file):
+        raise StackError(f"a stack is running for {settings.data_dir}: stop it first with `roadx down`")
+    for stale in (settings.store_path, settings.spool_dir):
+        shutil.rmtree(stale, ignore_errors=True)  # the demo starts from an empty store
+    started = time.monotonic()
+    stack = Stack(settings)
+    try:
+        info = stack.start()
+        progress.done(f"embedded stack up: broker {info.bootstrap_servers}, store {settings.store_path}")
+        live = settings.with_overrides(bootstrap_servers=info.bootstrap_servers)
+        report = publish_synthetic(
+            live, events, seed, duplicate_rate=duplicate_rate, invalid_rate=invalid_rate,
+            progress=lambda done, total: progress.show(f"publishing {done:,}/{total:,} events"),
+        )
+        progress.done(f"published {report.produced:,} events from {len(settings.provinces)} provinces")
+        _wait_until_drained(stack, live, progress, stall_seconds)
+        samples = scrape(info.metrics["streams"])
+    finally:
+        stack.stop()
+    outcomes = totals(samples, "roadx_stream_events_total", "outcome")
+    client = open_store(settings)
+    try:
+        db = settings.clickhouse_database
+        rows = {t: int(client.command(f"SELECT count() FROM {db}.{t} FINAL" if t in ("change_log", "dlq", "routed_cases")
+                                      else f"SELECT count() FROM {db}.{t}")) for t in STORE_TABLES}
+        routed = {str(q): int(n) for q, n in client.query(
+            f"SELECT target_province, count() FROM {db}.routed_cases FINAL GROUP BY target_province").result_rows}
+    finally:
+        client.close()
+    summary = DemoSummary(
+        provinces=len(settings.provinces), produced=report.produced,
+        injected_duplicates=report.duplicates, injected_invalid=report.invalid,
+        accepted=outcomes["accepted"], duplicates_dropped=outcomes["duplicate"], rejected=outcomes["rejected"],
+        rejected_by_rule=dict(totals(samples, "roadx_stream_rejected_total", "rule")),
+        routed_by_target=dict(sorted(routed.items())),
+        expected_routed_by_target=dict(sorted((str(q), int(n)) for q, n in report.expected_routed.items() if n)),
+        stored_events=rows["change_log"], table_rows=rows, seconds=round(time.monotonic() - started, 1),
+    )
+    summary.problems = reconcile(summary)
+    return summary
+
+
+def _wait_until_drained(stack: Stack, settings: Settings, progress: Progress, stall_seconds: float) -> None:
+    names = settings.topics
+    source_topics = [names.province_changes(p) for p in settings.provinces]
+    sink_topics = [names.national_changes, names.national_dlq] + [names.province_inbound(p) for p in settings.provinces]
+    streams_lag = GroupLag(settings.bootstrap_servers, names.streams_group)
+    sink_lag = GroupLag(settings.bootstrap_servers, names.sink_group)
+    try:
+        last_change, last_seen = time.monotonic(), None
+        while True:
+            stack.check()
+            behind_streams = sum(streams_lag.behind(source_topics).values())
+            behind_sink = sum(sink_lag.behind(sink_topics).values())
+            progress.show(f"draining: stream worker {behind_streams:,} behind, sink {behind_sink:,} behind")
+            if behind_streams == 0 and behind_sink == 0:
+                progress.done("drained: every event is processed and stored")
+                return
+            if (behind_streams, behind_sink) != last_seen:
+                last_seen, last_change = (behind_streams, behind_sink), time.monotonic()
+            elif time.monotonic() - last_change > stall_seconds:
+                raise StackError(
+                    f"no progress for {stall_seconds:.0f}s (stream worker {behind_streams} behind, "
+                    f"sink {behind_sink} behind); logs are in {stack.log_dir}"
+                )
+            time.sleep(0.5)
+    finally:
+        streams_lag.close()
+        sink_lag.close()
+
+
+def format_summary(s: DemoSummary) -> str:
+    lines = [
+        f"roadx national demo — {s.provinces} provinces, {s.seconds}s",
+        f"  produced            {s.produced:>10,}  (injected: {s.injected_duplicates:,} duplicates, {s.injected_invalid:,} invalid)",
+        f"  stored              {s.stored_events:>10,}",
+        f"  duplicates dropped  {s.duplicates_dropped:>10,}",
+        f"  rejected            {s.rejected:>10,}  " + ", ".join(f"{r}={n}" for r, n in sorted(s.rejected_by_rule.items())),
+        f"  routed cases        {sum(s.routed_by_target.values()):>10,}  to {len(s.routed_by_target)} provinces",
+    ]
+    lines += [f"    → {q}  {n:>8,}" for q, n in sorted(s.routed_by_target.items())]
+    lines.append("  rows per table")
+    lines += [f"    {t:<22}{n:>10,}" for t, n in s.table_rows.items()]
+    verdict = "reconciled: produced = stored + duplicates dropped + rejected" if s.reconciled else "NOT reconciled:"
+    lines.append(verdict)
+    lines += [f"  - {p}" for p in s.problems]
+    return "\n".join(lines)

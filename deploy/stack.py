@@ -1,0 +1,164 @@
+"""The embedded stack: broker, stream worker and sink as supervised processes.
+
+``Stack`` is the supervisor. It starts the Tansu broker, creates the topics, spawns the
+stream worker and the sink (each a ``python -m`` child with its settings passed as
+``ROADX_*`` variables), and records where everything is in ``<data-dir>/stack.json`` so
+other commands can find it. Every child dies with the supervisor (parent-death signal);
+if one part dies, the supervisor stops the rest. ``stop()`` ends them in flow order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .broker import EmbeddedBroker, die_with_parent, free_port
+from .errors import StackError
+from .settings import Settings, to_environ
+from .topics import create_topics, exchange_topics
+
+PARTS = {"streams": "streams.worker", "sink": "sinks.worker"}
+STOP_ORDER = ("streams", "sink")
+
+
+@dataclass
+class StackInfo:
+    """What ``stack.json`` records about a running stack."""
+
+    supervisor_pid: int
+    bootstrap_servers: str
+    data_dir: str
+    pids: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)
+    started_at: float = 0.0
+
+    @classmethod
+    def read(cls, path: Path) -> "StackInfo | None":
+        """The recorded stack if its supervisor is still alive, else None."""
+        try:
+            info = cls(**json.loads(path.read_text("utf-8")))
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError) as exc:
+            raise StackError(f"{path} is not a stack record: {exc}") from exc
+        return info if _alive(info.supervisor_pid) else None
+
+    def write(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2), "utf-8")
+        tmp.replace(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Stack:
+    def __init__(self, settings: Settings, log_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.log_dir = log_dir or settings.data_dir / "logs"
+        self.broker: EmbeddedBroker | None = None
+        self.children: dict[str, subprocess.Popen] = {}
+        self.info: StackInfo | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if self.info is None:
+            raise StackError("the stack is not started")
+        return self.info.bootstrap_servers
+
+    def start(self) -> StackInfo:
+        """Start broker, topics, stream worker and sink; returns the stack record."""
+        if StackInfo.read(self.settings.stack_file):
+            raise StackError(
+                f"a stack is already running for {self.settings.data_dir}: stop it with "
+                f"`roadx down --data-dir {self.settings.data_dir}`"
+            )
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.master_key()  # create it once, before children race to
+        try:
+            self.broker = EmbeddedBroker.start(log_path=self.log_dir / "broker.log")
+            bootstrap = self.broker.bootstrap_servers
+            child_settings = self.settings.with_overrides(bootstrap_servers=bootstrap)
+            create_topics(bootstrap, exchange_topics(child_settings))
+            metrics = {}
+            for name, module in PARTS.items():
+                port = free_port()
+                metrics[name] = f"127.0.0.1:{port}"
+                self.children[name] = self._spawn(name, module, child_settings, port)
+            self.info = StackInfo(
+                supervisor_pid=os.getpid(), bootstrap_servers=bootstrap,
+                data_dir=str(self.settings.data_dir.resolve()),
+                pids={"broker": self.broker.process.pid, **{n: p.pid for n, p in self.children.items()}},
+                metrics=metrics, started_at=time.time(),
+            )
+            self.info.write(self.settings.stack_file)
+        except BaseException:
+            self.stop()
+            raise
+        return self.info
+
+    def _spawn(self, name: str, module: str, settings: Settings, metrics_port: int) -> subprocess.Popen:
+        env = {**os.environ, **to_environ(settings.with_overrides(metrics_port=metrics_port))}
+        log = open(self.log_dir / f"{name}.log", "ab")
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-m", module], env=env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
+            )
+        finally:
+            log.close()
+
+    def check(self) -> None:
+        """Raise ``StackError`` naming the part that died, if any did."""
+        if self.broker is not None and self.broker.process.poll() is not None:
+            raise StackError(f"the broker exited with code {self.broker.process.returncode}")
+        for name, proc in self.children.items():
+            if proc.poll() is not None:
+                log = self.log_dir / f"{name}.log"
+                raise StackError(f"the {name} process exited with code {proc.returncode}; see {log}:\n{_tail(log)}")
+
+    def stop(self, timeout: float = 15) -> None:
+        """Stop children in flow order (SIGTERM, then SIGKILL), then the broker."""
+        for name in STOP_ORDER:
+            proc = self.children.get(name)
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.broker is not None:
+            self.broker.stop()
+        if self.info is not None:
+            self.settings.stack_file.unlink(missing_ok=True)
+            self.info = None
+
+    def __enter__(self) -> "Stack":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text("utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

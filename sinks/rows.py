@@ -1,0 +1,186 @@
+"""Store rows from decoded events and raw messages (pure functions).
+
+JSON columns (``before``/``after``) are written with ``ensure_ascii=False``: dates as ISO
+``YYYY-MM-DD``, timestamps as ISO 8601 UTC with milliseconds, UUIDs as strings. A dead
+letter's raw value is stored base64-encoded, with ID and phone numbers masked inside it.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from typing import Any, Iterable, Mapping
+
+from schemas import topics as topic_headers
+
+from .errors import RowError
+from .pii import PiiMasker, mask_raw
+
+# Headers a dead letter may carry besides origin, rule and reason.
+DLQ_ENTITY_KEY = "roadx.error.entity_key"
+DLQ_EVENT_ID = "roadx.error.event_id"
+
+CHANGE_LOG_COLUMNS = (
+    "event_id", "op", "entity_type", "entity_key", "province", "source_system", "source_table",
+    "seq", "snapshot", "ts", "before", "after", "schema_id", "topic", "partition", "offset",
+    "ingested_at",
+)
+DLQ_COLUMNS = (
+    "topic", "partition", "offset", "origin_topic", "origin_partition", "origin_offset",
+    "rule", "reason", "entity_key", "event_id", "raw_base64", "key", "ingested_at",
+)
+ROUTED_COLUMNS = (
+    "event_id", "entity_key", "case_no", "source_province", "target_province", "reason", "stage",
+    "topic", "partition", "offset", "ingested_at",
+)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def to_json(record: Mapping[str, Any] | None) -> str:
+    """``''`` for no record, else compact JSON (non-ASCII kept as is)."""
+    if record is None:
+        return ""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
+def _utc(value: Any, what: str, event_id: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if isinstance(value, int):
+        return dt.datetime.fromtimestamp(value / 1000, dt.timezone.utc)
+    raise RowError(f"event {event_id}: {what} is {type(value).__name__}, expected a timestamp")
+
+
+def header_map(headers: Iterable[tuple[str, bytes | str | None]] | None) -> dict[str, str]:
+    """Kafka headers as text; the last value of a repeated header wins."""
+    out: dict[str, str] = {}
+    for name, value in headers or ():
+        if isinstance(value, (bytes, bytearray)):
+            value = bytes(value).decode("utf-8", errors="replace")
+        out[name] = "" if value is None else str(value)
+    return out
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def change_log_row(
+    event: Mapping[str, Any], schema_id: int, topic: str, partition: int, offset: int,
+    pii: PiiMasker, ingested_at: dt.datetime | None = None,
+) -> tuple:
+    """One ``change_log`` row (in ``CHANGE_LOG_COLUMNS`` order), personal data masked."""
+    event_id = event.get("event_id")
+    try:
+        source = event["source"]
+        return (
+            uuid.UUID(str(event_id)),
+            event["op"],
+            event["entity_type"],
+            pii.entity_key(event["entity_key"]),
+            source["province"],
+            source["system"],
+            source["table"],
+            int(source["seq"]),
+            bool(source.get("snapshot", False)),
+            _utc(event["ts_ms"], "ts_ms", event_id),
+            to_json(pii.record(event.get("before"))),
+            to_json(pii.record(event.get("after"))),
+            int(schema_id),
+            topic,
+            int(partition),
+            int(offset),
+            ingested_at or _now(),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RowError(f"event {event_id} at {topic}[{partition}]@{offset}: not a change event: {exc!r}") from exc
+
+
+def dlq_row(
+    message: Any, pii: PiiMasker, *, rule: str | None = None, reason: str | None = None,
+    ingested_at: dt.datetime | None = None,
+) -> tuple:
+    """One ``dlq`` row (``DLQ_COLUMNS`` order) from a Kafka message.
+
+    For a message read from ``national.dlq`` the origin, rule and reason come from its
+    headers; ``rule``/``reason`` given here (the sink's own rejects) take precedence and
+    the message itself is the origin.
+    """
+    headers = header_map(message.headers())
+    raw = message.value() or b""
+    key = message.key()
+    key_text = bytes(key).decode("utf-8", errors="replace") if key is not None else ""
+    if rule is None:
+        origin = (
+            headers.get(topic_headers.DLQ_TOPIC, ""),
+            _int_or_none(headers.get(topic_headers.DLQ_PARTITION)),
+            _int_or_none(headers.get(topic_headers.DLQ_OFFSET)),
+        )
+        rule = headers.get(topic_headers.DLQ_RULE, "") or "unknown"
+        reason = headers.get(topic_headers.DLQ_REASON, "")
+    else:
+        origin = (message.topic(), message.partition(), message.offset())
+        reason = reason or ""
+    entity_key = headers.get(DLQ_ENTITY_KEY) or key_text
+    return (
+        message.topic(),
+        int(message.partition()),
+        int(message.offset()),
+        *origin,
+        rule,
+        pii.text(reason),
+        pii.entity_key(entity_key),
+        headers.get(DLQ_EVENT_ID, ""),
+        base64.b64encode(mask_raw(bytes(raw))).decode("ascii"),
+        pii.entity_key(key_text),
+        ingested_at or _now(),
+    )
+
+
+def routed_row(
+    event: Mapping[str, Any], topic: str, partition: int, offset: int,
+    headers: Iterable[tuple[str, bytes | str | None]] | None, target: str, pii: PiiMasker,
+    ingested_at: dt.datetime | None = None,
+) -> tuple:
+    """One ``routed_cases`` row (``ROUTED_COLUMNS`` order) for a case delivered to ``target``."""
+    event_id = event.get("event_id")
+    record = event.get("after") or event.get("before") or {}
+    found = header_map(headers)
+    try:
+        return (
+            uuid.UUID(str(event_id)),
+            pii.entity_key(event["entity_key"]),
+            record.get("case_no", ""),
+            event["source"]["province"],
+            target,
+            pii.text(found.get(topic_headers.ROUTED_REASON, "")),
+            record.get("stage", ""),
+            topic,
+            int(partition),
+            int(offset),
+            ingested_at or _now(),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RowError(f"event {event_id} at {topic}[{partition}]@{offset}: not a routed case: {exc!r}") from exc

@@ -1,0 +1,29 @@
+"""Errors of the streams package.
+
+    StreamError
+    ├── Rejection        an event breaks a rule; it goes to the DLQ (rule + message)
+    └── WorkerError      the stream worker cannot be built or started
+"""
+
+from __future__ import annotations
+
+
+class StreamError(Exception):
+    """Base of every error raised by ``streams``."""
+
+
+class Rejection(StreamError):
+    """An event fails provenance or validation.
+
+    ``rule`` is a stable machine-readable name (``invalid_uscc``, ``bad_signature`` …);
+    the message names the record (event id / entity key), the rule and the offending value.
+    """
+
+    def __init__(self, rule: str, message: str) -> None:
+        self.rule = rule
+        self.message = message
+        super().__init__(message)
+
+
+class WorkerError(StreamError):
+    pass

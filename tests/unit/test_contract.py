@@ -1,0 +1,125 @@
+"""The contract: schemas load, evolve compatibly, and the codec frames and signs."""
+
+from __future__ import annotations
+
+import copy
+import io
+import struct
+import uuid
+
+import pytest
+from fastavro import parse_schema, schemaless_writer
+from fastavro.utils import generate_many
+
+from schemas import contract, signing
+from schemas.codec import EventCodec, read_schema_id
+from schemas.compatibility import backward_transitive, incompatibilities
+from schemas.errors import EncodeError, MalformedBodyError, NotFramedError, UnknownSchemaError
+from schemas.registry import EmbeddedRegistry, fingerprint_id
+
+KEY = signing.derive_province_key(b"test-master", "44")
+
+
+def vehicle_event(**after_changes):
+    after = dict(plate="粤B12345", plate_color=2, vin=None, vehicle_class="truck",
+                 operator_uscc="91350100M000100Y43", transport_cert_no=None, seats=None,
+                 tonnage_kg=12000, status="active")
+    after.update(after_changes)
+    return dict(event_id=str(uuid.UUID(int=7, version=4)), op="c", entity_type="vehicle",
+                entity_key=contract.entity_key("vehicle", after), before=None, after=after,
+                source=dict(province="44", system="yunzheng-44", table="vehicles", seq=1, snapshot=False),
+                ts_ms=1_700_000_000_000)
+
+
+def test_every_entity_has_the_canonical_fields():
+    assert contract.entity_fields("licence")[:3] == ["licence_no", "licence_type", "holder_key"]
+    for etype, must in {
+        "operator": {"uscc", "name", "region_code", "permit_no", "business_scope", "status",
+                     "legal_rep_id_number", "contact_phone"},
+        "vehicle": {"plate", "plate_color", "vin", "vehicle_class", "operator_uscc",
+                    "transport_cert_no", "seats", "tonnage_kg", "status"},
+        "practitioner": {"id_number", "name", "qualification_cert_no", "qualification_types",
+                         "region_code", "employer_uscc", "status"},
+        "case": {"case_no", "region_code", "stage", "violation_code", "occurred_at", "involved_plate",
+                 "involved_operator_uscc", "involved_id_number", "penalty_cents"},
+    }.items():
+        assert must <= set(contract.entity_fields(etype)), etype
+
+
+def test_round_trip_keeps_the_event_and_the_signature_verifies():
+    codec = EventCodec(EmbeddedRegistry())
+    framed = codec.encode(vehicle_event(), KEY)
+    assert framed[0] == 0 and read_schema_id(framed) == codec.schema_id
+    assert signing.verify(framed, KEY)
+    assert not signing.verify(framed, signing.derive_province_key(b"test-master", "11"))
+    _, event = codec.decode(framed)
+    assert event["after"]["plate"] == "粤B12345" and str(event["event_id"]) == vehicle_event()["event_id"]
+
+
+def test_a_changed_byte_breaks_the_signature():
+    framed = bytearray(EventCodec(EmbeddedRegistry()).encode(vehicle_event(), KEY))
+    framed[20] ^= 1
+    assert not signing.verify(bytes(framed), KEY)
+
+
+def test_every_process_computes_the_same_schema_id():
+    assert EventCodec(EmbeddedRegistry()).schema_id == EventCodec(EmbeddedRegistry()).schema_id
+    assert EmbeddedRegistry().id_for("x", contract.envelope_schema()) == fingerprint_id(contract.envelope_canonical())
+
+
+@pytest.mark.parametrize("value, error", [
+    (b"", NotFramedError),
+    ('{"plate": "粤B12345"}'.encode(), NotFramedError),
+    (b"\x00\x00", NotFramedError),
+    (struct.pack(">bI", 0, 12345) + b"\x02", UnknownSchemaError),
+])
+def test_undecodable_bytes_raise_a_named_error(value, error):
+    with pytest.raises(error) as caught:
+        EventCodec(EmbeddedRegistry()).decode(value)
+    assert caught.value.rule in ("not_framed", "unknown_schema_id")
+
+
+def test_a_truncated_body_is_malformed_not_a_crash():
+    framed = EventCodec(EmbeddedRegistry()).encode(vehicle_event(), KEY)
+    with pytest.raises(MalformedBodyError, match="does not decode"):
+        EventCodec(EmbeddedRegistry()).decode(framed[:30])
+
+
+def test_a_record_that_does_not_fit_is_an_encode_error_naming_the_event():
+    with pytest.raises(EncodeError, match=vehicle_event()["event_id"]):
+        EventCodec(EmbeddedRegistry()).encode(vehicle_event(plate_color="yellow"), KEY)
+
+
+def test_current_envelope_reads_every_earlier_version():
+    history = contract.historic_envelopes()
+    assert history, "at least the first version is frozen"
+    assert backward_transitive(contract.envelope_schema(), history) == []
+
+
+def test_data_written_with_an_earlier_version_decodes_with_the_current_one():
+    codec = EventCodec(EmbeddedRegistry())
+    for _name, writer in contract.historic_envelopes():
+        writer_id = EmbeddedRegistry().id_for("x", writer)
+        for record in generate_many(writer, 20):
+            buf = io.BytesIO()
+            buf.write(struct.pack(">bI", 0, writer_id))
+            schemaless_writer(buf, writer, record)
+            _, event = codec.decode(buf.getvalue())
+            assert event["entity_key"] == record["entity_key"]
+
+
+def test_adding_a_field_without_default_is_incompatible_and_with_default_is_not():
+    current = copy.deepcopy(contract.envelope_schema())
+    with_default = copy.deepcopy(current)
+    with_default["fields"].insert(-1, {"name": "trace_id", "type": ["null", "string"], "default": None})
+    assert incompatibilities(parse_schema(with_default), current) == []
+    without = copy.deepcopy(current)
+    without["fields"].insert(-1, {"name": "trace_id", "type": "string"})
+    assert any("trace_id" in p for p in incompatibilities(parse_schema(without), current))
+
+
+def test_narrowing_a_type_is_incompatible():
+    writer = {"type": "record", "name": "R", "fields": [{"name": "n", "type": "long"}]}
+    reader = {"type": "record", "name": "R", "fields": [{"name": "n", "type": "int"}]}
+    assert incompatibilities(reader, writer) == [".n: writer type long cannot be read as int"]
+    assert incompatibilities(writer, reader) == []
