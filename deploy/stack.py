@@ -56,13 +56,12 @@ class StackInfo:
 
 
 def _alive(pid: int) -> bool:
+    """True for a running process; a zombie not yet reaped counts as gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Stack:

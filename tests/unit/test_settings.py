@@ -1,0 +1,54 @@
+"""Settings: resolved once from environment and flags, unknown keys rejected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deploy.errors import SettingsError
+from deploy.settings import resolve, to_environ
+
+
+def test_defaults_are_the_embedded_stack():
+    settings = resolve({})
+    assert settings.embedded and settings.data_dir == Path(".roadx") and len(settings.provinces) == 31
+
+
+def test_environment_then_flags_take_precedence():
+    settings = resolve({"ROADX_PARTITIONS": "4", "ROADX_DATA_DIR": "/tmp/a"}, data_dir="/tmp/b")
+    assert settings.partitions == 4 and settings.data_dir == Path("/tmp/b")
+
+
+def test_unknown_variable_is_rejected_with_the_known_ones_listed():
+    with pytest.raises(SettingsError, match="ROADX_PARTITONS.*ROADX_PARTITIONS"):
+        resolve({"ROADX_PARTITONS": "4"})
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"ROADX_PARTITIONS": "four"}, "ROADX_PARTITIONS='four'"),
+    ({"ROADX_PARTITIONS": "0"}, "at least 1"),
+    ({"ROADX_PROVINCES": "44,99"}, "unknown province codes"),
+    ({"ROADX_PROVINCES": " , "}, "empty list"),
+])
+def test_malformed_values_say_which_setting(env, message):
+    with pytest.raises(SettingsError, match=message):
+        resolve(env)
+
+
+def test_children_resolve_the_same_settings_from_the_environment(tmp_path):
+    settings = resolve({}, data_dir=str(tmp_path), provinces=("11", "44"), topic_prefix="t1.")
+    assert resolve(to_environ(settings)) == settings
+
+
+def test_province_keys_are_stable_and_distinct(tmp_path):
+    settings = resolve({}, data_dir=str(tmp_path))
+    again = resolve({}, data_dir=str(tmp_path))
+    assert settings.province_key("44") == again.province_key("44") != settings.province_key("11")
+    assert (tmp_path / "secrets" / "master.key").stat().st_mode & 0o077 == 0
+
+
+def test_a_missing_master_key_file_is_an_error_not_a_new_key(tmp_path):
+    settings = resolve({"ROADX_MASTER_KEY_FILE": str(tmp_path / "nope.key")})
+    with pytest.raises(SettingsError, match="does not exist"):
+        settings.master_key()
