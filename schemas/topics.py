@@ -15,6 +15,8 @@ DLQ_RULE = "roadx.error.rule"
 DLQ_TOPIC = "roadx.error.topic"
 DLQ_PARTITION = "roadx.error.partition"
 DLQ_OFFSET = "roadx.error.offset"
+DLQ_ENTITY_KEY = "roadx.error.entity_key"
+DLQ_EVENT_ID = "roadx.error.event_id"
 ROUTED_FROM = "roadx.routed.from"
 ROUTED_REASON = "roadx.routed.reason"
 

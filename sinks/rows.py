@@ -18,10 +18,6 @@ from schemas import topics as topic_headers
 from .errors import RowError
 from .pii import PiiMasker, mask_raw
 
-# Headers a dead letter may carry besides origin, rule and reason.
-DLQ_ENTITY_KEY = "roadx.error.entity_key"
-DLQ_EVENT_ID = "roadx.error.event_id"
-
 CHANGE_LOG_COLUMNS = (
     "event_id", "op", "entity_type", "entity_key", "province", "source_system", "source_table",
     "seq", "snapshot", "ts", "before", "after", "schema_id", "topic", "partition", "offset",
@@ -143,7 +139,7 @@ def dlq_row(
     else:
         origin = (message.topic(), message.partition(), message.offset())
         reason = reason or ""
-    entity_key = headers.get(DLQ_ENTITY_KEY) or key_text
+    entity_key = headers.get(topic_headers.DLQ_ENTITY_KEY) or key_text
     return (
         message.topic(),
         int(message.partition()),
@@ -152,7 +148,7 @@ def dlq_row(
         rule,
         pii.text(reason),
         pii.entity_key(entity_key),
-        headers.get(DLQ_EVENT_ID, ""),
+        headers.get(topic_headers.DLQ_EVENT_ID, ""),
         base64.b64encode(mask_raw(bytes(raw))).decode("ascii"),
         pii.entity_key(key_text),
         ingested_at or _now(),

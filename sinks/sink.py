@@ -1,0 +1,244 @@
+"""The ClickHouse sink: polled messages → store rows → insert → commit offsets.
+
+``plan_batch`` is pure: it decodes the polled messages, turns each into a row of its
+table and groups the rows per (table, topic, partition), each group carrying a
+deterministic ``insert_deduplication_token`` built from its offset range, so a batch
+retried after a crash is dropped by ClickHouse. ``write_then_commit`` is the only place
+offsets are committed, and only after every insert of the batch succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from clickhouse_connect.driver.exceptions import ClickHouseError
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from prometheus_client import Counter
+
+from schemas.codec import EventCodec
+from schemas.errors import DecodeError
+from schemas.registry import make_registry
+
+from .errors import RowError, SinkError, StoreError
+from .pii import PiiMasker
+from .rows import CHANGE_LOG_COLUMNS, DLQ_COLUMNS, ROUTED_COLUMNS, change_log_row, dlq_row, routed_row
+from .store import ensure_schema, open_store
+
+log = logging.getLogger("roadx.sinks")
+
+COLUMNS = {"change_log": CHANGE_LOG_COLUMNS, "dlq": DLQ_COLUMNS, "routed_cases": ROUTED_COLUMNS}
+RULE_UNDECODABLE = "sink_undecodable"
+RULE_INVALID_EVENT = "sink_invalid_event"
+
+ROWS = Counter("roadx_sink_rows", "Rows inserted into the store", ["table"])
+BATCHES = Counter("roadx_sink_batches", "Batches written and committed")
+COMMIT_FAILURES = Counter("roadx_sink_commit_failures", "Offset commits that failed after a successful insert")
+
+Decode = Callable[[bytes | None], tuple[int, dict[str, Any]]]
+
+
+def dedup_token(table: str, topic: str, partition: int, first_offset: int, last_offset: int) -> str:
+    """The insert-deduplication token of one table's rows from one offset range."""
+    return f"roadx-sink/{table}/{topic}/{partition}/{first_offset}-{last_offset}"
+
+
+@dataclass(frozen=True)
+class TopicRoles:
+    """What the sink does with each subscribed topic."""
+
+    changes: str
+    dlq: str
+    inbound: dict[str, str]  # topic -> target province
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "TopicRoles":
+        names = settings.topics
+        return cls(names.national_changes, names.national_dlq,
+                   {names.province_inbound(p): p for p in settings.provinces})
+
+    @property
+    def topics(self) -> list[str]:
+        return [self.changes, self.dlq, *self.inbound]
+
+
+@dataclass
+class TableInsert:
+    """Rows for one table from one topic-partition, with their offset range."""
+
+    table: str
+    topic: str
+    partition: int
+    first_offset: int
+    last_offset: int
+    rows: list[tuple] = field(default_factory=list)
+
+    @property
+    def token(self) -> str:
+        return dedup_token(self.table, self.topic, self.partition, self.first_offset, self.last_offset)
+
+
+@dataclass
+class BatchPlan:
+    inserts: list[TableInsert]
+    next_offsets: dict[tuple[str, int], int]  # (topic, partition) -> offset to commit
+    rejected: list[str] = field(default_factory=list)  # why messages became sink dead letters
+    consumed: int = 0  # messages taken from the broker, errors excluded
+
+    def rows_per_table(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for insert in self.inserts:
+            counts[insert.table] += len(insert.rows)
+        return dict(counts)
+
+    def commit_offsets(self) -> list[TopicPartition]:
+        return [TopicPartition(t, p, o) for (t, p), o in sorted(self.next_offsets.items())]
+
+
+def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: PiiMasker) -> BatchPlan:
+    """Turn polled messages into per-table inserts and the offsets to commit after them."""
+    groups: dict[tuple[str, str, int], TableInsert] = {}
+    next_offsets: dict[tuple[str, int], int] = {}
+    rejected: list[str] = []
+    consumed = 0
+    for msg in messages:
+        if msg.error() is not None:
+            if msg.error().fatal():
+                raise SinkError(f"fatal consumer error: {msg.error()}")
+            log.warning("consumer error: %s", msg.error())
+            continue
+        consumed += 1
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        table, row = _row_for(msg, roles, decode, pii, rejected)
+        tp = (topic, partition)
+        next_offsets[tp] = max(next_offsets.get(tp, 0), offset + 1)
+        if table is None:
+            continue
+        group = groups.get((table, topic, partition))
+        if group is None:
+            group = groups[(table, topic, partition)] = TableInsert(table, topic, partition, offset, offset)
+        group.first_offset = min(group.first_offset, offset)
+        group.last_offset = max(group.last_offset, offset)
+        group.rows.append(row)
+    return BatchPlan(list(groups.values()), next_offsets, rejected, consumed)
+
+
+def _row_for(msg: Any, roles: TopicRoles, decode: Decode, pii: PiiMasker,
+             rejected: list[str]) -> tuple[str | None, tuple | None]:
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    where = f"{topic}[{partition}]@{offset}"
+    if topic == roles.dlq:
+        return "dlq", dlq_row(msg, pii)
+    target = roles.inbound.get(topic)
+    if topic != roles.changes and target is None:
+        log.warning("message from unexpected topic %s skipped", where)
+        return None, None
+    try:
+        schema_id, event = decode(msg.value())
+    except DecodeError as exc:
+        reason = f"{where}: {exc.rule}: {exc}"
+        rejected.append(reason)
+        return "dlq", dlq_row(msg, pii, rule=RULE_UNDECODABLE, reason=reason)
+    try:
+        if target is None:
+            return "change_log", change_log_row(event, schema_id, topic, partition, offset, pii)
+        return "routed_cases", routed_row(event, topic, partition, offset, msg.headers(), target, pii)
+    except RowError as exc:
+        rejected.append(str(exc))
+        return "dlq", dlq_row(msg, pii, rule=RULE_INVALID_EVENT, reason=str(exc))
+
+
+def insert_rows(store: Any, database: str, insert: TableInsert, attempts: int = 4,
+                backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Insert one group with its dedup token, retrying ClickHouse errors with backoff."""
+    for attempt in range(1, attempts + 1):
+        try:
+            store.insert(insert.table, insert.rows, column_names=COLUMNS[insert.table], database=database,
+                         settings={"insert_deduplication_token": insert.token})
+            return
+        except (ClickHouseError, OSError) as exc:
+            if attempt == attempts:
+                raise StoreError(
+                    f"insert into {database}.{insert.table} of {insert.topic}[{insert.partition}]"
+                    f"@{insert.first_offset}-{insert.last_offset} failed {attempts} times: {exc}"
+                ) from exc
+            log.warning("insert into %s failed (attempt %d/%d), retrying: %s", insert.table, attempt, attempts, exc)
+            sleep(backoff * 2 ** (attempt - 1))
+
+
+def write_then_commit(store: Any, consumer: Any, plan: BatchPlan, database: str, **retry: Any) -> None:
+    """The commit order: insert every table's rows, then commit the consumed offsets.
+
+    Offsets are never committed before every insert succeeded; a failed insert raises
+    ``StoreError`` with nothing committed, so the batch is read again and deduplicated.
+    A failed commit after a good insert is logged: the redelivered batch is idempotent.
+    """
+    for insert in plan.inserts:
+        insert_rows(store, database, insert, **retry)
+    offsets = plan.commit_offsets()
+    if not offsets:
+        return
+    try:
+        consumer.commit(offsets=offsets, asynchronous=False)
+    except KafkaException as exc:
+        COMMIT_FAILURES.inc()
+        log.warning("offset commit failed after the insert (batch will be re-read, deduplicated): %s", exc)
+
+
+def consumer_conf(settings: Any, group_id: str | None = None) -> dict[str, Any]:
+    return settings.kafka_conf(**{
+        "group.id": group_id or settings.topics.sink_group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": settings.session_timeout_ms,
+        "heartbeat.interval.ms": min(1000, max(1, settings.session_timeout_ms // 3)),
+        "client.id": "roadx-sink",
+    })
+
+
+def run_sink(settings: Any, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None = None,
+             *, group_id: str | None = None) -> None:
+    """Consume national changes, dead letters and inbound cases into the store until ``stop``."""
+    conf = consumer_conf(settings, group_id)
+    codec = EventCodec(make_registry(settings.schema_registry_url or None))
+    pii = PiiMasker(settings.pii_key())
+    roles = TopicRoles.from_settings(settings)
+    database = settings.clickhouse_database
+    store = open_store(settings)
+    try:
+        ensure_schema(store, database)
+        try:
+            consumer = Consumer(conf)
+            consumer.subscribe(roles.topics)
+        except KafkaException as exc:
+            raise SinkError(f"cannot start the sink consumer: {exc}") from exc
+        try:
+            _loop(settings, stop, on_batch, codec, pii, roles, store, consumer, database)
+        finally:
+            consumer.close()
+    finally:
+        store.close()
+
+
+def _loop(settings: Any, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None,
+          codec: EventCodec, pii: PiiMasker, roles: TopicRoles, store: Any, consumer: Any, database: str) -> None:
+    while not stop.is_set():
+        try:
+            messages: Sequence[Any] = consumer.consume(settings.sink_batch_size, timeout=settings.sink_flush_seconds)
+        except KafkaException as exc:
+            raise SinkError(f"consume failed: {exc}") from exc
+        if not messages:
+            continue
+        plan = plan_batch(messages, roles, codec.decode, pii)
+        for reason in plan.rejected:
+            log.warning("stored as a dead letter: %s", reason)
+        write_then_commit(store, consumer, plan, database)
+        for table, count in plan.rows_per_table().items():
+            ROWS.labels(table=table).inc(count)
+        BATCHES.inc()
+        if on_batch is not None:
+            on_batch(plan)

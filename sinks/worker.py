@@ -1,0 +1,54 @@
+"""``python -m sinks.worker``: run the sink with ``ROADX_*`` settings until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+from prometheus_client import start_http_server
+
+from deploy.errors import DeployError
+from deploy.settings import Settings, resolve
+
+from .errors import SinkError
+from .sink import run_sink
+
+log = logging.getLogger("roadx.sinks")
+
+
+def run_worker(settings: Settings) -> None:
+    """Run the sink in the foreground until SIGTERM/SIGINT, then close it cleanly.
+
+    Serves Prometheus metrics on 127.0.0.1:``metrics_port`` when it is > 0. Raises
+    ``SinkError`` (or ``DeployError`` for unusable settings) when the sink cannot go on.
+    """
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping after the current batch", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    if settings.metrics_port > 0:
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+    log.info("sink starting: store %s, database %s",
+             "server" if settings.clickhouse_url else settings.store_path, settings.clickhouse_database)
+    run_sink(settings, stop)
+    log.info("sink stopped")
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s sink %(levelname)s %(message)s")
+    try:
+        run_worker(resolve())
+    except (SinkError, DeployError) as exc:
+        print(f"roadx sink: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Store rows for every entity type, dead letters and routed cases."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+
+import pytest
+
+from schemas import contract, topics
+from schemas.codec import EventCodec
+from schemas.registry import EmbeddedRegistry
+from sinks.errors import RowError
+from sinks.pii import PiiMasker
+from sinks.rows import (
+    CHANGE_LOG_COLUMNS, DLQ_COLUMNS, ROUTED_COLUMNS, change_log_row, dlq_row, routed_row,
+)
+
+ID = "11010519491231002X"
+PII = PiiMasker(b"k" * 32)
+TS = dt.datetime(2024, 5, 1, 8, 30, tzinfo=dt.timezone.utc)
+
+RECORDS = {
+    "operator": {"uscc": "91350100M000100Y43", "name": "福州顺达运输有限公司", "region_code": "350100",
+                 "permit_no": "闽交运管许可榕字350100000001号", "business_scope": "道路普通货物运输",
+                 "status": "active", "legal_rep_id_number": ID, "contact_phone": "13812345678"},
+    "vehicle": {"plate": "粤B12345", "plate_color": 2, "vin": "LSVAU2180N2183294", "vehicle_class": "truck",
+                "operator_uscc": "91350100M000100Y43", "transport_cert_no": "440300000001", "seats": None,
+                "tonnage_kg": 18000, "status": "active"},
+    "practitioner": {"id_number": ID, "name": "张三", "qualification_cert_no": ID,
+                     "qualification_types": ["货运驾驶员"], "region_code": "110105",
+                     "employer_uscc": "91110000600037341L", "status": "active"},
+    "licence": {"licence_no": ID, "licence_type": "qualification", "holder_key": f"practitioner:{ID}",
+                "issuer_region_code": "110105", "valid_from": dt.date(2020, 1, 1),
+                "valid_until": dt.date(2026, 1, 1), "status": "valid"},
+    "case": {"case_no": "44-2024-000123", "region_code": "440300", "stage": "filed", "violation_code": "11001",
+             "occurred_at": TS, "involved_plate": "京A12345", "involved_operator_uscc": None,
+             "involved_id_number": ID, "penalty_cents": 200000},
+}
+
+
+def make_event(entity_type: str, op: str = "c", seq: int = 7) -> dict:
+    record = RECORDS[entity_type]
+    return {
+        "event_id": str(uuid.uuid4()), "op": op, "entity_type": entity_type,
+        "entity_key": contract.entity_key(entity_type, record),
+        "before": record if op in ("u", "d") else None, "after": None if op == "d" else record,
+        "source": {"province": "44", "system": "yz44", "table": entity_type, "seq": seq, "snapshot": False},
+        "ts_ms": TS,
+    }
+
+
+def decoded(event: dict) -> tuple[int, dict]:
+    codec = EventCodec(EmbeddedRegistry())
+    return codec.decode(codec.encode(event))
+
+
+@pytest.mark.parametrize("entity_type", contract.ENTITY_TYPES)
+def test_change_log_row_for_each_entity_type(entity_type):
+    event = make_event(entity_type)
+    schema_id, back = decoded(event)
+    row = dict(zip(CHANGE_LOG_COLUMNS, change_log_row(back, schema_id, "national.changes", 3, 42, PII)))
+    assert row["event_id"] == uuid.UUID(event["event_id"])
+    assert (row["op"], row["entity_type"], row["province"], row["seq"]) == ("c", entity_type, "44", 7)
+    assert (row["topic"], row["partition"], row["offset"], row["schema_id"]) == ("national.changes", 3, 42, schema_id)
+    assert row["ts"] == TS and row["before"] == ""
+    after = json.loads(row["after"])
+    assert set(contract.entity_fields(entity_type)) <= set(after)
+    assert ID not in row["after"] and ID not in row["entity_key"] and "13812345678" not in row["after"]
+
+
+def test_json_keeps_chinese_text_and_writes_dates_as_iso():
+    schema_id, back = decoded(make_event("licence"))
+    after = change_log_row(back, schema_id, "t", 0, 0, PII)[CHANGE_LOG_COLUMNS.index("after")]
+    assert '"valid_from":"2020-01-01"' in after
+    schema_id, back = decoded(make_event("case"))
+    after = json.loads(change_log_row(back, schema_id, "t", 0, 0, PII)[CHANGE_LOG_COLUMNS.index("after")])
+    assert after["occurred_at"] == "2024-05-01T08:30:00.000Z"
+    schema_id, back = decoded(make_event("operator"))
+    assert "福州顺达" in change_log_row(back, schema_id, "t", 0, 0, PII)[CHANGE_LOG_COLUMNS.index("after")]
+
+
+def test_practitioner_key_and_licence_holder_use_the_same_token():
+    _, practitioner = decoded(make_event("practitioner"))
+    _, licence = decoded(make_event("licence"))
+    p_row = change_log_row(practitioner, 1, "t", 0, 0, PII)
+    l_row = change_log_row(licence, 1, "t", 0, 1, PII)
+    holder = json.loads(l_row[CHANGE_LOG_COLUMNS.index("after")])["holder_key"]
+    assert holder == p_row[CHANGE_LOG_COLUMNS.index("entity_key")] == f"practitioner:tok_{PII.token(ID)}"
+
+
+def test_delete_has_before_and_empty_after():
+    schema_id, back = decoded(make_event("vehicle", op="d"))
+    row = dict(zip(CHANGE_LOG_COLUMNS, change_log_row(back, schema_id, "t", 0, 0, PII)))
+    assert row["after"] == "" and json.loads(row["before"])["plate"] == "粤B12345"
+
+
+def test_event_missing_its_source_is_a_row_error_naming_it():
+    event = make_event("vehicle")
+    del event["source"]
+    with pytest.raises(RowError, match=event["event_id"]):
+        change_log_row(event, 1, "national.changes", 0, 5, PII)
+
+
+class Message:
+    def __init__(self, topic, partition, offset, value, key=None, headers=None):
+        self._t, self._p, self._o, self._v, self._k, self._h = topic, partition, offset, value, key, headers
+
+    def topic(self): return self._t
+    def partition(self): return self._p
+    def offset(self): return self._o
+    def value(self): return self._v
+    def key(self): return self._k
+    def headers(self): return self._h
+    def error(self): return None
+
+
+def test_dlq_row_takes_origin_rule_and_reason_from_headers():
+    raw = b"\x07not avro " + ID.encode()
+    msg = Message("national.dlq", 1, 9, raw, key=f"practitioner:{ID}".encode(), headers=[
+        (topics.DLQ_TOPIC, b"prov.44.changes"), (topics.DLQ_PARTITION, b"2"), (topics.DLQ_OFFSET, b"17"),
+        (topics.DLQ_RULE, b"invalid_uscc"), (topics.DLQ_REASON, "USCC 校验失败".encode()),
+    ])
+    row = dict(zip(DLQ_COLUMNS, dlq_row(msg, PII)))
+    assert (row["topic"], row["partition"], row["offset"]) == ("national.dlq", 1, 9)
+    assert (row["origin_topic"], row["origin_partition"], row["origin_offset"]) == ("prov.44.changes", 2, 17)
+    assert row["rule"] == "invalid_uscc" and row["reason"] == "USCC 校验失败"
+    assert row["entity_key"] == f"practitioner:tok_{PII.token(ID)}" == row["key"]
+    assert row["event_id"] == ""
+    stored = base64.b64decode(row["raw_base64"])
+    assert len(stored) == len(raw) and ID.encode() not in stored
+
+
+def test_dlq_row_with_broken_headers_keeps_what_it_can():
+    msg = Message("national.dlq", 0, 3, None, headers=[(topics.DLQ_PARTITION, b"x"), (topics.DLQ_OFFSET, None)])
+    row = dict(zip(DLQ_COLUMNS, dlq_row(msg, PII)))
+    assert row["origin_partition"] is None and row["origin_offset"] is None
+    assert row["rule"] == "unknown" and row["raw_base64"] == "" and row["key"] == ""
+
+
+def test_sink_reject_uses_the_message_itself_as_origin():
+    msg = Message("national.changes", 4, 11, b"garbage")
+    row = dict(zip(DLQ_COLUMNS, dlq_row(msg, PII, rule="sink_undecodable", reason="not framed")))
+    assert (row["origin_topic"], row["origin_partition"], row["origin_offset"]) == ("national.changes", 4, 11)
+    assert row["rule"] == "sink_undecodable" and row["reason"] == "not framed"
+
+
+def test_routed_row_names_target_case_and_stage():
+    event = make_event("case")
+    _, back = decoded(event)
+    headers = [(topics.ROUTED_REASON, "involved_plate 京A12345 belongs to 11".encode()), (topics.ROUTED_FROM, b"44")]
+    row = dict(zip(ROUTED_COLUMNS, routed_row(back, "xprov.11.inbound", 0, 5, headers, "11", PII)))
+    assert row["target_province"] == "11" and row["source_province"] == "44"
+    assert row["case_no"] == "44-2024-000123" and row["stage"] == "filed"
+    assert row["entity_key"] == "case:44-2024-000123" and "京A12345" in row["reason"]
+    assert row["event_id"] == uuid.UUID(event["event_id"])
+
+
+def test_routed_row_for_a_non_event_is_a_row_error():
+    with pytest.raises(RowError, match="not a routed case"):
+        routed_row({"event_id": "x"}, "xprov.11.inbound", 0, 5, None, "11", PII)
