@@ -1,0 +1,119 @@
+"""Send spooled entries to Kafka; an entry is acknowledged in the spool only on delivery.
+
+The producer is idempotent (``enable.idempotence``, ``acks=all``): librdkafka's retries
+never duplicate or reorder a partition. Compression defaults to none: Tansu accepts lz4,
+but the stream worker's client (aiokafka) decodes lz4/zstd/snappy only when ``cramjam``
+is installed, which roadx does not require.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+from confluent_kafka import KafkaException, Producer
+
+from .errors import PublishError
+from .spool import Spool
+
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    "linger.ms": 20,
+    "compression.type": "none",
+    "message.timeout.ms": 120_000,
+}
+PRODUCER_REQUIRED: dict[str, Any] = {"enable.idempotence": True, "acks": "all"}
+
+
+def make_producer(kafka_conf: dict[str, Any]) -> Producer:
+    """An idempotent producer; ``kafka_conf`` may override defaults but not idempotence."""
+    try:
+        return Producer({**PRODUCER_DEFAULTS, **kafka_conf, **PRODUCER_REQUIRED})
+    except KafkaException as exc:
+        raise PublishError(f"cannot create a Kafka producer: {exc}") from exc
+
+
+class SpoolPublisher:
+    """Drains one spool. Several publishers may share one producer (``producer=``)."""
+
+    def __init__(self, spool: Spool, kafka_conf: dict[str, Any] | None = None, *,
+                 producer: Producer | None = None, chunk: int = 10_000, flush_timeout: float = 150.0) -> None:
+        if producer is None and kafka_conf is None:
+            raise PublishError("a SpoolPublisher needs kafka_conf or a shared producer")
+        self.spool = spool
+        self._owned = producer is None
+        self._producer = producer if producer is not None else make_producer(kafka_conf or {})
+        self._chunk = chunk
+        self._flush_timeout = flush_timeout
+        self._sent_upto = 0
+        self._delivered: list[int] = []
+        self._failed: list[tuple[int, str, str]] = []
+
+    def send(self, limit: int | None = None) -> int:
+        """Hand up to ``limit`` not-yet-sent pending entries to the producer; returns how many."""
+        entries = self.spool.pending(limit or self._chunk, after_id=self._sent_upto)
+        produce, poll = self._producer.produce, self._producer.poll
+        for entry in entries:
+            callback = functools.partial(self._on_delivery, entry.id)
+            while True:
+                try:
+                    produce(entry.topic, entry.value, entry.key, on_delivery=callback)
+                    break
+                except BufferError:
+                    poll(0.05)
+                except KafkaException as exc:  # refused locally, e.g. larger than message.max.bytes
+                    self._failed.append((entry.id, entry.topic, str(exc.args[0] if exc.args else exc)))
+                    break
+        if entries:
+            self._sent_upto = entries[-1].id
+        poll(0)
+        return len(entries)
+
+    def commit_delivered(self) -> int:
+        """Mark entries whose delivery succeeded so far as acknowledged; returns how many."""
+        self._producer.poll(0)
+        done = self._delivered[:]
+        del self._delivered[:len(done)]
+        return self.spool.mark_acked(done)
+
+    def finish(self) -> int:
+        """Flush, acknowledge what was delivered, and raise if any entry failed."""
+        remaining = self._producer.flush(self._flush_timeout)
+        acked = self.commit_delivered()
+        failed = self._failed[:]
+        del self._failed[:len(failed)]
+        if remaining or failed:
+            self._sent_upto = 0  # failed and undelivered entries stay pending and are sent again next time
+        if failed:
+            topics = sorted({topic for _id, topic, _err in failed})
+            raise PublishError(
+                f"{len(failed)} spooled entries were not delivered to {', '.join(topics)}: {failed[0][2]}",
+                [(topic, error) for _id, topic, error in failed])
+        if remaining:
+            raise PublishError(f"{remaining} messages still undelivered after {self._flush_timeout:.0f}s "
+                               f"(spool {self.spool.path})")
+        return acked
+
+    def drain(self, progress: Callable[[int], None] | None = None) -> int:
+        """Send every pending entry; returns how many were acknowledged."""
+        acked = 0
+        while self.send():
+            acked += self.commit_delivered()
+            if progress is not None:
+                progress(acked)
+        acked += self.finish()
+        if progress is not None:
+            progress(acked)
+        self.spool.prune()
+        return acked
+
+    def close(self) -> None:
+        """Flush an owned producer (entries not delivered stay pending in the spool)."""
+        if self._owned:
+            self._producer.flush(self._flush_timeout)
+            self.commit_delivered()
+
+    def _on_delivery(self, entry_id: int, err, msg) -> None:
+        if err is None:
+            self._delivered.append(entry_id)
+        else:
+            self._failed.append((entry_id, msg.topic(), str(err)))

@@ -1,0 +1,114 @@
+"""The SQLite outbox spool: durable appends, acknowledgement, checkpoint, bad paths."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from producers.errors import SpoolError
+from producers.spool import Spool
+
+
+def entries(n: int, start: int = 0):
+    return [("prov.44.changes", f"k{i}".encode(), f"v{i}".encode()) for i in range(start, start + n)]
+
+
+def test_appended_entries_stay_pending_after_reopen(tmp_path):
+    path = tmp_path / "44.db"
+    with Spool(path) as spool:
+        assert spool.append(entries(5)) == 5
+    with Spool(path) as spool:
+        pending = spool.pending(10)
+        assert [(e.topic, e.key, e.value) for e in pending] == entries(5)
+        assert spool.depth() == 5
+
+
+def test_acknowledged_entries_are_not_returned_again(tmp_path):
+    with Spool(tmp_path / "44.db") as spool:
+        spool.append(entries(6))
+        first = spool.pending(10)
+        assert spool.mark_acked([first[0].id, first[2].id]) == 2
+        assert [e.value for e in spool.pending(10)] == [b"v1", b"v3", b"v4", b"v5"]
+        assert spool.depth() == 4
+    with Spool(tmp_path / "44.db") as spool:
+        assert spool.depth() == 4
+
+
+def test_pending_keeps_order_and_pages_after_an_id(tmp_path):
+    with Spool(tmp_path / "44.db") as spool:
+        spool.append(entries(3))
+        spool.append(entries(3, start=3))
+        page = spool.pending(4)
+        assert [e.value for e in page] == [b"v0", b"v1", b"v2", b"v3"]
+        assert [e.value for e in spool.pending(4, after_id=page[-1].id)] == [b"v4", b"v5"]
+
+
+def test_acking_twice_counts_once(tmp_path):
+    with Spool(tmp_path / "44.db") as spool:
+        spool.append(entries(2))
+        ids = [e.id for e in spool.pending(10)]
+        assert spool.mark_acked(ids) == 2
+        assert spool.mark_acked(ids) == 0
+        assert spool.mark_acked([]) == 0
+
+
+def test_prune_removes_only_acknowledged_rows(tmp_path):
+    with Spool(tmp_path / "44.db") as spool:
+        spool.append(entries(4))
+        spool.mark_acked([e.id for e in spool.pending(2)])
+        assert spool.prune() == 2
+        assert [e.value for e in spool.pending(10)] == [b"v2", b"v3"]
+
+
+def test_checkpoint_is_stored_with_its_entries(tmp_path):
+    path = tmp_path / "44.db"
+    with Spool(path) as spool:
+        assert spool.checkpoint() is None
+        spool.append(entries(2), checkpoint="file-2024-06-01:row-2")
+        spool.append(entries(1, start=2))  # no checkpoint: the previous one stays
+    with Spool(path) as spool:
+        assert spool.checkpoint() == "file-2024-06-01:row-2"
+        assert spool.depth() == 3
+
+
+def test_a_bad_entry_stores_neither_the_batch_nor_the_checkpoint(tmp_path):
+    with Spool(tmp_path / "44.db") as spool:
+        spool.append(entries(1), checkpoint="row-1")
+        batch = entries(2, start=1) + [("prov.44.changes", b"k", None)]
+        with pytest.raises(SpoolError, match="entry 2"):
+            spool.append(batch, checkpoint="row-4")
+        assert spool.checkpoint() == "row-1"
+        assert spool.depth() == 1
+
+
+def test_a_database_error_mid_batch_rolls_back_entries_and_checkpoint(tmp_path):
+    path = tmp_path / "44.db"
+    with Spool(path) as spool:
+        spool.append(entries(1), checkpoint="row-1")
+    with sqlite3.connect(path) as db:  # make the third row of the next batch fail inside SQLite
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON entries WHEN NEW.value = X'626f6f6d' "
+                   "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    with Spool(path) as spool:
+        batch = entries(2, start=1) + [("prov.44.changes", b"k", b"boom")]
+        with pytest.raises(SpoolError, match="refused"):
+            spool.append(batch, checkpoint="row-4")
+        assert (spool.checkpoint(), spool.depth()) == ("row-1", 1)
+
+
+def test_a_directory_in_place_of_the_file_gives_a_spool_error(tmp_path):
+    (tmp_path / "44.db").mkdir()
+    with pytest.raises(SpoolError, match="44.db"):
+        Spool(tmp_path / "44.db")
+
+
+def test_a_parent_that_is_a_file_gives_a_spool_error(tmp_path):
+    (tmp_path / "spool").write_text("not a directory")
+    with pytest.raises(SpoolError, match="cannot open spool"):
+        Spool(tmp_path / "spool" / "44.db")
+
+
+def test_a_file_that_is_not_a_database_gives_a_spool_error(tmp_path):
+    (tmp_path / "44.db").write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(SpoolError, match="cannot open spool"):
+        Spool(tmp_path / "44.db")
