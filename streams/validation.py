@@ -6,6 +6,7 @@ Identifier checks come from ``schemas.identifiers``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Iterable, Mapping
 
 from schemas import contract, identifiers
@@ -15,6 +16,7 @@ from .errors import Rejection
 
 LICENCE_TYPES = frozenset({"operating_permit", "qualification", "transport_cert"})
 CASE_STAGES = ("filed", "investigating", "decided", "executed", "closed")
+IDENTIFIER_CACHE_SIZE = 1 << 17
 
 Record = Mapping[str, Any]
 
@@ -69,10 +71,20 @@ def _check_op_shape(event: Mapping[str, Any], who: str) -> None:
 
 
 def _identifier(who: str, field: str, check: Callable[..., Any], value: Any, *args: Any) -> None:
+    error = _identifier_error(check, value, *args)
+    if error is not None:
+        rule, reason = error
+        raise Rejection(rule, f"{who}: field {field}: {reason}")
+
+
+@functools.lru_cache(maxsize=IDENTIFIER_CACHE_SIZE)
+def _identifier_error(check: Callable[..., Any], value: Any, *args: Any) -> tuple[str, str] | None:
+    """(rule, reason) if a pure identifier check fails; the same identifiers recur across events."""
     try:
         check(value, *args)
     except InvalidIdentifier as exc:
-        raise Rejection(exc.rule, f"{who}: field {field}: {exc}") from exc
+        return exc.rule, str(exc)
+    return None
 
 
 def _code(who: str, field: str, rule: str, value: Any, table: Iterable[str]) -> None:
