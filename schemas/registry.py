@@ -61,10 +61,10 @@ class ConfluentRegistry:
     def __init__(self, url: str, client_conf: dict[str, Any] | None = None) -> None:
         try:
             from confluent_kafka.schema_registry import SchemaRegistryClient
-        except ImportError as exc:  # httpx and friends are an optional extra
+        except ImportError as exc:
             raise RegistryError(
-                "a Schema Registry URL is set but its client is not installed: "
-                "pip install 'roadx[registry]'"
+                "a Schema Registry URL is set but confluent-kafka's registry client cannot be "
+                f"imported: {exc}"
             ) from exc
         self._client = SchemaRegistryClient({"url": url, **(client_conf or {})})
         self._by_id: dict[int, dict[str, Any]] = {}
