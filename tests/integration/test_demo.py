@@ -115,3 +115,23 @@ def test_killing_the_supervisor_takes_its_parts_with_it(tmp_path):
     for pid in alive:
         os.kill(pid, signal.SIGKILL)
     assert alive == []
+
+
+def test_a_crashed_part_stops_the_whole_stack(tmp_path):
+    up = roadx("up", "--data-dir", str(tmp_path), timeout=120)
+    assert up.returncode == 0, up.stderr
+    record = json.loads((tmp_path / "stack.json").read_text())
+    everyone = [record["supervisor_pid"], *record["pids"].values()]
+    try:
+        os.kill(record["pids"]["sink"], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(pid_alive(p) for p in everyone):
+            time.sleep(0.2)
+        assert [p for p in everyone if pid_alive(p)] == []
+        assert not (tmp_path / "stack.json").exists()
+        log = (tmp_path / "logs" / "supervisor.log").read_text()
+        assert "the sink process exited" in log
+    finally:
+        for pid in everyone:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
