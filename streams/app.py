@@ -151,8 +151,8 @@ async def handle_batch(app: faust.App, table: Any, ctx: StageContext, events: Se
 
 def exit_without_commit(exc: BaseException) -> None:
     """End the process at once: faust acks a batch even when its body fails, so the only
-    way to keep its offsets uncommitted is to stop before the next commit. The supervisor
-    restarts the worker, which reprocesses the batch (at-least-once)."""
+    way to keep its offsets uncommitted is to stop before the next commit. The embedded
+    supervisor then stops the stack; a restarted worker reprocesses the batch (at-least-once)."""
     log.critical("a stream batch could not be written, exiting without committing it: %r", exc)
     logging.shutdown()
     os._exit(EXIT_BATCH_FAILED)
