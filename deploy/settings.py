@@ -76,21 +76,29 @@ class Settings:
         if not path.exists():
             if self.master_key_file is not None:
                 raise SettingsError(f"master key file {path} does not exist")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(secrets.token_bytes(32))
+            _write_secret(path, secrets.token_bytes(32))
         key = path.read_bytes()
         if len(key) < 16:
             raise SettingsError(f"master key file {path} holds fewer than 16 bytes")
         return key
 
+    @property
+    def province_keys_dir(self) -> Path:
+        """One key file per province, ``<code>.key``: what each province signs with."""
+        return (self.master_key_file.parent if self.master_key_file else self.data_dir / "secrets") / "provinces"
+
     def province_key(self, province: str) -> bytes:
+        """The province's signing key, from its key file (created from the master key when missing)."""
         if province not in self.provinces:
             raise SettingsError(f"unknown province {province!r}")
         key = self._derived_keys.get(province)
         if key is None:
-            key = signing.derive_province_key(self.master_key(), province)
+            path = self.province_keys_dir / f"{province}.key"
+            if not path.exists():
+                _write_secret(path, signing.derive_province_key(self.master_key(), province))
+            key = path.read_bytes()
+            if len(key) < 16:
+                raise SettingsError(f"province key file {path} holds fewer than 16 bytes")
             self._derived_keys[province] = key
         return key
 
@@ -99,6 +107,17 @@ class Settings:
 
     def with_overrides(self, **values: Any) -> "Settings":
         return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+def _write_secret(path: Path, secret: bytes) -> None:
+    """Create a key file readable by its owner only; a file that appeared meanwhile is kept."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "wb") as out:
+        out.write(secret)
 
 
 _FIELDS = {f.name: f for f in fields(Settings) if not f.name.startswith("_")}

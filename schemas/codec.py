@@ -60,6 +60,32 @@ class EventCodec:
         return schema_id, event
 
 
+class FindingCodec:
+    """Confluent-framed Avro for ``roadx.QualityFinding`` records (``national.quality``)."""
+
+    def __init__(self, registry: Registry, subject: str = "roadx-quality-value") -> None:
+        self._registry = registry
+        self._schema = contract.finding_schema()
+        self.schema_id = registry.id_for(subject, self._schema)
+        self._header = _HEADER.pack(MAGIC, self.schema_id)
+
+    def encode(self, finding: dict[str, Any]) -> bytes:
+        buf = io.BytesIO()
+        buf.write(self._header)
+        try:
+            schemaless_writer(buf, self._schema, finding)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise EncodeError(f"finding {finding.get('finding_id')}: does not fit the schema: {exc}") from exc
+        return buf.getvalue()
+
+    def decode(self, value: bytes | None) -> dict[str, Any]:
+        writer = self._registry.schema_for(read_schema_id(value))
+        try:
+            return schemaless_reader(io.BytesIO(value[5:]), writer, self._schema)
+        except Exception as exc:  # fastavro raises many types on garbage
+            raise MalformedBodyError(f"Avro body is not a quality finding: {type(exc).__name__}: {exc}") from exc
+
+
 def read_schema_id(value: bytes | None) -> int:
     if not value:
         raise NotFramedError("empty message: expected Confluent-framed Avro")

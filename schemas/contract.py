@@ -19,6 +19,7 @@ from .errors import SchemaLoadError
 AVRO_DIR = Path(__file__).with_name("avro")
 HISTORY_DIR = AVRO_DIR / "history"
 ENVELOPE_FILE = "roadx.ChangeEvent.avsc"
+FINDING_FILE = "roadx.QualityFinding.avsc"
 SIGNATURE_FIELD = "signature"
 
 OPS = ("c", "u", "d", "r")
@@ -48,6 +49,15 @@ def envelope_schema() -> dict[str, Any]:
 def envelope_canonical() -> str:
     """Parsing Canonical Form of the current envelope (what registries see)."""
     return to_parsing_canonical_form(envelope_schema())
+
+
+@functools.cache
+def finding_schema() -> dict[str, Any]:
+    """The data-quality finding published to ``national.quality``, parsed."""
+    try:
+        return load_schema(str(AVRO_DIR / FINDING_FILE))
+    except (OSError, ValueError, KeyError) as exc:
+        raise SchemaLoadError(f"cannot load {FINDING_FILE}: {exc}") from exc
 
 
 def historic_envelopes() -> list[tuple[str, dict[str, Any]]]:
