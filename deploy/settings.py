@@ -40,6 +40,21 @@ class Settings:
     sink_flush_seconds: float = 0.5
     stream_batch_size: int = 1000
     metrics_port: int = 0
+    # Loopback port on which the sink serves the embedded store (ClickHouse HTTP, read-only); 0 = off.
+    store_http_port: int = 0
+    # Address the metrics endpoint binds to; 0.0.0.0 in containers so Prometheus can scrape it.
+    metrics_host: str = "127.0.0.1"
+    # Replication factor of the exchange's topics; 0 means 1 on the embedded broker, 3 on a cluster.
+    replication_factor: int = 0
+    # Kafka client security (TLS, SASL/SCRAM), passed to every Kafka client by kafka_conf().
+    # The SASL password is read from its file when a client is built; only the path is kept here.
+    kafka_security_protocol: str = ""
+    kafka_sasl_mechanism: str = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password_file: Path | None = None
+    kafka_ssl_ca_file: Path | None = None
+    kafka_ssl_certificate_file: Path | None = None
+    kafka_ssl_key_file: Path | None = None
     # Put before every topic and group name; lets one broker hold isolated exchanges.
     topic_prefix: str = ""
     _derived_keys: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
@@ -68,7 +83,32 @@ class Settings:
         """Base confluent-kafka client settings."""
         if not self.bootstrap_servers:
             raise SettingsError("no Kafka bootstrap servers: start the stack (roadx up) or set ROADX_BOOTSTRAP_SERVERS")
-        return {"bootstrap.servers": self.bootstrap_servers, **extra}
+        return {"bootstrap.servers": self.bootstrap_servers, **self.kafka_security_conf(), **extra}
+
+    def kafka_security_conf(self) -> dict[str, str]:
+        """TLS and SASL client settings; the SASL password comes from its file, read now."""
+        conf: dict[str, str] = {}
+        if self.kafka_security_protocol:
+            conf["security.protocol"] = self.kafka_security_protocol
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            conf["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password_file is not None:
+            conf["sasl.password"] = _read_password(self.kafka_sasl_password_file)
+        for key, path in (("ssl.ca.location", self.kafka_ssl_ca_file),
+                          ("ssl.certificate.location", self.kafka_ssl_certificate_file),
+                          ("ssl.key.location", self.kafka_ssl_key_file)):
+            if path is not None:
+                conf[key] = str(path)
+        return conf
+
+    @property
+    def topic_replication_factor(self) -> int:
+        """Replication factor of new topics: the setting, else 1 embedded and 3 on a cluster."""
+        if self.replication_factor:
+            return self.replication_factor
+        return 1 if self.embedded else 3
 
     def master_key(self) -> bytes:
         """The exchange's master secret (province keys and PII tokens derive from it)."""
@@ -109,6 +149,17 @@ class Settings:
         return replace(self, **{k: v for k, v in values.items() if v is not None})
 
 
+def _read_password(path: Path) -> str:
+    """A secret from its file, without the trailing newline; errors name the file only."""
+    try:
+        password = path.read_text("utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read the SASL password file {path}: {exc.__class__.__name__}") from None
+    if not password:
+        raise SettingsError(f"the SASL password file {path} is empty")
+    return password
+
+
 def _write_secret(path: Path, secret: bytes) -> None:
     """Create a key file readable by its owner only; a file that appeared meanwhile is kept."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,6 +172,8 @@ def _write_secret(path: Path, secret: bytes) -> None:
 
 
 _FIELDS = {f.name: f for f in fields(Settings) if not f.name.startswith("_")}
+_PATH_FIELDS = ("data_dir", "master_key_file", "kafka_sasl_password_file", "kafka_ssl_ca_file",
+                "kafka_ssl_certificate_file", "kafka_ssl_key_file")
 
 
 def _convert(name: str, raw: str) -> Any:
@@ -131,7 +184,7 @@ def _convert(name: str, raw: str) -> Any:
             if not codes:
                 raise ValueError("empty list")
             return codes
-        if name in ("data_dir", "master_key_file"):
+        if name in _PATH_FIELDS:
             return Path(raw)
         if isinstance(current, bool):
             return raw.lower() in ("1", "true", "yes", "on")
@@ -174,6 +227,26 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"unknown province codes {unknown}: use two-digit GB/T 2260 codes")
     if settings.sink_batch_size < 1 or settings.stream_batch_size < 1:
         raise SettingsError("batch sizes must be at least 1")
+    if settings.replication_factor < 0:
+        raise SettingsError("ROADX_REPLICATION_FACTOR must be 0 (automatic) or at least 1")
+    _validate_kafka_security(settings)
+
+
+_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _validate_kafka_security(settings: Settings) -> None:
+    protocol = settings.kafka_security_protocol
+    if protocol and protocol not in _SECURITY_PROTOCOLS:
+        raise SettingsError(f"ROADX_KAFKA_SECURITY_PROTOCOL={protocol!r}: use one of {', '.join(_SECURITY_PROTOCOLS)}")
+    mechanism = settings.kafka_sasl_mechanism
+    if mechanism and mechanism not in _SASL_MECHANISMS:
+        raise SettingsError(f"ROADX_KAFKA_SASL_MECHANISM={mechanism!r}: use one of {', '.join(_SASL_MECHANISMS)}")
+    if protocol.startswith("SASL_") and not (
+            mechanism and settings.kafka_sasl_username and settings.kafka_sasl_password_file):
+        raise SettingsError(f"security protocol {protocol} needs ROADX_KAFKA_SASL_MECHANISM, "
+                            f"ROADX_KAFKA_SASL_USERNAME and ROADX_KAFKA_SASL_PASSWORD_FILE")
 
 
 def to_environ(settings: Settings) -> dict[str, str]:

@@ -11,8 +11,11 @@ from .errors import TopicError
 from .settings import Settings
 
 
-def exchange_topics(settings: Settings) -> list[tuple[str, int]]:
-    """Every topic the exchange needs, with its partition count."""
+COMPACTED = {"cleanup.policy": "compact"}
+
+
+def exchange_topics(settings: Settings) -> list[tuple]:
+    """Every topic the exchange needs: (name, partition count[, topic config])."""
     names = settings.topics
     wanted = [(names.province_changes(p), settings.partitions) for p in settings.provinces]
     wanted += [(names.province_inbound(p), settings.partitions) for p in settings.provinces]
@@ -21,17 +24,22 @@ def exchange_topics(settings: Settings) -> list[tuple[str, int]]:
         (names.national_quality, settings.national_partitions),
         (names.national_dlq, settings.partitions),
     ]
+    wanted += [(names.stream_state(p), settings.partitions, COMPACTED) for p in settings.provinces]
     return wanted
 
 
-def create_topics(bootstrap_servers: str, wanted: Iterable[tuple[str, int]], timeout: float = 30) -> list[str]:
+def create_topics(bootstrap_servers: str, wanted: Iterable[tuple], timeout: float = 30) -> list[str]:
     """Create missing topics; returns the names created. Existing topics are left as they are."""
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
         raise TopicError(f"cannot list topics on {bootstrap_servers}: {exc}") from exc
-    new = [NewTopic(name, partitions, 1) for name, partitions in wanted if name not in existing]
+    new = [
+        NewTopic(name, partitions, 1, config=dict(config[0]) if config else {})
+        for name, partitions, *config in wanted
+        if name not in existing
+    ]
     if not new:
         return []
     created = []

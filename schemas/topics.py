@@ -54,6 +54,10 @@ class TopicNames:
         """Where the cases province ``Q`` must act on are delivered."""
         return f"{self.prefix}xprov.{province}.inbound"
 
+    def stream_state(self, province: str) -> str:
+        """Compacted changelog of the stream stage's state for ``prov.<P>.changes``, partition for partition."""
+        return f"{self.prefix}roadx-streams-state.{province}"
+
     def province_of_changes_topic(self, topic: str) -> str | None:
         """The province a ``prov.<P>.changes`` topic belongs to, else None."""
         match = re.fullmatch(rf"{re.escape(self.prefix)}prov\.([0-9]{{2}})\.changes", topic)

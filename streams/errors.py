@@ -2,7 +2,8 @@
 
     StreamError
     ├── Rejection        an event breaks a rule; it goes to the DLQ (rule + message)
-    └── WorkerError      the stream worker cannot be built or started
+    ├── WorkerError      the stream worker cannot be built, started or write a batch
+    └── StateError       the local state store cannot be opened, written or restored
 """
 
 from __future__ import annotations
@@ -26,4 +27,8 @@ class Rejection(StreamError):
 
 
 class WorkerError(StreamError):
+    pass
+
+
+class StateError(StreamError):
     pass

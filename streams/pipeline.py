@@ -91,6 +91,7 @@ def process_batch(batch: Sequence[Inbound], ctx: StageContext, seen: MutableMapp
     result = BatchResult()
     for index, message in enumerate(batch):
         province = ctx.topics.province_of_changes_topic(message.topic) or UNKNOWN_PROVINCE
+        event = None
         try:
             event = _decode(message, ctx)
             _check_provenance(message, event, province, ctx)
@@ -101,7 +102,7 @@ def process_batch(batch: Sequence[Inbound], ctx: StageContext, seen: MutableMapp
             validate_event(event, ctx.uscc_allow)
         except Exception as exc:  # bad input never stops the batch
             rejection = exc if isinstance(exc, Rejection) else _unexpected(message, exc)
-            result.outputs.append(dead_letter(message, rejection, ctx.topics))
+            result.outputs.append(dead_letter(message, rejection, ctx.topics, event))
             result.counts[(REJECTED, province)] += 1
             result.rejects[(rejection.rule, province)] += 1
             continue
@@ -163,20 +164,22 @@ def _forward(message: Inbound, event: Mapping[str, Any], province: str, ctx: Sta
         result.routed[(province, target)] += 1
 
 
-def dead_letter(message: Inbound, rejection: Rejection, topics: TopicNames) -> Outbound:
-    """The DLQ record of a rejected message: raw bytes and key as received, reason in headers."""
-    return Outbound(
-        topics.national_dlq,
-        message.key,
-        message.value,
-        [
-            (topic_headers.DLQ_REASON, rejection.message.encode("utf-8")),
-            (topic_headers.DLQ_RULE, rejection.rule.encode("utf-8")),
-            (topic_headers.DLQ_TOPIC, message.topic.encode("utf-8")),
-            (topic_headers.DLQ_PARTITION, str(message.partition).encode("ascii")),
-            (topic_headers.DLQ_OFFSET, str(message.offset).encode("ascii")),
-        ],
-    )
+def dead_letter(message: Inbound, rejection: Rejection, topics: TopicNames,
+                event: Mapping[str, Any] | None = None) -> Outbound:
+    """The DLQ record of a rejected message: raw bytes and key as received, reason in headers;
+    the event id and entity key too when the message decoded."""
+    headers = [
+        (topic_headers.DLQ_REASON, rejection.message.encode("utf-8")),
+        (topic_headers.DLQ_RULE, rejection.rule.encode("utf-8")),
+        (topic_headers.DLQ_TOPIC, message.topic.encode("utf-8")),
+        (topic_headers.DLQ_PARTITION, str(message.partition).encode("ascii")),
+        (topic_headers.DLQ_OFFSET, str(message.offset).encode("ascii")),
+    ]
+    if event is not None:
+        for header, name in ((topic_headers.DLQ_EVENT_ID, "event_id"), (topic_headers.DLQ_ENTITY_KEY, "entity_key")):
+            if event.get(name) is not None:
+                headers.append((header, str(event[name]).encode("utf-8")))
+    return Outbound(topics.national_dlq, message.key, message.value, headers)
 
 
 def _unexpected(message: Inbound, exc: Exception) -> Rejection:

@@ -1,32 +1,53 @@
-"""Run the stream worker: ``python -m streams.worker`` (settings from ``ROADX_*``)."""
+"""Run the stream worker: ``python -m streams.worker`` (settings from ``ROADX_*``).
+
+Stops after the batch in hand on SIGTERM or SIGINT. A batch that cannot be written
+ends the process with status 70 before its offsets are committed.
+"""
 
 from __future__ import annotations
 
+import logging
+import signal
 import sys
+import threading
 
-import faust
 from prometheus_client import start_http_server
 
 from deploy.settings import Settings, resolve
 
-from .app import create_app
+from .errors import StreamError
+from .runner import StreamRunner
+from .state import StateStore
+
+EXIT_BATCH_FAILED = 70  # EX_SOFTWARE
+
+log = logging.getLogger(__name__)
 
 
-def run_worker(settings: Settings, loglevel: str = "WARNING") -> None:
-    """Serve metrics (when ``metrics_port`` > 0) and run the faust worker until SIGTERM/SIGINT."""
+def run_worker(settings: Settings, stop: threading.Event | None = None) -> None:
+    """Serve metrics (when ``metrics_port`` > 0) and process batches until ``stop`` or a signal."""
+    if not settings.bootstrap_servers:
+        raise StreamError("the stream worker needs Kafka bootstrap servers (ROADX_BOOTSTRAP_SERVERS)")
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
     if settings.metrics_port > 0:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
-    app = create_app(settings)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    store = StateStore.open_free_slot(settings.data_dir / "streams" / "state")
     try:
-        worker.execute_from_commandline()
-    except SystemExit as exc:
-        if exc.code not in (0, None):
-            raise
+        StreamRunner(settings, store).run(stop)
+    finally:
+        store.close()
 
 
 def main() -> int:
-    run_worker(resolve())
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        run_worker(resolve())
+    except StreamError as exc:
+        log.critical("stream worker stopped: %s", exc)
+        return EXIT_BATCH_FAILED
     return 0
 
 

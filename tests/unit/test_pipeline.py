@@ -169,6 +169,8 @@ def test_invalid_uscc_goes_to_dlq_naming_the_entity_key(ctx):
     assert f"operator:{bad}" in reason
     assert ev["event_id"] in reason
     assert "field uscc" in reason
+    assert headers(dead)[th.DLQ_ENTITY_KEY] == f"operator:{bad}".encode()
+    assert headers(dead)[th.DLQ_EVENT_ID] == ev["event_id"].encode()
 
 
 def test_bad_signature_goes_to_dlq(ctx):

@@ -1,0 +1,275 @@
+"""The stream worker's loop around the pure stage: consume → ``process_batch`` → write → commit.
+
+Commit order per batch (``write_then_commit``): every output and every state change is
+produced, the producer is flushed and each delivery checked, the state changes are
+applied to the local store, and only then are the source offsets committed. A batch
+that cannot be written raises ``WorkerError`` before its offsets are committed, so a
+restarted worker processes it again; the state changelog makes the repeat a no-op for
+every event whose output was already written.
+
+Partitions are restored before they are processed: when the group gives this worker a
+source partition, the matching changelog partition is replayed into the local store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, MutableMapping, Sequence
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from deploy.settings import Settings
+from schemas.codec import EventCodec
+from schemas.registry import make_registry
+
+from . import metrics
+from .errors import StateError, WorkerError
+from .pipeline import BatchResult, Inbound, StageContext, process_batch
+from .state import StateStore, decode_change, encode_change
+
+log = logging.getLogger(__name__)
+
+SEEN_PREFIX = "seen:"
+POLL_SECONDS = 0.2
+FLUSH_SECONDS = 30.0
+RESTORE_POLL_SECONDS = 1.0
+
+
+def stage_context(settings: Settings) -> StageContext:
+    try:
+        keys = {p: settings.province_key(p) for p in settings.provinces}
+        codec = EventCodec(make_registry(settings.schema_registry_url or None))
+    except Exception as exc:
+        raise WorkerError(f"cannot prepare the stream stage: {exc}") from exc
+    return StageContext(codec, settings.topics, keys, frozenset(settings.provinces), frozenset())
+
+
+class SeenView(MutableMapping[str, int]):
+    """The seen-event-id table as ``process_batch`` sees it: the store plus this batch's ids."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self.pending: dict[str, int] = {}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.pending or (isinstance(key, str) and (SEEN_PREFIX + key) in self._store)
+
+    def __getitem__(self, key: str) -> int:
+        if key in self.pending:
+            return self.pending[key]
+        value = self._store.get(SEEN_PREFIX + key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: str, value: int) -> None:
+        self.pending[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        raise WorkerError("event ids are never forgotten within a batch")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.pending)
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+
+@dataclass
+class StateChanges:
+    """State changes of one batch, each bound to the changelog partition it belongs to."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    scopes: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def put(self, scope: tuple[str, int], key: str, value: Any) -> None:
+        self.values[key] = value
+        self.scopes[key] = scope
+
+
+def state_changes(batch: Sequence[Inbound], result: BatchResult, seen: SeenView, settings: Settings) -> StateChanges:
+    """What the batch adds to the state: the id of every accepted event."""
+    changes = StateChanges()
+    for index, event_id in result.accepted:
+        message = batch[index]
+        province = settings.topics.province_of_changes_topic(message.topic)
+        if province is None:
+            raise WorkerError(f"accepted an event from {message.topic!r}, which is not a province topic")
+        changes.put((province, message.partition), SEEN_PREFIX + event_id, seen.pending[event_id])
+    return changes
+
+
+class Deliveries:
+    """Delivery reports of one flush: the first failure, and how far each changelog partition got."""
+
+    def __init__(self, state_topics: dict[str, str]) -> None:
+        self._state_topics = state_topics  # changelog topic -> province
+        self.failure: str | None = None
+        self.positions: dict[tuple[str, int], int] = {}
+
+    def __call__(self, err: KafkaError | None, msg: Any) -> None:
+        if err is not None:
+            self.failure = self.failure or f"{msg.topic()}: {err.str()}"
+            return
+        province = self._state_topics.get(msg.topic())
+        if province is not None:
+            scope = (province, msg.partition())
+            self.positions[scope] = max(self.positions.get(scope, 0), msg.offset() + 1)
+
+
+def write_then_commit(producer: Producer, consumer: Consumer, store: StateStore, settings: Settings,
+                      batch: Sequence[Inbound], result: BatchResult, changes: StateChanges) -> None:
+    """The commit order of one batch; raises ``WorkerError`` before committing if anything was not written."""
+    names = settings.topics
+    deliveries = Deliveries({names.stream_state(p): p for p in settings.provinces})
+    try:
+        for out in result.outputs:
+            _produce(producer, out.topic, out.key, out.value, out.headers, None, deliveries)
+        for key, value in changes.values.items():
+            province, partition = changes.scopes[key]
+            _produce(producer, names.stream_state(province), key.encode("utf-8"), encode_change(value), None,
+                     partition, deliveries)
+        remaining = producer.flush(FLUSH_SECONDS)
+    except (KafkaException, BufferError) as exc:
+        raise WorkerError(f"cannot write a batch of {len(batch)} events: {exc}") from exc
+    if remaining or deliveries.failure:
+        why = deliveries.failure or f"{remaining} messages still undelivered after {FLUSH_SECONDS:.0f}s"
+        raise WorkerError(f"cannot write a batch of {len(batch)} events: {why}")
+    store.apply(changes.values, deliveries.positions)
+    commit_offsets(consumer, batch)
+
+
+def _produce(producer: Producer, topic: str, key: bytes | None, value: bytes | None, headers: Any,
+             partition: int | None, on_delivery: Callable) -> None:
+    kwargs = {"partition": partition} if partition is not None else {}
+    while True:
+        try:
+            producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery, **kwargs)
+            return
+        except BufferError:  # the local queue is full: let deliveries drain it
+            producer.poll(0.1)
+
+
+def commit_offsets(consumer: Consumer, batch: Sequence[Inbound]) -> None:
+    """Commit, synchronously, the offset after the last message of each partition in ``batch``.
+
+    A commit refused because the group is rebalancing is not an error: the batch's output
+    and state are written, so the partition's next owner drops the repeats.
+    """
+    last: dict[tuple[str, int], int] = {}
+    for message in batch:
+        last[(message.topic, message.partition)] = max(last.get((message.topic, message.partition), -1), message.offset)
+    offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+    try:
+        consumer.commit(offsets=offsets, asynchronous=False)
+    except KafkaException as exc:
+        log.warning("offset commit refused (%s); the next owner of these partitions repeats the batch, "
+                    "and the stored state drops its events", exc)
+
+
+class StreamRunner:
+    """One stream worker: its consumer, producer and state store."""
+
+    def __init__(self, settings: Settings, store: StateStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.ctx = stage_context(settings)
+        conf = settings.kafka_conf()
+        self.consumer = Consumer({
+            **conf,
+            "group.id": settings.topics.streams_group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": settings.session_timeout_ms,
+            "heartbeat.interval.ms": min(1000, settings.session_timeout_ms // 3),
+            "max.poll.interval.ms": 600_000,
+        })
+        self.producer = Producer({
+            **conf,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "partitioner": "murmur2_random",
+        })
+        self.source_topics = [settings.topics.province_changes(p) for p in settings.provinces]
+
+    def run(self, stop: threading.Event) -> None:
+        self.consumer.subscribe(self.source_topics, on_assign=self._on_assign)
+        try:
+            while not stop.is_set():
+                self.step()
+        finally:
+            self.producer.flush(FLUSH_SECONDS)
+            self.consumer.close()
+
+    def step(self) -> int:
+        """Process one batch; returns how many messages it held."""
+        messages = self.consumer.consume(self.settings.stream_batch_size, POLL_SECONDS)
+        batch = []
+        for m in messages:
+            if m.error() is not None:
+                if m.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error: %s", m.error())
+                continue
+            batch.append(Inbound(m.topic(), m.partition(), m.offset(), m.key(), m.value()))
+        if not batch:
+            self.producer.poll(0)
+            return 0
+        seen = SeenView(self.store)
+        result = process_batch(batch, self.ctx, seen)
+        changes = state_changes(batch, result, seen, self.settings)
+        write_then_commit(self.producer, self.consumer, self.store, self.settings, batch, result, changes)
+        metrics.observe(result)
+        return len(batch)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        started = time.monotonic()
+        restored = 0
+        for tp in partitions:
+            province = self.settings.topics.province_of_changes_topic(tp.topic)
+            if province is not None:
+                restored += restore_partition(self.settings, self.store, province, tp.partition)
+        log.info("assigned %d partitions, restored %d state changes in %.1fs",
+                 len(partitions), restored, time.monotonic() - started)
+
+
+def restore_partition(settings: Settings, store: StateStore, province: str, partition: int) -> int:
+    """Replay changelog ``state.<P>`` partition ``partition`` from the local position to its end."""
+    topic = settings.topics.stream_state(province)
+    reader = Consumer({
+        **settings.kafka_conf(),
+        "group.id": f"{settings.topics.streams_group}-restore",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+    })
+    try:
+        low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        start = max(store.position(province, partition), low)
+        if start >= high:
+            return 0
+        reader.assign([TopicPartition(topic, partition, start if start > 0 else OFFSET_BEGINNING)])
+        applied = 0
+        position = start
+        while position < high:
+            chunk = reader.consume(10_000, RESTORE_POLL_SECONDS)
+            values: dict[str, Any] = {}
+            for m in chunk:
+                if m.error() is not None:
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        position = max(position, m.offset())
+                        continue
+                    raise StateError(f"cannot restore {topic}[{partition}]: {m.error()}")
+                values[m.key().decode("utf-8")] = decode_change(m.value())
+                position = m.offset() + 1
+            store.apply(values, {(province, partition): position})
+            applied += len(values)
+            if not chunk and position < high:
+                low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        return applied
+    except KafkaException as exc:
+        raise StateError(f"cannot restore {topic}[{partition}]: {exc}") from exc
+    finally:
+        reader.close()
