@@ -1,0 +1,137 @@
+"""Kafka ACLs of the exchange, generated from the province list.
+
+Province ``P`` (principal ``User:prov-P``) may write only ``prov.P.changes`` and read only
+``xprov.P.inbound`` (with consumer groups named ``prov-P-...``). The hub's principals get
+what their process uses: ``User:roadx-streams`` reads every province's changes and writes
+the national topics, the inbound topics and its state changelogs; ``User:roadx-sink`` reads
+the national and inbound topics it stores. Analysts get nothing on Kafka: they query
+ClickHouse. Output is either ``kafka-acls.sh`` command lines or Strimzi ``KafkaUser``
+resources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from schemas.identifiers import PROVINCES
+
+from .errors import SettingsError
+from .settings import Settings
+
+STREAMS_PRINCIPAL = "roadx-streams"
+SINK_PRINCIPAL = "roadx-sink"
+LITERAL = "literal"
+PREFIXED = "prefixed"
+READ = ("Read", "Describe")
+WRITE = ("Write", "Describe")
+
+
+@dataclass(frozen=True)
+class AclRule:
+    """Allow ``principal`` the ``operations`` on one topic or group name (or name prefix)."""
+
+    principal: str  # user name, without the ``User:`` type
+    resource_type: str  # "topic" or "group"
+    name: str
+    operations: tuple[str, ...]
+    pattern: str = LITERAL
+
+
+def province_principal(province: str) -> str:
+    return f"prov-{province}"
+
+
+def select_provinces(settings: Settings, text: str | None) -> tuple[str, ...]:
+    """Provinces named in ``text`` (``11,12``), or all configured ones; unknown codes are an error."""
+    if text is None:
+        return tuple(settings.provinces)
+    codes = tuple(dict.fromkeys(c.strip() for c in text.split(",") if c.strip()))
+    if not codes:
+        raise SettingsError("--provinces names no province (use codes like 11,12)")
+    unknown = [c for c in codes if c not in PROVINCES]
+    if unknown:
+        raise SettingsError(f"unknown province code(s) {', '.join(unknown)}: use two-digit GB/T 2260 codes")
+    missing = [c for c in codes if c not in settings.provinces]
+    if missing:
+        raise SettingsError(f"province(s) {', '.join(missing)} are not configured (ROADX_PROVINCES)")
+    return codes
+
+
+def exchange_acls(settings: Settings, provinces: Sequence[str]) -> list[AclRule]:
+    """Every ACL the exchange needs for ``provinces``, provinces first, then the hub."""
+    names = settings.topics
+    prefix = settings.topic_prefix
+    rules: list[AclRule] = []
+    for p in provinces:
+        who = province_principal(p)
+        rules += [
+            AclRule(who, "topic", names.province_changes(p), WRITE),
+            AclRule(who, "topic", names.province_inbound(p), READ),
+            AclRule(who, "group", f"{prefix}{who}-", ("Read",), PREFIXED),
+        ]
+    national = (names.national_changes, names.national_quality, names.national_dlq)
+    rules += [AclRule(STREAMS_PRINCIPAL, "topic", names.province_changes(p), READ) for p in provinces]
+    rules += [AclRule(STREAMS_PRINCIPAL, "topic", t, WRITE) for t in national]
+    rules += [AclRule(STREAMS_PRINCIPAL, "topic", names.province_inbound(p), WRITE) for p in provinces]
+    rules += [AclRule(STREAMS_PRINCIPAL, "topic", names.stream_state(p), ("Read", "Write", "Describe"))
+              for p in provinces]
+    # Its consumer group and the group its state restore reader names (roadx-streams-restore).
+    rules.append(AclRule(STREAMS_PRINCIPAL, "group", names.streams_group, ("Read",), PREFIXED))
+    rules += [AclRule(SINK_PRINCIPAL, "topic", t, READ) for t in national]
+    rules += [AclRule(SINK_PRINCIPAL, "topic", names.province_inbound(p), READ) for p in provinces]
+    rules.append(AclRule(SINK_PRINCIPAL, "group", names.sink_group, ("Read",)))
+    return rules
+
+
+def _header(provinces: Sequence[str]) -> list[str]:
+    return [
+        f"# roadx ACLs for provinces {', '.join(provinces)}",
+        "# analysts: no Kafka ACLs (they query ClickHouse)",
+    ]
+
+
+def kafka_acl_commands(rules: Sequence[AclRule], provinces: Sequence[str]) -> list[str]:
+    """One ``kafka-acls.sh --add`` line per rule; $BOOTSTRAP and $ADMIN_CONFIG come from the shell."""
+    lines = _header(provinces)
+    for rule in rules:
+        ops = " ".join(f"--operation {op}" for op in rule.operations)
+        lines.append(
+            f'kafka-acls.sh --bootstrap-server "$BOOTSTRAP" --command-config "$ADMIN_CONFIG" --add '
+            f"--allow-principal User:{rule.principal} {ops} --{rule.resource_type} {rule.name} "
+            f"--resource-pattern-type {rule.pattern}")
+    return lines
+
+
+def strimzi_users(rules: Sequence[AclRule], provinces: Sequence[str], cluster: str) -> str:
+    """One Strimzi ``KafkaUser`` (SCRAM-SHA-512, simple authorization) per principal."""
+    by_principal: dict[str, list[AclRule]] = {}
+    for rule in rules:
+        by_principal.setdefault(rule.principal, []).append(rule)
+    docs = []
+    for principal, own in by_principal.items():
+        lines = [
+            "apiVersion: kafka.strimzi.io/v1beta2",
+            "kind: KafkaUser",
+            "metadata:",
+            f"  name: {principal}",
+            "  labels:",
+            f"    strimzi.io/cluster: {cluster}",
+            "spec:",
+            "  authentication:",
+            "    type: scram-sha-512",
+            "  authorization:",
+            "    type: simple",
+            "    acls:",
+        ]
+        for rule in own:
+            lines += [
+                "      - resource:",
+                f"          type: {rule.resource_type}",
+                f'          name: "{rule.name}"',
+                f"          patternType: {'prefix' if rule.pattern == PREFIXED else 'literal'}",
+                f"        operations: [{', '.join(rule.operations)}]",
+                '        host: "*"',
+            ]
+        docs.append("\n".join(lines))
+    return "\n".join(_header(provinces)) + "\n---\n" + "\n---\n".join(docs) + "\n"

@@ -1,0 +1,106 @@
+"""ACLs from the province list: each province its own topics only, the hub what it uses."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from deploy.acl import exchange_acls, kafka_acl_commands, select_provinces, strimzi_users
+from deploy.cli import main
+from deploy.errors import SettingsError
+from deploy.settings import Settings
+
+HEAD = 'kafka-acls.sh --bootstrap-server "$BOOTSTRAP" --command-config "$ADMIN_CONFIG" --add --allow-principal'
+EXPECTED_TWO_PROVINCES = [
+    "# roadx ACLs for provinces 11, 12",
+    "# analysts: no Kafka ACLs (they query ClickHouse)",
+    f"{HEAD} User:prov-11 --operation Write --operation Describe --topic prov.11.changes --resource-pattern-type literal",
+    f"{HEAD} User:prov-11 --operation Read --operation Describe --topic xprov.11.inbound --resource-pattern-type literal",
+    f"{HEAD} User:prov-11 --operation Read --group prov-11- --resource-pattern-type prefixed",
+    f"{HEAD} User:prov-12 --operation Write --operation Describe --topic prov.12.changes --resource-pattern-type literal",
+    f"{HEAD} User:prov-12 --operation Read --operation Describe --topic xprov.12.inbound --resource-pattern-type literal",
+    f"{HEAD} User:prov-12 --operation Read --group prov-12- --resource-pattern-type prefixed",
+    f"{HEAD} User:roadx-streams --operation Read --operation Describe --topic prov.11.changes --resource-pattern-type literal",
+    f"{HEAD} User:roadx-streams --operation Read --operation Describe --topic prov.12.changes --resource-pattern-type literal",
+    f"{HEAD} User:roadx-streams --operation Write --operation Describe --topic national.changes --resource-pattern-type literal",
+    f"{HEAD} User:roadx-streams --operation Write --operation Describe --topic national.quality --resource-pattern-type literal",
+    f"{HEAD} User:roadx-streams --operation Write --operation Describe --topic national.dlq --resource-pattern-type literal",
+    f"{HEAD} User:roadx-streams --operation Write --operation Describe --topic xprov.11.inbound --resource-pattern-type literal",
+    f"{HEAD} User:roadx-streams --operation Write --operation Describe --topic xprov.12.inbound --resource-pattern-type literal",
+    f"{HEAD} User:roadx-streams --operation Read --operation Write --operation Describe --topic roadx-streams-state.11 "
+    "--resource-pattern-type literal",
+    f"{HEAD} User:roadx-streams --operation Read --operation Write --operation Describe --topic roadx-streams-state.12 "
+    "--resource-pattern-type literal",
+    f"{HEAD} User:roadx-streams --operation Read --group roadx-streams --resource-pattern-type prefixed",
+    f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.changes --resource-pattern-type literal",
+    f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.quality --resource-pattern-type literal",
+    f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.dlq --resource-pattern-type literal",
+    f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic xprov.11.inbound --resource-pattern-type literal",
+    f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic xprov.12.inbound --resource-pattern-type literal",
+    f"{HEAD} User:roadx-sink --operation Read --group roadx-sink --resource-pattern-type literal",
+]
+
+
+def test_kafka_acls_for_two_provinces_match_line_by_line(capsys):
+    assert main(["acl", "--format", "kafka", "--provinces", "11,12"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(EXPECTED_TWO_PROVINCES)
+    for number, (got, want) in enumerate(zip(lines, EXPECTED_TWO_PROVINCES), 1):
+        assert got == want, f"line {number}"
+
+
+def test_a_province_may_write_only_its_own_changes_and_read_only_its_own_inbound():
+    rules = exchange_acls(Settings(), ("11", "12"))
+    own = [r for r in rules if r.principal == "prov-11"]
+    writes = {r.name for r in own if "Write" in r.operations}
+    reads = {r.name for r in own if r.resource_type == "topic" and "Read" in r.operations}
+    assert writes == {"prov.11.changes"} and reads == {"xprov.11.inbound"}
+
+
+def test_topic_prefix_applies_to_topics_and_groups_not_principals():
+    rules = exchange_acls(Settings(topic_prefix="t1."), ("44",))
+    names = {r.name for r in rules}
+    assert "t1.prov.44.changes" in names and "t1.prov-44-" in names and "t1.roadx-streams" in names
+    assert {r.principal for r in rules} == {"prov-44", "roadx-streams", "roadx-sink"}
+
+
+def test_strimzi_users_are_one_kafka_user_per_principal_with_the_same_acls(capsys):
+    assert main(["acl", "--format", "strimzi", "--provinces", "11,12", "--cluster", "national"]) == 0
+    docs = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d is not None]
+    assert [d["metadata"]["name"] for d in docs] == ["prov-11", "prov-12", "roadx-streams", "roadx-sink"]
+    assert all(d["kind"] == "KafkaUser" and d["metadata"]["labels"]["strimzi.io/cluster"] == "national"
+               for d in docs)
+    prov11 = docs[0]["spec"]["authorization"]["acls"]
+    assert prov11[0] == {"resource": {"type": "topic", "name": "prov.11.changes", "patternType": "literal"},
+                         "operations": ["Write", "Describe"], "host": "*"}
+    assert prov11[2]["resource"] == {"type": "group", "name": "prov-11-", "patternType": "prefix"}
+    total = sum(len(d["spec"]["authorization"]["acls"]) for d in docs)
+    assert total == len(exchange_acls(Settings(), ("11", "12")))
+
+
+def test_analysts_get_no_kafka_acl():
+    rules = exchange_acls(Settings(), tuple(Settings().provinces))
+    assert not [r for r in rules if "analyst" in r.principal]
+    assert "# analysts: no Kafka ACLs (they query ClickHouse)" in kafka_acl_commands(rules, ("11",))
+    assert "analysts: no Kafka ACLs" in strimzi_users(rules, ("11",), "roadx")
+
+
+@pytest.mark.parametrize("provinces, message", [
+    ("11,99", "unknown province code.*99"),
+    ("1x", "unknown province code.*1x"),
+    (" , ", "names no province"),
+])
+def test_unknown_province_codes_are_a_clear_error(provinces, message):
+    with pytest.raises(SettingsError, match=message):
+        select_provinces(Settings(), provinces)
+
+
+def test_a_known_but_unconfigured_province_is_refused():
+    with pytest.raises(SettingsError, match="44 are not configured"):
+        select_provinces(Settings(provinces=("11", "12")), "11,44")
+
+
+def test_the_cli_prints_an_error_and_no_acl_for_an_unknown_province(capsys):
+    assert main(["acl", "--format", "kafka", "--provinces", "11,99"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "unknown province code(s) 99" in err
