@@ -76,7 +76,8 @@ def exchange_acls(settings: Settings, provinces: Sequence[str]) -> list[AclRule]
     rules += [AclRule(STREAMS_PRINCIPAL, "topic", names.province_inbound(p), WRITE) for p in provinces]
     rules += [AclRule(STREAMS_PRINCIPAL, "topic", names.stream_state(p), ("Read", "Write", "Describe"))
               for p in provinces]
-    # Its consumer group and the group its state restore reader names (roadx-streams-restore).
+    rules.append(AclRule(STREAMS_PRINCIPAL, "topic", names.registry, ("Read", "Write", "Describe")))
+    # Its consumer group and those its state readers name (roadx-streams-restore, -registry).
     rules.append(AclRule(STREAMS_PRINCIPAL, "group", names.streams_group, ("Read",), PREFIXED))
     rules += [AclRule(SINK_PRINCIPAL, "topic", t, READ) for t in national]
     rules += [AclRule(SINK_PRINCIPAL, "topic", names.province_inbound(p), READ) for p in provinces]

@@ -25,6 +25,7 @@ def exchange_topics(settings: Settings) -> list[tuple]:
         (names.national_dlq, settings.partitions),
     ]
     wanted += [(names.stream_state(p), settings.partitions, COMPACTED) for p in settings.provinces]
+    wanted.append((names.registry, settings.partitions, COMPACTED))
     return wanted
 
 

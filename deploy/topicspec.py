@@ -95,6 +95,8 @@ def default_spec(settings: Settings) -> list[TopicSpec]:
     # A changelog partition holds the state of the same partition of prov.<P>.changes.
     spec += [topic(names.stream_state(p), settings.partitions, **{"cleanup.policy": "compact"})
              for p in settings.provinces]
+    # Which province's register holds each entity; every stream worker reads all of it.
+    spec.append(topic(names.registry, settings.partitions, **{"cleanup.policy": "compact"}))
     return spec
 
 
@@ -204,7 +206,7 @@ def _province_errors(name: str, settings: Settings) -> list[str]:
 
 
 def _is_state_topic(name: str, settings: Settings) -> bool:
-    return name.startswith(settings.topics.stream_state(""))
+    return name.startswith(settings.topics.stream_state("")) or name == settings.topics.registry
 
 
 def _positive_int(value: Any) -> bool:

@@ -28,6 +28,10 @@ class EventCodec:
         self.schema_id = registry.id_for(subject, self._schema)
         self._header = _HEADER.pack(MAGIC, self.schema_id)
 
+    @property
+    def registry(self) -> Registry:
+        return self._registry
+
     def encode(self, event: dict[str, Any], key: bytes | None = None) -> bytes:
         """Frame and encode one event; sign it when a province key is given."""
         record = dict(event)

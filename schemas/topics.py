@@ -19,6 +19,11 @@ DLQ_ENTITY_KEY = "roadx.error.entity_key"
 DLQ_EVENT_ID = "roadx.error.event_id"
 ROUTED_FROM = "roadx.routed.from"
 ROUTED_REASON = "roadx.routed.reason"
+ROUTED_TO = "roadx.routed.to"
+ROUTED_CORRELATION_ID = "roadx.routed.correlation_id"
+ROUTED_STAGE = "roadx.routed.stage"
+# On national.changes: an event older (source.seq) than its entity's last applied one.
+STALE = "roadx.stale"
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,11 @@ class TopicNames:
     def stream_state(self, province: str) -> str:
         """Compacted changelog of the stream stage's state for ``prov.<P>.changes``, partition for partition."""
         return f"{self.prefix}roadx-streams-state.{province}"
+
+    @property
+    def registry(self) -> str:
+        """Compacted: entity key (and ``plate:<plate>``) → the province whose register holds it."""
+        return f"{self.prefix}roadx-registry"
 
     def province_of_changes_topic(self, topic: str) -> str | None:
         """The province a ``prov.<P>.changes`` topic belongs to, else None."""

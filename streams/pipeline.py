@@ -1,28 +1,38 @@
 """The stream stage as a pure function over a batch: no Kafka, no clocks.
 
 Per message, in order: decode → provenance (source topic, known province, signature)
-→ dedup (``event_id`` seen before) → validation → forward to ``national.changes`` and
-route cases to ``xprov.<Q>.inbound``. A message failing any step goes to the DLQ with
-its raw bytes and origin; the rest of the batch flows on. Accepted events forward their
-original bytes, so signatures stay verifiable downstream.
+→ dedup (``event_id`` seen before) → shape → data-quality rules (``streams.rules``) →
+content dedup (same content as the entity's last version) and staleness (older
+``source.seq``) → forward to ``national.changes``, route cases to ``xprov.<Q>.inbound``,
+notify both provinces of a move. A message failing provenance, shape or an ``error``
+rule goes to the DLQ with its raw bytes and origin; every rule that fires is also
+published to ``national.quality``; the rest of the batch flows on. Accepted events
+forward their original bytes, so signatures stay verifiable downstream.
+
+State is a key-value mapping read and written through ``state``: ``seen:<event_id>``,
+``entity:<entity key>`` (seq, content hash, stage, case routes) and ``reg:<key>`` (the
+registry, shared by every worker). ``BatchResult.changes`` and ``.registry`` list what
+the batch wrote, for the runner to make durable.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Mapping, MutableMapping, Sequence
 
 from schemas import signing
 from schemas import topics as topic_headers
-from schemas.codec import EventCodec
+from schemas.codec import EventCodec, FindingCodec
 from schemas.errors import DecodeError
 from schemas.topics import TopicNames
 
+from . import routing, rules
 from .errors import Rejection
-from .routing import route_targets
-from .validation import describe, validate_event
+from .validation import describe, subject_record, validate_shape
 
 # Origin of a forwarded event on national.changes.
 SOURCE_TOPIC = "roadx.source.topic"
@@ -30,6 +40,8 @@ SOURCE_PARTITION = "roadx.source.partition"
 SOURCE_OFFSET = "roadx.source.offset"
 
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
+UNCHANGED, STALE = "unchanged", "stale"
+SEEN, ENTITY, REGISTRY = "seen:", "entity:", "reg:"
 UNKNOWN_PROVINCE = "unknown"
 
 Headers = list[tuple[str, bytes]]
@@ -62,7 +74,11 @@ class StageContext:
     topics: TopicNames
     province_keys: Mapping[str, bytes]
     provinces: frozenset[str]
-    uscc_allow: frozenset[str] = frozenset()
+    findings: FindingCodec | None = None  # None: a FindingCodec on the events' registry
+
+    def __post_init__(self) -> None:
+        if self.findings is None:
+            object.__setattr__(self, "findings", FindingCodec(self.codec.registry))
 
 
 @dataclass
@@ -70,8 +86,11 @@ class BatchResult:
     """What a batch produced.
 
     ``counts`` is keyed (outcome, province of the source topic); ``rejects`` is keyed
-    (rule, province); ``routed`` is keyed (source, target). ``accepted`` lists
-    (index in the batch, event_id) of every accepted event, in order.
+    (rule, province); ``routed`` is keyed (source, target); ``findings`` is keyed
+    (province, dimension, severity). ``accepted`` lists (index in the batch, event_id) of
+    every accepted event, in order. ``changes`` lists (index, key, value) of the state the
+    batch wrote for the partition of message ``index``; ``registry`` lists (key, value)
+    written to the shared registry (None clears an entry).
     """
 
     outputs: list[Outbound] = field(default_factory=list)
@@ -79,38 +98,186 @@ class BatchResult:
     routed: Counter = field(default_factory=Counter)
     rejects: Counter = field(default_factory=Counter)
     accepted: list[tuple[int, str]] = field(default_factory=list)
+    findings: Counter = field(default_factory=Counter)
+    changes: list[tuple[int, str, Any]] = field(default_factory=list)
+    registry: list[tuple[str, Any]] = field(default_factory=list)
 
 
-def process_batch(batch: Sequence[Inbound], ctx: StageContext, seen: MutableMapping[str, int]) -> BatchResult:
+def process_batch(batch: Sequence[Inbound], ctx: StageContext, state: MutableMapping[str, Any],
+                  now_ms: int = 0) -> BatchResult:
     """Run every message of ``batch`` through the stage; never raises for bad input.
 
-    ``seen`` maps the event_id of every accepted event to its ``ts_ms``; an event
-    already in it is dropped as a duplicate. Only accepted events are remembered, so a
-    rejected event sent again is rejected again.
+    ``state`` is read and written (see the module docstring); only accepted events
+    write, so a rejected event sent again is rejected again. ``now_ms`` stamps findings.
     """
     result = BatchResult()
     for index, message in enumerate(batch):
-        province = ctx.topics.province_of_changes_topic(message.topic) or UNKNOWN_PROVINCE
-        event = None
-        try:
-            event = _decode(message, ctx)
-            _check_provenance(message, event, province, ctx)
-            event_id = str(event["event_id"])
-            if event_id in seen:
-                result.counts[(DUPLICATE, province)] += 1
-                continue
-            validate_event(event, ctx.uscc_allow)
-        except Exception as exc:  # bad input never stops the batch
-            rejection = exc if isinstance(exc, Rejection) else _unexpected(message, exc)
-            result.outputs.append(dead_letter(message, rejection, ctx.topics, event))
-            result.counts[(REJECTED, province)] += 1
-            result.rejects[(rejection.rule, province)] += 1
-            continue
-        seen[event_id] = _epoch_ms(event["ts_ms"])
-        result.accepted.append((index, event_id))
-        result.counts[(ACCEPTED, province)] += 1
-        _forward(message, event, province, ctx, result)
+        _Message(index, message, ctx, state, result, now_ms).run()
     return result
+
+
+class _Message:
+    """One message's trip through the stage."""
+
+    def __init__(self, index: int, message: Inbound, ctx: StageContext, state: MutableMapping[str, Any],
+                 result: BatchResult, now_ms: int) -> None:
+        self.index, self.message, self.ctx, self.state, self.result = index, message, ctx, state, result
+        self.now_ms = now_ms
+        self.province = ctx.topics.province_of_changes_topic(message.topic) or UNKNOWN_PROVINCE
+        self.event: dict[str, Any] | None = None
+
+    def run(self) -> None:
+        result, province = self.result, self.province
+        try:
+            self.event = event = _decode(self.message, self.ctx)
+            _check_provenance(self.message, event, province, self.ctx)
+            event_id = str(event["event_id"])
+            if self.state.get(SEEN + event_id) is not None:
+                result.counts[(DUPLICATE, province)] += 1
+                return
+            validate_shape(event)
+            findings = self._rules(event)
+        except Exception as exc:  # bad input never stops the batch
+            rejection = exc if isinstance(exc, Rejection) else _unexpected(self.message, exc)
+            self._reject(rejection, [])
+            return
+        errors = [f for f in findings if f.rule.severity == rules.ERROR]
+        if errors:
+            first = errors[0]
+            text = "; ".join(f.text for f in errors)
+            self._reject(Rejection(first.rule.code, f"{describe(event)}: {text}"), findings)
+            return
+        self._publish_findings(findings)
+        self._accept(event, event_id)
+
+    def _rules(self, event: Mapping[str, Any]) -> list[rules.Finding]:
+        if event["op"] == "d":
+            return []
+        last = self.state.get(ENTITY + event["entity_key"])
+        facts = rules.Facts(self._registered, last, event["source"]["province"])
+        return rules.evaluate(event["entity_type"], subject_record(event), facts)
+
+    def _registered(self, key: str) -> str | None:
+        return self.state.get(REGISTRY + key)
+
+    def _reject(self, rejection: Rejection, findings: list[rules.Finding]) -> None:
+        result, province = self.result, self.province
+        result.outputs.append(dead_letter(self.message, rejection, self.ctx.topics, self.event))
+        result.counts[(REJECTED, province)] += 1
+        result.rejects[(rejection.rule, province)] += 1
+        if findings:
+            self._publish_findings(findings)
+        else:
+            dimension = rules.PROVENANCE if rejection.rule in PROVENANCE_RULES else rules.CONFORMITY
+            self._publish(rejection.rule, dimension, rules.ERROR, None, rejection.message)
+
+    def _publish_findings(self, findings: list[rules.Finding]) -> None:
+        for f in findings:
+            self._publish(f.rule.code, f.rule.dimension, f.rule.severity, f.rule.field,
+                          f"{describe(self.event or {})}: {f.text}")
+
+    def _publish(self, rule: str, dimension: str, severity: str, field_name: str | None, text: str) -> None:
+        event, message = self.event or {}, self.message
+        event_id = str(event["event_id"]) if event.get("event_id") is not None else None
+        origin = event_id or f"{message.topic}:{message.partition}:{message.offset}"
+        finding = {
+            "finding_id": f"{origin}/{rule}" + (f"/{field_name}" if field_name else ""),
+            "rule": rule, "dimension": dimension, "severity": severity, "province": self.province,
+            "entity_type": event.get("entity_type"), "entity_key": event.get("entity_key"), "event_id": event_id,
+            "field": field_name, "message": text[:2000], "source_topic": message.topic,
+            "source_partition": message.partition, "source_offset": message.offset,
+            "event_ts_ms": _epoch_ms(event["ts_ms"]) if event.get("ts_ms") is not None else None,
+            "detected_ms": self.now_ms,
+        }
+        key = (event.get("entity_key") or origin).encode("utf-8")
+        self.result.outputs.append(Outbound(self.ctx.topics.national_quality, key, self.ctx.findings.encode(finding), []))
+        self.result.findings[(self.province, dimension, severity)] += 1
+
+    def _write(self, key: str, value: Any) -> None:
+        self.state[key] = value
+        self.result.changes.append((self.index, key, value))
+
+    def _accept(self, event: dict[str, Any], event_id: str) -> None:
+        result, province, ctx = self.result, self.province, self.ctx
+        entity_key = event["entity_key"]
+        last = self.state.get(ENTITY + entity_key) or {}
+        seq = int(event["source"]["seq"])
+        self._write(SEEN + event_id, _epoch_ms(event["ts_ms"]))
+        result.accepted.append((self.index, event_id))
+        content = None if event["op"] == "d" else content_hash(event["after"])
+        if last and seq < last.get("seq", -1):
+            result.counts[(STALE, province)] += 1
+            self._publish("stale_event", rules.RELATIONAL, rules.WARNING, None,
+                          f"{describe(event)}: stale_event: source.seq {seq} is older than the last applied "
+                          f"{last.get('seq')}; kept in the log, not applied")
+            self._forward(event, stale=True)
+            return
+        if content is not None and content == last.get("hash") and not last.get("deleted"):
+            result.counts[(UNCHANGED, province)] += 1
+            return
+        result.counts[(ACCEPTED, province)] += 1
+        entity = {"seq": seq, "hash": content, "deleted": event["op"] == "d"}
+        for target in routing.move_targets(event, province, self._registered, ctx.provinces):
+            self._route(event, target, ["moved"], routing.correlation_id(province, entity_key), "moved")
+        if event["entity_type"] == "case":
+            record = subject_record(event) or {}
+            entity["stage"] = record.get("stage")
+            deliver, delivered = routing.case_routes(event, province, ctx.provinces, self._registered,
+                                                     last.get("routes"))
+            entity["routes"] = delivered
+            for target, reasons in deliver.items():
+                stage = routing.DELETED_STAGE if event["op"] == "d" else str(record.get("stage"))
+                self._route(event, target, reasons, routing.correlation_id(province, entity_key), stage)
+        for key in routing.registry_keys(event):
+            value = None if event["op"] == "d" else province
+            self.state[REGISTRY + key] = value
+            result.registry.append((key, value))
+        self._write(ENTITY + entity_key, entity)
+        self._forward(event, stale=False)
+
+    def _forward(self, event: Mapping[str, Any], stale: bool) -> None:
+        message = self.message
+        headers = [
+            (SOURCE_TOPIC, message.topic.encode("utf-8")),
+            (SOURCE_PARTITION, str(message.partition).encode("ascii")),
+            (SOURCE_OFFSET, str(message.offset).encode("ascii")),
+        ]
+        if stale:
+            headers.append((topic_headers.STALE, b"true"))
+        self.result.outputs.append(
+            Outbound(self.ctx.topics.national_changes, event["entity_key"].encode("utf-8"), message.value, headers))
+
+    def _route(self, event: Mapping[str, Any], target: str, reasons: list[str], correlation: str, stage: str) -> None:
+        self.result.outputs.append(Outbound(
+            self.ctx.topics.province_inbound(target),
+            event["entity_key"].encode("utf-8"),
+            self.message.value,
+            [
+                (topic_headers.ROUTED_FROM, self.province.encode("ascii")),
+                (topic_headers.ROUTED_TO, target.encode("ascii")),
+                (topic_headers.ROUTED_REASON, ",".join(reasons).encode("ascii")),
+                (topic_headers.ROUTED_CORRELATION_ID, correlation.encode("ascii")),
+                (topic_headers.ROUTED_STAGE, stage.encode("utf-8")),
+            ],
+        ))
+        self.result.routed[(self.province, target)] += 1
+
+
+PROVENANCE_RULES = frozenset({"bad_signature", "unknown_province", "province_mismatch"})
+
+
+def content_hash(record: Mapping[str, Any]) -> str:
+    """A digest of a record's content: equal for equal records, whatever the event."""
+    text = json.dumps(record, sort_keys=True, ensure_ascii=False, default=_json_value, separators=(",", ":"))
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"cannot hash a {type(value).__name__}")
 
 
 def _decode(message: Inbound, ctx: StageContext) -> dict[str, Any]:
@@ -133,35 +300,6 @@ def _check_provenance(message: Inbound, event: Mapping[str, Any], province: str,
         raise Rejection("unknown_province", f"{who}: unknown_province: {claimed!r} is not a province of this exchange")
     if not signing.verify(message.value, key):
         raise Rejection("bad_signature", f"{who}: bad_signature: not signed with province {claimed}'s key")
-
-
-def _forward(message: Inbound, event: Mapping[str, Any], province: str, ctx: StageContext, result: BatchResult) -> None:
-    key = event["entity_key"].encode("utf-8")
-    result.outputs.append(
-        Outbound(
-            ctx.topics.national_changes,
-            key,
-            message.value,
-            [
-                (SOURCE_TOPIC, message.topic.encode("utf-8")),
-                (SOURCE_PARTITION, str(message.partition).encode("ascii")),
-                (SOURCE_OFFSET, str(message.offset).encode("ascii")),
-            ],
-        )
-    )
-    for target, fields in route_targets(event, province, ctx.provinces).items():
-        result.outputs.append(
-            Outbound(
-                ctx.topics.province_inbound(target),
-                key,
-                message.value,
-                [
-                    (topic_headers.ROUTED_FROM, province.encode("ascii")),
-                    (topic_headers.ROUTED_REASON, ",".join(fields).encode("ascii")),
-                ],
-            )
-        )
-        result.routed[(province, target)] += 1
 
 
 def dead_letter(message: Inbound, rejection: Rejection, topics: TopicNames,

@@ -27,12 +27,12 @@ from schemas.registry import make_registry
 
 from . import metrics
 from .errors import StateError, WorkerError
-from .pipeline import BatchResult, Inbound, StageContext, process_batch
+from .pipeline import REGISTRY, BatchResult, Inbound, StageContext, process_batch
+from .registry import RegistryReader
 from .state import StateStore, decode_change, encode_change
 
 log = logging.getLogger(__name__)
 
-SEEN_PREFIX = "seen:"
 POLL_SECONDS = 0.2
 FLUSH_SECONDS = 30.0
 RESTORE_POLL_SECONDS = 1.0
@@ -44,61 +44,63 @@ def stage_context(settings: Settings) -> StageContext:
         codec = EventCodec(make_registry(settings.schema_registry_url or None))
     except Exception as exc:
         raise WorkerError(f"cannot prepare the stream stage: {exc}") from exc
-    return StageContext(codec, settings.topics, keys, frozenset(settings.provinces), frozenset())
+    return StageContext(codec, settings.topics, keys, frozenset(settings.provinces))
 
 
-class SeenView(MutableMapping[str, int]):
-    """The seen-event-id table as ``process_batch`` sees it: the store plus this batch's ids."""
+class StateView(MutableMapping[str, Any]):
+    """The state as ``process_batch`` sees it: the store, overlaid with this batch's writes."""
 
     def __init__(self, store: StateStore) -> None:
         self._store = store
-        self.pending: dict[str, int] = {}
+        self.pending: dict[str, Any] = {}
 
-    def __contains__(self, key: object) -> bool:
-        return key in self.pending or (isinstance(key, str) and (SEEN_PREFIX + key) in self._store)
-
-    def __getitem__(self, key: str) -> int:
+    def __getitem__(self, key: str) -> Any:
         if key in self.pending:
-            return self.pending[key]
-        value = self._store.get(SEEN_PREFIX + key)
+            value = self.pending[key]
+        else:
+            value = self._store.get(key)
         if value is None:
             raise KeyError(key)
         return value
 
-    def __setitem__(self, key: str, value: int) -> None:
+    def __setitem__(self, key: str, value: Any) -> None:
         self.pending[key] = value
 
     def __delitem__(self, key: str) -> None:
-        raise WorkerError("event ids are never forgotten within a batch")
+        self.pending[key] = None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.pending)
+        return (k for k, v in self.pending.items() if v is not None)
 
     def __len__(self) -> int:
-        return len(self.pending)
+        return sum(1 for v in self.pending.values() if v is not None)
 
 
 @dataclass
 class StateChanges:
-    """State changes of one batch, each bound to the changelog partition it belongs to."""
+    """State changes of one batch, each bound to the changelog partition it belongs to,
+    and the registry entries it set."""
 
     values: dict[str, Any] = field(default_factory=dict)
     scopes: dict[str, tuple[str, int]] = field(default_factory=dict)
+    registry: dict[str, Any] = field(default_factory=dict)
 
     def put(self, scope: tuple[str, int], key: str, value: Any) -> None:
         self.values[key] = value
         self.scopes[key] = scope
 
 
-def state_changes(batch: Sequence[Inbound], result: BatchResult, seen: SeenView, settings: Settings) -> StateChanges:
-    """What the batch adds to the state: the id of every accepted event."""
+def state_changes(batch: Sequence[Inbound], result: BatchResult, settings: Settings) -> StateChanges:
+    """Bind what the batch wrote to the source partition of the message that wrote it."""
     changes = StateChanges()
-    for index, event_id in result.accepted:
+    for index, key, value in result.changes:
         message = batch[index]
         province = settings.topics.province_of_changes_topic(message.topic)
         if province is None:
             raise WorkerError(f"accepted an event from {message.topic!r}, which is not a province topic")
-        changes.put((province, message.partition), SEEN_PREFIX + event_id, seen.pending[event_id])
+        changes.put((province, message.partition), key, value)
+    for key, value in result.registry:
+        changes.registry[key] = value
     return changes
 
 
@@ -132,13 +134,17 @@ def write_then_commit(producer: Producer, consumer: Consumer, store: StateStore,
             province, partition = changes.scopes[key]
             _produce(producer, names.stream_state(province), key.encode("utf-8"), encode_change(value), None,
                      partition, deliveries)
+        for key, value in changes.registry.items():
+            _produce(producer, names.registry, key.encode("utf-8"), encode_change(value), None, None, deliveries)
         remaining = producer.flush(FLUSH_SECONDS)
     except (KafkaException, BufferError) as exc:
         raise WorkerError(f"cannot write a batch of {len(batch)} events: {exc}") from exc
     if remaining or deliveries.failure:
         why = deliveries.failure or f"{remaining} messages still undelivered after {FLUSH_SECONDS:.0f}s"
         raise WorkerError(f"cannot write a batch of {len(batch)} events: {why}")
-    store.apply(changes.values, deliveries.positions)
+    local = dict(changes.values)
+    local.update({REGISTRY + key: value for key, value in changes.registry.items()})
+    store.apply(local, deliveries.positions)
     commit_offsets(consumer, batch)
 
 
@@ -195,8 +201,10 @@ class StreamRunner:
             "partitioner": "murmur2_random",
         })
         self.source_topics = [settings.topics.province_changes(p) for p in settings.provinces]
+        self.registry = RegistryReader(settings, store)
 
     def run(self, stop: threading.Event) -> None:
+        self.registry.catch_up()
         self.consumer.subscribe(self.source_topics, on_assign=self._on_assign)
         try:
             while not stop.is_set():
@@ -204,6 +212,7 @@ class StreamRunner:
         finally:
             self.producer.flush(FLUSH_SECONDS)
             self.consumer.close()
+            self.registry.close()
 
     def step(self) -> int:
         """Process one batch; returns how many messages it held."""
@@ -215,12 +224,12 @@ class StreamRunner:
                     log.warning("consumer error: %s", m.error())
                 continue
             batch.append(Inbound(m.topic(), m.partition(), m.offset(), m.key(), m.value()))
+        self.registry.drain()
         if not batch:
             self.producer.poll(0)
             return 0
-        seen = SeenView(self.store)
-        result = process_batch(batch, self.ctx, seen)
-        changes = state_changes(batch, result, seen, self.settings)
+        result = process_batch(batch, self.ctx, StateView(self.store), now_ms=int(time.time() * 1000))
+        changes = state_changes(batch, result, self.settings)
         write_then_commit(self.producer, self.consumer, self.store, self.settings, batch, result, changes)
         metrics.observe(result)
         return len(batch)

@@ -1,22 +1,16 @@
-"""Data-quality rules of an accepted event: shape, code tables and identifier standards.
+"""The shape of a change event: op, entity type, before/after, entity key.
 
-``validate_event`` raises ``Rejection`` naming the event, the field, the rule and the value.
-Identifier checks come from ``schemas.identifiers``.
+``validate_shape`` raises ``Rejection`` naming the event and the rule. The record-level
+data-quality rules are in ``streams.rules``.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Mapping
 
-from schemas import contract, identifiers
-from schemas.errors import InvalidIdentifier
+from schemas import contract
 
 from .errors import Rejection
-
-LICENCE_TYPES = frozenset({"operating_permit", "qualification", "transport_cert"})
-CASE_STAGES = ("filed", "investigating", "decided", "executed", "closed")
-IDENTIFIER_CACHE_SIZE = 1 << 17
 
 Record = Mapping[str, Any]
 
@@ -31,8 +25,8 @@ def subject_record(event: Mapping[str, Any]) -> Record | None:
     return event.get("before") if event.get("op") == "d" else event.get("after")
 
 
-def validate_event(event: Mapping[str, Any], uscc_allow: Iterable[str] = ()) -> None:
-    """Raise ``Rejection`` if the event breaks a rule; return None if it is valid."""
+def validate_shape(event: Mapping[str, Any]) -> None:
+    """Raise ``Rejection`` if the event is not a well-formed change of a known entity."""
     who = describe(event)
     op, etype = event.get("op"), event.get("entity_type")
     if op not in contract.OPS:
@@ -58,8 +52,6 @@ def validate_event(event: Mapping[str, Any], uscc_allow: Iterable[str] = ()) -> 
             f"{who}: entity_key_mismatch: entity_key {event.get('entity_key')!r} "
             f"does not match the record, expected {expected_key!r}",
         )
-    if op != "d":
-        _RECORD_CHECKS[etype](record, who, frozenset(uscc_allow))
 
 
 def _check_op_shape(event: Mapping[str, Any], who: str) -> None:
@@ -68,76 +60,3 @@ def _check_op_shape(event: Mapping[str, Any], who: str) -> None:
         raise Rejection("op_record_mismatch", f"{who}: op_record_mismatch: a delete ('d') must carry 'before'")
     if op != "d" and event.get("after") is None:
         raise Rejection("op_record_mismatch", f"{who}: op_record_mismatch: op {op!r} must carry 'after'")
-
-
-def _identifier(who: str, field: str, check: Callable[..., Any], value: Any, *args: Any) -> None:
-    error = _identifier_error(check, value, *args)
-    if error is not None:
-        rule, reason = error
-        raise Rejection(rule, f"{who}: field {field}: {reason}")
-
-
-@functools.lru_cache(maxsize=IDENTIFIER_CACHE_SIZE)
-def _identifier_error(check: Callable[..., Any], value: Any, *args: Any) -> tuple[str, str] | None:
-    """(rule, reason) if a pure identifier check fails; the same identifiers recur across events."""
-    try:
-        check(value, *args)
-    except InvalidIdentifier as exc:
-        return exc.rule, str(exc)
-    return None
-
-
-def _code(who: str, field: str, rule: str, value: Any, table: Iterable[str]) -> None:
-    if value not in table:
-        raise Rejection(rule, f"{who}: field {field}: {rule}: {value!r} is not one of {', '.join(sorted(table))}")
-
-
-def _check_operator(record: Record, who: str, allow: frozenset[str]) -> None:
-    _identifier(who, "uscc", identifiers.check_uscc, record["uscc"], allow)
-    _identifier(who, "region_code", identifiers.check_region_code, record["region_code"])
-    if record.get("legal_rep_id_number"):
-        _identifier(who, "legal_rep_id_number", identifiers.check_id_number, record["legal_rep_id_number"])
-
-
-def _check_vehicle(record: Record, who: str, allow: frozenset[str]) -> None:
-    _identifier(who, "plate", identifiers.check_plate, record["plate"])
-    _identifier(who, "plate_color", identifiers.check_plate_color, record["plate_color"])
-    _identifier(who, "operator_uscc", identifiers.check_uscc, record["operator_uscc"], allow)
-
-
-def _check_practitioner(record: Record, who: str, allow: frozenset[str]) -> None:
-    _identifier(who, "id_number", identifiers.check_id_number, record["id_number"])
-    _identifier(who, "region_code", identifiers.check_region_code, record["region_code"])
-    if record.get("employer_uscc"):
-        _identifier(who, "employer_uscc", identifiers.check_uscc, record["employer_uscc"], allow)
-
-
-def _check_licence(record: Record, who: str, allow: frozenset[str]) -> None:
-    _code(who, "licence_type", "unknown_licence_type", record["licence_type"], LICENCE_TYPES)
-    _identifier(who, "issuer_region_code", identifiers.check_region_code, record["issuer_region_code"])
-    if record["valid_from"] > record["valid_until"]:
-        raise Rejection(
-            "invalid_validity",
-            f"{who}: field valid_until: invalid_validity: {record['valid_until']} is before "
-            f"valid_from {record['valid_from']}",
-        )
-
-
-def _check_case(record: Record, who: str, allow: frozenset[str]) -> None:
-    _identifier(who, "region_code", identifiers.check_region_code, record["region_code"])
-    _code(who, "stage", "unknown_case_stage", record["stage"], CASE_STAGES)
-    if record.get("involved_plate"):
-        _identifier(who, "involved_plate", identifiers.check_plate, record["involved_plate"])
-    if record.get("involved_operator_uscc"):
-        _identifier(who, "involved_operator_uscc", identifiers.check_uscc, record["involved_operator_uscc"], allow)
-    if record.get("involved_id_number"):
-        _identifier(who, "involved_id_number", identifiers.check_id_number, record["involved_id_number"])
-
-
-_RECORD_CHECKS: dict[str, Callable[[Record, str, frozenset[str]], None]] = {
-    "operator": _check_operator,
-    "vehicle": _check_vehicle,
-    "practitioner": _check_practitioner,
-    "licence": _check_licence,
-    "case": _check_case,
-}

@@ -31,6 +31,8 @@ EXPECTED_TWO_PROVINCES = [
     "--resource-pattern-type literal",
     f"{HEAD} User:roadx-streams --operation Read --operation Write --operation Describe --topic roadx-streams-state.12 "
     "--resource-pattern-type literal",
+    f"{HEAD} User:roadx-streams --operation Read --operation Write --operation Describe --topic roadx-registry "
+    "--resource-pattern-type literal",
     f"{HEAD} User:roadx-streams --operation Read --group roadx-streams --resource-pattern-type prefixed",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.changes --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.quality --resource-pattern-type literal",

@@ -43,8 +43,8 @@ ID_44 = valid_id("44030119900101123")
 
 def operator(**overrides):
     record = {
-        "uscc": USCC_44, "name": "深圳运输有限公司", "region_code": "440300", "permit_no": None,
-        "business_scope": None, "status": "active", "legal_rep_id_number": ID_44, "contact_phone": None,
+        "uscc": USCC_44, "name": "深圳运输有限公司", "region_code": "440300", "permit_no": "粤交运管许可深字440300000001",
+        "business_scope": "道路旅客运输", "status": "active", "legal_rep_id_number": ID_44, "contact_phone": None,
     }
     return {**record, **overrides}
 
@@ -78,7 +78,7 @@ def inbound(value, province="44", offset=0, key=b"k"):
 
 @pytest.fixture
 def ctx():
-    return StageContext(CODEC, TOPICS, KEYS, PROVINCES, frozenset())
+    return StageContext(CODEC, TOPICS, KEYS, PROVINCES)
 
 
 def headers(out):
@@ -274,7 +274,7 @@ def test_deleted_cross_province_case_is_routed_from_before(ctx):
 
 
 def test_bad_messages_do_not_stop_the_good_ones_in_a_batch(ctx):
-    good = [signed(event("operator", operator())) for _ in range(3)]
+    good = [signed(event("operator", operator(name=f"深圳运输{n}有限公司"))) for n in range(3)]
     bad_uscc = signed(event("operator", operator(uscc="91440300MA5F0000XX")))
     batch = [
         inbound(good[0], offset=0),

@@ -11,7 +11,8 @@ from deploy.settings import Settings
 from streams import metrics
 from streams.errors import StateError, WorkerError
 from streams.pipeline import BatchResult, Inbound
-from streams.runner import SEEN_PREFIX, SeenView, state_changes
+from streams.pipeline import SEEN as SEEN_PREFIX
+from streams.runner import StateView, state_changes
 from streams.state import StateStore, decode_change, encode_change
 
 
@@ -62,38 +63,35 @@ def test_changelog_values_round_trip_and_none_is_a_tombstone():
     assert encode_change(None) is None and decode_change(None) is None
 
 
-def test_seen_view_reads_the_store_and_holds_new_ids_until_written(store):
+def test_state_view_reads_the_store_and_holds_writes_until_applied(store):
     store.apply({SEEN_PREFIX + "old": 5}, {})
-    seen = SeenView(store)
-    seen["new"] = 7
-    assert "old" in seen and "new" in seen and "other" not in seen
-    assert seen["old"] == 5 and seen["new"] == 7
+    view = StateView(store)
+    view[SEEN_PREFIX + "new"] = 7
+    assert view.get(SEEN_PREFIX + "old") == 5 and view.get(SEEN_PREFIX + "new") == 7
+    assert view.get(SEEN_PREFIX + "other") is None
     assert store.get(SEEN_PREFIX + "new") is None
-    with pytest.raises(KeyError):
-        seen["other"]
-    with pytest.raises(WorkerError):
-        del seen["new"]
+    del view[SEEN_PREFIX + "old"]
+    assert view.get(SEEN_PREFIX + "old") is None and store.get(SEEN_PREFIX + "old") == 5
+    assert view.pending == {SEEN_PREFIX + "new": 7, SEEN_PREFIX + "old": None}
 
 
-def test_state_changes_go_to_the_changelog_partition_of_their_source(store):
+def test_state_changes_go_to_the_changelog_partition_of_their_source():
     settings = Settings(topic_prefix="tx.", provinces=("11", "44"))
     batch = [
         Inbound("tx.prov.44.changes", 2, 10, b"k", b"v"),
         Inbound("tx.prov.11.changes", 0, 11, b"k", b"v"),
     ]
-    seen = SeenView(store)
-    seen["e1"], seen["e2"] = 100, 200
-    changes = state_changes(batch, BatchResult(accepted=[(0, "e1"), (1, "e2")]), seen, settings)
-    assert changes.values == {SEEN_PREFIX + "e1": 100, SEEN_PREFIX + "e2": 200}
-    assert changes.scopes == {SEEN_PREFIX + "e1": ("44", 2), SEEN_PREFIX + "e2": ("11", 0)}
+    result = BatchResult(changes=[(0, "seen:e1", 100), (1, "seen:e2", 200)], registry=[("operator:X", "11")])
+    changes = state_changes(batch, result, settings)
+    assert changes.values == {"seen:e1": 100, "seen:e2": 200}
+    assert changes.scopes == {"seen:e1": ("44", 2), "seen:e2": ("11", 0)}
+    assert changes.registry == {"operator:X": "11"}
 
 
-def test_an_accepted_event_from_a_foreign_topic_is_refused(store):
+def test_an_accepted_event_from_a_foreign_topic_is_refused():
     settings = Settings(topic_prefix="tx.", provinces=("11",))
-    seen = SeenView(store)
-    seen["e1"] = 1
     with pytest.raises(WorkerError, match="not a province topic"):
-        state_changes([Inbound("elsewhere", 0, 0, None, b"")], BatchResult(accepted=[(0, "e1")]), seen, settings)
+        state_changes([Inbound("elsewhere", 0, 0, None, b"")], BatchResult(changes=[(0, "seen:e1", 1)]), settings)
 
 
 def test_metrics_count_outcomes_rules_and_routes():

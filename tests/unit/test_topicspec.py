@@ -28,7 +28,7 @@ def test_default_spec_names_every_topic_of_the_exchange():
     names = [t.name for t in default_spec(SETTINGS)]
     assert names == ["t.prov.11.changes", "t.prov.44.changes", "t.xprov.11.inbound", "t.xprov.44.inbound",
                      "t.national.changes", "t.national.quality", "t.national.dlq",
-                     "t.roadx-streams-state.11", "t.roadx-streams-state.44"]
+                     "t.roadx-streams-state.11", "t.roadx-streams-state.44", "t.roadx-registry"]
 
 
 def test_cluster_topics_are_replicated_three_times_with_two_in_sync():

@@ -1,0 +1,149 @@
+"""The stage's state: content dedup, staleness, registry-first routing, moves, findings."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas import topics as th
+from schemas.codec import FindingCodec
+from streams import routing
+from streams.pipeline import process_batch
+
+from test_pipeline import (
+    CODEC, ID_11, TOPICS, USCC_11, USCC_31, USCC_44, case, event, headers, inbound, operator, signed,
+)
+
+
+def seq(ev, n):
+    ev["source"]["seq"] = n
+    return ev
+
+
+def on(topic, result):
+    return [o for o in result.outputs if o.topic == topic]
+
+
+def findings(result):
+    codec = FindingCodec(CODEC.registry)
+    return [codec.decode(o.value) for o in on(TOPICS.national_quality, result)]
+
+
+def test_an_update_that_changes_nothing_produces_nothing_downstream(ctx):
+    state = {}
+    first = process_batch([inbound(signed(seq(event("operator", operator()), 1)))], ctx, state)
+    resend = process_batch([inbound(signed(seq(event("operator", operator(), op="u"), 2)))], ctx, state)
+    assert len(on(TOPICS.national_changes, first)) == 1
+    assert resend.outputs == [] and resend.counts == {("unchanged", "44"): 1}
+
+
+def test_an_older_event_is_kept_in_the_log_but_flagged_stale(ctx):
+    state = {}
+    process_batch([inbound(signed(seq(event("operator", operator(status="suspended")), 5)))], ctx, state)
+    late = process_batch([inbound(signed(seq(event("operator", operator(), op="u"), 3)))], ctx, state)
+    forwarded = on(TOPICS.national_changes, late)
+    assert len(forwarded) == 1 and headers(forwarded[0])[th.STALE] == b"true"
+    assert late.counts == {("stale", "44"): 1}
+    assert [f["rule"] for f in findings(late)] == ["stale_event"]
+    assert state[f"entity:operator:{USCC_44}"]["seq"] == 5
+
+
+def test_registry_beats_the_identifiers_embedded_region(ctx3):
+    state = {"reg:plate:京A12345": "31"}  # a Beijing plate registered in Shanghai
+    result = process_batch([inbound(signed(event("case", case(involved_plate="京A12345"))))], ctx3, state)
+    routed = [o.topic for o in result.outputs if o.topic.startswith("t.xprov.")]
+    assert routed == [TOPICS.province_inbound("31")]
+
+
+def test_a_case_involving_two_other_provinces_reaches_both_with_one_correlation_id(ctx3):
+    record = case(involved_plate="京A12345", involved_operator_uscc=USCC_31)
+    result = process_batch([inbound(signed(event("case", record)))], ctx3, {})
+    routed = {o.topic: headers(o) for o in result.outputs if o.topic.startswith("t.xprov.")}
+    assert set(routed) == {TOPICS.province_inbound("11"), TOPICS.province_inbound("31")}
+    ids = {h[th.ROUTED_CORRELATION_ID] for h in routed.values()}
+    assert len(ids) == 1
+    assert routed[TOPICS.province_inbound("31")][th.ROUTED_REASON] == b"involved_operator_uscc"
+    assert routed[TOPICS.province_inbound("11")][th.ROUTED_TO] == b"11"
+
+
+def test_each_stage_of_a_case_is_routed_once_and_later_stages_follow(ctx3):
+    state = {}
+    filed = process_batch([inbound(signed(seq(event("case", case(involved_plate="京A12345")), 1)))], ctx3, state)
+    again = process_batch(
+        [inbound(signed(seq(event("case", case(involved_plate="京A12345", penalty_cents=100), op="u"), 2)))],
+        ctx3, state)
+    decided = process_batch(
+        [inbound(signed(seq(event("case", case(stage="decided", involved_plate=None), op="u"), 3)))], ctx3, state)
+    assert len(on(TOPICS.province_inbound("11"), filed)) == 1
+    assert on(TOPICS.province_inbound("11"), again) == []  # same stage: already delivered
+    follow = on(TOPICS.province_inbound("11"), decided)
+    assert len(follow) == 1 and headers(follow[0])[th.ROUTED_REASON] == b"follows"
+    assert headers(follow[0])[th.ROUTED_STAGE] == b"decided"
+    ids = {headers(o)[th.ROUTED_CORRELATION_ID] for r in (filed, decided) for o in on(TOPICS.province_inbound("11"), r)}
+    assert len(ids) == 1
+
+
+def test_a_vehicle_that_moves_province_notifies_both(ctx3):
+    from test_rules import vehicle
+    state = {}
+    ev11 = event("vehicle", vehicle(plate="京A12345", operator_uscc=USCC_11), province="11")
+    process_batch([inbound(signed(ev11), province="11")], ctx3, state)
+    assert state["reg:vehicle:京A12345:2"] == "11"
+    moved = event("vehicle", vehicle(plate="京A12345", operator_uscc=USCC_44), province="44")
+    result = process_batch([inbound(signed(moved), province="44")], ctx3, state)
+    notified = sorted(o.topic for o in result.outputs if o.topic.startswith("t.xprov."))
+    assert notified == [TOPICS.province_inbound("11"), TOPICS.province_inbound("44")]
+    assert all(headers(o)[th.ROUTED_REASON] == b"moved" for o in result.outputs if o.topic.startswith("t.xprov."))
+    assert state["reg:vehicle:京A12345:2"] == "44"
+    assert ("vehicle:京A12345:2", "44") in result.registry
+
+
+def test_rejected_and_warned_events_publish_their_findings(ctx):
+    bad = signed(event("operator", operator(uscc="91440300MA5F0000XX", permit_no=None)))
+    result = process_batch([inbound(bad), inbound(b"\x01junk", offset=1)], ctx, {})
+    got = {(f["rule"], f["severity"], f["dimension"]) for f in findings(result)}
+    assert ("invalid_uscc", "error", "conformity") in got
+    assert ("expected_field", "warning", "completeness") in got
+    assert ("not_framed", "error", "conformity") in got
+    assert result.findings[("44", "conformity", "error")] == 2
+
+
+def test_a_forged_signature_is_a_provenance_finding(ctx):
+    forged = CODEC.encode(event("operator", operator()), b"not the province key at all")
+    result = process_batch([inbound(forged)], ctx, {})
+    assert [(f["rule"], f["dimension"]) for f in findings(result)] == [("bad_signature", "provenance")]
+
+
+def test_a_valid_avro_record_of_the_wrong_schema_is_rejected(ctx):
+    wrong = FindingCodec(CODEC.registry).encode({
+        "finding_id": "x", "rule": "r", "dimension": "d", "severity": "s", "province": "44", "message": "m",
+        "source_topic": "t", "source_partition": 0, "source_offset": 0, "detected_ms": 0})
+    result = process_batch([inbound(wrong)], ctx, {})
+    assert [o.topic for o in result.outputs if o.topic == TOPICS.national_dlq] == [TOPICS.national_dlq]
+
+
+def test_an_event_with_a_null_entity_key_record_is_rejected(ctx):
+    ev = event("operator", operator())
+    ev["entity_key"] = ""
+    result = process_batch([inbound(signed(ev))], ctx, {})
+    assert headers(on(TOPICS.national_dlq, result)[0])[th.DLQ_RULE] == b"entity_key_mismatch"
+
+
+def test_correlation_id_is_stable_for_a_case():
+    assert routing.correlation_id("44", "case:A") == routing.correlation_id("44", "case:A")
+    assert routing.correlation_id("44", "case:A") != routing.correlation_id("44", "case:B")
+
+
+@pytest.fixture
+def ctx3():
+    from streams.pipeline import StageContext
+    from schemas import signing
+    from test_pipeline import KEYS, MASTER
+    keys = {**KEYS, "31": signing.derive_province_key(MASTER, "31")}
+    return StageContext(CODEC, TOPICS, keys, frozenset({"11", "31", "44"}))
+
+
+@pytest.fixture
+def ctx():
+    from streams.pipeline import StageContext
+    from test_pipeline import KEYS, PROVINCES
+    return StageContext(CODEC, TOPICS, KEYS, PROVINCES)
