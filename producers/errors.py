@@ -4,7 +4,12 @@
     ├── GeneratorConfigError   synthetic generator parameters are out of range
     ├── SpoolError             the local spool file cannot be opened, read or written
     ├── EventEncodeError       an event does not encode with the contract's codec
-    └── PublishError           the broker refused spooled entries permanently
+    ├── PublishError           the broker refused spooled entries permanently
+    └── FileAdapterError       the daily file adapter cannot go on
+        ├── FileRejected       a file cannot be read at all (moved aside with its reason)
+        ├── MappingError       a header mapping file is unreadable or maps to unknown fields
+        ├── RowError           one row breaks a rule (reported, the file goes on)
+        └── AdapterBusyError   another adapter holds this province and entity
 """
 
 from __future__ import annotations
@@ -32,3 +37,33 @@ class PublishError(ProducerError):
     def __init__(self, message: str, failures: list[tuple[str, str]] | None = None) -> None:
         self.failures = failures or []
         super().__init__(message)
+
+
+class FileAdapterError(ProducerError):
+    pass
+
+
+class FileRejected(FileAdapterError):
+    """A whole file is unusable; ``rule`` is a stable reason, the message says why."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        self.rule = rule
+        super().__init__(f"{rule}: {message}")
+
+
+class MappingError(FileAdapterError):
+    pass
+
+
+class AdapterBusyError(FileAdapterError):
+    pass
+
+
+class RowError(FileAdapterError):
+    """One bad row: ``field`` (or None for the whole row), ``rule`` and the message."""
+
+    def __init__(self, field: str | None, rule: str, message: str) -> None:
+        self.field = field
+        self.rule = rule
+        self.detail = message
+        super().__init__(f"{field or 'row'}: {rule}: {message}")

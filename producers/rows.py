@@ -1,0 +1,293 @@
+"""One row of text cells → one entity record, typed and checked, or a ``RowError``.
+
+Field types come from the entity's Avro record: strings, ints and longs, dates (kept as
+days since 1970-01-01, which the codec writes as Avro ``date``), timestamps (epoch ms;
+times without a zone are China Standard Time) and the list of qualification types.
+Identifier standards are checked with ``schemas.identifiers``; Chinese code labels
+(车牌颜色 黄, 案件阶段 立案, 状态 正常 …) are turned into the contract's codes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from schemas import contract, identifiers
+from schemas.errors import InvalidIdentifier
+
+from .errors import RowError
+from .tabular import formula_like
+
+CHINA_TZ = datetime.timezone(datetime.timedelta(hours=8))
+_EPOCH = datetime.date(1970, 1, 1)
+_INT = re.compile(r"^[+-]?[0-9]+(\.0*)?$")
+_DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$|^(\d{4})(\d{2})(\d{2})$")
+_TIME = re.compile(r"^(?P<d>[^ T]+)(?:[ T](?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2}))?)?$")
+_LIST_SPLIT = re.compile(r"[;；,，、|]")
+_UPPER = frozenset({"uscc", "operator_uscc", "employer_uscc", "involved_operator_uscc", "id_number",
+                    "legal_rep_id_number", "involved_id_number", "vin", "plate", "involved_plate"})
+
+CODES: dict[str, dict[str, str]] = {
+    "operator.status": {"营业": "active", "正常": "active", "停业": "suspended", "暂停": "suspended",
+                        "吊销": "revoked", "注销": "closed", "歇业": "closed"},
+    "vehicle.status": {"营运": "active", "正常": "active", "停运": "suspended", "暂停": "suspended", "报废": "scrapped",
+                       "注销": "scrapped"},
+    "practitioner.status": {"正常": "active", "有效": "active", "暂停": "suspended", "吊销": "revoked",
+                            "注销": "revoked"},
+    "licence.status": {"有效": "valid", "正常": "valid", "暂扣": "suspended", "暂停": "suspended",
+                       "吊销": "revoked", "过期": "expired", "失效": "expired"},
+    "licence.licence_type": {"经营许可证": "operating_permit", "道路运输经营许可证": "operating_permit",
+                             "从业资格证": "qualification", "道路运输证": "transport_cert"},
+    "vehicle.vehicle_class": {"旅游客车": "charter_bus", "包车客车": "charter_bus", "班线客车": "route_bus",
+                              "危险货物运输车": "dangerous_goods", "危险品运输车": "dangerous_goods",
+                              "货车": "truck", "普通货车": "truck", "出租汽车": "taxi", "出租车": "taxi"},
+    "case.stage": {"立案": "filed", "调查取证": "investigating", "决定": "decided", "执行": "executed",
+                   "结案": "closed"},
+}
+ALLOWED: dict[str, frozenset[str]] = {
+    "operator.status": frozenset({"active", "suspended", "revoked", "closed"}),
+    "vehicle.status": frozenset({"active", "suspended", "scrapped"}),
+    "practitioner.status": frozenset({"active", "suspended", "revoked"}),
+    "licence.status": frozenset({"valid", "suspended", "revoked", "expired"}),
+    "licence.licence_type": frozenset({"operating_permit", "qualification", "transport_cert"}),
+    "vehicle.vehicle_class": frozenset({"charter_bus", "route_bus", "dangerous_goods", "truck", "taxi"}),
+    "case.stage": frozenset({"filed", "investigating", "decided", "executed", "closed"}),
+}
+KEY_FIELDS = {"operator": ("uscc",), "vehicle": ("plate", "plate_color"), "practitioner": ("id_number",),
+              "licence": ("licence_type", "licence_no"), "case": ("case_no",)}
+_COLOR_BY_NAME = {name: code for code, name in identifiers.PLATE_COLORS.items()} | {"黄色": 2, "蓝色": 1, "绿色": 5}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: str  # string | int | long | date | timestamp | strings
+    required: bool
+    default: Any = None
+
+
+@functools.cache
+def field_specs(entity: str) -> tuple[FieldSpec, ...]:
+    """The entity's fields with their kinds, from its Avro record."""
+    schema = contract.envelope_schema()
+    record_name = contract.ENTITY_RECORDS[entity]
+    record = next(t for f in schema["fields"] if f["name"] in ("before", "after")
+                  for t in f["type"] if isinstance(t, dict) and t.get("name") == record_name)
+    specs = []
+    for field in record["fields"]:
+        ftype = field["type"]
+        nullable = isinstance(ftype, list) and "null" in ftype
+        if nullable:
+            ftype = next(t for t in ftype if t != "null")
+        specs.append(FieldSpec(field["name"], _kind(ftype), not nullable and "default" not in field,
+                               field.get("default")))
+    return tuple(specs)
+
+
+def required_fields(entity: str) -> frozenset[str]:
+    return frozenset(s.name for s in field_specs(entity) if s.required)
+
+
+def _kind(ftype: Any) -> str:
+    if isinstance(ftype, dict):
+        logical = ftype.get("logicalType")
+        if logical == "date":
+            return "date"
+        if logical and logical.startswith("timestamp"):
+            return "timestamp"
+        if ftype.get("type") == "array":
+            return "strings"
+        ftype = ftype.get("type")
+    if ftype in ("string", "int", "long"):
+        return ftype
+    raise ValueError(f"unsupported field type {ftype!r}")
+
+
+class RowParser:
+    """Parses the rows of one file whose columns map to ``columns`` (None: ignored)."""
+
+    def __init__(self, entity: str, columns: tuple[str | None, ...], uscc_allow: frozenset[str] = frozenset()) -> None:
+        self.entity = entity
+        self.columns = columns
+        self._specs = field_specs(entity)
+        self._uscc_allow = uscc_allow
+        self._index = {name: i for i, name in enumerate(columns) if name is not None}
+
+    def parse(self, cells: tuple[str, ...]) -> dict[str, Any]:
+        """The record of one row; raises ``RowError`` for the first rule it breaks."""
+        self._check_width(cells)
+        record = {}
+        for spec in self._specs:
+            record[spec.name] = self._value(spec, cells)
+        _CHECKS[self.entity](record, self._uscc_allow)
+        return record
+
+    def key_of(self, cells: tuple[str, ...]) -> str | None:
+        """The entity key of a row whose key fields parse, even if other fields do not."""
+        try:
+            parts = {spec.name: self._value(spec, cells) for spec in self._specs if spec.name in KEY_FIELDS[self.entity]}
+        except (RowError, IndexError):
+            return None
+        if any(v is None for v in parts.values()):
+            return None
+        return contract.entity_key(self.entity, parts)
+
+    def _check_width(self, cells: tuple[str, ...]) -> None:
+        width = len(self.columns)
+        if len(cells) != width and not (len(cells) > width and not any(c.strip() for c in cells[width:])):
+            raise RowError(None, "wrong_column_count", f"has {len(cells)} cells, the header has {width} columns")
+
+    def _value(self, spec: FieldSpec, cells: tuple[str, ...]) -> Any:
+        index = self._index.get(spec.name)
+        text = cells[index].strip() if index is not None and index < len(cells) else ""
+        if formula_like(text):
+            raise RowError(spec.name, "formula_injection",
+                           f"value {text!r} starts like a spreadsheet formula and is refused")
+        if not text:
+            if spec.required:
+                raise RowError(spec.name, "missing_required", f"{spec.name} is required and empty")
+            return list(spec.default or []) if spec.kind == "strings" else None
+        try:
+            return _PARSERS.get(f"{self.entity}.{spec.name}", _KIND_PARSERS[spec.kind])(text, spec.name, self.entity)
+        except RowError:
+            raise
+        except ValueError as exc:
+            raise RowError(spec.name, f"invalid_{spec.kind}", f"{text!r} is not a valid {spec.kind}: {exc}") from exc
+
+
+def _string(text: str, name: str, entity: str) -> str:
+    code = f"{entity}.{name}"
+    if code in ALLOWED:
+        value = CODES[code].get(text, text.lower())
+        if value not in ALLOWED[code]:
+            raise RowError(name, "unknown_code", f"{text!r} is not one of {', '.join(sorted(ALLOWED[code]))} "
+                           f"(or {', '.join(CODES[code])})")
+        return value
+    return text.upper().replace(" ", "") if name in _UPPER else text
+
+
+def _integer(text: str, name: str, _entity: str) -> int:
+    plain = text.replace(",", "").replace("，", "")
+    if not _INT.match(plain):
+        raise RowError(name, "not_a_number", f"{text!r} is not a whole number")
+    return int(plain.split(".")[0])
+
+
+def _tonnage(text: str, name: str, _entity: str) -> int:
+    """Kilograms; ``10.5吨``/``10.5t`` are tonnes, ``kg``/``千克``/bare numbers are kilograms."""
+    plain = text.replace(",", "").lower()
+    for suffix, factor in (("千克", 1), ("kg", 1), ("吨", 1000), ("t", 1000)):
+        if plain.endswith(suffix):
+            number = plain[: -len(suffix)].strip()
+            break
+    else:
+        number, factor = plain, 1
+    if not _DECIMAL.match(number):
+        raise RowError(name, "not_a_number", f"{text!r} is not a weight (kilograms, or tonnes with 吨/t)")
+    kg = float(number) * factor
+    if not kg.is_integer():
+        raise RowError(name, "not_a_number", f"{text!r} is not a whole number of kilograms")
+    return int(kg)
+
+
+def _plate_color(text: str, name: str, _entity: str) -> int:
+    code = _COLOR_BY_NAME.get(text)
+    if code is None:
+        code = _integer(text, name, _entity)
+    return code
+
+
+def parse_date(text: str) -> datetime.date:
+    match = _DATE.match(text.split(" ")[0].split("T")[0])
+    if not match:
+        raise ValueError("expected YYYY-MM-DD, YYYY/MM/DD, YYYYMMDD or YYYY年M月D日")
+    year, month, day = (int(g) for g in match.groups() if g is not None)
+    return datetime.date(year, month, day)
+
+
+def _date(text: str, name: str, _entity: str) -> int:
+    try:
+        return (parse_date(text) - _EPOCH).days
+    except ValueError as exc:
+        raise RowError(name, "invalid_date", f"{text!r} is not a date: {exc}") from exc
+
+
+def _timestamp(text: str, name: str, _entity: str) -> int:
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        match = _TIME.match(text)
+        try:
+            if not match:
+                raise ValueError("expected a date and time such as 2024-06-01 08:30:00")
+            day = parse_date(match["d"])
+            moment = datetime.datetime(day.year, day.month, day.day, int(match["h"] or 0), int(match["m"] or 0),
+                                       int(match["s"] or 0))
+        except ValueError as exc:
+            raise RowError(name, "invalid_timestamp", f"{text!r} is not a date and time: {exc}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=CHINA_TZ)
+    return int(moment.timestamp() * 1000)
+
+
+def _strings(text: str, _name: str, _entity: str) -> list[str]:
+    return [part.strip() for part in _LIST_SPLIT.split(text) if part.strip()]
+
+
+_KIND_PARSERS: dict[str, Callable[[str, str, str], Any]] = {
+    "string": _string, "int": _integer, "long": _integer, "date": _date, "timestamp": _timestamp,
+    "strings": _strings,
+}
+_PARSERS: dict[str, Callable[[str, str, str], Any]] = {
+    "vehicle.tonnage_kg": _tonnage, "vehicle.plate_color": _plate_color,
+}
+
+
+def _identifier(field: str, check: Callable[..., Any], value: Any, *args: Any) -> None:
+    if value is None:
+        return
+    try:
+        check(value, *args)
+    except InvalidIdentifier as exc:
+        raise RowError(field, exc.rule, str(exc)) from exc
+
+
+def _check_operator(r: dict, allow: frozenset[str]) -> None:
+    _identifier("uscc", identifiers.check_uscc, r["uscc"], allow)
+    _identifier("region_code", identifiers.check_region_code, r["region_code"])
+    _identifier("legal_rep_id_number", identifiers.check_id_number, r["legal_rep_id_number"])
+
+
+def _check_vehicle(r: dict, allow: frozenset[str]) -> None:
+    _identifier("plate", identifiers.check_plate, r["plate"])
+    _identifier("plate_color", identifiers.check_plate_color, r["plate_color"])
+    _identifier("operator_uscc", identifiers.check_uscc, r["operator_uscc"], allow)
+
+
+def _check_practitioner(r: dict, allow: frozenset[str]) -> None:
+    _identifier("id_number", identifiers.check_id_number, r["id_number"])
+    _identifier("region_code", identifiers.check_region_code, r["region_code"])
+    _identifier("employer_uscc", identifiers.check_uscc, r["employer_uscc"], allow)
+
+
+def _check_licence(r: dict, _allow: frozenset[str]) -> None:
+    _identifier("issuer_region_code", identifiers.check_region_code, r["issuer_region_code"])
+    if r["valid_from"] > r["valid_until"]:
+        raise RowError("valid_until", "invalid_validity", "有效期止 is before 有效期起")
+
+
+def _check_case(r: dict, allow: frozenset[str]) -> None:
+    _identifier("region_code", identifiers.check_region_code, r["region_code"])
+    _identifier("involved_plate", identifiers.check_plate, r["involved_plate"])
+    _identifier("involved_operator_uscc", identifiers.check_uscc, r["involved_operator_uscc"], allow)
+    _identifier("involved_id_number", identifiers.check_id_number, r["involved_id_number"])
+
+
+_CHECKS: dict[str, Callable[[dict, frozenset[str]], None]] = {
+    "operator": _check_operator, "vehicle": _check_vehicle, "practitioner": _check_practitioner,
+    "licence": _check_licence, "case": _check_case,
+}

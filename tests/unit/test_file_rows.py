@@ -1,0 +1,162 @@
+"""Header mapping and row parsing: Chinese labels, typed fields, identifier checks, row errors."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+
+from producers.errors import FileRejected, MappingError, RowError
+from producers.headers import entity_from_name, load_mapping, map_header
+from producers.rows import RowParser, required_fields
+
+USCC = "91350100M000100Y43"
+
+
+def columns(entity, header, mapping=None):
+    return map_header(entity, tuple(header), required_fields(entity), mapping or {})
+
+
+def test_chinese_labels_map_to_canonical_fields_per_entity():
+    assert columns("operator", ["统一社会信用代码", "业户名称", "行政区划代码", "经营许可证号", "经营范围", "状态"]) == (
+        "uscc", "name", "region_code", "permit_no", "business_scope", "status")
+    assert columns("vehicle", ["车牌号码", "车牌颜色", "车辆识别代号", "车辆类型", "统一社会信用代码", "道路运输证号",
+                               "核定座位", "核定吨位", "状态"])[4] == "operator_uscc"
+    assert columns("licence", ["证照编号", "证照类型", "持证主体", "行政区划代码", "有效期起", "有效期止", "状态"])[3] == (
+        "issuer_region_code")
+
+
+def test_canonical_names_and_spacing_variants_are_accepted():
+    assert columns("operator", ["USCC", " name ", "region_code", "status"]) == ("uscc", "name", "region_code", "status")
+
+
+def test_unknown_columns_reject_the_file_naming_them():
+    with pytest.raises(FileRejected) as caught:
+        columns("operator", ["统一社会信用代码", "业户名称", "行政区划代码", "状态", "备注", "颜色"])
+    assert caught.value.rule == "unknown_columns"
+    assert "'备注'" in str(caught.value) and "'颜色'" in str(caught.value) and "--mapping" in str(caught.value)
+
+
+def test_missing_required_columns_reject_the_file():
+    with pytest.raises(FileRejected) as caught:
+        columns("operator", ["统一社会信用代码", "业户名称"])
+    assert caught.value.rule == "missing_columns" and "region_code" in str(caught.value)
+
+
+def test_two_columns_for_one_field_reject_the_file():
+    with pytest.raises(FileRejected) as caught:
+        columns("operator", ["统一社会信用代码", "uscc", "业户名称", "行政区划代码", "状态"])
+    assert caught.value.rule == "duplicate_columns"
+
+
+def test_province_mapping_file_renames_and_ignores_columns(tmp_path):
+    path = tmp_path / "map.json"
+    path.write_text(json.dumps({"信用代码": "uscc", "备注": None}, ensure_ascii=False), "utf-8")
+    mapping = load_mapping(path, "operator")
+    assert columns("operator", ["信用代码", "业户名称", "行政区划代码", "状态", "备注"], mapping) == (
+        "uscc", "name", "region_code", "status", None)
+
+
+def test_mapping_to_an_unknown_field_is_refused(tmp_path):
+    path = tmp_path / "map.json"
+    path.write_text(json.dumps({"信用代码": "credit"}), "utf-8")
+    with pytest.raises(MappingError, match="'credit', which is not a operator field"):
+        load_mapping(path, "operator")
+
+
+def test_unreadable_mapping_file_is_refused(tmp_path):
+    path = tmp_path / "map.json"
+    path.write_text("{not json", "utf-8")
+    with pytest.raises(MappingError, match="not readable JSON"):
+        load_mapping(path, "operator")
+
+
+@pytest.mark.parametrize("name, entity", [("vehicle_20240601.csv", "vehicle"), ("营运车辆-0601.xlsx", "vehicle"),
+                                          ("Operators.csv", "operator"), ("执法案件.csv", "case"), ("misc.csv", None)])
+def test_entity_is_taken_from_the_file_name(name, entity):
+    assert entity_from_name(name) == entity
+
+
+VEHICLE = ("plate", "plate_color", "vehicle_class", "operator_uscc", "status", "seats", "tonnage_kg")
+
+
+def vehicle(*cells):
+    return RowParser("vehicle", VEHICLE).parse(tuple(cells))
+
+
+def test_vehicle_row_with_chinese_codes_becomes_a_typed_record():
+    record = vehicle("粤b12345", "黄", "危险货物运输车", USCC, "正常", "", "10.5吨")
+    assert record == {"plate": "粤B12345", "plate_color": 2, "vin": None, "vehicle_class": "dangerous_goods",
+                      "operator_uscc": USCC, "transport_cert_no": None, "seats": None, "tonnage_kg": 10500,
+                      "status": "active"}
+
+
+@pytest.mark.parametrize("text, kg", [("18000", 18000), ("18,000", 18000), ("18t", 18000), ("1800千克", 1800)])
+def test_tonnage_accepts_kilograms_and_tonnes(text, kg):
+    assert vehicle("粤B12345", "2", "truck", USCC, "active", "", text)["tonnage_kg"] == kg
+
+
+@pytest.mark.parametrize("cells, field, rule", [
+    (("粤B12345", "2", "truck", "91350100M000100Y44", "active", "", ""), "operator_uscc", "invalid_uscc"),
+    (("粤BI2345", "2", "truck", USCC, "active", "", ""), "plate", "invalid_plate"),
+    (("粤B12345", "7", "truck", USCC, "active", "", ""), "plate_color", "invalid_plate_color"),
+    (("粤B12345", "2", "", USCC, "active", "", ""), "vehicle_class", "missing_required"),
+    (("粤B12345", "2", "truck", USCC, "active", "四十", ""), "seats", "not_a_number"),
+    (("粤B12345", "2", "truck", USCC, "flying", "", ""), "status", "unknown_code"),
+    (("粤B12345", "2", "truck", "=cmd|' /C calc'!A0", "active", "", ""), "operator_uscc", "formula_injection"),
+    (("粤B12345", "2", "truck", USCC, "active"), None, "wrong_column_count"),
+])
+def test_bad_vehicle_cells_raise_a_row_error_naming_field_and_rule(cells, field, rule):
+    with pytest.raises(RowError) as caught:
+        vehicle(*cells)
+    assert (caught.value.field, caught.value.rule) == (field, rule)
+
+
+def test_trailing_empty_cells_beyond_the_header_are_allowed():
+    assert vehicle("粤B12345", "2", "truck", USCC, "active", "", "", "", "")["plate"] == "粤B12345"
+
+
+def test_key_of_a_bad_row_is_known_when_its_key_fields_parse():
+    parser = RowParser("vehicle", VEHICLE)
+    assert parser.key_of(("粤B12345", "2", "truck", USCC, "active", "四十", "")) == "vehicle:粤B12345:2"
+    assert parser.key_of(("粤B12345", "x", "truck", USCC, "active", "", "")) is None
+
+
+LICENCE = ("licence_no", "licence_type", "holder_key", "issuer_region_code", "valid_from", "valid_until", "status")
+
+
+@pytest.mark.parametrize("text", ["2024-06-01", "2024/6/1", "20240601", "2024年6月1日", "2024-06-01 00:00:00"])
+def test_dates_are_read_in_common_formats(text):
+    record = RowParser("licence", LICENCE).parse(("L1", "道路运输证", "vehicle:粤B12345:2", "440300", text,
+                                                   "2030-01-01", "有效"))
+    assert record["valid_from"] == (datetime.date(2024, 6, 1) - datetime.date(1970, 1, 1)).days
+    assert record["licence_type"] == "transport_cert" and record["status"] == "valid"
+
+
+def test_unparseable_date_and_reversed_validity_are_row_errors():
+    parser = RowParser("licence", LICENCE)
+    with pytest.raises(RowError) as caught:
+        parser.parse(("L1", "道路运输证", "h", "440300", "2024-13-01", "2030-01-01", "有效"))
+    assert (caught.value.field, caught.value.rule) == ("valid_from", "invalid_date")
+    with pytest.raises(RowError) as caught:
+        parser.parse(("L1", "道路运输证", "h", "440300", "2024-06-01", "2020-01-01", "有效"))
+    assert caught.value.rule == "invalid_validity"
+
+
+def test_case_time_without_zone_is_china_time_and_stage_label_is_mapped():
+    parser = RowParser("case", ("case_no", "region_code", "stage", "violation_code", "occurred_at"))
+    record = parser.parse(("粤交执〔2024〕1号", "440300", "调查取证", "DLYS-0101", "2024-06-01 08:00:00"))
+    assert record["stage"] == "investigating"
+    assert record["occurred_at"] == int(datetime.datetime(2024, 6, 1, tzinfo=datetime.timezone.utc).timestamp() * 1000)
+
+
+def test_practitioner_qualification_types_are_split_and_id_checked():
+    parser = RowParser("practitioner", ("id_number", "name", "qualification_cert_no", "qualification_types",
+                                        "region_code", "status"))
+    record = parser.parse(("11010519491231002x", "张伟", "Q1", "道路危险货物运输驾驶员；押运人员", "110105", "正常"))
+    assert record["id_number"] == "11010519491231002X"
+    assert record["qualification_types"] == ["道路危险货物运输驾驶员", "押运人员"]
+    with pytest.raises(RowError) as caught:
+        parser.parse(("110105194912310021", "张伟", "Q1", "", "110105", "正常"))
+    assert caught.value.rule == "invalid_id_number"
