@@ -20,6 +20,7 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "linger.ms": 20,
     "compression.type": "none",
     "message.timeout.ms": 120_000,
+    "allow.auto.create.topics": False,  # topics come from the exchange's spec, never from a producer's guess
 }
 PRODUCER_REQUIRED: dict[str, Any] = {"enable.idempotence": True, "acks": "all"}
 

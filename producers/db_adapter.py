@@ -1,0 +1,399 @@
+"""Database change capture: poll a provincial table (or its outbox), spool signed events, drain.
+
+Two modes:
+
+- **cursor** (default): rows are read in (cursor, key) order after the last position. A
+  key seen for the first time is a create (``c``), a key seen before an update (``u``).
+  Deletes are seen only through a soft-delete column (``deleted_column``): a row whose
+  flag is set becomes a delete (``d``) of the last record sent for its key. Rows removed
+  with SQL ``DELETE`` are not visible to polling: use the outbox mode for those.
+- **outbox**: the table is an outbox with an op column (``c``/``u``/``d``), the key,
+  a monotonic id as cursor, and either a JSON ``payload`` column or the entity's columns.
+  A delete without payload deletes the last record sent for its key.
+
+State lives in one SQLite file per source under ``<data_dir>/adapters/``: the spool of
+encoded events, the read position (stored with the events it produced, in the same
+transaction), the last record per key, the next ``source.seq``, and the acknowledged
+position, which moves only when the spool is fully acknowledged by the broker.
+With the broker unreachable, reading goes on until ``spool_limit`` events wait; on
+restart, waiting events are resent first (the same bytes, so the same ``event_id``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from deploy.settings import Settings
+from schemas import contract
+from schemas.codec import EventCodec
+from schemas.errors import EncodeError
+from schemas.registry import make_registry
+
+from . import db_changes
+from .db_changes import RowRejected
+from .db_source import Position, SourceSchemaError, TableReader, Unorderable, connect, redact_url, value_text
+from .errors import ProducerError, PublishError
+from .publisher import SpoolPublisher, make_producer
+from .spool import Spool
+
+_OPS = {"c": "c", "i": "c", "insert": "c", "create": "c", "u": "u", "update": "u", "d": "d", "delete": "d"}
+_IN_FLIGHT_CAP = 20_000
+# Reconnect quickly when the broker returns; never let a send create the topic with broker defaults.
+ADAPTER_PRODUCER_CONF = {"reconnect.backoff.max.ms": 1000, "allow.auto.create.topics": False}
+
+
+@dataclass(frozen=True)
+class DbAdapterConfig:
+    province: str
+    url: str
+    table: str
+    entity: str
+    key: str
+    cursor: str
+    outbox: bool = False
+    op_column: str = "op"
+    payload_column: str = "payload"
+    deleted_column: str | None = None
+    column_map: Mapping[str, str] = field(default_factory=dict)
+    system: str = "db"
+    batch_size: int = 1000
+    spool_limit: int = 50_000
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.spool_limit < 1:
+            raise ProducerError("batch size and spool limit must be at least 1")
+        if self.outbox and self.deleted_column:
+            raise ProducerError("--deleted-column applies to cursor mode; an outbox carries deletes in its op column")
+        db_changes.entity_specs(self.entity)  # rejects an unknown entity
+
+    @property
+    def state_name(self) -> str:
+        identity = json.dumps([redact_url(self.url), self.table, self.entity, self.key, self.cursor, self.outbox])
+        digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:10]
+        table = "".join(ch if ch.isalnum() else "_" for ch in self.table)
+        return f"db-{self.province}-{table}-{digest}"
+
+
+@dataclass(frozen=True)
+class Known:
+    entity_key: str
+    record: dict[str, Any]
+
+
+@dataclass
+class Plan:
+    """What one batch of rows becomes: spool entries, state updates, rejected rows."""
+
+    entries: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    known: dict[str, Known | None] = field(default_factory=dict)
+    rejected: list[tuple[RowRejected, dict[str, Any]]] = field(default_factory=list)
+    ignored: int = 0
+    next_seq: int = 1
+    position: Position | None = None
+
+
+def plan_changes(config: DbAdapterConfig, rows: Iterable[Mapping[str, Any]], lookup: Callable[[str], Known | None],
+                 encode: Callable[[dict[str, Any]], bytes], topic: str, next_seq: int, now_ms: int) -> Plan:
+    """Turn polled rows into encoded change events (pure apart from ``lookup``/``encode``)."""
+    plan = Plan(next_seq=next_seq)
+    for row in rows:
+        key = value_text(row[config.key])
+        cursor = row[config.cursor]
+        plan.position = Position(cursor, row[config.key])
+        prior = plan.known[key] if key in plan.known else lookup(key)
+        try:
+            changes, after = _row_changes(config, row, key, prior)
+        except RowRejected as problem:
+            plan.rejected.append((problem, dict(row)))
+            continue
+        if not changes:
+            plan.ignored += 1
+            continue
+        encoded, seq = [], plan.next_seq
+        try:
+            for part, (op, before, record) in enumerate(changes):
+                event = db_changes.change_event(
+                    event_id=db_changes.event_id(config.province, config.table, key, value_text(cursor), str(part)),
+                    op=op, entity_type=config.entity, before=before, after=record, province=config.province,
+                    system=config.system, table=config.table, seq=seq, ts_ms=db_changes.source_ts_ms(cursor, now_ms))
+                encoded.append((topic, event["entity_key"].encode("utf-8"), encode(event)))
+                seq += 1
+        except (EncodeError, KeyError, ProducerError) as exc:
+            plan.rejected.append((RowRejected(key, "", "does_not_encode", str(exc)), dict(row)))
+            continue
+        plan.entries += encoded
+        plan.next_seq = seq
+        plan.known[key] = after
+    return plan
+
+
+def _row_changes(config: DbAdapterConfig, row: Mapping[str, Any], key: str,
+                 prior: Known | None) -> tuple[list[tuple[str, dict | None, dict | None]], Known | None]:
+    """[(op, before, after)] for one row, and what is known about its key afterwards."""
+    if config.outbox:
+        raw_op = row.get(config.op_column)
+        op = _OPS.get(str(raw_op).strip().lower()) if raw_op is not None else None
+        if op is None:
+            raise RowRejected(key, config.op_column, "unknown_op", f"{raw_op!r} is not c, u or d")
+        data = _payload(config, row, key)
+        deleted = op == "d"
+    else:
+        op, data = "", row
+        deleted = bool(config.deleted_column) and db_changes.is_flag_set(
+            row.get(config.deleted_column), key, config.deleted_column)
+    if deleted:
+        if prior is not None:
+            return [("d", prior.record, None)], None
+        if not config.outbox:
+            return [], None  # never sent, so nothing to delete downstream
+        if data is None:
+            raise RowRejected(key, config.payload_column, "unknown_key",
+                              "a delete of a key never sent needs a payload to name the entity")
+        record = db_changes.row_to_record(config.entity, data, key, config.column_map)
+        return [("d", record, None)], None
+    if data is None:
+        raise RowRejected(key, config.payload_column, "required", "a create or update needs a payload")
+    record = db_changes.row_to_record(config.entity, data, key, config.column_map)
+    now = Known(contract.entity_key(config.entity, record), record)
+    if prior is not None and prior.entity_key != now.entity_key:  # the natural key changed
+        return [("d", prior.record, None), ("c", None, record)], now
+    if not op:
+        op = "u" if prior is not None else "c"
+    return [(op, prior.record if prior else None, record)], now
+
+
+def _payload(config: DbAdapterConfig, row: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    if config.payload_column not in row:
+        return row
+    raw = row[config.payload_column]
+    if raw is None or isinstance(raw, dict):
+        return raw
+    try:
+        data = json.loads(raw)
+    except (TypeError, ValueError) as exc:
+        raise RowRejected(key, config.payload_column, "bad_payload", f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RowRejected(key, config.payload_column, "bad_payload", "the payload is not a JSON object")
+    return data
+
+
+class AdapterStore(Spool):
+    """The adapter's spool plus its state: last record per key, next seq, acknowledged position."""
+
+    _STATE = """
+    CREATE TABLE IF NOT EXISTS db_known (key TEXT PRIMARY KEY, entity_key TEXT NOT NULL, record TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS db_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path)
+        self._db.executescript(self._STATE)
+
+    def known(self, key: str) -> Known | None:
+        rows = self._query("SELECT entity_key, record FROM db_known WHERE key = ?", (key,))
+        return Known(rows[0][0], json.loads(rows[0][1])) if rows else None
+
+    def meta(self, name: str) -> str | None:
+        rows = self._query("SELECT value FROM db_meta WHERE name = ?", (name,))
+        return rows[0][0] if rows else None
+
+    def commit_plan(self, plan: Plan) -> None:
+        """Spool the plan's events with its read position, known records and next seq: all or nothing."""
+        known_rows = [(k, v.entity_key, json.dumps(v.record, ensure_ascii=False)) for k, v in plan.known.items() if v]
+        gone = [(k,) for k, v in plan.known.items() if v is None]
+        try:
+            with self._transaction():
+                self._db.executemany("INSERT INTO entries (topic, key, value) VALUES (?, ?, ?)", plan.entries)
+                if plan.position is not None:
+                    self._db.execute("INSERT INTO checkpoint (only, value) VALUES (1, ?) ON CONFLICT (only) "
+                                     "DO UPDATE SET value = excluded.value", (plan.position.to_json(),))
+                self._db.executemany("INSERT INTO db_known (key, entity_key, record) VALUES (?, ?, ?) ON CONFLICT "
+                                     "(key) DO UPDATE SET entity_key = excluded.entity_key, record = excluded.record",
+                                     known_rows)
+                self._db.executemany("DELETE FROM db_known WHERE key = ?", gone)
+                self._set_meta("next_seq", str(plan.next_seq))
+        except sqlite3.Error as exc:
+            raise ProducerError(f"cannot write adapter state {self.path}: {exc}") from exc
+
+    def set_acked_position(self, position: str) -> None:
+        try:
+            with self._transaction():
+                self._set_meta("acked_position", position)
+        except sqlite3.Error as exc:
+            raise ProducerError(f"cannot write adapter state {self.path}: {exc}") from exc
+
+    def _set_meta(self, name: str, value: str) -> None:
+        self._db.execute("INSERT INTO db_meta (name, value) VALUES (?, ?) ON CONFLICT (name) "
+                         "DO UPDATE SET value = excluded.value", (name, value))
+
+
+@dataclass
+class CycleReport:
+    read: int = 0
+    spooled: int = 0
+    ignored: int = 0
+    acked: int = 0
+    pending: int = 0
+    rejected: list[RowRejected] = field(default_factory=list)
+    unorderable: Unorderable | None = None  # set by a read: rows with a NULL cursor or key
+    broker_error: str | None = None
+    full: bool = False  # reading stopped at the spool limit
+
+    def add(self, other: "CycleReport") -> None:
+        self.read += other.read
+        self.spooled += other.spooled
+        self.ignored += other.ignored
+        self.acked += other.acked
+        self.pending = other.pending
+        self.rejected += other.rejected
+        if other.unorderable is not None:
+            self.unorderable = other.unorderable
+        self.broker_error = other.broker_error
+        self.full = self.full or other.full
+
+
+class DbAdapter:
+    """Runs one source: ``cycle`` reads what is new into the spool and drains what it can."""
+
+    def __init__(self, settings: Settings, config: DbAdapterConfig, *, kafka_conf: dict[str, Any] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings, self.config, self._clock = settings, config, clock
+        self.topic = settings.topics.province_changes(config.province)
+        self._key = settings.province_key(config.province)
+        self._codec = EventCodec(make_registry(settings.schema_registry_url or None))
+        self.state_path = settings.data_dir / "adapters" / f"{config.state_name}.db"
+        self.errors_path = self.state_path.with_suffix(".errors.jsonl")
+        self._connection = connect(config.url)
+        try:
+            self.reader = TableReader(self._connection, config.table, config.cursor, config.key, self._needed_columns())
+            self._check_entity_columns()
+            self.store = AdapterStore(self.state_path)
+        except ProducerError:
+            self._connection.close()
+            raise
+        try:
+            self._producer = make_producer({**ADAPTER_PRODUCER_CONF, **(kafka_conf or settings.kafka_conf())})
+            self.publisher = SpoolPublisher(self.store, producer=self._producer)
+        except ProducerError:
+            self.close()
+            raise
+
+    def _needed_columns(self) -> list[str]:
+        if self.config.outbox:
+            return [self.config.op_column]
+        return [self.config.deleted_column] if self.config.deleted_column else []
+
+    def _check_entity_columns(self) -> None:
+        if self.config.outbox and self.config.payload_column in self.reader.columns:
+            return
+        mapped = {self.config.column_map.get(c, c) for c in self.reader.columns}
+        missing = [f for f in db_changes.required_fields(self.config.entity) if f not in mapped]
+        if missing:
+            raise SourceSchemaError(f"table {self.config.table!r} has no column for the required "
+                                    f"{self.config.entity} field(s) {', '.join(missing)}")
+
+    def read(self) -> CycleReport:
+        """Read new rows into the spool until none are left or the spool holds ``spool_limit``."""
+        report = CycleReport()
+        while True:
+            if self.store.depth() >= self.config.spool_limit:
+                report.full = True
+                break
+            position = Position.from_json(self.store.checkpoint())
+            rows = self.reader.poll(position, self.config.batch_size)
+            if not rows:
+                break
+            plan = plan_changes(self.config, rows, self.store.known, self._encode, self.topic,
+                                int(self.store.meta("next_seq") or 1), int(self._clock() * 1000))
+            self.store.commit_plan(plan)
+            self._write_rejected(plan.rejected)
+            report.read += len(rows)
+            report.spooled += len(plan.entries)
+            report.ignored += plan.ignored
+            report.rejected += [problem for problem, _row in plan.rejected]
+            report.acked += self._send()
+        report.unorderable = self.reader.unorderable()
+        return report
+
+    def publish(self, wait: float) -> CycleReport:
+        """Send what waits, wait up to ``wait`` seconds for acknowledgements, record them."""
+        report = CycleReport()
+        report.acked += self._send()
+        self._producer.flush(wait)
+        report.acked += self.publisher.commit_delivered()
+        if len(self._producer) == 0:  # nothing in flight: failed deliveries are sent again next time
+            try:
+                report.acked += self.publisher.finish()
+            except PublishError as exc:
+                report.broker_error = str(exc)
+        elif report.acked == 0 and wait > 0:
+            report.broker_error = f"broker not acknowledging ({len(self._producer)} events in flight)"
+        report.pending = self.store.depth()
+        if report.pending == 0:
+            checkpoint = self.store.checkpoint()
+            if checkpoint is not None and checkpoint != self.store.meta("acked_position"):
+                self.store.set_acked_position(checkpoint)
+            self.store.prune()
+        return report
+
+    def cycle(self, wait: float = 5.0) -> CycleReport:
+        """Resend what waits, read what is new, drain: one polling round."""
+        report = self.publish(0)
+        report.add(self.read())
+        report.add(self.publish(wait))
+        return report
+
+    def run_once(self, timeout: float = 60.0, progress: Callable[[CycleReport], None] | None = None) -> CycleReport:
+        """Cycle until every row is read and acknowledged; raise ``PublishError`` after ``timeout``."""
+        total = CycleReport()
+        deadline = time.monotonic() + timeout
+        while True:
+            report = self.cycle(wait=max(0.1, min(5.0, deadline - time.monotonic())))
+            total.add(report)
+            if progress is not None:
+                progress(total)
+            if report.read == 0 and not report.full and report.pending == 0:
+                return total
+            if time.monotonic() >= deadline:
+                raise PublishError(f"{report.pending} events not acknowledged by the broker after {timeout:.0f}s "
+                                   f"({report.broker_error or 'no answer'}); they stay in {self.state_path} "
+                                   f"and are sent by the next run")
+
+    def acked_position(self) -> Position | None:
+        return Position.from_json(self.store.meta("acked_position"))
+
+    def close(self) -> None:
+        """Stop: undelivered events stay in the spool for the next run."""
+        try:
+            if hasattr(self, "_producer"):
+                self._producer.flush(1.0)
+                self.publisher.commit_delivered()
+        finally:
+            if hasattr(self, "store"):
+                self.store.close()
+            self._connection.close()
+
+    def _send(self) -> int:
+        acked = 0
+        while len(self._producer) < _IN_FLIGHT_CAP and self.publisher.send():
+            acked += self.publisher.commit_delivered()
+        return acked
+
+    def _encode(self, event: dict[str, Any]) -> bytes:
+        return self._codec.encode(event, self._key)
+
+    def _write_rejected(self, rejected: list[tuple[RowRejected, dict[str, Any]]]) -> None:
+        if not rejected:
+            return
+        stamp = int(self._clock() * 1000)
+        with open(self.errors_path, "a", encoding="utf-8") as out:
+            for problem, row in rejected:
+                out.write(json.dumps({"ts_ms": stamp, "table": self.config.table, "key": problem.key,
+                                      "field": problem.field, "rule": problem.rule, "message": str(problem),
+                                      "row": row}, ensure_ascii=False, default=str) + "\n")
