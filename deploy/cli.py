@@ -53,6 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run one part of the line in the foreground (settings from ROADX_*)")
     worker.add_argument("part", choices=("streams", "sink"))
+
+    # Commands owned by a package: each ``add_parser`` registers its subcommands and sets
+    # ``handler(settings, args) -> exit status`` as their default.
+    from producers import commands as producer_commands
+    from sinks import commands as sink_commands
+    from streams import subscribe
+
+    from . import ops_commands
+
+    producer_commands.add_parser(sub, with_data_dir)
+    sink_commands.add_parser(sub, with_data_dir)
+    ops_commands.add_parser(sub, with_data_dir)
+    subscribe.add_parser(sub, with_data_dir)
     return parser
 
 
@@ -61,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     errors = _package_errors()
     try:
         settings = settings_mod.resolve(data_dir=getattr(args, "data_dir", None))
-        return COMMANDS[args.command](settings, args)
+        handler = getattr(args, "handler", None) or COMMANDS[args.command]
+        return handler(settings, args)
     except KeyboardInterrupt:
         print("roadx: interrupted", file=sys.stderr)
         return 130
@@ -145,17 +159,11 @@ def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
+    """Answer SQL from the store: the ClickHouse server, the running sink's endpoint, or the embedded store."""
+    from sinks.store_client import store_client
     from sinks.query import run_query
-    from sinks.store import open_store
 
-    if settings.embedded and StackInfo.read(settings.stack_file):
-        raise StackError(
-            f"the store in {settings.data_dir} is held by the running sink; stop the stack "
-            f"(roadx down) to query it"
-        )
-    if settings.embedded and not settings.store_path.exists():
-        raise DeployError(f"no store at {settings.store_path}: run `roadx demo` first")
-    client = open_store(settings)
+    client = store_client(settings)
     try:
         print(run_query(client, args.sql, args.format))
     finally:

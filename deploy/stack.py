@@ -37,6 +37,7 @@ class StackInfo:
     pids: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, str] = field(default_factory=dict)
     started_at: float = 0.0
+    store_http: str = ""  # 127.0.0.1:PORT where the sink serves the store (ClickHouse HTTP, read-only)
 
     @classmethod
     def read(cls, path: Path) -> "StackInfo | None":
@@ -94,15 +95,20 @@ class Stack:
             child_settings = self.settings.with_overrides(bootstrap_servers=bootstrap)
             create_topics(bootstrap, exchange_topics(child_settings))
             metrics = {}
+            store_http_port = 0 if self.settings.clickhouse_url else free_port()
             for name, module in PARTS.items():
                 port = free_port()
                 metrics[name] = f"127.0.0.1:{port}"
-                self.children[name] = self._spawn(name, module, child_settings, port)
+                part_settings = child_settings
+                if name == "sink":
+                    part_settings = child_settings.with_overrides(store_http_port=store_http_port)
+                self.children[name] = self._spawn(name, module, part_settings, port)
             self.info = StackInfo(
                 supervisor_pid=os.getpid(), bootstrap_servers=bootstrap,
                 data_dir=str(self.settings.data_dir.resolve()),
                 pids={"broker": self.broker.process.pid, **{n: p.pid for n, p in self.children.items()}},
                 metrics=metrics, started_at=time.time(),
+                store_http=f"127.0.0.1:{store_http_port}" if store_http_port else "",
             )
             self.info.write(self.settings.stack_file)
         except BaseException:

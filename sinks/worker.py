@@ -1,4 +1,9 @@
-"""``python -m sinks.worker``: run the sink with ``ROADX_*`` settings until SIGTERM/SIGINT."""
+"""``python -m sinks.worker``: run the sink with ``ROADX_*`` settings until SIGTERM/SIGINT.
+
+With ``store_http_port`` > 0 and the embedded store, the worker also serves the store
+read-only on that loopback port (``sinks.http_server``), so analysts can query while
+data flows.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from deploy.errors import DeployError
 from deploy.settings import Settings, resolve
 
 from .errors import SinkError
+from .http_server import StoreServer
 from .sink import run_sink
 
 log = logging.getLogger("roadx.sinks")
@@ -21,8 +27,9 @@ log = logging.getLogger("roadx.sinks")
 def run_worker(settings: Settings) -> None:
     """Run the sink in the foreground until SIGTERM/SIGINT, then close it cleanly.
 
-    Serves Prometheus metrics on 127.0.0.1:``metrics_port`` when it is > 0. Raises
-    ``SinkError`` (or ``DeployError`` for unusable settings) when the sink cannot go on.
+    Serves Prometheus metrics on 127.0.0.1:``metrics_port`` when it is > 0, and the
+    embedded store on 127.0.0.1:``store_http_port`` when that is > 0. Raises ``SinkError``
+    (or ``DeployError`` for unusable settings) when the sink cannot go on.
     """
     stop = threading.Event()
 
@@ -36,7 +43,18 @@ def run_worker(settings: Settings) -> None:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
     log.info("sink starting: store %s, database %s",
              "server" if settings.clickhouse_url else settings.store_path, settings.clickhouse_database)
-    run_sink(settings, stop)
+    server = None
+    if settings.store_http_port > 0:
+        if settings.clickhouse_url:
+            log.info("store_http_port ignored: the store is a ClickHouse server, query it directly")
+        else:
+            settings.store_path.mkdir(parents=True, exist_ok=True)
+            server = StoreServer.start(settings.store_path, settings.store_http_port)
+    try:
+        run_sink(settings, stop)
+    finally:
+        if server is not None:
+            server.close()
     log.info("sink stopped")
 
 

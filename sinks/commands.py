@@ -1,0 +1,75 @@
+"""``roadx report`` and ``roadx verify``: read the national store (served or direct)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import SinkError
+
+
+def add_parser(sub: Any, with_data_dir: Any) -> None:
+    """Register ``report`` and ``verify`` on the roadx parser."""
+    report = with_data_dir(sub.add_parser("report", help="write the monthly report as one HTML page"))
+    report.add_argument("--month", required=True, help="the month to report, YYYY-MM")
+    report.add_argument("--out", type=Path, default=Path("report.html"), help="where to write it (default report.html)")
+    report.set_defaults(handler=cmd_report)
+
+    verify = with_data_dir(sub.add_parser(
+        "verify", help="verify a licence: valid / suspended / revoked / expired / unknown",
+        description="Exit status: 0 valid, 1 any other answer, 2 an error."))
+    verify.add_argument("licence_no", help="the licence number (证照编号)")
+    verify.add_argument("--json", action="store_true", help="print the answer as JSON")
+    verify.set_defaults(handler=cmd_verify)
+
+
+def cmd_report(settings: Any, args: argparse.Namespace) -> int:
+    from .store_client import store_client
+    from .report import load_report, parse_month
+    from .report_html import render_html
+
+    month = parse_month(args.month)
+    client = store_client(settings)
+    try:
+        data = load_report(client, settings.clickhouse_database, month, settings.provinces)
+    finally:
+        client.close()
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(render_html(data), "utf-8")
+    except OSError as exc:
+        raise SinkError(f"cannot write the report to {args.out}: {exc}") from exc
+    total = sum(data.at(p).events for p in data.provinces)
+    print(f"report for {args.month}: {len(data.provinces)} provinces, {total:,} events → {args.out}")
+    return 0
+
+
+def cmd_verify(settings: Any, args: argparse.Namespace) -> int:
+    from .store_client import store_client
+    from .verify import format_verdict, verify_licence
+
+    client = store_client(settings)
+    try:
+        answer = verify_licence(client, settings.clickhouse_database, args.licence_no, _pii(settings))
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(answer.as_dict(), ensure_ascii=False, indent=1))
+    else:
+        print(format_verdict(answer))
+    return 0 if answer.status == "valid" else 1
+
+
+def _pii(settings: Any) -> Any:
+    """The masker of the store's keyed tokens, when the exchange's master key is at hand."""
+    from .pii import PiiMasker
+
+    key_file = settings.master_key_file or settings.data_dir / "secrets" / "master.key"
+    if not Path(key_file).exists():
+        print(f"roadx: note: no master key at {key_file}: qualification numbers are matched as stored",
+              file=sys.stderr)
+        return None
+    return PiiMasker(settings.pii_key())

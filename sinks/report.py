@@ -1,0 +1,224 @@
+"""The monthly report: what the store says about each province's month, read with SQL.
+
+``load_report`` runs the queries (bound parameters only) and returns ``ReportData``;
+``sinks.report_html.render_html`` turns that into one self-contained HTML page. Months
+follow the source commit time (``change_log.ts``, a finding's ``event_ts_ms``), as the
+aggregates ``events_daily``, ``quality_monthly`` and ``case_flows_daily`` do; when a
+store predates them, the same numbers come from ``change_log``, ``quality_findings`` and
+``routed_cases``. Dead letters carry no source time, so they count by arrival month.
+
+Scores (see the ``quality_monthly`` table comment): for province P and month M,
+``rejected`` = distinct events with an error finding; ``total`` = accepted events +
+rejected; ``score_D = 1 - events with an error finding in dimension D / total``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from .ddl import check_identifier
+from .errors import QueryError, SinkError
+
+DIMENSIONS = ("completeness", "conformity", "relational")
+TREND_MONTHS = 6
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_INBOUND_TOPIC = re.compile(r"prov\.(\d{2})\.changes$")
+
+
+@dataclass
+class ProvinceMonth:
+    """One province's numbers for one month."""
+
+    events: int = 0
+    rejected: int = 0
+    errors_by_dimension: dict[str, int] = field(default_factory=dict)
+    lag_p50_ms: float | None = None
+    lag_p99_ms: float | None = None
+
+    @property
+    def total(self) -> int:
+        return self.events + self.rejected
+
+    def score(self, dimension: str) -> float | None:
+        """1 - events with an error finding in the dimension / all events judged; None without events."""
+        if self.total == 0:
+            return None
+        return 1 - self.errors_by_dimension.get(dimension, 0) / self.total
+
+
+@dataclass
+class ReportData:
+    month: dt.date
+    months: list[dt.date]
+    provinces: list[str]
+    stats: dict[tuple[str, dt.date], ProvinceMonth] = field(default_factory=dict)
+    by_entity: dict[str, dict[str, int]] = field(default_factory=dict)
+    rejected_by_rule: dict[str, dict[str, int]] = field(default_factory=dict)
+    dead_letters: dict[str, dict[str, int]] = field(default_factory=dict)
+    flows: dict[tuple[str, str], int] = field(default_factory=dict)
+    generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    sources: list[str] = field(default_factory=list)
+
+    def at(self, province: str, month: dt.date | None = None) -> ProvinceMonth:
+        return self.stats.get((province, month or self.month), ProvinceMonth())
+
+
+def parse_month(text: str) -> dt.date:
+    """``YYYY-MM`` → the first day of that month; raises ``SinkError`` otherwise."""
+    match = _MONTH.match(text.strip())
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise SinkError(f"--month {text!r} is not a month: use YYYY-MM, e.g. 2024-06")
+    return dt.date(int(match.group(1)), int(match.group(2)), 1)
+
+
+def add_months(month: dt.date, count: int) -> dt.date:
+    index = month.year * 12 + month.month - 1 + count
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def trend_months(month: dt.date, count: int = TREND_MONTHS) -> list[dt.date]:
+    return [add_months(month, i) for i in range(1 - count, 1)]
+
+
+def province_of_topic(topic: str) -> str:
+    """The province of a ``prov.<P>.changes`` topic (any prefix), else ``unknown``."""
+    match = _INBOUND_TOPIC.search(topic or "")
+    return match.group(1) if match else "unknown"
+
+
+# -- queries ------------------------------------------------------------------------------------
+
+class _Store:
+    def __init__(self, client: Any, database: str) -> None:
+        try:
+            self.db = check_identifier(database)
+        except ValueError as exc:
+            raise SinkError(str(exc)) from exc
+        self.client = client
+        self.tables = {r[0] for r in self.rows("SELECT name FROM system.tables WHERE database = {db:String}",
+                                               db=self.db)}
+
+    def rows(self, sql: str, **parameters: Any) -> list[Sequence[Any]]:
+        try:
+            return self.client.query(sql.replace("{DB}", getattr(self, "db", "")),
+                                     parameters=parameters).result_rows
+        except ClickHouseError as exc:
+            raise QueryError(sql, str(exc)) from exc
+
+    def has(self, *tables: str) -> bool:
+        return all(t in self.tables for t in tables)
+
+
+def load_report(client: Any, database: str, month: dt.date, provinces: Iterable[str]) -> ReportData:
+    """Query the store for ``month`` (and the months before it, for trends)."""
+    store = _Store(client, database)
+    if not store.has("change_log"):
+        raise SinkError(f"the store has no {database}.change_log table: nothing to report")
+    months = trend_months(month)
+    data = ReportData(month=month, months=months, provinces=list(provinces))
+    span = {"start": months[0], "end": add_months(month, 1)}
+    this = {"start": month, "end": add_months(month, 1)}
+    _volumes(store, data, span, this)
+    _quality(store, data, span, this)
+    _dead_letters(store, data, this)
+    _flows(store, data, this)
+    seen = {p for p, _m in data.stats} | set(data.by_entity) | {p for pair in data.flows for p in pair}
+    data.provinces += sorted(p for p in seen - set(data.provinces) if p)
+    return data
+
+
+def _volumes(store: _Store, data: ReportData, span: dict, this: dict) -> None:
+    if store.has("events_daily"):
+        data.sources.append("volumes and lag: events_daily")
+        monthly = store.rows(
+            "SELECT province, toStartOfMonth(day) AS m, sum(events), quantilesTDigestMerge(0.5, 0.99)(lag_ms) "
+            "FROM {DB}.events_daily WHERE day >= {start:Date} AND day < {end:Date} GROUP BY province, m", **span)
+        entities = store.rows(
+            "SELECT province, entity_type, sum(events) FROM {DB}.events_daily "
+            "WHERE day >= {start:Date} AND day < {end:Date} GROUP BY province, entity_type", **this)
+    else:
+        data.sources.append("volumes and lag: change_log")
+        monthly = store.rows(
+            "SELECT province, toDate(toStartOfMonth(ts)) AS m, count(), "
+            "quantilesTDigest(0.5, 0.99)(toInt64(dateDiff('millisecond', ts, ingested_at))) "
+            "FROM {DB}.change_log FINAL WHERE ts >= {start:Date} AND ts < {end:Date} GROUP BY province, m", **span)
+        entities = store.rows(
+            "SELECT province, entity_type, count() FROM {DB}.change_log FINAL "
+            "WHERE ts >= {start:Date} AND ts < {end:Date} GROUP BY province, entity_type", **this)
+    for province, month, events, lag in monthly:
+        stats = data.stats.setdefault((province, _as_date(month)), ProvinceMonth())
+        stats.events = int(events)
+        if lag and int(events):
+            stats.lag_p50_ms, stats.lag_p99_ms = float(lag[0]), float(lag[1])
+    for province, entity_type, events in entities:
+        data.by_entity.setdefault(province, {})[entity_type] = int(events)
+
+
+def _quality(store: _Store, data: ReportData, span: dict, this: dict) -> None:
+    if store.has("quality_monthly"):
+        data.sources.append("quality: quality_monthly")
+        source, month_expr, events, rows = "{DB}.quality_monthly", "month", "uniqExactMerge(events)", "sum(findings)"
+        when = "month >= {start:Date} AND month < {end:Date}"
+    elif store.has("quality_findings"):
+        data.sources.append("quality: quality_findings")
+        source = "{DB}.quality_findings FINAL"
+        month_expr = "toDate(toStartOfMonth(coalesce(event_ts_ms, detected_ms)))"
+        events = "uniqExact(coalesce(event_id, concat(source_topic, ':', toString(source_partition), ':', toString(source_offset))))"
+        rows = "count()"
+        when = f"{month_expr} >= {{start:Date}} AND {month_expr} < {{end:Date}}"
+    else:
+        data.sources.append("quality: no quality findings table in this store")
+        return
+    for province, month, dimension, count in store.rows(
+            f"SELECT province, {month_expr} AS m, dimension, {events} FROM {source} "
+            f"WHERE {when} AND severity = 'error' GROUP BY province, m, dimension", **span):
+        data.stats.setdefault((province, _as_date(month)), ProvinceMonth()).errors_by_dimension[dimension] = int(count)
+    for province, month, count in store.rows(
+            f"SELECT province, {month_expr} AS m, {events} FROM {source} "
+            f"WHERE {when} AND severity = 'error' GROUP BY province, m", **span):
+        data.stats.setdefault((province, _as_date(month)), ProvinceMonth()).rejected = int(count)
+    for province, rule, count in store.rows(
+            f"SELECT province, rule, {rows} FROM {source} WHERE {when} AND severity = 'error' "
+            f"GROUP BY province, rule", **this):
+        data.rejected_by_rule.setdefault(province, {})[rule] = int(count)
+
+
+def _dead_letters(store: _Store, data: ReportData, this: dict) -> None:
+    if not store.has("dlq"):
+        return
+    for topic, rule, count in store.rows(
+            "SELECT origin_topic, rule, count() FROM {DB}.dlq FINAL "
+            "WHERE ingested_at >= {start:Date} AND ingested_at < {end:Date} GROUP BY origin_topic, rule", **this):
+        per_rule = data.dead_letters.setdefault(province_of_topic(topic), {})
+        per_rule[rule] = per_rule.get(rule, 0) + int(count)
+
+
+def _flows(store: _Store, data: ReportData, this: dict) -> None:
+    if store.has("case_flows_daily"):
+        data.sources.append("case flows: case_flows_daily")
+        rows = store.rows(
+            "SELECT source_province, target_province, sum(cases) FROM {DB}.case_flows_daily "
+            "WHERE day >= {start:Date} AND day < {end:Date} GROUP BY source_province, target_province", **this)
+    elif store.has("routed_cases"):
+        data.sources.append("case flows: routed_cases")
+        rows = store.rows(
+            "SELECT source_province, target_province, count() FROM {DB}.routed_cases FINAL "
+            "WHERE ingested_at >= {start:Date} AND ingested_at < {end:Date} "
+            "GROUP BY source_province, target_province", **this)
+    else:
+        return
+    for source, target, count in rows:
+        data.flows[(source, target)] = int(count)
+
+
+def _as_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
