@@ -1,11 +1,56 @@
-"""The store's DDL: tables and the ``current_*`` views, all idempotent.
+"""The store's tables and views (what analysts and the report may rely on).
 
-``change_log`` holds every accepted event; ``dlq`` every dead letter; ``routed_cases``
-every case delivered to a province's inbound topic. All three are ReplacingMergeTree
-keyed on the event (or message), so a replayed row collapses on merge, and they keep
-``non_replicated_deduplication_window`` so that an insert retried with the same
-``insert_deduplication_token`` is dropped at once. The views read ``change_log FINAL``
-and take the latest version per entity by ``(seq, ts)``, hiding deleted entities.
+Times are ``DateTime64(3, 'UTC')``. Personal identifiers are never stored in clear: ID
+numbers keep first 6 + last 4 (``110105********002X``), phones first 3 + last 4
+(``138****5678``); ``*_token`` columns/JSON fields hold a keyed token of the clear value
+(join / count distinct people on it); entity keys carrying an ID number use ``tok_<token>``.
+
+Tables (ReplacingMergeTree; ``topic``/``partition``/``offset`` = where the sink read the row):
+
+- ``change_log`` — one row per accepted change event: ``event_id``, ``op`` (c/u/d/r),
+  ``entity_type``, ``entity_key``, ``province`` (source province), ``source_system``,
+  ``source_table``, ``seq`` (per source, monotonic), ``snapshot``, ``ts`` (source commit
+  time), ``before``/``after`` (entity JSON, masked), ``schema_id``, ``ingested_at`` (stored).
+- ``dlq`` — one row per dead letter: ``origin_topic``/``origin_partition``/``origin_offset``
+  (where the bad message came from), ``rule`` (rule code, e.g. ``RQ001``, or the sink's own
+  ``sink_undecodable`` / ``sink_invalid_event`` / ``sink_refused_row``), ``reason`` (text),
+  ``entity_key``, ``event_id``, ``raw_base64`` (message bytes, ID/phone masked), ``key``,
+  ``ingested_at``.
+- ``routed_cases`` — one row per case delivered to a province's inbound topic:
+  ``event_id``, ``entity_key``, ``case_no``, ``source_province``, ``target_province``,
+  ``reason`` (why routed), ``stage``, ``ts`` (source commit time), ``ingested_at``.
+- ``quality_findings`` — one row per data-quality rule that fired (``national.quality``,
+  ``ORDER BY finding_id``): ``finding_id``, ``rule``, ``dimension`` (completeness |
+  conformity | relational | provenance), ``severity`` (error = event rejected, warning =
+  accepted), ``province``, ``entity_type``, ``entity_key``, ``event_id``, ``field``
+  (Nullable), ``message`` (masked), ``source_topic``/``source_partition``/``source_offset``
+  (the judged event), ``event_ts_ms`` (Nullable, source commit), ``detected_ms``,
+  ``ingested_at``.
+- ``schema_migrations`` — ``version``, ``description``, ``applied_at`` (see migrations.py).
+
+Views: ``current_operators``, ``current_vehicles``, ``current_practitioners``,
+``current_licences``, ``current_cases``: one row per live entity (latest version by
+``(seq, ts)``, deleted entities hidden) with the entity's typed fields plus ``entity_key``,
+``province``, ``last_op``, ``seq``, ``ts``.
+
+Aggregates (fed by materialized views at insert time; read them with ``sum``/``-Merge``
+and GROUP BY, since rows of one key are merged only eventually):
+
+- ``events_daily`` (AggregatingMergeTree, from change_log): ``province``, ``day`` (Date of
+  ``ts``), ``entity_type``, ``events`` (``sum(events)`` = accepted events),
+  ``lag_ms`` (``quantilesTDigestMerge(0.5, 0.99)(lag_ms)`` = [p50, p99] of
+  ``ingested_at - ts`` in ms).
+- ``quality_monthly`` (AggregatingMergeTree, from quality_findings): ``province``, ``month``
+  (Date, first of month of ``event_ts_ms``, else ``detected_ms``), ``dimension``,
+  ``severity``, ``rule``, ``findings`` (``sum(findings)``), ``events``
+  (``uniqExactMerge(events)`` = distinct events with such a finding).
+- ``case_flows_daily`` (SummingMergeTree, from routed_cases): ``day`` (Date of ``ts``),
+  ``source_province``, ``target_province``, ``cases`` (``sum(cases)``).
+
+Quality score of province P, month M, dimension D (completeness / conformity / relational):
+``rejected = uniqExactMerge(events)`` over quality_monthly rows of (P, M) with
+``severity = 'error'`` (all dimensions); ``total = sum(events)`` of events_daily for (P, M)
+``+ rejected``; ``score_D = 1 - uniqExactMerge(events)[P, M, D, severity='error'] / total``.
 """
 
 from __future__ import annotations
@@ -150,6 +195,109 @@ WHERE last_op != 'd'
 """
 
 
+QUALITY_FINDINGS = """
+CREATE TABLE IF NOT EXISTS {db}.quality_findings (
+    finding_id String COMMENT '<event_id or topic:partition:offset>/<rule>, stable across reprocessing',
+    rule LowCardinality(String),
+    dimension LowCardinality(String) COMMENT 'completeness | conformity | relational | provenance',
+    severity LowCardinality(String) COMMENT 'error (event rejected) | warning (event accepted)',
+    province LowCardinality(String),
+    entity_type Nullable(String),
+    entity_key Nullable(String) COMMENT 'ID and mobile numbers replaced by tok_<token>',
+    event_id Nullable(String),
+    field Nullable(String),
+    message String COMMENT 'ID and mobile numbers masked',
+    source_topic LowCardinality(String),
+    source_partition Int32,
+    source_offset Int64,
+    event_ts_ms Nullable(DateTime64(3, 'UTC')),
+    detected_ms DateTime64(3, 'UTC'),
+    topic LowCardinality(String),
+    partition UInt32,
+    offset UInt64,
+    ingested_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree
+ORDER BY finding_id
+SETTINGS non_replicated_deduplication_window = {window}
+"""
+
+ROUTED_CASES_TS = (
+    "ALTER TABLE {db}.routed_cases ADD COLUMN IF NOT EXISTS ts DateTime64(3, 'UTC') DEFAULT ingested_at "
+    "COMMENT 'source commit time of the case change'"
+)
+
+# Aggregates: (target table, materialized view feeding it, backfill from existing rows).
+# Target tables keep a deduplication window so a retried insert (same token) is dropped
+# in them too (deduplicate_blocks_in_dependent_materialized_views, on by default).
+EVENTS_DAILY = ("""
+CREATE TABLE IF NOT EXISTS {db}.events_daily (
+    province LowCardinality(String),
+    day Date COMMENT 'day of the source commit time (change_log.ts)',
+    entity_type LowCardinality(String),
+    events SimpleAggregateFunction(sum, UInt64) COMMENT 'accepted events: sum(events)',
+    lag_ms AggregateFunction(quantilesTDigest(0.5, 0.99), Int64)
+        COMMENT 'source commit to store, ms: quantilesTDigestMerge(0.5, 0.99)(lag_ms)'
+) ENGINE = AggregatingMergeTree
+ORDER BY (province, day, entity_type)
+SETTINGS non_replicated_deduplication_window = {window}
+COMMENT 'accepted events per province per day, from change_log'
+""", """
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.events_daily_mv TO {db}.events_daily AS
+{select}
+""", """
+SELECT province, toDate(ts) AS day, entity_type, count() AS events,
+    quantilesTDigestState(0.5, 0.99)(toInt64(dateDiff('millisecond', ts, ingested_at))) AS lag_ms
+FROM {db}.change_log{final}
+GROUP BY province, day, entity_type
+""")
+
+QUALITY_MONTHLY = ("""
+CREATE TABLE IF NOT EXISTS {db}.quality_monthly (
+    province LowCardinality(String),
+    month Date COMMENT 'first day of the month of event_ts_ms (detected_ms when unknown)',
+    dimension LowCardinality(String),
+    severity LowCardinality(String),
+    rule LowCardinality(String),
+    findings SimpleAggregateFunction(sum, UInt64) COMMENT 'findings: sum(findings)',
+    events AggregateFunction(uniqExact, String) COMMENT 'distinct events with such a finding: uniqExactMerge(events)'
+) ENGINE = AggregatingMergeTree
+ORDER BY (province, month, dimension, severity, rule)
+SETTINGS non_replicated_deduplication_window = {window}
+COMMENT 'Quality findings per province, month, dimension, severity, rule. Score of province P, month M, dimension D in (completeness, conformity, relational): rejected = uniqExactMerge(events) where P, M, severity = error (all dimensions); total = sum(events_daily.events) for P, M + rejected; score_D = 1 - uniqExactMerge(events) where P, M, dimension = D, severity = error, divided by total.'
+""", """
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.quality_monthly_mv TO {db}.quality_monthly AS
+{select}
+""", """
+SELECT province, toStartOfMonth(coalesce(event_ts_ms, detected_ms)) AS month, dimension, severity, rule,
+    count() AS findings,
+    uniqExactState(coalesce(event_id,
+        concat(source_topic, ':', toString(source_partition), ':', toString(source_offset)))) AS events
+FROM {db}.quality_findings{final}
+GROUP BY province, month, dimension, severity, rule
+""")
+
+CASE_FLOWS_DAILY = ("""
+CREATE TABLE IF NOT EXISTS {db}.case_flows_daily (
+    day Date COMMENT 'day of the source commit time of the routed case change',
+    source_province LowCardinality(String),
+    target_province LowCardinality(String),
+    cases UInt64 COMMENT 'case changes routed: sum(cases)'
+) ENGINE = SummingMergeTree
+ORDER BY (day, source_province, target_province)
+SETTINGS non_replicated_deduplication_window = {window}
+COMMENT 'cross-province case flows per day, from routed_cases'
+""", """
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.case_flows_daily_mv TO {db}.case_flows_daily AS
+{select}
+""", """
+SELECT toDate(ts) AS day, source_province, target_province, count() AS cases
+FROM {db}.routed_cases{final}
+GROUP BY day, source_province, target_province
+""")
+
+AGGREGATES = {"events_daily": EVENTS_DAILY, "quality_monthly": QUALITY_MONTHLY, "case_flows_daily": CASE_FLOWS_DAILY}
+
+
 def check_identifier(name: str) -> str:
     """A database name usable unquoted in DDL; raises ``ValueError`` otherwise."""
     if not _IDENT.match(name):
@@ -157,12 +305,41 @@ def check_identifier(name: str) -> str:
     return name
 
 
-def statements(database: str) -> list[str]:
-    """Every DDL statement, in the order to run them."""
-    db = check_identifier(database)
-    out = [f"CREATE DATABASE IF NOT EXISTS {db}"]
-    out += [_TABLE_DDL[t].format(db=db, window=DEDUP_WINDOW).strip() for t in TABLES]
-    for view, (entity_type, columns) in VIEWS.items():
-        out.append(_VIEW_DDL.format(
-            db=db, view=view, entity_type=entity_type, columns=",\n    ".join(columns)).strip())
+def base_tables() -> list[str]:
+    """``change_log``, ``dlq`` and ``routed_cases`` as first created (``{db}`` placeholder)."""
+    return [_TABLE_DDL[t].replace("{window}", str(DEDUP_WINDOW)).strip() for t in TABLES]
+
+
+def current_views() -> list[str]:
+    """The ``current_*`` views (``{db}`` placeholder)."""
+    return [_VIEW_DDL.replace("{view}", view).replace("{entity_type}", entity_type)
+            .replace("{columns}", ",\n    ".join(columns)).strip()
+            for view, (entity_type, columns) in VIEWS.items()]
+
+
+def quality_findings() -> list[str]:
+    return [QUALITY_FINDINGS.replace("{window}", str(DEDUP_WINDOW)).strip()]
+
+
+def aggregates() -> list[str]:
+    """Each aggregate's table, its materialized view, and a backfill from rows already stored.
+
+    The backfill reads the source ``FINAL`` and runs only while the aggregate is empty, so
+    running it again adds nothing.
+    """
+    out = []
+    for name, (table, view, select) in AGGREGATES.items():
+        out.append(table.replace("{window}", str(DEDUP_WINDOW)).strip())
+        out.append(view.replace("{select}", select.replace("{final}", "").strip()).strip())
+        out.append(_backfill(name, select.replace("{final}", " FINAL").strip()))
     return out
+
+
+def _backfill(name: str, select: str) -> str:
+    return (f"INSERT INTO {{db}}.{name}\nSELECT * FROM ({select})\n"
+            f"WHERE (SELECT count() FROM {{db}}.{name}) = 0")
+
+
+def render(statement: str, database: str) -> str:
+    """A statement with ``{db}`` replaced by the (checked) database name."""
+    return statement.replace("{db}", check_identifier(database))

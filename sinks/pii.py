@@ -5,7 +5,8 @@ numbers their first 3 and last 4 (``138****5678``); next to each masked field go
 keyed token (``<field>_token``: hex of HMAC-SM3 under the exchange's PII key, truncated
 to 16 bytes), stable for the same value and key so analysts can still join on it.
 Entity keys that carry an ID number (``practitioner:<id>``, a licence's ``holder_key``)
-use ``tok_<token>`` in its place. Any other ID-number-shaped text in a record is masked.
+use ``tok_<token>`` in its place (a mobile number in a key likewise). Any other ID-number-
+or mobile-number-shaped text in a record, a reason or a message is masked.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ _ID_SHAPE = (
     r"[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx]"
 )
 _ID_IN_TEXT = re.compile(rf"(?<![0-9]){_ID_SHAPE}(?![0-9Xx])")
+_PHONE_SHAPE = r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])"
+_PHONE_IN_TEXT = re.compile(_PHONE_SHAPE)
 _ID_IN_BYTES = re.compile(rf"(?<![0-9]){_ID_SHAPE}(?![0-9Xx])".encode("ascii"))
-_PHONE_IN_BYTES = re.compile(rb"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
+_PHONE_IN_BYTES = re.compile(_PHONE_SHAPE.encode("ascii"))
 
 
 def mask_id_number(value: str) -> str:
@@ -57,8 +60,9 @@ class PiiMasker:
         return signing.mac(self._key, normalised)[:TOKEN_BYTES].hex()
 
     def entity_key(self, key: str) -> str:
-        """An entity key with every ID number replaced by ``tok_<token>``."""
-        return _ID_IN_TEXT.sub(lambda m: f"tok_{self.token(m.group(0))}", key)
+        """An entity key with every ID or mobile number replaced by ``tok_<token>``."""
+        keyed = _ID_IN_TEXT.sub(lambda m: f"tok_{self.token(m.group(0))}", key)
+        return _PHONE_IN_TEXT.sub(lambda m: f"tok_{self.token(m.group(0))}", keyed)
 
     def record(self, record: Mapping[str, Any] | None) -> dict[str, Any] | None:
         """A copy of an entity record with personal identifiers masked and tokenised."""
@@ -77,15 +81,16 @@ class PiiMasker:
             elif name in KEY_FIELDS:
                 out[name] = self.entity_key(value)
             else:
-                out[name] = _ID_IN_TEXT.sub(lambda m: mask_id_number(m.group(0)), value)
+                out[name] = self.text(value)
         for name in (*ID_NUMBER_FIELDS, *PHONE_FIELDS):
             if name in record and record[name] is None:
                 out[f"{name}_token"] = None
         return out
 
     def text(self, value: str) -> str:
-        """Free text (a reason, a header) with ID numbers masked."""
-        return _ID_IN_TEXT.sub(lambda m: mask_id_number(m.group(0)), value)
+        """Free text (a reason, a header, a message) with ID and mobile numbers masked."""
+        masked = _ID_IN_TEXT.sub(lambda m: mask_id_number(m.group(0)), value)
+        return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), masked)
 
 
 def mask_raw(raw: bytes) -> bytes:

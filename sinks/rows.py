@@ -29,6 +29,11 @@ DLQ_COLUMNS = (
 )
 ROUTED_COLUMNS = (
     "event_id", "entity_key", "case_no", "source_province", "target_province", "reason", "stage",
+    "topic", "partition", "offset", "ingested_at", "ts",
+)
+QUALITY_COLUMNS = (
+    "finding_id", "rule", "dimension", "severity", "province", "entity_type", "entity_key", "event_id",
+    "field", "message", "source_topic", "source_partition", "source_offset", "event_ts_ms", "detected_ms",
     "topic", "partition", "offset", "ingested_at",
 )
 
@@ -177,6 +182,45 @@ def routed_row(
             int(partition),
             int(offset),
             ingested_at or _now(),
+            _utc(event["ts_ms"], "ts_ms", event_id),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise RowError(f"event {event_id} at {topic}[{partition}]@{offset}: not a routed case: {exc!r}") from exc
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def finding_row(
+    finding: Mapping[str, Any], topic: str, partition: int, offset: int, pii: PiiMasker,
+    ingested_at: dt.datetime | None = None,
+) -> tuple:
+    """One ``quality_findings`` row (``QUALITY_COLUMNS`` order), personal data masked."""
+    finding_id = finding.get("finding_id")
+    try:
+        entity_key = finding.get("entity_key")
+        event_ts = finding.get("event_ts_ms")
+        return (
+            pii.text(str(finding["finding_id"])),
+            finding["rule"],
+            finding["dimension"],
+            finding["severity"],
+            finding["province"],
+            _optional_text(finding.get("entity_type")),
+            None if entity_key is None else pii.entity_key(entity_key),
+            _optional_text(finding.get("event_id")),
+            _optional_text(finding.get("field")),
+            pii.text(finding["message"]),
+            finding["source_topic"],
+            int(finding["source_partition"]),
+            int(finding["source_offset"]),
+            None if event_ts is None else _utc(event_ts, "event_ts_ms", finding_id),
+            _utc(finding["detected_ms"], "detected_ms", finding_id),
+            topic,
+            int(partition),
+            int(offset),
+            ingested_at or _now(),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RowError(f"finding {finding_id} at {topic}[{partition}]@{offset}: not a quality finding: {exc!r}") from exc

@@ -4,7 +4,9 @@
 table and groups the rows per (table, topic, partition), each group carrying a
 deterministic ``insert_deduplication_token`` built from its offset range, so a batch
 retried after a crash is dropped by ClickHouse. ``write_then_commit`` is the only place
-offsets are committed, and only after every insert of the batch succeeded.
+offsets are committed, and only after every insert of the batch succeeded; before each
+insert the exactly-once decision (``decision.decide``) skips or trims what the store
+already holds, so a replay by a new consumer group changes no count either.
 """
 
 from __future__ import annotations
@@ -16,35 +18,36 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from clickhouse_connect.driver.exceptions import ClickHouseError
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client import Counter
 
-from schemas.codec import EventCodec
+from schemas.codec import EventCodec, FindingCodec
 from schemas.errors import DecodeError
 from schemas.registry import make_registry
 
 from .errors import RowError, SinkError, StoreError
 from .pii import PiiMasker
-from .rows import CHANGE_LOG_COLUMNS, DLQ_COLUMNS, ROUTED_COLUMNS, change_log_row, dlq_row, routed_row
+from .rows import (
+    CHANGE_LOG_COLUMNS, DLQ_COLUMNS, QUALITY_COLUMNS, ROUTED_COLUMNS, change_log_row, dlq_row, finding_row, routed_row,
+)
 from .store import ensure_schema, open_store
+from .writer import RULE_REFUSED, Ledger, NoLedger, StoreLedger, TableInsert, dedup_token, write_plan  # noqa: F401 (re-exported)
+from . import writer
 
 log = logging.getLogger("roadx.sinks")
 
-COLUMNS = {"change_log": CHANGE_LOG_COLUMNS, "dlq": DLQ_COLUMNS, "routed_cases": ROUTED_COLUMNS}
+COLUMNS = {"change_log": CHANGE_LOG_COLUMNS, "dlq": DLQ_COLUMNS, "routed_cases": ROUTED_COLUMNS,
+           "quality_findings": QUALITY_COLUMNS}
 RULE_UNDECODABLE = "sink_undecodable"
 RULE_INVALID_EVENT = "sink_invalid_event"
 
+REFUSED = Counter("roadx_sink_refused_rows", "Rows the store refused, stored as dead letters")
 ROWS = Counter("roadx_sink_rows", "Rows inserted into the store", ["table"])
 BATCHES = Counter("roadx_sink_batches", "Batches written and committed")
 COMMIT_FAILURES = Counter("roadx_sink_commit_failures", "Offset commits that failed after a successful insert")
 
 Decode = Callable[[bytes | None], tuple[int, dict[str, Any]]]
-
-
-def dedup_token(table: str, topic: str, partition: int, first_offset: int, last_offset: int) -> str:
-    """The insert-deduplication token of one table's rows from one offset range."""
-    return f"roadx-sink/{table}/{topic}/{partition}/{first_offset}-{last_offset}"
+DecodeFinding = Callable[[bytes | None], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -54,32 +57,17 @@ class TopicRoles:
     changes: str
     dlq: str
     inbound: dict[str, str]  # topic -> target province
+    quality: str = ""  # quality findings; none subscribed when empty
 
     @classmethod
     def from_settings(cls, settings: Any) -> "TopicRoles":
         names = settings.topics
         return cls(names.national_changes, names.national_dlq,
-                   {names.province_inbound(p): p for p in settings.provinces})
+                   {names.province_inbound(p): p for p in settings.provinces}, names.national_quality)
 
     @property
     def topics(self) -> list[str]:
-        return [self.changes, self.dlq, *self.inbound]
-
-
-@dataclass
-class TableInsert:
-    """Rows for one table from one topic-partition, with their offset range."""
-
-    table: str
-    topic: str
-    partition: int
-    first_offset: int
-    last_offset: int
-    rows: list[tuple] = field(default_factory=list)
-
-    @property
-    def token(self) -> str:
-        return dedup_token(self.table, self.topic, self.partition, self.first_offset, self.last_offset)
+        return [self.changes, self.dlq, *self.inbound, *([self.quality] if self.quality else [])]
 
 
 @dataclass
@@ -99,7 +87,8 @@ class BatchPlan:
         return [TopicPartition(t, p, o) for (t, p), o in sorted(self.next_offsets.items())]
 
 
-def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: PiiMasker) -> BatchPlan:
+def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: PiiMasker,
+               decode_finding: DecodeFinding | None = None) -> BatchPlan:
     """Turn polled messages into per-table inserts and the offsets to commit after them."""
     groups: dict[tuple[str, str, int], TableInsert] = {}
     next_offsets: dict[tuple[str, int], int] = {}
@@ -113,7 +102,7 @@ def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: 
             continue
         consumed += 1
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-        table, row = _row_for(msg, roles, decode, pii, rejected)
+        table, row = _row_for(msg, roles, decode, pii, rejected, decode_finding)
         tp = (topic, partition)
         next_offsets[tp] = max(next_offsets.get(tp, 0), offset + 1)
         if table is None:
@@ -124,15 +113,18 @@ def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: 
         group.first_offset = min(group.first_offset, offset)
         group.last_offset = max(group.last_offset, offset)
         group.rows.append(row)
+        group.messages.append(msg)
     return BatchPlan(list(groups.values()), next_offsets, rejected, consumed)
 
 
-def _row_for(msg: Any, roles: TopicRoles, decode: Decode, pii: PiiMasker,
-             rejected: list[str]) -> tuple[str | None, tuple | None]:
+def _row_for(msg: Any, roles: TopicRoles, decode: Decode, pii: PiiMasker, rejected: list[str],
+             decode_finding: DecodeFinding | None) -> tuple[str | None, tuple | None]:
     topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
     where = f"{topic}[{partition}]@{offset}"
     if topic == roles.dlq:
         return "dlq", dlq_row(msg, pii)
+    if roles.quality and topic == roles.quality and decode_finding is not None:
+        return _finding_row_for(msg, decode_finding, pii, rejected, where)
     target = roles.inbound.get(topic)
     if topic != roles.changes and target is None:
         log.warning("message from unexpected topic %s skipped", where)
@@ -152,41 +144,51 @@ def _row_for(msg: Any, roles: TopicRoles, decode: Decode, pii: PiiMasker,
         return "dlq", dlq_row(msg, pii, rule=RULE_INVALID_EVENT, reason=str(exc))
 
 
+def _finding_row_for(msg: Any, decode_finding: DecodeFinding, pii: PiiMasker, rejected: list[str],
+                     where: str) -> tuple[str, tuple]:
+    try:
+        finding = decode_finding(msg.value())
+    except DecodeError as exc:
+        reason = f"{where}: {exc.rule}: {exc}"
+        rejected.append(reason)
+        return "dlq", dlq_row(msg, pii, rule=RULE_UNDECODABLE, reason=reason)
+    try:
+        return "quality_findings", finding_row(finding, msg.topic(), msg.partition(), msg.offset(), pii)
+    except RowError as exc:
+        rejected.append(str(exc))
+        return "dlq", dlq_row(msg, pii, rule=RULE_INVALID_EVENT, reason=str(exc))
+
+
 def insert_rows(store: Any, database: str, insert: TableInsert, attempts: int = 4,
                 backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> None:
-    """Insert one group with its dedup token, retrying ClickHouse errors with backoff."""
-    for attempt in range(1, attempts + 1):
-        try:
-            store.insert(insert.table, insert.rows, column_names=COLUMNS[insert.table], database=database,
-                         settings={"insert_deduplication_token": insert.token})
-            return
-        except (ClickHouseError, OSError) as exc:
-            if attempt == attempts:
-                raise StoreError(
-                    f"insert into {database}.{insert.table} of {insert.topic}[{insert.partition}]"
-                    f"@{insert.first_offset}-{insert.last_offset} failed {attempts} times: {exc}"
-                ) from exc
-            log.warning("insert into %s failed (attempt %d/%d), retrying: %s", insert.table, attempt, attempts, exc)
-            sleep(backoff * 2 ** (attempt - 1))
+    """Insert one group with its dedup token, retrying retriable errors with backoff."""
+    try:
+        writer.insert_rows(store, database, insert, COLUMNS[insert.table], attempts, backoff, sleep)
+    except writer.RowsRefused as exc:
+        raise StoreError(str(exc)) from exc
 
 
-def write_then_commit(store: Any, consumer: Any, plan: BatchPlan, database: str, **retry: Any) -> None:
+def write_then_commit(store: Any, consumer: Any, plan: BatchPlan, database: str, ledger: Ledger | None = None,
+                      pii: PiiMasker | None = None, **retry: Any) -> list[str]:
     """The commit order: insert every table's rows, then commit the consumed offsets.
 
     Offsets are never committed before every insert succeeded; a failed insert raises
     ``StoreError`` with nothing committed, so the batch is read again and deduplicated.
     A failed commit after a good insert is logged: the redelivered batch is idempotent.
+    With ``pii``, rows the store refuses become dead letters (returned: their reasons).
     """
-    for insert in plan.inserts:
-        insert_rows(store, database, insert, **retry)
+    dead_letter = None if pii is None else (
+        lambda msg, reason: dlq_row(msg, pii, rule=RULE_REFUSED, reason=reason))
+    refused = write_plan(store, database, plan.inserts, COLUMNS, ledger or NoLedger(), dead_letter, **retry)
     offsets = plan.commit_offsets()
     if not offsets:
-        return
+        return refused
     try:
         consumer.commit(offsets=offsets, asynchronous=False)
     except KafkaException as exc:
         COMMIT_FAILURES.inc()
         log.warning("offset commit failed after the insert (batch will be re-read, deduplicated): %s", exc)
+    return refused
 
 
 def consumer_conf(settings: Any, group_id: str | None = None) -> dict[str, Any]:
@@ -202,9 +204,10 @@ def consumer_conf(settings: Any, group_id: str | None = None) -> dict[str, Any]:
 
 def run_sink(settings: Any, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None = None,
              *, group_id: str | None = None) -> None:
-    """Consume national changes, dead letters and inbound cases into the store until ``stop``."""
+    """Consume national changes, quality findings, dead letters and inbound cases into the store until ``stop``."""
     conf = consumer_conf(settings, group_id)
-    codec = EventCodec(make_registry(settings.schema_registry_url or None))
+    registry = make_registry(settings.schema_registry_url or None)
+    codecs = (EventCodec(registry), FindingCodec(registry))
     pii = PiiMasker(settings.pii_key())
     roles = TopicRoles.from_settings(settings)
     database = settings.clickhouse_database
@@ -213,11 +216,15 @@ def run_sink(settings: Any, stop: threading.Event, on_batch: Callable[[BatchPlan
         ensure_schema(store, database)
         try:
             consumer = Consumer(conf)
-            consumer.subscribe(roles.topics)
         except KafkaException as exc:
             raise SinkError(f"cannot start the sink consumer: {exc}") from exc
         try:
-            _loop(settings, stop, on_batch, codec, pii, roles, store, consumer, database)
+            ledger = StoreLedger(store, database)
+            consumer.subscribe(roles.topics, on_assign=lambda *_: ledger.forget(),
+                               on_revoke=lambda *_: ledger.forget())
+            _loop(settings, stop, on_batch, codecs, pii, roles, store, consumer, database, ledger)
+        except KafkaException as exc:
+            raise SinkError(f"the sink consumer failed: {exc}") from exc
         finally:
             consumer.close()
     finally:
@@ -225,7 +232,9 @@ def run_sink(settings: Any, stop: threading.Event, on_batch: Callable[[BatchPlan
 
 
 def _loop(settings: Any, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None,
-          codec: EventCodec, pii: PiiMasker, roles: TopicRoles, store: Any, consumer: Any, database: str) -> None:
+          codecs: tuple[EventCodec, FindingCodec], pii: PiiMasker, roles: TopicRoles, store: Any, consumer: Any,
+          database: str, ledger: Ledger) -> None:
+    events, findings = codecs
     while not stop.is_set():
         try:
             messages: Sequence[Any] = consumer.consume(settings.sink_batch_size, timeout=settings.sink_flush_seconds)
@@ -233,10 +242,12 @@ def _loop(settings: Any, stop: threading.Event, on_batch: Callable[[BatchPlan], 
             raise SinkError(f"consume failed: {exc}") from exc
         if not messages:
             continue
-        plan = plan_batch(messages, roles, codec.decode, pii)
+        plan = plan_batch(messages, roles, events.decode, pii, findings.decode)
         for reason in plan.rejected:
             log.warning("stored as a dead letter: %s", reason)
-        write_then_commit(store, consumer, plan, database)
+        for reason in write_then_commit(store, consumer, plan, database, ledger, pii):
+            REFUSED.inc()
+            log.warning("refused by the store, stored as a dead letter: %s", reason)
         for table, count in plan.rows_per_table().items():
             ROWS.labels(table=table).inc(count)
         BATCHES.inc()

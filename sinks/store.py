@@ -21,7 +21,6 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from . import ddl
 from .errors import StoreError
 
 
@@ -44,15 +43,8 @@ def _connect(dsn: str, what: str) -> Any:
         raise StoreError(f"cannot open {what}: {exc}") from exc
 
 
-def ensure_schema(client: Any, database: str) -> None:
-    """Create the database, tables and views if missing (safe to run every start)."""
-    try:
-        statements = ddl.statements(database)
-    except ValueError as exc:
-        raise StoreError(str(exc)) from exc
-    for statement in statements:
-        try:
-            client.command(statement)
-        except ClickHouseError as exc:
-            first_line = statement.splitlines()[0]
-            raise StoreError(f"schema statement failed ({first_line} ...): {exc}") from exc
+def ensure_schema(client: Any, database: str) -> list[int]:
+    """Apply every pending schema migration (safe to run every start); returns the versions applied."""
+    from .migrations import apply_migrations
+
+    return apply_migrations(client, database)

@@ -20,6 +20,7 @@ from deploy.settings import Settings, resolve
 from .errors import SinkError
 from .http_server import StoreServer
 from .sink import run_sink
+from .store import ensure_schema, open_store
 
 log = logging.getLogger("roadx.sinks")
 
@@ -49,6 +50,11 @@ def run_worker(settings: Settings) -> None:
             log.info("store_http_port ignored: the store is a ClickHouse server, query it directly")
         else:
             settings.store_path.mkdir(parents=True, exist_ok=True)
+            prepare = open_store(settings)  # tables first, so the first analyst query finds them
+            try:
+                ensure_schema(prepare, settings.clickhouse_database)
+            finally:
+                prepare.close()
             server = StoreServer.start(settings.store_path, settings.store_http_port)
     try:
         run_sink(settings, stop)

@@ -101,3 +101,19 @@ def test_masked_raw_message_keeps_its_length_and_still_decodes():
     assert ID.encode() not in masked and b"13812345678" not in masked
     decoded = schemaless_reader(io.BytesIO(masked[5:len(raw)]), contract.envelope_schema())
     assert decoded["after"]["id_number"] == "110105********002X"
+
+
+def test_phone_and_id_numbers_in_free_text_are_masked():
+    masker = PiiMasker(b"k" * 32)
+    text = masker.text("call 13812345678 or 8613912345678? holder 11010519491231002X")
+    assert text == "call 138****5678 or 8613912345678? holder 110105********002X"
+
+
+def test_phone_in_an_entity_key_becomes_a_token():
+    masker = PiiMasker(b"k" * 32)
+    assert masker.entity_key("contact:13812345678") == f"contact:tok_{masker.token('13812345678')}"
+
+
+def test_phone_in_any_text_field_of_a_record_is_masked():
+    masker = PiiMasker(b"k" * 32)
+    assert masker.record({"name": "王五 13812345678"}) == {"name": "王五 138****5678"}

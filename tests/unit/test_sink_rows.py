@@ -161,3 +161,48 @@ def test_routed_row_names_target_case_and_stage():
 def test_routed_row_for_a_non_event_is_a_row_error():
     with pytest.raises(RowError, match="not a routed case"):
         routed_row({"event_id": "x"}, "xprov.11.inbound", 0, 5, None, "11", PII)
+
+
+def finding(**overrides) -> dict:
+    from schemas.codec import FindingCodec
+    value = {"finding_id": "e1/RQ003", "rule": "RQ003", "dimension": "completeness", "severity": "warning",
+             "province": "44", "entity_type": "operator", "entity_key": f"practitioner:{ID}", "event_id": "e1",
+             "field": "contact_phone", "message": f"contact_phone 13812345678 of holder {ID} looks odd",
+             "source_topic": "prov.44.changes", "source_partition": 1, "source_offset": 77,
+             "event_ts_ms": TS, "detected_ms": TS + dt.timedelta(seconds=3), **overrides}
+    codec = FindingCodec(EmbeddedRegistry())
+    return codec.decode(codec.encode(value))
+
+
+def test_finding_row_has_the_schema_fields_masked_and_where_it_was_read():
+    from sinks.rows import QUALITY_COLUMNS, finding_row
+    row = dict(zip(QUALITY_COLUMNS, finding_row(finding(), "national.quality", 2, 9, PII)))
+    assert (row["finding_id"], row["rule"], row["dimension"], row["severity"]) == (
+        "e1/RQ003", "RQ003", "completeness", "warning")
+    assert row["entity_key"] == f"practitioner:tok_{PII.token(ID)}"
+    assert row["message"] == "contact_phone 138****5678 of holder 110105********002X looks odd"
+    assert (row["source_topic"], row["source_partition"], row["source_offset"]) == ("prov.44.changes", 1, 77)
+    assert row["event_ts_ms"] == TS and row["detected_ms"] == TS + dt.timedelta(seconds=3)
+    assert (row["topic"], row["partition"], row["offset"]) == ("national.quality", 2, 9)
+
+
+def test_finding_without_optional_fields_keeps_nulls():
+    from sinks.rows import QUALITY_COLUMNS, finding_row
+    bare = finding(entity_type=None, entity_key=None, event_id=None, field=None, event_ts_ms=None)
+    row = dict(zip(QUALITY_COLUMNS, finding_row(bare, "q", 0, 0, PII)))
+    assert (row["entity_type"], row["entity_key"], row["event_id"], row["field"], row["event_ts_ms"]) == (
+        None, None, None, None, None)
+
+
+def test_finding_missing_its_rule_is_a_row_error_naming_it():
+    from sinks.rows import finding_row
+    bad = finding()
+    del bad["rule"]
+    with pytest.raises(RowError, match="e1/RQ003.*not a quality finding"):
+        finding_row(bad, "national.quality", 0, 4, PII)
+
+
+def test_routed_row_carries_the_source_commit_time():
+    _, back = decoded(make_event("case"))
+    row = dict(zip(ROUTED_COLUMNS, routed_row(back, "xprov.11.inbound", 0, 5, None, "11", PII)))
+    assert row["ts"] == TS

@@ -1,0 +1,106 @@
+"""Versioned, idempotent schema migrations, applied at every sink start.
+
+A migration is ``(version, description, statements)``; statements use ``{db}`` for the
+database and are each idempotent themselves (``IF NOT EXISTS``, ``OR REPLACE``), so a
+migration interrupted half way is simply run again. ``schema_migrations`` records each
+version once all its statements ran; a recorded version is never run again. Adding an
+optional field to an entity is a new migration: ``ALTER TABLE ... ADD COLUMN IF NOT
+EXISTS`` (existing rows read the column's default) and/or ``CREATE OR REPLACE VIEW``
+exposing the field of ``after`` JSON, never a rewrite of stored data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from . import ddl
+from .errors import StoreError
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "change_log, dlq, routed_cases and the current_* views",
+              (*ddl.base_tables(), *ddl.current_views())),
+    Migration(2, "routed_cases.ts: source commit time of a routed case", (ddl.ROUTED_CASES_TS,)),
+    Migration(3, "quality_findings from national.quality", tuple(ddl.quality_findings())),
+    Migration(4, "aggregates events_daily, quality_monthly, case_flows_daily with materialized views",
+              tuple(ddl.aggregates())),
+)
+
+SCHEMA_MIGRATIONS = """
+CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
+    version UInt32,
+    description String,
+    applied_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree
+ORDER BY version
+"""
+
+
+def check_order(migrations: Sequence[Migration]) -> None:
+    """Versions must be positive and strictly increasing; raises ``StoreError`` otherwise."""
+    previous = 0
+    for migration in migrations:
+        if migration.version <= previous:
+            raise StoreError(f"migration {migration.version} ({migration.description}) is out of order: "
+                             f"versions must increase, previous is {previous}")
+        previous = migration.version
+
+
+def pending(migrations: Sequence[Migration], applied: set[int]) -> list[Migration]:
+    """The migrations not yet applied, in order."""
+    check_order(migrations)
+    return [m for m in migrations if m.version not in applied]
+
+
+def applied_versions(client: Any, database: str) -> set[int]:
+    db = _database(database)
+    rows = _run(client, f"SELECT version FROM {db}.schema_migrations FINAL", "reading schema_migrations", query=True)
+    return {int(row[0]) for row in rows}
+
+
+def apply_migrations(client: Any, database: str, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+    """Create the database if needed and apply every pending migration; returns their versions."""
+    db = _database(database)
+    _run(client, f"CREATE DATABASE IF NOT EXISTS {db}", "creating the database")
+    _run(client, ddl.render(SCHEMA_MIGRATIONS.strip(), db), "creating schema_migrations")
+    done = []
+    for migration in pending(migrations, applied_versions(client, db)):
+        for statement in migration.statements:
+            _run(client, ddl.render(statement, db), f"migration {migration.version} ({migration.description})")
+        try:
+            client.insert("schema_migrations", [(migration.version, migration.description, _now())],
+                          column_names=("version", "description", "applied_at"), database=db)
+        except ClickHouseError as exc:
+            raise StoreError(f"cannot record migration {migration.version}: {exc}") from exc
+        done.append(migration.version)
+    return done
+
+
+def _database(database: str) -> str:
+    try:
+        return ddl.check_identifier(database)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from exc
+
+
+def _run(client: Any, statement: str, what: str, query: bool = False) -> Any:
+    try:
+        return client.query(statement).result_rows if query else client.command(statement)
+    except ClickHouseError as exc:
+        first_line = statement.splitlines()[0]
+        raise StoreError(f"{what} failed at ({first_line} ...): {exc}") from exc
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)

@@ -1,0 +1,186 @@
+"""The store's schema and analysts' tables against real chDB and the real broker.
+
+Migrations run twice change nothing and a column added to a populated table keeps its
+rows; a row the store refuses becomes a dead letter while its batch is stored; quality
+findings land in ``quality_findings`` and the aggregates count exactly, through retries
+and a full replay; no table holds a clear ID or phone number.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+
+import pytest
+from confluent_kafka import Producer
+
+from schemas import topics as headers
+from schemas.codec import FindingCodec
+from schemas.registry import EmbeddedRegistry
+from sinks.migrations import MIGRATIONS, Migration, apply_migrations
+from sinks.pii import PiiMasker
+from sinks.rows import change_log_row
+from sinks.sink import TableInsert, insert_rows
+from sinks.store import ensure_schema
+
+from test_sink import CODEC, ID, OPERATOR, PRACTITIONER, TS, event, exchange, publish, scalar, sink_until_drained, store_of  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+FINDINGS = FindingCodec(EmbeddedRegistry())
+PHONE = "13812345678"
+CLEAR = re.compile(r"(?<![0-9])(?:[1-9][0-9]{16}[0-9Xx]|1[3-9][0-9]{9})(?![0-9])")
+
+
+def test_migrations_applied_twice_change_nothing(exchange, store_of):
+    store = store_of(exchange)
+    db = exchange.clickhouse_database
+    assert ensure_schema(store, db) == [m.version for m in MIGRATIONS]
+    tables = store.query(f"SHOW TABLES FROM {db}").result_rows
+    assert ensure_schema(store, db) == []
+    assert store.query(f"SHOW TABLES FROM {db}").result_rows == tables
+    assert scalar(store, f"SELECT count() FROM {db}.schema_migrations") == len(MIGRATIONS)
+
+
+def test_migration_adding_an_optional_field_keeps_the_stored_rows(exchange, store_of):
+    store = store_of(exchange)
+    db = exchange.clickhouse_database
+    ensure_schema(store, db)
+    pii = PiiMasker(exchange.pii_key())
+    rows = [change_log_row(event("operator", "c", OPERATOR, s), CODEC.schema_id, "n", 0, s, pii) for s in (1, 2, 3)]
+    insert_rows(store, db, TableInsert("change_log", "n", 0, 1, 3, rows))
+    before = store.query(f"SELECT event_id, after FROM {db}.change_log ORDER BY offset").result_rows
+
+    # A new optional field of the operator schema, say ``fleet_size``: a column with a
+    # default on the log, and the current view exposing it from ``after``.
+    add_field = Migration(
+        MIGRATIONS[-1].version + 1, "operator.fleet_size (optional)", (
+            "ALTER TABLE {db}.change_log ADD COLUMN IF NOT EXISTS fleet_size Nullable(Int32) "
+            "MATERIALIZED JSONExtract(after, 'fleet_size', 'Nullable(Int32)')",
+            "CREATE OR REPLACE VIEW {db}.current_operator_fleets AS SELECT entity_key, fleet_size "
+            "FROM {db}.change_log FINAL WHERE entity_type = 'operator'",
+        ))
+    assert apply_migrations(store, db, (*MIGRATIONS, add_field)) == [add_field.version]
+    assert apply_migrations(store, db, (*MIGRATIONS, add_field)) == []
+
+    assert store.query(f"SELECT event_id, after FROM {db}.change_log ORDER BY offset").result_rows == before
+    assert store.query(f"SELECT fleet_size FROM {db}.change_log").result_rows == [(None,)] * 3
+    newer = change_log_row(event("operator", "u", {**OPERATOR, "fleet_size": 12}, 4), CODEC.schema_id, "n", 0, 4, pii)
+    insert_rows(store, db, TableInsert("change_log", "n", 0, 4, 4, [newer]))
+    assert scalar(store, f"SELECT count() FROM {db}.change_log") == 4
+    assert scalar(store, f"SELECT max(fleet_size) FROM {db}.current_operator_fleets") == 12
+
+
+def a_finding(n, dimension, severity, *, event_id=None, message="ok"):
+    return {"finding_id": f"{event_id or n}/RQ{n:03d}", "rule": f"RQ{n:03d}", "dimension": dimension,
+            "severity": severity, "province": "44", "entity_type": "operator",
+            "entity_key": f"practitioner:{ID}", "event_id": event_id, "field": None, "message": message,
+            "source_topic": "prov.44.changes", "source_partition": 0, "source_offset": n,
+            "event_ts_ms": TS, "detected_ms": TS + dt.timedelta(seconds=1)}
+
+
+def publish_more(settings):
+    """A change the store refuses (negative seq), quality findings (one undecodable), a leaky dead letter."""
+    names = settings.topics
+    refused = event("practitioner", "c", PRACTITIONER, 8)
+    refused["source"]["seq"] = -1
+    findings = [
+        a_finding(1, "completeness", "error", event_id="bad-1", message=f"holder {ID} phone {PHONE} missing"),
+        a_finding(2, "completeness", "error", event_id="bad-1"),
+        a_finding(3, "conformity", "error", event_id="bad-2"),
+        a_finding(4, "relational", "warning", event_id="ok-1"),
+    ]
+    producer = Producer(settings.kafka_conf(**{"enable.idempotence": True}))
+    producer.produce(names.national_changes, CODEC.encode(refused), key=b"practitioner:refused")
+    for f in findings:
+        producer.produce(names.national_quality, FINDINGS.encode(f), key=b"operator:x")
+    producer.produce(names.national_quality, b"\x00\x00\x00\x00\x01junk", key=b"operator:y")
+    producer.produce(names.national_dlq, f"id={ID};tel={PHONE}".encode(), key=f"practitioner:{ID}".encode(),
+                     headers=[(headers.DLQ_RULE, b"RQ001"), (headers.DLQ_REASON, f"bad {ID} {PHONE}".encode())])
+    if producer.flush(30) != 0:
+        raise RuntimeError("messages not delivered")
+    return {"refused": refused, "total": 1 + len(findings) + 1 + 1}
+
+
+def test_store_refusal_quality_findings_aggregates_and_no_clear_identifiers(exchange, store_of):
+    sent, more = publish(exchange), publish_more(exchange)
+    sink_until_drained(exchange, sent["total"] + more["total"])
+    store = store_of(exchange)
+    db = exchange.clickhouse_database
+
+    # The refused row is a dead letter with the store's reason; the rest of its batch is stored.
+    assert scalar(store, f"SELECT count() FROM {db}.change_log") == 6
+    refused = store.query(f"SELECT reason, origin_topic FROM {db}.dlq WHERE rule = 'sink_refused_row'").result_rows
+    assert len(refused) == 1 and refused[0][1] == exchange.topics.national_changes
+    assert "seq" in refused[0][0] or "column" in refused[0][0]
+
+    assert scalar(store, f"SELECT count() FROM {db}.quality_findings") == 4
+    assert scalar(store, f"SELECT count() FROM {db}.dlq WHERE rule = 'sink_undecodable'") == 2
+    scores = _scores(store, db)
+    # 6 accepted events (6 in 2024-05), rejected = distinct events with an error finding = 2.
+    assert scores == {"completeness": pytest.approx(1 - 1 / 8), "conformity": pytest.approx(1 - 1 / 8),
+                      "relational": pytest.approx(1.0)}
+    aggregates = _aggregates(store, db)
+    assert aggregates == {"events": 6, "findings": 4, "cases": 1, "rejected_by_rule": {"RQ001": 1, "RQ002": 1,
+                                                                                         "RQ003": 1}}
+
+    # A retried insert (same token) and a full replay by a new group change no aggregate.
+    pii = PiiMasker(exchange.pii_key())
+    row = change_log_row(event("operator", "c", OPERATOR, 1), CODEC.schema_id, "x", 0, 1, pii)
+    insert_rows(store, db, TableInsert("change_log", "x", 0, 1, 1, [row]))
+    insert_rows(store, db, TableInsert("change_log", "x", 0, 1, 1, [row]))
+    assert scalar(store, f"SELECT sum(events) FROM {db}.events_daily") == 7
+    sink_until_drained(exchange, sent["total"] + more["total"], group_id=f"{exchange.topic_prefix}replay")
+    assert _aggregates(store, db) == {**aggregates, "events": 7}
+    assert scalar(store, f"SELECT count() FROM {db}.dlq") == 5
+
+    leaks = _clear_identifiers(store, db)
+    assert leaks == []
+
+
+def _scores(store, db):
+    sql = f"""
+    WITH
+      (SELECT sum(events) FROM {db}.events_daily WHERE province = '44' AND toStartOfMonth(day) = '2024-05-01')
+        AS accepted,
+      (SELECT uniqExactMerge(events) FROM {db}.quality_monthly
+        WHERE province = '44' AND month = '2024-05-01' AND severity = 'error') AS rejected
+    SELECT d.dimension, 1 - ifNull(e.bad, 0) / (accepted + rejected)
+    FROM (SELECT arrayJoin(['completeness', 'conformity', 'relational']) AS dimension) AS d
+    LEFT JOIN (SELECT dimension, uniqExactMerge(events) AS bad FROM {db}.quality_monthly
+               WHERE province = '44' AND month = '2024-05-01' AND severity = 'error' GROUP BY dimension) AS e
+      ON d.dimension = e.dimension
+    """
+    return dict(store.query(sql, settings={"join_use_nulls": 1}).result_rows)
+
+
+def _aggregates(store, db):
+    by_rule = store.query(f"SELECT rule, sum(findings) FROM {db}.quality_monthly WHERE severity = 'error' "
+                          "GROUP BY rule ORDER BY rule").result_rows
+    return {
+        "events": scalar(store, f"SELECT sum(events) FROM {db}.events_daily"),
+        "findings": scalar(store, f"SELECT sum(findings) FROM {db}.quality_monthly"),
+        "cases": scalar(store, f"SELECT sum(cases) FROM {db}.case_flows_daily"),
+        "rejected_by_rule": dict(by_rule),
+    }
+
+
+def _clear_identifiers(store, db):
+    """Every text cell of every table (dead letters' raw bytes decoded) holding a clear ID or phone number."""
+    columns = store.query(
+        f"SELECT table, groupArray(name) FROM system.columns WHERE database = '{db}' AND type LIKE '%String%' "
+        f"AND type NOT LIKE 'AggregateFunction%' AND table IN (SELECT name FROM system.tables "
+        f"WHERE database = '{db}' AND engine NOT IN ('View', 'MaterializedView')) GROUP BY table").result_rows
+    assert {"change_log", "dlq", "routed_cases", "quality_findings", "quality_monthly"} <= {t for t, _ in columns}
+    leaks = []
+    for table, names in columns:
+        result = store.query(f"SELECT {', '.join(names)} FROM {db}.{table}")
+        for row in result.result_rows:
+            for name, value in zip(result.column_names, row):
+                text = "" if value is None else str(value)
+                if name == "raw_base64":
+                    text = base64.b64decode(value).decode("utf-8", errors="replace")
+                if CLEAR.search(text):
+                    leaks.append((table, name, text[:80]))
+    return leaks
