@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
 FLUSH_SECONDS = 30.0
 RESTORE_POLL_SECONDS = 1.0
+TAIL_POLL_SECONDS = 0.3
 
 
 def stage_context(settings: Settings) -> StageContext:
@@ -246,38 +247,40 @@ class StreamRunner:
 
 
 def restore_partition(settings: Settings, store: StateStore, province: str, partition: int) -> int:
-    """Replay changelog ``state.<P>`` partition ``partition`` from the local position to its end."""
+    """Replay changelog ``state.<P>`` partition ``partition`` from the local position to its end.
+
+    The broker's reported end may stop at the base offset of its last batch, so the
+    replay reads on until a poll finds nothing more.
+    """
     topic = settings.topics.stream_state(province)
     reader = Consumer({
         **settings.kafka_conf(),
         "group.id": f"{settings.topics.streams_group}-restore",
         "enable.auto.commit": False,
-        "enable.partition.eof": True,
     })
     try:
         low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        if high <= 0:
+            return 0  # an empty changelog
         start = max(store.position(province, partition), low)
-        if start >= high:
-            return 0
         reader.assign([TopicPartition(topic, partition, start if start > 0 else OFFSET_BEGINNING)])
-        applied = 0
-        position = start
-        while position < high:
-            chunk = reader.consume(10_000, RESTORE_POLL_SECONDS)
+        applied, position = 0, start
+        while True:
+            chunk = reader.consume(10_000, RESTORE_POLL_SECONDS if position < high else TAIL_POLL_SECONDS)
             values: dict[str, Any] = {}
             for m in chunk:
                 if m.error() is not None:
                     if m.error().code() == KafkaError._PARTITION_EOF:
-                        position = max(position, m.offset())
                         continue
                     raise StateError(f"cannot restore {topic}[{partition}]: {m.error()}")
                 values[m.key().decode("utf-8")] = decode_change(m.value())
                 position = m.offset() + 1
+            if not values:
+                if position < high:
+                    continue
+                return applied
             store.apply(values, {(province, partition): position})
             applied += len(values)
-            if not chunk and position < high:
-                low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-        return applied
     except KafkaException as exc:
         raise StateError(f"cannot restore {topic}[{partition}]: {exc}") from exc
     finally:

@@ -1,0 +1,50 @@
+"""``roadx bench``: measure the ceilings and the stages in one run and print one table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .settings import Settings
+
+
+def add_parser(sub: Any, with_data_dir: Any) -> None:
+    """Register ``bench`` on the roadx parser (it runs on its own broker and temporary data directory)."""
+    bench = sub.add_parser(
+        "bench", help="measure throughput, latency and memory against the ceilings of this machine",
+        description="Runs on a fresh embedded broker and a temporary data directory; progress goes to "
+                    "stderr, the table to stdout. Tuning settings (partitions, batch sizes) come from ROADX_*.")
+    bench.add_argument("--events", type=int, default=100_000,
+                       help="events through the adapter, the stages and end to end (default 100000)")
+    bench.add_argument("--json", type=Path, metavar="FILE", help="also write every figure as JSON to FILE")
+    bench.add_argument("--state-entities", type=int, default=10_000_000,
+                       help="distinct entities in the stream worker's state for its RSS figure (default 10000000)")
+    bench.add_argument("--faust-events", type=int, default=20_000,
+                       help="events through the naive faust agent (default 20000)")
+    bench.add_argument("--latency-rate", type=int, default=5_000, help="offered events/s of the latency run (default 5000)")
+    bench.add_argument("--latency-seconds", type=float, default=20.0, help="length of the latency run (default 20)")
+    bench.add_argument("--seed", type=int, default=7, help="seed of the synthetic provinces")
+    bench.set_defaults(handler=cmd_bench)
+
+
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from .bench import Bench, BenchOptions, describe_machine, machine_facts, write_json
+    from .bench_report import format_table, report_json
+
+    options = BenchOptions(events=args.events, state_entities=args.state_entities, faust_events=args.faust_events,
+                           latency_rate=args.latency_rate, latency_seconds=args.latency_seconds, seed=args.seed)
+    options.validate()
+    facts = machine_facts()
+
+    def say(text: str) -> None:
+        print(f"bench: {text}", file=sys.stderr, flush=True)
+
+    figures = Bench(settings, options, say).run()
+    print(format_table(figures, describe_machine(facts)))
+    if args.json is not None:
+        write_json(args.json, report_json(figures, facts, asdict(options)))
+        say(f"figures written to {args.json}")
+    return 0

@@ -1,0 +1,256 @@
+"""The phases of ``roadx bench`` (see ``deploy.bench``); each adds its figures to the run."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING
+
+from .bench_procs import Child, CommitLog, GroupProgress, count_messages, wait_until
+from .bench_report import EVENTS_PER_S, MS, rate
+from .errors import StackError
+from .settings import Settings
+from .topics import create_topics
+
+if TYPE_CHECKING:
+    from .bench import Bench
+
+CEILING_SAMPLE = 50_000
+LOOP_MAX = 200_000
+TIMEOUT = 900.0
+
+
+def ceilings(bench: "Bench") -> None:
+    from producers.generator import SyntheticProvinces
+    from schemas.codec import EventCodec
+    from schemas.registry import make_registry
+
+    from .bench import avro_rates, fill_topic, kafka_loop_rate
+
+    opts = bench.options
+    settings = bench.phase("ceil")
+    sample = min(max(opts.events, opts.faust_events, 2_000), CEILING_SAMPLE)
+    bench.say(f"ceilings: generating {sample:,} envelope events")
+    events = [g.event for g in SyntheticProvinces(settings.provinces, opts.seed).events(sample)]
+    encode, decode, _bodies = avro_rates(events)
+    bench.add("avro_encode", "fastavro encode (envelope, schemaless)", encode, EVENTS_PER_S, f"{sample:,} events")
+    bench.add("avro_decode", "fastavro decode (envelope, schemaless)", decode, EVENTS_PER_S, f"{sample:,} events")
+
+    codec = EventCodec(make_registry(None))
+    keys = {p: settings.province_key(p) for p in settings.provinces}
+    messages = [(e["entity_key"].encode("utf-8"), codec.encode(e, keys[e["source"]["province"]])) for e in events]
+    parts = settings.partitions
+    loop_count = min(max(opts.events, 2_000), LOOP_MAX)
+    source, target = "ceil.loop.in", "ceil.loop.out"
+    create_topics(bench.bootstrap, [(source, parts), (target, parts)])
+    bench.say(f"ceilings: loading {loop_count:,} messages for the consume→produce loop")
+    fill_topic(bench.bootstrap, source, messages, loop_count)
+    loop = kafka_loop_rate(bench.bootstrap, source, target, parts, loop_count)
+    bench.add("kafka_loop", "confluent-kafka consume→produce loop", loop, EVENTS_PER_S, f"{loop_count:,} messages")
+
+    faust_in, faust_out = "ceil.faust.in", "ceil.faust.out"
+    create_topics(bench.bootstrap, [(faust_in, parts), (faust_out, parts)])
+    fill_topic(bench.bootstrap, faust_in, messages, opts.faust_events)
+    result = settings.data_dir / "faust.json"
+    bench.say(f"ceilings: naive faust agent over {opts.faust_events:,} events (a child process)")
+    child = bench.spawn("faust_agent", "deploy.bench_child", settings, "faust", "--app-id", "ceil-naive-faust",
+                        "--source", faust_in, "--target", faust_out, "--count", str(opts.faust_events),
+                        "--result", str(result))
+    wait_until(result.exists, TIMEOUT, "the faust agent to finish", child.check, every=0.2)
+    timing = json.loads(result.read_text("utf-8"))
+    child.stop()
+    bench.add("faust_agent", "naive faust agent (1 event, 1 lookup, 1 send)",
+              rate(timing["count"] - 1, timing["last"] - timing["first"]), EVENTS_PER_S,
+              f"{opts.faust_events:,} events, first to last event")
+    bench.add_rss("rss_faust_mib", "peak RSS naive faust agent", child)
+
+
+def run_adapter(bench: "Bench", settings: Settings, events: int, seed: int) -> tuple[Child, dict]:
+    """Publish ``events`` through an adapter child process; returns it (reaped) and its timing."""
+    result = settings.data_dir / f"adapter-{seed}.json"
+    child = bench.spawn("adapter", "deploy.bench_child", settings, "adapter", "--events", str(events),
+                        "--seed", str(seed), "--result", str(result))
+    status = child.wait(TIMEOUT)
+    if status != 0:
+        raise StackError(f"the adapter process exited with code {status}; see {child.log_path}:\n"
+                         f"{child.log_path.read_text('utf-8', errors='replace')[-2000:]}")
+    return child, json.loads(result.read_text("utf-8"))
+
+
+def pipeline(bench: "Bench") -> None:
+    opts = bench.options
+    settings = bench.phase("pipe")
+    names = settings.topics
+    bench.say(f"adapter: publishing {opts.events:,} synthetic events (a child process)")
+    child, timing = run_adapter(bench, settings, opts.events, opts.seed)
+    bench.add("adapter", "adapter (generate, encode, sign, spool, send)",
+              rate(timing["produced"], timing["finished"] - timing["started"]), EVENTS_PER_S,
+              f"{timing['produced']:,} events")
+    bench.add_rss("rss_adapter_mib", "peak RSS adapter", child)
+
+    source_topics = [names.province_changes(p) for p in settings.provinces]
+    figure, worker = _drain(bench, settings, "stream_worker", "streams.worker", names.streams_group, source_topics)
+    bench.add("stream_worker", "stream worker (provenance, rules, dedup, routing)", *figure)
+    bench.add_rss("rss_stream_worker_mib", "peak RSS stream worker", worker)
+
+    from sinks.sink import TopicRoles
+
+    sink_topics = TopicRoles.from_settings(settings).topics
+    figure, sink = _drain(bench, settings, "sink", "sinks.worker", names.sink_group, sink_topics)
+    bench.add("sink", "sink (messages → rows in the store)", *figure)
+    bench.add_rss("rss_sink_mib", "peak RSS sink", sink)
+
+
+def _drain(bench: "Bench", settings: Settings, name: str, module: str, group: str,
+           topics: list[str]) -> tuple[tuple[float, str, str], Child]:
+    """Run ``module`` over loaded ``topics`` until its group committed them all; (rate, unit, note), child."""
+    total = count_messages(bench.bootstrap, topics)
+    bench.say(f"{name}: processing {total:,} loaded messages (python -m {module})")
+    group_state = GroupProgress(bench.bootstrap, group)
+    commits = CommitLog(bench.bootstrap, group, topics)
+    try:
+        child = bench.spawn(name, module, settings)
+        formed = wait_until(group_state.stable, 180, f"the {name} group to form", child.check, every=0.05)
+        seen = wait_until(lambda: commits.latest >= total, TIMEOUT, f"the {name} to commit {total} messages",
+                          child.check, every=0.05)
+        done = commits.first_reaching(total) or seen
+        first = commits.first_commit()
+    finally:
+        group_state.close()
+        commits.close()
+    child.stop()
+    overall = rate(total, done - formed)
+    if first is not None and total - first[1] >= total // 10 and done > first[0]:
+        value = rate(total - first[1], done - first[0])
+        note = (f"{total:,} messages; first to last commit; from group formation "
+                f"(incl. start-up) {overall:,.0f}/s")
+    else:
+        value, note = overall, f"{total:,} messages; from group formation (incl. start-up), one batch only"
+    return (value, EVENTS_PER_S, note), child
+
+
+def end_to_end(bench: "Bench") -> None:
+    from producers.generator import SyntheticProvinces
+    from sinks.sink import TopicRoles
+
+    from .bench import latency_percentiles, paced_send
+
+    opts = bench.options
+    settings = bench.phase("e2e")
+    names = settings.topics
+    source_topics = [names.province_changes(p) for p in settings.provinces]
+    sink_topics = TopicRoles.from_settings(settings).topics
+    streams_state = GroupProgress(bench.bootstrap, names.streams_group)
+    sink_state = GroupProgress(bench.bootstrap, names.sink_group)
+    streams = CommitLog(bench.bootstrap, names.streams_group, source_topics)
+    sink = CommitLog(bench.bootstrap, names.sink_group, sink_topics)
+    parts: list[Child] = []
+
+    def check() -> None:
+        for part in parts:
+            part.check()
+
+    def drain(what: str) -> tuple[float, float]:
+        """Wait until the worker and then the sink committed everything; when each got there."""
+        total = count_messages(bench.bootstrap, source_topics)
+        seen = wait_until(lambda: streams.latest >= total, TIMEOUT, f"the stream worker to finish {what}", check,
+                          every=0.1)
+        worker_done = streams.first_reaching(total) or seen
+        stored = count_messages(bench.bootstrap, sink_topics)
+        seen = wait_until(lambda: sink.latest >= stored, TIMEOUT, f"the sink to finish {what}", check, every=0.1)
+        return worker_done, sink.first_reaching(stored) or seen
+
+    try:
+        bench.say("end to end: starting a stream worker and a sink")
+        parts += [bench.spawn("e2e_stream_worker", "streams.worker", settings),
+                  bench.spawn("e2e_sink", "sinks.worker", settings)]
+        wait_until(lambda: streams_state.stable() and sink_state.stable(), 180, "both groups to form", check,
+                   every=0.1)
+        bench.say(f"end to end: publishing {opts.events:,} events through adapter → worker → sink")
+        _adapter, timing = run_adapter(bench, settings, opts.events, opts.seed + 1)
+        worker_done, done = drain("the end-to-end run")
+        began = timing["started"]
+        bench.add("end_to_end", "end to end (adapter → worker → sink)",
+                  rate(timing["produced"], done - began), EVENTS_PER_S,
+                  f"{timing['produced']:,} events, adapter start → last offset committed by the sink; adapter done "
+                  f"+{timing['finished'] - began:.1f}s, worker +{worker_done - began:.1f}s, sink +{done - began:.1f}s")
+
+        count = int(opts.latency_rate * opts.latency_seconds)
+        events = [g.event for g in SyntheticProvinces(settings.provinces, opts.seed + 2, 0.0, 0.0).events(count)]
+        bench.say(f"latency: offering {opts.latency_rate:,} events/s for {opts.latency_seconds:g}s")
+        sent, start_ms = paced_send(settings, events, opts.latency_rate, bench.say)
+        drain("the latency run")
+    finally:
+        for closing in (streams_state, sink_state, streams, sink):
+            closing.close()
+        for part in parts:
+            part.stop()
+    samples, stored = _latencies(settings, start_ms)
+    p50, p99 = latency_percentiles(samples)
+    note = f"{sent:,} events at {opts.latency_rate:,}/s offered; store ingested_at − event ts_ms (set at send)"
+    bench.add("latency_p50_ms", "latency p50", p50, MS, note)
+    bench.add("latency_p99_ms", "latency p99", p99, MS, f"{len(samples):,} rows measured; {stored:,} rows stored")
+    bench.add_rss("rss_e2e_stream_worker_mib", "peak RSS stream worker, end to end", parts[0],
+                  "end-to-end and latency runs")
+    bench.add_rss("rss_e2e_sink_mib", "peak RSS sink, end to end", parts[1], "end-to-end and latency runs")
+
+
+def _latencies(settings: Settings, start_ms: float) -> tuple[list[float], int]:
+    from sinks.store import open_store
+
+    client = open_store(settings)
+    try:
+        db = settings.clickhouse_database
+        rows = client.query(
+            f"SELECT toUnixTimestamp64Milli(ingested_at) - toUnixTimestamp64Milli(ts) FROM {db}.change_log "
+            f"WHERE ts >= fromUnixTimestamp64Milli(toInt64({int(start_ms)}))").result_rows
+        stored = int(client.command(f"SELECT count() FROM {db}.change_log"))
+    finally:
+        client.close()
+    if not rows:
+        raise StackError("no latency samples: none of the paced events reached the store")
+    return [float(r[0]) for r in rows], stored
+
+
+def state_worker(bench: "Bench") -> None:
+    from producers.synthetic import publish_synthetic
+    from streams.pipeline import ENTITY, SEEN
+    from streams.state import StateStore
+
+    from .bench import STATE_FILL_BATCH
+
+    opts = bench.options
+    settings = bench.phase("state")
+    path = settings.data_dir / "streams" / "state" / "w0"
+    store = StateStore(path)
+    started = time.monotonic()
+    try:
+        filled = 0
+        while filled < opts.state_entities:
+            upto = min(filled + STATE_FILL_BATCH, opts.state_entities)
+            store.apply(_entities(filled, upto, ENTITY, SEEN), {})
+            filled = upto
+            if filled % 1_000_000 == 0 or filled == opts.state_entities:
+                bench.say(f"state: {filled:,}/{opts.state_entities:,} entities written")
+    finally:
+        store.close()
+    fill_seconds = time.monotonic() - started
+    size_mib = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1024 ** 2
+    batch = max(settings.stream_batch_size * 2, 2_000)
+    publish_synthetic(settings, batch, opts.seed + 3)
+    figure, worker = _drain(bench, settings, "state_stream_worker", "streams.worker",
+                            settings.topics.streams_group, [settings.topics.province_changes(p)
+                                                            for p in settings.provinces])
+    bench.add_rss("rss_state_worker_mib", "peak RSS stream worker, big state", worker,
+                  f"{opts.state_entities:,} entities (an entity record and its create event's id each) written to its RocksDB store with StateStore.apply "
+                  f"({fill_seconds:.0f}s, {size_mib:,.0f} MiB on disk), then the worker process opened it "
+                  f"and processed {batch:,} events ({figure[0]:,.0f}/s)")
+
+
+def _entities(first: int, last: int, entity_prefix: str, seen_prefix: str) -> dict[str, object]:
+    """State of entities ``first``..``last``-1 as the stream stage keeps it: the entity and its last event id."""
+    state: dict[str, object] = {}
+    for i in range(first, last):
+        state[f"{entity_prefix}vehicle:粤B{i:08d}:2"] = {"seq": 1, "hash": f"{i:032x}", "deleted": False}
+        state[f"{seen_prefix}00000000-0000-4000-8000-{i:012x}"] = 1_717_200_000_000
+    return state

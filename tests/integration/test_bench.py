@@ -1,0 +1,49 @@
+"""``roadx bench`` on a small run: every figure is measured, positive, in the table and the JSON file.
+
+No timing is asserted: the figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from deploy import bench_commands
+from deploy.bench_report import ALL_FIGURES, TARGETS
+from deploy.errors import DeployError
+from deploy.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def run_bench(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="roadx")
+    bench_commands.add_parser(parser.add_subparsers(dest="command"), lambda p: p)
+    args = parser.parse_args(["bench", *argv])
+    return args.handler(Settings(provinces=("11", "44", "31", "51")), args)
+
+
+@pytest.mark.timeout(900)
+def test_small_bench_prints_every_figure_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    status = run_bench("--events", "2000", "--state-entities", "10000", "--faust-events", "2000",
+                       "--latency-seconds", "2", "--json", str(out))
+    printed = capsys.readouterr()
+    assert status == 0
+    data = json.loads(out.read_text("utf-8"))
+    assert set(data["figures"]) == set(ALL_FIGURES)
+    for key, figure in data["figures"].items():
+        assert figure["value"] > 0, key
+        assert figure["label"] in printed.out, key
+    assert {t["figure"] for t in data["targets"]} == {t.figure for t in TARGETS}
+    assert all(t["met"] in (True, False) for t in data["targets"])
+    assert data["figures"]["stream_worker"]["ratios"]["faust_agent"] > 0
+    assert data["machine"]["nproc"] >= 1
+    assert "bench: " in printed.err  # progress went to stderr
+
+
+def test_bench_refuses_too_few_events_before_starting_anything(capsys):
+    with pytest.raises(DeployError, match="--events must be at least 100"):
+        run_bench("--events", "5")

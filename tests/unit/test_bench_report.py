@@ -1,0 +1,144 @@
+"""The benchmark's pure parts: rates, ratios, percentiles, target verdicts, the table and JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deploy.bench_report import (
+    ALL_FIGURES, CEILINGS, EVENTS_PER_S, MIB, MS, TARGETS, Figure, Target, evaluate, format_table, missing_figures,
+    percentile, rate, ratio, report_json,
+)
+from deploy.errors import DeployError
+
+
+def figures(**values: float) -> dict[str, Figure]:
+    units = {"latency_p50_ms": MS, "latency_p99_ms": MS}
+    return {k: Figure(k, k.replace("_", " "), v, units.get(k, MIB if k.startswith("rss_") else EVENTS_PER_S))
+            for k, v in values.items()}
+
+
+FULL = figures(kafka_loop=160_000, avro_decode=150_000, avro_encode=140_000, faust_agent=5_000,
+               adapter=80_000, stream_worker=30_000, sink=60_000, end_to_end=16_000,
+               latency_p50_ms=300, latency_p99_ms=2_500,
+               rss_adapter_mib=60, rss_stream_worker_mib=80, rss_sink_mib=400, rss_e2e_stream_worker_mib=90,
+               rss_e2e_sink_mib=450, rss_faust_mib=64, rss_state_worker_mib=700)
+
+
+def test_rate_is_events_over_seconds():
+    assert rate(10_000, 2.0) == 5_000
+
+
+@pytest.mark.parametrize("count, seconds", [(10, 0.0), (10, -1.0), (-1, 1.0), (10, float("inf"))])
+def test_rate_refuses_a_span_that_cannot_make_a_rate(count, seconds):
+    with pytest.raises(DeployError, match="cannot make a rate"):
+        rate(count, seconds)
+
+
+def test_ratio_divides_by_the_ceiling_and_is_none_without_one():
+    assert ratio(30_000, 5_000) == 6.0
+    assert ratio(1.0, 0.0) is None
+    assert ratio(1.0, None) is None
+
+
+def test_percentile_interpolates_between_closest_ranks():
+    values = list(range(1, 101))  # 1..100
+    assert percentile(values, 50) == pytest.approx(50.5)
+    assert percentile(values, 99) == pytest.approx(99.01)
+    assert percentile(values, 0) == 1
+    assert percentile(values, 100) == 100
+    assert percentile([7.0], 99) == 7.0
+
+
+def test_percentile_does_not_depend_on_input_order():
+    assert percentile([5, 1, 4, 2, 3], 50) == 3
+
+
+@pytest.mark.parametrize("values, q, message", [([], 50, "no samples"), ([1, 2], 101, "outside"),
+                                                ([1, 2], -1, "outside")])
+def test_percentile_refuses_bad_input(values, q, message):
+    with pytest.raises(DeployError, match=message):
+        percentile(values, q)
+
+
+def test_targets_relative_to_a_ceiling_use_the_ratio():
+    verdicts = {v.target.figure: v for v in evaluate(FULL)}
+    assert verdicts["stream_worker"].measured == pytest.approx(6.0)
+    assert verdicts["stream_worker"].met is True
+    assert verdicts["sink"].measured == pytest.approx(0.4)
+    assert verdicts["sink"].met is False
+    assert verdicts["adapter"].met is True
+
+
+def test_absolute_targets_compare_the_figure_itself():
+    verdicts = {v.target.figure: v for v in evaluate(FULL)}
+    assert verdicts["end_to_end"].met is True
+    assert verdicts["latency_p99_ms"].met is False  # 2,500 ms is not below 2 s
+    assert verdicts["rss_state_worker_mib"].met is True
+
+
+def test_a_bound_exactly_reached_meets_at_least_but_not_below():
+    at_bound = figures(end_to_end=15_000, latency_p99_ms=2_000)
+    verdicts = {v.target.figure: v for v in evaluate(at_bound)}
+    assert verdicts["end_to_end"].met is True
+    assert verdicts["latency_p99_ms"].met is False
+
+
+def test_a_target_without_its_figure_or_ceiling_is_not_measured():
+    verdicts = {v.target.figure: v for v in evaluate(figures(stream_worker=30_000))}
+    assert verdicts["stream_worker"].met is None
+    assert verdicts["stream_worker"].status == "not measured"
+    assert verdicts["sink"].measured is None
+
+
+def test_every_target_names_a_known_figure_and_ceiling():
+    for target in TARGETS:
+        assert target.figure in ALL_FIGURES
+        assert target.ceiling is None or target.ceiling in CEILINGS
+
+
+def test_target_descriptions_say_the_bound():
+    assert Target("stream_worker", ">=", 5.0, "faust_agent").describe() == "≥ 5.00×faust"
+    assert Target("latency_p99_ms", "<", 2_000).describe() == "< 2,000"
+
+
+def test_table_has_a_row_per_figure_with_ratios_and_verdicts():
+    table = format_table(FULL, "2 cores, test cpu")
+    lines = table.splitlines()
+    assert lines[0] == "roadx bench — 2 cores, test cpu"
+    for figure in FULL.values():
+        assert any(line.startswith(figure.label) for line in lines), figure.label
+    worker = next(line for line in lines if line.startswith("stream worker "))
+    assert "6.00" in worker and "met (6.00)" in worker  # ×faust, and the verdict
+    latency = next(line for line in lines if line.startswith("latency p99"))
+    assert "NOT met (2,500)" in latency
+    assert "×kafka" in lines[1] and "target" in lines[1]
+
+
+def test_table_shows_no_ratio_for_figures_that_are_not_rates():
+    table = format_table(FULL)
+    rss = next(line for line in table.splitlines() if line.startswith("rss sink mib "))
+    assert rss.split() == ["rss", "sink", "mib", "400", "MiB"]
+
+
+def test_table_lists_notes_of_figures_that_have_them():
+    noted = {**FULL, "sink": Figure("sink", "sink", 60_000, EVENTS_PER_S, "5,000 messages")}
+    assert "  sink: 5,000 messages" in format_table(noted).splitlines()
+
+
+def test_json_report_holds_figures_ratios_and_targets():
+    data = report_json(FULL, {"nproc": 2}, {"events": 1000})
+    text = json.dumps(data)  # serialisable as is
+    assert json.loads(text)["machine"] == {"nproc": 2}
+    assert data["figures"]["stream_worker"]["ratios"]["faust_agent"] == pytest.approx(6.0)
+    assert data["figures"]["rss_sink_mib"]["ratios"] == {}
+    assert {t["figure"] for t in data["targets"]} == {t.figure for t in TARGETS}
+    assert next(t for t in data["targets"] if t["figure"] == "sink")["met"] is False
+
+
+def test_missing_figures_names_what_a_run_did_not_measure():
+    assert missing_figures(FULL) == []
+    partial = dict(FULL)
+    del partial["sink"]
+    assert missing_figures(partial) == ["sink"]
