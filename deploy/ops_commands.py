@@ -6,9 +6,8 @@ import argparse
 from pathlib import Path
 
 from .acl import exchange_acls, kafka_acl_commands, select_provinces, strimzi_users
-from .errors import StackError
 from .settings import Settings
-from .stack import StackInfo
+from .stack import with_running_broker
 from .topic_apply import apply_plan, format_plan, managed_pattern, open_admin, plan_topics, read_broker_topics
 from .topicspec import TopicSpec, default_spec, dump_spec, load_spec
 
@@ -39,17 +38,6 @@ def _spec(settings: Settings, path: Path | None) -> list[TopicSpec]:
     return load_spec(path, settings) if path is not None else default_spec(settings)
 
 
-def _connected(settings: Settings) -> Settings:
-    """Settings with bootstrap servers: the configured cluster, else the running embedded stack."""
-    if settings.bootstrap_servers:
-        return settings
-    info = StackInfo.read(settings.stack_file)
-    if info is None:
-        raise StackError(f"no Kafka to talk to: set ROADX_BOOTSTRAP_SERVERS or start the stack "
-                         f"(roadx up --data-dir {settings.data_dir})")
-    return settings.with_overrides(bootstrap_servers=info.bootstrap_servers)
-
-
 def cmd_topics_spec(settings: Settings, args: argparse.Namespace) -> int:
     print(dump_spec(default_spec(settings)), end="")
     return 0
@@ -57,7 +45,7 @@ def cmd_topics_spec(settings: Settings, args: argparse.Namespace) -> int:
 
 def _plan(settings: Settings, path: Path | None):
     spec = _spec(settings, path)  # validated (and replication chosen) before any connection
-    live = _connected(settings)
+    live = with_running_broker(settings)
     admin = open_admin(live)
     pattern = managed_pattern(settings)
     current = read_broker_topics(admin, [t.name for t in spec], also_matching=pattern)

@@ -167,3 +167,14 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text("utf-8", errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def with_running_broker(settings: Settings) -> Settings:
+    """Settings with bootstrap servers: the configured cluster, else the running embedded stack's."""
+    if settings.bootstrap_servers:
+        return settings
+    info = StackInfo.read(settings.stack_file)
+    if info is None:
+        raise StackError(f"no broker: start the stack (roadx up --data-dir {settings.data_dir}) "
+                         f"or set ROADX_BOOTSTRAP_SERVERS")
+    return settings.with_overrides(bootstrap_servers=info.bootstrap_servers)

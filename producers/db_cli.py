@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from deploy.settings import Settings
+from deploy.stack import with_running_broker
 
 from .db_adapter import CycleReport, DbAdapter, DbAdapterConfig
 from .errors import ProducerError
@@ -57,19 +58,6 @@ def parse_map(items: list[str]) -> dict[str, str]:
     return mapping
 
 
-def broker_settings(settings: Settings) -> Settings:
-    """Settings with bootstrap servers: configured ones, or those of the running embedded stack."""
-    if not settings.embedded:
-        return settings
-    from deploy.stack import StackInfo
-
-    info = StackInfo.read(settings.stack_file)
-    if info is None:
-        raise ProducerError(f"no broker: start the stack (roadx up --data-dir {settings.data_dir}) "
-                            f"or set ROADX_BOOTSTRAP_SERVERS")
-    return settings.with_overrides(bootstrap_servers=info.bootstrap_servers)
-
-
 def run_db_adapter(settings: Settings, args: argparse.Namespace) -> int:
     if args.interval <= 0 or args.timeout <= 0:
         raise ProducerError("--interval and --timeout must be positive")
@@ -78,7 +66,7 @@ def run_db_adapter(settings: Settings, args: argparse.Namespace) -> int:
         cursor=args.cursor, outbox=args.outbox, op_column=args.op_column, payload_column=args.payload_column,
         deleted_column=args.deleted_column, column_map=parse_map(args.map), system=args.system,
         batch_size=args.batch, spool_limit=args.spool_limit)
-    settings = broker_settings(settings)
+    settings = with_running_broker(settings)
     settings.province_key(config.province)  # unknown province: a clear error before connecting
     adapter = DbAdapter(settings, config)
     try:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from deploy.settings import Settings
+from deploy.stack import with_running_broker
 from schemas.contract import ENTITY_TYPES
 
 from .errors import FileAdapterError
@@ -80,7 +81,7 @@ def run_files(settings: Settings, args: argparse.Namespace) -> int:
         max_pending=args.spool_limit, delivery_timeout_s=args.delivery_timeout,
         max_delete_share=None if args.allow_mass_delete else FileAdapterOptions.max_delete_share,
     )
-    settings = broker_settings(settings)
+    settings = with_running_broker(settings)
     progress = ProgressLine()
     results: list[FileResult] = []
 
@@ -114,19 +115,6 @@ def _watch(settings: Settings, args: argparse.Namespace, options: FileAdapterOpt
     finally:
         signal.signal(signal.SIGTERM, previous)
         folder.close()
-
-
-def broker_settings(settings: Settings) -> Settings:
-    """Settings with bootstrap servers: configured ones, or those of the running embedded stack."""
-    if not settings.embedded:
-        return settings
-    from deploy.stack import StackInfo
-
-    info = StackInfo.read(settings.stack_file)
-    if info is None:
-        raise FileAdapterError(f"no broker: start the stack (roadx up --data-dir {settings.data_dir}) "
-                               f"or set ROADX_BOOTSTRAP_SERVERS")
-    return settings.with_overrides(bootstrap_servers=info.bootstrap_servers)
 
 
 def describe(result: FileResult) -> str:

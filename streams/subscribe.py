@@ -91,13 +91,9 @@ def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None
 
 
 def run_subscribe(settings: Settings, args: argparse.Namespace) -> int:
-    from deploy.stack import StackInfo
+    from deploy.stack import with_running_broker
 
-    if not settings.bootstrap_servers:
-        info = StackInfo.read(settings.stack_file)
-        if info is None:
-            raise StreamError("no broker: start the stack (roadx up) or set ROADX_BOOTSTRAP_SERVERS")
-        settings = settings.with_overrides(bootstrap_servers=info.bootstrap_servers)
+    settings = with_running_broker(settings)
     stop = threading.Event()
     for item in subscribe(settings, args.province, args.from_beginning, stop, args.idle_exit):
         print(json.dumps(item, ensure_ascii=False, default=_json) if args.json else format_line(item), flush=True)
