@@ -39,6 +39,8 @@ class Settings:
     sink_batch_size: int = 5000
     sink_flush_seconds: float = 0.5
     stream_batch_size: int = 1000
+    # How long an accepted event id is remembered for exact deduplication (hours).
+    dedup_retention_hours: float = 168.0
     metrics_port: int = 0
     # Loopback port on which the sink serves the embedded store (ClickHouse HTTP, read-only); 0 = off.
     store_http_port: int = 0
@@ -227,6 +229,8 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"unknown province codes {unknown}: use two-digit GB/T 2260 codes")
     if settings.sink_batch_size < 1 or settings.stream_batch_size < 1:
         raise SettingsError("batch sizes must be at least 1")
+    if settings.dedup_retention_hours <= 0:
+        raise SettingsError("ROADX_DEDUP_RETENTION_HOURS must be positive")
     if settings.replication_factor < 0:
         raise SettingsError("ROADX_REPLICATION_FACTOR must be 0 (automatic) or at least 1")
     _validate_kafka_security(settings)

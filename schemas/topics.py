@@ -17,6 +17,10 @@ DLQ_PARTITION = "roadx.error.partition"
 DLQ_OFFSET = "roadx.error.offset"
 DLQ_ENTITY_KEY = "roadx.error.entity_key"
 DLQ_EVENT_ID = "roadx.error.event_id"
+# Set when the raw value was cut to DLQ_MAX_VALUE_BYTES: the original size in bytes.
+# The whole message stays in its source topic at the origin the other headers name.
+DLQ_VALUE_BYTES = "roadx.error.value_bytes"
+DLQ_MAX_VALUE_BYTES = 900_000
 ROUTED_FROM = "roadx.routed.from"
 ROUTED_REASON = "roadx.routed.reason"
 ROUTED_TO = "roadx.routed.to"

@@ -1,20 +1,35 @@
-"""Prometheus counters of the stream stage, fed from each batch's ``BatchResult``."""
+"""Prometheus metrics of the stream stage, fed from each batch's ``BatchResult``."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter
 
-from .pipeline import BatchResult
+from .pipeline import DUPLICATE, REJECTED as REJECTED_OUTCOME, UNCHANGED, BatchResult
 
-EVENTS = Counter("roadx_stream_events_total", "Events seen by the stream stage", ["outcome", "province"])
-REJECTED = Counter("roadx_stream_rejected_total", "Events sent to the DLQ, by rule", ["rule", "province"])
-ROUTED = Counter("roadx_stream_routed_total", "Cases routed to another province", ["source", "target"])
+EVENTS = Counter("roadx_stream_events", "Events seen by the stream stage, by outcome", ["outcome", "province"])
+REJECTED = Counter("roadx_stream_rejected", "Events rejected, by the rule that rejected them", ["rule", "province"])
+DLQ = Counter("roadx_stream_dlq", "Messages written to the dead-letter topic", ["province"])
+DEDUPLICATED = Counter("roadx_stream_deduplicated", "Events dropped as a repeat (duplicate event id) "
+                       "or as unchanged (same content as the entity's last version)", ["province", "kind"])
+ROUTED = Counter("roadx_stream_routed", "Cases routed to another province", ["source", "target"])
+FINDINGS = Counter("roadx_quality_findings", "Data-quality findings published to national.quality",
+                   ["province", "dimension", "severity"])
+FORGOTTEN = Counter("roadx_stream_forgotten_ids", "Accepted event ids forgotten after the dedup retention")
 
 
-def observe(result: BatchResult) -> None:
+def observe(result: BatchResult, forgotten: int = 0) -> None:
     for (outcome, province), n in result.counts.items():
         EVENTS.labels(outcome, province).inc(n)
+        if outcome == REJECTED_OUTCOME:
+            DLQ.labels(province).inc(n)
+        elif outcome in (DUPLICATE, UNCHANGED):
+            DEDUPLICATED.labels(province, outcome).inc(n)
     for (rule, province), n in result.rejects.items():
         REJECTED.labels(rule, province).inc(n)
     for (source, target), n in result.routed.items():
         ROUTED.labels(source, target).inc(n)
+    for (province, dimension, severity), n in result.findings.items():
+        FINDINGS.labels(province, dimension, severity).inc(n)
+    if forgotten:
+        FORGOTTEN.inc(forgotten)
+

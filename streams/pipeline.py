@@ -9,7 +9,8 @@ rule goes to the DLQ with its raw bytes and origin; every rule that fires is als
 published to ``national.quality``; the rest of the batch flows on. Accepted events
 forward their original bytes, so signatures stay verifiable downstream.
 
-State is a key-value mapping read and written through ``state``: ``seen:<event_id>``,
+State is a key-value mapping read and written through ``state``: ``seen:<event_id>``
+(when and on which partition it was accepted, ``streams.retention``),
 ``entity:<entity key>`` (seq, content hash, stage, case routes) and ``reg:<key>`` (the
 registry, shared by every worker). ``BatchResult.changes`` and ``.registry`` list what
 the batch wrote, for the runner to make durable.
@@ -32,6 +33,7 @@ from schemas.topics import TopicNames
 
 from . import routing, rules
 from .errors import Rejection
+from .retention import SEEN, seen_value
 from .validation import describe, subject_record, validate_shape
 
 # Origin of a forwarded event on national.changes.
@@ -41,7 +43,8 @@ SOURCE_OFFSET = "roadx.source.offset"
 
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 UNCHANGED, STALE = "unchanged", "stale"
-SEEN, ENTITY, REGISTRY = "seen:", "entity:", "reg:"
+HEADER_MAX_BYTES = 4096  # reasons, keys and ids copied into DLQ headers and findings are cut to this
+ENTITY, REGISTRY = "entity:", "reg:"
 UNKNOWN_PROVINCE = "unknown"
 
 Headers = list[tuple[str, bytes]]
@@ -179,17 +182,18 @@ class _Message:
     def _publish(self, rule: str, dimension: str, severity: str, field_name: str | None, text: str) -> None:
         event, message = self.event or {}, self.message
         event_id = str(event["event_id"]) if event.get("event_id") is not None else None
-        origin = event_id or f"{message.topic}:{message.partition}:{message.offset}"
+        origin = _text_clip(event_id) or f"{message.topic}:{message.partition}:{message.offset}"
         finding = {
             "finding_id": f"{origin}/{rule}" + (f"/{field_name}" if field_name else ""),
             "rule": rule, "dimension": dimension, "severity": severity, "province": self.province,
-            "entity_type": event.get("entity_type"), "entity_key": event.get("entity_key"), "event_id": event_id,
+            "entity_type": event.get("entity_type"), "entity_key": _text_clip(event.get("entity_key")),
+            "event_id": _text_clip(event_id),
             "field": field_name, "message": text[:2000], "source_topic": message.topic,
             "source_partition": message.partition, "source_offset": message.offset,
             "event_ts_ms": _epoch_ms(event["ts_ms"]) if event.get("ts_ms") is not None else None,
             "detected_ms": self.now_ms,
         }
-        key = (event.get("entity_key") or origin).encode("utf-8")
+        key = _clip((event.get("entity_key") or origin).encode("utf-8"))
         self.result.outputs.append(Outbound(self.ctx.topics.national_quality, key, self.ctx.findings.encode(finding), []))
         self.result.findings[(self.province, dimension, severity)] += 1
 
@@ -202,7 +206,7 @@ class _Message:
         entity_key = event["entity_key"]
         last = self.state.get(ENTITY + entity_key) or {}
         seq = int(event["source"]["seq"])
-        self._write(SEEN + event_id, _epoch_ms(event["ts_ms"]))
+        self._write(SEEN + event_id, seen_value(self.now_ms, province, self.message.partition))
         result.accepted.append((self.index, event_id))
         content = None if event["op"] == "d" else content_hash(event["after"])
         if last and seq < last.get("seq", -1):
@@ -266,6 +270,10 @@ class _Message:
 PROVENANCE_RULES = frozenset({"bad_signature", "unknown_province", "province_mismatch"})
 
 
+def _text_clip(text: str | None, limit: int = HEADER_MAX_BYTES) -> str | None:
+    return text if text is None or len(text) <= limit else text[:limit]
+
+
 def content_hash(record: Mapping[str, Any]) -> str:
     """A digest of a record's content: equal for equal records, whatever the event."""
     text = json.dumps(record, sort_keys=True, ensure_ascii=False, default=_json_value, separators=(",", ":"))
@@ -305,9 +313,13 @@ def _check_provenance(message: Inbound, event: Mapping[str, Any], province: str,
 def dead_letter(message: Inbound, rejection: Rejection, topics: TopicNames,
                 event: Mapping[str, Any] | None = None) -> Outbound:
     """The DLQ record of a rejected message: raw bytes and key as received, reason in headers;
-    the event id and entity key too when the message decoded."""
+    the event id and entity key too when the message decoded.
+
+    A value over ``DLQ_MAX_VALUE_BYTES`` is cut to that size, with its original size in a
+    header: an oversized message must not stop the worker's own writes to the DLQ.
+    """
     headers = [
-        (topic_headers.DLQ_REASON, rejection.message.encode("utf-8")),
+        (topic_headers.DLQ_REASON, _clip(rejection.message.encode("utf-8"))),
         (topic_headers.DLQ_RULE, rejection.rule.encode("utf-8")),
         (topic_headers.DLQ_TOPIC, message.topic.encode("utf-8")),
         (topic_headers.DLQ_PARTITION, str(message.partition).encode("ascii")),
@@ -316,8 +328,18 @@ def dead_letter(message: Inbound, rejection: Rejection, topics: TopicNames,
     if event is not None:
         for header, name in ((topic_headers.DLQ_EVENT_ID, "event_id"), (topic_headers.DLQ_ENTITY_KEY, "entity_key")):
             if event.get(name) is not None:
-                headers.append((header, str(event[name]).encode("utf-8")))
-    return Outbound(topics.national_dlq, message.key, message.value, headers)
+                headers.append((header, _clip(str(event[name]).encode("utf-8"))))
+    value = message.value
+    if value is not None and len(value) > topic_headers.DLQ_MAX_VALUE_BYTES:
+        headers.append((topic_headers.DLQ_VALUE_BYTES, str(len(value)).encode("ascii")))
+        value = value[:topic_headers.DLQ_MAX_VALUE_BYTES]
+    key = None if message.key is None else _clip(message.key)
+    return Outbound(topics.national_dlq, key, value, headers)
+
+
+def _clip(raw: bytes, limit: int = HEADER_MAX_BYTES) -> bytes:
+    """At most ``limit`` bytes: reasons, keys and identifiers in headers stay small."""
+    return raw if len(raw) <= limit else raw[:limit]
 
 
 def _unexpected(message: Inbound, exc: Exception) -> Rejection:

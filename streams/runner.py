@@ -9,6 +9,9 @@ every event whose output was already written.
 
 Partitions are restored before they are processed: when the group gives this worker a
 source partition, the matching changelog partition is replayed into the local store.
+
+Each batch also carries the tombstones of accepted event ids older than the
+deduplication retention (``streams.retention``) in the partitions this worker owns.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, Callable, Iterator, MutableMapping, Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from deploy.consumer_lag import LagRecorder
 from deploy.settings import Settings
 from schemas.codec import EventCodec
 from schemas.registry import make_registry
@@ -29,6 +33,7 @@ from . import metrics
 from .errors import StateError, WorkerError
 from .pipeline import REGISTRY, BatchResult, Inbound, StageContext, process_batch
 from .registry import RegistryReader
+from .retention import KEYS_PER_EVENT, SeenSweep
 from .state import StateStore, decode_change, encode_change
 
 log = logging.getLogger(__name__)
@@ -203,10 +208,13 @@ class StreamRunner:
         })
         self.source_topics = [settings.topics.province_changes(p) for p in settings.provinces]
         self.registry = RegistryReader(settings, store)
+        self.sweep = SeenSweep(int(settings.dedup_retention_hours * 3_600_000))
+        self.owned: set[tuple[str, int]] = set()  # (province, partition) this worker is assigned
+        self.lag = LagRecorder(self.consumer, settings.topics.streams_group)
 
     def run(self, stop: threading.Event) -> None:
         self.registry.catch_up()
-        self.consumer.subscribe(self.source_topics, on_assign=self._on_assign)
+        self.consumer.subscribe(self.source_topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while not stop.is_set():
                 self.step()
@@ -226,13 +234,20 @@ class StreamRunner:
                 continue
             batch.append(Inbound(m.topic(), m.partition(), m.offset(), m.key(), m.value()))
         self.registry.drain()
+        self.lag.tick()
         if not batch:
             self.producer.poll(0)
             return 0
-        result = process_batch(batch, self.ctx, StateView(self.store), now_ms=int(time.time() * 1000))
+        now_ms = int(time.time() * 1000)
+        result = process_batch(batch, self.ctx, StateView(self.store), now_ms=now_ms)
         changes = state_changes(batch, result, self.settings)
+        forgotten = 0
+        for key, scope in self.sweep.next_chunk(self.store.items_from, now_ms, self.owned, KEYS_PER_EVENT * len(batch)):
+            if key not in changes.values:
+                changes.put(scope, key, None)
+                forgotten += 1
         write_then_commit(self.producer, self.consumer, self.store, self.settings, batch, result, changes)
-        metrics.observe(result)
+        metrics.observe(result, forgotten)
         return len(batch)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -242,8 +257,15 @@ class StreamRunner:
             province = self.settings.topics.province_of_changes_topic(tp.topic)
             if province is not None:
                 restored += restore_partition(self.settings, self.store, province, tp.partition)
+                self.owned.add((province, tp.partition))
         log.info("assigned %d partitions, restored %d state changes in %.1fs",
                  len(partitions), restored, time.monotonic() - started)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            province = self.settings.topics.province_of_changes_topic(tp.topic)
+            if province is not None:
+                self.owned.discard((province, tp.partition))
 
 
 def restore_partition(settings: Settings, store: StateStore, province: str, partition: int) -> int:

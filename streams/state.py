@@ -81,6 +81,13 @@ class StateStore:
         raw = self._db.get(_offset_key(province, partition))
         return int(raw) if raw is not None else 0
 
+    def items_from(self, start: str) -> Iterator[tuple[str, Any]]:
+        """(key, value) pairs in key order from ``start`` on (offset positions excluded)."""
+        for key, raw in self._db.items(from_key=start):
+            if key.startswith(_OFFSET_PREFIX):
+                return
+            yield key, json.loads(raw)
+
     def keys_with_prefix(self, prefix: str) -> Iterator[str]:
         for key in self._db.keys(from_key=prefix):
             if not key.startswith(prefix):

@@ -59,7 +59,7 @@ def settings(bootstrap, unique, tmp_path):
 
 def send(settings, items):
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 20,
-                         "partitioner": "murmur2_random"})
+                         "partitioner": "murmur2_random", "message.max.bytes": 16_000_000})
     for topic, key, value in items:
         producer.produce(topic, value=value, key=key.encode() if isinstance(key, str) else key)
     assert producer.flush(60) == 0
@@ -84,10 +84,11 @@ def test_provenance_quality_dedup_staleness_and_routing(settings):
     stages[1]["after"]["penalty_cents"] = 500  # same stage, new content: stored, not routed again
     no_party = change("case", {**case("filed", 1), "involved_plate": None, "involved_operator_uscc": None})
     year_9999 = change("case", {**case("filed", 2), "occurred_at": 253_402_214_400_000 - 1})
+    ten_mb_name = change("operator", {**operator(USCC_44), "name": "名" * 3_500_000})
     key = f"operator:{USCC_44}"
     items = [(t44, key, signed(settings, e)) for e in (first, unchanged, newer, stale)]
     items += [(t44, key, forged), (t44, key, claims_11)]
-    items += [(t44, e["entity_key"], signed(settings, e)) for e in stages + [no_party, year_9999]]
+    items += [(t44, e["entity_key"], signed(settings, e)) for e in stages + [no_party, year_9999, ten_mb_name]]
     items += [(t44, "trunc", signed(settings, first)[:20]),
               (t44, "wrong", FindingCodec(EmbeddedRegistry()).encode({
                   "finding_id": "x", "rule": "r", "dimension": "d", "severity": "s", "province": "44",
@@ -106,7 +107,10 @@ def test_provenance_quality_dedup_staleness_and_routing(settings):
     assert [str(CODEC.decode(m.value())[1]["event_id"]) for m in stale_msgs] == [stale["event_id"]]
     dlq_rules = sorted(dict(m.headers())[th.DLQ_RULE].decode() for m in got[topics.national_dlq])
     assert dlq_rules == sorted(["bad_signature", "province_mismatch", "implausible_date", "malformed_avro",
-                                "malformed_avro"])
+                                "malformed_avro", "field_too_long"])
+    too_long = next(m for m in got[topics.national_dlq] if dict(m.headers())[th.DLQ_RULE] == b"field_too_long")
+    assert int(dict(too_long.headers())[th.DLQ_VALUE_BYTES]) > 10_000_000
+    assert len(too_long.value()) == th.DLQ_MAX_VALUE_BYTES
 
     to_11 = got[topics.province_inbound("11")]
     to_31 = extra[topics.province_inbound("31")]

@@ -63,8 +63,8 @@ def worker_settings(bootstrap, unique, tmp_path):
 
 
 @contextlib.contextmanager
-def running_worker(settings, log_path):
-    """``python -m streams.worker`` as a child process, stopped on exit."""
+def running_worker(settings, log_path, **extra_env):
+    """``python -m streams.worker`` as a child process, stopped on exit; ``extra_env`` adds ROADX_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROADX_")}
     env.update(
         ROADX_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
@@ -72,6 +72,7 @@ def running_worker(settings, log_path):
         ROADX_PROVINCES=",".join(settings.provinces),
         ROADX_DATA_DIR=str(settings.data_dir),
         ROADX_STREAM_BATCH_SIZE=str(settings.stream_batch_size),
+        **extra_env,
     )
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(

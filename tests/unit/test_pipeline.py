@@ -291,3 +291,28 @@ def test_bad_messages_do_not_stop_the_good_ones_in_a_batch(ctx):
     assert dlq_offsets == [b"1", b"2", b"4"]
     assert result.counts == {("accepted", "44"): 3, ("rejected", "44"): 3}
     assert [index for index, _ in result.accepted] == [0, 3, 5]
+
+
+def test_accepted_event_id_is_remembered_with_time_and_source_partition(ctx):
+    ev = event("operator", operator())
+    state: dict = {}
+    process_batch([Inbound(TOPICS.province_changes("44"), 2, 0, b"k", signed(ev))], ctx, state, now_ms=1234)
+    assert state["seen:" + ev["event_id"]] == [1234, "44", 2]
+
+
+def test_oversized_rejected_message_reaches_the_dlq_cut_to_size_with_its_length(ctx):
+    raw = signed(event("operator", operator(name="名" * 3_500_000)))  # 10.5 MB of UTF-8 text
+    result = process_batch([inbound(raw, key=b"k" * 100_000)], ctx, {})
+    dlq = only_dlq(result)
+    assert headers(dlq)[th.DLQ_RULE] == b"field_too_long"
+    assert len(dlq.value) == th.DLQ_MAX_VALUE_BYTES and raw.startswith(dlq.value)
+    assert headers(dlq)[th.DLQ_VALUE_BYTES] == str(len(raw)).encode()
+    assert len(dlq.key) <= 4096
+    assert all(len(v) <= 4096 for _, v in dlq.headers)
+    assert all(len(o.value) < 100_000 and len(o.key) <= 4096 for o in result.outputs if o.topic != TOPICS.national_dlq)
+
+
+def test_small_rejected_message_keeps_its_whole_value_in_the_dlq(ctx):
+    raw = signed(event("operator", operator(uscc="91440300MA5F0000X0")))
+    dlq = only_dlq(process_batch([inbound(raw)], ctx, {}))
+    assert dlq.value == raw and th.DLQ_VALUE_BYTES not in headers(dlq)
