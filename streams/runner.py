@@ -5,7 +5,12 @@ produced, the producer is flushed and each delivery checked, the state changes a
 applied to the local store, and only then are the source offsets committed. A batch
 that cannot be written raises ``WorkerError`` before its offsets are committed, so a
 restarted worker processes it again; the state changelog makes the repeat a no-op for
-every event whose output was already written.
+every event whose state change was delivered. Outputs and state changes go out in one
+flush without a transaction (the embedded broker does not isolate aborted ones): a
+worker killed inside that flush, after some outputs but not their state changes were
+delivered, writes those outputs again. Delivery downstream is thus at-least-once in that
+window; the sink stores each event once (by event id) and routed cases repeat with the
+same correlation id and event id.
 
 Partitions are restored before they are processed: when the group gives this worker a
 source partition, the matching changelog partition is replayed into the local store.
