@@ -17,13 +17,13 @@ transaction), the last record per key, the next ``source.seq``, and the acknowle
 position, which moves only when the spool is fully acknowledged by the broker.
 With the broker unreachable, reading goes on until ``spool_limit`` events wait; on
 restart, waiting events are resent first (the same bytes, so the same ``event_id``).
+Metrics (``producers.metrics``, adapter ``db``): read when spooled, sent when acknowledged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,15 +35,15 @@ from schemas.codec import EventCodec
 from schemas.errors import EncodeError
 from schemas.registry import make_registry
 
-from . import db_changes
-from .db_changes import RowRejected
-from .db_source import Position, SourceSchemaError, TableReader, Unorderable, connect, redact_url, value_text
-from .errors import ProducerError, PublishError
+from . import db_changes, metrics
+from .db_source import Position, TableReader, Unorderable, connect, redact_url, value_text
+from .errors import ProducerError, PublishError, RowRejected, SourceSchemaError
 from .publisher import SpoolPublisher, make_producer
 from .spool import Spool
 
 _OPS = {"c": "c", "i": "c", "insert": "c", "create": "c", "u": "u", "update": "u", "d": "d", "delete": "d"}
 _IN_FLIGHT_CAP = 20_000
+METRICS_LABEL = "db"
 # Reconnect quickly when the broker returns; never let a send create the topic with broker defaults.
 ADAPTER_PRODUCER_CONF = {"reconnect.backoff.max.ms": 1000, "allow.auto.create.topics": False}
 
@@ -190,47 +190,37 @@ class AdapterStore(Spool):
     CREATE TABLE IF NOT EXISTS db_known (key TEXT PRIMARY KEY, entity_key TEXT NOT NULL, record TEXT NOT NULL);
     CREATE TABLE IF NOT EXISTS db_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     """
+    _SET_META = ("INSERT INTO db_meta (name, value) VALUES (?, ?) ON CONFLICT (name) "
+                 "DO UPDATE SET value = excluded.value")
+    _SET_KNOWN = ("INSERT INTO db_known (key, entity_key, record) VALUES (?, ?, ?) ON CONFLICT "
+                  "(key) DO UPDATE SET entity_key = excluded.entity_key, record = excluded.record")
 
     def __init__(self, path: Path | str) -> None:
         super().__init__(path)
-        self._db.executescript(self._STATE)
+        try:
+            self.add_tables(self._STATE)
+        except ProducerError:
+            self.close()
+            raise
 
     def known(self, key: str) -> Known | None:
-        rows = self._query("SELECT entity_key, record FROM db_known WHERE key = ?", (key,))
+        rows = self.select("SELECT entity_key, record FROM db_known WHERE key = ?", (key,))
         return Known(rows[0][0], json.loads(rows[0][1])) if rows else None
 
     def meta(self, name: str) -> str | None:
-        rows = self._query("SELECT value FROM db_meta WHERE name = ?", (name,))
+        rows = self.select("SELECT value FROM db_meta WHERE name = ?", (name,))
         return rows[0][0] if rows else None
 
     def commit_plan(self, plan: Plan) -> None:
         """Spool the plan's events with its read position, known records and next seq: all or nothing."""
         known_rows = [(k, v.entity_key, json.dumps(v.record, ensure_ascii=False)) for k, v in plan.known.items() if v]
         gone = [(k,) for k, v in plan.known.items() if v is None]
-        try:
-            with self._transaction():
-                self._db.executemany("INSERT INTO entries (topic, key, value) VALUES (?, ?, ?)", plan.entries)
-                if plan.position is not None:
-                    self._db.execute("INSERT INTO checkpoint (only, value) VALUES (1, ?) ON CONFLICT (only) "
-                                     "DO UPDATE SET value = excluded.value", (plan.position.to_json(),))
-                self._db.executemany("INSERT INTO db_known (key, entity_key, record) VALUES (?, ?, ?) ON CONFLICT "
-                                     "(key) DO UPDATE SET entity_key = excluded.entity_key, record = excluded.record",
-                                     known_rows)
-                self._db.executemany("DELETE FROM db_known WHERE key = ?", gone)
-                self._set_meta("next_seq", str(plan.next_seq))
-        except sqlite3.Error as exc:
-            raise ProducerError(f"cannot write adapter state {self.path}: {exc}") from exc
+        self.append(plan.entries, checkpoint=plan.position.to_json() if plan.position is not None else None,
+                    statements=[(self._SET_KNOWN, known_rows), ("DELETE FROM db_known WHERE key = ?", gone),
+                                (self._SET_META, [("next_seq", str(plan.next_seq))])])
 
     def set_acked_position(self, position: str) -> None:
-        try:
-            with self._transaction():
-                self._set_meta("acked_position", position)
-        except sqlite3.Error as exc:
-            raise ProducerError(f"cannot write adapter state {self.path}: {exc}") from exc
-
-    def _set_meta(self, name: str, value: str) -> None:
-        self._db.execute("INSERT INTO db_meta (name, value) VALUES (?, ?) ON CONFLICT (name) "
-                         "DO UPDATE SET value = excluded.value", (name, value))
+        self.write([(self._SET_META, [("acked_position", position)])])
 
 
 @dataclass
@@ -279,10 +269,11 @@ class DbAdapter:
             raise
         try:
             self._producer = make_producer({**ADAPTER_PRODUCER_CONF, **(kafka_conf or settings.kafka_conf())})
-            self.publisher = SpoolPublisher(self.store, producer=self._producer)
+            self.publisher = SpoolPublisher(self.store, producer=self._producer, on_acked=self._acked)
         except ProducerError:
             self.close()
             raise
+        metrics.spool_depth(config.province, METRICS_LABEL, self.store.depth())
 
     def _needed_columns(self) -> list[str]:
         if self.config.outbox:
@@ -312,6 +303,8 @@ class DbAdapter:
             plan = plan_changes(self.config, rows, self.store.known, self._encode, self.topic,
                                 int(self.store.meta("next_seq") or 1), int(self._clock() * 1000))
             self.store.commit_plan(plan)
+            metrics.events_read(self.config.province, METRICS_LABEL, len(plan.entries))
+            metrics.spool_depth(self.config.province, METRICS_LABEL, self.store.depth())
             self._write_rejected(plan.rejected)
             report.read += len(rows)
             report.spooled += len(plan.entries)
@@ -378,6 +371,10 @@ class DbAdapter:
             if hasattr(self, "store"):
                 self.store.close()
             self._connection.close()
+
+    def _acked(self, n: int) -> None:
+        metrics.events_sent(self.config.province, METRICS_LABEL, n)
+        metrics.spool_depth(self.config.province, METRICS_LABEL, self.store.depth())
 
     def _send(self) -> int:
         acked = 0

@@ -22,21 +22,12 @@ from typing import Any, Mapping
 
 from schemas import contract
 
-from .errors import ProducerError
+from .errors import ProducerError, RowRejected
 
 EVENT_NAMESPACE = uuid.UUID("5d8f3c1e-7a2b-5c4d-9e0f-726f61647862")
 _EPOCH_DATE = dt.date(1970, 1, 1)
 _TRUE_TEXTS = {"1", "t", "true", "y", "yes", "d", "deleted", "是"}
 _FALSE_TEXTS = {"", "0", "f", "false", "n", "no", "否"}
-
-
-class RowRejected(ProducerError):
-    """One source row breaks a rule; ``rule`` is machine-readable, ``field`` may be empty."""
-
-    def __init__(self, key: str, field: str, rule: str, message: str) -> None:
-        self.key, self.field, self.rule = key, field, rule
-        where = f"field {field!r}: " if field else ""
-        super().__init__(f"row {key}: {where}{rule}: {message}")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""``roadx produce db``: database change capture for one provincial table or outbox."""
+"""``roadx produce db``: database change capture for one provincial table or outbox.
+
+Serves Prometheus metrics on ``metrics_host:metrics_port`` when ``metrics_port`` > 0.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import Any
 from deploy.settings import Settings
 from deploy.stack import with_running_broker
 
+from . import metrics
 from .db_adapter import CycleReport, DbAdapter, DbAdapterConfig
 from .errors import ProducerError
 
@@ -68,6 +72,7 @@ def run_db_adapter(settings: Settings, args: argparse.Namespace) -> int:
         batch_size=args.batch, spool_limit=args.spool_limit)
     settings = with_running_broker(settings)
     settings.province_key(config.province)  # unknown province: a clear error before connecting
+    metrics.serve(settings)
     adapter = DbAdapter(settings, config)
     try:
         if args.once:

@@ -23,24 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from .errors import ProducerError
-
-
-class DbSourceError(ProducerError):
-    """The source database cannot be used: bad URL, unreachable, or a query failed."""
-
-
-class SourceUrlError(DbSourceError):
-    """The URL names no supported database, or its database cannot be opened."""
-
-
-class SourceSchemaError(DbSourceError):
-    """The table or a named column does not exist in the source."""
-
-
-class SourceQueryError(DbSourceError):
-    """A polling query failed."""
-
+from .errors import DbSourceError, SourceQueryError, SourceSchemaError, SourceUrlError
 
 _IDENTIFIER = re.compile(r"[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*")
 

@@ -5,11 +5,17 @@
     ├── SpoolError             the local spool file cannot be opened, read or written
     ├── EventEncodeError       an event does not encode with the contract's codec
     ├── PublishError           the broker refused spooled entries permanently
-    └── FileAdapterError       the daily file adapter cannot go on
-        ├── FileRejected       a file cannot be read at all (moved aside with its reason)
-        ├── MappingError       a header mapping file is unreadable or maps to unknown fields
-        ├── RowError           one row breaks a rule (reported, the file goes on)
-        └── AdapterBusyError   another adapter holds this province and entity
+    ├── MetricsError           the metrics endpoint cannot be served, or a metric is misnamed
+    ├── FileAdapterError       the daily file adapter cannot go on
+    │   ├── FileRejected       a file cannot be read at all (moved aside with its reason)
+    │   ├── MappingError       a header mapping file is unreadable or maps to unknown fields
+    │   ├── RowError           one row breaks a rule (reported, the file goes on)
+    │   └── AdapterBusyError   another adapter holds this province and entity
+    ├── DbSourceError          the source database cannot be used (bad URL, unreachable, failed query)
+    │   ├── SourceUrlError     the URL names no supported database, or its database cannot be opened
+    │   ├── SourceSchemaError  the table or a named column does not exist in the source
+    │   └── SourceQueryError   a polling query failed
+    └── RowRejected            one source row breaks a rule (reported, the poll goes on)
 """
 
 from __future__ import annotations
@@ -67,3 +73,32 @@ class RowError(FileAdapterError):
         self.rule = rule
         self.detail = message
         super().__init__(f"{field or 'row'}: {rule}: {message}")
+
+
+class MetricsError(ProducerError):
+    pass
+
+
+class DbSourceError(ProducerError):
+    """The source database cannot be used: bad URL, unreachable, or a query failed."""
+
+
+class SourceUrlError(DbSourceError):
+    """The URL names no supported database, or its database cannot be opened."""
+
+
+class SourceSchemaError(DbSourceError):
+    """The table or a named column does not exist in the source."""
+
+
+class SourceQueryError(DbSourceError):
+    """A polling query failed."""
+
+
+class RowRejected(ProducerError):
+    """One source row breaks a rule; ``rule`` is machine-readable, ``field`` may be empty."""
+
+    def __init__(self, key: str, field: str, rule: str, message: str) -> None:
+        self.key, self.field, self.rule = key, field, rule
+        where = f"field {field!r}: " if field else ""
+        super().__init__(f"row {key}: {where}{rule}: {message}")

@@ -16,6 +16,9 @@ A run killed at any step resumes the started file from its kept copy: the diff i
 rebuilt identically, chunks already spooled are not spooled again, unacknowledged ones
 are resent. ``event_id`` is derived from (province, fingerprint, entity key, op), so a
 resend carries the same id and the stream stage drops repeats.
+
+Metrics (``producers.metrics``, adapter ``files``): events count as read when built and
+spooled, as sent when the broker acknowledged them; the spool depth follows both.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from schemas.contract import ENTITY_TYPES
 from schemas.errors import EncodeError
 from schemas.registry import make_registry
 
+from . import metrics
 from .daily_file import ParsedFile, move_aside, parse_daily_file, report_path, write_error_report
 from .errors import AdapterBusyError, EventEncodeError, FileAdapterError, FileRejected
 from .publisher import SpoolPublisher
@@ -44,6 +48,7 @@ from .spool import Spool
 from .tabular import ReadLimits
 
 SYSTEM = "file-adapter"
+METRICS_LABEL = "files"
 EVENT_NAMESPACE = uuid.UUID("7d0c3b0e-4f5a-5e8e-9a31-2f1d6c0b9e44")
 MASS_DELETE_MINIMUM = 20  # snapshots smaller than this are never guarded
 Progress = Callable[[str, int, int | None], None]  # (phase "read" | "sent", done, total)
@@ -117,6 +122,7 @@ class FileAdapter:
         self._key = settings.province_key(province)
         self._topic = settings.topics.province_changes(province)
         self._publisher: SpoolPublisher | None = None
+        metrics.spool_depth(province, METRICS_LABEL, self.spool.depth())
 
     def process(self, path: Path) -> FileResult:
         """Finish any interrupted file, then load ``path``; a rejected file is moved aside."""
@@ -232,6 +238,8 @@ class FileAdapter:
                     raise EventEncodeError(f"{state.name} row {change.row} ({change.key}): {exc}") from exc
             done = first + len(entries)
             self.spool.append(entries, checkpoint=json.dumps({"file": state.fingerprint, "spooled": done}))
+            metrics.events_read(self.province, METRICS_LABEL, len(entries))
+            metrics.spool_depth(self.province, METRICS_LABEL, self.spool.depth())
             publisher.send()
             publisher.commit_delivered()
             self._progress("spooled", done, total)
@@ -257,8 +265,13 @@ class FileAdapter:
         if self._publisher is None:
             timeout_ms = int(self.options.delivery_timeout_s * 1000)
             conf = self.settings.kafka_conf(**{"message.timeout.ms": timeout_ms})
-            self._publisher = SpoolPublisher(self.spool, conf, flush_timeout=self.options.delivery_timeout_s + 30)
+            self._publisher = SpoolPublisher(self.spool, conf, flush_timeout=self.options.delivery_timeout_s + 30,
+                                             on_acked=self._acked)
         return self._publisher
+
+    def _acked(self, n: int) -> None:
+        metrics.events_sent(self.province, METRICS_LABEL, n)
+        metrics.spool_depth(self.province, METRICS_LABEL, self.spool.depth())
 
 
 def _lock(path: Path) -> int:

@@ -1,5 +1,6 @@
 """``roadx produce files``: load daily CSV/XLSX files (or watch a drop folder) into the exchange.
 
+Serves Prometheus metrics on ``metrics_host:metrics_port`` when ``metrics_port`` > 0.
 Exit status: 0 every file loaded without bad rows (or skipped as already processed),
 1 a file was rejected, had bad rows or waits for the broker; 2 an error (``roadx: error: ...``).
 """
@@ -18,6 +19,7 @@ from deploy.settings import Settings
 from deploy.stack import with_running_broker
 from schemas.contract import ENTITY_TYPES
 
+from . import metrics
 from .errors import FileAdapterError
 from .file_adapter import FileAdapter, FileAdapterOptions, FileResult
 from .file_watch import DropFolder
@@ -82,6 +84,7 @@ def run_files(settings: Settings, args: argparse.Namespace) -> int:
         max_delete_share=None if args.allow_mass_delete else FileAdapterOptions.max_delete_share,
     )
     settings = with_running_broker(settings)
+    metrics.serve(settings)
     progress = ProgressLine()
     results: list[FileResult] = []
 

@@ -34,10 +34,14 @@ def make_producer(kafka_conf: dict[str, Any]) -> Producer:
 
 
 class SpoolPublisher:
-    """Drains one spool. Several publishers may share one producer (``producer=``)."""
+    """Drains one spool. Several publishers may share one producer (``producer=``).
+
+    ``on_acked(n)`` is called each time ``n`` more entries are recorded as acknowledged.
+    """
 
     def __init__(self, spool: Spool, kafka_conf: dict[str, Any] | None = None, *,
-                 producer: Producer | None = None, chunk: int = 10_000, flush_timeout: float = 150.0) -> None:
+                 producer: Producer | None = None, chunk: int = 10_000, flush_timeout: float = 150.0,
+                 on_acked: Callable[[int], None] | None = None) -> None:
         if producer is None and kafka_conf is None:
             raise PublishError("a SpoolPublisher needs kafka_conf or a shared producer")
         self.spool = spool
@@ -48,6 +52,7 @@ class SpoolPublisher:
         self._sent_upto = 0
         self._delivered: list[int] = []
         self._failed: list[tuple[int, str, str]] = []
+        self._on_acked = on_acked
 
     def send(self, limit: int | None = None) -> int:
         """Hand up to ``limit`` not-yet-sent pending entries to the producer; returns how many."""
@@ -74,7 +79,10 @@ class SpoolPublisher:
         self._producer.poll(0)
         done = self._delivered[:]
         del self._delivered[:len(done)]
-        return self.spool.mark_acked(done)
+        acked = self.spool.mark_acked(done)
+        if acked and self._on_acked is not None:
+            self._on_acked(acked)
+        return acked
 
     def finish(self) -> int:
         """Flush, acknowledge what was delivered, and raise if any entry failed."""

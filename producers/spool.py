@@ -9,6 +9,10 @@ Journal: WAL with ``synchronous=FULL``. Commits happen once per batch (thousands
 entries), so the fsync per commit costs little, and a committed append (with its moved
 checkpoint) survives a power loss, not only a process crash — the source may discard
 what lies before its checkpoint.
+
+An adapter may keep its own state in the same file (``add_tables``, ``select``, and
+``statements`` written in the same transaction as an ``append``, or alone with ``write``),
+so its state moves together with the events it produced.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from .errors import SpoolError
 
@@ -34,6 +38,9 @@ CREATE TABLE IF NOT EXISTS checkpoint (
     value TEXT NOT NULL
 );
 """
+
+
+Statement = tuple[str, Sequence[Sequence[object]]]  # SQL and the parameter rows it runs with (executemany)
 
 
 @dataclass(frozen=True)
@@ -56,21 +63,41 @@ class Spool:
         except (OSError, sqlite3.Error) as exc:
             raise SpoolError(f"cannot open spool {self.path}: {exc}") from exc
 
-    def append(self, entries: Iterable[tuple[str, bytes | None, bytes]], checkpoint: str | None = None) -> int:
-        """Store entries (and the source checkpoint) in one transaction; returns how many."""
+    def add_tables(self, ddl: str) -> None:
+        """Create the owner's state tables in the spool file (``CREATE TABLE IF NOT EXISTS ...``)."""
+        try:
+            self._db.executescript(ddl)
+        except sqlite3.Error as exc:
+            raise SpoolError(f"cannot create state tables in spool {self.path}: {exc}") from exc
+
+    def select(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        """Rows of a query on the spool file (the owner's state tables)."""
+        return self._query(sql, tuple(params))
+
+    def write(self, statements: Iterable[Statement]) -> None:
+        """Run the owner's statements in one transaction: all or nothing."""
+        self.append((), statements=statements)
+
+    def append(self, entries: Iterable[tuple[str, bytes | None, bytes]], checkpoint: str | None = None,
+               statements: Iterable[Statement] = ()) -> int:
+        """Store entries, the source checkpoint and the owner's ``statements`` in one transaction;
+        returns how many entries."""
         rows = list(entries)
         for index, row in enumerate(rows):
             if len(row) != 3 or not isinstance(row[0], str) or not isinstance(row[2], (bytes, bytearray)):
                 raise SpoolError(f"spool {self.path}: entry {index} is not (topic: str, key: bytes, value: bytes)")
         try:
             with self._transaction():
-                self._db.executemany("INSERT INTO entries (topic, key, value) VALUES (?, ?, ?)", rows)
+                if rows:
+                    self._db.executemany("INSERT INTO entries (topic, key, value) VALUES (?, ?, ?)", rows)
                 if checkpoint is not None:
                     self._db.execute(
                         "INSERT INTO checkpoint (only, value) VALUES (1, ?) "
                         "ON CONFLICT (only) DO UPDATE SET value = excluded.value", (checkpoint,))
+                for sql, params in statements:
+                    self._db.executemany(sql, params)
         except sqlite3.Error as exc:
-            raise SpoolError(f"cannot append to spool {self.path}: {exc}") from exc
+            raise SpoolError(f"cannot write to spool {self.path}: {exc}") from exc
         return len(rows)
 
     def pending(self, limit: int, after_id: int = 0) -> list[SpoolEntry]:

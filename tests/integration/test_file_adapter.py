@@ -307,3 +307,58 @@ def test_snapshot_that_would_delete_most_records_is_moved_aside_unless_allowed(s
     allowed = load(settings, refused.moved_to, max_delete_share=None)
     assert (allowed.status, allowed.deletes) == ("loaded", 25)
     assert sum(1 for e in consume(settings, "44", expected=55) if e["op"] == "d") == 25
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def drop_file(folder: Path, name: str, header: list[str], rows: list[list[str]]) -> Path:
+    """Write ``name`` the way a transfer does: as ``name.part``, renamed once complete."""
+    partial = write_csv(folder / f"{name}.part", header, rows)
+    return partial.replace(folder / name)
+
+
+def watch_command(drop: Path) -> list[str]:
+    return [str(REPO / ".venv" / "bin" / "roadx"), "produce", "files", "--province", "44", "--watch", str(drop),
+            "--settle-seconds", "0.3", "--poll-seconds", "0.2"]
+
+
+def watch_env(settings: Settings, **extra: str) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("ROADX_")}, **to_environ(settings), **extra}
+
+
+def wait_for_files(folder: Path, count: int, proc: subprocess.Popen, timeout: float = 60) -> list[Path]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the watcher exited with {proc.returncode}"
+        found = sorted(folder.glob("*.csv")) if folder.is_dir() else []
+        if len(found) >= count:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"{folder} did not get {count} files")
+
+
+def test_watch_cli_loads_a_dropped_file_once_and_exits_cleanly_on_sigterm(settings, tmp_path):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    rows = operators(4, seed=9)
+    proc = subprocess.Popen(watch_command(drop), env=watch_env(settings), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        drop_file(drop, "operator_20240601.csv", OPERATOR_HEADER, rows)
+        events = consume(settings, "44", expected=4)
+        assert sorted(e["entity_key"] for e in events) == sorted(f"operator:{r[0]}" for r in rows)
+        first, = wait_for_files(drop / "processed", 1, proc)
+
+        drop_file(drop, "operator_20240601.csv", OPERATOR_HEADER, rows)  # the same file again
+        wait_for_files(drop / "processed", 2, proc)
+        assert not (drop / "operator_20240601.csv").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert len(consume(settings, "44", expected=5, timeout=5)) == 4  # no new events for the repeat
+    assert first.name == "operator_20240601.csv"
+    lines = out.splitlines()
+    assert len(lines) == 2 and "loaded 4 rows" in lines[0] and "4 created" in lines[0]
+    assert "skipped, same content as operator_20240601.csv" in lines[1]

@@ -8,10 +8,8 @@ import sqlite3
 
 import pytest
 
-from producers.db_source import (
-    DbSourceError, Position, SourceSchemaError, SourceUrlError, TableQuery, TableReader, connect, quote_identifier,
-    redact_url, value_text,
-)
+from producers.db_source import Position, TableQuery, TableReader, connect, quote_identifier, redact_url, value_text
+from producers.errors import DbSourceError, SourceSchemaError, SourceUrlError
 
 
 def make_db(path, rows, columns="id INTEGER, updated_at TEXT, name TEXT"):

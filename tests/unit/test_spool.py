@@ -112,3 +112,39 @@ def test_a_file_that_is_not_a_database_gives_a_spool_error(tmp_path):
     (tmp_path / "44.db").write_bytes(b"this is not SQLite" * 100)
     with pytest.raises(SpoolError, match="cannot open spool"):
         Spool(tmp_path / "44.db")
+
+
+STATE = "CREATE TABLE IF NOT EXISTS owner_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+SET_STATE = "INSERT INTO owner_state (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+
+
+def test_owner_state_is_written_with_the_entries_in_one_transaction(tmp_path):
+    path = tmp_path / "44.db"
+    with Spool(path) as spool:
+        spool.add_tables(STATE)
+        spool.append(entries(2), checkpoint="row-2", statements=[(SET_STATE, [("next_seq", "3"), ("table", "t")])])
+        spool.write([(SET_STATE, [("next_seq", "4")])])
+    with Spool(path) as spool:
+        spool.add_tables(STATE)  # idempotent
+        assert sorted(spool.select("SELECT name, value FROM owner_state")) == [("next_seq", "4"), ("table", "t")]
+        assert spool.select("SELECT value FROM owner_state WHERE name = ?", ("table",)) == [("t",)]
+        assert (spool.checkpoint(), spool.depth()) == ("row-2", 2)
+
+
+def test_a_failing_owner_statement_rolls_back_entries_and_checkpoint(tmp_path):
+    with Spool(tmp_path / "44.db") as spool:
+        spool.add_tables(STATE)
+        spool.append(entries(1), checkpoint="row-1")
+        with pytest.raises(SpoolError, match="cannot write to spool"):
+            spool.append(entries(2, start=1), checkpoint="row-3",
+                         statements=[(SET_STATE, [("next_seq", "4")]), ("INSERT INTO no_such_table VALUES (?)", [(1,)])])
+        assert (spool.checkpoint(), spool.depth()) == ("row-1", 1)
+        assert spool.select("SELECT count(*) FROM owner_state") == [(0,)]
+
+
+def test_bad_owner_tables_or_queries_give_a_spool_error(tmp_path):
+    with Spool(tmp_path / "44.db") as spool:
+        with pytest.raises(SpoolError, match="cannot create state tables"):
+            spool.add_tables("CREATE TABLE broken (")
+        with pytest.raises(SpoolError, match="cannot read spool"):
+            spool.select("SELECT * FROM no_such_table")
