@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Kafka Connect-style headers that travel with a dead letter or a routed case.
 DLQ_REASON = "roadx.error.reason"
@@ -74,9 +75,14 @@ class TopicNames:
 
     def province_of_changes_topic(self, topic: str) -> str | None:
         """The province a ``prov.<P>.changes`` topic belongs to, else None."""
-        match = re.fullmatch(rf"{re.escape(self.prefix)}prov\.([0-9]{{2}})\.changes", topic)
-        return match[1] if match else None
+        return _province_in(self.prefix, "prov", "changes", topic)
 
     def province_of_inbound_topic(self, topic: str) -> str | None:
-        match = re.fullmatch(rf"{re.escape(self.prefix)}xprov\.([0-9]{{2}})\.inbound", topic)
-        return match[1] if match else None
+        return _province_in(self.prefix, "xprov", "inbound", topic)
+
+
+@lru_cache(maxsize=4096)
+def _province_in(prefix: str, kind: str, suffix: str, topic: str) -> str | None:
+    """The two-digit province of ``<prefix><kind>.<P>.<suffix>``, else None (asked per message)."""
+    match = re.fullmatch(rf"{re.escape(prefix)}{kind}\.([0-9]{{2}})\.{suffix}", topic)
+    return match[1] if match else None

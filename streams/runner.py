@@ -39,7 +39,7 @@ from .errors import StateError, WorkerError
 from .pipeline import REGISTRY, BatchResult, Inbound, StageContext, process_batch
 from .registry import RegistryReader
 from .retention import KEYS_PER_EVENT, SeenSweep
-from .state import StateStore, decode_change, encode_change
+from .state import StateStore, encode_change
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,11 @@ class StateView(MutableMapping[str, Any]):
             raise KeyError(key)
         return value
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """Like ``Mapping.get``, without raising ``KeyError`` for the many keys not there."""
+        value = self.pending[key] if key in self.pending else self._store.get(key)
+        return default if value is None else value
+
     def __setitem__(self, key: str, value: Any) -> None:
         self.pending[key] = value
 
@@ -104,9 +109,10 @@ class StateChanges:
 def state_changes(batch: Sequence[Inbound], result: BatchResult, settings: Settings) -> StateChanges:
     """Bind what the batch wrote to the source partition of the message that wrote it."""
     changes = StateChanges()
+    province_of = settings.topics.province_of_changes_topic
     for index, key, value in result.changes:
         message = batch[index]
-        province = settings.topics.province_of_changes_topic(message.topic)
+        province = province_of(message.topic)
         if province is None:
             raise WorkerError(f"accepted an event from {message.topic!r}, which is not a province topic")
         changes.put((province, message.partition), key, value)
@@ -141,21 +147,21 @@ def write_then_commit(producer: Producer, consumer: Consumer, store: StateStore,
     try:
         for out in result.outputs:
             _produce(producer, out.topic, out.key, out.value, out.headers, None, deliveries)
+        local: dict[str, bytes | None] = {}
         for key, value in changes.values.items():
             province, partition = changes.scopes[key]
-            _produce(producer, names.stream_state(province), key.encode("utf-8"), encode_change(value), None,
-                     partition, deliveries)
+            local[key] = raw = encode_change(value)
+            _produce(producer, names.stream_state(province), key.encode("utf-8"), raw, None, partition, deliveries)
         for key, value in changes.registry.items():
-            _produce(producer, names.registry, key.encode("utf-8"), encode_change(value), None, None, deliveries)
+            local[REGISTRY + key] = raw = encode_change(value)
+            _produce(producer, names.registry, key.encode("utf-8"), raw, None, None, deliveries)
         remaining = producer.flush(FLUSH_SECONDS)
     except (KafkaException, BufferError) as exc:
         raise WorkerError(f"cannot write a batch of {len(batch)} events: {exc}") from exc
     if remaining or deliveries.failure:
         why = deliveries.failure or f"{remaining} messages still undelivered after {FLUSH_SECONDS:.0f}s"
         raise WorkerError(f"cannot write a batch of {len(batch)} events: {why}")
-    local = dict(changes.values)
-    local.update({REGISTRY + key: value for key, value in changes.registry.items()})
-    store.apply(local, deliveries.positions)
+    store.apply_encoded(local, deliveries.positions)
     commit_offsets(consumer, batch)
 
 
@@ -294,19 +300,19 @@ def restore_partition(settings: Settings, store: StateStore, province: str, part
         applied, position = 0, start
         while True:
             chunk = reader.consume(10_000, RESTORE_POLL_SECONDS if position < high else TAIL_POLL_SECONDS)
-            values: dict[str, Any] = {}
+            values: dict[str, bytes | None] = {}
             for m in chunk:
                 if m.error() is not None:
                     if m.error().code() == KafkaError._PARTITION_EOF:
                         continue
                     raise StateError(f"cannot restore {topic}[{partition}]: {m.error()}")
-                values[m.key().decode("utf-8")] = decode_change(m.value())
+                values[m.key().decode("utf-8")] = m.value()
                 position = m.offset() + 1
             if not values:
                 if position < high:
                     continue
                 return applied
-            store.apply(values, {(province, partition): position})
+            store.apply_encoded(values, {(province, partition): position})
             applied += len(values)
     except KafkaException as exc:
         raise StateError(f"cannot restore {topic}[{partition}]: {exc}") from exc

@@ -76,6 +76,21 @@ class StateStore:
         except Exception as exc:
             raise StateError(f"cannot write the state store at {self.path}: {exc}") from exc
 
+    def apply_encoded(self, changes: dict[str, bytes | None], positions: dict[tuple[str, int], int]) -> None:
+        """``apply`` for values already in their changelog encoding (``encode_change``)."""
+        batch = WriteBatch(raw_mode=False)
+        for key, raw in changes.items():
+            if raw is None:
+                batch.delete(key)
+            else:
+                batch.put(key, raw)
+        for (province, partition), offset in positions.items():
+            batch.put(_offset_key(province, partition), str(offset))
+        try:
+            self._db.write(batch)
+        except Exception as exc:
+            raise StateError(f"cannot write the state store at {self.path}: {exc}") from exc
+
     def position(self, province: str, partition: int) -> int:
         """The changelog offset this copy of ``(province, partition)`` is restored up to (exclusive)."""
         raw = self._db.get(_offset_key(province, partition))
