@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from stdnum.cn import ric
 
 from schemas import identifiers as ids
 from schemas.errors import InvalidIdentifier
@@ -51,3 +52,19 @@ def test_plate_colour_code_table():
     ids.check_plate_color(2)
     with pytest.raises(InvalidIdentifier, match="invalid_plate_color"):
         ids.check_plate_color(7)
+
+
+def test_id_number_with_a_region_stdnum_has_no_county_for_is_invalid_not_a_crash():
+    body = "11000119900101123"  # 110001: a code python-stdnum lists without a county entry
+    value = body + ric.calc_check_digit(body + "0")
+    with pytest.raises(InvalidIdentifier, match="county-level"):
+        ids.check_id_number(value)
+
+
+def test_id_number_of_a_county_before_it_existed_is_invalid():
+    body = "44190019800101123"  # 441900 (Dongguan) is in use from 1988
+    value = body + ric.calc_check_digit(body + "0")
+    with pytest.raises(InvalidIdentifier, match="not in use in 1980"):
+        ids.check_id_number(value)
+    later = "44190019900101123"
+    ids.check_id_number(later + ric.calc_check_digit(later + "0"))
