@@ -156,8 +156,8 @@ def _wait_until_drained(stack: Stack, settings: Settings, progress: Progress, st
     names = settings.topics
     source_topics = [names.province_changes(p) for p in settings.provinces]
     sink_topics = [names.national_changes, names.national_dlq] + [names.province_inbound(p) for p in settings.provinces]
-    streams_lag = GroupLag(settings.bootstrap_servers, names.streams_group)
-    sink_lag = GroupLag(settings.bootstrap_servers, names.sink_group)
+    streams_lag = GroupLag(settings.kafka_conf(), names.streams_group)
+    sink_lag = GroupLag(settings.kafka_conf(), names.sink_group)
     try:
         last_change, last_seen = time.monotonic(), None
         while True:

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from .errors import StackError
+from .topics import client_conf
 
 
 class GroupLag:
-    """Reads a group's committed offsets without joining it."""
+    """Reads a group's committed offsets without joining it.
 
-    def __init__(self, bootstrap_servers: str, group: str) -> None:
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap_servers, "group.id": group,
-            "enable.auto.commit": False,
-        })
+    ``servers`` is a bootstrap list or a client configuration such as ``settings.kafka_conf()``
+    (which carries the TLS/SASL settings).
+    """
+
+    def __init__(self, servers: str | Mapping[str, Any], group: str) -> None:
+        conf = {**client_conf(servers), "group.id": group, "enable.auto.commit": False}
+        try:
+            self._consumer = Consumer(conf)
+        except KafkaException as exc:
+            raise StackError(f"cannot read the offsets of group {group}: {exc}") from exc
         self.group = group
 
     def behind(self, topics: Iterable[str], timeout: float = 10) -> dict[str, int]:

@@ -16,13 +16,16 @@ def scrape(address: str, timeout: float = 5) -> list[tuple[str, dict[str, str], 
     try:
         with urllib.request.urlopen(f"http://{address}/metrics", timeout=timeout) as resp:
             text = resp.read().decode("utf-8")
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, UnicodeDecodeError) as exc:
         raise StackError(f"cannot read metrics from {address}: {exc}") from exc
-    return [
-        (sample.name, dict(sample.labels), sample.value)
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    ]
+    try:
+        return [
+            (sample.name, dict(sample.labels), sample.value)
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        ]
+    except ValueError as exc:
+        raise StackError(f"{address} does not serve Prometheus metrics: {exc}") from exc
 
 
 def totals(samples: list[tuple[str, dict[str, str], float]], name: str, by: str) -> Counter:

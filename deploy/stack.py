@@ -93,7 +93,7 @@ class Stack:
             self.broker = EmbeddedBroker.start(log_path=self.log_dir / "broker.log")
             bootstrap = self.broker.bootstrap_servers
             child_settings = self.settings.with_overrides(bootstrap_servers=bootstrap)
-            create_topics(bootstrap, exchange_topics(child_settings))
+            create_topics(child_settings.kafka_conf(), exchange_topics(child_settings))
             metrics = {}
             store_http_port = 0 if self.settings.clickhouse_url else free_port()
             for name, module in PARTS.items():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -29,10 +29,25 @@ def exchange_topics(settings: Settings) -> list[tuple]:
     return wanted
 
 
-def create_topics(bootstrap_servers: str, wanted: Iterable[tuple], timeout: float = 30) -> list[str]:
-    """Create missing topics; returns the names created. Existing topics are left as they are."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+def client_conf(servers: str | Mapping[str, Any]) -> dict[str, Any]:
+    """Client settings from a bootstrap list, or a whole client configuration (``Settings.kafka_conf()``,
+    which carries the TLS/SASL settings) taken as it is."""
+    if isinstance(servers, str):
+        return {"bootstrap.servers": servers}
+    if not servers.get("bootstrap.servers"):
+        raise TopicError("the Kafka client settings name no bootstrap.servers")
+    return dict(servers)
+
+
+def create_topics(servers: str | Mapping[str, Any], wanted: Iterable[tuple], timeout: float = 30) -> list[str]:
+    """Create missing topics; returns the names created. Existing topics are left as they are.
+
+    ``servers`` is a bootstrap list or a client configuration such as ``settings.kafka_conf()``.
+    """
+    conf = client_conf(servers)
+    bootstrap_servers = conf["bootstrap.servers"]
     try:
+        admin = AdminClient(conf)
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
         raise TopicError(f"cannot list topics on {bootstrap_servers}: {exc}") from exc

@@ -7,6 +7,7 @@ retried after a crash is dropped by ClickHouse. ``write_then_commit`` is the onl
 offsets are committed, and only after every insert of the batch succeeded; before each
 insert the exactly-once decision (``decision.decide``) skips or trims what the store
 already holds, so a replay by a new consumer group changes no count either.
+Metrics live in ``sinks.metrics``; the consumer lag is recorded every ``LAG_INTERVAL`` seconds.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from prometheus_client import Counter
 
+from deploy.consumer_lag import LagRecorder
 from schemas.codec import EventCodec, FindingCodec
 from schemas.errors import DecodeError
 from schemas.registry import make_registry
 
 from .errors import RowError, SinkError, StoreError
+from .metrics import COMMIT_FAILURES, REFUSED
+from . import metrics
 from .pii import PiiMasker
 from .rows import (
     CHANGE_LOG_COLUMNS, DLQ_COLUMNS, QUALITY_COLUMNS, ROUTED_COLUMNS, change_log_row, dlq_row, finding_row, routed_row,
@@ -41,10 +44,7 @@ COLUMNS = {"change_log": CHANGE_LOG_COLUMNS, "dlq": DLQ_COLUMNS, "routed_cases":
 RULE_UNDECODABLE = "sink_undecodable"
 RULE_INVALID_EVENT = "sink_invalid_event"
 
-REFUSED = Counter("roadx_sink_refused_rows", "Rows the store refused, stored as dead letters")
-ROWS = Counter("roadx_sink_rows", "Rows inserted into the store", ["table"])
-BATCHES = Counter("roadx_sink_batches", "Batches written and committed")
-COMMIT_FAILURES = Counter("roadx_sink_commit_failures", "Offset commits that failed after a successful insert")
+LAG_INTERVAL = 2.0  # seconds between two readings of the sink's consumer lag
 
 Decode = Callable[[bytes | None], tuple[int, dict[str, Any]]]
 DecodeFinding = Callable[[bytes | None], dict[str, Any]]
@@ -76,6 +76,10 @@ class BatchPlan:
     next_offsets: dict[tuple[str, int], int]  # (topic, partition) -> offset to commit
     rejected: list[str] = field(default_factory=list)  # why messages became sink dead letters
     consumed: int = 0  # messages taken from the broker, errors excluded
+
+    @property
+    def rows(self) -> int:
+        return sum(len(insert.rows) for insert in self.inserts)
 
     def rows_per_table(self) -> dict[str, int]:
         counts: dict[str, int] = defaultdict(int)
@@ -222,7 +226,8 @@ def run_sink(settings: Any, stop: threading.Event, on_batch: Callable[[BatchPlan
             ledger = StoreLedger(store, database)
             consumer.subscribe(roles.topics, on_assign=lambda *_: ledger.forget(),
                                on_revoke=lambda *_: ledger.forget())
-            _loop(settings, stop, on_batch, codecs, pii, roles, store, consumer, database, ledger)
+            lag = LagRecorder(consumer, conf["group.id"], LAG_INTERVAL)
+            _loop(settings, stop, on_batch, codecs, pii, roles, store, consumer, database, ledger, lag)
         except KafkaException as exc:
             raise SinkError(f"the sink consumer failed: {exc}") from exc
         finally:
@@ -233,13 +238,14 @@ def run_sink(settings: Any, stop: threading.Event, on_batch: Callable[[BatchPlan
 
 def _loop(settings: Any, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None,
           codecs: tuple[EventCodec, FindingCodec], pii: PiiMasker, roles: TopicRoles, store: Any, consumer: Any,
-          database: str, ledger: Ledger) -> None:
+          database: str, ledger: Ledger, lag: LagRecorder) -> None:
     events, findings = codecs
     while not stop.is_set():
         try:
             messages: Sequence[Any] = consumer.consume(settings.sink_batch_size, timeout=settings.sink_flush_seconds)
         except KafkaException as exc:
             raise SinkError(f"consume failed: {exc}") from exc
+        lag.tick()
         if not messages:
             continue
         plan = plan_batch(messages, roles, events.decode, pii, findings.decode)
@@ -248,8 +254,6 @@ def _loop(settings: Any, stop: threading.Event, on_batch: Callable[[BatchPlan], 
         for reason in write_then_commit(store, consumer, plan, database, ledger, pii):
             REFUSED.inc()
             log.warning("refused by the store, stored as a dead letter: %s", reason)
-        for table, count in plan.rows_per_table().items():
-            ROWS.labels(table=table).inc(count)
-        BATCHES.inc()
+        metrics.observe_batch(plan.rows)
         if on_batch is not None:
             on_batch(plan)

@@ -28,7 +28,7 @@ log = logging.getLogger("roadx.sinks")
 def run_worker(settings: Settings) -> None:
     """Run the sink in the foreground until SIGTERM/SIGINT, then close it cleanly.
 
-    Serves Prometheus metrics on 127.0.0.1:``metrics_port`` when it is > 0, and the
+    Serves Prometheus metrics on ``metrics_host``:``metrics_port`` when the port is > 0, and the
     embedded store on 127.0.0.1:``store_http_port`` when that is > 0. Raises ``SinkError``
     (or ``DeployError`` for unusable settings) when the sink cannot go on.
     """
@@ -41,7 +41,7 @@ def run_worker(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     if settings.metrics_port > 0:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
     log.info("sink starting: store %s, database %s",
              "server" if settings.clickhouse_url else settings.store_path, settings.clickhouse_database)
     server = None

@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from clickhouse_connect.driver.exceptions import ClickHouseError, DataError, OperationalError
 
+from . import metrics
 from .decision import Action, decide
 from .errors import StoreError
 
@@ -170,12 +171,15 @@ def insert_rows(store: Any, database: str, insert: TableInsert, columns: Sequenc
                 backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> None:
     """Insert one group with its dedup token, retrying retriable errors with backoff.
 
-    Raises ``RowsRefused`` when a value does not convert, ``StoreError`` otherwise.
+    An acknowledged insert is counted in the sink's metrics (rows, insert seconds,
+    source-to-store seconds). Raises ``RowsRefused`` when a value does not convert, ``StoreError`` otherwise.
     """
     for attempt in range(1, attempts + 1):
         try:
+            started = time.perf_counter()
             store.insert(insert.table, insert.rows, column_names=list(columns), database=database,
                          settings={"insert_deduplication_token": insert.token})
+            metrics.observe_insert(insert.table, insert.rows, columns, time.perf_counter() - started)
             return
         except (ClickHouseError, OSError, ValueError, TypeError, OverflowError) as exc:
             where = (f"insert into {database}.{insert.table} of {insert.topic}[{insert.partition}]"

@@ -169,3 +169,21 @@ def test_insert_failing_every_retry_raises_and_commits_nothing():
     with pytest.raises(StoreError, match="failed 3 times.*MEMORY_LIMIT"):
         write_then_commit(Store(log, failures=99), Consumer(log), a_plan(), "roadx", attempts=3, sleep=lambda s: None)
     assert log == []
+
+
+def sink_metric(name, **labels):
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_rows_and_latencies_are_counted_once_the_store_acknowledged_them():
+    rows, inserts = sink_metric("roadx_sink_rows_total", table="change_log"), sink_metric("roadx_sink_insert_seconds_count")
+    latencies = sink_metric("roadx_sink_source_to_store_seconds_count")
+    with pytest.raises(StoreError):
+        write_then_commit(Store([], failures=99), Consumer([]), a_plan(), "roadx", attempts=2, sleep=lambda s: None)
+    assert sink_metric("roadx_sink_rows_total", table="change_log") == rows
+    write_then_commit(Store([], failures=1), Consumer([]), a_plan(), "roadx", sleep=lambda s: None)
+    assert sink_metric("roadx_sink_rows_total", table="change_log") == rows + 1
+    assert sink_metric("roadx_sink_insert_seconds_count") == inserts + 2  # change_log and dlq
+    assert sink_metric("roadx_sink_source_to_store_seconds_count") == latencies + 1  # dead letters have no source time

@@ -1,0 +1,269 @@
+"""A live summary of the running exchange, computed from two scrapes of each process's metrics.
+
+Pure: ``summarize(before, after)`` takes two ``Scrape`` lists of the same processes a few
+seconds apart and returns a ``Status``: each process up or down, rates over the interval
+(events into and out of the stream worker, adapter sends, sink rows), totals since each
+process started (accepted, rejected, DLQ, deduplicated, routed), consumer lag per group,
+rejects, DLQ and quality errors per province, and the sink's p95 insert and
+source-to-store seconds. ``format_status`` renders it for a terminal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+Sample = tuple[str, dict[str, str], float]
+
+KINDS = {"roadx_stream_": "streams", "roadx_quality_": "streams", "roadx_sink_": "sink", "roadx_adapter_": "adapter"}
+
+
+@dataclass
+class Scrape:
+    """One process's metrics at one moment; ``samples`` is None when the process did not answer."""
+
+    name: str
+    address: str
+    at: float  # monotonic seconds
+    samples: list[Sample] | None
+    error: str = ""
+
+    @property
+    def up(self) -> bool:
+        return self.samples is not None
+
+
+@dataclass
+class ProcessStatus:
+    name: str
+    address: str
+    up: bool
+    kinds: list[str] = field(default_factory=list)  # streams / sink / adapter, from the metrics it serves
+    error: str = ""
+
+
+@dataclass
+class ProvinceStatus:
+    province: str
+    events: int = 0  # seen by the stream worker
+    accepted: int = 0
+    rejected: int = 0
+    dlq: int = 0
+    deduplicated: int = 0
+    quality_errors: int = 0
+    sent: int = 0  # acknowledged by the broker, from the province's adapters
+    events_per_s: float = 0.0
+
+
+@dataclass
+class Status:
+    seconds: float  # between the two scrapes
+    processes: list[ProcessStatus]
+    events_in_per_s: float  # taken in by the stream worker
+    events_out_per_s: float  # accepted onto the national topic
+    adapter_sent_per_s: float
+    sink_rows_per_s: float
+    totals: dict[str, int]
+    lag: dict[str, int]  # consumer group -> messages not yet read
+    provinces: list[ProvinceStatus]
+    sink_rows: dict[str, int]  # table -> rows stored
+    p95_insert_seconds: float | None
+    p95_source_to_store_seconds: float | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def summarize(before: Sequence[Scrape], after: Sequence[Scrape]) -> Status:
+    """The status over the interval between two scrapes of the same processes (matched by name)."""
+    earlier = {s.name: s for s in before}
+    pairs = [(earlier.get(s.name), s) for s in after]
+    both = [(b, a) for b, a in pairs if b is not None and b.up and a.up]
+    seconds = max((a.at - b.at for b, a in both), default=0.0)
+    latest = [s.samples for s in after if s.samples is not None]
+
+    def rate(name: str, **match: str) -> float:
+        return sum(_increase(b.samples, a.samples, name, match) / (a.at - b.at) for b, a in both if a.at > b.at)
+
+    def total(name: str, **match: str) -> int:
+        return int(sum(_sum(samples, name, match) for samples in latest))
+
+    totals = {
+        "read": total("roadx_adapter_events_read_total"),
+        "sent": total("roadx_adapter_events_sent_total"),
+        "spooled": total("roadx_adapter_spool_depth"),
+        "events": total("roadx_stream_events_total"),
+        "accepted": total("roadx_stream_events_total", outcome="accepted"),
+        "rejected": total("roadx_stream_events_total", outcome="rejected"),
+        "dlq": total("roadx_stream_dlq_total"),
+        "deduplicated": total("roadx_stream_deduplicated_total"),
+        "routed": total("roadx_stream_routed_total"),
+        "quality_errors": total("roadx_quality_findings_total", severity="error"),
+        "sink_batches": total("roadx_sink_batches_total"),
+        "sink_refused": total("roadx_sink_refused_rows_total"),
+    }
+    return Status(
+        seconds=round(seconds, 3),
+        processes=[_process(s) for s in after],
+        events_in_per_s=rate("roadx_stream_events_total"),
+        events_out_per_s=rate("roadx_stream_events_total", outcome="accepted"),
+        adapter_sent_per_s=rate("roadx_adapter_events_sent_total"),
+        sink_rows_per_s=rate("roadx_sink_rows_total"),
+        totals=totals,
+        lag=_grouped(latest, "roadx_consumer_lag", "group"),
+        provinces=_provinces(latest, both),
+        sink_rows=_grouped(latest, "roadx_sink_rows_total", "table"),
+        p95_insert_seconds=_quantile(0.95, "roadx_sink_insert_seconds", both, latest),
+        p95_source_to_store_seconds=_quantile(0.95, "roadx_sink_source_to_store_seconds", both, latest),
+    )
+
+
+def _sum(samples: Iterable[Sample], name: str, match: Mapping[str, str]) -> float:
+    return sum(value for n, labels, value in samples
+               if n == name and all(labels.get(k) == v for k, v in match.items()) and not math.isnan(value))
+
+
+def _increase(before: Iterable[Sample], after: Iterable[Sample], name: str, match: Mapping[str, str]) -> float:
+    """How much counter ``name`` grew between two scrapes, series by series; a series that
+    went down was reset by a restart and counts from 0."""
+    def series(samples: Iterable[Sample]) -> dict[tuple, float]:
+        return {tuple(sorted(labels.items())): value for n, labels, value in samples
+                if n == name and all(labels.get(k) == v for k, v in match.items()) and not math.isnan(value)}
+
+    then = series(before)
+    return sum(now - then.get(key, 0.0) if now >= then.get(key, 0.0) else now for key, now in series(after).items())
+
+
+def _grouped(latest: Iterable[list[Sample]], name: str, by: str) -> dict[str, int]:
+    out: dict[str, float] = defaultdict(float)
+    for samples in latest:
+        for n, labels, value in samples:
+            if n == name:
+                out[labels.get(by, "")] += value
+    return {k: int(v) for k, v in sorted(out.items())}
+
+
+def _process(scrape: Scrape) -> ProcessStatus:
+    kinds: set[str] = set()
+    for name, _labels, _value in scrape.samples or ():
+        kinds.update(kind for prefix, kind in KINDS.items() if name.startswith(prefix))
+    return ProcessStatus(scrape.name, scrape.address, scrape.up, sorted(kinds), scrape.error)
+
+
+_PROVINCE_COUNTS = (
+    ("events", "roadx_stream_events_total", {}),
+    ("accepted", "roadx_stream_events_total", {"outcome": "accepted"}),
+    ("rejected", "roadx_stream_events_total", {"outcome": "rejected"}),
+    ("dlq", "roadx_stream_dlq_total", {}),
+    ("deduplicated", "roadx_stream_deduplicated_total", {}),
+    ("quality_errors", "roadx_quality_findings_total", {"severity": "error"}),
+    ("sent", "roadx_adapter_events_sent_total", {}),
+)
+
+
+def _provinces(latest: Iterable[list[Sample]], both: Sequence[tuple[Scrape, Scrape]]) -> list[ProvinceStatus]:
+    rows: dict[str, ProvinceStatus] = {}
+    for samples in latest:
+        for field_name, metric, match in _PROVINCE_COUNTS:
+            for name, labels, value in samples:
+                province = labels.get("province")
+                if name != metric or not province or any(labels.get(k) != v for k, v in match.items()):
+                    continue
+                row = rows.setdefault(province, ProvinceStatus(province))
+                setattr(row, field_name, getattr(row, field_name) + int(value))
+    for b, a in both:
+        elapsed = a.at - b.at
+        if elapsed <= 0:
+            continue
+        for province, row in rows.items():
+            row.events_per_s += _increase(b.samples, a.samples, "roadx_stream_events_total",
+                                          {"province": province}) / elapsed
+    return [rows[p] for p in sorted(rows)]
+
+
+def _buckets(samples: Iterable[Sample], name: str) -> dict[float, float]:
+    out: dict[float, float] = defaultdict(float)
+    for n, labels, value in samples:
+        if n == f"{name}_bucket" and "le" in labels:
+            out[float(labels["le"])] += value
+    return dict(out)
+
+
+def _quantile(q: float, name: str, both: Sequence[tuple[Scrape, Scrape]],
+              latest: Sequence[list[Sample]]) -> float | None:
+    """Quantile of the observations made between the scrapes, else of all observations so far."""
+    window: dict[float, float] = defaultdict(float)
+    for b, a in both:
+        now, then = _buckets(a.samples, name), _buckets(b.samples, name)
+        for le, count in now.items():
+            delta = count - then.get(le, 0.0)
+            window[le] += delta if delta >= 0 else count
+    if window and max(window.values()) > 0:
+        return histogram_quantile(q, window)
+    lifetime: dict[float, float] = defaultdict(float)
+    for samples in latest:
+        for le, count in _buckets(samples, name).items():
+            lifetime[le] += count
+    return histogram_quantile(q, lifetime)
+
+
+def histogram_quantile(q: float, buckets: Mapping[float, float]) -> float | None:
+    """The ``q`` quantile of cumulative buckets ({upper bound: count}), as Prometheus estimates it.
+
+    Linear within the bucket that holds the rank; the highest finite bound when the rank
+    falls in the ``+Inf`` bucket; None without observations.
+    """
+    if not 0 <= q <= 1:
+        raise ValueError(f"quantile {q} is not between 0 and 1")
+    bounds = sorted(buckets)
+    if not bounds or buckets[bounds[-1]] <= 0:
+        return None
+    rank = q * buckets[bounds[-1]]
+    lower_bound, lower_count = 0.0, 0.0
+    for bound in bounds:
+        count = buckets[bound]
+        if count >= rank:
+            if math.isinf(bound):
+                finite = [b for b in bounds if not math.isinf(b)]
+                return finite[-1] if finite else None
+            if count == lower_count:
+                return bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (count - lower_count)
+        lower_bound, lower_count = bound, count
+    return bounds[-1]
+
+
+def format_status(status: Status) -> str:
+    """The status as a terminal summary."""
+    t = status.totals
+    lines = [f"roadx status — rates over {status.seconds:.1f}s", "processes"]
+    for p in status.processes:
+        state = "up  " if p.up else "DOWN"
+        what = ",".join(p.kinds) if p.up else p.error
+        lines.append(f"  {state} {p.name:<12} {p.address:<22} {what}")
+    lines += [
+        "throughput",
+        f"  adapters sent     {status.adapter_sent_per_s:>10.1f}/s   total {t['sent']:,} (spooled {t['spooled']:,})",
+        f"  stream in         {status.events_in_per_s:>10.1f}/s   total {t['events']:,}",
+        f"  stream accepted   {status.events_out_per_s:>10.1f}/s   total {t['accepted']:,}",
+        f"  sink rows         {status.sink_rows_per_s:>10.1f}/s   "
+        + ", ".join(f"{table} {n:,}" for table, n in status.sink_rows.items()),
+        "totals",
+        f"  rejected {t['rejected']:,}  dlq {t['dlq']:,}  deduplicated {t['deduplicated']:,}  routed {t['routed']:,}"
+        f"  quality errors {t['quality_errors']:,}  sink refused {t['sink_refused']:,}",
+        "sink latency (p95)",
+        f"  insert {_seconds(status.p95_insert_seconds)}   source to store {_seconds(status.p95_source_to_store_seconds)}",
+        "consumer lag",
+    ]
+    lines += [f"  {group:<40} {n:>10,}" for group, n in status.lag.items()] or ["  (no consumer reports lag)"]
+    if status.provinces:
+        lines.append("provinces   events/s     events   accepted   rejected        dlq    deduped  q.errors       sent")
+        lines += [f"  {p.province:<6} {p.events_per_s:>10.1f} {p.events:>10,} {p.accepted:>10,} {p.rejected:>10,} "
+                  f"{p.dlq:>10,} {p.deduplicated:>10,} {p.quality_errors:>9,} {p.sent:>10,}" for p in status.provinces]
+    return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}s"
