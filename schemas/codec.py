@@ -2,14 +2,19 @@
 
 Events are plain dicts shaped like the envelope; ``before``/``after`` are plain entity
 dicts — the codec picks the union branch from ``entity_type``. Decoding resolves the
-writer's schema (looked up by id) to the current reader schema.
+writer's schema (looked up by id) to the current reader schema. What encodes also decodes:
+a uuid that is not one, or a date or timestamp beyond what the reader can represent
+(years 1..9999), is refused with ``EncodeError``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import re
 import struct
-from typing import Any
+import uuid
+from typing import Any, Mapping
 
 from fastavro import schemaless_reader, schemaless_writer
 
@@ -19,6 +24,18 @@ from .registry import Registry
 
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
+# What fastavro's writer raises for a value that does not fit its field (OverflowError: an
+# integer beyond int/long).
+_DOES_NOT_FIT = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_MS = dt.timedelta(milliseconds=1)
+# Readable ranges: timestamp-millis as an aware datetime, date as a date (years 1..9999).
+_READABLE = {
+    "timestamp-millis": ((dt.datetime.min.replace(tzinfo=dt.timezone.utc) - _EPOCH) // _MS,
+                         (dt.datetime.max.replace(tzinfo=dt.timezone.utc) - _EPOCH) // _MS),
+    "date": ((dt.date.min - _EPOCH.date()).days, (dt.date.max - _EPOCH.date()).days),
+}
+_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 class EventCodec:
@@ -27,6 +44,7 @@ class EventCodec:
         self._schema = contract.envelope_schema()
         self.schema_id = registry.id_for(subject, self._schema)
         self._header = _HEADER.pack(MAGIC, self.schema_id)
+        self._logical = _logical_fields(self._schema)
 
     @property
     def registry(self) -> Registry:
@@ -35,18 +53,26 @@ class EventCodec:
     def encode(self, event: dict[str, Any], key: bytes | None = None) -> bytes:
         """Frame and encode one event; sign it when a province key is given."""
         record = dict(event)
-        record_type = contract.ENTITY_RECORDS.get(event.get("entity_type", ""))
+        entity_type = event.get("entity_type")
+        record_type = contract.ENTITY_RECORDS.get(entity_type) if isinstance(entity_type, str) else None
         if record_type is None:
             raise EncodeError(f"event {event.get('event_id')}: unknown entity_type {event.get('entity_type')!r}")
+        unreadable = _unreadable(event, self._logical[""])
+        logical = self._logical[record_type]
         for side in ("before", "after"):
-            if record.get(side) is not None:
-                record[side] = (record_type, record[side])
+            value = record.get(side)
+            if value is not None:
+                if logical and not unreadable and isinstance(value, dict):
+                    unreadable = _unreadable(value, logical)
+                record[side] = (record_type, value)
+        if unreadable:
+            raise EncodeError(f"event {event.get('event_id')}: field {unreadable} would not decode")
         record["signature"] = signing.PLACEHOLDER
         buf = io.BytesIO()
         buf.write(self._header)
         try:
             schemaless_writer(buf, self._schema, record)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except _DOES_NOT_FIT as exc:
             raise EncodeError(f"event {event.get('event_id')}: does not fit the envelope: {exc}") from exc
         framed = buf.getvalue()
         return signing.seal(framed, key) if key is not None else framed
@@ -78,7 +104,7 @@ class FindingCodec:
         buf.write(self._header)
         try:
             schemaless_writer(buf, self._schema, finding)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except _DOES_NOT_FIT as exc:
             raise EncodeError(f"finding {finding.get('finding_id')}: does not fit the schema: {exc}") from exc
         return buf.getvalue()
 
@@ -100,3 +126,46 @@ def read_schema_id(value: bytes | None) -> int:
             else "empty message"
         )
     return _HEADER.unpack_from(value)[1]
+
+
+def _logical_fields(envelope: Mapping[str, Any]) -> dict[str, tuple[tuple[str, str, int, int], ...]]:
+    """Fields with a logical type the reader converts, with their readable range:
+    ``""`` for the envelope, else per record name."""
+    def of(record: Mapping[str, Any]) -> tuple[tuple[str, str, int, int], ...]:
+        found = []
+        for field in record["fields"]:
+            for ftype in field["type"] if isinstance(field["type"], list) else [field["type"]]:
+                logical = ftype.get("logicalType") if isinstance(ftype, dict) else None
+                if logical == "uuid":
+                    found.append((field["name"], logical, 0, 0))
+                elif logical in _READABLE:
+                    found.append((field["name"], logical, *_READABLE[logical]))
+        return tuple(found)
+
+    records = {t["name"]: of(t) for f in envelope["fields"] if f["name"] in ("before", "after")
+               for t in f["type"] if isinstance(t, dict)}
+    return {"": of(envelope), **records}
+
+
+def _unreadable(record: Mapping[str, Any], fields: tuple[tuple[str, str, int, int], ...]) -> str | None:
+    """The first field whose value the reader could not turn back into its logical type, with the value."""
+    for name, logical, low, high in fields:
+        value = record.get(name)
+        if logical == "uuid":
+            if type(value) is not str or _CANONICAL_UUID.fullmatch(value):
+                continue
+            try:
+                uuid.UUID(value)
+                continue
+            except ValueError:
+                return f"{name} {value!r} (not a UUID)"
+        elif type(value) is int:
+            if low <= value <= high:
+                continue
+        elif isinstance(value, dt.datetime):
+            if value.tzinfo is None or low <= (value - _EPOCH) // _MS <= high:
+                continue
+        elif not isinstance(value, (int, float)) or isinstance(value, bool) or low <= value <= high:
+            continue
+        return f"{name} {value!r} (a {logical} outside years 1..9999)"
+    return None
