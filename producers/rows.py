@@ -170,7 +170,28 @@ def _string(text: str, name: str, entity: str) -> str:
     return text.upper().replace(" ", "") if name in _UPPER else text
 
 
+INT_RANGE = (-(2 ** 31), 2 ** 31 - 1)  # Avro int
+LONG_RANGE = (-(2 ** 63), 2 ** 63 - 1)  # Avro long
+EPOCH_MS_RANGE = (-62_135_596_800_000, 253_402_300_799_999)  # 0001-01-01 .. 9999-12-31 UTC
+
+
+def _in_range(value: int, bounds: tuple[int, int], text: str, name: str) -> int:
+    if not bounds[0] <= value <= bounds[1]:
+        raise RowError(name, "out_of_range", f"{text!r} is outside {bounds[0]}..{bounds[1]}")
+    return value
+
+
 def _integer(text: str, name: str, _entity: str) -> int:
+    """A 32-bit whole number (Avro int)."""
+    return _in_range(_whole(text, name), INT_RANGE, text, name)
+
+
+def _long(text: str, name: str, _entity: str) -> int:
+    """A 64-bit whole number (Avro long)."""
+    return _in_range(_whole(text, name), LONG_RANGE, text, name)
+
+
+def _whole(text: str, name: str) -> int:
     plain = text.replace(",", "").replace("，", "")
     if not _INT.match(plain):
         raise RowError(name, "not_a_number", f"{text!r} is not a whole number")
@@ -191,7 +212,7 @@ def _tonnage(text: str, name: str, _entity: str) -> int:
     kg = float(number) * factor
     if not kg.is_integer():
         raise RowError(name, "not_a_number", f"{text!r} is not a whole number of kilograms")
-    return int(kg)
+    return _in_range(int(kg), INT_RANGE, text, name)
 
 
 def _plate_color(text: str, name: str, _entity: str) -> int:
@@ -231,7 +252,11 @@ def _timestamp(text: str, name: str, _entity: str) -> int:
             raise RowError(name, "invalid_timestamp", f"{text!r} is not a date and time: {exc}") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=CHINA_TZ)
-    return int(moment.timestamp() * 1000)
+    try:
+        epoch_ms = int(moment.timestamp() * 1000)
+    except (OverflowError, ValueError) as exc:
+        raise RowError(name, "out_of_range", f"{text!r} is outside the years 1..9999") from exc
+    return _in_range(epoch_ms, EPOCH_MS_RANGE, text, name)
 
 
 def _strings(text: str, _name: str, _entity: str) -> list[str]:
@@ -239,7 +264,7 @@ def _strings(text: str, _name: str, _entity: str) -> list[str]:
 
 
 _KIND_PARSERS: dict[str, Callable[[str, str, str], Any]] = {
-    "string": _string, "int": _integer, "long": _integer, "date": _date, "timestamp": _timestamp,
+    "string": _string, "int": _integer, "long": _long, "date": _date, "timestamp": _timestamp,
     "strings": _strings,
 }
 _PARSERS: dict[str, Callable[[str, str, str], Any]] = {

@@ -122,7 +122,10 @@ def _open_csv(path: Path, limits: ReadLimits) -> Table:
         lines = _LineSource(handle, text_encoding, limits.max_line_bytes)
         header_line = _first_content_line(lines, lines.bad, path.name)
         delimiter = max(DELIMITERS, key=header_line.count)
-        header = tuple(_clean_label(c) for c in next(csv.reader([header_line], delimiter=delimiter)))
+        try:
+            header = tuple(_clean_label(c) for c in next(csv.reader([header_line], delimiter=delimiter)))
+        except csv.Error as exc:
+            raise FileRejected("malformed_csv", f"{path.name}: the header line cannot be read as CSV ({exc})") from exc
         rows = _csv_rows(csv.reader(lines, delimiter=delimiter), lines)
     except FileRejected:
         handle.close()

@@ -160,3 +160,10 @@ def test_practitioner_qualification_types_are_split_and_id_checked():
     with pytest.raises(RowError) as caught:
         parser.parse(("110105194912310021", "张伟", "Q1", "", "110105", "正常"))
     assert caught.value.rule == "invalid_id_number"
+
+
+@pytest.mark.parametrize("seats, tonnage", [("99999999999", ""), ("", "99999999999t")])
+def test_vehicle_number_beyond_a_32_bit_int_is_a_row_error(seats, tonnage):
+    with pytest.raises(RowError) as caught:
+        vehicle("粤B12345", "2", "truck", USCC, "active", seats, tonnage)
+    assert caught.value.rule == "out_of_range" and caught.value.field == ("seats" if seats else "tonnage_kg")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import re
 import uuid
 from pathlib import Path
 
@@ -159,9 +158,6 @@ def as_event(entity: str, record: dict) -> dict:
     return file_event("35", entity, FILE_STATE, 1, Change("c", key, None, record, 2), snapshot=True)
 
 
-@pytest.mark.xfail(strict=True, reason="producers/rows.py accepts numbers and times the contract cannot carry: "
-                   "seats/tonnage_kg beyond Avro int, penalty_cents beyond long, occurred_at outside years 1..9999 "
-                   "in UTC; the file adapter then stops on EventEncodeError instead of reporting the row")
 @FUZZ
 @given(parsed_rows())
 @example(("vehicle", ["plate", "plate_color", "vehicle_class", "operator_uscc", "status", "seats"],
@@ -273,7 +269,6 @@ def test_each_row_of_a_fuzzed_workbook_is_a_record_or_a_failure(tmp_path_factory
 @example("operator", b"\xff\xfe" + "uscc,name".encode("utf-16-le"), ".csv")
 def test_random_bytes_as_a_file_are_read_or_rejected_with_a_rule(tmp_path_factory, entity, content, suffix):
     assume(content)
-    assume(not BARE_CR.search(content))  # known failure: test_csv_with_classic_mac_line_ends_is_rejected_with_a_rule
     path = tmp_path_factory.getbasetemp() / f"{uuid.uuid4().hex}{suffix}"
     path.write_bytes(content)
     try:
@@ -282,13 +277,8 @@ def test_random_bytes_as_a_file_are_read_or_rejected_with_a_rule(tmp_path_factor
         path.unlink()
 
 
-BARE_CR = re.compile(rb"\r(?!\n)")
 
 
-@pytest.mark.xfail(strict=True, raises=csv.Error,
-                   reason="producers/tabular.py _open_csv parses the header with csv.reader outside its "
-                   "FileRejected handling: a bare CR in the header line (classic Mac line ends) raises _csv.Error, "
-                   "which FileAdapter.process does not catch")
 def test_csv_with_classic_mac_line_ends_is_rejected_with_a_rule(tmp_path):
     path = tmp_path / "operators.csv"
     path.write_bytes(b"uscc,name,region_code,status\r91350100M000100Y43,x,350100,active\r")
