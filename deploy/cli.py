@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sinks import commands as sink_commands
     from streams import subscribe
 
-    from . import bench_commands, ops_commands, status_commands
+    from . import bench_commands, chaos_commands, ops_commands, status_commands
 
     producer_commands.add_parser(sub, with_data_dir)
     sink_commands.add_parser(sub, with_data_dir)
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     subscribe.add_parser(sub, with_data_dir)
     bench_commands.add_parser(sub, with_data_dir)
     status_commands.add_parser(sub, with_data_dir)
+    chaos_commands.add_parser(sub, with_data_dir)
     return parser
 
 

@@ -4,7 +4,10 @@ Each province writes to its own spool ``<spool_dir>/<P>.db`` and topic
 ``prov.<P>.changes``; messages are keyed by entity key and signed with the province's
 key. A duplicate is the same event encoded again, which gives the same bytes.
 Entries left pending in a spool by an earlier interrupted run are sent first and
-counted apart (``resent_earlier``): nothing spooled is lost.
+counted apart (``resent_earlier``): nothing spooled is lost. With ``resume=True`` a
+restarted run also continues after each province's checkpoint ``{"seed", "generated"}``:
+the generator is deterministic by seed, so it regenerates and skips what the spool
+already holds (``skipped``) instead of spooling it again as new work.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from schemas.codec import EventCodec
 from schemas.errors import EncodeError
 from schemas.registry import make_registry
 
+from . import metrics
 from .errors import EventEncodeError, GeneratorConfigError
 from .generator import SyntheticProvinces
 from .publisher import SpoolPublisher, make_producer
 from .spool import Spool
 
 Progress = Callable[[int, int], None]
+ADAPTER = "synthetic"
 
 
 @dataclass
@@ -36,13 +41,20 @@ class SyntheticReport:
     expected_routed: dict[str, int]
     cross_province_cases: int = 0
     resent_earlier: int = 0
+    skipped: int = 0  # regenerated on resume, already in the spool from an earlier run
     per_province_kind: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate: float = 0.02,
                       invalid_rate: float = 0.01, progress: Progress | None = None, *,
-                      cross_province_case_share: float = 0.15, chunk: int = 2000) -> SyntheticReport:
-    """Generate ``total`` events for ``settings.provinces`` and publish them; returns the counts."""
+                      cross_province_case_share: float = 0.15, chunk: int = 2000, resume: bool = False,
+                      on_spooled: Callable[[int], None] | None = None) -> SyntheticReport:
+    """Generate ``total`` events for ``settings.provinces`` and publish them; returns the counts.
+
+    ``resume``: skip, per province, the events up to its spool checkpoint (same seed only).
+    ``on_spooled(generated)`` is called after each spool append with how many events the
+    generator has yielded so far (a pacing or progress hook).
+    """
     if total < 0 or chunk < 1:
         raise GeneratorConfigError(f"total must not be negative and chunk must be positive, got {total} and {chunk}")
     generator = SyntheticProvinces(settings.provinces, seed, duplicate_rate, invalid_rate, cross_province_case_share)
@@ -53,26 +65,35 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
     try:
         for province in settings.provinces:
             spools[province] = Spool(settings.spool_dir / f"{province}.db")
+        spooled_upto = {p: resume_point(spool, seed, total) for p, spool in spools.items()} if resume else {}
         producer = make_producer(settings.kafka_conf())
-        publishers = {p: SpoolPublisher(spool, producer=producer) for p, spool in spools.items()}
+        publishers = {p: SpoolPublisher(spool, producer=producer, on_acked=_acked_counter(p, spool))
+                      for p, spool in spools.items()}
         resent = sum(publisher.drain() for publisher in publishers.values())
         buffers: dict[str, list[tuple[str, bytes, bytes]]] = {p: [] for p in settings.provinces}
         acked = 0
 
         def spool_and_send(province: str, generated: int) -> None:
             nonlocal acked
+            metrics.events_read(province, ADAPTER, len(buffers[province]))
             spools[province].append(buffers[province], checkpoint=json.dumps({"seed": seed, "generated": generated}))
             buffers[province].clear()
+            metrics.spool_depth(province, ADAPTER, spools[province].depth())
+            if on_spooled is not None:
+                on_spooled(generated)
             publishers[province].send()
             acked += publishers[province].commit_delivered()
             if progress is not None:
                 progress(acked, total)
 
         encode = codec.encode
-        generated = 0
+        generated = skipped = 0
         for item in generator.events(total):
             generated += 1
             province, event = item.province, item.event
+            if generated <= spooled_upto.get(province, 0):
+                skipped += 1
+                continue
             try:
                 value = encode(event, keys[province])
             except EncodeError as exc:
@@ -99,6 +120,32 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
     return SyntheticReport(
         produced=acked, valid=expected.valid, duplicates=expected.duplicates, invalid=expected.invalid,
         per_province=dict(expected.per_province), expected_routed=dict(expected.routed),
-        cross_province_cases=expected.cross_province_cases, resent_earlier=resent,
+        cross_province_cases=expected.cross_province_cases, resent_earlier=resent, skipped=skipped,
         per_province_kind={p: dict(k) for p, k in expected.per_province_kind.items()},
     )
+
+
+def resume_point(spool: Spool, seed: int, total: int) -> int:
+    """How many generated events a spool's checkpoint says are spooled already (0 without one)."""
+    raw = spool.checkpoint()
+    if raw is None:
+        return 0
+    try:
+        point = json.loads(raw)
+        recorded_seed, generated = point["seed"], point["generated"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise GeneratorConfigError(f"spool {spool.path}: checkpoint {raw!r} is not a synthetic checkpoint") from exc
+    if recorded_seed != seed:
+        raise GeneratorConfigError(f"spool {spool.path} was written with seed {recorded_seed}, not {seed}: "
+                                   f"resume with the same seed or start from an empty spool")
+    if not isinstance(generated, int) or not 0 <= generated <= total:
+        raise GeneratorConfigError(f"spool {spool.path}: checkpoint says {generated!r} events were generated, "
+                                   f"outside 0..{total}")
+    return generated
+
+
+def _acked_counter(province: str, spool: Spool) -> Callable[[int], None]:
+    def acked(n: int) -> None:
+        metrics.events_sent(province, ADAPTER, n)
+        metrics.spool_depth(province, ADAPTER, spool.depth())
+    return acked

@@ -1,0 +1,132 @@
+"""What the chaos run reads from the line: spool checkpoints, the store, and the topics.
+
+``spooled_so_far`` and ``store_counts`` watch progress while the run goes on (the store
+through the running sink's read-only endpoint); ``read_snapshot`` reads the stopped
+store for the final check; ``trace_lost`` finds lost events on the broker to say which
+stage dropped them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+
+from .chaos_check import StoreSnapshot, Truth
+from .settings import Settings
+
+
+def spooled_so_far(settings: Settings) -> int:
+    """Events the adapter has generated and spooled, from its spools' checkpoints (read-only)."""
+    generated = 0
+    for province in settings.provinces:
+        path = settings.spool_dir / f"{province}.db"
+        if not path.exists():
+            continue
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+            try:
+                row = db.execute("SELECT value FROM checkpoint WHERE only = 1").fetchone()
+            finally:
+                db.close()
+            if row:
+                generated = max(generated, int(json.loads(row[0])["generated"]))
+        except (sqlite3.Error, ValueError, KeyError, TypeError):
+            continue
+    return generated
+
+
+def store_counts(settings: Settings) -> tuple[int, int] | None:
+    """(distinct event ids in change_log, distinct routed cases) from the running sink, or None if unreachable."""
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    from sinks.errors import SinkError
+    from sinks.store_client import store_client
+
+    db = settings.clickhouse_database
+    try:
+        client = store_client(settings, wait_seconds=0.5)
+        try:
+            events = int(client.command(f"SELECT uniqExact(event_id) FROM {db}.change_log"))
+            routed = int(client.command(f"SELECT uniqExact(event_id, target_province) FROM {db}.routed_cases"))
+        finally:
+            client.close()
+    except (SinkError, ClickHouseError, OSError):  # the sink is down or starting: unknown for now
+        return None
+    return events, routed
+
+
+def read_snapshot(settings: Settings) -> StoreSnapshot:
+    """Physical change_log and routed_cases rows per event, and every current-state view (store closed after)."""
+    from sinks.ddl import VIEWS
+    from sinks.store import open_store
+
+    db = settings.clickhouse_database
+    client = open_store(settings)
+    try:
+        change_log = {str(i): int(n) for i, n in client.query(
+            f"SELECT toString(event_id), count() FROM {db}.change_log GROUP BY event_id").result_rows}
+        routed = {(str(i), str(q)): int(n) for i, q, n in client.query(
+            f"SELECT toString(event_id), target_province, count() FROM {db}.routed_cases "
+            f"GROUP BY event_id, target_province").result_rows}
+        current = {}
+        for view in VIEWS:
+            result = client.query(f"SELECT * FROM {db}.{view}")
+            columns = result.column_names
+            current[view] = {row[columns.index("entity_key")]: dict(zip(columns, row)) for row in result.result_rows}
+    finally:
+        client.close()
+    return StoreSnapshot(change_log=change_log, routed=routed, current=current)
+
+
+def read_stored_ids(settings: Settings) -> set[str]:
+    from sinks.store import open_store
+
+    client = open_store(settings)
+    try:
+        return {str(i) for (i,) in client.query(
+            f"SELECT DISTINCT toString(event_id) FROM {settings.clickhouse_database}.change_log").result_rows}
+    finally:
+        client.close()
+
+
+def trace_lost(settings: Settings, truth: Truth, stored: set[str], limit: int = 10) -> list[str]:
+    """Where the lost events are on the broker: which stage dropped them, with topic[partition]@offset."""
+    from schemas.codec import EventCodec
+    from schemas.errors import DecodeError
+    from schemas.registry import make_registry
+
+    lost = truth.valid_ids - stored
+    names = settings.topics
+    topics = [*(names.province_changes(p) for p in settings.provinces), names.national_changes]
+    codec = EventCodec(make_registry(settings.schema_registry_url or None))
+    found: dict[str, list[str]] = {i: [] for i in lost}
+    reader = Consumer({**settings.kafka_conf(), "group.id": f"{names.sink_group}-chaos-trace",
+                       "enable.auto.commit": False, "fetch.max.bytes": 52_428_800})
+    try:
+        metadata = reader.list_topics(timeout=10).topics
+        reader.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics if t in metadata
+                       for p in metadata[t].partitions])
+        while messages := reader.consume(10_000, 3.0):
+            for m in messages:
+                if m.error() is not None:
+                    continue
+                try:
+                    event_id = str(codec.decode(m.value())[1]["event_id"])
+                except (DecodeError, KeyError, TypeError):
+                    continue
+                if event_id in found:
+                    found[event_id].append(f"{m.topic()}[{m.partition()}]@{m.offset()}")
+    except KafkaException as exc:
+        return [f"cannot trace the lost events: {exc}"]
+    finally:
+        reader.close()
+    national = names.national_changes
+    stages = {"never on a province topic (adapter or broker)": [], "on the province topic only (stream stage)": [],
+              "on national.changes, not in the store (sink)": []}
+    keys = list(stages)
+    for event_id, where in sorted(found.items()):
+        stage = keys[0] if not where else keys[2] if any(w.startswith(national) for w in where) else keys[1]
+        stages[stage].append(f"{event_id} at {', '.join(where) or '-'}")
+    return [f"lost events {stage}: {len(items)}, e.g. {items[:limit]}" for stage, items in stages.items() if items]

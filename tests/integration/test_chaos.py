@@ -1,0 +1,117 @@
+"""The chaos run end to end, and the synthetic adapter killed and resumed on the real broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from deploy.broker import die_with_parent
+from deploy.chaos import spooled_so_far
+from deploy.settings import Settings, to_environ
+from deploy.topics import create_topics, exchange_topics
+from producers.generator import SyntheticProvinces
+from schemas.codec import EventCodec
+from schemas.registry import make_registry
+
+pytestmark = pytest.mark.integration
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("ROADX_")}
+
+
+def test_a_short_chaos_round_loses_and_doubles_nothing(tmp_path):
+    report_file = tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "deploy.cli", "chaos", "--rounds", "1", "--events", "3000", "--provinces", "4",
+         "--data-dir", str(tmp_path / "run"), "--json", str(report_file)],
+        capture_output=True, text=True, timeout=240, env=clean_env())
+    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+    for line in ("lost", "doubled in change_log", "current rows differing", "routed cases missing",
+                 "routed cases doubled"):
+        assert re.search(rf"^\s+{line}\s+0\b", result.stdout, re.MULTILINE), result.stdout
+    assert "PASSED" in result.stdout
+    report = json.loads(report_file.read_text("utf-8"))
+    check = report["check"]
+    assert report["ok"] and check["produced"] == 3000 and check["stored"] == check["valid"]
+    assert (check["lost"], check["doubled"], check["current_differ"], check["routed_missing"],
+            check["routed_doubled"]) == (0, 0, 0, 0, 0)
+    assert check["current_rows"] > 0 and check["routed_expected"] > 0
+    assert report["outages"] == 1 and sum(report["kills"].values()) >= 1
+    assert "SIGKILL" in result.stderr and "SIGSTOP" in result.stderr
+
+
+def test_chaos_refuses_bad_options_with_a_clear_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "deploy.cli", "chaos", "--rounds", "0", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, env=clean_env())
+    assert result.returncode == 2 and "--rounds must be at least 1" in result.stderr
+
+
+def read_event_ids(settings: Settings, expected: int, idle: float = 3.0) -> list[str]:
+    codec = EventCodec(make_registry(None))
+    reader = Consumer({**settings.kafka_conf(), "group.id": f"{settings.topic_prefix}reader",
+                       "enable.auto.commit": False})
+    topics = [settings.topics.province_changes(p) for p in settings.provinces]
+    try:
+        reader.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in range(settings.partitions)])
+        ids: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            messages = reader.consume(1000, idle)
+            if not messages and len(ids) >= expected:
+                return ids
+            ids += [str(codec.decode(m.value())[1]["event_id"]) for m in messages if m.error() is None]
+        return ids
+    finally:
+        reader.close()
+
+
+def test_a_killed_synthetic_adapter_resumes_without_loss_and_without_regenerating(bootstrap, unique, tmp_path):
+    settings = Settings(data_dir=tmp_path, bootstrap_servers=bootstrap, topic_prefix=f"t{unique}.",
+                        provinces=("11", "44"))
+    create_topics(settings.kafka_conf(), exchange_topics(settings))
+    env = {**clean_env(), **to_environ(settings)}
+    argv = [sys.executable, "-m", "producers.synthetic_cli", "--events", "2000", "--seed", "13", "--rate", "500",
+            "--chunk", "50"]
+    log = tmp_path / "adapter.log"
+
+    def start() -> subprocess.Popen:
+        with open(log, "ab") as out:
+            return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+
+    first = start()
+    try:
+        deadline = time.monotonic() + 60
+        while spooled_so_far(settings) < 600 and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.1)
+        assert first.poll() is None, log.read_text()
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        spooled_before = spooled_so_far(settings)
+        assert 600 <= spooled_before < 2000
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    second = start()
+    try:
+        assert second.wait(120) == 0, log.read_text()
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+    report = json.loads(log.read_text().strip().splitlines()[-1])
+    assert report["skipped"] >= spooled_before - 2 * 50 * len(settings.provinces)  # only unflushed buffers redone
+    assert report["skipped"] > 0 and report["produced"] < 2000
+    everything = {g.event["event_id"] for g in SyntheticProvinces(settings.provinces, 13).events(2000)}
+    ids = read_event_ids(settings, expected=2000)
+    assert set(ids) == everything
