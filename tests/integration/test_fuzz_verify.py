@@ -8,18 +8,16 @@ afterwards. The number never becomes part of the SQL text, only a bound paramete
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from deploy.settings import Settings
-from schemas import contract
 from sinks.pii import PiiMasker
-from sinks.rows import CHANGE_LOG_COLUMNS, change_log_row
-from sinks.store import ensure_schema, open_store
+from sinks.store import open_store
 from sinks.verify import format_verdict, verify_licence, well_formed
+
+from test_verify import store_holding
 
 pytestmark = pytest.mark.integration
 
@@ -60,30 +58,10 @@ def numbers():
     return st.one_of(sql_like, sql_words, sql_words, shaped, stored, st.text(max_size=80))
 
 
-def licence_event(seq, number, ltype, status, until):
-    holder = "practitioner:11010519491231002X" if ltype == "qualification" else "operator:91120000600037341L"
-    record = {"licence_no": number, "licence_type": ltype, "holder_key": holder, "issuer_region_code": "120128",
-              "valid_from": dt.date(2019, 1, 1), "valid_until": until, "status": status}
-    return {"event_id": str(uuid.uuid4()), "op": "c", "entity_type": "licence",
-            "entity_key": contract.entity_key("licence", record), "before": None, "after": record,
-            "source": {"province": "12", "system": "yz12", "table": "licences", "seq": seq, "snapshot": False},
-            "ts_ms": dt.datetime(2024, 6, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=seq)}
-
-
 @pytest.fixture
 def store(tmp_path):
     """A store holding a few licences, written as the sink writes them."""
-    settings = Settings(data_dir=tmp_path)
-    pii = PiiMasker(settings.pii_key())
-    rows = [change_log_row(licence_event(seq, number, *spec[:3]), 1, "national.changes", 0, seq, pii)
-            for seq, (number, spec) in enumerate(LICENCES.items())]
-    client = open_store(settings)
-    try:
-        ensure_schema(client, settings.clickhouse_database)
-        client.insert("change_log", rows, column_names=CHANGE_LOG_COLUMNS, database=settings.clickhouse_database)
-    finally:
-        client.close()
-    return settings
+    return store_holding(tmp_path, LICENCES)
 
 
 def store_contents(client, database: str) -> dict[str, tuple[int, int]]:

@@ -39,13 +39,13 @@ def licence_event(seq, number, ltype, status, until):
             "ts_ms": dt.datetime(2024, 6, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=seq)}
 
 
-@pytest.fixture
-def store(tmp_path):
-    """A store holding one licence per status, written as the sink writes them."""
-    settings = Settings(data_dir=tmp_path)
+def store_holding(data_dir, licences):
+    """Settings of a store under ``data_dir`` holding ``licences`` (licence_no -> (type, status,
+    valid_until, ...)), written as the sink writes them."""
+    settings = Settings(data_dir=data_dir)
     pii = PiiMasker(settings.pii_key())
     rows = [change_log_row(licence_event(seq, number, *spec[:3]), 1, "national.changes", 0, seq, pii)
-            for seq, (number, spec) in enumerate(LICENCES.items())]
+            for seq, (number, spec) in enumerate(licences.items())]
     client = open_store(settings)
     try:
         ensure_schema(client, settings.clickhouse_database)
@@ -53,6 +53,12 @@ def store(tmp_path):
     finally:
         client.close()
     return settings
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A store holding one licence per status."""
+    return store_holding(tmp_path, LICENCES)
 
 
 def test_each_status_is_answered_from_the_store(store):
