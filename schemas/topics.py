@@ -29,6 +29,10 @@ ROUTED_CORRELATION_ID = "roadx.routed.correlation_id"
 ROUTED_STAGE = "roadx.routed.stage"
 # On national.changes: an event older (source.seq) than its entity's last applied one.
 STALE = "roadx.stale"
+# On every output of the stream stage: "<source topic>:<partition>:<offset>:<n>", the n-th
+# output of that source message to that topic. A worker taking over a partition finds by it
+# the outputs its killed predecessor had already written.
+ORIGIN = "roadx.origin"
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,11 @@ ROUTED = Counter("roadx_stream_routed", "Cases routed to another province", ["so
 FINDINGS = Counter("roadx_quality_findings", "Data-quality findings published to national.quality",
                    ["province", "dimension", "severity"])
 FORGOTTEN = Counter("roadx_stream_forgotten_ids", "Accepted event ids forgotten after the dedup retention")
+ALREADY_WRITTEN = Counter("roadx_stream_outputs_already_written", "Outputs left out when a batch was processed "
+                          "again because the worker that died processing it had written them")
 
 
-def observe(result: BatchResult, forgotten: int = 0) -> None:
+def observe(result: BatchResult, forgotten: int = 0, already_written: int = 0) -> None:
     for (outcome, province), n in result.counts.items():
         EVENTS.labels(outcome, province).inc(n)
         if outcome == REJECTED_OUTCOME:
@@ -32,4 +34,6 @@ def observe(result: BatchResult, forgotten: int = 0) -> None:
         FINDINGS.labels(province, dimension, severity).inc(n)
     if forgotten:
         FORGOTTEN.inc(forgotten)
+    if already_written:
+        ALREADY_WRITTEN.inc(already_written)
 

@@ -63,12 +63,13 @@ class Inbound:
 
 @dataclass(frozen=True)
 class Outbound:
-    """One message to produce."""
+    """One message to produce; ``origin`` is the index in the batch of the message it comes from."""
 
     topic: str
     key: bytes | None
     value: bytes | None
     headers: Headers
+    origin: int = -1
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ class _Message:
 
     def _reject(self, rejection: Rejection, findings: list[rules.Finding]) -> None:
         result, province = self.result, self.province
-        result.outputs.append(dead_letter(self.message, rejection, self.ctx.topics, self.event))
+        result.outputs.append(dead_letter(self.message, rejection, self.ctx.topics, self.event, self.index))
         result.counts[(REJECTED, province)] += 1
         result.rejects[(rejection.rule, province)] += 1
         if findings:
@@ -194,7 +195,8 @@ class _Message:
             "detected_ms": self.now_ms,
         }
         key = _clip((event.get("entity_key") or origin).encode("utf-8"))
-        self.result.outputs.append(Outbound(self.ctx.topics.national_quality, key, self.ctx.findings.encode(finding), []))
+        self.result.outputs.append(Outbound(self.ctx.topics.national_quality, key, self.ctx.findings.encode(finding), [],
+                                           self.index))
         self.result.findings[(self.province, dimension, severity)] += 1
 
     def _write(self, key: str, value: Any) -> None:
@@ -249,7 +251,8 @@ class _Message:
         if stale:
             headers.append((topic_headers.STALE, b"true"))
         self.result.outputs.append(
-            Outbound(self.ctx.topics.national_changes, event["entity_key"].encode("utf-8"), message.value, headers))
+            Outbound(self.ctx.topics.national_changes, event["entity_key"].encode("utf-8"), message.value, headers,
+                     self.index))
 
     def _route(self, event: Mapping[str, Any], target: str, reasons: list[str], correlation: str, stage: str) -> None:
         self.result.outputs.append(Outbound(
@@ -263,6 +266,7 @@ class _Message:
                 (topic_headers.ROUTED_CORRELATION_ID, correlation.encode("ascii")),
                 (topic_headers.ROUTED_STAGE, stage.encode("utf-8")),
             ],
+            self.index,
         ))
         self.result.routed[(self.province, target)] += 1
 
@@ -311,7 +315,7 @@ def _check_provenance(message: Inbound, event: Mapping[str, Any], province: str,
 
 
 def dead_letter(message: Inbound, rejection: Rejection, topics: TopicNames,
-                event: Mapping[str, Any] | None = None) -> Outbound:
+                event: Mapping[str, Any] | None = None, origin: int = -1) -> Outbound:
     """The DLQ record of a rejected message: raw bytes and key as received, reason in headers;
     the event id and entity key too when the message decoded.
 
@@ -334,7 +338,7 @@ def dead_letter(message: Inbound, rejection: Rejection, topics: TopicNames,
         headers.append((topic_headers.DLQ_VALUE_BYTES, str(len(value)).encode("ascii")))
         value = value[:topic_headers.DLQ_MAX_VALUE_BYTES]
     key = None if message.key is None else _clip(message.key)
-    return Outbound(topics.national_dlq, key, value, headers)
+    return Outbound(topics.national_dlq, key, value, headers, origin)
 
 
 def _clip(raw: bytes, limit: int = HEADER_MAX_BYTES) -> bytes:

@@ -1,16 +1,18 @@
 """The stream worker's loop around the pure stage: consume → ``process_batch`` → write → commit.
 
-Commit order per batch (``write_then_commit``): every output is produced and the producer
-flushed, each delivery checked; then every state change is produced and flushed; then the
-state changes are applied to the local store, and only then are the source offsets
-committed. A batch that cannot be written raises ``WorkerError`` before its offsets are
-committed, so a restarted worker processes it again; the state changelog makes the repeat
-a no-op for every event whose state change was delivered. No transaction spans the two
-flushes (the embedded broker does not isolate aborted ones), but a state change is only
-sent once its outputs are delivered: a worker killed in between writes those outputs again
-after its restart (at-least-once; the sink stores each event once, by event id, and routed
-cases repeat with the same correlation id and event id), and never records as done an event
-whose output was not written.
+Commit order per batch (``write_then_commit``): the since marks a batch needs first
+(``streams.handover``), then every output, each stamped with its origin; then every state
+change, followed by each source partition's done mark; then the state changes are applied
+to the local store, and only then are the source offsets committed. Each step is flushed
+and its deliveries checked before the next; a batch that cannot be written raises
+``WorkerError`` before its offsets are committed.
+
+A worker killed anywhere in that order leaves its partitions to another (or to itself
+restarted), which restores their state from the changelogs, skips the messages up to each
+done mark, reads back the outputs written since the since mark, and does not write those
+again: each accepted event reaches ``national.changes`` once and each routed case its
+province once. No transaction spans the steps (the embedded broker does not isolate
+aborted ones).
 
 Partitions are restored before they are processed: when the group gives this worker a
 source partition, the matching changelog partition is replayed into the local store.
@@ -33,9 +35,11 @@ from deploy.consumer_lag import LagRecorder
 from deploy.settings import Settings
 from schemas.codec import EventCodec
 from schemas.registry import make_registry
+from schemas.topics import ORIGIN
 
 from . import metrics
 from .errors import StateError, WorkerError
+from .handover import Handover, OutputPositions, Scope, done_key, label_outputs, not_done, read_back, since_key
 from .pipeline import REGISTRY, BatchResult, Inbound, StageContext, process_batch
 from .registry import RegistryReader
 from .retention import KEYS_PER_EVENT, SeenSweep
@@ -45,7 +49,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
 FLUSH_SECONDS = 30.0
-RESTORE_POLL_SECONDS = 1.0
+RESTORE_POLL_SECONDS = 0.1
 TAIL_POLL_SECONDS = 0.3
 
 
@@ -122,10 +126,12 @@ def state_changes(batch: Sequence[Inbound], result: BatchResult, settings: Setti
 
 
 class Deliveries:
-    """Delivery reports of one flush: the first failure, and how far each changelog partition got."""
+    """Delivery reports of one batch: the first failure, how far each changelog partition got,
+    and (to ``outputs``) how far each output partition got."""
 
-    def __init__(self, state_topics: dict[str, str]) -> None:
+    def __init__(self, state_topics: dict[str, str], outputs: OutputPositions | None = None) -> None:
         self._state_topics = state_topics  # changelog topic -> province
+        self._outputs = outputs
         self.failure: str | None = None
         self.positions: dict[tuple[str, int], int] = {}
 
@@ -133,6 +139,8 @@ class Deliveries:
         if err is not None:
             self.failure = self.failure or f"{msg.topic()}: {err.str()}"
             return
+        if self._outputs is not None:
+            self._outputs.observe(msg.topic(), msg.partition(), msg.offset())
         province = self._state_topics.get(msg.topic())
         if province is not None:
             scope = (province, msg.partition())
@@ -140,31 +148,51 @@ class Deliveries:
 
 
 def write_then_commit(producer: Producer, consumer: Consumer, store: StateStore, settings: Settings,
-                      batch: Sequence[Inbound], result: BatchResult, changes: StateChanges) -> None:
+                      batch: Sequence[Inbound], result: BatchResult, changes: StateChanges,
+                      handover: Handover, consumed: Sequence[Inbound] | None = None) -> int:
     """The commit order of one batch; raises ``WorkerError`` before committing if anything was not written.
 
-    Outputs are delivered before the state changes that record them are sent: a state
-    change never reaches the changelog for an output that was not delivered.
+    Outputs are delivered before the state changes that record them are sent, and the since
+    marks they need before them. ``consumed`` (default ``batch``) is every message whose offset
+    to commit, including those skipped as done. Returns how many outputs were left out as
+    already written by a worker that died processing them.
     """
     names = settings.topics
-    deliveries = Deliveries({names.stream_state(p): p for p in settings.provinces})
+    deliveries = Deliveries({names.stream_state(p): p for p in settings.provinces}, handover.positions)
     local: dict[str, bytes | None] = {}
+
+    def record(scope: Scope, key: str, value: Any) -> None:
+        local[key] = raw = encode_change(value)
+        _produce(producer, names.stream_state(scope[0]), key.encode("utf-8"), raw, None, scope[1], deliveries)
+
+    sends, already_written = handover.to_send(label_outputs(batch, result.outputs, handover.province_of))
     try:
-        for out in result.outputs:
-            _produce(producer, out.topic, out.key, out.value, out.headers, None, deliveries)
+        before = handover.marks_before(sends)
+        for scope, since in before.items():
+            record(scope, since_key(scope), since)
+        if before:
+            _flush(producer, deliveries, len(batch), "output marks")
+        for send in sends:
+            out = send.out
+            _produce(producer, out.topic, out.key, out.value, [*out.headers, (ORIGIN, send.label.encode("utf-8"))],
+                     None, deliveries)
         _flush(producer, deliveries, len(batch), "outputs")
         for key, value in changes.values.items():
-            province, partition = changes.scopes[key]
-            local[key] = raw = encode_change(value)
-            _produce(producer, names.stream_state(province), key.encode("utf-8"), raw, None, partition, deliveries)
+            record(changes.scopes[key], key, value)
         for key, value in changes.registry.items():
             local[REGISTRY + key] = raw = encode_change(value)
             _produce(producer, names.registry, key.encode("utf-8"), raw, None, None, deliveries)
+        done, advanced = handover.marks_after(batch)
+        for scope, offset in done.items():
+            record(scope, done_key(scope), offset)
+        for scope, since in advanced.items():  # after the done mark: never ahead of it
+            record(scope, since_key(scope), since)
         _flush(producer, deliveries, len(batch), "state changes")
     except (KafkaException, BufferError) as exc:
         raise WorkerError(f"cannot write a batch of {len(batch)} events: {exc}") from exc
     store.apply_encoded(local, deliveries.positions)
-    commit_offsets(consumer, batch)
+    commit_offsets(consumer, consumed if consumed is not None else batch)
+    return already_written
 
 
 def _flush(producer: Producer, deliveries: "Deliveries", events: int, what: str) -> None:
@@ -230,34 +258,45 @@ class StreamRunner:
         self.registry = RegistryReader(settings, store)
         self.sweep = SeenSweep(int(settings.dedup_retention_hours * 3_600_000))
         self.owned: set[tuple[str, int]] = set()  # (province, partition) this worker is assigned
+        self.handover = Handover(settings.topics, OutputPositions(self.consumer))
         self.lag = LagRecorder(self.consumer, settings.topics.streams_group)
 
     def run(self, stop: threading.Event) -> None:
-        self.registry.catch_up()
-        self.consumer.subscribe(self.source_topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.start()
         try:
             while not stop.is_set():
                 self.step()
         finally:
-            self.producer.flush(FLUSH_SECONDS)
-            self.consumer.close()
-            self.registry.close()
+            self.close()
+
+    def start(self) -> None:
+        """Read the registry up to now and join the group (partitions come with the next steps)."""
+        self.registry.catch_up()
+        self.consumer.subscribe(self.source_topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    def close(self) -> None:
+        self.producer.flush(FLUSH_SECONDS)
+        self.consumer.close()
+        self.registry.close()
 
     def step(self) -> int:
         """Process one batch; returns how many messages it held."""
         messages = self.consumer.consume(self.settings.stream_batch_size, POLL_SECONDS)
-        batch = []
+        consumed = []
         for m in messages:
             if m.error() is not None:
                 if m.error().code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error: %s", m.error())
                 continue
-            batch.append(Inbound(m.topic(), m.partition(), m.offset(), m.key(), m.value()))
+            consumed.append(Inbound(m.topic(), m.partition(), m.offset(), m.key(), m.value()))
         self.registry.drain()
         self.lag.tick()
+        batch = not_done(consumed, self.handover.done, self.handover.province_of)
         if not batch:
+            if consumed:  # every message was written in full before: move the offsets past them
+                commit_offsets(self.consumer, consumed)
             self.producer.poll(0)
-            return 0
+            return len(consumed)
         now_ms = int(time.time() * 1000)
         result = process_batch(batch, self.ctx, StateView(self.store), now_ms=now_ms)
         changes = state_changes(batch, result, self.settings)
@@ -266,26 +305,35 @@ class StreamRunner:
             if key not in changes.values:
                 changes.put(scope, key, None)
                 forgotten += 1
-        write_then_commit(self.producer, self.consumer, self.store, self.settings, batch, result, changes)
-        metrics.observe(result, forgotten)
-        return len(batch)
+        already_written = write_then_commit(self.producer, self.consumer, self.store, self.settings, batch, result,
+                                            changes, self.handover, consumed)
+        metrics.observe(result, forgotten, already_written)
+        return len(consumed)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         started = time.monotonic()
         restored = 0
+        taken: list[Scope] = []
         for tp in partitions:
             province = self.settings.topics.province_of_changes_topic(tp.topic)
             if province is not None:
                 restored += restore_partition(self.settings, self.store, province, tp.partition)
-                self.owned.add((province, tp.partition))
-        log.info("assigned %d partitions, restored %d state changes in %.1fs",
-                 len(partitions), restored, time.monotonic() - started)
+                scope = (province, tp.partition)
+                self.owned.add(scope)
+                self.handover.take(scope, self.store.get(done_key(scope)), self.store.get(since_key(scope)))
+                taken.append(scope)
+        labels = read_back(self.settings.kafka_conf(), self.settings.topics.streams_group,
+                           {s: self.handover.since[s] for s in taken})
+        written = self.handover.found(labels, taken)
+        log.info("assigned %d partitions, restored %d state changes, found %d outputs already written in %.1fs",
+                 len(partitions), restored, written, time.monotonic() - started)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             province = self.settings.topics.province_of_changes_topic(tp.topic)
             if province is not None:
                 self.owned.discard((province, tp.partition))
+                self.handover.drop((province, tp.partition))
 
 
 def restore_partition(settings: Settings, store: StateStore, province: str, partition: int) -> int:

@@ -164,10 +164,29 @@ class RecordingConsumer:
         self.commits.append(offsets)
 
 
+class KnownPositions:
+    """Output positions as a worker knows them: every partition of every topic at 0, then as delivered."""
+
+    def __init__(self):
+        self.known = {}
+
+    def of(self, topic):
+        return list(self.known.setdefault(topic, [0, 0]))
+
+    def observe(self, topic, partition, offset):
+        if topic in self.known:
+            self.known[topic][partition] = max(self.known[topic][partition], offset + 1)
+
+
+def handover(settings):
+    from streams.handover import Handover
+    return Handover(settings.topics, KnownPositions())
+
+
 def _one_accepted_batch(settings):
     from streams.pipeline import Outbound
     batch = [Inbound(settings.topics.province_changes("44"), 0, 5, b"k", b"v")]
-    result = BatchResult(outputs=[Outbound(settings.topics.national_changes, b"k", b"v", [])],
+    result = BatchResult(outputs=[Outbound(settings.topics.national_changes, b"k", b"v", [], 0)],
                          changes=[(0, "seen:e1", [1, "44", 0])])
     return batch, result, state_changes(batch, result, settings)
 
@@ -177,10 +196,13 @@ def test_outputs_are_delivered_before_their_state_changes_are_sent(store):
     settings = Settings(topic_prefix="tx.", provinces=("44",))
     producer, consumer = RecordingProducer(), RecordingConsumer()
     batch, result, changes = _one_accepted_batch(settings)
-    write_then_commit(producer, consumer, store, settings, batch, result, changes)
-    assert producer.calls == [("produce", "tx.national.changes"), ("flush", None),
-                              ("produce", "tx.roadx-streams-state.44"), ("flush", None)]
+    write_then_commit(producer, consumer, store, settings, batch, result, changes, handover(settings))
+    state = "tx.roadx-streams-state.44"
+    assert producer.calls == [("produce", state), ("flush", None),  # the since mark naming national.changes
+                              ("produce", "tx.national.changes"), ("flush", None),
+                              ("produce", state), ("produce", state), ("flush", None)]  # seen id, then done mark
     assert store.get("seen:e1") == [1, "44", 0] and len(consumer.commits) == 1
+    assert store.get("out.done:44:0") == 5 and store.get("out.since:44:0") == {"tx.national.changes": [0, 0]}
 
 
 def test_an_output_not_delivered_sends_no_state_and_commits_nothing(store):
@@ -189,6 +211,6 @@ def test_an_output_not_delivered_sends_no_state_and_commits_nothing(store):
     producer, consumer = RecordingProducer(failing_topic="tx.national.changes"), RecordingConsumer()
     batch, result, changes = _one_accepted_batch(settings)
     with pytest.raises(WorkerError, match="outputs"):
-        write_then_commit(producer, consumer, store, settings, batch, result, changes)
-    assert ("produce", "tx.roadx-streams-state.44") not in producer.calls
-    assert store.get("seen:e1") is None and consumer.commits == []
+        write_then_commit(producer, consumer, store, settings, batch, result, changes, handover(settings))
+    assert producer.calls.count(("produce", "tx.roadx-streams-state.44")) == 1  # the since mark only
+    assert store.get("seen:e1") is None and store.get("out.done:44:0") is None and consumer.commits == []

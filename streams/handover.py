@@ -1,0 +1,287 @@
+"""Exactly-once outputs when a worker dies mid-batch: what a partition's next owner is handed.
+
+A batch is written in order (outputs, then state changes, then offsets), so a worker killed
+between the first two leaves outputs on the broker that no state records. Two marks in each
+source partition's changelog let the partition's next owner find them:
+
+- ``out.done:<P>:<k>`` — the last offset of source partition ``prov.<P>.changes[k]`` whose
+  outputs and state changes are all written. It is the last message of a batch's state write
+  to that changelog partition, so it is never ahead of the state it stands for.
+- ``out.since:<P>:<k>`` — for each output topic this partition has written to, the offset of
+  each of its partitions from which the outputs of any later source offset lie. Offsets only
+  grow, so an old mark stays true: it is written before an output first goes to a topic it
+  does not name, and advanced every ``SINCE_REFRESH_SECONDS`` after the done mark (same
+  changelog partition, so never ahead of it).
+
+Every output carries ``roadx.origin`` = ``<source topic>:<partition>:<offset>:<n>``, the n-th
+output of that source message to that topic, the same each time the message is processed.
+The next owner skips source messages up to the done mark, reads the outputs from the since
+mark on, keeps the origins of later offsets of its partitions (``Handover.written``), and
+leaves those outputs out when it processes their messages again.
+
+A worker that stops answering yet keeps writing after its partitions were given to another
+(a zombie) is not fenced: that takes transactions, which the embedded broker does not isolate.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from schemas.topics import ORIGIN, TopicNames
+
+from .errors import StateError, WorkerError
+from .pipeline import Inbound, Outbound
+
+log = logging.getLogger(__name__)
+
+DONE, SINCE = "out.done:", "out.since:"
+SINCE_REFRESH_SECONDS = 5.0
+READ_POLL_SECONDS = 0.1
+TAIL_POLL_SECONDS = 0.3
+READ_BACK_SECONDS = 300.0
+
+Scope = tuple[str, int]  # (province, source partition)
+Positions = dict[str, list[int]]  # output topic -> offset per partition
+
+
+def done_key(scope: Scope) -> str:
+    return f"{DONE}{scope[0]}:{scope[1]}"
+
+
+def since_key(scope: Scope) -> str:
+    return f"{SINCE}{scope[0]}:{scope[1]}"
+
+
+def origin_label(message: Inbound, n: int) -> str:
+    return f"{message.topic}:{message.partition}:{message.offset}:{n}"
+
+
+def parse_origin(label: str) -> tuple[str, int, int] | None:
+    """(source topic, partition, offset) of an origin label; None for one that is not."""
+    topic, sep, rest = label.rpartition(":")  # drop n
+    topic, sep2, offset = topic.rpartition(":")
+    topic, sep3, partition = topic.rpartition(":")
+    if not (sep and sep2 and sep3 and rest.isdigit() and offset.isdigit() and partition.isdigit()):
+        return None
+    return topic, int(partition), int(offset)
+
+
+@dataclass
+class Send:
+    """An output to write, with its origin label and the source partition it belongs to."""
+
+    out: Outbound
+    label: str
+    scope: Scope
+
+
+def label_outputs(batch: Sequence[Inbound], outputs: Iterable[Outbound],
+                  province_of: Callable[[str], str | None]) -> list[Send]:
+    """Each output with its origin label; an output whose message is not from a province topic has none."""
+    sends = []
+    counts: dict[tuple[int, str], int] = {}
+    for out in outputs:
+        if not 0 <= out.origin < len(batch):
+            raise WorkerError(f"an output to {out.topic!r} names no message of its batch (origin {out.origin})")
+        message = batch[out.origin]
+        n = counts.get((out.origin, out.topic), 0)
+        counts[(out.origin, out.topic)] = n + 1
+        province = province_of(message.topic)
+        scope = (province or "", message.partition)
+        sends.append(Send(out, origin_label(message, n), scope))
+    return sends
+
+
+def not_done(consumed: Sequence[Inbound], done: Mapping[Scope, int],
+             province_of: Callable[[str], str | None]) -> list[Inbound]:
+    """The messages past their partition's done mark (the rest were written in full before)."""
+    fresh = []
+    for message in consumed:
+        province = province_of(message.topic)
+        if province is None or message.offset > done.get((province, message.partition), -1):
+            fresh.append(message)
+    return fresh
+
+
+def written_origins(labels: Iterable[str], done: Mapping[Scope, int],
+                    province_of: Callable[[str], str | None]) -> dict[Scope, set[str]]:
+    """Of the origin labels read back, those of a source offset past the done mark of an owned
+    partition (``done`` holds exactly the owned ones)."""
+    written: dict[Scope, set[str]] = {}
+    for label in labels:
+        parsed = parse_origin(label)
+        if parsed is None:
+            continue
+        topic, partition, offset = parsed
+        province = province_of(topic)
+        scope = (province or "", partition)
+        if province is not None and scope in done and offset > done[scope]:
+            written.setdefault(scope, set()).add(label)
+    return written
+
+
+def last_offsets(batch: Sequence[Inbound], province_of: Callable[[str], str | None]) -> dict[Scope, int]:
+    last: dict[Scope, int] = {}
+    for message in batch:
+        province = province_of(message.topic)
+        if province is not None:
+            scope = (province, message.partition)
+            last[scope] = max(last.get(scope, -1), message.offset)
+    return last
+
+
+@dataclass
+class Handover:
+    """The marks of the partitions a worker owns, and the outputs already written for them."""
+
+    topics: TopicNames
+    positions: "OutputPositions"
+    done: dict[Scope, int] = field(default_factory=dict)
+    since: dict[Scope, Positions] = field(default_factory=dict)
+    since_at: dict[Scope, float] = field(default_factory=dict)
+    written: dict[Scope, set[str]] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
+
+    def province_of(self, topic: str) -> str | None:
+        return self.topics.province_of_changes_topic(topic)
+
+    def take(self, scope: Scope, done: Any, since: Any) -> None:
+        """Take over ``scope`` with the marks its changelog holds."""
+        self.done[scope] = done if isinstance(done, int) else -1
+        self.since[scope] = {t: list(v) for t, v in since.items()} if isinstance(since, dict) else {}
+        self.since_at[scope] = self.clock()
+
+    def found(self, labels: Iterable[str], scopes: Iterable[Scope]) -> int:
+        """Remember the read-back origins that belong to ``scopes`` past their done marks; returns how many."""
+        done = {scope: self.done.get(scope, -1) for scope in scopes}
+        count = 0
+        for scope, origins in written_origins(labels, done, self.province_of).items():
+            self.written.setdefault(scope, set()).update(origins)
+            count += len(origins)
+        return count
+
+    def drop(self, scope: Scope) -> None:
+        for held in (self.done, self.since, self.since_at, self.written):
+            held.pop(scope, None)
+
+    def to_send(self, sends: list[Send]) -> tuple[list[Send], int]:
+        """The outputs not already written by a predecessor, and how many were."""
+        if not self.written:
+            return sends, 0
+        kept = [s for s in sends if s.label not in self.written.get(s.scope, ())]
+        return kept, len(sends) - len(kept)
+
+    def marks_before(self, sends: list[Send]) -> dict[Scope, Positions]:
+        """Since marks to write before ``sends``: for each partition whose outputs go to a topic
+        its mark does not name yet, the mark with that topic at its current position."""
+        grown: dict[Scope, Positions] = {}
+        for send in sends:
+            if not send.scope[0]:
+                continue  # not from a province topic: no partition to mark
+            held = grown.get(send.scope) or self.since.get(send.scope, {})
+            if send.out.topic not in held:
+                grown[send.scope] = {**held, send.out.topic: self.positions.of(send.out.topic)}
+        self.since.update(grown)
+        return grown
+
+    def marks_after(self, batch: Sequence[Inbound]) -> tuple[dict[Scope, int], dict[Scope, Positions]]:
+        """Done marks of the partitions in ``batch``, and the since marks due to be advanced."""
+        done = last_offsets(batch, self.province_of)
+        advanced: dict[Scope, Positions] = {}
+        now = self.clock()
+        for scope, offset in done.items():
+            self.done[scope] = offset
+            written = self.written.get(scope)
+            if written is not None and all(_offset_of(label) <= offset for label in written):
+                del self.written[scope]
+            if scope in self.written or now - self.since_at.get(scope, now) < SINCE_REFRESH_SECONDS:
+                continue
+            since = self.since.get(scope, {})
+            if since:
+                advanced[scope] = {t: self.positions.of(t) for t in since}
+                self.since[scope] = advanced[scope]
+            self.since_at[scope] = now
+        return done, advanced
+
+
+def _offset_of(label: str) -> int:
+    parsed = parse_origin(label)
+    return parsed[2] if parsed else -1
+
+
+class OutputPositions:
+    """A lower bound of the next offset of every output partition: the broker's end when first
+    asked (the embedded broker may report less than its end, never more), then the offsets
+    its deliveries report."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+        self._known: dict[str, list[int]] = {}
+
+    def of(self, topic: str) -> list[int]:
+        known = self._known.get(topic)
+        if known is None:
+            known = self._known[topic] = self._ends(topic)
+        return list(known)
+
+    def observe(self, topic: str, partition: int, offset: int) -> None:
+        known = self._known.get(topic)
+        if known is not None and partition < len(known) and offset + 1 > known[partition]:
+            known[partition] = offset + 1
+
+    def _ends(self, topic: str) -> list[int]:
+        try:
+            meta = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if meta is None or meta.error is not None or not meta.partitions:
+                raise StateError(f"cannot find the output topic {topic!r}: {getattr(meta, 'error', None)}")
+            return [self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in sorted(meta.partitions)]
+        except KafkaException as exc:
+            raise StateError(f"cannot read where output topic {topic!r} ends: {exc}") from exc
+
+
+def read_back(conf: dict[str, Any], group: str, since: Mapping[Scope, Positions]) -> list[str]:
+    """The origin labels of the outputs at or after the since marks, read to the end."""
+    start: dict[tuple[str, int], int] = {}
+    for positions in since.values():
+        for topic, offsets in positions.items():
+            for partition, offset in enumerate(offsets):
+                tp = (topic, partition)
+                start[tp] = min(start.get(tp, offset), offset)
+    if not start:
+        return []
+    reader = Consumer({**conf, "group.id": f"{group}-handover", "enable.auto.commit": False,
+                       "enable.partition.eof": False})
+    labels: list[str] = []
+    try:
+        highs = {tp: reader.get_watermark_offsets(TopicPartition(*tp), timeout=10)[1] for tp in start}
+        pending = {tp for tp, offset in start.items() if offset < highs[tp]}
+        reader.assign([TopicPartition(t, p, o) for (t, p), o in start.items()])
+        deadline = time.monotonic() + READ_BACK_SECONDS
+        while True:
+            if time.monotonic() > deadline:
+                raise StateError(f"cannot read back the outputs already written within {READ_BACK_SECONDS:.0f}s: "
+                                 f"{len(pending)} partitions short of their end")
+            chunk = reader.consume(10_000, READ_POLL_SECONDS if pending else TAIL_POLL_SECONDS)
+            for m in chunk:
+                if m.error() is not None:
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise StateError(f"cannot read back {m.topic()}[{m.partition()}]: {m.error()}")
+                if m.offset() + 1 >= highs.get((m.topic(), m.partition()), 0):
+                    pending.discard((m.topic(), m.partition()))
+                for name, value in m.headers() or ():
+                    if name == ORIGIN and value is not None:
+                        labels.append(value.decode("utf-8", "replace"))
+                        break
+            if not chunk and not pending:
+                return labels
+    except KafkaException as exc:
+        raise StateError(f"cannot read back the outputs already written: {exc}") from exc
+    finally:
+        reader.close()
