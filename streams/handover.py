@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from schemas.topics import ORIGIN, TopicNames
 
@@ -217,16 +218,21 @@ def _offset_of(label: str) -> int:
 class OutputPositions:
     """A lower bound of the next offset of every output partition: the broker's end when first
     asked (the embedded broker may report less than its end, never more), then the offsets
-    its deliveries report."""
+    its deliveries report. ``prime`` asks for many topics in one request, before consuming."""
 
-    def __init__(self, consumer: Consumer) -> None:
-        self._consumer = consumer
+    def __init__(self, admin: AdminClient) -> None:
+        self._admin = admin
         self._known: dict[str, list[int]] = {}
+
+    def prime(self, topics: Iterable[str]) -> None:
+        wanted = [t for t in topics if t not in self._known]
+        if wanted:
+            self._known.update(self._ends(wanted))
 
     def of(self, topic: str) -> list[int]:
         known = self._known.get(topic)
         if known is None:
-            known = self._known[topic] = self._ends(topic)
+            known = self._known[topic] = self._ends([topic])[topic]
         return list(known)
 
     def observe(self, topic: str, partition: int, offset: int) -> None:
@@ -234,15 +240,22 @@ class OutputPositions:
         if known is not None and partition < len(known) and offset + 1 > known[partition]:
             known[partition] = offset + 1
 
-    def _ends(self, topic: str) -> list[int]:
+    def _ends(self, topics: list[str]) -> dict[str, list[int]]:
         try:
-            meta = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
-            if meta is None or meta.error is not None or not meta.partitions:
-                raise StateError(f"cannot find the output topic {topic!r}: {getattr(meta, 'error', None)}")
-            return [self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                    for p in sorted(meta.partitions)]
-        except KafkaException as exc:
-            raise StateError(f"cannot read where output topic {topic!r} ends: {exc}") from exc
+            meta = self._admin.list_topics(timeout=10).topics
+            counts = {}
+            for topic in topics:
+                found = meta.get(topic)
+                if found is None or found.error is not None or not found.partitions:
+                    raise StateError(f"cannot find the output topic {topic!r}: {getattr(found, 'error', None)}")
+                counts[topic] = len(found.partitions)
+            wanted = {TopicPartition(t, p): OffsetSpec.latest() for t, n in counts.items() for p in range(n)}
+            ends = {t: [0] * n for t, n in counts.items()}
+            for tp, future in self._admin.list_offsets(wanted, request_timeout=10).items():
+                ends[tp.topic][tp.partition] = max(future.result().offset, 0)
+            return ends
+        except (KafkaException, KafkaError) as exc:
+            raise StateError(f"cannot read where the output topics {topics} end: {exc}") from exc
 
 
 def read_back(conf: dict[str, Any], group: str, since: Mapping[Scope, Positions]) -> list[str]:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, MutableMapping, Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from deploy.consumer_lag import LagRecorder
 from deploy.settings import Settings
@@ -258,7 +259,7 @@ class StreamRunner:
         self.registry = RegistryReader(settings, store)
         self.sweep = SeenSweep(int(settings.dedup_retention_hours * 3_600_000))
         self.owned: set[tuple[str, int]] = set()  # (province, partition) this worker is assigned
-        self.handover = Handover(settings.topics, OutputPositions(self.consumer))
+        self.handover = Handover(settings.topics, OutputPositions(AdminClient(conf)))
         self.lag = LagRecorder(self.consumer, settings.topics.streams_group)
 
     def run(self, stop: threading.Event) -> None:
@@ -272,6 +273,9 @@ class StreamRunner:
     def start(self) -> None:
         """Read the registry up to now and join the group (partitions come with the next steps)."""
         self.registry.catch_up()
+        names = self.settings.topics
+        self.handover.positions.prime([names.national_changes, names.national_quality, names.national_dlq,
+                                       *(names.province_inbound(p) for p in self.settings.provinces)])
         self.consumer.subscribe(self.source_topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
 
     def close(self) -> None:
