@@ -5,8 +5,9 @@
 plays the plan of ``deploy.chaos_plan``: SIGKILL a part, start it again after a pause;
 SIGSTOP the broker for a few seconds, then SIGCONT, while the adapter keeps spooling.
 Then it waits until the store holds every valid event and routed case (watched through
-the sink's read-only HTTP endpoint; a stall ends the wait), stops everything, reads the
-store and checks it against the generator's truth (``deploy.chaos_check``).
+the sink's read-only HTTP endpoint; a stall ends the wait), stops the parts, reads
+``national.changes`` and the inbound topics from the still running broker, stops it, reads
+the store and checks both against the generator's truth (``deploy.chaos_check``).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .broker import EmbeddedBroker, die_with_parent, free_port, wait_for_port
-from .chaos_check import ChaosReport, Truth, build_truth, check
+from .chaos_check import ChaosReport, TopicSnapshot, Truth, build_truth, check
 from .chaos_plan import KILL, PAUSE_BROKER, RESTART, RESUME_BROKER, Action, ChaosPlan, plan_chaos
-from .chaos_probe import read_snapshot, read_stored_ids, spooled_so_far, store_counts, trace_lost
+from .chaos_probe import read_snapshot, read_stored_ids, read_topic_counts, spooled_so_far, store_counts, trace_lost
 from .demo import Progress
 from .errors import DeployError, StackError
 from .lag import GroupLag
@@ -144,8 +145,9 @@ class ChaosRun:
             self._play(plan, truth)
             self._drain(truth)
             self._stop_parts()
+            topics = self._read_topics()
             self.say("reading the store and checking it against the generator's registers")
-            result = check(truth, read_snapshot(self.settings))
+            result = check(truth, read_snapshot(self.settings), topics)
             if result.lost:
                 self.say(f"tracing the {result.lost} lost events through the topics")
                 self.problems += trace_lost(self.settings, truth, read_stored_ids(self.settings))
@@ -154,6 +156,16 @@ class ChaosRun:
         return ChaosReport(check=result, kills=dict(self.kills), outages=self.outages,
                            outage_seconds=round(self.outage_seconds, 1), crashes=dict(self.crashes),
                            seconds=round(time.monotonic() - started, 1), problems=self.problems)
+
+    def _read_topics(self) -> TopicSnapshot | None:
+        """Every message on national.changes and the inbound topics, or None (a problem of the run) if unreadable."""
+        self.say("reading national.changes and the inbound topics for doubled messages")
+        try:
+            return read_topic_counts(self.settings)
+        except DeployError as exc:
+            self.problems.append(str(exc))
+            self.say(self.problems[-1])
+            return None
 
     def _start(self) -> Truth:
         settings, opts = self.settings, self.options

@@ -5,7 +5,9 @@ correct line makes of its events: the ids of the valid events (each must be in
 ``change_log`` exactly once, as physical rows), the (case event, target province) pairs
 that must be in ``routed_cases`` once, and the final register of every province, i.e. the
 latest version of each live entity, masked as the store masks it, which the
-``current_*`` views must show. ``check`` compares a ``StoreSnapshot`` with it.
+``current_*`` views must show. ``check`` compares a ``StoreSnapshot`` with it, and with a
+``TopicSnapshot`` the messages on ``national.changes`` and the inbound topics, where a
+doubled message would be hidden from the store by the sink's own dedup.
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ class StoreSnapshot:
 
 
 @dataclass
+class TopicSnapshot:
+    changes: dict[str, int]  # event_id -> messages on national.changes
+    routed: dict[tuple[str, str], int]  # (event_id, target province) -> messages on xprov.<target>.inbound
+    undecodable: dict[str, int] = field(default_factory=dict)  # topic -> messages that are not change events
+
+
+@dataclass
 class CheckResult:
     produced: int
     valid: int
@@ -62,6 +71,10 @@ class CheckResult:
     routed_missing: int
     routed_doubled: int
     routed_unexpected: int
+    # From the topics; None when they were not read.
+    doubled_on_topic: int | None = None  # extra messages on national.changes beyond one per event
+    routed_doubled_on_topic: int | None = None  # extra messages on the inbound topics beyond one per routed case
+    undecodable_on_topic: int | None = None  # messages on those topics that are not change events
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -152,8 +165,12 @@ def row_differences(expected: Mapping[str, Any], row: Mapping[str, Any]) -> list
     return out
 
 
-def check(truth: Truth, snapshot: StoreSnapshot) -> CheckResult:
-    """Lost, doubled, unexpected, differing and misrouted counts of a snapshot against the truth."""
+def check(truth: Truth, snapshot: StoreSnapshot, topics: TopicSnapshot | None = None) -> CheckResult:
+    """Lost, doubled, unexpected, differing and misrouted counts of a snapshot against the truth.
+
+    With ``topics``, also the messages doubled on ``national.changes`` and the inbound topics.
+    Events missing from the topics are not counted again: they are lost, and the store shows it.
+    """
     stored_ids = set(snapshot.change_log)
     lost = sorted(truth.valid_ids - stored_ids)
     unexpected = sorted(stored_ids - truth.valid_ids)
@@ -197,7 +214,28 @@ def check(truth: Truth, snapshot: StoreSnapshot) -> CheckResult:
                         f"e.g. {sorted(routed_doubled.items())[:EXAMPLES]}")
     if routed_unexpected:
         problems.append(f"{len(routed_unexpected)} routed cases not expected, e.g. {routed_unexpected[:EXAMPLES]}")
+    if topics is not None:
+        check_topics(topics, result)
     return result
+
+
+def check_topics(topics: TopicSnapshot, result: CheckResult) -> None:
+    """Fill ``result``'s topic counts from ``topics`` and add a problem for each kind of double."""
+    doubled = {i: n for i, n in topics.changes.items() if n > 1}
+    routed_doubled = {k: n for k, n in topics.routed.items() if n > 1}
+    result.doubled_on_topic = sum(n - 1 for n in doubled.values())
+    result.routed_doubled_on_topic = sum(n - 1 for n in routed_doubled.values())
+    result.undecodable_on_topic = sum(topics.undecodable.values())
+    if doubled:
+        result.problems.append(f"{result.doubled_on_topic} extra messages on national.changes for {len(doubled)} "
+                               f"events, e.g. {sorted(doubled.items())[:EXAMPLES]}")
+    if routed_doubled:
+        result.problems.append(f"{result.routed_doubled_on_topic} extra messages on the inbound topics for "
+                               f"{len(routed_doubled)} routed cases, e.g. {sorted(routed_doubled.items())[:EXAMPLES]}")
+    if result.undecodable_on_topic:
+        where = {t: n for t, n in sorted(topics.undecodable.items()) if n}
+        result.problems.append(f"{result.undecodable_on_topic} messages on the output topics are not change "
+                               f"events: {where}")
 
 
 @dataclass
@@ -228,18 +266,28 @@ class ChaosReport:
 def format_report(report: ChaosReport, rounds: int) -> str:
     c = report.check
     kills = ", ".join(f"{t} {n}" for t, n in sorted(report.kills.items())) or "none"
-    lines = [
-        f"roadx chaos — {rounds} rounds, {report.seconds:.0f}s",
-        f"  events produced        {c.produced:>9,}  ({c.valid:,} valid)",
-        f"  lost                   {c.lost:>9,}",
-        f"  doubled in change_log  {c.doubled:>9,}",
-        f"  unexpected in log      {c.unexpected:>9,}",
-        f"  current rows differing {c.current_differ:>9,}  (of {c.current_rows:,})",
-        f"  routed cases missing   {c.routed_missing:>9,}  (of {c.routed_expected:,})",
-        f"  routed cases doubled   {c.routed_doubled:>9,}",
-        f"  kills survived         {sum(report.kills.values()):>9,}  ({kills})",
-        f"  outages survived       {report.outages:>9,}  ({report.outage_seconds:.1f}s broker unreachable)",
+    rows: list[tuple[str, int | None, str]] = [
+        ("events produced", c.produced, f"({c.valid:,} valid)"),
+        ("lost", c.lost, ""),
+        ("doubled in change_log", c.doubled, ""),
+        ("doubled on national.changes", c.doubled_on_topic, ""),
+        ("unexpected in log", c.unexpected, ""),
+        ("current rows differing", c.current_differ, f"(of {c.current_rows:,})"),
+        ("routed cases missing", c.routed_missing, f"(of {c.routed_expected:,})"),
+        ("routed cases doubled", c.routed_doubled, ""),
+        ("routed doubled on inbound topics", c.routed_doubled_on_topic, ""),
     ]
+    if c.undecodable_on_topic:
+        rows.append(("undecodable on output topics", c.undecodable_on_topic, ""))
+    rows += [
+        ("kills survived", sum(report.kills.values()), f"({kills})"),
+        ("outages survived", report.outages, f"({report.outage_seconds:.1f}s broker unreachable)"),
+    ]
+    width = max(len(label) for label, _n, _note in rows)
+    lines = [f"roadx chaos — {rounds} rounds, {report.seconds:.0f}s"]
+    for label, n, note in rows:
+        count = f"{n:>9,}" if n is not None else f"{'not read':>9}"
+        lines.append(f"  {label:<{width}} {count}  {note}".rstrip())
     if report.crashes:
         crashes = ", ".join(f"{t} {n}" for t, n in sorted(report.crashes.items()))
         lines.append(f"  unplanned exits (restarted): {crashes}")

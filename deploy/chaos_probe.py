@@ -2,19 +2,25 @@
 
 ``spooled_so_far`` and ``store_counts`` watch progress while the run goes on (the store
 through the running sink's read-only endpoint); ``read_snapshot`` reads the stopped
-store for the final check; ``trace_lost`` finds lost events on the broker to say which
-stage dropped them.
+store for the final check; ``read_topic_counts`` reads ``national.changes`` and the
+inbound topics whole (while the broker is still up) so doubles the sink would hide show;
+``trace_lost`` finds lost events on the broker to say which stage dropped them.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
+from collections import Counter
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from .chaos_check import StoreSnapshot, Truth
+from .chaos_check import StoreSnapshot, TopicSnapshot, Truth
+from .errors import DeployError
 from .settings import Settings
+
+READ_BATCH = 10_000
 
 
 def spooled_so_far(settings: Settings) -> int:
@@ -78,6 +84,72 @@ def read_snapshot(settings: Settings) -> StoreSnapshot:
     finally:
         client.close()
     return StoreSnapshot(change_log=change_log, routed=routed, current=current)
+
+
+def read_topic_counts(settings: Settings, idle_seconds: float = 3.0, give_up_seconds: float = 300.0
+                      ) -> TopicSnapshot:
+    """Messages per event on ``national.changes`` and per (event, target) on each ``xprov.<Q>.inbound``.
+
+    Reads every partition from the beginning until a consume returns nothing for
+    ``idle_seconds`` and each partition is at least at the high watermark reported when the
+    read began (Tansu may report one lower than the true end, never higher). Raises
+    ``DeployError`` when the broker cannot be read or a partition stays short of its mark
+    for ``give_up_seconds``.
+    """
+    from schemas.codec import EventCodec
+    from schemas.errors import DecodeError
+    from schemas.registry import make_registry
+
+    names = settings.topics
+    target_of = {names.province_inbound(p): p for p in settings.provinces}
+    topics = [names.national_changes, *target_of]
+    codec = EventCodec(make_registry(settings.schema_registry_url or None))
+    changes: Counter = Counter()
+    routed: Counter = Counter()
+    undecodable: Counter = Counter()
+    reader = Consumer({**settings.kafka_conf(), "group.id": f"{names.sink_group}-chaos-topics",
+                       "enable.auto.commit": False, "fetch.max.bytes": 52_428_800})
+    try:
+        metadata = reader.list_topics(timeout=10).topics
+        absent = [t for t in topics if t not in metadata]
+        if absent:
+            raise DeployError(f"cannot read the output topics: {absent} not on the broker")
+        assigned = [TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in sorted(metadata[t].partitions)]
+        marks = {(tp.topic, tp.partition): reader.get_watermark_offsets(tp, timeout=10) for tp in assigned}
+        read_to = {at: low for at, (low, _high) in marks.items()}
+        reader.assign(assigned)
+        give_up = time.monotonic() + give_up_seconds
+        while True:
+            messages = reader.consume(READ_BATCH, idle_seconds)
+            if not messages:
+                short = sorted(f"{t}[{p}] at {read_to[(t, p)]} of {high}"
+                               for (t, p), (_low, high) in marks.items() if read_to[(t, p)] < high)
+                if not short:
+                    break
+                if time.monotonic() > give_up:
+                    raise DeployError(f"cannot read the output topics to their end: {short[:5]}")
+                continue
+            for m in messages:
+                if m.error() is not None:
+                    if m.error().fatal():
+                        raise DeployError(f"cannot read the output topics: {m.error()}")
+                    continue
+                topic = m.topic()
+                read_to[(topic, m.partition())] = m.offset() + 1
+                try:
+                    event_id = str(codec.decode(m.value())[1]["event_id"])
+                except (DecodeError, KeyError, TypeError):
+                    undecodable[topic] += 1
+                    continue
+                if topic in target_of:
+                    routed[(event_id, target_of[topic])] += 1
+                else:
+                    changes[event_id] += 1
+    except KafkaException as exc:
+        raise DeployError(f"cannot read the output topics: {exc}") from exc
+    finally:
+        reader.close()
+    return TopicSnapshot(changes=dict(changes), routed=dict(routed), undecodable=dict(undecodable))
 
 
 def read_stored_ids(settings: Settings) -> set[str]:

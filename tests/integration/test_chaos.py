@@ -11,10 +11,11 @@ import sys
 import time
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from deploy.broker import die_with_parent
 from deploy.chaos import spooled_so_far
+from deploy.chaos_probe import read_topic_counts
 from deploy.settings import Settings, to_environ
 from deploy.topics import create_topics, exchange_topics
 from producers.generator import SyntheticProvinces
@@ -35,8 +36,8 @@ def test_a_short_chaos_round_loses_and_doubles_nothing(tmp_path):
          "--data-dir", str(tmp_path / "run"), "--json", str(report_file)],
         capture_output=True, text=True, timeout=240, env=clean_env())
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
-    for line in ("lost", "doubled in change_log", "current rows differing", "routed cases missing",
-                 "routed cases doubled"):
+    for line in ("lost", "doubled in change_log", "doubled on national.changes", "current rows differing",
+                 "routed cases missing", "routed cases doubled", "routed doubled on inbound topics"):
         assert re.search(rf"^\s+{line}\s+0\b", result.stdout, re.MULTILINE), result.stdout
     assert "PASSED" in result.stdout
     report = json.loads(report_file.read_text("utf-8"))
@@ -44,6 +45,7 @@ def test_a_short_chaos_round_loses_and_doubles_nothing(tmp_path):
     assert report["ok"] and check["produced"] == 3000 and check["stored"] == check["valid"]
     assert (check["lost"], check["doubled"], check["current_differ"], check["routed_missing"],
             check["routed_doubled"]) == (0, 0, 0, 0, 0)
+    assert (check["doubled_on_topic"], check["routed_doubled_on_topic"], check["undecodable_on_topic"]) == (0, 0, 0)
     assert check["current_rows"] > 0 and check["routed_expected"] > 0
     assert report["outages"] == 1 and sum(report["kills"].values()) >= 1
     assert "SIGKILL" in result.stderr and "SIGSTOP" in result.stderr
@@ -54,6 +56,29 @@ def test_chaos_refuses_bad_options_with_a_clear_error(tmp_path):
         [sys.executable, "-m", "deploy.cli", "chaos", "--rounds", "0", "--data-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=60, env=clean_env())
     assert result.returncode == 2 and "--rounds must be at least 1" in result.stderr
+
+
+def test_topic_counts_show_a_message_doubled_on_national_changes_and_on_an_inbound_topic(bootstrap, unique,
+                                                                                         tmp_path):
+    settings = Settings(data_dir=tmp_path, bootstrap_servers=bootstrap, topic_prefix=f"t{unique}.",
+                        provinces=("11", "44"))
+    create_topics(settings.kafka_conf(), exchange_topics(settings))
+    codec = EventCodec(make_registry(None))
+    first, second = (g.event for g in SyntheticProvinces(settings.provinces, 3).events(2))
+    names = settings.topics
+    sent = [(names.national_changes, first), (names.national_changes, first), (names.national_changes, second),
+            (names.province_inbound("11"), first), (names.province_inbound("11"), first),
+            (names.province_inbound("44"), first)]
+    producer = Producer(settings.kafka_conf())
+    for topic, event in sent:
+        producer.produce(topic, codec.encode(event), event["entity_key"].encode("utf-8"))
+    producer.produce(names.national_changes, b"\x00\x00\x00\x00\x07not avro", b"junk")
+    assert producer.flush(30) == 0
+    topics = read_topic_counts(settings, idle_seconds=1.0, give_up_seconds=60)
+    first_id, second_id = str(first["event_id"]), str(second["event_id"])
+    assert topics.changes == {first_id: 2, second_id: 1}
+    assert topics.routed == {(first_id, "11"): 2, (first_id, "44"): 1}
+    assert topics.undecodable == {names.national_changes: 1}
 
 
 def read_event_ids(settings: Settings, expected: int, idle: float = 3.0) -> list[str]:

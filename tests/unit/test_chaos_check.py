@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
+import re
 
 import pytest
 
 from deploy.chaos_check import (
-    ChaosReport, StoreSnapshot, build_truth, case_targets, check, format_report, normalise, truth_from_events,
+    ChaosReport, StoreSnapshot, TopicSnapshot, build_truth, case_targets, check, format_report, normalise,
+    truth_from_events,
 )
 from producers.generator import Generated
 from sinks.pii import PiiMasker
@@ -76,6 +79,10 @@ def perfect_snapshot(truth):
     )
 
 
+def perfect_topics(truth):
+    return TopicSnapshot(changes={i: 1 for i in truth.valid_ids}, routed={pair: 1 for pair in truth.routed})
+
+
 def test_truth_keeps_valid_events_routes_and_the_latest_live_version(truth):
     assert truth.produced == 8 and truth.valid == 6 and truth.duplicates == 1 and truth.invalid == 1
     assert truth.valid_ids == {"e1", "e2", "e3", "e4", "e5", "e6"}
@@ -113,7 +120,7 @@ def test_one_lost_and_one_doubled_event_fail_the_run_with_a_non_zero_status(trut
     report = ChaosReport(check=result, kills={"sink": 1}, outages=1, outage_seconds=2.0, crashes={}, seconds=9.0)
     assert report.exit_status != 0
     text = format_report(report, rounds=1)
-    assert "FAILED" in text and "lost                           1" in text
+    assert "FAILED" in text and re.search(r"^  lost +1$", text, re.MULTILINE)
 
 
 def test_an_event_that_should_have_been_rejected_is_reported(truth):
@@ -182,3 +189,67 @@ def test_the_truth_is_the_same_for_the_same_seed():
     first = build_truth(("11", "44"), seed=9, events=500, masker=MASKER)
     second = build_truth(("11", "44"), seed=9, events=500, masker=MASKER)
     assert first == second and copy.deepcopy(first.current) == second.current
+
+
+def test_topics_holding_each_event_and_routed_case_once_pass_with_zero_topic_doubles(truth):
+    result = check(truth, perfect_snapshot(truth), perfect_topics(truth))
+    assert result.ok and result.problems == []
+    assert (result.doubled_on_topic, result.routed_doubled_on_topic, result.undecodable_on_topic) == (0, 0, 0)
+    text = format_report(ChaosReport(check=result, kills={}, outages=0, outage_seconds=0, crashes={}, seconds=1.0),
+                         rounds=1)
+    assert re.search(r"^  doubled on national.changes +0$", text, re.MULTILINE)
+    assert re.search(r"^  routed doubled on inbound topics +0$", text, re.MULTILINE)
+    assert "undecodable" not in text and "PASSED" in text
+
+
+def test_an_event_doubled_on_national_changes_fails_the_run_though_the_store_holds_it_once(truth):
+    topics = perfect_topics(truth)
+    topics.changes["e3"] = 3
+    result = check(truth, perfect_snapshot(truth), topics)
+    assert result.doubled == 0 and result.doubled_on_topic == 2 and not result.ok
+    (problem,) = result.problems
+    assert "national.changes" in problem and "'e3', 3" in problem
+    report = ChaosReport(check=result, kills={}, outages=0, outage_seconds=0, crashes={}, seconds=1.0)
+    assert report.exit_status == 1
+    assert re.search(r"^  doubled on national.changes +2$", format_report(report, rounds=1), re.MULTILINE)
+
+
+def test_a_routed_case_doubled_on_its_inbound_topic_fails_the_run_naming_the_case_and_target(truth):
+    topics = perfect_topics(truth)
+    topics.routed[("e5", "11")] = 2
+    result = check(truth, perfect_snapshot(truth), topics)
+    assert result.routed_doubled == 0 and result.routed_doubled_on_topic == 1 and not result.ok
+    (problem,) = result.problems
+    assert "inbound topics" in problem and "('e5', '11'), 2" in problem
+    report = ChaosReport(check=result, kills={}, outages=0, outage_seconds=0, crashes={}, seconds=1.0)
+    assert re.search(r"^  routed doubled on inbound topics +1$", format_report(report, rounds=1), re.MULTILINE)
+
+
+def test_an_event_missing_from_national_changes_is_not_reported_twice(truth):
+    snapshot, topics = perfect_snapshot(truth), perfect_topics(truth)
+    del snapshot.change_log["e2"]
+    del topics.changes["e2"]
+    del topics.routed[("e4", "11")]
+    result = check(truth, snapshot, topics)
+    assert result.lost == 1 and result.doubled_on_topic == 0 and result.routed_doubled_on_topic == 0
+    assert len(result.problems) == 1 and "not in change_log" in result.problems[0]
+
+
+def test_undecodable_messages_on_the_output_topics_are_counted_and_fail_the_run(truth):
+    topics = perfect_topics(truth)
+    topics.undecodable["national.changes"] = 2
+    result = check(truth, perfect_snapshot(truth), topics)
+    assert result.undecodable_on_topic == 2 and not result.ok
+    assert "{'national.changes': 2}" in result.problems[0]
+    report = ChaosReport(check=result, kills={}, outages=0, outage_seconds=0, crashes={}, seconds=1.0)
+    assert re.search(r"^  undecodable on output topics +2$", format_report(report, rounds=1), re.MULTILINE)
+
+
+def test_topics_that_were_not_read_show_as_such_and_the_report_still_serialises(truth):
+    result = check(truth, perfect_snapshot(truth))
+    assert result.doubled_on_topic is None and result.routed_doubled_on_topic is None
+    report = ChaosReport(check=result, kills={}, outages=0, outage_seconds=0, crashes={}, seconds=1.0,
+                         problems=["cannot read the output topics: broker down"])
+    assert re.search(r"^  doubled on national.changes +not read$", format_report(report, rounds=1), re.MULTILINE)
+    as_json = json.loads(json.dumps(report.as_dict()))
+    assert as_json["check"]["doubled_on_topic"] is None and as_json["ok"] is False
