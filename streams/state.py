@@ -14,10 +14,10 @@ RocksDB store holds every partition a worker owns or once owned.
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import Any, Iterator
 
+import orjson
 from rocksdict import Options, Rdict, WriteBatch
 
 from .errors import StateError
@@ -56,7 +56,7 @@ class StateStore:
 
     def get(self, key: str) -> Any:
         raw = self._db.get(key)
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else orjson.loads(raw)
 
     def __contains__(self, key: str) -> bool:
         return self._db.get(key) is not None
@@ -68,7 +68,7 @@ class StateStore:
             if value is None:
                 batch.delete(key)
             else:
-                batch.put(key, json.dumps(value, separators=(",", ":")))
+                batch.put(key, orjson.dumps(value))
         for (province, partition), offset in positions.items():
             batch.put(_offset_key(province, partition), str(offset))
         try:
@@ -101,7 +101,7 @@ class StateStore:
         for key, raw in self._db.items(from_key=start):
             if key.startswith(_OFFSET_PREFIX):
                 return
-            yield key, json.loads(raw)
+            yield key, orjson.loads(raw)
 
     def keys_with_prefix(self, prefix: str) -> Iterator[str]:
         for key in self._db.keys(from_key=prefix):
@@ -120,9 +120,9 @@ def _offset_key(province: str, partition: int) -> str:
 
 def encode_change(value: Any) -> bytes | None:
     """A changelog value (None is a tombstone)."""
-    return None if value is None else json.dumps(value, separators=(",", ":")).encode("utf-8")
+    return None if value is None else orjson.dumps(value)
 
 
 def decode_change(raw: bytes | None) -> Any:
-    return None if raw is None else json.loads(raw)
+    return None if raw is None else orjson.loads(raw)
 

@@ -147,3 +147,25 @@ def ctx():
     from streams.pipeline import StageContext
     from test_pipeline import KEYS, PROVINCES
     return StageContext(CODEC, TOPICS, KEYS, PROVINCES)
+
+
+def test_content_digest_is_of_the_same_text_earlier_versions_stored():
+    import datetime as dt
+    import hashlib
+    import json
+
+    from deploy.settings import Settings
+    from producers.generator import SyntheticProvinces
+    from schemas.codec import EventCodec
+    from schemas.registry import EmbeddedRegistry
+    from streams.pipeline import _json_value, content_hash
+
+    settings, codec = Settings(), EventCodec(EmbeddedRegistry())
+    records = [codec.decode(codec.encode(g.event, settings.province_key(g.province)))[1]["after"]
+               for g in SyntheticProvinces(settings.provinces, 3, 0.0, 0.0, 0.2).events(2000)]
+    records = [r for r in records if r is not None]
+    records.append({"at": dt.datetime(2024, 1, 1, 1, 2, 3, 123000, tzinfo=dt.timezone.utc),
+                    "on": dt.date(2024, 1, 2), "raw": b"\x01\xff", "name": "名", "big": 2 ** 62, "none": None})
+    for record in records:
+        text = json.dumps(record, sort_keys=True, ensure_ascii=False, default=_json_value, separators=(",", ":"))
+        assert content_hash(record) == hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest(), record
