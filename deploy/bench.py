@@ -89,10 +89,12 @@ class Bench:
         self.figures: dict[str, Figure] = {}
         self.children: list[Child] = []
         self.bootstrap = ""
+        self.broker_pid = 0
 
     def run(self) -> dict[str, Figure]:
         broker = EmbeddedBroker.start(log_path=self.root / "broker.log")
         self.bootstrap = broker.bootstrap_servers
+        self.broker_pid = broker.process.pid
         self.say(f"embedded broker on {self.bootstrap}, work directory {self.root}")
         try:
             from .bench_phases import ceilings, end_to_end, pipeline, state_worker

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import TYPE_CHECKING
 
-from .bench_procs import Child, CommitLog, GroupProgress, count_messages, wait_until
+from .bench_procs import Child, CommitLog, GroupProgress, count_messages, cpu_seconds, wait_until
 from .bench_report import EVENTS_PER_S, MS, rate
 from .errors import StackError
 from .settings import Settings
@@ -167,13 +168,18 @@ def end_to_end(bench: "Bench") -> None:
         wait_until(lambda: streams_state.stable() and sink_state.stable(), 180, "both groups to form", check,
                    every=0.1)
         bench.say(f"end to end: publishing {opts.events:,} events through adapter → worker → sink")
-        _adapter, timing = run_adapter(bench, settings, opts.events, opts.seed + 1)
+        cpu_before = [part.cpu_seconds() for part in parts] + [cpu_seconds(bench.broker_pid)]
+        adapter, timing = run_adapter(bench, settings, opts.events, opts.seed + 1)
         worker_done, done = drain("the end-to-end run")
+        cpu = [part.cpu_seconds() - before for part, before in zip(parts, cpu_before)]
+        cpu += [cpu_seconds(bench.broker_pid) - cpu_before[-1], adapter.cpu_seconds()]
         began = timing["started"]
         bench.add("end_to_end", "end to end (adapter → worker → sink)",
                   rate(timing["produced"], done - began), EVENTS_PER_S,
                   f"{timing['produced']:,} events, adapter start → last offset committed by the sink; adapter done "
-                  f"+{timing['finished'] - began:.1f}s, worker +{worker_done - began:.1f}s, sink +{done - began:.1f}s")
+                  f"+{timing['finished'] - began:.1f}s, worker +{worker_done - began:.1f}s, sink +{done - began:.1f}s; "
+                  f"CPU seconds used: adapter {cpu[3]:.1f}, worker {cpu[0]:.1f}, sink {cpu[1]:.1f}, "
+                  f"broker {cpu[2]:.1f} (of {os.cpu_count() or 1} cores × {done - began:.1f}s)")
 
         count = int(opts.latency_rate * opts.latency_seconds)
         events = [g.event for g in SyntheticProvinces(settings.provinces, opts.seed + 2, 0.0, 0.0).events(count)]

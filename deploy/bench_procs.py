@@ -40,6 +40,7 @@ class Child:
         self.started = time.time()
         self.peak_rss_kib: int | None = None
         self.exit_status: int | None = None
+        self.reaped_cpu_seconds: float | None = None
 
     @classmethod
     def module(cls, name: str, module: str, settings: Settings, log_dir: Path, *extra: str) -> "Child":
@@ -83,8 +84,15 @@ class Child:
                 return
             time.sleep(0.05)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far (all its threads)."""
+        if self.reaped_cpu_seconds is not None:
+            return self.reaped_cpu_seconds
+        return cpu_seconds(self.process.pid)
+
     def _reaped(self, status: int, usage) -> int:
         self.peak_rss_kib = usage.ru_maxrss
+        self.reaped_cpu_seconds = usage.ru_utime + usage.ru_stime
         self.exit_status = os.waitstatus_to_exitcode(status)
         self.process.returncode = self.exit_status  # reaped here: Popen must not wait for it again
         return self.exit_status
@@ -94,6 +102,15 @@ class Child:
         if self.peak_rss_kib is None:
             raise StackError(f"the {self.name} process has not been reaped: no peak RSS yet")
         return self.peak_rss_kib / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, from ``/proc/<pid>/stat``; 0.0 where that cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 class GroupProgress:
