@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,6 +90,9 @@ class Stack:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.settings.master_key()  # create it once, before children race to
+        # The stream workers' local state is a cache of changelog topics, which a new embedded
+        # broker does not have: a copy left by an earlier stack would drop every event as seen.
+        shutil.rmtree(self.settings.data_dir / "streams" / "state", ignore_errors=True)
         try:
             self.broker = EmbeddedBroker.start(log_path=self.log_dir / "broker.log")
             bootstrap = self.broker.bootstrap_servers

@@ -59,6 +59,15 @@ def test_query_answers_from_the_store_after_the_demo(demo_run):
     assert json.loads(result.stdout) == [{"n": summary["stored_events"]}]
 
 
+def test_demo_run_again_in_the_same_data_dir_reconciles_again(demo_run):
+    """A new embedded broker has none of the old changelogs: stream state left from the first run is not used."""
+    data_dir, first = demo_run
+    again = roadx("demo", "--provinces", "4", "--events", "4000", "--seed", "7", "--data-dir", str(data_dir), "--json")
+    assert again.returncode == 0, again.stderr[-3000:]
+    summary, before = json.loads(again.stdout), json.loads(first.stdout)
+    assert summary["reconciled"] and summary["stored_events"] == before["stored_events"] > 0
+
+
 def test_query_with_bad_sql_is_a_clear_error(demo_run):
     data_dir, _ = demo_run
     result = roadx("query", "SELEC nonsense", "--data-dir", str(data_dir))
