@@ -14,7 +14,6 @@ from __future__ import annotations
 import bisect
 import datetime
 import random
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal, Sequence
 
@@ -160,7 +159,7 @@ class SyntheticProvinces:
         state.seq += 1
         self._ts += 1 + int(self._rng.random() * 20)
         return {
-            "event_id": str(uuid.UUID(int=self._rng.getrandbits(128), version=4)),
+            "event_id": ids.uuid4_text(self._rng.getrandbits(128)),
             "op": op,
             "entity_type": etype,
             "entity_key": entity_key(etype, after if after is not None else before),

@@ -31,6 +31,14 @@ _SUFFIXES = ("运输有限公司", "汽车运输有限公司", "客运有限公�
 _PHONE_PREFIXES = ("130", "131", "132", "135", "136", "137", "138", "139", "150", "151", "152", "157", "158", "159", "177", "180", "181", "186", "187", "188", "189", "199")
 _BIRTH_FIRST = datetime.date(1960, 1, 1).toordinal()
 _BIRTH_LAST = datetime.date(2000, 12, 31).toordinal()
+_UUID_VERSION_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
+
+
+def uuid4_text(bits: int) -> str:
+    """``str(uuid.UUID(int=bits, version=4))`` for 128 random bits, without building a UUID object."""
+    digits = f"{(bits & _UUID_VERSION_CLEAR) | _UUID_VERSION_4:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def pick(rng: random.Random, seq):

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from confluent_kafka import KafkaException, Producer
 
 from .errors import PublishError
-from .spool import Spool
+from .spool import Spool, SpoolEntry
 
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "linger.ms": 20,
@@ -57,22 +57,43 @@ class SpoolPublisher:
     def send(self, limit: int | None = None) -> int:
         """Hand up to ``limit`` not-yet-sent pending entries to the producer; returns how many."""
         entries = self.spool.pending(limit or self._chunk, after_id=self._sent_upto)
-        produce, poll = self._producer.produce, self._producer.poll
+        self._produce(entries)
+        return len(entries)
+
+    def publish(self, appended: list[SpoolEntry]) -> int:
+        """Hand entries the spool returned from ``append_entries`` to the producer without reading
+        them back; returns how many entries were handed over.
+
+        When older pending entries are still unsent (or ``appended`` is not the next pending run),
+        sends everything pending from the spool instead, so the order stays the spool's.
+        """
+        if not appended:
+            return 0
+        if self.spool.first_pending(self._sent_upto) != appended[0].id:
+            sent = 0
+            while batch := self.send():
+                sent += batch
+            return sent
+        self._produce(appended)
+        return len(appended)
+
+    def _produce(self, entries: list[SpoolEntry]) -> None:
+        produce, poll, on_delivery = self._producer.produce, self._producer.poll, self._on_delivery
+        failed = self._failed
         for entry in entries:
-            callback = functools.partial(self._on_delivery, entry.id)
+            entry_id = entry.id
             while True:
                 try:
-                    produce(entry.topic, entry.value, entry.key, on_delivery=callback)
+                    produce(entry.topic, entry.value, entry.key, on_delivery=functools.partial(on_delivery, entry_id))
                     break
                 except BufferError:
                     poll(0.05)
                 except KafkaException as exc:  # refused locally, e.g. larger than message.max.bytes
-                    self._failed.append((entry.id, entry.topic, str(exc.args[0] if exc.args else exc)))
+                    failed.append((entry_id, entry.topic, str(exc.args[0] if exc.args else exc)))
                     break
         if entries:
             self._sent_upto = entries[-1].id
         poll(0)
-        return len(entries)
 
     def commit_delivered(self) -> int:
         """Mark entries whose delivery succeeded so far as acknowledged; returns how many."""

@@ -52,6 +52,7 @@ class ProvinceRegister:
         self.regions = regions_of(code)
         self.counties = self.regions.current_counties
         self.pools = {name: LivePool() for name in ("operator", "vehicle", "practitioner", "licence", "open_case", "closed_case")}
+        self._pool_keys = [pool.keys for pool in self.pools.values()]
         self.pending_licences: collections.deque[tuple[str, str]] = collections.deque()  # (holder type, key)
         self.used: set[str] = set()
         self.seq = 0
@@ -60,4 +61,4 @@ class ProvinceRegister:
         self.recent: list[dict[str, Any]] = []
 
     def live(self) -> int:
-        return sum(len(p) for p in self.pools.values())
+        return sum(map(len, self._pool_keys))

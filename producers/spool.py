@@ -4,6 +4,8 @@ One SQLite file per source. ``append`` writes a batch of (topic, key, value) ent
 the source's checkpoint in one transaction, so a restarted adapter resumes reading its
 source exactly after what the spool holds. ``pending`` returns unacknowledged entries in
 order; a crash between append and ack leaves them pending, and they are sent again.
+``mark_acked`` deletes the acknowledged entries (one ranged statement per run of
+consecutive ids); ``prune`` removes rows an older version marked acknowledged.
 
 Journal: WAL with ``synchronous=FULL``. Commits happen once per batch (thousands of
 entries), so the fsync per commit costs little, and a committed append (with its moved
@@ -83,13 +85,29 @@ class Spool:
         """Store entries, the source checkpoint and the owner's ``statements`` in one transaction;
         returns how many entries."""
         rows = list(entries)
+        self._insert(rows, checkpoint, statements)
+        return len(rows)
+
+    def append_entries(self, entries: Iterable[tuple[str, bytes | None, bytes]], checkpoint: str | None = None,
+                       statements: Iterable[Statement] = ()) -> list[SpoolEntry]:
+        """``append``, returning the stored entries with their ids (to send without reading them back)."""
+        rows = list(entries)
+        first = self._insert(rows, checkpoint, statements)
+        return [SpoolEntry(first + i, topic, key, value) for i, (topic, key, value) in enumerate(rows)]
+
+    def _insert(self, rows: list[tuple[str, bytes | None, bytes]], checkpoint: str | None,
+                statements: Iterable[Statement]) -> int:
+        """Write one transaction; returns the id of the first row (ids of one insert are consecutive:
+        AUTOINCREMENT takes the next id for each row, and the transaction holds the write lock)."""
         for index, row in enumerate(rows):
             if len(row) != 3 or not isinstance(row[0], str) or not isinstance(row[2], (bytes, bytearray)):
                 raise SpoolError(f"spool {self.path}: entry {index} is not (topic: str, key: bytes, value: bytes)")
+        first = 0
         try:
             with self._transaction():
                 if rows:
                     self._db.executemany("INSERT INTO entries (topic, key, value) VALUES (?, ?, ?)", rows)
+                    first = self._db.execute("SELECT last_insert_rowid()").fetchone()[0] - len(rows) + 1
                 if checkpoint is not None:
                     self._db.execute(
                         "INSERT INTO checkpoint (only, value) VALUES (1, ?) "
@@ -98,7 +116,7 @@ class Spool:
                     self._db.executemany(sql, params)
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot write to spool {self.path}: {exc}") from exc
-        return len(rows)
+        return first
 
     def pending(self, limit: int, after_id: int = 0) -> list[SpoolEntry]:
         """Up to ``limit`` unacknowledged entries with id > ``after_id``, oldest first."""
@@ -108,20 +126,25 @@ class Spool:
         return [SpoolEntry(*row) for row in rows]
 
     def mark_acked(self, ids: Iterable[int]) -> int:
-        """Record the broker's acknowledgement of these entries; returns how many changed."""
-        params = [(i,) for i in ids]
-        if not params:
+        """Record the broker's acknowledgement of these entries by deleting them; returns how many
+        were still pending."""
+        runs = id_runs(ids)
+        if not runs:
             return 0
         try:
             with self._transaction():
                 before = self._db.total_changes
-                self._db.executemany("UPDATE entries SET acked = 1 WHERE id = ? AND acked = 0", params)
+                self._db.executemany("DELETE FROM entries WHERE id BETWEEN ? AND ? AND acked = 0", runs)
                 return self._db.total_changes - before
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot mark entries acknowledged in spool {self.path}: {exc}") from exc
 
+    def first_pending(self, after_id: int = 0) -> int | None:
+        """The id of the oldest unacknowledged entry after ``after_id``, or None."""
+        return self._query("SELECT min(id) FROM entries WHERE acked = 0 AND id > ?", (after_id,))[0][0]
+
     def prune(self) -> int:
-        """Delete acknowledged entries; returns how many were removed."""
+        """Delete entries marked acknowledged by an older spool version; returns how many were removed."""
         try:
             with self._transaction():
                 return self._db.execute("DELETE FROM entries WHERE acked = 1").rowcount
@@ -156,6 +179,22 @@ class Spool:
 
     def _transaction(self) -> "_Transaction":
         return _Transaction(self._db)
+
+
+def id_runs(ids: Iterable[int]) -> list[tuple[int, int]]:
+    """Distinct ids as sorted runs of consecutive ids: ``[5, 1, 2, 3, 5, 9]`` → ``[(1, 3), (5, 5), (9, 9)]``."""
+    runs: list[tuple[int, int]] = []
+    first = last = None
+    for i in sorted(set(ids)):
+        if last is not None and i == last + 1:
+            last = i
+            continue
+        if first is not None:
+            runs.append((first, last))
+        first = last = i
+    if first is not None:
+        runs.append((first, last))
+    return runs
 
 
 class _Transaction:

@@ -76,12 +76,13 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
         def spool_and_send(province: str, generated: int) -> None:
             nonlocal acked
             metrics.events_read(province, ADAPTER, len(buffers[province]))
-            spools[province].append(buffers[province], checkpoint=json.dumps({"seed": seed, "generated": generated}))
+            appended = spools[province].append_entries(
+                buffers[province], checkpoint=json.dumps({"seed": seed, "generated": generated}))
             buffers[province].clear()
             metrics.spool_depth(province, ADAPTER, spools[province].depth())
             if on_spooled is not None:
                 on_spooled(generated)
-            publishers[province].send()
+            publishers[province].publish(appended)
             acked += publishers[province].commit_delivered()
             if progress is not None:
                 progress(acked, total)

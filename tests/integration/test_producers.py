@@ -124,6 +124,36 @@ def test_entries_delivered_but_not_acknowledged_are_sent_again(settings):
     assert len(messages) == 200 and set(counts.values()) == {2}  # at-least-once: each entry twice, same bytes
 
 
+def test_publishing_appended_entries_sends_older_unsent_ones_first(settings, monkeypatch):
+    entries = spooled_entries(settings, "50", 30)
+    with Spool(settings.spool_dir / "50.db") as spool:
+        spool.append(entries[:10])  # left by an earlier run, never sent
+        reads = []
+        read_pending = spool.pending
+        monkeypatch.setattr(spool, "pending", lambda *a, **kw: reads.append(a) or read_pending(*a, **kw))
+        publisher = SpoolPublisher(spool, settings.kafka_conf())
+        try:
+            assert publisher.publish(spool.append_entries(entries[10:20])) == 20
+            assert reads  # the older entries were read from the spool, then the new ones with them
+            reads.clear()
+            assert publisher.publish(spool.append_entries(entries[20:])) == 10
+            assert reads == []  # caught up: the appended entries went out without a re-read
+            assert publisher.finish() == 30
+            assert spool.depth() == 0
+        finally:
+            publisher.close()
+
+    messages = consume_all(settings, [settings.topics.province_changes("50")], expected=30)
+    assert sorted(m.value() for m in messages) == sorted(value for _t, _k, value in entries)
+    by_key = collections.defaultdict(list)
+    for m in messages:
+        by_key[m.key()].append(m.value())
+    spool_order = collections.defaultdict(list)
+    for _t, key, value in entries:
+        spool_order[key].append(value)
+    assert by_key == spool_order  # each entity's entries arrive in spool order
+
+
 def test_a_refused_entry_stays_pending_and_names_its_topic(settings):
     entries = spooled_entries(settings, "50", 20)
     topic = settings.topics.province_changes("50")

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import collections
 import os
+import random
 import subprocess
 import sys
+import uuid
 
 import pytest
 
 from deploy.settings import Settings
 from producers.errors import GeneratorConfigError
 from producers.generator import CASE_STAGES, SyntheticProvinces
+from producers.identities import uuid4_text
 from producers.synthetic import publish_synthetic
 from schemas import identifiers
 from schemas.codec import EventCodec
@@ -291,3 +294,9 @@ def test_publish_synthetic_rejects_a_negative_total_before_touching_spools(tmp_p
     with pytest.raises(GeneratorConfigError, match="negative"):
         publish_synthetic(settings, total=-5, seed=1)
     assert not settings.spool_dir.exists()
+
+
+def test_event_ids_are_the_version_4_uuid_text_of_the_random_bits():
+    rng = random.Random(3)
+    for bits in [0, 2 ** 128 - 1] + [rng.getrandbits(128) for _ in range(2000)]:
+        assert uuid4_text(bits) == str(uuid.UUID(int=bits, version=4))

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from producers.errors import SpoolError
-from producers.spool import Spool
+from producers.spool import Spool, id_runs
 
 
 def entries(n: int, start: int = 0):
@@ -53,12 +53,64 @@ def test_acking_twice_counts_once(tmp_path):
         assert spool.mark_acked([]) == 0
 
 
-def test_prune_removes_only_acknowledged_rows(tmp_path):
-    with Spool(tmp_path / "44.db") as spool:
+def test_acknowledged_entries_leave_the_file(tmp_path):
+    path = tmp_path / "44.db"
+    with Spool(path) as spool:
         spool.append(entries(4))
         spool.mark_acked([e.id for e in spool.pending(2)])
+        assert spool.prune() == 0  # nothing left behind to prune
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM entries ORDER BY id").fetchall() == [(b"v2",), (b"v3",)]
+
+
+def test_prune_removes_rows_an_older_spool_marked_acknowledged(tmp_path):
+    path = tmp_path / "44.db"
+    with Spool(path) as spool:
+        spool.append(entries(4))
+    with sqlite3.connect(path) as db:  # an older version marked rows acknowledged instead of deleting them
+        db.execute("UPDATE entries SET acked = 1 WHERE value IN (X'7630', X'7631')")
+    with Spool(path) as spool:
+        assert [e.value for e in spool.pending(10)] == [b"v2", b"v3"]
         assert spool.prune() == 2
         assert [e.value for e in spool.pending(10)] == [b"v2", b"v3"]
+
+
+def test_append_entries_returns_the_stored_entries_with_their_ids(tmp_path):
+    with Spool(tmp_path / "44.db") as spool:
+        spool.append(entries(3))
+        spool.mark_acked([e.id for e in spool.pending(3)])
+        stored = spool.append_entries(entries(4, start=3), checkpoint="row-7")
+        assert stored == spool.pending(10)
+        assert [e.value for e in stored] == [b"v3", b"v4", b"v5", b"v6"]
+        assert spool.append_entries([]) == [] and spool.checkpoint() == "row-7"
+
+
+def test_first_pending_is_the_oldest_unacknowledged_id_after_a_point(tmp_path):
+    with Spool(tmp_path / "44.db") as spool:
+        assert spool.first_pending() is None
+        ids = [e.id for e in spool.append_entries(entries(4))]
+        spool.mark_acked(ids[:1])
+        assert spool.first_pending() == ids[1]
+        assert spool.first_pending(after_id=ids[2]) == ids[3]
+        assert spool.first_pending(after_id=ids[3]) is None
+
+
+def test_acknowledging_scattered_ids_removes_exactly_those(tmp_path):
+    with Spool(tmp_path / "44.db") as spool:
+        ids = [e.id for e in spool.append_entries(entries(8))]
+        assert spool.mark_acked([ids[6], ids[0], ids[1], ids[2], ids[4], ids[0]]) == 5
+        assert [e.value for e in spool.pending(10)] == [b"v3", b"v5", b"v7"]
+
+
+@pytest.mark.parametrize("ids, runs", [
+    ([], []),
+    ([7], [(7, 7)]),
+    ([5, 1, 2, 3, 5, 9], [(1, 3), (5, 5), (9, 9)]),
+    ([4, 3, 2, 1], [(1, 4)]),
+    ([1, 3, 5], [(1, 1), (3, 3), (5, 5)]),
+])
+def test_ids_group_into_sorted_runs_of_consecutive_ids(ids, runs):
+    assert id_runs(ids) == runs
 
 
 def test_checkpoint_is_stored_with_its_entries(tmp_path):
