@@ -11,7 +11,9 @@ source partition's changelog let the partition's next owner find them:
   each of its partitions from which the outputs of any later source offset lie. Offsets only
   grow, so an old mark stays true: it is written before an output first goes to a topic it
   does not name, and advanced every ``SINCE_REFRESH_SECONDS`` after the done mark (same
-  changelog partition, so never ahead of it).
+  changelog partition, so never ahead of it); a quiet partition's every ``IDLE_REFRESH_SECONDS``.
+  The positions come from this worker's own deliveries and, every ``POSITIONS_REFRESH_SECONDS``,
+  from the broker (where other workers' outputs end).
 
 Every output carries ``roadx.origin`` = ``<source topic>:<partition>:<offset>:<n>``, the n-th
 output of that source message to that topic, the same each time the message is processed.
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 
 DONE, SINCE = "out.done:", "out.since:"
 SINCE_REFRESH_SECONDS = 5.0
+IDLE_REFRESH_SECONDS = 60.0
+POSITIONS_REFRESH_SECONDS = 60.0
 READ_POLL_SECONDS = 0.1
 TAIL_POLL_SECONDS = 0.3
 READ_BACK_SECONDS = 300.0
@@ -191,7 +195,10 @@ class Handover:
         return grown
 
     def marks_after(self, batch: Sequence[Inbound]) -> tuple[dict[Scope, int], dict[Scope, Positions]]:
-        """Done marks of the partitions in ``batch``, and the since marks due to be advanced."""
+        """Done marks of the partitions in ``batch``, and the since marks due to be advanced:
+        those of the batch's partitions every ``SINCE_REFRESH_SECONDS``, and those of owned
+        partitions the batch did not touch every ``IDLE_REFRESH_SECONDS`` (all their outputs are
+        written, so a partition quiet for days does not make its next owner read days back)."""
         done = last_offsets(batch, self.province_of)
         advanced: dict[Scope, Positions] = {}
         now = self.clock()
@@ -200,7 +207,9 @@ class Handover:
             written = self.written.get(scope)
             if written is not None and all(_offset_of(label) <= offset for label in written):
                 del self.written[scope]
-            if scope in self.written or now - self.since_at.get(scope, now) < SINCE_REFRESH_SECONDS:
+        for scope in self.done:
+            due = SINCE_REFRESH_SECONDS if scope in done else IDLE_REFRESH_SECONDS
+            if scope in self.written or now - self.since_at.get(scope, now) < due:
                 continue
             since = self.since.get(scope, {})
             if since:
@@ -228,6 +237,13 @@ class OutputPositions:
         wanted = [t for t in topics if t not in self._known]
         if wanted:
             self._known.update(self._ends(wanted))
+
+    def refresh(self) -> None:
+        """Move every known topic's positions up to where the broker says it ends now."""
+        if self._known:
+            for topic, ends in self._ends(list(self._known)).items():
+                known = self._known[topic]
+                self._known[topic] = [max(a, b) for a, b in zip(known, ends)] + ends[len(known):]
 
     def of(self, topic: str) -> list[int]:
         known = self._known.get(topic)

@@ -40,7 +40,9 @@ from schemas.topics import ORIGIN
 
 from . import metrics
 from .errors import StateError, WorkerError
-from .handover import Handover, OutputPositions, Scope, done_key, label_outputs, not_done, read_back, since_key
+from .handover import (
+    POSITIONS_REFRESH_SECONDS, Handover, OutputPositions, Scope, done_key, label_outputs, not_done, read_back, since_key,
+)
 from .pipeline import REGISTRY, BatchResult, Inbound, StageContext, process_batch
 from .registry import RegistryReader
 from .retention import KEYS_PER_EVENT, SeenSweep
@@ -260,6 +262,7 @@ class StreamRunner:
         self.sweep = SeenSweep(int(settings.dedup_retention_hours * 3_600_000))
         self.owned: set[tuple[str, int]] = set()  # (province, partition) this worker is assigned
         self.handover = Handover(settings.topics, OutputPositions(AdminClient(conf)))
+        self.positions_at = time.monotonic()
         self.lag = LagRecorder(self.consumer, settings.topics.streams_group)
 
     def run(self, stop: threading.Event) -> None:
@@ -295,6 +298,9 @@ class StreamRunner:
             consumed.append(Inbound(m.topic(), m.partition(), m.offset(), m.key(), m.value()))
         self.registry.drain()
         self.lag.tick()
+        if time.monotonic() - self.positions_at > POSITIONS_REFRESH_SECONDS:
+            self.handover.positions.refresh()
+            self.positions_at = time.monotonic()
         batch = not_done(consumed, self.handover.done, self.handover.province_of)
         if not batch:
             if consumed:  # every message was written in full before: move the offsets past them

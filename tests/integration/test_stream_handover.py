@@ -112,3 +112,19 @@ def test_worker_dying_between_outputs_and_state_leaves_nothing_written_twice(set
     origins = [dict(m.headers())[th.ORIGIN] for m in got[names.national_quality]]
     assert len(origins) == len(set(origins)) >= forged
     assert already_written() - before > 0, "the takeover never met an output written before it"
+
+
+def test_output_positions_follow_what_other_writers_add(settings):
+    from confluent_kafka.admin import AdminClient
+
+    from streams.handover import OutputPositions
+
+    positions = OutputPositions(AdminClient(settings.kafka_conf()))
+    topic = settings.topics.national_quality
+    positions.prime([topic])
+    before = positions.of(topic)
+    send(settings, [(topic, f"k{n}", b"x") for n in range(50)])
+    assert positions.of(topic) == before  # another writer's messages are not seen until asked
+    positions.refresh()
+    after = positions.of(topic)
+    assert all(a >= b for a, b in zip(after, before)) and sum(after) > sum(before)

@@ -104,6 +104,21 @@ def test_done_marks_follow_the_batch_and_since_marks_advance_only_when_due():
     assert done == {("44", 0): 4} and advanced == {("44", 0): {CHANGES: [0, 42]}}
 
 
+def test_a_quiet_partition_s_since_mark_advances_now_and_then():
+    clock = Clock()
+    handover = new_handover(clock)
+    handover.take(("44", 0), 1, {CHANGES: [0, 0]})
+    handover.take(("44", 1), 7, {CHANGES: [0, 0]})
+    handover.positions.of(CHANGES)
+    handover.positions.observe(CHANGES, 0, 99)
+    clock.now += ho.SINCE_REFRESH_SECONDS
+    assert handover.marks_after([msg(T44, 0, 2)])[1] == {("44", 0): {CHANGES: [100, 0]}}
+    clock.now += ho.IDLE_REFRESH_SECONDS
+    done, advanced = handover.marks_after([msg(T44, 0, 3)])
+    assert done == {("44", 0): 3} and advanced == {("44", 0): {CHANGES: [100, 0]}, ("44", 1): {CHANGES: [100, 0]}}
+    assert handover.done[("44", 1)] == 7
+
+
 def test_since_mark_stays_put_until_every_output_found_is_processed_again():
     clock = Clock()
     handover = new_handover(clock)
