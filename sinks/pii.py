@@ -30,6 +30,17 @@ _PHONE_SHAPE = r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])"
 _PHONE_IN_TEXT = re.compile(_PHONE_SHAPE)
 _ID_IN_BYTES = re.compile(rf"(?<![0-9]){_ID_SHAPE}(?![0-9Xx])".encode("ascii"))
 _PHONE_IN_BYTES = re.compile(_PHONE_SHAPE.encode("ascii"))
+# Both shapes hold at least 11 ASCII digits in a row: text without such a run holds neither.
+_DIGIT_RUN = re.compile(r"[0-9]{11}")
+_DIGIT_RUN_BYTES = re.compile(rb"[0-9]{11}")
+_PERSONAL_FIELDS = (*ID_NUMBER_FIELDS, *PHONE_FIELDS)
+_SPECIAL_FIELDS = frozenset((*ID_NUMBER_FIELDS, *PHONE_FIELDS, *KEY_FIELDS))
+_TOKEN_CACHE_SIZE = 65_536
+
+
+def may_hold_personal_number(text: str) -> bool:
+    """False when ``text`` cannot hold an ID or mobile number (no run of 11 ASCII digits)."""
+    return len(text) >= 11 and _DIGIT_RUN.search(text) is not None
 
 
 def mask_id_number(value: str) -> str:
@@ -53,14 +64,24 @@ class PiiMasker:
         if len(key) < 16:
             raise ValueError("the PII token key must hold at least 16 bytes")
         self._key = key
+        self._tokens: dict[str, str] = {}
 
     def token(self, value: str) -> str:
         """Hex keyed token of an identifier (normalised: stripped, upper case)."""
+        known = self._tokens.get(value)
+        if known is not None:
+            return known
         normalised = value.strip().upper().encode("utf-8")
-        return signing.mac(self._key, normalised)[:TOKEN_BYTES].hex()
+        token = signing.mac(self._key, normalised)[:TOKEN_BYTES].hex()
+        if len(self._tokens) >= _TOKEN_CACHE_SIZE:
+            self._tokens.clear()
+        self._tokens[value] = token
+        return token
 
     def entity_key(self, key: str) -> str:
         """An entity key with every ID or mobile number replaced by ``tok_<token>``."""
+        if not may_hold_personal_number(key):
+            return key
         keyed = _ID_IN_TEXT.sub(lambda m: f"tok_{self.token(m.group(0))}", key)
         return _PHONE_IN_TEXT.sub(lambda m: f"tok_{self.token(m.group(0))}", keyed)
 
@@ -72,23 +93,25 @@ class PiiMasker:
         for name, value in record.items():
             if not isinstance(value, str):
                 out[name] = value
+            elif name not in _SPECIAL_FIELDS:
+                out[name] = self.text(value)
             elif name in ID_NUMBER_FIELDS:
                 out[name] = mask_id_number(value)
                 out[f"{name}_token"] = self.token(value)
             elif name in PHONE_FIELDS:
                 out[name] = mask_phone(value)
                 out[f"{name}_token"] = self.token(value)
-            elif name in KEY_FIELDS:
-                out[name] = self.entity_key(value)
             else:
-                out[name] = self.text(value)
-        for name in (*ID_NUMBER_FIELDS, *PHONE_FIELDS):
+                out[name] = self.entity_key(value)
+        for name in _PERSONAL_FIELDS:
             if name in record and record[name] is None:
                 out[f"{name}_token"] = None
         return out
 
     def text(self, value: str) -> str:
         """Free text (a reason, a header, a message) with ID and mobile numbers masked."""
+        if not may_hold_personal_number(value):
+            return value
         masked = _ID_IN_TEXT.sub(lambda m: mask_id_number(m.group(0)), value)
         return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), masked)
 
@@ -99,5 +122,7 @@ def mask_raw(raw: bytes) -> bytes:
     Avro strings are stored as plain UTF-8 after a length prefix, so a masked body still
     decodes (its signature no longer verifies, which does not matter for a dead letter).
     """
+    if _DIGIT_RUN_BYTES.search(raw) is None:
+        return raw
     masked = _ID_IN_BYTES.sub(lambda m: mask_id_number(m.group(0).decode("ascii")).encode("ascii"), raw)
     return _PHONE_IN_BYTES.sub(lambda m: mask_phone(m.group(0).decode("ascii")).encode("ascii"), masked)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 import uuid
 from typing import Any, Iterable, Mapping
+
+import orjson
 
 from schemas import topics as topic_headers
 
@@ -57,10 +58,17 @@ def _json_default(value: Any) -> Any:
 
 
 def to_json(record: Mapping[str, Any] | None) -> str:
-    """``''`` for no record, else compact JSON (non-ASCII kept as is)."""
+    """``''`` for no record, else compact JSON (non-ASCII kept as is).
+
+    Raises ``TypeError`` for a value JSON cannot hold (``orjson.JSONEncodeError`` is one).
+    """
     if record is None:
         return ""
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    return orjson.dumps(record, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME).decode("utf-8")
+
+
+def _event_uuid(event_id: Any) -> uuid.UUID:
+    return event_id if type(event_id) is uuid.UUID else uuid.UUID(str(event_id))
 
 
 def _utc(value: Any, what: str, event_id: Any) -> dt.datetime:
@@ -97,7 +105,7 @@ def change_log_row(
     try:
         source = event["source"]
         return (
-            uuid.UUID(str(event_id)),
+            _event_uuid(event_id),
             event["op"],
             event["entity_type"],
             pii.entity_key(event["entity_key"]),
@@ -171,7 +179,7 @@ def routed_row(
     found = header_map(headers)
     try:
         return (
-            uuid.UUID(str(event_id)),
+            _event_uuid(event_id),
             pii.entity_key(event["entity_key"]),
             record.get("case_no", ""),
             event["source"]["province"],

@@ -7,17 +7,20 @@ retried after a crash is dropped by ClickHouse. ``write_then_commit`` is the onl
 offsets are committed, and only after every insert of the batch succeeded; before each
 insert the exactly-once decision (``decision.decide``) skips or trims what the store
 already holds, so a replay by a new consumer group changes no count either.
+``take_batch`` returns a full batch at once and closes a partial one as soon as the
+topics are drained for now, instead of waiting out ``sink_flush_seconds``.
 Metrics live in ``sinks.metrics``; the consumer lag is recorded every ``LAG_INTERVAL`` seconds.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -45,6 +48,7 @@ RULE_UNDECODABLE = "sink_undecodable"
 RULE_INVALID_EVENT = "sink_invalid_event"
 
 LAG_INTERVAL = 2.0  # seconds between two readings of the sink's consumer lag
+TOP_UP_SECONDS = 0.05  # a batch is closed early when this long brings no more messages
 
 Decode = Callable[[bytes | None], tuple[int, dict[str, Any]]]
 DecodeFinding = Callable[[bytes | None], dict[str, Any]]
@@ -93,74 +97,81 @@ class BatchPlan:
 
 def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: PiiMasker,
                decode_finding: DecodeFinding | None = None) -> BatchPlan:
-    """Turn polled messages into per-table inserts and the offsets to commit after them."""
+    """Turn polled messages into per-table inserts and the offsets to commit after them.
+
+    Every row of the batch gets the same ``ingested_at``: the time the batch was planned.
+    """
     groups: dict[tuple[str, str, int], TableInsert] = {}
     next_offsets: dict[tuple[str, int], int] = {}
     rejected: list[str] = []
     consumed = 0
+    now = _now()
     for msg in messages:
-        if msg.error() is not None:
-            if msg.error().fatal():
-                raise SinkError(f"fatal consumer error: {msg.error()}")
-            log.warning("consumer error: %s", msg.error())
+        error = msg.error()
+        if error is not None:
+            if error.fatal():
+                raise SinkError(f"fatal consumer error: {error}")
+            log.warning("consumer error: %s", error)
             continue
         consumed += 1
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-        table, row = _row_for(msg, roles, decode, pii, rejected, decode_finding)
+        table, row = _row_for(msg, topic, partition, offset, roles, decode, pii, rejected, decode_finding, now)
         tp = (topic, partition)
-        next_offsets[tp] = max(next_offsets.get(tp, 0), offset + 1)
+        if next_offsets.get(tp, 0) <= offset:
+            next_offsets[tp] = offset + 1
         if table is None:
             continue
         group = groups.get((table, topic, partition))
         if group is None:
             group = groups[(table, topic, partition)] = TableInsert(table, topic, partition, offset, offset)
-        group.first_offset = min(group.first_offset, offset)
-        group.last_offset = max(group.last_offset, offset)
+        elif offset < group.first_offset:
+            group.first_offset = offset
+        elif offset > group.last_offset:
+            group.last_offset = offset
         group.rows.append(row)
         group.messages.append(msg)
     return BatchPlan(list(groups.values()), next_offsets, rejected, consumed)
 
 
-def _row_for(msg: Any, roles: TopicRoles, decode: Decode, pii: PiiMasker, rejected: list[str],
-             decode_finding: DecodeFinding | None) -> tuple[str | None, tuple | None]:
-    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-    where = f"{topic}[{partition}]@{offset}"
+def _row_for(msg: Any, topic: str, partition: int, offset: int, roles: TopicRoles, decode: Decode, pii: PiiMasker,
+             rejected: list[str], decode_finding: DecodeFinding | None,
+             now: dt.datetime) -> tuple[str | None, tuple | None]:
     if topic == roles.dlq:
-        return "dlq", dlq_row(msg, pii)
+        return "dlq", dlq_row(msg, pii, ingested_at=now)
     if roles.quality and topic == roles.quality and decode_finding is not None:
-        return _finding_row_for(msg, decode_finding, pii, rejected, where)
+        return _finding_row_for(msg, decode_finding, pii, rejected, now)
     target = roles.inbound.get(topic)
     if topic != roles.changes and target is None:
-        log.warning("message from unexpected topic %s skipped", where)
+        log.warning("message from unexpected topic %s[%s]@%s skipped", topic, partition, offset)
         return None, None
     try:
         schema_id, event = decode(msg.value())
     except DecodeError as exc:
-        reason = f"{where}: {exc.rule}: {exc}"
+        reason = f"{topic}[{partition}]@{offset}: {exc.rule}: {exc}"
         rejected.append(reason)
-        return "dlq", dlq_row(msg, pii, rule=RULE_UNDECODABLE, reason=reason)
+        return "dlq", dlq_row(msg, pii, rule=RULE_UNDECODABLE, reason=reason, ingested_at=now)
     try:
         if target is None:
-            return "change_log", change_log_row(event, schema_id, topic, partition, offset, pii)
-        return "routed_cases", routed_row(event, topic, partition, offset, msg.headers(), target, pii)
+            return "change_log", change_log_row(event, schema_id, topic, partition, offset, pii, now)
+        return "routed_cases", routed_row(event, topic, partition, offset, msg.headers(), target, pii, now)
     except RowError as exc:
         rejected.append(str(exc))
-        return "dlq", dlq_row(msg, pii, rule=RULE_INVALID_EVENT, reason=str(exc))
+        return "dlq", dlq_row(msg, pii, rule=RULE_INVALID_EVENT, reason=str(exc), ingested_at=now)
 
 
 def _finding_row_for(msg: Any, decode_finding: DecodeFinding, pii: PiiMasker, rejected: list[str],
-                     where: str) -> tuple[str, tuple]:
+                     now: dt.datetime) -> tuple[str, tuple]:
     try:
         finding = decode_finding(msg.value())
     except DecodeError as exc:
-        reason = f"{where}: {exc.rule}: {exc}"
+        reason = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}: {exc.rule}: {exc}"
         rejected.append(reason)
-        return "dlq", dlq_row(msg, pii, rule=RULE_UNDECODABLE, reason=reason)
+        return "dlq", dlq_row(msg, pii, rule=RULE_UNDECODABLE, reason=reason, ingested_at=now)
     try:
-        return "quality_findings", finding_row(finding, msg.topic(), msg.partition(), msg.offset(), pii)
+        return "quality_findings", finding_row(finding, msg.topic(), msg.partition(), msg.offset(), pii, now)
     except RowError as exc:
         rejected.append(str(exc))
-        return "dlq", dlq_row(msg, pii, rule=RULE_INVALID_EVENT, reason=str(exc))
+        return "dlq", dlq_row(msg, pii, rule=RULE_INVALID_EVENT, reason=str(exc), ingested_at=now)
 
 
 def insert_rows(store: Any, database: str, insert: TableInsert, attempts: int = 4,
@@ -193,6 +204,10 @@ def write_then_commit(store: Any, consumer: Any, plan: BatchPlan, database: str,
         COMMIT_FAILURES.inc()
         log.warning("offset commit failed after the insert (batch will be re-read, deduplicated): %s", exc)
     return refused
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def consumer_conf(settings: Any, group_id: str | None = None) -> dict[str, Any]:
@@ -236,13 +251,33 @@ def run_sink(settings: Any, stop: threading.Event, on_batch: Callable[[BatchPlan
         store.close()
 
 
+def take_batch(consumer: Any, size: int, flush_seconds: float, top_up: float = TOP_UP_SECONDS,
+               clock: Callable[[], float] = time.monotonic) -> list[Any]:
+    """Up to ``size`` messages, taken within ``flush_seconds``.
+
+    Full batches come at once; a partial batch is closed as soon as ``top_up`` seconds
+    bring nothing more (the topics are drained for now) instead of waiting out the flush time.
+    """
+    deadline = clock() + flush_seconds
+    batch: list[Any] = []
+    while len(batch) < size:
+        left = deadline - clock()
+        if left < 0.001:  # the consumer counts its timeout in whole milliseconds
+            break
+        got = consumer.consume(size - len(batch), timeout=min(left, top_up))
+        if not got and batch:
+            break
+        batch.extend(got)
+    return batch
+
+
 def _loop(settings: Any, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None,
           codecs: tuple[EventCodec, FindingCodec], pii: PiiMasker, roles: TopicRoles, store: Any, consumer: Any,
           database: str, ledger: Ledger, lag: LagRecorder) -> None:
     events, findings = codecs
     while not stop.is_set():
         try:
-            messages: Sequence[Any] = consumer.consume(settings.sink_batch_size, timeout=settings.sink_flush_seconds)
+            messages = take_batch(consumer, settings.sink_batch_size, settings.sink_flush_seconds)
         except KafkaException as exc:
             raise SinkError(f"consume failed: {exc}") from exc
         lag.tick()

@@ -10,6 +10,11 @@ refuses rows of a group (a value that does not convert), the refused rows are fo
 ``Null``-engine copy of the table (nothing is written while searching), turned into dead
 letters and written to ``dlq`` *before* the rest of the group, so a crash at any point and
 a replay of the batch finds the same rows refused and stores each row once.
+
+The decided groups of one table are written in one insert (``CombinedInsert``: one part,
+all or nothing, with a token naming every group's offset range), since each insert costs
+the store far more than its rows do; only when the store refuses rows of it are that
+table's groups written one by one as above.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from clickhouse_connect.driver.exceptions import ClickHouseError, DataError, OperationalError
@@ -26,6 +30,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError, DataError, Ope
 from . import metrics
 from .decision import Action, decide
 from .errors import StoreError
+from .inserts import CombinedInsert, TableInsert, combined_token, dedup_token, keep_rows  # noqa: F401 (re-exported)
 
 log = logging.getLogger("roadx.sinks")
 
@@ -39,43 +44,6 @@ _CODE = re.compile(r"Code: (\d+)")
 # The column telling two rows of one table apart, to confirm a row is really stored.
 IDENTITY = {"change_log": "event_id", "routed_cases": "event_id", "quality_findings": "finding_id",
             "dlq": "raw_base64"}
-
-
-@dataclass
-class TableInsert:
-    """Rows for one table from one topic-partition, with their offset range.
-
-    ``messages`` (when given) are the Kafka messages the rows came from, same order, so a
-    refused row can become a dead letter carrying its raw bytes.
-    """
-
-    table: str
-    topic: str
-    partition: int
-    first_offset: int
-    last_offset: int
-    rows: list[tuple] = field(default_factory=list)
-    messages: list[Any] = field(default_factory=list)
-
-    @property
-    def token(self) -> str:
-        return dedup_token(self.table, self.topic, self.partition, self.first_offset, self.last_offset)
-
-
-def dedup_token(table: str, topic: str, partition: int, first_offset: int, last_offset: int) -> str:
-    """The insert-deduplication token of one table's rows from one offset range."""
-    return f"roadx-sink/{table}/{topic}/{partition}/{first_offset}-{last_offset}"
-
-
-def keep_rows(insert: TableInsert, offsets: Sequence[int], wanted: Callable[[int, int], bool]) -> TableInsert | None:
-    """The group narrowed to rows ``wanted(index, offset)``; ``None`` when none is left."""
-    kept = [i for i, offset in enumerate(offsets) if wanted(i, offset)]
-    if not kept:
-        return None
-    kept_offsets = [offsets[i] for i in kept]
-    messages = [insert.messages[i] for i in kept] if insert.messages else []
-    return replace(insert, first_offset=min(kept_offsets), last_offset=max(kept_offsets),
-                   rows=[insert.rows[i] for i in kept], messages=messages)
 
 
 def error_code(exc: BaseException) -> int | None:
@@ -108,6 +76,7 @@ class Ledger(Protocol):
     def stored_max(self, table: str, topic: str, partition: int) -> int | None: ...
     def stored_rows(self, table: str, topic: str, partition: int, first: int, last: int) -> set[tuple[int, str]]: ...
     def record(self, table: str, topic: str, partition: int, last_offset: int) -> None: ...
+    def prefetch(self, table: str, partitions: Sequence[tuple[str, int]]) -> None: ...
 
 
 class NoLedger:
@@ -120,6 +89,9 @@ class NoLedger:
         return set()
 
     def record(self, table: str, topic: str, partition: int, last_offset: int) -> None:
+        return None
+
+    def prefetch(self, table: str, partitions: Sequence[tuple[str, int]]) -> None:
         return None
 
 
@@ -147,43 +119,56 @@ class StoreLedger:
     def forget(self) -> None:
         self._known.clear()
 
+    def prefetch(self, table: str, partitions: Sequence[tuple[str, int]]) -> None:
+        """Read the highest stored offset of every not yet known (topic, partition) of ``table`` in one query."""
+        wanted = {(topic, partition) for topic, partition in partitions if (table, topic, partition) not in self._known}
+        if len(wanted) < 2:
+            return
+        topics = sorted({topic for topic, _ in wanted})
+        sql = (f"SELECT topic, partition, max(offset) FROM {self._database}.{table} "
+               "WHERE topic IN %(topics)s GROUP BY topic, partition")
+        rows = self._query(sql, {"topics": topics}, table, ", ".join(topics))
+        found = {(str(t), int(p)): int(o) for t, p, o in rows}
+        for topic, partition in wanted:
+            self._known[(table, topic, partition)] = found.get((topic, partition))
+
     def stored_rows(self, table: str, topic: str, partition: int, first: int, last: int) -> set[tuple[int, str]]:
         """(offset, identity) of the rows stored from ``topic[partition]`` at offsets ``first..last``."""
         sql = (f"SELECT offset, toString({IDENTITY[table]}) FROM {self._database}.{table} "
                "WHERE topic = %(topic)s AND partition = %(partition)s AND offset BETWEEN %(first)s AND %(last)s")
         params = {"topic": topic, "partition": partition, "first": first, "last": last}
-        return {(int(o), str(i)) for o, i in self._query(sql, params, table, topic, partition)}
+        return {(int(o), str(i)) for o, i in self._query(sql, params, table, f"{topic}[{partition}]")}
 
     def _load(self, table: str, topic: str, partition: int) -> int | None:
         sql = (f"SELECT maxOrNull(offset) FROM {self._database}.{table} "
                "WHERE topic = %(topic)s AND partition = %(partition)s")
-        rows = self._query(sql, {"topic": topic, "partition": partition}, table, topic, partition)
+        rows = self._query(sql, {"topic": topic, "partition": partition}, table, f"{topic}[{partition}]")
         return None if not rows or rows[0][0] is None else int(rows[0][0])
 
-    def _query(self, sql: str, params: dict[str, Any], table: str, topic: str, partition: int) -> list:
+    def _query(self, sql: str, params: dict[str, Any], table: str, where: str) -> list:
         try:
             return self._store.query(sql, parameters=params).result_rows
         except ClickHouseError as exc:
-            raise StoreError(f"cannot read the stored offsets of {table} for {topic}[{partition}]: {exc}") from exc
+            raise StoreError(f"cannot read the stored offsets of {table} for {where}: {exc}") from exc
 
 
-def insert_rows(store: Any, database: str, insert: TableInsert, columns: Sequence[str], attempts: int = 4,
-                backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> None:
+def insert_rows(store: Any, database: str, insert: TableInsert | CombinedInsert, columns: Sequence[str],
+                attempts: int = 4, backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> None:
     """Insert one group with its dedup token, retrying retriable errors with backoff.
 
     An acknowledged insert is counted in the sink's metrics (rows, insert seconds,
     source-to-store seconds). Raises ``RowsRefused`` when a value does not convert, ``StoreError`` otherwise.
     """
+    token = insert.token
     for attempt in range(1, attempts + 1):
         try:
             started = time.perf_counter()
             store.insert(insert.table, insert.rows, column_names=list(columns), database=database,
-                         settings={"insert_deduplication_token": insert.token})
+                         settings={"insert_deduplication_token": token})
             metrics.observe_insert(insert.table, insert.rows, columns, time.perf_counter() - started)
             return
         except (ClickHouseError, OSError, ValueError, TypeError, OverflowError) as exc:
-            where = (f"insert into {database}.{insert.table} of {insert.topic}[{insert.partition}]"
-                     f"@{insert.first_offset}-{insert.last_offset}")
+            where = f"insert into {database}.{insert.table} of {insert.where}"
             if is_refusal(exc):
                 raise RowsRefused(f"{where}: {exc}") from exc
             if not is_retriable(exc):
@@ -242,45 +227,77 @@ def write_plan(store: Any, database: str, inserts: Sequence[TableInsert], column
                ledger: Ledger, dead_letter: DeadLetter | None = None, **retry: Any) -> list[str]:
     """Write every group exactly once; returns the reasons of rows the store refused.
 
-    Data groups go first, each topic-partition's ``dlq`` group after them, except when
-    a data group has refused rows: then the ``dlq`` group, with those rows merged in,
-    is written before the accepted rest.
+    Data tables go first, ``dlq`` after them, each table's decided groups in one insert.
+    When the store refuses rows of a table, its groups are written one by one: a group
+    with refused rows has its topic-partition's ``dlq`` group, with those rows merged in,
+    written before the accepted rest.
     """
     dlq_groups = {(i.topic, i.partition): i for i in inserts if i.table == "dlq"}
     dlq_written: set[tuple[str, int]] = set()
     refused_reasons: list[str] = []
+    per_table: dict[str, list[TableInsert]] = {}
+    for table in {insert.table for insert in inserts}:
+        ledger.prefetch(table, [(i.topic, i.partition) for i in inserts if i.table == table])
     for insert in inserts:
         if insert.table == "dlq":
             continue
         group = decided(insert, ledger, columns[insert.table])
-        if group is None:
-            continue
+        if group is not None:
+            per_table.setdefault(group.table, []).append(group)
+    for table, groups in per_table.items():
         try:
-            insert_rows(store, database, group, columns[group.table], **retry)
+            _insert_together(store, database, groups, columns[table], ledger, **retry)
+            continue
+        except RowsRefused:
+            log.info("%s: the store refuses rows of %s, writing its groups one by one", table,
+                     ", ".join(group.where for group in groups))
+        for group in groups:
+            try:
+                _insert_together(store, database, [group], columns[table], ledger, **retry)
+            except RowsRefused as exc:
+                refused_reasons += _write_refused(store, database, group, columns, ledger, dead_letter,
+                                                  dlq_groups, exc, **retry)
+                dlq_written.add((group.topic, group.partition))
+    pending = [decided(dlq, ledger, columns["dlq"]) for tp, dlq in dlq_groups.items() if tp not in dlq_written]
+    pending_groups = [group for group in pending if group is not None]
+    if pending_groups:
+        try:
+            _insert_together(store, database, pending_groups, columns["dlq"], ledger, **retry)
         except RowsRefused as exc:
-            refused = find_refused(store, database, group.table, group.rows, columns[group.table])
-            if not refused or dead_letter is None or not group.messages:
-                raise StoreError(f"{exc}; no single row of it is refused on its own") from exc
-            tp = (group.topic, group.partition)
-            dead = [(group.messages[i], reason) for i, reason in sorted(refused.items())]
-            refused_reasons += [f"{msg.topic()}[{msg.partition()}]@{msg.offset()}: {reason}" for msg, reason in dead]
-            merged = merge_dead_letters(dlq_groups.get(tp), group.topic, group.partition,
-                                        [dead_letter(msg, reason) for msg, reason in dead],
-                                        [msg for msg, _ in dead], columns["dlq"])
-            _write_decided(store, database, merged, columns["dlq"], ledger, **retry)
-            dlq_written.add(tp)
-            offsets = _offsets(group, columns[group.table])
-            accepted = keep_rows(group, offsets, lambda i, _offset: i not in refused)
-            if accepted is not None:
-                try:
-                    insert_rows(store, database, accepted, columns[group.table], **retry)
-                except RowsRefused as again:
-                    raise StoreError(f"rows accepted one by one are refused together: {again}") from again
-        ledger.record(group.table, group.topic, group.partition, group.last_offset)
-    for tp, dlq in dlq_groups.items():
-        if tp not in dlq_written:
-            _write_decided(store, database, dlq, columns["dlq"], ledger, **retry)
+            raise StoreError(f"the store refuses a dead letter: {exc}") from exc
     return refused_reasons
+
+
+def _insert_together(store: Any, database: str, groups: list[TableInsert], columns: Sequence[str], ledger: Ledger,
+                     **retry: Any) -> None:
+    """Insert decided groups of one table as one insert, then record each group's highest offset."""
+    insert_rows(store, database, CombinedInsert(groups[0].table, groups), columns, **retry)
+    for group in groups:
+        ledger.record(group.table, group.topic, group.partition, group.last_offset)
+
+
+def _write_refused(store: Any, database: str, group: TableInsert, columns: Mapping[str, Sequence[str]],
+                   ledger: Ledger, dead_letter: DeadLetter | None, dlq_groups: Mapping[tuple[str, int], TableInsert],
+                   exc: RowsRefused, **retry: Any) -> list[str]:
+    """Store a group's refused rows as dead letters (with its ``dlq`` group), then the accepted rest."""
+    refused = find_refused(store, database, group.table, group.rows, columns[group.table])
+    if not refused or dead_letter is None or not group.messages:
+        raise StoreError(f"{exc}; no single row of it is refused on its own") from exc
+    dead = [(group.messages[i], reason) for i, reason in sorted(refused.items())]
+    reasons = [f"{msg.topic()}[{msg.partition()}]@{msg.offset()}: {reason}" for msg, reason in dead]
+    merged = merge_dead_letters(dlq_groups.get((group.topic, group.partition)), group.topic, group.partition,
+                                [dead_letter(msg, reason) for msg, reason in dead],
+                                [msg for msg, _ in dead], columns["dlq"])
+    _write_decided(store, database, merged, columns["dlq"], ledger, **retry)
+    offsets = _offsets(group, columns[group.table])
+    accepted = keep_rows(group, offsets, lambda i, _offset: i not in refused)
+    if accepted is not None:
+        try:
+            insert_rows(store, database, accepted, columns[group.table], **retry)
+        except RowsRefused as again:
+            raise StoreError(f"rows accepted one by one are refused together: {again}") from again
+    ledger.record(group.table, group.topic, group.partition, group.last_offset)
+    return reasons
 
 
 def decided(insert: TableInsert, ledger: Ledger, columns: Sequence[str]) -> TableInsert | None:

@@ -1,7 +1,8 @@
 """The store's schema and analysts' tables against real chDB and the real broker.
 
 Migrations run twice change nothing and a column added to a populated table keeps its
-rows; a row the store refuses becomes a dead letter while its batch is stored; quality
+rows; a row the store refuses becomes a dead letter while its batch is stored (also when
+its table's groups of several partitions go in one insert); quality
 findings land in ``quality_findings`` and the aggregates count exactly, through retries
 and a full replay; no table holds a clear ID or phone number.
 """
@@ -20,8 +21,8 @@ from schemas.codec import FindingCodec
 from schemas.registry import EmbeddedRegistry
 from sinks.migrations import MIGRATIONS, Migration, apply_migrations
 from sinks.pii import PiiMasker
-from sinks.rows import change_log_row
-from sinks.sink import TableInsert, insert_rows
+from sinks.rows import change_log_row, dlq_row
+from sinks.sink import COLUMNS, RULE_REFUSED, StoreLedger, TableInsert, insert_rows, write_plan
 from sinks.store import ensure_schema
 
 from test_sink import CODEC, ID, OPERATOR, PRACTITIONER, TS, event, exchange, publish, scalar, sink_until_drained, store_of  # noqa: F401
@@ -184,3 +185,75 @@ def _clear_identifiers(store, db):
                 if CLEAR.search(text):
                     leaks.append((table, name, text[:80]))
     return leaks
+
+
+class Received:
+    """A message as the sink received it: enough for a dead letter of it."""
+
+    def __init__(self, topic, partition, offset, value):
+        self._t, self._p, self._o, self._v = topic, partition, offset, value
+
+    def topic(self): return self._t
+    def partition(self): return self._p
+    def offset(self): return self._o
+    def value(self): return self._v
+    def key(self): return None
+    def headers(self): return None
+
+
+def _groups(pii, refused_at=None):
+    """change_log groups of topic ``n``: partitions 0 and 1 at offsets 0..2, partition 2 at 0..1."""
+    groups = []
+    for partition, offsets in ((0, range(3)), (1, range(3)), (2, range(2))):
+        rows, messages = [], []
+        for offset in offsets:
+            changed = event("operator", "c", OPERATOR, 10 * partition + offset + 1)
+            if (partition, offset) == refused_at:
+                changed["source"]["seq"] = -1
+            rows.append(change_log_row(changed, CODEC.schema_id, "n", partition, offset, pii))
+            messages.append(Received("n", partition, offset, CODEC.encode(changed)))
+        groups.append(TableInsert("change_log", "n", partition, 0, max(offsets), rows, messages))
+    return groups
+
+
+def _active_parts(store, db, table):
+    return scalar(store, f"SELECT count() FROM system.parts WHERE database = '{db}' AND table = '{table}' AND active")
+
+
+def test_groups_of_several_partitions_are_stored_as_one_part_and_a_replay_adds_nothing(exchange, store_of):
+    store = store_of(exchange)
+    db = exchange.clickhouse_database
+    ensure_schema(store, db)
+    groups = _groups(PiiMasker(exchange.pii_key()))
+    assert write_plan(store, db, groups, COLUMNS, StoreLedger(store, db)) == []
+    assert scalar(store, f"SELECT count() FROM {db}.change_log") == 8
+    assert _active_parts(store, db, "change_log") == 1
+
+    ledger = StoreLedger(store, db)
+    ledger.prefetch("change_log", [("n", 0), ("n", 1), ("n", 2), ("n", 9)])
+    assert [ledger.stored_max("change_log", "n", p) for p in (0, 1, 2, 9)] == [2, 2, 1, None]
+    assert write_plan(store, db, groups, COLUMNS, ledger) == []
+    assert scalar(store, f"SELECT count() FROM {db}.change_log") == 8
+
+
+def test_refused_row_in_one_partition_becomes_a_dead_letter_and_every_other_row_is_stored_once(exchange, store_of):
+    store = store_of(exchange)
+    db = exchange.clickhouse_database
+    ensure_schema(store, db)
+    pii = PiiMasker(exchange.pii_key())
+    groups = _groups(pii, refused_at=(1, 1))
+
+    def dead_letter(msg, reason):
+        return dlq_row(msg, pii, rule=RULE_REFUSED, reason=reason)
+
+    reasons = write_plan(store, db, groups, COLUMNS, StoreLedger(store, db), dead_letter)
+    assert len(reasons) == 1 and reasons[0].startswith("n[1]@1: ")
+    stored = store.query(f"SELECT partition, offset FROM {db}.change_log ORDER BY partition, offset").result_rows
+    assert stored == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]
+    dead = store.query(f"SELECT origin_partition, origin_offset, rule FROM {db}.dlq").result_rows
+    assert dead == [(1, 1, RULE_REFUSED)]
+
+    again = write_plan(store, db, groups, COLUMNS, StoreLedger(store, db), dead_letter)
+    assert [reason.split(":")[0] for reason in again] == ["n[1]@1"]  # refused again, stored once
+    assert scalar(store, f"SELECT count() FROM {db}.change_log") == 7
+    assert scalar(store, f"SELECT count() FROM {db}.dlq") == 1
