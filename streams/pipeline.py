@@ -130,6 +130,7 @@ class _Message:
         self.now_ms = now_ms
         self.province = ctx.topics.province_of_changes_topic(message.topic) or UNKNOWN_PROVINCE
         self.event: dict[str, Any] | None = None
+        self.last: Any = _UNREAD  # the entity's state as the rules read it
 
     def run(self) -> None:
         result, province = self.result, self.province
@@ -158,7 +159,7 @@ class _Message:
     def _rules(self, event: Mapping[str, Any]) -> list[rules.Finding]:
         if event["op"] == "d":
             return []
-        last = self.state.get(ENTITY + event["entity_key"])
+        self.last = last = self.state.get(ENTITY + event["entity_key"])
         facts = rules.Facts(self._registered, last, event["source"]["province"])
         return rules.evaluate(event["entity_type"], subject_record(event), facts)
 
@@ -207,7 +208,7 @@ class _Message:
     def _accept(self, event: dict[str, Any], event_id: str) -> None:
         result, province, ctx = self.result, self.province, self.ctx
         entity_key = event["entity_key"]
-        last = self.state.get(ENTITY + entity_key) or {}
+        last = (self.last if self.last is not _UNREAD else self.state.get(ENTITY + entity_key)) or {}
         seq = int(event["source"]["seq"])
         self._write(SEEN + event_id, seen_value(self.now_ms, province, self.message.partition))
         result.accepted.append((self.index, event_id))
@@ -272,6 +273,7 @@ class _Message:
         self.result.routed[(self.province, target)] += 1
 
 
+_UNREAD = object()
 PROVENANCE_RULES = frozenset({"bad_signature", "unknown_province", "province_mismatch"})
 
 
