@@ -4,7 +4,8 @@
 register's status code (roadx.Licence: valid | suspended | revoked | expired) and the
 validity dates. ``verify_licence`` is the runner: it looks the number up with bound
 parameters only; a number that is not shaped like a licence number (quotes, spaces,
-operators, masks) is answered ``unknown`` without reaching the store. Qualification
+operators, masks) is answered ``unknown`` without reaching the store, with the reason
+(rule ``ill_formed_licence_no``: its length or the characters it may not hold). Qualification
 certificates carry the holder's ID number, which the store keeps only masked, so such a
 number is also looked up by its keyed entity key (``licence:qualification:tok_<token>``).
 """
@@ -65,6 +66,7 @@ class Verdict:
     holder: str | None = None
     register_status: str | None = None
     checked_on: str | None = None
+    reason: str | None = None  # why an answer is unknown without a lookup (an ill-formed number)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +75,15 @@ class Verdict:
 def well_formed(licence_no: str) -> bool:
     """True when the text can be a licence number (so it is worth a lookup)."""
     return bool(_LICENCE_NO.match(licence_no))
+
+
+def ill_formed_reason(licence_no: str) -> str:
+    """Why ``licence_no`` cannot be a licence number (rule ``ill_formed_licence_no``)."""
+    if not 4 <= len(licence_no) <= 64:
+        return f"ill_formed_licence_no: {len(licence_no)} characters, a licence number has 4 to 64"
+    odd = sorted({c for c in licence_no if not _LICENCE_NO.match(c * 4)})
+    shown = ", ".join(repr(c) for c in odd[:5])
+    return f"ill_formed_licence_no: holds {shown}; a licence number has only letters, digits, CJK, brackets and '-'"
 
 
 def verdict(licence_no: str, record: LicenceRecord | None, today: dt.date) -> Verdict:
@@ -119,7 +130,7 @@ def verify_licence(client: Any, database: str, licence_no: str, pii: PiiMasker |
     today = today or dt.datetime.now(dt.timezone.utc).date()
     number = licence_no.strip()
     if not well_formed(number):
-        return Verdict(licence_no, "unknown", checked_on=today.isoformat())
+        return Verdict(licence_no, "unknown", checked_on=today.isoformat(), reason=ill_formed_reason(number))
     try:
         db = check_identifier(database)
     except ValueError as exc:
@@ -140,6 +151,9 @@ def _records(rows: Iterable[Sequence[Any]]) -> list[LicenceRecord]:
 def format_verdict(v: Verdict) -> str:
     """Bilingual text for an inspector."""
     lines = [f"证照 licence {v.licence_no}: {STATUS_LABELS[v.status]}"]
+    if v.reason is not None:
+        lines.append(f"  not looked up 未查询: {v.reason}")
+        return "\n".join(lines)
     if v.register_status is None:
         lines.append("  no such licence in the national store 全国库中无此证照")
         return "\n".join(lines)

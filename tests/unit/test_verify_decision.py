@@ -75,6 +75,19 @@ class RefusingClient:
 def test_injection_is_answered_unknown_without_a_query():
     answer = verify_licence(RefusingClient(), "roadx", "x' OR '1'='1", today=TODAY)
     assert answer.status == "unknown" and answer.licence_no == "x' OR '1'='1"
+    assert answer.reason.startswith("ill_formed_licence_no:") and "\"'\"" in answer.reason
+    assert "not looked up" in format_verdict(answer) and "ill_formed_licence_no" in format_verdict(answer)
+
+
+@pytest.mark.parametrize("text, says", [("ab", "2 characters"), ("A" * 65, "65 characters"),
+                                        ("粤A 12345", "' '"), ("12345678;DROP", "';'")])
+def test_an_ill_formed_number_is_told_why(text, says):
+    answer = verify_licence(RefusingClient(), "roadx", text, today=TODAY)
+    assert answer.status == "unknown" and says in answer.reason
+
+
+def test_a_number_looked_up_and_not_found_carries_no_reason():
+    assert verdict("粤交运管许可穗字440100000001", None, TODAY).reason is None
 
 
 def test_qualification_number_is_also_looked_up_by_its_keyed_token():
