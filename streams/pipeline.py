@@ -238,6 +238,8 @@ class _Message:
                 self._route(event, target, reasons, routing.correlation_id(province, entity_key), stage)
         for key in routing.registry_keys(event):
             value = None if event["op"] == "d" else province
+            if self.state.get(REGISTRY + key) == value:
+                continue  # the registry says so already: an update within the province changes nothing there
             self.state[REGISTRY + key] = value
             result.registry.append((key, value))
         self._write(ENTITY + entity_key, entity)

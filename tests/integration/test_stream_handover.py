@@ -9,14 +9,12 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client import REGISTRY
 
-from deploy.settings import Settings
-from deploy.topics import create_topics, exchange_topics
 from schemas import topics as th
 from streams import runner as runner_module
 from streams.runner import StreamRunner
 from streams.state import StateStore
 
-from test_stream_scale import CODEC, PROVINCES, _read, case, change, send, signed
+from test_stream_scale import CODEC, _read, case, change, exchange_of_three, send, signed
 from test_stream_worker import USCC_44, operator
 
 pytestmark = pytest.mark.integration
@@ -28,10 +26,7 @@ class Died(Exception):
 
 @pytest.fixture
 def settings(bootstrap, unique, tmp_path):
-    made = Settings(data_dir=tmp_path, bootstrap_servers=bootstrap, topic_prefix=f"t{unique}.", provinces=PROVINCES,
-                    stream_batch_size=100)
-    create_topics(bootstrap, exchange_topics(made))
-    return made
+    return exchange_of_three(bootstrap, unique, tmp_path, stream_batch_size=100)
 
 
 def workload(settings):

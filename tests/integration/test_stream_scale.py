@@ -49,12 +49,17 @@ def _check(body):
     return uscc.calc_check_digit(body)
 
 
-@pytest.fixture
-def settings(bootstrap, unique, tmp_path):
+def exchange_of_three(bootstrap, unique, tmp_path, stream_batch_size):
+    """Settings of a fresh three-province exchange on the test broker, its topics created."""
     made = Settings(data_dir=tmp_path, bootstrap_servers=bootstrap, topic_prefix=f"t{unique}.", provinces=PROVINCES,
-                    stream_batch_size=200)
+                    stream_batch_size=stream_batch_size)
     create_topics(bootstrap, exchange_topics(made))
     return made
+
+
+@pytest.fixture
+def settings(bootstrap, unique, tmp_path):
+    return exchange_of_three(bootstrap, unique, tmp_path, stream_batch_size=200)
 
 
 def send(settings, items):

@@ -97,6 +97,17 @@ def test_a_vehicle_that_moves_province_notifies_both(ctx3):
     assert ("vehicle:京A12345:2", "44") in result.registry
 
 
+def test_an_update_within_the_province_writes_nothing_to_the_registry(ctx):
+    state = {}
+    first = process_batch([inbound(signed(seq(event("operator", operator()), 1)))], ctx, state)
+    renamed = event("operator", operator(name="新名称运输公司"), op="u")
+    update = process_batch([inbound(signed(seq(renamed, 2)))], ctx, state)
+    gone = process_batch([inbound(signed(seq(event("operator", operator(), op="d"), 3)))], ctx, state)
+    assert first.registry == [(f"operator:{USCC_44}", "44")]
+    assert update.registry == [] and len(on(TOPICS.national_changes, update)) == 1
+    assert gone.registry == [(f"operator:{USCC_44}", None)] and state.get(f"reg:operator:{USCC_44}") is None
+
+
 def test_rejected_and_warned_events_publish_their_findings(ctx):
     bad = signed(event("operator", operator(uscc="91440300MA5F0000XX", permit_no=None)))
     result = process_batch([inbound(bad), inbound(b"\x01junk", offset=1)], ctx, {})
