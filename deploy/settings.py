@@ -38,7 +38,9 @@ class Settings:
     master_key_file: Path | None = None
     sink_batch_size: int = 5000
     sink_flush_seconds: float = 0.5
-    stream_batch_size: int = 1000
+    # Most messages a stream worker takes per batch; each batch costs three flushes and a commit,
+    # so larger batches carry more (1,000 → 5,000: about +20% in-process), a quiet line sends smaller ones.
+    stream_batch_size: int = 5000
     # How long an accepted event id is remembered for exact deduplication (hours).
     dedup_retention_hours: float = 168.0
     metrics_port: int = 0
