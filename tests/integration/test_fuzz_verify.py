@@ -105,7 +105,9 @@ def test_sql_looking_numbers_get_a_clear_answer_and_leave_the_store_unchanged(st
             assert verdict.status == expected, (number, verdict)
             assert verdict.licence_no == (number.strip() if well_formed(number.strip()) else number)
             text = format_verdict(verdict)
-            if expected == "unknown":
+            if not well_formed(number.strip()):
+                assert verdict.register_status is None and "ill_formed_licence_no" in text and "not looked up" in text
+            elif expected == "unknown":
                 assert verdict.register_status is None and "no such licence" in text
 
         answer_is_clear()
