@@ -43,6 +43,9 @@ class DemoSummary:
     table_rows: dict[str, int]
     seconds: float
     problems: list[str] = field(default_factory=list)
+    unchanged: int = 0  # updates equal to the entity's last version: dropped
+    stale: int = 0  # older than the entity's last applied version: in the log, flagged, not applied
+    findings_by_dimension: dict[str, int] = field(default_factory=dict)  # quality findings published
 
     @property
     def reconciled(self) -> bool:
@@ -147,6 +150,8 @@ def run_demo(
         routed_by_target=dict(sorted(routed.items())),
         expected_routed_by_target=dict(sorted((str(q), int(n)) for q, n in report.expected_routed.items() if n)),
         stored_events=rows["change_log"], table_rows=rows, seconds=round(time.monotonic() - started, 1),
+        unchanged=outcomes["unchanged"], stale=outcomes["stale"],
+        findings_by_dimension=dict(sorted(totals(samples, "roadx_quality_findings_total", "dimension").items())),
     )
     summary.problems = reconcile(summary)
     return summary
@@ -188,6 +193,9 @@ def format_summary(s: DemoSummary) -> str:
         f"  stored              {s.stored_events:>10,}",
         f"  duplicates dropped  {s.duplicates_dropped:>10,}",
         f"  rejected            {s.rejected:>10,}  " + ", ".join(f"{r}={n}" for r, n in sorted(s.rejected_by_rule.items())),
+        f"  unchanged / stale   {s.unchanged:>10,} / {s.stale:,}",
+        f"  quality findings    {sum(s.findings_by_dimension.values()):>10,}  "
+        + ", ".join(f"{d}={n}" for d, n in s.findings_by_dimension.items()),
         f"  routed cases        {sum(s.routed_by_target.values()):>10,}  to {len(s.routed_by_target)} provinces",
     ]
     lines += [f"    → {q}  {n:>8,}" for q, n in sorted(s.routed_by_target.items())]

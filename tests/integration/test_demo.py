@@ -48,6 +48,10 @@ def test_demo_reconciles_and_exits_zero(demo_run):
     assert summary["routed_by_target"] and summary["routed_by_target"] == summary["expected_routed_by_target"]
     assert summary["table_rows"]["current_vehicles"] > 0
     assert "drained" in result.stderr
+    findings = summary["findings_by_dimension"]
+    assert findings and sum(findings.values()) >= summary["rejected"] and set(findings) <= {
+        "completeness", "conformity", "relational", "provenance"}
+    assert summary["unchanged"] >= 0 and summary["stale"] >= 0
 
 
 def test_query_answers_from_the_store_after_the_demo(demo_run):
