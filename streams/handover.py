@@ -17,9 +17,13 @@ source partition's changelog let the partition's next owner find them:
 
 Every output carries ``roadx.origin`` = ``<source topic>:<partition>:<offset>:<n>``, the n-th
 output of that source message to that topic, the same each time the message is processed.
+The label names no output topic (a message's first output to ``national.changes`` and its
+first routed copy both end in ``:0``), so an output written is the pair (output topic,
+label): a worker killed mid-flush may have written one and not the other.
 The next owner skips source messages up to the done mark, reads the outputs from the since
-mark on, keeps the origins of later offsets of its partitions (``Handover.written``), and
-leaves those outputs out when it processes their messages again.
+mark on, keeps the (topic, origin) pairs of later offsets of its partitions
+(``Handover.written``), and leaves exactly those outputs out when it processes their
+messages again.
 
 A worker that stops answering yet keeps writing after its partitions were given to another
 (a zombie) is not fenced: that takes transactions, which the embedded broker does not isolate.
@@ -52,6 +56,7 @@ READ_BACK_SECONDS = 300.0
 
 Scope = tuple[str, int]  # (province, source partition)
 Positions = dict[str, list[int]]  # output topic -> offset per partition
+Written = tuple[str, str]  # (output topic, origin label) of an output on the broker
 
 
 def done_key(scope: Scope) -> str:
@@ -113,20 +118,20 @@ def not_done(consumed: Sequence[Inbound], done: Mapping[Scope, int],
     return fresh
 
 
-def written_origins(labels: Iterable[str], done: Mapping[Scope, int],
-                    province_of: Callable[[str], str | None]) -> dict[Scope, set[str]]:
-    """Of the origin labels read back, those of a source offset past the done mark of an owned
-    partition (``done`` holds exactly the owned ones)."""
-    written: dict[Scope, set[str]] = {}
-    for label in labels:
-        parsed = parse_origin(label)
+def written_origins(outputs: Iterable[Written], done: Mapping[Scope, int],
+                    province_of: Callable[[str], str | None]) -> dict[Scope, set[Written]]:
+    """Of the (output topic, origin label) pairs read back, those of a source offset past the
+    done mark of an owned partition (``done`` holds exactly the owned ones)."""
+    written: dict[Scope, set[Written]] = {}
+    for output in outputs:
+        parsed = parse_origin(output[1])
         if parsed is None:
             continue
         topic, partition, offset = parsed
         province = province_of(topic)
         scope = (province or "", partition)
         if province is not None and scope in done and offset > done[scope]:
-            written.setdefault(scope, set()).add(label)
+            written.setdefault(scope, set()).add(output)
     return written
 
 
@@ -149,7 +154,7 @@ class Handover:
     done: dict[Scope, int] = field(default_factory=dict)
     since: dict[Scope, Positions] = field(default_factory=dict)
     since_at: dict[Scope, float] = field(default_factory=dict)
-    written: dict[Scope, set[str]] = field(default_factory=dict)
+    written: dict[Scope, set[Written]] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic
 
     def province_of(self, topic: str) -> str | None:
@@ -161,11 +166,11 @@ class Handover:
         self.since[scope] = {t: list(v) for t, v in since.items()} if isinstance(since, dict) else {}
         self.since_at[scope] = self.clock()
 
-    def found(self, labels: Iterable[str], scopes: Iterable[Scope]) -> int:
-        """Remember the read-back origins that belong to ``scopes`` past their done marks; returns how many."""
+    def found(self, outputs: Iterable[Written], scopes: Iterable[Scope]) -> int:
+        """Remember the read-back outputs that belong to ``scopes`` past their done marks; returns how many."""
         done = {scope: self.done.get(scope, -1) for scope in scopes}
         count = 0
-        for scope, origins in written_origins(labels, done, self.province_of).items():
+        for scope, origins in written_origins(outputs, done, self.province_of).items():
             self.written.setdefault(scope, set()).update(origins)
             count += len(origins)
         return count
@@ -174,12 +179,15 @@ class Handover:
         for held in (self.done, self.since, self.since_at, self.written):
             held.pop(scope, None)
 
-    def to_send(self, sends: list[Send]) -> tuple[list[Send], int]:
-        """The outputs not already written by a predecessor, and how many were."""
+    def to_send(self, sends: list[Send]) -> tuple[list[Send], list[Send]]:
+        """The outputs not already written by a predecessor, and those that were (left out)."""
         if not self.written:
-            return sends, 0
-        kept = [s for s in sends if s.label not in self.written.get(s.scope, ())]
-        return kept, len(sends) - len(kept)
+            return sends, []
+        kept, left_out = [], []
+        for send in sends:
+            written = (send.out.topic, send.label) in self.written.get(send.scope, ())
+            (left_out if written else kept).append(send)
+        return kept, left_out
 
     def marks_before(self, sends: list[Send]) -> dict[Scope, Positions]:
         """Since marks to write before ``sends``: for each partition whose outputs go to a topic
@@ -205,7 +213,7 @@ class Handover:
         for scope, offset in done.items():
             self.done[scope] = offset
             written = self.written.get(scope)
-            if written is not None and all(_offset_of(label) <= offset for label in written):
+            if written is not None and all(_offset_of(label) <= offset for _topic, label in written):
                 del self.written[scope]
         for scope in self.done:
             due = SINCE_REFRESH_SECONDS if scope in done else IDLE_REFRESH_SECONDS
@@ -274,8 +282,8 @@ class OutputPositions:
             raise StateError(f"cannot read where the output topics {topics} end: {exc}") from exc
 
 
-def read_back(conf: dict[str, Any], group: str, since: Mapping[Scope, Positions]) -> list[str]:
-    """The origin labels of the outputs at or after the since marks, read to the end."""
+def read_back(conf: dict[str, Any], group: str, since: Mapping[Scope, Positions]) -> list[Written]:
+    """(output topic, origin label) of every output at or after the since marks, read to the end."""
     start: dict[tuple[str, int], int] = {}
     for positions in since.values():
         for topic, offsets in positions.items():
@@ -286,7 +294,7 @@ def read_back(conf: dict[str, Any], group: str, since: Mapping[Scope, Positions]
         return []
     reader = Consumer({**conf, "group.id": f"{group}-handover", "enable.auto.commit": False,
                        "enable.partition.eof": False})
-    labels: list[str] = []
+    labels: list[Written] = []
     try:
         highs = {tp: reader.get_watermark_offsets(TopicPartition(*tp), timeout=10)[1] for tp in start}
         pending = {tp for tp, offset in start.items() if offset < highs[tp]}
@@ -306,7 +314,7 @@ def read_back(conf: dict[str, Any], group: str, since: Mapping[Scope, Positions]
                     pending.discard((m.topic(), m.partition()))
                 for name, value in m.headers() or ():
                     if name == ORIGIN and value is not None:
-                        labels.append(value.decode("utf-8", "replace"))
+                        labels.append((m.topic(), value.decode("utf-8", "replace")))
                         break
             if not chunk and not pending:
                 return labels

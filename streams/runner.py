@@ -168,7 +168,10 @@ def write_then_commit(producer: Producer, consumer: Consumer, store: StateStore,
         local[key] = raw = encode_change(value)
         _produce(producer, names.stream_state(scope[0]), key.encode("utf-8"), raw, None, scope[1], deliveries)
 
-    sends, already_written = handover.to_send(label_outputs(batch, result.outputs, handover.province_of))
+    sends, left_out = handover.to_send(label_outputs(batch, result.outputs, handover.province_of))
+    if left_out:
+        log.info("left out %d outputs already written by the partitions' last owner: %s", len(left_out),
+                 "; ".join(f"{s.out.topic} {s.label}" for s in left_out))
     try:
         before = handover.marks_before(sends)
         for scope, since in before.items():
@@ -195,7 +198,7 @@ def write_then_commit(producer: Producer, consumer: Consumer, store: StateStore,
         raise WorkerError(f"cannot write a batch of {len(batch)} events: {exc}") from exc
     store.apply_encoded(local, deliveries.positions)
     commit_offsets(consumer, consumed if consumed is not None else batch)
-    return already_written
+    return len(left_out)
 
 
 def _flush(producer: Producer, deliveries: "Deliveries", events: int, what: str) -> None:
@@ -321,29 +324,41 @@ class StreamRunner:
         return len(consumed)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Restore each source partition's state, take over its marks and read back the outputs
+        its last owner wrote past them. Every decision is logged: the next loss explains itself."""
         started = time.monotonic()
-        restored = 0
         taken: list[Scope] = []
         for tp in partitions:
             province = self.settings.topics.province_of_changes_topic(tp.topic)
             if province is not None:
-                restored += restore_partition(self.settings, self.store, province, tp.partition)
+                restored = restore_partition(self.settings, self.store, province, tp.partition)
                 scope = (province, tp.partition)
                 self.owned.add(scope)
                 self.handover.take(scope, self.store.get(done_key(scope)), self.store.get(since_key(scope)))
                 taken.append(scope)
-        labels = read_back(self.settings.kafka_conf(), self.settings.topics.streams_group,
-                           {s: self.handover.since[s] for s in taken})
-        written = self.handover.found(labels, taken)
-        log.info("assigned %d partitions, restored %d state changes, found %d outputs already written in %.1fs",
-                 len(partitions), restored, written, time.monotonic() - started)
+                log.info("took %s[%d]: restored %d state changes, done mark %s, since marks %s", tp.topic,
+                         tp.partition, restored, self.handover.done[scope], self.handover.since[scope])
+        outputs = read_back(self.settings.kafka_conf(), self.settings.topics.streams_group,
+                            {s: self.handover.since[s] for s in taken})
+        written = self.handover.found(outputs, taken)
+        for scope in taken:
+            found = sorted(self.handover.written.get(scope, ()))
+            if found:
+                log.info("partition %s:%d: %d outputs past the done mark are already written, left out when "
+                         "their messages come again: %s", *scope, len(found),
+                         "; ".join(f"{topic} {label}" for topic, label in found))
+        log.info("assigned %d partitions in %.1fs: read back %d outputs from the since marks, %d of them past "
+                 "the done marks", len(partitions), time.monotonic() - started, len(outputs), written)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        given = []
         for tp in partitions:
             province = self.settings.topics.province_of_changes_topic(tp.topic)
             if province is not None:
                 self.owned.discard((province, tp.partition))
                 self.handover.drop((province, tp.partition))
+                given.append(f"{tp.topic}[{tp.partition}]")
+        log.info("gave up %d partitions: %s", len(given), ", ".join(given))
 
 
 def restore_partition(settings: Settings, store: StateStore, province: str, partition: int) -> int:

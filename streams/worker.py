@@ -43,6 +43,7 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> None:
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("streams").setLevel(logging.INFO)  # partitions taken and given, handover decisions
     try:
         run_worker(resolve())
     except StreamError as exc:

@@ -61,24 +61,32 @@ def steps_until_quiet(runner, quiet_seconds=4.0, limit_seconds=120.0):
         assert time.monotonic() - started < limit_seconds, "the worker never went quiet"
 
 
-def test_worker_dying_between_outputs_and_state_leaves_nothing_written_twice(settings, monkeypatch):
-    items, accepted, cases, forged = workload(settings)
-    send(settings, items)
+def die_in_third_batch(settings, monkeypatch, undelivered=lambda topic: False):
+    """Run a worker until it dies in its third batch, after its output flush and before its state
+    flush; outputs to topics ``undelivered`` names never reach the broker in that batch (the
+    kill landed while the flush had delivered only part of them). Returns how many were dropped."""
     dying = StreamRunner(settings, StateStore(settings.data_dir / "a"))
     # State changes stay in the producer's queue until flushed, so the death below drops all of them.
     dying.producer = Producer({**settings.kafka_conf(), "enable.idempotence": True, "acks": "all",
                                "linger.ms": 60_000, "partitioner": "murmur2_random"})
-    real_flush, flushed_outputs = runner_module._flush, []
+    real_flush, real_produce, written_batches, dropped = runner_module._flush, runner_module._produce, [], []
 
     def flush_then_die(producer, deliveries, events, what):
-        if what == "state changes" and len(flushed_outputs) == 3:
+        if what == "state changes" and len(written_batches) == 2:
             producer.purge(in_queue=True, in_flight=False)
             raise Died()
         real_flush(producer, deliveries, events, what)
-        if what == "outputs":
-            flushed_outputs.append(events)
+        if what == "state changes":
+            written_batches.append(events)
+
+    def produce_part(producer, topic, key, value, headers, partition, on_delivery):
+        if len(written_batches) == 2 and undelivered(topic):
+            dropped.append(topic)
+            return
+        real_produce(producer, topic, key, value, headers, partition, on_delivery)
 
     monkeypatch.setattr(runner_module, "_flush", flush_then_die)
+    monkeypatch.setattr(runner_module, "_produce", produce_part)
     dying.start()
     with pytest.raises(Died):
         for _ in range(600):
@@ -86,7 +94,12 @@ def test_worker_dying_between_outputs_and_state_leaves_nothing_written_twice(set
     dying.consumer.close()  # the group gives its partitions away; nothing more of it is written
     dying.registry.close()
     monkeypatch.setattr(runner_module, "_flush", real_flush)
+    monkeypatch.setattr(runner_module, "_produce", real_produce)
+    return len(dropped)
 
+
+def take_over_and_check(settings, accepted, cases, forged):
+    """A second worker takes the partitions over; every output must be on the broker exactly once."""
     before = already_written()
     taking_over = StreamRunner(settings, StateStore(settings.data_dir / "b"))
     taking_over.start()
@@ -107,6 +120,24 @@ def test_worker_dying_between_outputs_and_state_leaves_nothing_written_twice(set
     origins = [dict(m.headers())[th.ORIGIN] for m in got[names.national_quality]]
     assert len(origins) == len(set(origins)) >= forged
     assert already_written() - before > 0, "the takeover never met an output written before it"
+
+
+def test_worker_dying_between_outputs_and_state_leaves_nothing_written_twice(settings, monkeypatch):
+    items, accepted, cases, forged = workload(settings)
+    send(settings, items)
+    die_in_third_batch(settings, monkeypatch)
+    take_over_and_check(settings, accepted, cases, forged)
+
+
+def test_routed_copies_undelivered_when_the_worker_died_are_written_by_the_next_owner(settings, monkeypatch):
+    """The kill lands mid-flush: a case's national.changes output is on the broker, its routed
+    copies are not. Both carry the same origin label, so the next owner must tell them apart
+    by topic, or it leaves the routed copies out as already written and they are lost."""
+    items, accepted, cases, forged = workload(settings)
+    send(settings, items)
+    inbound = {settings.topics.province_inbound(p) for p in ("11", "31")}
+    assert die_in_third_batch(settings, monkeypatch, undelivered=inbound.__contains__) > 0
+    take_over_and_check(settings, accepted, cases, forged)
 
 
 def test_output_positions_follow_what_other_writers_add(settings):

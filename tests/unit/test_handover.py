@@ -47,7 +47,7 @@ def test_origin_labels_number_the_outputs_of_one_message_per_topic():
 @pytest.mark.parametrize("label", ["", "x", "a:b:c:d", "t:0:-1:0", "t:0:1", ":::", "t:x:1:0"])
 def test_a_label_that_is_not_an_origin_is_ignored(label):
     assert ho.parse_origin(label) is None
-    assert ho.written_origins([label], {("44", 0): -1}, NAMES.province_of_changes_topic) == {}
+    assert ho.written_origins([(CHANGES, label)], {("44", 0): -1}, NAMES.province_of_changes_topic) == {}
 
 
 def test_an_output_without_its_message_is_an_error():
@@ -63,8 +63,10 @@ def test_messages_up_to_the_done_mark_are_skipped_per_partition():
 
 def test_read_back_keeps_only_owned_partitions_past_their_done_mark():
     labels = [f"{T44}:0:4:0", f"{T44}:0:5:0", f"{T44}:0:5:1", f"{T44}:1:9:0", f"{T11}:0:2:0", "junk"]
-    written = ho.written_origins(labels, {("44", 0): 4, ("11", 0): -1}, NAMES.province_of_changes_topic)
-    assert written == {("44", 0): {f"{T44}:0:5:0", f"{T44}:0:5:1"}, ("11", 0): {f"{T11}:0:2:0"}}
+    written = ho.written_origins([(QUALITY, label) for label in labels], {("44", 0): 4, ("11", 0): -1},
+                                 NAMES.province_of_changes_topic)
+    assert written == {("44", 0): {(QUALITY, f"{T44}:0:5:0"), (QUALITY, f"{T44}:0:5:1")},
+                       ("11", 0): {(QUALITY, f"{T11}:0:2:0")}}
 
 
 def new_handover(clock=None):
@@ -74,11 +76,11 @@ def new_handover(clock=None):
 def test_outputs_a_predecessor_wrote_are_left_out_and_counted():
     handover = new_handover()
     handover.take(("44", 0), 4, {CHANGES: [0, 0]})
-    assert handover.found([f"{T44}:0:5:0", f"{T44}:0:3:0"], [("44", 0)]) == 1
+    assert handover.found([(CHANGES, f"{T44}:0:5:0"), (CHANGES, f"{T44}:0:3:0")], [("44", 0)]) == 1
     sends = ho.label_outputs([msg(T44, 0, 5), msg(T44, 0, 6)], [out(CHANGES, 0), out(CHANGES, 1)],
                              handover.province_of)
-    kept, skipped = handover.to_send(sends)
-    assert [s.label for s in kept] == [f"{T44}:0:6:0"] and skipped == 1
+    kept, left_out = handover.to_send(sends)
+    assert [s.label for s in kept] == [f"{T44}:0:6:0"] and [s.label for s in left_out] == [f"{T44}:0:5:0"]
 
 
 def test_a_since_mark_is_written_before_the_first_output_to_a_topic_and_not_again():
@@ -123,7 +125,7 @@ def test_since_mark_stays_put_until_every_output_found_is_processed_again():
     clock = Clock()
     handover = new_handover(clock)
     handover.take(("44", 0), 1, {CHANGES: [0, 0]})
-    handover.found([f"{T44}:0:3:0", f"{T44}:0:6:0"], [("44", 0)])
+    handover.found([(CHANGES, f"{T44}:0:3:0"), (INBOUND_11, f"{T44}:0:6:0")], [("44", 0)])
     clock.now += 10 * ho.SINCE_REFRESH_SECONDS
     assert handover.marks_after([msg(T44, 0, 2), msg(T44, 0, 3)])[1] == {}
     assert ("44", 0) in handover.written
@@ -134,7 +136,7 @@ def test_since_mark_stays_put_until_every_output_found_is_processed_again():
 def test_a_revoked_partition_is_forgotten():
     handover = new_handover()
     handover.take(("44", 0), 3, {CHANGES: [1, 1]})
-    handover.found([f"{T44}:0:4:0"], [("44", 0)])
+    handover.found([(CHANGES, f"{T44}:0:4:0")], [("44", 0)])
     handover.drop(("44", 0))
     assert handover.done == {} and handover.since == {} and handover.written == {}
 
@@ -143,7 +145,7 @@ def test_taken_over_batch_writes_only_the_outputs_not_yet_written(tmp_path):
     settings = Settings(topic_prefix="tx.", provinces=("44",))
     handover = ho.Handover(settings.topics, KnownPositions())
     handover.take(("44", 0), 4, {CHANGES: [0, 0]})
-    handover.found([f"{T44}:0:5:0"], [("44", 0)])
+    handover.found([(CHANGES, f"{T44}:0:5:0")], [("44", 0)])
     batch = [msg(T44, 0, 5), msg(T44, 0, 6)]
     result = BatchResult(outputs=[out(CHANGES, 0), out(CHANGES, 1)],
                          changes=[(0, "seen:a", [1, "44", 0]), (1, "seen:b", [1, "44", 0])])
@@ -158,3 +160,17 @@ def test_taken_over_batch_writes_only_the_outputs_not_yet_written(tmp_path):
         assert [(tp.partition, tp.offset) for tp in consumer.commits[0]] == [(0, 7)]
     finally:
         store.close()
+
+
+def test_an_output_found_on_one_topic_does_not_stand_for_the_same_origin_on_another():
+    """A worker killed mid-flush may leave a message's national.changes output on the broker and
+    not its routed copy: both carry the origin label ``<topic>:<p>:<o>:0``, so the read-back must
+    keep the topic with the label, or the routed case is left out as written and lost."""
+    handover = new_handover()
+    handover.take(("44", 0), 4, {CHANGES: [0, 0], INBOUND_11: [0, 0]})
+    assert handover.found([(CHANGES, f"{T44}:0:5:0")], [("44", 0)]) == 1
+    sends = ho.label_outputs([msg(T44, 0, 5)], [out(CHANGES, 0), out(INBOUND_11, 0), out(QUALITY, 0)],
+                             handover.province_of)
+    assert {s.label for s in sends} == {f"{T44}:0:5:0"}
+    kept, left_out = handover.to_send(sends)
+    assert [s.out.topic for s in kept] == [INBOUND_11, QUALITY] and [s.out.topic for s in left_out] == [CHANGES]
