@@ -27,7 +27,9 @@ from typing import Any, Callable
 from .broker import EmbeddedBroker, die_with_parent, free_port, wait_for_port
 from .chaos_check import ChaosReport, TopicSnapshot, Truth, build_truth, check
 from .chaos_plan import KILL, PAUSE_BROKER, RESTART, RESUME_BROKER, Action, ChaosPlan, plan_chaos
-from .chaos_probe import read_snapshot, read_stored_ids, read_topic_counts, spooled_so_far, store_counts, trace_lost
+from .chaos_probe import (
+    read_snapshot, read_stored_ids, read_topic_counts, spooled_so_far, store_counts, trace_lost, trace_missing_routes,
+)
 from .demo import Progress
 from .errors import DeployError, StackError
 from .lag import GroupLag
@@ -147,10 +149,15 @@ class ChaosRun:
             self._stop_parts()
             topics = self._read_topics()
             self.say("reading the store and checking it against the generator's registers")
-            result = check(truth, read_snapshot(self.settings), topics)
+            snapshot = read_snapshot(self.settings)
+            result = check(truth, snapshot, topics)
             if result.lost:
                 self.say(f"tracing the {result.lost} lost events through the topics")
                 self.problems += trace_lost(self.settings, truth, read_stored_ids(self.settings))
+            if result.routed_missing:
+                self.say(f"tracing the {result.routed_missing} missing routed cases through the topics and logs")
+                self.problems += trace_missing_routes(self.settings, sorted(truth.routed - snapshot.routed.keys()),
+                                                      self.log_dir)
         finally:
             self._shutdown()
         return ChaosReport(check=result, kills=dict(self.kills), outages=self.outages,

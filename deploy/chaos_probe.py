@@ -4,7 +4,8 @@
 through the running sink's read-only endpoint); ``read_snapshot`` reads the stopped
 store for the final check; ``read_topic_counts`` reads ``national.changes`` and the
 inbound topics whole (while the broker is still up) so doubles the sink would hide show;
-``trace_lost`` finds lost events on the broker to say which stage dropped them.
+``trace_lost`` finds lost events on the broker to say which stage dropped them, and
+``trace_missing_routes`` tells of each missing routed case what the stream workers did with it.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import json
 import sqlite3
 import time
 from collections import Counter
+from pathlib import Path
+from typing import Iterable, Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from .chaos_check import StoreSnapshot, TopicSnapshot, Truth
+from .chaos_trace import Located, LogEntry, explain_missing_routes, origin_of, parse_worker_log
 from .errors import DeployError
 from .settings import Settings
 
@@ -163,18 +167,15 @@ def read_stored_ids(settings: Settings) -> set[str]:
         client.close()
 
 
-def trace_lost(settings: Settings, truth: Truth, stored: set[str], limit: int = 10) -> list[str]:
-    """Where the lost events are on the broker: which stage dropped them, with topic[partition]@offset."""
+def locate(settings: Settings, event_ids: Iterable[str], topics: Sequence[str]) -> dict[str, list[Located]]:
+    """Every message of the given events on ``topics``, read from the beginning, in topic order."""
     from schemas.codec import EventCodec
     from schemas.errors import DecodeError
     from schemas.registry import make_registry
 
-    lost = truth.valid_ids - stored
-    names = settings.topics
-    topics = [*(names.province_changes(p) for p in settings.provinces), names.national_changes]
     codec = EventCodec(make_registry(settings.schema_registry_url or None))
-    found: dict[str, list[str]] = {i: [] for i in lost}
-    reader = Consumer({**settings.kafka_conf(), "group.id": f"{names.sink_group}-chaos-trace",
+    found: dict[str, list[Located]] = {i: [] for i in event_ids}
+    reader = Consumer({**settings.kafka_conf(), "group.id": f"{settings.topics.sink_group}-chaos-trace",
                        "enable.auto.commit": False, "fetch.max.bytes": 52_428_800})
     try:
         metadata = reader.list_topics(timeout=10).topics
@@ -189,16 +190,49 @@ def trace_lost(settings: Settings, truth: Truth, stored: set[str], limit: int = 
                 except (DecodeError, KeyError, TypeError):
                     continue
                 if event_id in found:
-                    found[event_id].append(f"{m.topic()}[{m.partition()}]@{m.offset()}")
+                    found[event_id].append(Located(m.topic(), m.partition(), m.offset(), origin_of(m.headers()),
+                                                   m.timestamp()[1]))
     except KafkaException as exc:
-        return [f"cannot trace the lost events: {exc}"]
+        raise DeployError(f"cannot read {len(topics)} topics to trace events: {exc}") from exc
     finally:
         reader.close()
+    order = {t: n for n, t in enumerate(topics)}
+    return {i: sorted(where, key=lambda m: (order[m.topic], m.partition, m.offset)) for i, where in found.items()}
+
+
+def trace_lost(settings: Settings, truth: Truth, stored: set[str], limit: int = 10) -> list[str]:
+    """Where the lost events are on the broker: which stage dropped them, with topic[partition]@offset."""
+    names = settings.topics
     national = names.national_changes
+    try:
+        found = locate(settings, truth.valid_ids - stored,
+                       [*(names.province_changes(p) for p in settings.provinces), national])
+    except DeployError as exc:
+        return [f"cannot trace the lost events: {exc}"]
     stages = {"never on a province topic (adapter or broker)": [], "on the province topic only (stream stage)": [],
               "on national.changes, not in the store (sink)": []}
     keys = list(stages)
     for event_id, where in sorted(found.items()):
-        stage = keys[0] if not where else keys[2] if any(w.startswith(national) for w in where) else keys[1]
-        stages[stage].append(f"{event_id} at {', '.join(where) or '-'}")
+        stage = keys[0] if not where else keys[2] if any(m.topic == national for m in where) else keys[1]
+        at = ", ".join(f"{m.topic}[{m.partition}]@{m.offset}" for m in where) or "-"
+        stages[stage].append(f"{event_id} at {at}")
     return [f"lost events {stage}: {len(items)}, e.g. {items[:limit]}" for stage, items in stages.items() if items]
+
+
+def trace_missing_routes(settings: Settings, missing: Sequence[tuple[str, str]], log_dir: Path,
+                         limit: int = 10) -> list[str]:
+    """For each missing routed case (up to ``limit``): its source message, the worker that
+    processed it last and what the workers' read-backs decided (``deploy.chaos_trace``)."""
+    names = settings.topics
+    shown = list(missing)[:limit]
+    inbound = {target: names.province_inbound(target) for _event, target in shown}
+    try:
+        located = locate(settings, {event_id for event_id, _target in shown},
+                         [names.national_changes, *sorted(set(inbound.values()))])
+    except DeployError as exc:
+        return [f"cannot trace the missing routed cases: {exc}"]
+    entries: list[LogEntry] = []
+    for path in sorted(log_dir.glob("streams-*.log")):
+        with open(path, encoding="utf-8", errors="replace") as lines:
+            entries += parse_worker_log(path.stem, lines)
+    return explain_missing_routes(shown, inbound, names.national_changes, located, entries)

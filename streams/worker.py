@@ -20,6 +20,7 @@ from .runner import StreamRunner
 from .state import StateStore
 
 EXIT_BATCH_FAILED = 70  # EX_SOFTWARE
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"  # read back by ``roadx chaos`` (deploy.chaos_trace)
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> None:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     logging.getLogger("streams").setLevel(logging.INFO)  # partitions taken and given, handover decisions
     try:
         run_worker(resolve())
