@@ -62,8 +62,17 @@ def finding_schema() -> dict[str, Any]:
 
 def historic_envelopes() -> list[tuple[str, dict[str, Any]]]:
     """Every frozen earlier version of the envelope, oldest first, parsed."""
+    return _historic("ChangeEvent")
+
+
+def historic_findings() -> list[tuple[str, dict[str, Any]]]:
+    """Every frozen earlier version of the quality finding, oldest first, parsed."""
+    return _historic("QualityFinding")
+
+
+def _historic(name: str) -> list[tuple[str, dict[str, Any]]]:
     versions = []
-    for path in sorted(HISTORY_DIR.glob("ChangeEvent.v*.avsc")):
+    for path in sorted(HISTORY_DIR.glob(f"{name}.v*.avsc")):
         try:
             versions.append((path.name, parse_schema(json.loads(path.read_text("utf-8")))))
         except (OSError, ValueError) as exc:

@@ -25,7 +25,8 @@ Tables (ReplacingMergeTree; ``topic``/``partition``/``offset`` = where the sink 
   accepted), ``province``, ``entity_type``, ``entity_key``, ``event_id``, ``field``
   (Nullable), ``message`` (masked), ``source_topic``/``source_partition``/``source_offset``
   (the judged event), ``event_ts_ms`` (Nullable, source commit), ``detected_ms``,
-  ``ingested_at``.
+  ``ingested_at``, ``ref_key`` (Nullable: for a finding about a referenced entity that was
+  not registered when the event was judged, that entity's key).
 - ``schema_migrations`` — ``version``, ``description``, ``applied_at`` (see migrations.py).
 
 Views: ``current_operators``, ``current_vehicles``, ``current_practitioners``,
@@ -220,6 +221,12 @@ CREATE TABLE IF NOT EXISTS {db}.quality_findings (
 ORDER BY finding_id
 SETTINGS non_replicated_deduplication_window = {window}
 """
+
+QUALITY_FINDINGS_REF_KEY = (
+    "ALTER TABLE {db}.quality_findings ADD COLUMN IF NOT EXISTS ref_key Nullable(String) "
+    "COMMENT 'unknown_operator / unknown_holder: the referenced entity key (masked like entity_key); "
+    "the finding is withdrawn when that entity arrived within the reference grace period'"
+)
 
 ROUTED_CASES_TS = (
     "ALTER TABLE {db}.routed_cases ADD COLUMN IF NOT EXISTS ts DateTime64(3, 'UTC') DEFAULT ingested_at "

@@ -35,6 +35,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "quality_findings from national.quality", tuple(ddl.quality_findings())),
     Migration(4, "aggregates events_daily, quality_monthly, case_flows_daily with materialized views",
               tuple(ddl.aggregates())),
+    Migration(5, "quality_findings.ref_key: the entity a provisional relational finding waits for",
+              (ddl.QUALITY_FINDINGS_REF_KEY,)),
 )
 
 SCHEMA_MIGRATIONS = """

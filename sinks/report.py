@@ -7,9 +7,16 @@ aggregates ``events_daily``, ``quality_monthly`` and ``case_flows_daily`` do; wh
 store predates them, the same numbers come from ``change_log``, ``quality_findings`` and
 ``routed_cases``. Dead letters carry no source time, so they count by arrival month.
 
-Scores (see the ``quality_monthly`` table comment): for province P and month M,
-``rejected`` = distinct events with an error finding; ``total`` = accepted events +
-rejected; ``score_D = 1 - events with an error finding in dimension D / total``.
+Scores: for province P and month M, ``rejected`` = distinct events with an error finding;
+``total`` = accepted events + rejected; ``score_D = 1 - events with a final finding in
+dimension D / total``. A finding is final when it is an error, or a warning that does not
+wait on a reference. A warning that a referenced entity is not registered
+(``unknown_operator``, ``unknown_holder``: ``quality_findings.ref_key``) depends on the
+order the hub happened to read partitions in, so it is decided here, from the store alone:
+**withdrawn** when that entity's first version reached the store no later than the
+reference grace period after the finding was made, **provisional** while that period has
+not passed yet at ``as_of``, **final** otherwise. Reading the same data in another order
+gives the same scores.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from .ddl import check_identifier
 from .errors import QueryError, SinkError
 
 DIMENSIONS = ("completeness", "conformity", "relational")
+REFERENCE_GRACE_SECONDS = 3600  # how long a referenced entity may arrive after its reference
 TREND_MONTHS = 6
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _INBOUND_TOPIC = re.compile(r"prov\.(\d{2})\.changes$")
@@ -36,7 +44,9 @@ class ProvinceMonth:
 
     events: int = 0
     rejected: int = 0
-    errors_by_dimension: dict[str, int] = field(default_factory=dict)
+    findings_by_dimension: dict[str, int] = field(default_factory=dict)  # events with a final finding
+    withdrawn: int = 0  # reference findings whose entity arrived within the grace period
+    provisional: int = 0  # reference findings still within it
     lag_p50_ms: float | None = None
     lag_p99_ms: float | None = None
 
@@ -45,10 +55,10 @@ class ProvinceMonth:
         return self.events + self.rejected
 
     def score(self, dimension: str) -> float | None:
-        """1 - events with an error finding in the dimension / all events judged; None without events."""
+        """1 - events with a final finding in the dimension / all events judged; None without events."""
         if self.total == 0:
             return None
-        return 1 - self.errors_by_dimension.get(dimension, 0) / self.total
+        return max(0.0, 1 - self.findings_by_dimension.get(dimension, 0) / self.total)
 
 
 @dataclass
@@ -114,8 +124,10 @@ class _Store:
         return all(t in self.tables for t in tables)
 
 
-def load_report(client: Any, database: str, month: dt.date, provinces: Iterable[str]) -> ReportData:
-    """Query the store for ``month`` (and the months before it, for trends)."""
+def load_report(client: Any, database: str, month: dt.date, provinces: Iterable[str],
+                as_of: dt.datetime | None = None, grace_seconds: int = REFERENCE_GRACE_SECONDS) -> ReportData:
+    """Query the store for ``month`` (and the months before it, for trends); reference findings
+    are judged at ``as_of`` (default now) with ``grace_seconds`` of grace."""
     store = _Store(client, database)
     if not store.has("change_log"):
         raise SinkError(f"the store has no {database}.change_log table: nothing to report")
@@ -125,6 +137,7 @@ def load_report(client: Any, database: str, month: dt.date, provinces: Iterable[
     this = {"start": month, "end": add_months(month, 1)}
     _volumes(store, data, span, this)
     _quality(store, data, span, this)
+    _final_findings(store, data, {**span, "as_of": as_of or data.generated_at, "grace": int(grace_seconds)})
     _dead_letters(store, data, this)
     _flows(store, data, this)
     seen = {p for p, _m in data.stats} | set(data.by_entity) | {p for pair in data.flows for p in pair}
@@ -174,10 +187,6 @@ def _quality(store: _Store, data: ReportData, span: dict, this: dict) -> None:
     else:
         data.sources.append("quality: no quality findings table in this store")
         return
-    for province, month, dimension, count in store.rows(
-            f"SELECT province, {month_expr} AS m, dimension, {events} FROM {source} "
-            f"WHERE {when} AND severity = 'error' GROUP BY province, m, dimension", **span):
-        data.stats.setdefault((province, _as_date(month)), ProvinceMonth()).errors_by_dimension[dimension] = int(count)
     for province, month, count in store.rows(
             f"SELECT province, {month_expr} AS m, {events} FROM {source} "
             f"WHERE {when} AND severity = 'error' GROUP BY province, m", **span):
@@ -186,6 +195,42 @@ def _quality(store: _Store, data: ReportData, span: dict, this: dict) -> None:
             f"SELECT province, rule, {rows} FROM {source} WHERE {when} AND severity = 'error' "
             f"GROUP BY province, rule", **this):
         data.rejected_by_rule.setdefault(province, {})[rule] = int(count)
+
+
+FINAL_FINDINGS = """
+SELECT province, month, dimension, uniqExactIf(judged, state = 'final'), countIf(state = 'withdrawn'),
+    countIf(state = 'provisional')
+FROM (
+    SELECT f.province AS province, toDate(toStartOfMonth(coalesce(f.event_ts_ms, f.detected_ms))) AS month,
+        f.dimension AS dimension,
+        coalesce(f.event_id, concat(f.source_topic, ':', toString(f.source_partition), ':',
+                                    toString(f.source_offset))) AS judged,
+        f.detected_ms + toIntervalSecond({grace:UInt32}) AS settles,
+        multiIf(f.severity = 'error' OR f.ref_key IS NULL, 'final',
+                r.entity_key != '' AND r.arrived <= settles, 'withdrawn',
+                settles > {as_of:DateTime64(3, 'UTC')}, 'provisional',
+                'final') AS state
+    FROM {DB}.quality_findings AS f FINAL
+    LEFT JOIN (SELECT entity_key, min(ingested_at) AS arrived FROM {DB}.change_log
+               WHERE op != 'd' GROUP BY entity_key) AS r ON ifNull(f.ref_key, '') = r.entity_key
+    WHERE f.dimension IN ('completeness', 'conformity', 'relational')
+)
+WHERE month >= {start:Date} AND month < {end:Date}
+GROUP BY province, month, dimension
+"""
+
+
+def _final_findings(store: _Store, data: ReportData, span: dict) -> None:
+    """Per province, month and dimension: events with a final finding, and the reference
+    findings withdrawn or still provisional (see the module docstring)."""
+    if not store.has("quality_findings"):
+        return
+    for province, month, dimension, final, withdrawn, provisional in store.rows(FINAL_FINDINGS, **span):
+        stats = data.stats.setdefault((province, _as_date(month)), ProvinceMonth())
+        if final:
+            stats.findings_by_dimension[dimension] = int(final)
+        stats.withdrawn += int(withdrawn)
+        stats.provisional += int(provisional)
 
 
 def _dead_letters(store: _Store, data: ReportData, this: dict) -> None:

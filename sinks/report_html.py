@@ -198,8 +198,12 @@ def render_html(data: ReportData) -> str:
 月份按源系统提交时间 months follow the source commit time; 数据来源 sources: {escape(sources)}</p>
 <h2>总览 Overview</h2>
 <div class="pair">{summary}{volumes}</div>
-<p class="muted">得分 score = 1 − 该维度有错误的事件数 events with an error finding in the dimension
-÷ (接收 accepted + 拒收 rejected); 时延 lag = 入库时间 stored − 源提交时间 source commit.</p>
+<p class="muted">得分 score = 1 − 该维度有确定问题的事件数 events with a final finding in the dimension
+÷ (接收 accepted + 拒收 rejected); 引用的主体在宽限期内到达则撤销 a finding that a referenced entity is
+unknown is withdrawn when that entity arrived within the grace period, and not counted while the period
+runs (撤销 withdrawn {sum(s.withdrawn for (_p, m), s in data.stats.items() if m == data.month):,},
+待定 provisional {sum(s.provisional for (_p, m), s in data.stats.items() if m == data.month):,});
+时延 lag = 入库时间 stored − 源提交时间 source commit.</p>
 <h2>各省 Provinces</h2>
 {sections}
 <h2>跨省案件流转 Cross-province case flows</h2>

@@ -35,7 +35,7 @@ ROUTED_COLUMNS = (
 QUALITY_COLUMNS = (
     "finding_id", "rule", "dimension", "severity", "province", "entity_type", "entity_key", "event_id",
     "field", "message", "source_topic", "source_partition", "source_offset", "event_ts_ms", "detected_ms",
-    "topic", "partition", "offset", "ingested_at",
+    "topic", "partition", "offset", "ingested_at", "ref_key",
 )
 
 
@@ -208,6 +208,7 @@ def finding_row(
     finding_id = finding.get("finding_id")
     try:
         entity_key = finding.get("entity_key")
+        ref_key = finding.get("ref_key")
         event_ts = finding.get("event_ts_ms")
         return (
             pii.text(str(finding["finding_id"])),
@@ -229,6 +230,7 @@ def finding_row(
             int(partition),
             int(offset),
             ingested_at or _now(),
+            None if ref_key is None else pii.entity_key(ref_key),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise RowError(f"finding {finding_id} at {topic}[{partition}]@{offset}: not a quality finding: {exc!r}") from exc

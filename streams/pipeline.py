@@ -180,9 +180,10 @@ class _Message:
     def _publish_findings(self, findings: list[rules.Finding]) -> None:
         for f in findings:
             self._publish(f.rule.code, f.rule.dimension, f.rule.severity, f.rule.field,
-                          f"{describe(self.event or {})}: {f.text}")
+                          f"{describe(self.event or {})}: {f.text}", f.ref_key)
 
-    def _publish(self, rule: str, dimension: str, severity: str, field_name: str | None, text: str) -> None:
+    def _publish(self, rule: str, dimension: str, severity: str, field_name: str | None, text: str,
+                 ref_key: str | None = None) -> None:
         event, message = self.event or {}, self.message
         event_id = str(event["event_id"]) if event.get("event_id") is not None else None
         origin = _text_clip(event_id) or f"{message.topic}:{message.partition}:{message.offset}"
@@ -194,7 +195,7 @@ class _Message:
             "field": field_name, "message": text[:2000], "source_topic": message.topic,
             "source_partition": message.partition, "source_offset": message.offset,
             "event_ts_ms": _epoch_ms(event["ts_ms"]) if event.get("ts_ms") is not None else None,
-            "detected_ms": self.now_ms,
+            "detected_ms": self.now_ms, "ref_key": _text_clip(ref_key),
         }
         key = _clip((event.get("entity_key") or origin).encode("utf-8"))
         self.result.outputs.append(Outbound(self.ctx.topics.national_quality, key, self.ctx.findings.encode(finding), [],

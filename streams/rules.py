@@ -5,7 +5,10 @@ Each ``Rule`` has a code, the entity it applies to, the dimension the ministry s
 rejects the event, a ``warning`` lets it pass) and a message. ``evaluate`` runs every rule
 of an event's entity over its record and returns every finding, so a province sees all of
 a record's faults at once. Relational rules read ``Facts``: what the registry and the
-entity's last accepted version say.
+entity's last accepted version say. A rule about a referenced entity that is not registered
+(``refers_to``) depends on what the hub has read so far: its finding carries the missing
+entity's key (``Finding.ref_key``) and stays provisional until the reference grace period
+has passed without that entity arriving (the store decides, ``sinks.report``).
 """
 
 from __future__ import annotations
@@ -59,12 +62,19 @@ class Rule:
     field: str | None
     message: str
     check: Check
+    refers_to: str | None = None  # the entity type ``field`` names, for a rule about an unregistered reference
+
+    def reference(self, record: Record) -> str | None:
+        """The key of the entity ``field`` refers to, for a rule with ``refers_to``."""
+        value = record.get(self.field) if self.refers_to and self.field else None
+        return reference_key(value, self.refers_to) if value else None
 
 
 @dataclass(frozen=True)
 class Finding:
     rule: Rule
     detail: str
+    ref_key: str | None = None  # the unregistered entity a reference rule found missing
 
     @property
     def text(self) -> str:
@@ -78,7 +88,7 @@ def evaluate(entity_type: str, record: Record, facts: Facts) -> list[Finding]:
     for rule in RULES_BY_ENTITY.get(entity_type, ()):
         detail = rule.check(record, facts)
         if detail is not None:
-            findings.append(Finding(rule, detail))
+            findings.append(Finding(rule, detail, rule.reference(record)))
     findings.sort(key=lambda f: f.rule.severity != ERROR)
     return findings
 
@@ -155,12 +165,17 @@ def _text_lengths(record: Record, facts: Facts) -> str | None:
     return None
 
 
+def reference_key(value: str, entity: str) -> str:
+    """The entity key a reference field holds: a whole key, or the natural key of ``entity``."""
+    return value if ":" in value else f"{entity}:{value}"
+
+
 def _known(field: str, entity: str) -> Check:
     def check(record: Record, facts: Facts) -> str | None:
         value = record.get(field)
         if not value:
             return None
-        key = value if ":" in value else f"{entity}:{value}"
+        key = reference_key(value, entity)
         return None if facts.registered(key) is not None else f"{key} is not in any province's register"
     return check
 
@@ -249,9 +264,9 @@ RULES += [
          else "no involved plate, operator or ID number"),
     Rule("case_stage_backwards", "case", RELATIONAL, ERROR, "stage", "a case stage only moves forward", _stage_forward),
     Rule("unknown_operator", "vehicle", RELATIONAL, WARNING, "operator_uscc", "the owning operator is not registered",
-         _known("operator_uscc", "operator")),
+         _known("operator_uscc", "operator"), refers_to="operator"),
     Rule("unknown_holder", "licence", RELATIONAL, WARNING, "holder_key", "the licence holder is not registered",
-         _known("holder_key", "operator")),
+         _known("holder_key", "operator"), refers_to="operator"),
     Rule("plate_province_mismatch", "vehicle", RELATIONAL, WARNING, "plate", "the plate belongs to another province",
          _plate_province),
 ]

@@ -12,7 +12,7 @@ from fastavro import parse_schema, schemaless_writer
 from fastavro.utils import generate_many
 
 from schemas import contract, signing
-from schemas.codec import EventCodec, read_schema_id
+from schemas.codec import EventCodec, FindingCodec, read_schema_id
 from schemas.compatibility import backward_transitive, incompatibilities
 from schemas.errors import EncodeError, MalformedBodyError, NotFramedError, UnknownSchemaError
 from schemas.registry import EmbeddedRegistry, fingerprint_id
@@ -94,6 +94,24 @@ def test_current_envelope_reads_every_earlier_version():
     history = contract.historic_envelopes()
     assert history, "at least the first version is frozen"
     assert backward_transitive(contract.envelope_schema(), history) == []
+
+
+def test_current_quality_finding_reads_every_earlier_version():
+    history = contract.historic_findings()
+    assert history, "at least the first version is frozen"
+    assert backward_transitive(contract.finding_schema(), history) == []
+
+
+def test_a_finding_written_with_an_earlier_version_decodes_with_the_current_one():
+    codec = FindingCodec(EmbeddedRegistry())
+    for _name, writer in contract.historic_findings():
+        writer_id = EmbeddedRegistry().id_for("x", parse_schema(writer))
+        for record in generate_many(writer, 20):
+            buf = io.BytesIO()
+            buf.write(struct.pack(">bI", 0, writer_id))
+            schemaless_writer(buf, writer, record)
+            finding = codec.decode(buf.getvalue())
+            assert finding["finding_id"] == record["finding_id"] and finding["ref_key"] is None
 
 
 def test_data_written_with_an_earlier_version_decodes_with_the_current_one():

@@ -45,7 +45,7 @@ def parse(html):
 
 def sample():
     data = ReportData(month=JUNE, months=trend_months(JUNE), provinces=["11", "12", "13"])
-    data.stats[("11", JUNE)] = ProvinceMonth(events=900, rejected=100, errors_by_dimension={"conformity": 80,
+    data.stats[("11", JUNE)] = ProvinceMonth(events=900, rejected=100, findings_by_dimension={"conformity": 80,
                                              "completeness": 30}, lag_p50_ms=850, lag_p99_ms=4200)
     data.stats[("11", add_months(JUNE, -1))] = ProvinceMonth(events=450)
     data.stats[("12", JUNE)] = ProvinceMonth(events=300)
@@ -72,8 +72,8 @@ def test_trend_covers_six_months_ending_with_the_report_month_across_a_year():
     assert months[0] == dt.date(2023, 9, 1) and months[-1] == dt.date(2024, 2, 1) and len(months) == 6
 
 
-def test_score_is_one_minus_events_with_errors_over_all_judged_events():
-    stats = ProvinceMonth(events=900, rejected=100, errors_by_dimension={"conformity": 80})
+def test_score_is_one_minus_events_with_final_findings_over_all_judged_events():
+    stats = ProvinceMonth(events=900, rejected=100, findings_by_dimension={"conformity": 80})
     assert stats.score("conformity") == pytest.approx(0.92)
     assert stats.score("relational") == 1.0
     assert ProvinceMonth().score("conformity") is None
