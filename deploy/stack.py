@@ -2,8 +2,10 @@
 
 ``Stack`` is the supervisor. It starts the Tansu broker, creates the topics, spawns the
 stream worker and the sink (each a ``python -m`` child with its settings passed as
-``ROADX_*`` variables), and records where everything is in ``<data-dir>/stack.json`` so
-other commands can find it. Every child dies with the supervisor (parent-death signal);
+``ROADX_*`` variables), waits until every part answers (``deploy.readiness``: the broker's
+port, each metrics endpoint, the store answering a query), and only then records where
+everything is in ``<data-dir>/stack.json`` so other commands can find it: a stack record
+means a stack ready to use. Every child dies with the supervisor (parent-death signal);
 if one part dies, the supervisor stops the rest. ``stop()`` ends them in flow order.
 """
 
@@ -21,11 +23,13 @@ from pathlib import Path
 
 from .broker import EmbeddedBroker, die_with_parent, free_port
 from .errors import StackError
+from .readiness import Part, client_probe, endpoint_probe, metrics_probe, port_probe, wait_ready
 from .settings import Settings, to_environ
 from .topics import create_topics, exchange_topics
 
 PARTS = {"streams": "streams.worker", "sink": "sinks.worker"}
 STOP_ORDER = ("streams", "sink")
+READY_TIMEOUT = 60.0
 
 
 @dataclass
@@ -51,6 +55,11 @@ class StackInfo:
             raise StackError(f"{path} is not a stack record: {exc}") from exc
         return info if _alive(info.supervisor_pid) else None
 
+    @property
+    def store_url(self) -> str:
+        """``http://127.0.0.1:PORT/`` where the store answers SQL, or "" when it is not served."""
+        return f"http://{self.store_http}/" if self.store_http else ""
+
     def write(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2), "utf-8")
@@ -67,8 +76,10 @@ def _alive(pid: int) -> bool:
 
 
 class Stack:
-    def __init__(self, settings: Settings, log_dir: Path | None = None) -> None:
+    def __init__(self, settings: Settings, log_dir: Path | None = None,
+                 ready_timeout: float = READY_TIMEOUT) -> None:
         self.settings = settings
+        self.ready_timeout = ready_timeout
         self.log_dir = log_dir or settings.data_dir / "logs"
         self.broker: EmbeddedBroker | None = None
         self.children: dict[str, subprocess.Popen] = {}
@@ -81,7 +92,11 @@ class Stack:
         return self.info.bootstrap_servers
 
     def start(self) -> StackInfo:
-        """Start broker, topics, stream worker and sink; returns the stack record."""
+        """Start broker, topics, stream worker and sink; returns the stack record once every part answers.
+
+        Raises ``StackError`` (with every part stopped) when a part dies or does not answer
+        within ``ready_timeout`` seconds.
+        """
         if StackInfo.read(self.settings.stack_file):
             raise StackError(
                 f"a stack is already running for {self.settings.data_dir}: stop it with "
@@ -114,11 +129,27 @@ class Stack:
                 metrics=metrics, started_at=time.time(),
                 store_http=f"127.0.0.1:{store_http_port}" if store_http_port else "",
             )
+            wait_ready(self.parts(self.info), self.ready_timeout, self.check)
             self.info.write(self.settings.stack_file)
         except BaseException:
             self.stop()
             raise
         return self.info
+
+    def parts(self, info: StackInfo) -> list[Part]:
+        """What the stack announces, each with the probe that tells it answers."""
+        parts = [Part("broker", info.bootstrap_servers, port_probe(info.bootstrap_servers))]
+        parts += [Part(f"{name} metrics", f"http://{address}/metrics", metrics_probe(address))
+                  for name, address in info.metrics.items()]
+        if info.store_http:
+            parts.append(Part("store", info.store_url, endpoint_probe(info.store_http)))
+        elif self.settings.clickhouse_url:
+            from sinks.store import open_store
+
+            settings = self.settings
+            parts.append(Part("store", "the ClickHouse server",
+                              client_probe(lambda: open_store(settings, settings.clickhouse_database))))
+        return parts
 
     def _spawn(self, name: str, module: str, settings: Settings, metrics_port: int) -> subprocess.Popen:
         env = {**os.environ, **to_environ(settings.with_overrides(metrics_port=metrics_port))}

@@ -45,6 +45,16 @@ class ProcessStatus:
 
 
 @dataclass
+class StoreStatus:
+    """The running stack's store endpoint: where to send SQL, and whether it answered."""
+
+    url: str
+    database: str
+    up: bool
+    error: str = ""
+
+
+@dataclass
 class ProvinceStatus:
     province: str
     events: int = 0  # seen by the stream worker
@@ -71,6 +81,7 @@ class Status:
     sink_rows: dict[str, int]  # table -> rows stored
     p95_insert_seconds: float | None
     p95_source_to_store_seconds: float | None
+    store: StoreStatus | None = None  # the embedded stack's SQL endpoint, when one runs
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -243,6 +254,11 @@ def format_status(status: Status) -> str:
         state = "up  " if p.up else "DOWN"
         what = ",".join(p.kinds) if p.up else p.error
         lines.append(f"  {state} {p.name:<12} {p.address:<22} {what}")
+    if status.store is not None:
+        store = status.store
+        lines += ["store (SQL over ClickHouse HTTP)",
+                  f"  {'up  ' if store.up else 'DOWN'} {store.url}  database {store.database}"
+                  + ("" if store.up else f"  {store.error}")]
     lines += [
         "throughput",
         f"  adapters sent     {status.adapter_sent_per_s:>10.1f}/s   total {t['sent']:,} (spooled {t['spooled']:,})",

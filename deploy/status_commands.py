@@ -1,8 +1,9 @@
 """``roadx status``: a live summary of the running exchange from its processes' metrics.
 
 The processes are the running embedded stack's (``<data-dir>/stack.json``) plus every
-``--metrics [NAME=]HOST:PORT`` given (a province's adapter, or a cluster's workers).
-Exit status 0 when every process answered, 1 when one is down (shown as DOWN).
+``--metrics [NAME=]HOST:PORT`` given (a province's adapter, or a cluster's workers); the
+stack's store endpoint is shown with them, as its URL and whether it answers a query.
+Exit status 0 when every process (and the store) answered, 1 when one is down (shown as DOWN).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import time
 from typing import Callable
 
 from .errors import SettingsError, StackError
+from .readiness import endpoint_probe
 from .scrape import scrape
 from .settings import Settings
 from .stack import StackInfo
-from .status import Scrape, format_status, summarize
+from .status import Scrape, StoreStatus, format_status, summarize
 
 SCRAPE_TIMEOUT = 3.0
 
@@ -63,6 +65,18 @@ def targets(settings: Settings, extra: list[str]) -> dict[str, str]:
     return found
 
 
+def store_status(settings: Settings) -> StoreStatus | None:
+    """The running stack's store endpoint and whether it answers a query now; None when none is served."""
+    info = StackInfo.read(settings.stack_file)
+    if info is None or not info.store_http:
+        return None
+    try:
+        endpoint_probe(info.store_http)()
+    except StackError as exc:
+        return StoreStatus(info.store_url, settings.clickhouse_database, False, str(exc))
+    return StoreStatus(info.store_url, settings.clickhouse_database, True)
+
+
 def scrape_all(processes: dict[str, str], timeout: float = SCRAPE_TIMEOUT,
                clock: Callable[[], float] = time.monotonic) -> list[Scrape]:
     """One scrape of every process; a process that does not answer is recorded as down."""
@@ -90,11 +104,12 @@ def cmd_status(settings: Settings, args: argparse.Namespace,
         sleep(args.watch if args.watch is not None else args.interval)
         after = scrape_all(processes)
         status = summarize(before, after)
+        status.store = store_status(settings)
         if args.json:
             print(json.dumps(status.as_dict(), ensure_ascii=False), flush=True)
         else:
             print(("\033[H\033[2J" if tty and args.watch is not None else "") + format_status(status), flush=True)
         shown += 1
         if args.watch is None or (args.count is not None and shown >= args.count):
-            return 0 if all(s.up for s in after) else 1
+            return 0 if all(s.up for s in after) and (status.store is None or status.store.up) else 1
         before = after

@@ -13,3 +13,5 @@ def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None
 
     files_cli.add_parser(kinds)
     db_cli.add_parser(kinds)
+    for adapter in kinds.choices.values():  # after the adapter too: roadx produce files --data-dir DIR
+        with_data_dir(adapter)

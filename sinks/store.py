@@ -24,22 +24,29 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from .errors import StoreError
 
 
-def open_store(settings: Any) -> Any:
-    """A clickhouse-connect client: chDB at ``settings.store_path``, or the server URL."""
+def open_store(settings: Any, database: str | None = None) -> Any:
+    """A clickhouse-connect client: chDB at ``settings.store_path``, or the server URL.
+
+    With ``database`` the client's default database is that one (it must exist), whatever
+    a server URL's path says; readers pass ``settings.clickhouse_database``. The sink opens
+    without one, since it creates the database.
+    """
     if settings.clickhouse_url:
-        return _connect(settings.clickhouse_url, "the ClickHouse server")
+        return _connect(settings.clickhouse_url, "the ClickHouse server", database)
     path = Path(settings.store_path).resolve()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create the store directory {path}: {exc}") from exc
-    return _connect(f"chdb://{path}", f"the embedded store at {path}")
+    return _connect(f"chdb://{path}", f"the embedded store at {path}", database)
 
 
-def _connect(dsn: str, what: str) -> Any:
+def _connect(dsn: str, what: str, database: str | None) -> Any:
     try:
-        return clickhouse_connect.get_client(dsn=dsn)
+        return clickhouse_connect.get_client(dsn=dsn, database=database)
     except (ClickHouseError, OSError, RuntimeError) as exc:
+        if database and "UNKNOWN_DATABASE" in str(exc):
+            raise StoreError(f"{what} has no database {database!r} yet: the sink creates it when it starts") from exc
         raise StoreError(f"cannot open {what}: {exc}") from exc
 
 

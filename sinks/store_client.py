@@ -16,7 +16,8 @@ def store_client(settings: Any, wait_seconds: float = 30) -> Any:
     """A clickhouse-connect client for the store; the caller closes it.
 
     The ClickHouse server when ``clickhouse_url`` is set; the sink's HTTP endpoint while
-    the embedded stack runs; otherwise the embedded store itself.
+    the embedded stack runs; otherwise the embedded store itself. Whichever it is, its
+    default database is ``settings.clickhouse_database``, where the sink writes.
     """
     from deploy.broker import wait_for_port
     from deploy.errors import StackError
@@ -24,8 +25,9 @@ def store_client(settings: Any, wait_seconds: float = 30) -> Any:
 
     from .store import open_store
 
+    database = settings.clickhouse_database
     if settings.clickhouse_url:
-        return open_store(settings)
+        return open_store(settings, database)
     info = StackInfo.read(settings.stack_file)
     if info is not None:
         endpoint = getattr(info, "store_http", "")
@@ -37,10 +39,10 @@ def store_client(settings: Any, wait_seconds: float = 30) -> Any:
             wait_for_port(int(port), wait_seconds)
         except StackError as exc:
             raise StoreError(f"the sink does not serve the store on {endpoint}: {exc}") from exc
-        return _http_client(host, int(port), settings.clickhouse_database)
+        return _http_client(host, int(port), database)
     if not settings.store_path.exists():
         raise StoreError(f"no store at {settings.store_path}: run `roadx demo` first (or start the stack: `roadx up`)")
-    return open_store(settings)
+    return open_store(settings, database)
 
 
 def _http_client(host: str, port: int, database: str) -> Any:
