@@ -11,9 +11,6 @@ import logging
 import signal
 import sys
 import threading
-import urllib.error
-import urllib.parse
-import urllib.request
 
 from prometheus_client import start_http_server
 
@@ -68,22 +65,8 @@ def run_worker(settings: Settings) -> None:
 
 
 def _serve_store(settings: Settings) -> StoreServer:
-    """Serve the store with the exchange's database as the default of requests that name none.
-
-    The endpoint keeps, on its one engine connection, the database the latest request named;
-    one request naming ours, sent before the endpoint is announced, makes
-    ``SELECT count() FROM change_log`` answer from curl or clickhouse-connect as it does from
-    ``roadx query``.
-    """
-    server = StoreServer.start(settings.store_path, settings.store_http_port)
-    query = urllib.parse.urlencode({"database": settings.clickhouse_database, "query": "SELECT 1"})
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/?{query}", timeout=30) as answer:
-            answer.read()
-    except (OSError, urllib.error.URLError) as exc:
-        server.close()
-        raise SinkError(f"the store endpoint cannot open database {settings.clickhouse_database!r}: {exc}") from exc
-    return server
+    """Serve the store with the exchange's database as the default of requests that name none."""
+    return StoreServer.start(settings.store_path, settings.store_http_port, database=settings.clickhouse_database)
 
 
 def main() -> int:
