@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from schemas import signing
-from schemas.identifiers import PROVINCES
+from schemas.identifiers import PROVINCES, USCC_ALPHABET
 from schemas.topics import TopicNames
 
 from .errors import SettingsError
@@ -61,7 +61,11 @@ class Settings:
     kafka_ssl_key_file: Path | None = None
     # Put before every topic and group name; lets one broker hold isolated exchanges.
     topic_prefix: str = ""
+    # Early pilot credit codes (Fujian) valid in law but failing the GB 32100 checksum: a text file,
+    # one code a line (# starts a comment). The file adapters and the stream stage accept them alike.
+    uscc_allow_file: Path | None = None
     _derived_keys: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+    _uscc_allow: list[frozenset[str]] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def embedded(self) -> bool:
@@ -146,6 +150,12 @@ class Settings:
             self._derived_keys[province] = key
         return key
 
+    def uscc_allow(self) -> frozenset[str]:
+        """The codes of ``uscc_allow_file`` (read once; none without the file)."""
+        if not self._uscc_allow:
+            self._uscc_allow.append(_read_uscc_allow(self.uscc_allow_file) if self.uscc_allow_file else frozenset())
+        return self._uscc_allow[0]
+
     def pii_key(self) -> bytes:
         return signing.mac(self.master_key(), b"roadx/pii-token")
 
@@ -162,6 +172,24 @@ def _read_password(path: Path) -> str:
     if not password:
         raise SettingsError(f"the SASL password file {path} is empty")
     return password
+
+
+def _read_uscc_allow(path: Path) -> frozenset[str]:
+    """The codes of an allow-list file; each must be 18 characters of the GB 32100 alphabet."""
+    try:
+        text = path.read_text("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read ROADX_USCC_ALLOW_FILE {path}: {exc.__class__.__name__}: {exc}") from None
+    codes = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        code = line.split("#", 1)[0].strip()
+        if not code:
+            continue
+        if len(code) != 18 or not set(code) <= USCC_ALPHABET:
+            raise SettingsError(f"ROADX_USCC_ALLOW_FILE {path} line {number}: {code!r} is not a credit code "
+                                f"(18 characters: digits and capitals but I, O, S, V, Z)")
+        codes.add(code)
+    return frozenset(codes)
 
 
 def _write_secret(path: Path, secret: bytes) -> None:
@@ -188,7 +216,7 @@ def _write_secret(path: Path, secret: bytes) -> None:
 
 _FIELDS = {f.name: f for f in fields(Settings) if not f.name.startswith("_")}
 _PATH_FIELDS = ("data_dir", "master_key_file", "kafka_sasl_password_file", "kafka_ssl_ca_file",
-                "kafka_ssl_certificate_file", "kafka_ssl_key_file")
+                "kafka_ssl_certificate_file", "kafka_ssl_key_file", "uscc_allow_file")
 
 
 def _convert(name: str, raw: str) -> Any:
@@ -247,6 +275,7 @@ def _validate(settings: Settings) -> None:
     if settings.replication_factor < 0:
         raise SettingsError("ROADX_REPLICATION_FACTOR must be 0 (automatic) or at least 1")
     _validate_kafka_security(settings)
+    settings.uscc_allow()  # a bad allow-list file fails here, at the entry point
 
 
 _SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")

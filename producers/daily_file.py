@@ -3,7 +3,9 @@
 ``parse_daily_file`` keeps the first row of each entity key and reports later ones as
 ``duplicate_key``. A row that fails a rule is reported with its number, field, rule,
 message and raw cells; when its key fields still parse, the key is remembered so that a
-bad row does not count as a deletion.
+bad row does not count as a deletion. An identifier the parser rewrote into canonical form
+is a note (rule ``normalised``, naming the value as given and as stored): it goes into the
+same report but does not make the row bad.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import Any, Callable, Mapping
 from schemas.contract import entity_key
 
 from .errors import FileRejected, RowError
-from .headers import map_header
-from .rows import RowParser, required_fields
+from .headers import constants_of, map_header
+from .rows import Normalised, RowParser, required_fields
 from .tabular import ReadLimits, formula_like, open_table
 
 REPORT_SUFFIX = ".errors.csv"
@@ -26,6 +28,7 @@ REASON_SUFFIX = ".reason"
 REJECTED_DIR = "rejected"
 REPORT_COLUMNS = ("row", "field", "rule", "message", "raw")
 PROGRESS_EVERY = 10_000
+NORMALISED = "normalised"
 
 
 @dataclass(frozen=True)
@@ -45,18 +48,24 @@ class ParsedFile:
     current: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     bad_keys: set[str] = field(default_factory=set)
     failures: list[RowFailure] = field(default_factory=list)
+    notes: list[RowFailure] = field(default_factory=list)  # values normalised in rows that loaded
 
 
 def parse_daily_file(path: Path, entity: str, mapping: Mapping[str, str | None] = {},
                      limits: ReadLimits = ReadLimits(), uscc_allow: frozenset[str] = frozenset(),
-                     progress: Callable[[int], None] | None = None) -> ParsedFile:
-    """Read and parse every row; raises ``FileRejected`` if the file cannot be read at all."""
+                     progress: Callable[[int], None] | None = None,
+                     today: datetime.date | None = None) -> ParsedFile:
+    """Read and parse every row; raises ``FileRejected`` if the file cannot be read at all.
+
+    ``today``: birth dates after it are row errors (None: not compared).
+    """
     table = open_table(path, limits)
     try:
         columns = map_header(entity, table.header, required_fields(entity), mapping)
-        parser = RowParser(entity, columns, uscc_allow)
+        parser = RowParser(entity, columns, uscc_allow, constants_of(mapping), today)
         parsed = ParsedFile(table.format, table.encoding)
         current, failures = parsed.current, parsed.failures
+        normalised: list[Normalised] = []
         for raw in table.rows:
             parsed.rows += 1
             if progress is not None and parsed.rows % PROGRESS_EVERY == 0:
@@ -64,8 +73,9 @@ def parse_daily_file(path: Path, entity: str, mapping: Mapping[str, str | None] 
             if raw.error is not None:
                 failures.append(RowFailure(raw.number, raw.error.field, raw.error.rule, raw.error.detail, raw.cells))
                 continue
+            normalised.clear()
             try:
-                record = parser.parse(raw.cells)
+                record = parser.parse(raw.cells, normalised)
             except RowError as exc:
                 failures.append(RowFailure(raw.number, exc.field, exc.rule, exc.detail, raw.cells))
                 key = parser.key_of(raw.cells)
@@ -79,6 +89,8 @@ def parse_daily_file(path: Path, entity: str, mapping: Mapping[str, str | None] 
                                            f"{key} was already given by row {first[0]}; this row is ignored", raw.cells))
                 continue
             current[key] = (raw.number, record)
+            parsed.notes += [RowFailure(raw.number, n.field, NORMALISED, f"{n.raw!r} is stored in canonical form "
+                                        f"as {n.value!r}", raw.cells) for n in normalised]
         if progress is not None:
             progress(parsed.rows)
         return parsed
@@ -91,13 +103,16 @@ def report_path(input_path: Path) -> Path:
 
 
 def write_error_report(input_path: Path, failures: list[RowFailure]) -> Path:
-    """Write ``<input>.errors.csv`` (UTF-8 with BOM, opens in Excel) beside the input."""
+    """Write ``<input>.errors.csv`` (UTF-8 with BOM, opens in Excel) beside the input.
+
+    ``failures`` may hold notes (rule ``normalised``) too; rows are written in row order.
+    """
     path = report_path(input_path)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(REPORT_COLUMNS)
-        for failure in failures:
+        for failure in sorted(failures, key=lambda f: f.row):
             raw = ",".join(_defused(c) for c in failure.raw)
             writer.writerow((failure.row, failure.field or "", failure.rule, _defused(failure.message), raw))
     tmp.replace(path)

@@ -18,6 +18,7 @@ position, which moves only when the spool is fully acknowledged by the broker.
 With the broker unreachable, reading goes on until ``spool_limit`` events wait; on
 restart, waiting events are resent first (the same bytes, so the same ``event_id``).
 Metrics (``producers.metrics``, adapter ``db``): read when spooled, sent when acknowledged.
+``<state>.errors.jsonl`` reports rejected rows and identifiers written in canonical form.
 """
 
 from __future__ import annotations
@@ -88,11 +89,12 @@ class Known:
 
 @dataclass
 class Plan:
-    """What one batch of rows becomes: spool entries, state updates, rejected rows."""
+    """What one batch of rows becomes: spool entries, state updates, rejected rows, notes."""
 
     entries: list[tuple[str, bytes, bytes]] = field(default_factory=list)
     known: dict[str, Known | None] = field(default_factory=dict)
     rejected: list[tuple[RowRejected, dict[str, Any]]] = field(default_factory=list)
+    normalised: list[tuple[str, str, str, str]] = field(default_factory=list)  # (key, field, given, stored)
     ignored: int = 0
     next_seq: int = 1
     position: Position | None = None
@@ -107,8 +109,9 @@ def plan_changes(config: DbAdapterConfig, rows: Iterable[Mapping[str, Any]], loo
         cursor = row[config.cursor]
         plan.position = Position(cursor, row[config.key])
         prior = plan.known[key] if key in plan.known else lookup(key)
+        notes: list[tuple[str, str, str]] = []
         try:
-            changes, after = _row_changes(config, row, key, prior)
+            changes, after = _row_changes(config, row, key, prior, notes)
         except RowRejected as problem:
             plan.rejected.append((problem, dict(row)))
             continue
@@ -128,13 +131,14 @@ def plan_changes(config: DbAdapterConfig, rows: Iterable[Mapping[str, Any]], loo
             plan.rejected.append((RowRejected(key, "", "does_not_encode", str(exc)), dict(row)))
             continue
         plan.entries += encoded
+        plan.normalised += [(key, *note) for note in notes]
         plan.next_seq = seq
         plan.known[key] = after
     return plan
 
 
-def _row_changes(config: DbAdapterConfig, row: Mapping[str, Any], key: str,
-                 prior: Known | None) -> tuple[list[tuple[str, dict | None, dict | None]], Known | None]:
+def _row_changes(config: DbAdapterConfig, row: Mapping[str, Any], key: str, prior: Known | None,
+                 notes: list) -> tuple[list[tuple[str, dict | None, dict | None]], Known | None]:
     """[(op, before, after)] for one row, and what is known about its key afterwards."""
     if config.outbox:
         raw_op = row.get(config.op_column)
@@ -159,7 +163,7 @@ def _row_changes(config: DbAdapterConfig, row: Mapping[str, Any], key: str,
         return [("d", record, None)], None
     if data is None:
         raise RowRejected(key, config.payload_column, "required", "a create or update needs a payload")
-    record = db_changes.row_to_record(config.entity, data, key, config.column_map)
+    record = db_changes.row_to_record(config.entity, data, key, config.column_map, notes)
     now = Known(contract.entity_key(config.entity, record), record)
     if prior is not None and prior.entity_key != now.entity_key:  # the natural key changed
         return [("d", prior.record, None), ("c", None, record)], now
@@ -231,6 +235,7 @@ class CycleReport:
     acked: int = 0
     pending: int = 0
     rejected: list[RowRejected] = field(default_factory=list)
+    normalised: int = 0  # identifiers written in canonical form
     unorderable: Unorderable | None = None  # set by a read: rows with a NULL cursor or key
     broker_error: str | None = None
     full: bool = False  # reading stopped at the spool limit
@@ -242,6 +247,7 @@ class CycleReport:
         self.acked += other.acked
         self.pending = other.pending
         self.rejected += other.rejected
+        self.normalised += other.normalised
         if other.unorderable is not None:
             self.unorderable = other.unorderable
         self.broker_error = other.broker_error
@@ -305,11 +311,12 @@ class DbAdapter:
             self.store.commit_plan(plan)
             metrics.events_read(self.config.province, METRICS_LABEL, len(plan.entries))
             metrics.spool_depth(self.config.province, METRICS_LABEL, self.store.depth())
-            self._write_rejected(plan.rejected)
+            self._write_report(plan)
             report.read += len(rows)
             report.spooled += len(plan.entries)
             report.ignored += plan.ignored
             report.rejected += [problem for problem, _row in plan.rejected]
+            report.normalised += len(plan.normalised)
             report.acked += self._send()
         report.unorderable = self.reader.unorderable()
         return report
@@ -385,12 +392,13 @@ class DbAdapter:
     def _encode(self, event: dict[str, Any]) -> bytes:
         return self._codec.encode(event, self._key)
 
-    def _write_rejected(self, rejected: list[tuple[RowRejected, dict[str, Any]]]) -> None:
-        if not rejected:
-            return
-        stamp = int(self._clock() * 1000)
-        with open(self.errors_path, "a", encoding="utf-8") as out:
-            for problem, row in rejected:
-                out.write(json.dumps({"ts_ms": stamp, "table": self.config.table, "key": problem.key,
-                                      "field": problem.field, "rule": problem.rule, "message": str(problem),
-                                      "row": row}, ensure_ascii=False, default=str) + "\n")
+    def _write_report(self, plan: Plan) -> None:
+        base = {"ts_ms": int(self._clock() * 1000), "table": self.config.table}
+        lines = [{**base, "key": problem.key, "field": problem.field, "rule": problem.rule, "message": str(problem),
+                  "row": row} for problem, row in plan.rejected] + [
+            {**base, "key": key, "field": name, "rule": "normalised", "raw": raw, "value": value,
+             "message": f"row {key}: {raw!r} is stored in canonical form as {value!r}"}
+            for key, name, raw, value in plan.normalised]
+        if lines:
+            with open(self.errors_path, "a", encoding="utf-8") as out:
+                out.writelines(json.dumps(line, ensure_ascii=False, default=str) + "\n" for line in lines)

@@ -3,8 +3,11 @@
 A row's columns are matched to the entity's fields by name (after an optional
 column → field mapping); other columns are ignored. Values are converted to the field's
 Avro type: dates become days since 1970-01-01, timestamps milliseconds, so a record is
-plain JSON. A row that breaks a rule raises ``RowRejected`` naming its key, the field and
-the rule; the caller reports it and goes on with the rest.
+plain JSON. Identifiers are written in their canonical form (``schemas.identifiers``: no
+spaces, dashes or full-width characters, capitals); each one rewritten is noted as
+(field, value as given, as stored) for the adapter's report. A row that breaks a rule
+raises ``RowRejected`` naming its key, the field and the rule; the caller reports it and
+goes on with the rest.
 
 ``event_id`` is a UUID derived from (province, table, key, cursor value): reading the
 same row again — after a crash, before it was spooled — gives the same event.
@@ -20,7 +23,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from schemas import contract
+from schemas import contract, identifiers
 
 from .errors import ProducerError, RowRejected
 
@@ -72,9 +75,10 @@ def required_fields(entity_type: str) -> list[str]:
     return [s.name for s in entity_specs(entity_type) if s.required]
 
 
-def row_to_record(entity_type: str, row: Mapping[str, Any], key: str,
-                  mapping: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The entity record of one row; raises ``RowRejected``."""
+def row_to_record(entity_type: str, row: Mapping[str, Any], key: str, mapping: Mapping[str, str] | None = None,
+                  notes: list[tuple[str, str, str]] | None = None) -> dict[str, Any]:
+    """The entity record of one row; raises ``RowRejected``. Identifiers rewritten into
+    canonical form are appended to ``notes`` as (field, value as given, as stored)."""
     values = {(mapping or {}).get(column, column): value for column, value in row.items()}
     record: dict[str, Any] = {}
     for spec in entity_specs(entity_type):
@@ -83,6 +87,11 @@ def row_to_record(entity_type: str, row: Mapping[str, Any], key: str,
             if spec.required:
                 raise RowRejected(key, spec.name, "required", "a value is required")
             value = [] if spec.kind == "string_array" else None
+        elif spec.name in identifiers.CANONICAL_FIELDS:
+            raw = str(values[spec.name])
+            value, changed = identifiers.canonicalise(raw)
+            if changed and notes is not None:
+                notes.append((spec.name, raw, value))
         record[spec.name] = value
     return record
 

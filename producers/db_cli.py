@@ -126,6 +126,9 @@ def _report(adapter: DbAdapter, report: CycleReport, final: bool) -> None:
     if report.rejected:
         more = len(report.rejected) - _SHOWN_REJECTS
         print(f"  {'and ' + str(more) + ' more; ' if more > 0 else ''}all in {adapter.errors_path}", file=sys.stderr)
+    if report.normalised:
+        print(f"  {report.normalised} identifiers written in canonical form, noted in {adapter.errors_path}",
+              file=sys.stderr)
     if report.unorderable and report.unorderable.count:
         print(f"  warning: {report.unorderable.count} rows have a NULL {adapter.config.cursor} or "
               f"{adapter.config.key} and are never read (keys: {', '.join(report.unorderable.sample_keys)})",

@@ -30,6 +30,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -37,6 +38,7 @@ from deploy.settings import Settings
 from schemas.codec import EventCodec
 from schemas.contract import ENTITY_TYPES
 from schemas.errors import EncodeError
+from schemas.identifiers import china_today
 from schemas.registry import make_registry
 
 from . import metrics
@@ -63,7 +65,8 @@ class FileAdapterOptions:
     max_pending: int = 100_000  # spool bound: wait for the broker beyond this many unacknowledged events
     delivery_timeout_s: float = 120.0
     max_delete_share: float | None = 0.5  # refuse a snapshot deleting more than this share; None: no guard
-    uscc_allow: frozenset[str] = frozenset()
+    uscc_allow: frozenset[str] = frozenset()  # early pilot USCCs valid in law that fail the checksum
+    today: Callable[[], date] = china_today  # birth dates after this day are row errors
 
 
 @dataclass
@@ -72,6 +75,7 @@ class FileResult:
     status: str  # loaded | duplicate | rejected
     rows: int = 0
     bad_rows: int = 0
+    normalised: int = 0  # identifiers rewritten into canonical form (noted in the report)
     creates: int = 0
     updates: int = 0
     deletes: int = 0
@@ -140,8 +144,8 @@ class FileAdapter:
             copy.unlink()
             return FileResult(path, "rejected", reason=str(exc), moved_to=move_aside(path, exc))
         result = self._counts(FileResult(path, "loaded", rows=parsed.rows, encoding=parsed.encoding), parsed, changes)
-        if parsed.failures:
-            result.error_report = write_error_report(path, parsed.failures)
+        if parsed.failures or parsed.notes:
+            result.error_report = write_error_report(path, parsed.failures + parsed.notes)
         else:
             report_path(path).unlink(missing_ok=True)
         kept = copy.replace(self.inflight_dir / f"{fingerprint}{path.suffix.lower()}")
@@ -197,7 +201,8 @@ class FileAdapter:
 
     def _parse(self, copy: Path) -> ParsedFile:
         return parse_daily_file(copy, self.entity, self.options.mapping, self.options.limits,
-                                self.options.uscc_allow, lambda rows: self._progress("read", rows, None))
+                                self.options.uscc_allow, lambda rows: self._progress("read", rows, None),
+                                self.options.today())
 
     def _diff(self, parsed: ParsedFile, guard: bool = True) -> list[Change]:
         previous = self.store.records()
@@ -214,6 +219,7 @@ class FileAdapter:
 
     def _counts(self, result: FileResult, parsed: ParsedFile, changes: list[Change]) -> FileResult:
         result.bad_rows = len(parsed.failures)
+        result.normalised = len(parsed.notes)
         result.creates = sum(1 for c in changes if c.op == "c")
         result.updates = sum(1 for c in changes if c.op == "u")
         result.deletes = sum(1 for c in changes if c.op == "d")

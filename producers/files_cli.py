@@ -45,7 +45,8 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
     p.add_argument("--poll-seconds", type=float, default=2.0, help="--watch: seconds between scans (default 2)")
     p.add_argument("--incremental", action="store_true", help="rows are upserts; a missing row is not a delete")
     p.add_argument("--mapping", type=Path, metavar="FILE",
-                   help='JSON {"column label": "field"} for this province\'s headers (null ignores a column)')
+                   help='JSON {"column label": "field"} for this province\'s headers (null ignores a column); '
+                        '"constants": {"field": "value"} gives every row a value for a field without a column')
     p.add_argument("--max-line-bytes", type=int, default=ReadLimits.max_line_bytes,
                    help=f"longest accepted line or sheet row (default {ReadLimits.max_line_bytes})")
     p.add_argument("--max-file-bytes", type=int, default=ReadLimits.max_file_bytes,
@@ -82,6 +83,7 @@ def run_files(settings: Settings, args: argparse.Namespace) -> int:
         limits=ReadLimits(max_file_bytes=args.max_file_bytes, max_line_bytes=args.max_line_bytes),
         max_pending=args.spool_limit, delivery_timeout_s=args.delivery_timeout,
         max_delete_share=None if args.allow_mass_delete else FileAdapterOptions.max_delete_share,
+        uscc_allow=settings.uscc_allow(),
     )
     settings = with_running_broker(settings)
     metrics.serve(settings)
@@ -133,6 +135,8 @@ def describe(result: FileResult) -> str:
             f"{result.creates} created, {result.updates} updated, {result.deletes} deleted, {result.events} events")
     if result.bad_rows:
         text += f"; {result.bad_rows} bad rows reported in {result.error_report or 'the error report'}"
+    if result.normalised:
+        text += f"; {result.normalised} identifiers written in canonical form, noted in {result.error_report}"
     return text
 
 

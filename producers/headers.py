@@ -3,7 +3,10 @@
 A column may be labelled with the canonical field name or with the Chinese data-element
 label a provincial system exports (JT/T 697.7 names). A province may supply its own
 mapping file (JSON ``{"label": "field"}``; ``null`` ignores a column), which is applied
-before the defaults. Unknown, duplicated or missing required columns reject the file.
+before the defaults. For a field its export has no column for, the mapping file may give
+one value for every row (as Kafka Connect's InsertField static value), read as a cell of
+that field would be: ``{"constants": {"status": "营业"}}``. Unknown, duplicated or missing
+required columns reject the file.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from typing import Mapping
 
 from schemas import contract
 
-from .errors import FileRejected, MappingError
+from .errors import FileRejected, MappingError, RowError
+from .rows import parse_cell
 
+CONSTANTS = "constants"  # the mapping file's section of one value per field for every row
 _COMMON = {"状态": "status", "行政区划代码": "region_code"}
 _ID = ("身份证号", "身份证号码", "公民身份号码")
 
@@ -74,7 +79,20 @@ def entity_from_name(name: str) -> str | None:
     return None
 
 
-def load_mapping(path: Path, entity: str) -> dict[str, str | None]:
+class HeaderMapping(dict):
+    """A province's mapping: normalised column label → field (None: ignored), and
+    ``constants``: field → the cell text every row gets for a field without a column."""
+
+    def __init__(self, labels: Mapping[str, str | None] = {}, constants: Mapping[str, str] = {}) -> None:
+        super().__init__(labels)
+        self.constants = dict(constants)
+
+
+def constants_of(mapping: Mapping[str, str | None]) -> dict[str, str]:
+    return mapping.constants if isinstance(mapping, HeaderMapping) else {}
+
+
+def load_mapping(path: Path, entity: str) -> HeaderMapping:
     """Read a province's mapping file; raises ``MappingError`` naming the bad entry."""
     try:
         data = json.loads(Path(path).read_text("utf-8-sig"))
@@ -83,13 +101,33 @@ def load_mapping(path: Path, entity: str) -> dict[str, str | None]:
     if not isinstance(data, dict):
         raise MappingError(f"mapping file {path} must hold an object {{\"label\": \"field\"}}")
     fields = set(contract.entity_fields(entity))
+    constants = _constants(path, entity, data.pop(CONSTANTS) if isinstance(data.get(CONSTANTS), dict) else {})
     mapping: dict[str, str | None] = {}
     for label, field in data.items():
         if field is not None and field not in fields:
             raise MappingError(f"mapping file {path}: {label!r} maps to {field!r}, which is not a {entity} field "
                                f"(known: {', '.join(sorted(fields))})")
+        if field in constants:
+            raise MappingError(f"mapping file {path}: field {field}: constant_and_column: {label!r} maps to "
+                               f"{field} and {CONSTANTS} gives it too; keep one")
         mapping[normalize_label(label)] = field
-    return mapping
+    return HeaderMapping(mapping, constants)
+
+
+def _constants(path: Path, entity: str, given: Mapping[str, object]) -> dict[str, str]:
+    """The ``constants`` section, each value checked as a cell of its field would be."""
+    constants = {}
+    for field, value in given.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise MappingError(f"mapping file {path}: {CONSTANTS} field {field}: bad_constant: give the value as "
+                               f"text, not {json.dumps(value, ensure_ascii=False)}")
+        text = str(value)
+        try:
+            parse_cell(entity, field, text)
+        except RowError as exc:
+            raise MappingError(f"mapping file {path}: {CONSTANTS} field {field}: {exc.rule}: {exc.detail}") from exc
+        constants[field] = text
+    return constants
 
 
 def map_header(entity: str, header: tuple[str, ...], required: frozenset[str],
@@ -99,6 +137,7 @@ def map_header(entity: str, header: tuple[str, ...], required: frozenset[str],
     labels = {normalize_label(f): f for f in fields}
     labels.update({normalize_label(k): v for k, v in {**_COMMON, **DEFAULT_LABELS[entity]}.items()
                    if v in fields})
+    constants = constants_of(mapping)
     columns: list[str | None] = []
     unknown: list[str] = []
     for index, label in enumerate(header, start=1):
@@ -119,8 +158,14 @@ def map_header(entity: str, header: tuple[str, ...], required: frozenset[str],
             continue
         if field in seen:
             raise FileRejected("duplicate_columns", f"columns {seen[field]!r} and {label!r} both give {field}")
+        if field in constants:
+            raise FileRejected("duplicate_columns", f"column {label!r} and the mapping's {CONSTANTS} both give "
+                               f"{field}: map the column to null or drop the constant")
         seen[field] = label
-    missing = sorted(required - set(seen))
+    missing = sorted(required - set(seen) - set(constants))
     if missing:
-        raise FileRejected("missing_columns", f"{entity} file lacks required columns {', '.join(missing)}")
+        example = json.dumps({CONSTANTS: {missing[0]: "<value>"}})
+        raise FileRejected("missing_columns", f"{entity} file lacks required columns {', '.join(missing)}: add them, "
+                           f"map a column to them with --mapping, or, if every row has the same value, give it in "
+                           f"the --mapping file as {example}")
     return tuple(columns)

@@ -1,7 +1,8 @@
 """GB/T 2260 county codes per province, read from python-stdnum's ``cn/loc`` database.
 
-The database records when each code was in use (``[1986-]房山区``); resident ID numbers
-must carry a code that was valid in the holder's birth year, and new registrations use
+The database records when each code was in use (``[1986-]房山区``); the resident ID
+numbers made here carry a code valid in the holder's birth year (a later one is lawful
+too: the number is assigned where the holder lives then), and new registrations use
 codes valid today.
 """
 

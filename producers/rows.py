@@ -3,8 +3,11 @@
 Field types come from the entity's Avro record: strings, ints and longs, dates (kept as
 days since 1970-01-01, which the codec writes as Avro ``date``), timestamps (epoch ms;
 times without a zone are China Standard Time) and the list of qualification types.
-Identifier standards are checked with ``schemas.identifiers``; Chinese code labels
-(车牌颜色 黄, 案件阶段 立案, 状态 正常 …) are turned into the contract's codes.
+Identifiers are written in their canonical form (``schemas.identifiers.canonical``: no
+spaces, dashes or full-width characters, capitals) and checked with ``schemas.identifiers``;
+a value that had to be rewritten is noted (``Normalised``) for the row report. Chinese code
+labels (车牌颜色 黄, 案件阶段 立案, 状态 正常 …) are turned into the contract's codes. A field the
+file has no column for may take one value for every row from the mapping (``constants``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import datetime
 import functools
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, NamedTuple
 
 from schemas import contract, identifiers
 from schemas.errors import InvalidIdentifier
@@ -28,8 +31,6 @@ _DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 _DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$|^(\d{4})(\d{2})(\d{2})$")
 _TIME = re.compile(r"^(?P<d>[^ T]+)(?:[ T](?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2}))?)?$")
 _LIST_SPLIT = re.compile(r"[;；,，、|]")
-_UPPER = frozenset({"uscc", "operator_uscc", "employer_uscc", "involved_operator_uscc", "id_number",
-                    "legal_rep_id_number", "involved_id_number", "vin", "plate", "involved_plate"})
 
 CODES: dict[str, dict[str, str]] = {
     "operator.status": {"营业": "active", "正常": "active", "停业": "suspended", "暂停": "suspended",
@@ -60,6 +61,14 @@ ALLOWED: dict[str, frozenset[str]] = {
 KEY_FIELDS = {"operator": ("uscc",), "vehicle": ("plate", "plate_color"), "practitioner": ("id_number",),
               "licence": ("licence_type", "licence_no"), "case": ("case_no",)}
 _COLOR_BY_NAME = {name: code for code, name in identifiers.PLATE_COLORS.items()} | {"黄色": 2, "蓝色": 1, "绿色": 5}
+
+
+class Normalised(NamedTuple):
+    """An identifier written in canonical form: the field, the value as given, as stored."""
+
+    field: str
+    raw: str
+    value: str
 
 
 @dataclass(frozen=True)
@@ -108,22 +117,38 @@ def _kind(ftype: Any) -> str:
 
 
 class RowParser:
-    """Parses the rows of one file whose columns map to ``columns`` (None: ignored)."""
+    """Parses the rows of one file whose columns map to ``columns`` (None: ignored).
 
-    def __init__(self, entity: str, columns: tuple[str | None, ...], uscc_allow: frozenset[str] = frozenset()) -> None:
+    ``constants`` gives the cell text of fields without a column, the same for every row;
+    ``today`` is the day birth dates must not be after (None: not compared).
+    """
+
+    def __init__(self, entity: str, columns: tuple[str | None, ...], uscc_allow: frozenset[str] = frozenset(),
+                 constants: Mapping[str, str] | None = None, today: datetime.date | None = None) -> None:
         self.entity = entity
         self.columns = columns
         self._specs = field_specs(entity)
         self._uscc_allow = uscc_allow
+        self._constants = dict(constants or {})
+        self._today = today
         self._index = {name: i for i, name in enumerate(columns) if name is not None}
+        self._canonical = [(name, i) for name, i in self._index.items() if name in identifiers.CANONICAL_FIELDS]
 
-    def parse(self, cells: tuple[str, ...]) -> dict[str, Any]:
-        """The record of one row; raises ``RowError`` for the first rule it breaks."""
+    def parse(self, cells: tuple[str, ...], notes: list[Normalised] | None = None) -> dict[str, Any]:
+        """The record of one row; raises ``RowError`` for the first rule it breaks.
+
+        Identifiers rewritten into canonical form are appended to ``notes``.
+        """
         self._check_width(cells)
         record = {}
         for spec in self._specs:
             record[spec.name] = self._value(spec, cells)
-        _CHECKS[self.entity](record, self._uscc_allow)
+        _CHECKS[self.entity](record, self._uscc_allow, self._today)
+        if notes is not None:
+            for name, index in self._canonical:
+                raw = cells[index]
+                if record[name] is not None and identifiers.canonicalise(raw)[1]:
+                    notes.append(Normalised(name, raw, record[name]))
         return record
 
     def key_of(self, cells: tuple[str, ...]) -> str | None:
@@ -143,20 +168,37 @@ class RowParser:
 
     def _value(self, spec: FieldSpec, cells: tuple[str, ...]) -> Any:
         index = self._index.get(spec.name)
-        text = cells[index].strip() if index is not None and index < len(cells) else ""
-        if formula_like(text):
-            raise RowError(spec.name, "formula_injection",
-                           f"value {text!r} starts like a spreadsheet formula and is refused")
-        if not text:
-            if spec.required:
-                raise RowError(spec.name, "missing_required", f"{spec.name} is required and empty")
-            return list(spec.default or []) if spec.kind == "strings" else None
-        try:
-            return _PARSERS.get(f"{self.entity}.{spec.name}", _KIND_PARSERS[spec.kind])(text, spec.name, self.entity)
-        except RowError:
-            raise
-        except ValueError as exc:
-            raise RowError(spec.name, f"invalid_{spec.kind}", f"{text!r} is not a valid {spec.kind}: {exc}") from exc
+        if index is None and spec.name in self._constants:
+            return _cell(self.entity, spec, self._constants[spec.name])
+        return _cell(self.entity, spec, cells[index] if index is not None and index < len(cells) else "")
+
+
+def parse_cell(entity: str, name: str, text: str) -> Any:
+    """The value a cell ``text`` gives field ``name`` of ``entity``; raises ``RowError``.
+
+    Identifier standards are checked per record, not here.
+    """
+    spec = next((s for s in field_specs(entity) if s.name == name), None)
+    if spec is None:
+        raise RowError(name, "unknown_field", f"{name!r} is not a {entity} field")
+    return _cell(entity, spec, text)
+
+
+def _cell(entity: str, spec: FieldSpec, text: str) -> Any:
+    text = text.strip()
+    if formula_like(text):
+        raise RowError(spec.name, "formula_injection",
+                       f"value {text!r} starts like a spreadsheet formula and is refused")
+    if not text:
+        if spec.required:
+            raise RowError(spec.name, "missing_required", f"{spec.name} is required and empty")
+        return list(spec.default or []) if spec.kind == "strings" else None
+    try:
+        return _PARSERS.get(f"{entity}.{spec.name}", _KIND_PARSERS[spec.kind])(text, spec.name, entity)
+    except RowError:
+        raise
+    except ValueError as exc:
+        raise RowError(spec.name, f"invalid_{spec.kind}", f"{text!r} is not a valid {spec.kind}: {exc}") from exc
 
 
 def _string(text: str, name: str, entity: str) -> str:
@@ -167,7 +209,7 @@ def _string(text: str, name: str, entity: str) -> str:
             raise RowError(name, "unknown_code", f"{text!r} is not one of {', '.join(sorted(ALLOWED[code]))} "
                            f"(or {', '.join(CODES[code])})")
         return value
-    return text.upper().replace(" ", "") if name in _UPPER else text
+    return identifiers.canonical(text) if name in identifiers.CANONICAL_FIELDS else text
 
 
 INT_RANGE = (-(2 ** 31), 2 ** 31 - 1)  # Avro int
@@ -281,38 +323,49 @@ def _identifier(field: str, check: Callable[..., Any], value: Any, *args: Any) -
         raise RowError(field, exc.rule, str(exc)) from exc
 
 
-def _check_operator(r: dict, allow: frozenset[str]) -> None:
-    _identifier("uscc", identifiers.check_uscc, r["uscc"], allow)
+def _uscc(field: str, value: str | None, allow: frozenset[str]) -> None:
+    _identifier(field, identifiers.check_uscc, value, allow)
+
+
+def _id_number(field: str, value: str | None, today: datetime.date | None) -> None:
+    _identifier(field, identifiers.check_id_number, value, today)
+
+
+Today = datetime.date | None
+
+
+def _check_operator(r: dict, allow: frozenset[str], today: Today) -> None:
+    _uscc("uscc", r["uscc"], allow)
     _identifier("region_code", identifiers.check_region_code, r["region_code"])
-    _identifier("legal_rep_id_number", identifiers.check_id_number, r["legal_rep_id_number"])
+    _id_number("legal_rep_id_number", r["legal_rep_id_number"], today)
 
 
-def _check_vehicle(r: dict, allow: frozenset[str]) -> None:
+def _check_vehicle(r: dict, allow: frozenset[str], _today: Today) -> None:
     _identifier("plate", identifiers.check_plate, r["plate"])
     _identifier("plate_color", identifiers.check_plate_color, r["plate_color"])
-    _identifier("operator_uscc", identifiers.check_uscc, r["operator_uscc"], allow)
+    _uscc("operator_uscc", r["operator_uscc"], allow)
 
 
-def _check_practitioner(r: dict, allow: frozenset[str]) -> None:
-    _identifier("id_number", identifiers.check_id_number, r["id_number"])
+def _check_practitioner(r: dict, allow: frozenset[str], today: Today) -> None:
+    _id_number("id_number", r["id_number"], today)
     _identifier("region_code", identifiers.check_region_code, r["region_code"])
-    _identifier("employer_uscc", identifiers.check_uscc, r["employer_uscc"], allow)
+    _uscc("employer_uscc", r["employer_uscc"], allow)
 
 
-def _check_licence(r: dict, _allow: frozenset[str]) -> None:
+def _check_licence(r: dict, _allow: frozenset[str], _today: Today) -> None:
     _identifier("issuer_region_code", identifiers.check_region_code, r["issuer_region_code"])
     if r["valid_from"] > r["valid_until"]:
         raise RowError("valid_until", "invalid_validity", "有效期止 is before 有效期起")
 
 
-def _check_case(r: dict, allow: frozenset[str]) -> None:
+def _check_case(r: dict, allow: frozenset[str], today: Today) -> None:
     _identifier("region_code", identifiers.check_region_code, r["region_code"])
     _identifier("involved_plate", identifiers.check_plate, r["involved_plate"])
-    _identifier("involved_operator_uscc", identifiers.check_uscc, r["involved_operator_uscc"], allow)
-    _identifier("involved_id_number", identifiers.check_id_number, r["involved_id_number"])
+    _uscc("involved_operator_uscc", r["involved_operator_uscc"], allow)
+    _id_number("involved_id_number", r["involved_id_number"], today)
 
 
-_CHECKS: dict[str, Callable[[dict, frozenset[str]], None]] = {
+_CHECKS: dict[str, Callable[[dict, frozenset[str], Today], None]] = {
     "operator": _check_operator, "vehicle": _check_vehicle, "practitioner": _check_practitioner,
     "licence": _check_licence, "case": _check_case,
 }

@@ -1,4 +1,5 @@
-"""The stream stage as a pure function over a batch: no Kafka, no clocks.
+"""The stream stage as a pure function over a batch: no Kafka; its one clock is
+``StageContext.today`` (the day birth dates are compared with), which tests set.
 
 Per message, in order: decode → provenance (source topic, known province, signature)
 → dedup (``event_id`` seen before) → shape → data-quality rules (``streams.rules``) →
@@ -22,7 +23,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Mapping, MutableMapping, Sequence
+from typing import Any, Callable, Mapping, MutableMapping, Sequence
 
 import orjson
 
@@ -30,6 +31,7 @@ from schemas import signing
 from schemas import topics as topic_headers
 from schemas.codec import EventCodec, FindingCodec
 from schemas.errors import DecodeError
+from schemas.identifiers import china_today
 from schemas.topics import TopicNames
 
 from . import routing, rules
@@ -80,6 +82,8 @@ class StageContext:
     province_keys: Mapping[str, bytes]
     provinces: frozenset[str]
     findings: FindingCodec | None = None  # None: a FindingCodec on the events' registry
+    uscc_allow: frozenset[str] = frozenset()  # early pilot USCCs valid in law that fail the checksum
+    today: Callable[[], date] = china_today  # the rules' day, read once per batch
 
     def __post_init__(self) -> None:
         if self.findings is None:
@@ -113,11 +117,13 @@ def process_batch(batch: Sequence[Inbound], ctx: StageContext, state: MutableMap
     """Run every message of ``batch`` through the stage; never raises for bad input.
 
     ``state`` is read and written (see the module docstring); only accepted events
-    write, so a rejected event sent again is rejected again. ``now_ms`` stamps findings.
+    write, so a rejected event sent again is rejected again. ``now_ms`` stamps findings;
+    ``ctx.today`` is read once for the batch's rules.
     """
     result = BatchResult()
+    today = ctx.today()
     for index, message in enumerate(batch):
-        _Message(index, message, ctx, state, result, now_ms).run()
+        _Message(index, message, ctx, state, result, now_ms, today).run()
     return result
 
 
@@ -125,9 +131,9 @@ class _Message:
     """One message's trip through the stage."""
 
     def __init__(self, index: int, message: Inbound, ctx: StageContext, state: MutableMapping[str, Any],
-                 result: BatchResult, now_ms: int) -> None:
+                 result: BatchResult, now_ms: int, today: date) -> None:
         self.index, self.message, self.ctx, self.state, self.result = index, message, ctx, state, result
-        self.now_ms = now_ms
+        self.now_ms, self.today = now_ms, today
         self.province = ctx.topics.province_of_changes_topic(message.topic) or UNKNOWN_PROVINCE
         self.event: dict[str, Any] | None = None
         self.last: Any = _UNREAD  # the entity's state as the rules read it
@@ -160,7 +166,8 @@ class _Message:
         if event["op"] == "d":
             return []
         self.last = last = self.state.get(ENTITY + event["entity_key"])
-        facts = rules.Facts(self._registered, last, event["source"]["province"])
+        facts = rules.Facts(self._registered, last, event["source"]["province"],
+                            uscc_allow=self.ctx.uscc_allow, today=self.today)
         return rules.evaluate(event["entity_type"], subject_record(event), facts)
 
     def _registered(self, key: str) -> str | None:

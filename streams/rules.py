@@ -43,11 +43,15 @@ Record = Mapping[str, Any]
 @dataclass(frozen=True)
 class Facts:
     """What relational rules may consult: ``registered(entity_key)`` → province or None,
-    and the entity's last accepted state (``{"stage": …}`` for a case) or None."""
+    and the entity's last accepted state (``{"stage": …}`` for a case) or None. Identifier
+    rules read the configured USCC allow-list (early pilot codes valid in law that fail the
+    checksum) and ``today`` (None: no clock, birth dates are not compared with it)."""
 
     registered: Callable[[str], str | None]
     last: Mapping[str, Any] | None
     province: str
+    uscc_allow: frozenset[str] = frozenset()
+    today: dt.date | None = None
 
 
 Check = Callable[[Record, Facts], str | None]  # returns what is wrong, or None
@@ -109,9 +113,11 @@ def _present(field: str) -> Check:
 
 
 @functools.lru_cache(maxsize=IDENTIFIER_CACHE_SIZE)
-def _identifier_error(check: Callable[[Any], None], value: Any) -> str | None:
+def _identifier_error(check: Callable[..., None], value: Any, *args: Any) -> str | None:
+    """What ``check(value, *args)`` finds wrong; cached, so ``check`` must be pure and its
+    arguments hashable (what varies by configuration is applied outside the cache)."""
     try:
-        check(value)
+        check(value, *args)
     except InvalidIdentifier as exc:
         return str(exc)
     return None
@@ -122,6 +128,35 @@ def _identifier(field: str, check: Callable[[Any], None]) -> Check:
     def run(record: Record, facts: Facts) -> str | None:
         value = record.get(field)
         return None if value is None or value == "" else _identifier_error(check, value)
+    return run
+
+
+def _uscc(field: str) -> Check:
+    """GB 32100, or a code on the configured allow-list of pilot codes."""
+    def run(record: Record, facts: Facts) -> str | None:
+        value = record.get(field)
+        if value is None or value == "" or value in facts.uscc_allow:
+            return None
+        return _identifier_error(identifiers.check_uscc, value)
+    return run
+
+
+def _uscc_org_type(field: str) -> Check:
+    """The organisation type of a valid code is one GB 32100 lists for its authority."""
+    def run(record: Record, facts: Facts) -> str | None:
+        value = record.get(field)
+        if not value or _identifier_error(identifiers.check_uscc, value) is not None:
+            return None
+        return _identifier_error(identifiers.check_uscc_org_type, value)
+    return run
+
+
+def _id_number(field: str) -> Check:
+    """GB 11643, with birth dates after the day of the stage's clock refused."""
+    def run(record: Record, facts: Facts) -> str | None:
+        value = record.get(field)
+        return None if value is None or value == "" else _identifier_error(identifiers.check_id_number, value,
+                                                                           facts.today)
     return run
 
 
@@ -224,24 +259,24 @@ for _entity, _table in STATUSES.items():
     RULES.append(Rule("unknown_status", _entity, CONFORMITY, ERROR, "status", "status is not in the code table",
                       _code_table("status", _table)))
 RULES += [
-    Rule("invalid_uscc", "operator", CONFORMITY, ERROR, "uscc", "USCC fails GB 32100", _identifier("uscc", identifiers.check_uscc)),
+    Rule("invalid_uscc", "operator", CONFORMITY, ERROR, "uscc", "USCC fails GB 32100", _uscc("uscc")),
     Rule("invalid_region_code", "operator", CONFORMITY, ERROR, "region_code", "not a GB/T 2260 code",
          _identifier("region_code", identifiers.check_region_code)),
     Rule("invalid_id_number", "operator", CONFORMITY, ERROR, "legal_rep_id_number", "ID number fails GB 11643",
-         _identifier("legal_rep_id_number", identifiers.check_id_number)),
+         _id_number("legal_rep_id_number")),
     Rule("invalid_plate", "vehicle", CONFORMITY, ERROR, "plate", "plate fails GA 36", _identifier("plate", identifiers.check_plate)),
     Rule("invalid_plate_color", "vehicle", CONFORMITY, ERROR, "plate_color", "plate colour not in JT/T 697.7",
          _identifier("plate_color", identifiers.check_plate_color)),
     Rule("invalid_uscc", "vehicle", CONFORMITY, ERROR, "operator_uscc", "USCC fails GB 32100",
-         _identifier("operator_uscc", identifiers.check_uscc)),
+         _uscc("operator_uscc")),
     Rule("unknown_vehicle_class", "vehicle", CONFORMITY, ERROR, "vehicle_class", "vehicle class not in the code table",
          _code_table("vehicle_class", VEHICLE_CLASSES)),
     Rule("invalid_id_number", "practitioner", CONFORMITY, ERROR, "id_number", "ID number fails GB 11643",
-         _identifier("id_number", identifiers.check_id_number)),
+         _id_number("id_number")),
     Rule("invalid_region_code", "practitioner", CONFORMITY, ERROR, "region_code", "not a GB/T 2260 code",
          _identifier("region_code", identifiers.check_region_code)),
     Rule("invalid_uscc", "practitioner", CONFORMITY, ERROR, "employer_uscc", "USCC fails GB 32100",
-         _identifier("employer_uscc", identifiers.check_uscc)),
+         _uscc("employer_uscc")),
     Rule("unknown_licence_type", "licence", CONFORMITY, ERROR, "licence_type", "licence type not in the code table",
          _code_table("licence_type", LICENCE_TYPES)),
     Rule("invalid_region_code", "licence", CONFORMITY, ERROR, "issuer_region_code", "not a GB/T 2260 code",
@@ -256,9 +291,9 @@ RULES += [
     Rule("invalid_plate", "case", CONFORMITY, ERROR, "involved_plate", "plate fails GA 36",
          _identifier("involved_plate", identifiers.check_plate)),
     Rule("invalid_uscc", "case", CONFORMITY, ERROR, "involved_operator_uscc", "USCC fails GB 32100",
-         _identifier("involved_operator_uscc", identifiers.check_uscc)),
+         _uscc("involved_operator_uscc")),
     Rule("invalid_id_number", "case", CONFORMITY, ERROR, "involved_id_number", "ID number fails GB 11643",
-         _identifier("involved_id_number", identifiers.check_id_number)),
+         _id_number("involved_id_number")),
     Rule("case_without_party", "case", COMPLETENESS, WARNING, None, "the case names no involved party",
          lambda r, f: None if any(r.get(k) for k in ("involved_plate", "involved_operator_uscc", "involved_id_number"))
          else "no involved plate, operator or ID number"),
@@ -270,6 +305,11 @@ RULES += [
     Rule("plate_province_mismatch", "vehicle", RELATIONAL, WARNING, "plate", "the plate belongs to another province",
          _plate_province),
 ]
+USCC_FIELDS = (("operator", "uscc"), ("vehicle", "operator_uscc"), ("practitioner", "employer_uscc"),
+               ("case", "involved_operator_uscc"))
+RULES += [Rule("uscc_unknown_org_type", _entity, CONFORMITY, WARNING, _field,
+               "USCC organisation type not in GB 32100's table for its registration authority", _uscc_org_type(_field))
+          for _entity, _field in USCC_FIELDS]
 RULES_BY_ENTITY: dict[str, tuple[Rule, ...]] = {
     e: tuple(r for r in RULES if r.entity == e) for e in REQUIRED
 }

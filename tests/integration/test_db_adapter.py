@@ -338,3 +338,19 @@ def test_null_cursors_and_rows_missing_required_fields_are_reported_and_the_rest
 
     events = decoded(settings, consume(settings, expected=2))
     assert [e["entity_key"] for e in events] == ["vehicle:粤B00001:2", "vehicle:粤B00004:2"]
+
+
+def test_identifiers_of_database_rows_are_sent_canonical_and_each_rewrite_is_noted(settings, tmp_path):
+    row = (1, "粤b 00001", 2, "truck", "９1350100M000100Y43", "active", 5, "2024-05-01")
+    url = make_sqlite(tmp_path / "province.db", [row, vehicle(2, "2024-05-02")])
+    report, _position = run_to_end(settings, vehicle_config(url))
+    assert (report.spooled, report.rejected, report.normalised) == (2, [], 2)
+
+    events = decoded(settings, consume(settings, expected=2))
+    assert [e["entity_key"] for e in events] == ["vehicle:粤B00001:2", "vehicle:粤B00002:2"]
+    assert events[0]["after"]["operator_uscc"] == "91350100M000100Y43"
+    report_file, = (settings.data_dir / "adapters").glob("*.errors.jsonl")
+    noted = [json.loads(line) for line in report_file.read_text("utf-8").splitlines()]
+    assert [(n["key"], n["field"], n["rule"], n["raw"], n["value"]) for n in noted] == [
+        ("1", "plate", "normalised", "粤b 00001", "粤B00001"),
+        ("1", "operator_uscc", "normalised", "９1350100M000100Y43", "91350100M000100Y43")]

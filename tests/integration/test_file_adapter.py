@@ -25,6 +25,7 @@ from producers import identities
 from producers.errors import PublishError
 from producers.file_adapter import FileAdapter, FileAdapterOptions
 from producers.file_watch import DropFolder
+from producers.headers import load_mapping
 from producers.snapshot import SnapshotStore
 from producers.spool import Spool
 from producers.tabular import ReadLimits
@@ -167,6 +168,26 @@ def test_file_with_bad_rows_delivers_every_good_row_and_reports_every_bad_one(se
         report = [(int(r["row"]), r["field"], r["rule"]) for r in csv.DictReader(handle)]
     assert report == [(4, "uscc", "invalid_uscc"), (5, "uscc", "missing_required"), (6, "", "wrong_column_count"),
                       (7, "", "duplicate_key"), (8, "uscc", "formula_injection"), (9, "", "line_too_long")]
+
+
+def test_export_without_a_status_column_loads_with_the_mappings_constant_and_canonical_identifiers(
+        settings, tmp_path):
+    rows = [row[:5] for row in operators(3)]
+    spaced = rows[1][0][:8] + "\u3000" + rows[1][0][8:]
+    path = write_csv(tmp_path / "operators.csv", OPERATOR_HEADER[:5], [rows[0], [spaced, *rows[1][1:]], rows[2]])
+    assert load(settings, path).status == "rejected"  # missing_columns: status
+    path = write_csv(tmp_path / "operators.csv", OPERATOR_HEADER[:5], [rows[0], [spaced, *rows[1][1:]], rows[2]])
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({"constants": {"status": "营业"}}, ensure_ascii=False), "utf-8")
+    result = load(settings, path, mapping=load_mapping(mapping, "operator"))
+    assert (result.status, result.creates, result.bad_rows, result.normalised) == ("loaded", 3, 0, 1)
+
+    events = consume(settings, "44", expected=3)
+    assert sorted(e["entity_key"] for e in events) == sorted(f"operator:{r[0]}" for r in rows)
+    assert {e["after"]["status"] for e in events} == {"active"}
+    with open(result.error_report, encoding="utf-8-sig", newline="") as handle:
+        report = [(int(r["row"]), r["field"], r["rule"], r["message"]) for r in csv.DictReader(handle)]
+    assert report == [(3, "uscc", "normalised", f"{spaced!r} is stored in canonical form as {rows[1][0]!r}")]
 
 
 def test_unreadable_files_are_moved_aside_and_the_other_files_still_load(settings, tmp_path, capsys, monkeypatch):

@@ -116,3 +116,18 @@ def test_a_change_event_is_keyed_by_its_entity():
     event = change_event(event_id="e", op="c", entity_type="vehicle", before=None, after=record, province="44",
                          system="db", table="vehicles", seq=1, ts_ms=0)
     assert event["entity_key"] == "vehicle:粤B12345:2" and event["source"]["table"] == "vehicles"
+
+
+def test_identifiers_are_stored_in_canonical_form_and_each_rewrite_is_noted():
+    notes = []
+    row = {**VEHICLE, "plate": "粤b·12345", "operator_uscc": "91350100\u3000M000100Y43"}
+    record = row_to_record("vehicle", row, "1", notes=notes)
+    assert (record["plate"], record["operator_uscc"]) == ("粤B12345", "91350100M000100Y43")
+    assert notes == [("plate", "粤b·12345", "粤B12345"), ("operator_uscc", "91350100\u3000M000100Y43",
+                                                          "91350100M000100Y43")]
+
+
+def test_char_column_padding_is_stripped_without_a_note():
+    notes = []
+    assert row_to_record("vehicle", {**VEHICLE, "plate": "粤B12345   "}, "1", notes=notes)["plate"] == "粤B12345"
+    assert notes == []

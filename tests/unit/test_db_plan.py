@@ -137,3 +137,10 @@ def test_the_store_commits_events_position_and_known_records_together(tmp_path):
         assert store.known("1") == Known("operator:91350100M000100Y43", operator(
             permit_no=None, business_scope=None, legal_rep_id_number=None, contact_phone=None))
         assert store.meta("next_seq") == "2" and store.meta("acked_position") is None
+
+
+def test_a_row_with_a_non_canonical_credit_code_is_sent_canonical_and_noted_by_key():
+    result = plan([{"id": 7, "version": 1, **operator(uscc="９1350100M000100Y43")}])
+    assert events(result)[0]["entity_key"] == "operator:91350100M000100Y43"
+    assert result.normalised == [("7", "uscc", "９1350100M000100Y43", "91350100M000100Y43")]
+    assert result.rejected == []

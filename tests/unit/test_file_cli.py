@@ -11,6 +11,7 @@ from deploy import cli
 from deploy.settings import Settings
 from producers.errors import AdapterBusyError, FileAdapterError
 from producers.file_adapter import FileAdapter, FileResult
+from producers import files_cli
 from producers.files_cli import ProgressLine, describe
 
 
@@ -71,3 +72,40 @@ def test_result_lines_say_what_happened_to_each_file():
                                 "2 bad rows reported in a.csv.errors.csv")
     rejected = FileResult(Path("b.csv"), "rejected", reason="empty_file: b.csv is empty", moved_to=Path("rejected/b.csv"))
     assert describe(rejected) == "b.csv: rejected, empty_file: b.csv is empty (moved to rejected/b.csv)"
+
+
+def test_the_configured_allow_list_and_the_mappings_constants_reach_the_adapter(clean_env, monkeypatch, tmp_path):
+    allow, mapping, data = tmp_path / "pilot.txt", tmp_path / "map.json", tmp_path / "a.csv"
+    allow.write_text("91350100M000100Y44\n", "utf-8")
+    mapping.write_text('{"constants": {"status": "营业"}}', "utf-8")
+    data.write_text("uscc\n", "utf-8")
+    monkeypatch.setenv("ROADX_USCC_ALLOW_FILE", str(allow))
+    seen = {}
+
+    class Adapter:
+        def __init__(self, settings, province, entity, options, progress):
+            seen["options"] = options
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        def resume(self):
+            return []
+
+        def process(self, path):
+            return FileResult(path, "loaded")
+
+    monkeypatch.setattr(files_cli, "FileAdapter", Adapter)
+    assert cli.main(["produce", "files", "--province", "44", "--entity", "operator", "--mapping", str(mapping),
+                     str(data)]) == 0
+    assert seen["options"].uscc_allow == {"91350100M000100Y44"}
+    assert seen["options"].mapping.constants == {"status": "营业"}
+
+
+def test_the_result_line_counts_identifiers_written_in_canonical_form():
+    loaded = FileResult(Path("a.csv"), "loaded", rows=1, creates=1, events=1, encoding="utf-8", normalised=1,
+                        error_report=Path("a.csv.errors.csv"))
+    assert describe(loaded).endswith("; 1 identifiers written in canonical form, noted in a.csv.errors.csv")

@@ -7,9 +7,10 @@ import json
 
 import pytest
 
+from producers.daily_file import parse_daily_file, write_error_report
 from producers.errors import FileRejected, MappingError, RowError
 from producers.headers import entity_from_name, load_mapping, map_header
-from producers.rows import RowParser, required_fields
+from producers.rows import Normalised, RowParser, required_fields
 
 USCC = "91350100M000100Y43"
 
@@ -167,3 +168,48 @@ def test_vehicle_number_beyond_a_32_bit_int_is_a_row_error(seats, tonnage):
     with pytest.raises(RowError) as caught:
         vehicle("粤B12345", "2", "truck", USCC, "active", seats, tonnage)
     assert caught.value.rule == "out_of_range" and caught.value.field == ("seats" if seats else "tonnage_kg")
+
+
+def test_identifiers_are_stored_in_canonical_form_and_each_rewrite_is_noted():
+    notes = []
+    record = RowParser("vehicle", VEHICLE).parse(("粤b 12345", "2", "truck", "９1350100\u3000M000100-Y43", "active",
+                                                  "", ""), notes)
+    assert (record["plate"], record["operator_uscc"]) == ("粤B12345", USCC)
+    assert notes == [Normalised("plate", "粤b 12345", "粤B12345"),
+                     Normalised("operator_uscc", "９1350100\u3000M000100-Y43", USCC)]
+
+
+def test_cell_padding_alone_is_not_noted():
+    notes = []
+    RowParser("vehicle", VEHICLE).parse((" 粤B12345 ", "2", "truck", f"{USCC}  ", "active", "", ""), notes)
+    assert notes == []
+
+
+def test_a_birth_date_after_the_parsers_day_is_a_row_error():
+    parser = RowParser("practitioner", ("id_number", "name", "qualification_cert_no", "region_code", "status"),
+                       today=datetime.date(2024, 6, 1))
+    born = "44030120240602123"
+    born += "10X98765432"[sum(int(c) * pow(2, 17 - i, 11) for i, c in enumerate(born)) % 11]
+    with pytest.raises(RowError) as caught:
+        parser.parse((born, "张伟", "Q1", "440301", "正常"))
+    assert (caught.value.field, caught.value.rule) == ("id_number", "invalid_id_number")
+    assert "after today" in caught.value.detail
+
+
+def test_a_pilot_code_on_the_allow_list_is_accepted_in_a_row():
+    cells = ("粤B12345", "2", "truck", "91350100M000100Y44", "active", "", "")
+    assert RowParser("vehicle", VEHICLE, frozenset({"91350100M000100Y44"})).parse(cells)["operator_uscc"] == (
+        "91350100M000100Y44")
+
+
+def test_a_rewritten_identifier_is_a_note_in_the_row_report_not_a_bad_row(tmp_path):
+    path = tmp_path / "operators.csv"
+    path.write_text(f"统一社会信用代码,业户名称,行政区划代码,状态\n{USCC[:8]} {USCC[8:]},福州顺达运输有限公司,350100,营业\n",
+                    "utf-8")
+    parsed = parse_daily_file(path, "operator")
+    assert parsed.failures == [] and list(parsed.current) == [f"operator:{USCC}"]
+    note, = parsed.notes
+    assert (note.row, note.field, note.rule) == (2, "uscc", "normalised")
+    assert repr(f"{USCC[:8]} {USCC[8:]}") in note.message and repr(USCC) in note.message
+    report = write_error_report(path, parsed.failures + parsed.notes).read_text("utf-8-sig").splitlines()
+    assert report[1].startswith("2,uscc,normalised,")

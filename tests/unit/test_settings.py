@@ -52,3 +52,35 @@ def test_a_missing_master_key_file_is_an_error_not_a_new_key(tmp_path):
     settings = resolve({"ROADX_MASTER_KEY_FILE": str(tmp_path / "nope.key")})
     with pytest.raises(SettingsError, match="does not exist"):
         settings.master_key()
+
+
+def test_the_uscc_allow_list_is_read_from_its_file_once(tmp_path):
+    path = tmp_path / "pilot-codes.txt"
+    path.write_text("# Fujian pilot codes\n91350100M000100Y44\n\n91350100M000100Y45  # second\n", "utf-8")
+    settings = resolve({"ROADX_USCC_ALLOW_FILE": str(path)})
+    assert settings.uscc_allow() == {"91350100M000100Y44", "91350100M000100Y45"}
+    path.unlink()
+    assert settings.uscc_allow() == {"91350100M000100Y44", "91350100M000100Y45"}
+    assert resolve({}).uscc_allow() == frozenset()
+
+
+def test_children_resolve_the_same_uscc_allow_list(tmp_path):
+    path = tmp_path / "pilot-codes.txt"
+    path.write_text("91350100M000100Y44\n", "utf-8")
+    settings = resolve({"ROADX_USCC_ALLOW_FILE": str(path)}, data_dir=str(tmp_path))
+    child = resolve(to_environ(settings))
+    assert child == settings and child.uscc_allow() == {"91350100M000100Y44"}
+
+
+@pytest.mark.parametrize("content, message", [("91350100M000100Y4\n", "line 1: '91350100M000100Y4'"),
+                                              ("91350100M000100Y44\n91350100m000100y44\n", "line 2")])
+def test_a_malformed_uscc_allow_list_fails_at_resolve_naming_the_line(tmp_path, content, message):
+    path = tmp_path / "pilot-codes.txt"
+    path.write_text(content, "utf-8")
+    with pytest.raises(SettingsError, match=message):
+        resolve({"ROADX_USCC_ALLOW_FILE": str(path)})
+
+
+def test_a_missing_uscc_allow_list_file_fails_at_resolve(tmp_path):
+    with pytest.raises(SettingsError, match="cannot read ROADX_USCC_ALLOW_FILE .*nope.txt"):
+        resolve({"ROADX_USCC_ALLOW_FILE": str(tmp_path / "nope.txt")})
