@@ -62,7 +62,7 @@ def stage_context(settings: Settings) -> StageContext:
         codec = EventCodec(make_registry(settings.schema_registry_url or None))
     except Exception as exc:
         raise WorkerError(f"cannot prepare the stream stage: {exc}") from exc
-    return StageContext(codec, settings.topics, keys, frozenset(settings.provinces))
+    return StageContext(codec, settings.topics, keys, frozenset(settings.provinces), uscc_allow=settings.uscc_allow())
 
 
 class StateView(MutableMapping[str, Any]):

@@ -214,3 +214,13 @@ def test_an_output_not_delivered_sends_no_state_and_commits_nothing(store):
         write_then_commit(producer, consumer, store, settings, batch, result, changes, handover(settings))
     assert producer.calls.count(("produce", "tx.roadx-streams-state.44")) == 1  # the since mark only
     assert store.get("seen:e1") is None and store.get("out.done:44:0") is None and consumer.commits == []
+
+
+def test_the_stream_stage_is_given_the_configured_uscc_allow_list(tmp_path):
+    from streams.runner import stage_context
+
+    allow = tmp_path / "pilot-codes.txt"
+    allow.write_text("# early Fujian pilot codes\n91350100M000100Y44\n", encoding="utf-8")
+    settings = Settings(data_dir=tmp_path, provinces=("35",), uscc_allow_file=allow)
+    assert stage_context(settings).uscc_allow == {"91350100M000100Y44"}
+    assert stage_context(Settings(data_dir=tmp_path, provinces=("35",))).uscc_allow == frozenset()
