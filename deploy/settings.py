@@ -43,6 +43,9 @@ class Settings:
     stream_batch_size: int = 5000
     # How long an accepted event id is remembered for exact deduplication (hours).
     dedup_retention_hours: float = 168.0
+    # How long after a finding that a referenced entity is unknown that entity may still arrive
+    # and withdraw it (seconds); the report counts such a finding only once this has passed.
+    reference_grace_seconds: int = 3600
     metrics_port: int = 0
     # Loopback port on which the sink serves the embedded store (ClickHouse HTTP, read-only); 0 = off.
     store_http_port: int = 0
@@ -272,6 +275,8 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("batch sizes must be at least 1")
     if settings.dedup_retention_hours <= 0:
         raise SettingsError("ROADX_DEDUP_RETENTION_HOURS must be positive")
+    if settings.reference_grace_seconds < 0:
+        raise SettingsError("ROADX_REFERENCE_GRACE_SECONDS must be 0 or more")
     if settings.replication_factor < 0:
         raise SettingsError("ROADX_REPLICATION_FACTOR must be 0 (automatic) or at least 1")
     _validate_kafka_security(settings)

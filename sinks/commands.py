@@ -34,7 +34,8 @@ def cmd_report(settings: Any, args: argparse.Namespace) -> int:
     month = parse_month(args.month)
     client = store_client(settings)
     try:
-        data = load_report(client, settings.clickhouse_database, month, settings.provinces)
+        data = load_report(client, settings.clickhouse_database, month, settings.provinces,
+                           grace_seconds=settings.reference_grace_seconds)
     finally:
         client.close()
     try:

@@ -32,7 +32,7 @@ from .ddl import check_identifier
 from .errors import QueryError, SinkError
 
 DIMENSIONS = ("completeness", "conformity", "relational")
-REFERENCE_GRACE_SECONDS = 3600  # how long a referenced entity may arrive after its reference
+REFERENCE_GRACE_SECONDS = 3600  # how long a referenced entity may arrive after its reference (ROADX_REFERENCE_GRACE_SECONDS)
 TREND_MONTHS = 6
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _INBOUND_TOPIC = re.compile(r"prov\.(\d{2})\.changes$")

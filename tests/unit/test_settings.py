@@ -30,6 +30,8 @@ def test_unknown_variable_is_rejected_with_the_known_ones_listed():
     ({"ROADX_PARTITIONS": "0"}, "at least 1"),
     ({"ROADX_PROVINCES": "44,99"}, "unknown province codes"),
     ({"ROADX_PROVINCES": " , "}, "empty list"),
+    ({"ROADX_REFERENCE_GRACE_SECONDS": "-1"}, "ROADX_REFERENCE_GRACE_SECONDS must be 0 or more"),
+    ({"ROADX_REFERENCE_GRACE_SECONDS": "an hour"}, "ROADX_REFERENCE_GRACE_SECONDS='an hour'"),
 ])
 def test_malformed_values_say_which_setting(env, message):
     with pytest.raises(SettingsError, match=message):
