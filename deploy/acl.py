@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from schemas.errors import SettingsError
 from schemas.identifiers import PROVINCES
+from schemas.settings import Settings
 
-from .errors import SettingsError
-from .settings import Settings
 
 STREAMS_PRINCIPAL = "roadx-streams"
 SINK_PRINCIPAL = "roadx-sink"

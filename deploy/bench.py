@@ -27,11 +27,12 @@ from typing import Any, Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from schemas.settings import Settings
+
 from .bench_procs import Child
 from .bench_report import MIB, Figure, percentile, rate
 from .broker import EmbeddedBroker
 from .errors import DeployError, StackError
-from .settings import Settings
 from .topics import create_topics, exchange_topics
 
 Say = Callable[[str], None]

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from .settings import Settings, resolve
+from schemas.settings import Settings, resolve
 
 
 def run_adapter(settings: Settings, events: int, seed: int, result: Path) -> None:

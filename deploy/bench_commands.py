@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .settings import Settings
+from schemas.settings import Settings
 
 
 def add_parser(sub: Any, with_data_dir: Any) -> None:

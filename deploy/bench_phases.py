@@ -7,10 +7,11 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from schemas.settings import Settings
+
 from .bench_procs import Child, CommitLog, GroupProgress, count_messages, cpu_seconds, wait_until
 from .bench_report import EVENTS_PER_S, MS, rate
 from .errors import StackError
-from .settings import Settings
 from .topics import create_topics
 
 if TYPE_CHECKING:

@@ -20,9 +20,10 @@ from typing import Callable, Iterable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupState, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from schemas.settings import Settings, to_environ
+
 from .broker import die_with_parent
 from .errors import StackError
-from .settings import Settings, to_environ
 
 
 class Child:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from schemas.settings import Settings, to_environ
+
 from .broker import EmbeddedBroker, die_with_parent, free_port, wait_for_port
 from .chaos_check import ChaosReport, TopicSnapshot, Truth, build_truth, check
 from .chaos_plan import KILL, PAUSE_BROKER, RESTART, RESUME_BROKER, Action, ChaosPlan, plan_chaos
@@ -33,7 +35,6 @@ from .chaos_probe import (
 from .demo import Progress
 from .errors import DeployError, StackError
 from .lag import GroupLag
-from .settings import Settings, to_environ
 from .stack import StackInfo
 from .topics import create_topics, exchange_topics
 

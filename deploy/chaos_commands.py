@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .settings import Settings
+from schemas.settings import Settings
 
 
 def add_parser(sub: Any, with_data_dir: Any) -> None:
@@ -71,8 +71,9 @@ def cmd_chaos(settings: Settings, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m deploy.chaos_commands``: the same command without the rest of the roadx parser."""
+    from schemas.settings import resolve
+
     from . import cli
-    from .settings import resolve
 
     parser = argparse.ArgumentParser(prog="roadx")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -19,10 +19,11 @@ from typing import Iterable, Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
+from schemas.settings import Settings
+
 from .chaos_check import StoreSnapshot, TopicSnapshot, Truth
 from .chaos_trace import Located, LogEntry, explain_missing_routes, origin_of, parse_worker_log
 from .errors import DeployError
-from .settings import Settings
 
 READ_BATCH = 10_000
 

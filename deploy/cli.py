@@ -4,7 +4,7 @@ Every command that reads or starts a stack, a store or a spool takes ``--data-di
 ``with_data_dir`` adds it, here and in each package's ``add_parser`` (which receives it),
 on the command itself, so it goes after the subcommand (``roadx produce files --data-dir
 DIR``) and, for a group, also before it. Which directory is used is decided once, by
-``settings.resolve``: the flag, else ``ROADX_DATA_DIR``, else ``./.roadx``; ``main`` then
+``schemas.settings.resolve``: the flag, else ``ROADX_DATA_DIR``, else ``./.roadx``; ``main`` then
 refuses one that is not a directory.
 """
 
@@ -20,11 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-from schemas.errors import ContractError
+from schemas.errors import ContractError, SettingsError
+from schemas.settings import Settings, resolve
 
-from . import settings as settings_mod
-from .errors import DeployError, SettingsError, StackError
-from .settings import Settings
+from .errors import DeployError, StackError
 from .stack import READY_TIMEOUT, Stack, StackInfo
 
 # ``roadx up`` waits this much longer than the parts' readiness timeout: broker start and topics.
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     errors = _package_errors()
     try:
         flag = getattr(args, "data_dir", None)
-        settings = settings_mod.resolve(data_dir=flag)
+        settings = resolve(data_dir=flag)
         check_data_dir(settings.data_dir, "--data-dir" if flag is not None
                        else "ROADX_DATA_DIR" if os.environ.get("ROADX_DATA_DIR") else "the default data directory")
         handler = getattr(args, "handler", None) or COMMANDS[args.command]

@@ -15,10 +15,11 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Callable, TextIO
 
+from schemas.settings import Settings
+
 from .errors import StackError
 from .lag import GroupLag
 from .scrape import scrape, totals
-from .settings import Settings
 from .stack import Stack, StackInfo
 
 STORE_TABLES = (

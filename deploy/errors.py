@@ -1,7 +1,6 @@
-"""Errors of the deploy package.
+"""Errors of the deploy package (a bad setting is ``schemas.errors.SettingsError``).
 
     DeployError
-    ├── SettingsError        a setting is unknown, missing or malformed
     ├── StackError           the embedded stack cannot start, is not running, or a part died
     └── TopicError           topics cannot be created
 """
@@ -9,10 +8,6 @@
 
 class DeployError(Exception):
     """Base of every error raised by ``deploy``."""
-
-
-class SettingsError(DeployError):
-    pass
 
 
 class StackError(DeployError):

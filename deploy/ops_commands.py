@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from schemas.settings import Settings
+
 from .acl import exchange_acls, kafka_acl_commands, select_provinces, strimzi_users
-from .settings import Settings
 from .stack import with_running_broker
 from .topic_apply import apply_plan, format_plan, managed_pattern, open_admin, plan_topics, read_broker_topics
 from .topicspec import TopicSpec, default_spec, dump_spec, load_spec

@@ -21,10 +21,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from schemas.settings import Settings, to_environ
+
 from .broker import EmbeddedBroker, die_with_parent, free_port
 from .errors import StackError
 from .readiness import Part, client_probe, endpoint_probe, metrics_probe, port_probe, wait_ready
-from .settings import Settings, to_environ
 from .topics import create_topics, exchange_topics
 
 PARTS = {"streams": "streams.worker", "sink": "sinks.worker"}

@@ -14,10 +14,12 @@ import sys
 import time
 from typing import Callable
 
-from .errors import SettingsError, StackError
+from schemas.errors import SettingsError
+from schemas.settings import Settings
+
+from .errors import StackError
 from .readiness import endpoint_probe
 from .scrape import scrape
-from .settings import Settings
 from .stack import StackInfo
 from .status import Scrape, StoreStatus, format_status, summarize
 

@@ -17,8 +17,9 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions,
                                    NewTopic, ResourceType)
 
+from schemas.settings import Settings
+
 from .errors import TopicError
-from .settings import Settings
 from .topicspec import TopicSpec, normalize_policy
 
 CREATE = "create"

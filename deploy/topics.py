@@ -7,8 +7,9 @@ from typing import Any, Iterable, Mapping
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from schemas.settings import Settings
+
 from .errors import TopicError
-from .settings import Settings
 
 
 COMPACTED = {"cleanup.policy": "compact"}

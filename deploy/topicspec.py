@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from schemas.identifiers import PROVINCES
+from schemas.settings import Settings
 
 from .errors import TopicError
-from .settings import Settings
 
 SPEC_VERSION = 1
 DAY_MS = 24 * 3600 * 1000

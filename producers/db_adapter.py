@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from deploy.settings import Settings
 from schemas import contract
 from schemas.codec import EventCodec
 from schemas.errors import EncodeError
 from schemas.registry import make_registry
+from schemas.settings import Settings
 
 from . import db_changes, metrics
 from .db_source import Position, TableReader, Unorderable, connect, redact_url, value_text

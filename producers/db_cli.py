@@ -11,8 +11,9 @@ import sys
 import threading
 from typing import Any
 
-from deploy.settings import Settings
 from deploy.stack import with_running_broker
+
+from schemas.settings import Settings
 
 from . import metrics
 from .db_adapter import CycleReport, DbAdapter, DbAdapterConfig

@@ -34,12 +34,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from deploy.settings import Settings
 from schemas.codec import EventCodec
 from schemas.contract import ENTITY_TYPES
 from schemas.errors import EncodeError
 from schemas.identifiers import china_today
 from schemas.registry import make_registry
+from schemas.settings import Settings
 
 from . import metrics
 from .daily_file import ParsedFile, move_aside, parse_daily_file, report_path, write_error_report

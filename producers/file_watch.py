@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from deploy.settings import Settings
+from schemas.settings import Settings
 
 from .daily_file import REASON_SUFFIX, REPORT_SUFFIX, move_aside, report_path
 from .errors import FileAdapterError, FileRejected, PublishError

@@ -15,9 +15,10 @@ import threading
 import time
 from pathlib import Path
 
-from deploy.settings import Settings
 from deploy.stack import with_running_broker
+
 from schemas.contract import ENTITY_TYPES
+from schemas.settings import Settings
 
 from . import metrics
 from .errors import FileAdapterError

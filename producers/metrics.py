@@ -14,7 +14,7 @@ import threading
 
 from prometheus_client import Counter, Gauge, start_http_server
 
-from deploy.settings import Settings
+from schemas.settings import Settings
 
 from .errors import MetricsError
 

@@ -16,10 +16,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Callable
 
-from deploy.settings import Settings
 from schemas.codec import EventCodec
 from schemas.errors import EncodeError
 from schemas.registry import make_registry
+from schemas.settings import Settings
 
 from . import metrics
 from .errors import EventEncodeError, GeneratorConfigError

@@ -19,7 +19,8 @@ from dataclasses import asdict
 from typing import Callable
 
 from deploy.errors import DeployError
-from deploy.settings import Settings, resolve
+from schemas.errors import SettingsError
+from schemas.settings import Settings, resolve
 
 from . import metrics
 from .errors import ProducerError
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         report = run(resolve(), args)
-    except (ProducerError, DeployError) as exc:
+    except (ProducerError, DeployError, SettingsError) as exc:
         print(f"synthetic adapter: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report, ensure_ascii=False), flush=True)

@@ -8,7 +8,8 @@
     │   ├── UnknownSchemaError   the schema id is known to no registry in use
     │   └── MalformedBodyError   framing is right, the Avro body is not
     ├── RegistryError            a Schema Registry call failed
-    └── InvalidIdentifier        an identifier breaks its standard (rule + message)
+    ├── InvalidIdentifier        an identifier breaks its standard (rule + message)
+    └── SettingsError            a setting (``ROADX_*`` or a command's option) is unknown, missing or malformed
 """
 
 from __future__ import annotations
@@ -64,3 +65,7 @@ class InvalidIdentifier(ContractError):
         self.rule = rule
         self.value = value
         super().__init__(f"{rule}: {value!r} {message}")
+
+
+class SettingsError(ContractError):
+    """A setting is unknown, missing or malformed (``schemas.settings``), or a command's option is."""

@@ -15,7 +15,8 @@ import threading
 from prometheus_client import start_http_server
 
 from deploy.errors import DeployError
-from deploy.settings import Settings, resolve
+from schemas.errors import SettingsError
+from schemas.settings import Settings, resolve
 
 from .errors import SinkError
 from .http_server import StoreServer
@@ -73,7 +74,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s sink %(levelname)s %(message)s")
     try:
         run_worker(resolve())
-    except (SinkError, DeployError) as exc:
+    except (SinkError, DeployError, SettingsError) as exc:
         print(f"roadx sink: {exc}", file=sys.stderr)
         return 1
     return 0

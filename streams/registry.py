@@ -11,7 +11,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from deploy.settings import Settings
+from schemas.settings import Settings
 
 from .errors import StateError
 from .pipeline import REGISTRY

@@ -33,9 +33,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient
 
 from deploy.consumer_lag import LagRecorder
-from deploy.settings import Settings
+
 from schemas.codec import EventCodec
 from schemas.registry import make_registry
+from schemas.settings import Settings
 from schemas.topics import ORIGIN
 
 from . import metrics

@@ -10,11 +10,11 @@ from typing import Any, Callable, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
-from deploy.settings import Settings
 from schemas import topics as th
 from schemas.codec import EventCodec
 from schemas.errors import DecodeError
 from schemas.registry import make_registry
+from schemas.settings import Settings
 
 from .errors import StreamError
 from .validation import subject_record

@@ -13,7 +13,7 @@ import threading
 
 from prometheus_client import start_http_server
 
-from deploy.settings import Settings, resolve
+from schemas.settings import Settings, resolve
 
 from .errors import StreamError
 from .runner import StreamRunner

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from deploy.broker import free_port
-from deploy.settings import Settings
+from schemas.settings import Settings
 from sinks.http_server import StoreServer
 from sinks.store import open_store
 

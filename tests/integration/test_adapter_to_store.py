@@ -13,9 +13,9 @@ import pytest
 from openpyxl import Workbook
 
 from deploy import cli
-from deploy.settings import Settings, to_environ
 from deploy.topics import create_topics, exchange_topics
 from producers import identities
+from schemas.settings import Settings, to_environ
 from sinks.sink import run_sink
 from sinks.store import open_store
 from streams.worker import run_worker

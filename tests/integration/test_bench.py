@@ -13,7 +13,7 @@ import pytest
 from deploy import bench_commands
 from deploy.bench_report import ALL_FIGURES, TARGETS
 from deploy.errors import DeployError
-from deploy.settings import Settings
+from schemas.settings import Settings
 
 pytestmark = pytest.mark.integration
 

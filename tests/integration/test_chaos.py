@@ -16,11 +16,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from deploy.broker import die_with_parent
 from deploy.chaos import spooled_so_far
 from deploy.chaos_probe import read_topic_counts
-from deploy.settings import Settings, to_environ
 from deploy.topics import create_topics, exchange_topics
 from producers.generator import SyntheticProvinces
 from schemas.codec import EventCodec
 from schemas.registry import make_registry
+from schemas.settings import Settings, to_environ
 
 pytestmark = pytest.mark.integration
 

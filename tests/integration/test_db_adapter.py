@@ -18,13 +18,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from deploy import cli
 from deploy.broker import EmbeddedBroker, free_port
-from deploy.settings import Settings, to_environ
 from deploy.topics import create_topics, exchange_topics
 from producers.db_adapter import DbAdapter, DbAdapterConfig
 from producers.db_source import Position
 from schemas import signing
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry
+from schemas.settings import Settings, to_environ
 
 from postgres import postgres_server
 

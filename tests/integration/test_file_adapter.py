@@ -19,7 +19,6 @@ from openpyxl import Workbook
 
 from deploy import cli
 from deploy.broker import free_port
-from deploy.settings import Settings, to_environ
 from deploy.topics import create_topics, exchange_topics
 from producers import identities
 from producers.errors import PublishError
@@ -32,6 +31,7 @@ from producers.tabular import ReadLimits
 from schemas import signing
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry
+from schemas.settings import Settings, to_environ
 
 pytestmark = pytest.mark.integration
 PROVINCES = ("44", "11")

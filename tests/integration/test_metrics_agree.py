@@ -28,10 +28,10 @@ from deploy import status_commands
 from deploy.broker import die_with_parent, free_port
 from deploy.consumer_lag import record_lag
 from deploy.scrape import scrape
-from deploy.settings import Settings, to_environ
 from deploy.topics import create_topics, exchange_topics
 from producers import identities
 from producers.synthetic import publish_synthetic
+from schemas.settings import Settings, to_environ
 from sinks.store import open_store
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,6 @@ import time
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from deploy.settings import Settings
 from deploy.topics import create_topics, exchange_topics
 from producers.errors import PublishError
 from producers.generator import SyntheticProvinces
@@ -18,6 +17,7 @@ from producers.synthetic import publish_synthetic
 from schemas import signing
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry
+from schemas.settings import Settings
 
 pytestmark = pytest.mark.integration
 PROVINCES = ("44", "11", "50")

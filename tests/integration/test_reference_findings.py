@@ -16,10 +16,10 @@ import uuid
 import pytest
 from stdnum.cn import uscc
 
-from deploy.settings import Settings
 from schemas import contract, signing
 from schemas.codec import EventCodec, FindingCodec
 from schemas.registry import EmbeddedRegistry
+from schemas.settings import Settings
 from sinks.pii import PiiMasker
 from sinks.report import load_report
 from sinks.sink import COLUMNS, NoLedger, TopicRoles, plan_batch, write_plan

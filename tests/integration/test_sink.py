@@ -23,11 +23,11 @@ import pytest
 from confluent_kafka import Producer
 
 from deploy.broker import free_port
-from deploy.settings import Settings
 from deploy.topics import create_topics, exchange_topics
 from schemas import contract, topics as headers
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry
+from schemas.settings import Settings
 from sinks.errors import QueryError
 from sinks.pii import PiiMasker
 from sinks.query import run_query

@@ -20,11 +20,11 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from deploy.broker import free_port
-from deploy.settings import Settings, to_environ
 from deploy.topics import create_topics, exchange_topics
 from producers.generator import SyntheticProvinces
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry
+from schemas.settings import Settings, to_environ
 from sinks.pii import PiiMasker
 from sinks.store import open_store
 

@@ -23,12 +23,12 @@ from confluent_kafka import Producer
 
 from deploy.broker import free_port, wait_for_port
 from deploy.cli import main
-from deploy.settings import Settings, to_environ
 from deploy.stack import StackInfo
 from deploy.topics import create_topics, exchange_topics
 from schemas import contract
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry
+from schemas.settings import Settings, to_environ
 
 pytestmark = pytest.mark.integration
 

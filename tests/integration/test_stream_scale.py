@@ -10,12 +10,12 @@ import uuid
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from deploy.settings import Settings
 from deploy.topics import create_topics, exchange_topics
 from schemas import contract
 from schemas import topics as th
 from schemas.codec import EventCodec, FindingCodec
 from schemas.registry import EmbeddedRegistry
+from schemas.settings import Settings
 from streams import subscribe
 
 from test_stream_worker import USCC_44, operator, read_topics, running_worker

@@ -14,12 +14,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
 from stdnum.cn import uscc
 
 from deploy.broker import die_with_parent
-from deploy.settings import Settings
 from deploy.topics import create_topics, exchange_topics
 from schemas import contract
 from schemas import topics as th
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry
+from schemas.settings import Settings
 
 pytestmark = pytest.mark.integration
 

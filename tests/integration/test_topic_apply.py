@@ -15,9 +15,9 @@ from confluent_kafka.admin import AdminClient
 
 from deploy.cli import main
 from deploy.errors import TopicError
-from deploy.settings import resolve
 from deploy.topic_apply import apply_plan, managed_pattern, open_admin, plan_topics, read_broker_topics
 from deploy.topicspec import default_spec, dump_spec
+from schemas.settings import resolve
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ import uuid
 import pytest
 
 from deploy.cli import main
-from deploy.settings import Settings
 from schemas import contract
+from schemas.settings import Settings
 from sinks.pii import PiiMasker
 from sinks.rows import CHANGE_LOG_COLUMNS, change_log_row
 from sinks.store import ensure_schema, open_store

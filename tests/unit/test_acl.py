@@ -7,8 +7,8 @@ import yaml
 
 from deploy.acl import exchange_acls, kafka_acl_commands, select_provinces, strimzi_users
 from deploy.cli import main
-from deploy.errors import SettingsError
-from deploy.settings import Settings
+from schemas.errors import SettingsError
+from schemas.settings import Settings
 
 HEAD = 'kafka-acls.sh --bootstrap-server "$BOOTSTRAP" --command-config "$ADMIN_CONFIG" --add --allow-principal'
 EXPECTED_TWO_PROVINCES = [

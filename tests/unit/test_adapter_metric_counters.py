@@ -13,12 +13,12 @@ from prometheus_client import REGISTRY
 
 from deploy import cli
 from deploy.broker import free_port
-from deploy.settings import Settings
 from producers import identities, metrics
 from producers.errors import MetricsError, PublishError
 from producers.file_adapter import FileAdapter, FileAdapterOptions
 from producers.publisher import SpoolPublisher
 from producers.spool import Spool
+from schemas.settings import Settings
 
 HEADER = ["统一社会信用代码", "业户名称", "行政区划代码", "状态"]
 

@@ -9,7 +9,7 @@ import pytest
 
 from deploy.chaos_commands import add_parser, cmd_chaos
 from deploy.errors import DeployError
-from deploy.settings import Settings
+from schemas.settings import Settings
 
 
 def parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ import logging
 from deploy.chaos_trace import (
     Located, LogEntry, explain_missing_route, explain_missing_routes, origin_of, owner_at, parse_worker_log,
 )
-from deploy.settings import Settings
+from schemas.settings import Settings
 from streams import handover as ho
 from streams.pipeline import BatchResult, Inbound, Outbound
 from streams.runner import state_changes, write_then_commit

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from deploy.acl import SINK_PRINCIPAL, STREAMS_PRINCIPAL
-from deploy.errors import SettingsError
-from deploy.settings import Settings, resolve
+from schemas.errors import SettingsError
+from schemas.settings import Settings, resolve
 
 CLUSTER = Path(__file__).resolve().parents[2] / "deploy" / "cluster"
 COUNTERS = {

@@ -130,7 +130,7 @@ def test_recorder_reads_at_most_once_per_interval():
 # Kafka clients built in deploy/ take the client settings whole, TLS/SASL included.
 
 def secured_settings(tmp_path):
-    from deploy.settings import Settings
+    from schemas.settings import Settings
 
     password = tmp_path / "sasl.password"
     password.write_text("s3cret\n", "utf-8")

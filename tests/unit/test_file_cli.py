@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from deploy import cli
-from deploy.settings import Settings
 from producers.errors import AdapterBusyError, FileAdapterError
 from producers.file_adapter import FileAdapter, FileResult
 from producers import files_cli
 from producers.files_cli import ProgressLine, describe
+from schemas.settings import Settings
 
 
 @pytest.fixture

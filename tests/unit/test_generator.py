@@ -11,7 +11,6 @@ import uuid
 
 import pytest
 
-from deploy.settings import Settings
 from producers.errors import GeneratorConfigError
 from producers.generator import CASE_STAGES, SyntheticProvinces
 from producers.identities import uuid4_text
@@ -21,6 +20,7 @@ from schemas.codec import EventCodec
 from schemas.contract import entity_key
 from schemas.errors import InvalidIdentifier
 from schemas.registry import EmbeddedRegistry
+from schemas.settings import Settings
 
 PROVINCES = ("44", "11", "50", "46", "65")
 N = 20_000

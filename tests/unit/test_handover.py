@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.settings import Settings
+from schemas.settings import Settings
 from streams import handover as ho
 from streams.errors import WorkerError
 from streams.pipeline import BatchResult, Inbound, Outbound

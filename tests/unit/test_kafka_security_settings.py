@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.errors import SettingsError
-from deploy.settings import resolve, to_environ
+from schemas.errors import SettingsError
+from schemas.settings import resolve, to_environ
 
 SECRET = "s3cr3t-Pa55word"
 

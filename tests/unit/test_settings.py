@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.errors import SettingsError
-from deploy.settings import resolve, to_environ
+from schemas.errors import SettingsError
+from schemas.settings import resolve, to_environ
 
 
 def test_defaults_are_the_embedded_stack():

@@ -9,8 +9,8 @@ import pytest
 from deploy.cli import describe_up
 from deploy.errors import StackError
 from deploy.readiness import Part, wait_ready
-from deploy.settings import Settings
 from deploy.stack import StackInfo
+from schemas.settings import Settings
 
 
 class Clock:

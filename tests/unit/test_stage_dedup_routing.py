@@ -165,7 +165,7 @@ def test_content_digest_is_of_the_same_text_earlier_versions_stored():
     import hashlib
     import json
 
-    from deploy.settings import Settings
+    from schemas.settings import Settings
     from producers.generator import SyntheticProvinces
     from schemas.codec import EventCodec
     from schemas.registry import EmbeddedRegistry

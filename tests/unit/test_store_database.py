@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.settings import Settings
+from schemas.settings import Settings
 from sinks import store as store_mod
 from sinks.errors import StoreError
 from sinks.store_client import store_client

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from prometheus_client import REGISTRY
 
-from deploy.settings import Settings
+from schemas.settings import Settings
 from streams import metrics
 from streams.errors import StateError, WorkerError
 from streams.pipeline import BatchResult, Inbound

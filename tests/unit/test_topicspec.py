@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deploy.errors import TopicError
-from deploy.settings import Settings
+from schemas.settings import Settings
 from deploy.topic_apply import (ADD_PARTITIONS, ALTER_CONFIG, CREATE, BrokerTopic, format_plan, managed_pattern,
                                 plan_topics)
 from deploy.topicspec import TopicSpec, default_spec, dump_spec, load_spec, parse_spec

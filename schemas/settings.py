@@ -1,4 +1,4 @@
-"""Typed settings, resolved once at the entry point and passed down.
+"""Typed settings, resolved once at the entry point and passed down: the bottom layer of every process.
 
 Sources, lowest to highest precedence: defaults, ``ROADX_*`` environment variables,
 command-line flags. Unknown ``ROADX_*`` variables are rejected, so a typo never
@@ -13,11 +13,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from schemas import signing
-from schemas.identifiers import PROVINCES, USCC_ALPHABET
-from schemas.topics import TopicNames
-
+from . import signing
 from .errors import SettingsError
+from .identifiers import PROVINCES, USCC_ALPHABET
+from .topics import TopicNames
 
 ENV_PREFIX = "ROADX_"
 
