@@ -23,7 +23,8 @@ from schemas.settings import Settings
 
 from .chaos_check import StoreSnapshot, TopicSnapshot, Truth
 from .chaos_trace import Located, LogEntry, explain_missing_routes, origin_of, parse_worker_log
-from .errors import DeployError
+from .errors import DeployError, StackError
+from .stack import served_store
 
 READ_BATCH = 10_000
 
@@ -57,13 +58,13 @@ def store_counts(settings: Settings) -> tuple[int, int] | None:
 
     db = settings.clickhouse_database
     try:
-        client = store_client(settings, wait_seconds=0.5)
+        client = store_client(settings, served_store(settings, wait_seconds=0.5))
         try:
             events = int(client.command(f"SELECT uniqExact(event_id) FROM {db}.change_log"))
             routed = int(client.command(f"SELECT uniqExact(event_id, target_province) FROM {db}.routed_cases"))
         finally:
             client.close()
-    except (SinkError, ClickHouseError, OSError):  # the sink is down or starting: unknown for now
+    except (SinkError, StackError, ClickHouseError, OSError):  # the sink is down or starting: unknown for now
         return None
     return events, routed
 

@@ -1,7 +1,7 @@
-"""The ``roadx`` command: demo, up, down, query, worker.
+"""The ``roadx`` command: demo, up, down, worker; the other commands' modules registered.
 
 Every command that reads or starts a stack, a store or a spool takes ``--data-dir DIR``:
-``with_data_dir`` adds it, here and in each package's ``add_parser`` (which receives it),
+``with_data_dir`` adds it, here and in each command module's ``add_parser`` (which receives it),
 on the command itself, so it goes after the subcommand (``roadx produce files --data-dir
 DIR``) and, for a group, also before it. Which directory is used is decided once, by
 ``schemas.settings.resolve``: the flag, else ``ROADX_DATA_DIR``, else ``./.roadx``; ``main`` then
@@ -47,6 +47,11 @@ def with_data_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Commands of their own modules: each ``add_parser`` registers its subcommands and sets
+    # ``handler(settings, args) -> exit status`` as their default.
+    from . import (bench_commands, chaos_commands, ops_commands, produce_commands, status_commands,
+                   store_commands, subscribe_commands)
+
     parser = argparse.ArgumentParser(prog="roadx", description="National road-transport data-exchange backbone.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -67,26 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
                             f"(default {READY_TIMEOUT:g})")
     with_data_dir(sub.add_parser("down", help="stop the embedded stack"))
 
-    query = with_data_dir(sub.add_parser("query", help="run SQL against the national store"))
-    query.add_argument("sql")
-    query.add_argument("--format", choices=("pretty", "tsv", "json"), default="pretty")
+    store_commands.add_parser(sub, with_data_dir)  # query, report, verify
 
     worker = with_data_dir(sub.add_parser(
         "worker", help="run one part of the line in the foreground (settings from ROADX_*)"))
     worker.add_argument("part", choices=("streams", "sink"))
 
-    # Commands owned by a package: each ``add_parser`` registers its subcommands and sets
-    # ``handler(settings, args) -> exit status`` as their default.
-    from producers import commands as producer_commands
-    from sinks import commands as sink_commands
-    from streams import subscribe
-
-    from . import bench_commands, chaos_commands, ops_commands, status_commands
-
-    producer_commands.add_parser(sub, with_data_dir)
-    sink_commands.add_parser(sub, with_data_dir)
+    produce_commands.add_parser(sub, with_data_dir)
     ops_commands.add_parser(sub, with_data_dir)
-    subscribe.add_parser(sub, with_data_dir)
+    subscribe_commands.add_parser(sub, with_data_dir)
     bench_commands.add_parser(sub, with_data_dir)
     status_commands.add_parser(sub, with_data_dir)
     chaos_commands.add_parser(sub, with_data_dir)
@@ -265,19 +259,6 @@ def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
-    """Answer SQL from the store: the ClickHouse server, the running sink's endpoint, or the embedded store."""
-    from sinks.store_client import store_client
-    from sinks.query import run_query
-
-    client = store_client(settings)
-    try:
-        print(run_query(client, args.sql, args.format))
-    finally:
-        client.close()
-    return 0
-
-
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     if args.part == "streams":
         from streams.worker import run_worker
@@ -289,7 +270,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "demo": cmd_demo, "up": cmd_up, "down": cmd_down, "supervise": cmd_supervise,
-    "query": cmd_query, "worker": cmd_worker,
+    "worker": cmd_worker,
 }
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from schemas.settings import Settings, to_environ
 
-from .broker import EmbeddedBroker, die_with_parent, free_port
+from .broker import EmbeddedBroker, die_with_parent, free_port, wait_for_port
 from .errors import StackError
 from .readiness import Part, client_probe, endpoint_probe, metrics_probe, port_probe, wait_ready
 from .topics import create_topics, exchange_topics
@@ -214,3 +214,26 @@ def with_running_broker(settings: Settings) -> Settings:
         raise StackError(f"no broker: start the stack (roadx up --data-dir {settings.data_dir}) "
                          f"or set ROADX_BOOTSTRAP_SERVERS")
     return settings.with_overrides(bootstrap_servers=info.bootstrap_servers)
+
+
+def served_store(settings: Settings, wait_seconds: float = 30) -> str:
+    """``HOST:PORT`` where the running stack's sink serves the store, once it answers; "" when none does.
+
+    "" with a ClickHouse server configured (``clickhouse_url``) or no stack running: the
+    store is then opened directly (``sinks.store_client``). A running stack whose sink does
+    not serve the store holds it, so it cannot be read: ``StackError``.
+    """
+    if settings.clickhouse_url:
+        return ""
+    info = StackInfo.read(settings.stack_file)
+    if info is None:
+        return ""
+    endpoint = info.store_http
+    if not endpoint:
+        raise StackError(f"the store in {settings.data_dir} is held by the running sink and not served; "
+                         f"stop the stack (roadx down) to query it")
+    try:
+        wait_for_port(int(endpoint.rpartition(":")[2]), wait_seconds)
+    except StackError as exc:
+        raise StackError(f"the sink does not serve the store on {endpoint}: {exc}") from exc
+    return endpoint

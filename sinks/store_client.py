@@ -1,44 +1,34 @@
 """A client for the store, wherever it is: the one way commands reach it.
 
 The ClickHouse server when ``clickhouse_url`` is set; the running sink's read-only HTTP
-endpoint (``sinks.http_server``) while the embedded stack runs; otherwise the embedded
-store directly (the stack is down, so no other process holds it).
+endpoint (``sinks.http_server``) when the caller names it (``served``: the top floor finds
+it in the running stack, ``deploy.stack.served_store``); otherwise the embedded store
+directly (no sink holds it).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from schemas.settings import Settings
+
 from .errors import StoreError
+from .store import open_store
 
 
-def store_client(settings: Any, wait_seconds: float = 30) -> Any:
+def store_client(settings: Settings, served: str = "") -> Any:
     """A clickhouse-connect client for the store; the caller closes it.
 
-    The ClickHouse server when ``clickhouse_url`` is set; the sink's HTTP endpoint while
-    the embedded stack runs; otherwise the embedded store itself. Whichever it is, its
-    default database is ``settings.clickhouse_database``, where the sink writes.
+    The ClickHouse server when ``clickhouse_url`` is set; the sink's HTTP endpoint at
+    ``served`` (``HOST:PORT``, answering already) when one is given; otherwise the embedded
+    store itself. Whichever it is, its default database is ``settings.clickhouse_database``,
+    where the sink writes.
     """
-    from deploy.broker import wait_for_port
-    from deploy.errors import StackError
-    from deploy.stack import StackInfo
-
-    from .store import open_store
-
     database = settings.clickhouse_database
     if settings.clickhouse_url:
         return open_store(settings, database)
-    info = StackInfo.read(settings.stack_file)
-    if info is not None:
-        endpoint = getattr(info, "store_http", "")
-        if not endpoint:
-            raise StoreError(f"the store in {settings.data_dir} is held by the running sink and not served; "
-                             f"stop the stack (roadx down) to query it")
-        host, _, port = endpoint.rpartition(":")
-        try:
-            wait_for_port(int(port), wait_seconds)
-        except StackError as exc:
-            raise StoreError(f"the sink does not serve the store on {endpoint}: {exc}") from exc
+    if served:
+        host, _, port = served.rpartition(":")
         return _http_client(host, int(port), database)
     if not settings.store_path.exists():
         raise StoreError(f"no store at {settings.store_path}: run `roadx demo` first (or start the stack: `roadx up`)")

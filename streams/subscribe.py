@@ -1,12 +1,9 @@
-"""``roadx subscribe``: the cases routed to one province, decoded, for its enforcement teams."""
+"""The cases routed to one province, decoded, for its enforcement teams (``roadx subscribe``)."""
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import json
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
@@ -79,28 +76,3 @@ def subscribe(settings: Settings, province: str, from_beginning: bool, stop: thr
         raise StreamError(f"cannot read {topic}: {exc}") from exc
     finally:
         consumer.close()
-
-
-def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None:
-    p = with_data_dir(sub.add_parser("subscribe", help="show the cases routed to a province"))
-    p.add_argument("--province", required=True, help="two-digit province code")
-    p.add_argument("--from-beginning", action="store_true", help="start from the first routed case")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--idle-exit", type=float, default=None, help="stop after this many seconds without a case")
-    p.set_defaults(handler=run_subscribe)
-
-
-def run_subscribe(settings: Settings, args: argparse.Namespace) -> int:
-    from deploy.stack import with_running_broker
-
-    settings = with_running_broker(settings)
-    stop = threading.Event()
-    for item in subscribe(settings, args.province, args.from_beginning, stop, args.idle_exit):
-        print(json.dumps(item, ensure_ascii=False, default=_json) if args.json else format_line(item), flush=True)
-    return 0
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, (dt.datetime, dt.date)):
-        return value.isoformat()
-    return str(value)

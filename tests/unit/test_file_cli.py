@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from deploy import cli
+from deploy import cli, produce_commands
+from deploy.produce_commands import ProgressLine, describe
 from producers.errors import AdapterBusyError, FileAdapterError
 from producers.file_adapter import FileAdapter, FileResult
-from producers import files_cli
-from producers.files_cli import ProgressLine, describe
 from schemas.settings import Settings
 
 
@@ -98,7 +97,7 @@ def test_the_configured_allow_list_and_the_mappings_constants_reach_the_adapter(
         def process(self, path):
             return FileResult(path, "loaded")
 
-    monkeypatch.setattr(files_cli, "FileAdapter", Adapter)
+    monkeypatch.setattr(produce_commands, "FileAdapter", Adapter)
     assert cli.main(["produce", "files", "--province", "44", "--entity", "operator", "--mapping", str(mapping),
                      str(data)]) == 0
     assert seen["options"].uscc_allow == {"91350100M000100Y44"}

@@ -1,4 +1,9 @@
-"""``roadx report`` and ``roadx verify``: read the national store (served or direct)."""
+"""``roadx query``, ``roadx report`` and ``roadx verify``: read the national store.
+
+Each reads the store wherever it is (``sinks.store_client``): the ClickHouse server when
+``ROADX_CLICKHOUSE_URL`` is set, the running stack's sink endpoint while a stack runs
+(``deploy.stack.served_store``), else the embedded store itself.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,21 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from .errors import SinkError
+from schemas.settings import Settings
+from sinks.errors import SinkError
+
+from .stack import served_store
 
 
-def add_parser(sub: Any, with_data_dir: Any) -> None:
-    """Register ``report`` and ``verify`` on the roadx parser."""
+def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None:
+    """Register ``query``, ``report`` and ``verify`` on the roadx parser."""
+    query = with_data_dir(sub.add_parser("query", help="run SQL against the national store"))
+    query.add_argument("sql")
+    query.add_argument("--format", choices=("pretty", "tsv", "json"), default="pretty")
+    query.set_defaults(handler=cmd_query)
+
     report = with_data_dir(sub.add_parser("report", help="write the monthly report as one HTML page"))
     report.add_argument("--month", required=True, help="the month to report, YYYY-MM")
     report.add_argument("--out", type=Path, default=Path("report.html"), help="where to write it (default report.html)")
@@ -26,13 +39,31 @@ def add_parser(sub: Any, with_data_dir: Any) -> None:
     verify.set_defaults(handler=cmd_verify)
 
 
-def cmd_report(settings: Any, args: argparse.Namespace) -> int:
-    from .store_client import store_client
-    from .report import load_report, parse_month
-    from .report_html import render_html
+def open_store_client(settings: Settings, wait_seconds: float = 30) -> Any:
+    """A client of the store: the server, the running stack's served store, or the store itself."""
+    from sinks.store_client import store_client
+
+    return store_client(settings, served_store(settings, wait_seconds))
+
+
+def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
+    """Answer SQL from the store: the ClickHouse server, the running sink's endpoint, or the embedded store."""
+    from sinks.query import run_query
+
+    client = open_store_client(settings)
+    try:
+        print(run_query(client, args.sql, args.format))
+    finally:
+        client.close()
+    return 0
+
+
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from sinks.report import load_report, parse_month
+    from sinks.report_html import render_html
 
     month = parse_month(args.month)
-    client = store_client(settings)
+    client = open_store_client(settings)
     try:
         data = load_report(client, settings.clickhouse_database, month, settings.provinces,
                            grace_seconds=settings.reference_grace_seconds)
@@ -48,11 +79,10 @@ def cmd_report(settings: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_verify(settings: Any, args: argparse.Namespace) -> int:
-    from .store_client import store_client
-    from .verify import format_verdict, verify_licence
+def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from sinks.verify import format_verdict, verify_licence
 
-    client = store_client(settings)
+    client = open_store_client(settings)
     try:
         answer = verify_licence(client, settings.clickhouse_database, args.licence_no, _pii(settings))
     finally:
@@ -64,9 +94,9 @@ def cmd_verify(settings: Any, args: argparse.Namespace) -> int:
     return 0 if answer.status == "valid" else 1
 
 
-def _pii(settings: Any) -> Any:
+def _pii(settings: Settings) -> Any:
     """The masker of the store's keyed tokens, when the exchange's master key is at hand."""
-    from .pii import PiiMasker
+    from sinks.pii import PiiMasker
 
     key_file = settings.master_key_file or settings.data_dir / "secrets" / "master.key"
     if not Path(key_file).exists():
