@@ -3,8 +3,9 @@
 Phases, each on its own topic prefix and data directory under one temporary directory:
 ``ceilings`` (fastavro encode/decode of the envelope and a plain confluent-kafka
 consume→produce loop, in this process; the naive faust agent as a child process),
-``pipe`` (adapter child → ``python -m streams.worker`` over the loaded ``prov.*`` topics →
-``python -m sinks.worker`` over what the worker wrote, one after the other),
+``pipe`` (adapter child → ``roadx worker streams`` over the loaded ``prov.*`` topics →
+``roadx worker sink`` over what the worker wrote, one after the other, each started
+through the worker shell as the stack starts them: ``deploy.worker.worker_argv``),
 ``e2e`` (worker and sink running, an adapter child publishes; then a paced producer at
 a fixed rate for the latency figures) and ``state`` (a worker opening a state store
 filled with many entities). Rates of the workers are read from outside: committed
@@ -34,6 +35,7 @@ from .bench_report import MIB, Figure, percentile, rate
 from .broker import EmbeddedBroker
 from .errors import DeployError, StackError
 from .topics import create_topics, exchange_topics
+from .worker import worker_argv
 
 Say = Callable[[str], None]
 STATE_FILL_BATCH = 100_000
@@ -130,6 +132,12 @@ class Bench:
 
     def spawn(self, name: str, module: str, settings: Settings, *args: str) -> Child:
         child = Child.module(name, module, settings, self.logs, *args)
+        self.children.append(child)
+        return child
+
+    def spawn_worker(self, name: str, part: str, settings: Settings) -> Child:
+        """A worker ``part`` (``streams``, ``sink``) through the worker shell."""
+        child = Child(name, worker_argv(part), settings, self.logs / f"{name}.log")
         self.children.append(child)
         return child
 

@@ -91,27 +91,27 @@ def pipeline(bench: "Bench") -> None:
     bench.add_rss("rss_adapter_mib", "peak RSS adapter", child)
 
     source_topics = [names.province_changes(p) for p in settings.provinces]
-    figure, worker = _drain(bench, settings, "stream_worker", "streams.worker", names.streams_group, source_topics)
+    figure, worker = _drain(bench, settings, "stream_worker", "streams", names.streams_group, source_topics)
     bench.add("stream_worker", "stream worker (provenance, rules, dedup, routing)", *figure)
     bench.add_rss("rss_stream_worker_mib", "peak RSS stream worker", worker)
 
     from sinks.sink import TopicRoles
 
     sink_topics = TopicRoles.from_settings(settings).topics
-    figure, sink = _drain(bench, settings, "sink", "sinks.worker", names.sink_group, sink_topics)
+    figure, sink = _drain(bench, settings, "sink", "sink", names.sink_group, sink_topics)
     bench.add("sink", "sink (messages → rows in the store)", *figure)
     bench.add_rss("rss_sink_mib", "peak RSS sink", sink)
 
 
-def _drain(bench: "Bench", settings: Settings, name: str, module: str, group: str,
+def _drain(bench: "Bench", settings: Settings, name: str, part: str, group: str,
            topics: list[str]) -> tuple[tuple[float, str, str], Child]:
-    """Run ``module`` over loaded ``topics`` until its group committed them all; (rate, unit, note), child."""
+    """Run worker ``part`` over loaded ``topics`` until its group committed them all; (rate, unit, note), child."""
     total = count_messages(bench.bootstrap, topics)
-    bench.say(f"{name}: processing {total:,} loaded messages (python -m {module})")
+    bench.say(f"{name}: processing {total:,} loaded messages (roadx worker {part})")
     group_state = GroupProgress(bench.bootstrap, group)
     commits = CommitLog(bench.bootstrap, group, topics)
     try:
-        child = bench.spawn(name, module, settings)
+        child = bench.spawn_worker(name, part, settings)
         formed = wait_until(group_state.stable, 180, f"the {name} group to form", child.check, every=0.05)
         seen = wait_until(lambda: commits.latest >= total, TIMEOUT, f"the {name} to commit {total} messages",
                           child.check, every=0.05)
@@ -164,8 +164,8 @@ def end_to_end(bench: "Bench") -> None:
 
     try:
         bench.say("end to end: starting a stream worker and a sink")
-        parts += [bench.spawn("e2e_stream_worker", "streams.worker", settings),
-                  bench.spawn("e2e_sink", "sinks.worker", settings)]
+        parts += [bench.spawn_worker("e2e_stream_worker", "streams", settings),
+                  bench.spawn_worker("e2e_sink", "sink", settings)]
         wait_until(lambda: streams_state.stable() and sink_state.stable(), 180, "both groups to form", check,
                    every=0.1)
         bench.say(f"end to end: publishing {opts.events:,} events through adapter → worker → sink")
@@ -245,7 +245,7 @@ def state_worker(bench: "Bench") -> None:
     size_mib = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1024 ** 2
     batch = max(settings.stream_batch_size * 2, 2_000)
     publish_synthetic(settings, batch, opts.seed + 3)
-    figure, worker = _drain(bench, settings, "state_stream_worker", "streams.worker",
+    figure, worker = _drain(bench, settings, "state_stream_worker", "streams",
                             settings.topics.streams_group, [settings.topics.province_changes(p)
                                                             for p in settings.provinces])
     bench.add_rss("rss_state_worker_mib", "peak RSS stream worker, big state", worker,

@@ -1,7 +1,8 @@
 """The chaos run: the synthetic workload through the whole line while parts are killed and the broker stops.
 
-``ChaosRun`` starts its own embedded broker, the synthetic adapter
-(``producers.synthetic_cli``), stream workers and the sink, each a separate process, and
+``ChaosRun`` starts its own embedded broker, the synthetic adapter, stream workers and the
+sink, each a separate process started through the worker shell (``roadx worker
+synthetic|streams|sink``, ``deploy.worker``), and
 plays the plan of ``deploy.chaos_plan``: SIGKILL a part, start it again after a pause;
 SIGSTOP the broker for a few seconds, then SIGCONT, while the adapter keeps spooling.
 Then it waits until the store holds every valid event and routed case (watched through
@@ -37,6 +38,7 @@ from .errors import DeployError, StackError
 from .lag import GroupLag
 from .stack import StackInfo
 from .topics import create_topics, exchange_topics
+from .worker import worker_argv
 
 ADAPTER, SINK = "adapter", "sink"
 TICK = 0.2
@@ -82,7 +84,7 @@ class ChaosOptions:
 
 
 class Part:
-    """One restartable process of the line (``python -m <module>``), its output appended to a log."""
+    """One restartable process of the line (``python ARGV``), its output appended to a log."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
         self.name, self.argv, self.env, self.log_path = name, argv, env, log_path
@@ -190,16 +192,16 @@ class ChaosRun:
                             opts.invalid_rate)
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROADX_")}
         sink_env = {**env, **to_environ(live.with_overrides(store_http_port=self.http_port))}
-        self.parts[SINK] = Part(SINK, ["-m", "sinks.worker"], sink_env, self.log_dir / "sink.log")
+        self.parts[SINK] = Part(SINK, worker_argv("sink"), sink_env, self.log_dir / "sink.log")
         for name in opts.targets:
             if name.startswith("streams-"):
-                self.parts[name] = Part(name, ["-m", "streams.worker"], {**env, **to_environ(live)},
+                self.parts[name] = Part(name, worker_argv("streams"), {**env, **to_environ(live)},
                                         self.log_dir / f"{name}.log")
-        self.parts[ADAPTER] = Part(ADAPTER, [
-            "-m", "producers.synthetic_cli", "--events", str(opts.events), "--seed", str(opts.seed),
+        self.parts[ADAPTER] = Part(ADAPTER, worker_argv(
+            "synthetic", "--events", str(opts.events), "--seed", str(opts.seed),
             "--duplicate-rate", str(opts.duplicate_rate), "--invalid-rate", str(opts.invalid_rate),
             "--rate", f"{opts.adapter_rate:.1f}", "--chunk", str(ADAPTER_CHUNK),
-        ], {**env, **to_environ(live)}, self.log_dir / "adapter.log")
+        ), {**env, **to_environ(live)}, self.log_dir / "adapter.log")
         for name, part in self.parts.items():
             if name != ADAPTER:
                 part.start()

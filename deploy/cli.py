@@ -1,4 +1,4 @@
-"""The ``roadx`` command: demo, up, down, worker; the other commands' modules registered.
+"""The ``roadx`` command: demo, up, down; the other commands come from their modules.
 
 Every command that reads or starts a stack, a store or a spool takes ``--data-dir DIR``:
 ``with_data_dir`` adds it, here and in each command module's ``add_parser`` (which receives it),
@@ -25,17 +25,14 @@ from schemas.settings import Settings, resolve
 
 from .errors import DeployError, StackError
 from .stack import READY_TIMEOUT, Stack, StackInfo
+from .worker import EXIT_ERROR, EXIT_INTERRUPTED, PART_ERRORS
 
 # ``roadx up`` waits this much longer than the parts' readiness timeout: broker start and topics.
 START_MARGIN = 60.0
 
 
 def _package_errors() -> tuple[type[Exception], ...]:
-    from producers.errors import ProducerError
-    from sinks.errors import SinkError
-    from streams.errors import StreamError
-
-    return (DeployError, ContractError, ProducerError, SinkError, StreamError)
+    return (DeployError, ContractError, *PART_ERRORS)
 
 
 def with_data_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -50,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Commands of their own modules: each ``add_parser`` registers its subcommands and sets
     # ``handler(settings, args) -> exit status`` as their default.
     from . import (bench_commands, chaos_commands, ops_commands, produce_commands, status_commands,
-                   store_commands, subscribe_commands)
+                   store_commands, subscribe_commands, worker)
 
     parser = argparse.ArgumentParser(prog="roadx", description="National road-transport data-exchange backbone.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -74,9 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     store_commands.add_parser(sub, with_data_dir)  # query, report, verify
 
-    worker = with_data_dir(sub.add_parser(
-        "worker", help="run one part of the line in the foreground (settings from ROADX_*)"))
-    worker.add_argument("part", choices=("streams", "sink"))
+    worker.add_parser(sub, with_data_dir)  # roadx worker streams|sink: the worker shell
 
     produce_commands.add_parser(sub, with_data_dir)
     ops_commands.add_parser(sub, with_data_dir)
@@ -99,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         return handler(settings, args)
     except KeyboardInterrupt:
         print("roadx: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except errors as exc:
         print(f"roadx: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
 
 
 def check_data_dir(path: Path, source: str) -> None:
@@ -259,18 +254,8 @@ def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    if args.part == "streams":
-        from streams.worker import run_worker
-    else:
-        from sinks.worker import run_worker
-    run_worker(settings)
-    return 0
-
-
 COMMANDS = {
     "demo": cmd_demo, "up": cmd_up, "down": cmd_down, "supervise": cmd_supervise,
-    "worker": cmd_worker,
 }
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     DeployError
     ├── StackError           the embedded stack cannot start, is not running, or a part died
+    ├── StartError           a long-running part cannot start: a setting it needs, a bad option, its metrics port
     └── TopicError           topics cannot be created
 """
 
@@ -11,6 +12,10 @@ class DeployError(Exception):
 
 
 class StackError(DeployError):
+    pass
+
+
+class StartError(DeployError):
     pass
 
 

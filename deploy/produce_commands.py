@@ -5,24 +5,25 @@ stack of the data directory (``deploy.stack.with_running_broker``), asked only a
 options are checked. Both serve Prometheus metrics on ``metrics_host:metrics_port`` when
 ``metrics_port`` > 0.
 
-Exit status of ``produce files``: 0 every file loaded without bad rows (or skipped as
-already processed), 1 a file was rejected, had bad rows or waits for the broker; of
-``produce db --once``: 0 every row read and acknowledged, 1 rows were rejected; of both,
-2 an error (``roadx: error: ...``).
+Their long-running modes (``files --watch``, ``db`` without ``--once``) run through the
+worker shell (``deploy.worker``): SIGTERM or Ctrl-C stops them after the file or poll in
+hand, and their exit status is the shell's table. Exit status of ``produce files``: 0 every
+file loaded without bad rows (or skipped as already processed), 1 a file was rejected, had
+bad rows or waits for the broker; of ``produce db --once``: 0 every row read and
+acknowledged, 1 rows were rejected; of both, 2 an error (``roadx: error: ...``), 70 a
+failure while watching or polling.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from producers import metrics
 from producers.db_adapter import CycleReport, DbAdapter, DbAdapterConfig
 from producers.errors import FileAdapterError, ProducerError
 from producers.file_adapter import FileAdapter, FileAdapterOptions, FileResult
@@ -33,6 +34,7 @@ from schemas.contract import ENTITY_TYPES
 from schemas.settings import Settings
 
 from .stack import with_running_broker
+from .worker import EXIT_DONE, EXIT_INPUT_REFUSED, run_part, serve_metrics
 
 _SHOWN_REJECTS = 10
 
@@ -105,7 +107,7 @@ def run_files(settings: Settings, args: argparse.Namespace) -> int:
         uscc_allow=settings.uscc_allow(),
     )
     settings = with_running_broker(settings)
-    metrics.serve(settings)
+    serve_metrics(settings)
     progress = ProgressLine()
     results: list[FileResult] = []
 
@@ -115,29 +117,34 @@ def run_files(settings: Settings, args: argparse.Namespace) -> int:
         results.append(result)
 
     if args.watch:
-        _watch(settings, args, options, progress, report)
-    else:
-        with FileAdapter(settings, args.province, args.entity, options, progress) as adapter:
-            for resumed in adapter.resume():
-                report(resumed)
-            for path in args.paths:
-                report(adapter.process(path))
-    return 0 if all(r.status in ("loaded", "duplicate") and not r.bad_rows for r in results) else 1
+        return _watch(settings, args, options, progress, report, results)
+    with FileAdapter(settings, args.province, args.entity, options, progress) as adapter:
+        for resumed in adapter.resume():
+            report(resumed)
+        for path in args.paths:
+            report(adapter.process(path))
+    return _files_status(results)
+
+
+def _files_status(results: list[FileResult]) -> int:
+    return EXIT_DONE if all(r.status in ("loaded", "duplicate") and not r.bad_rows for r in results) \
+        else EXIT_INPUT_REFUSED
 
 
 def _watch(settings: Settings, args: argparse.Namespace, options: FileAdapterOptions,
-           progress: "ProgressLine", report) -> None:
+           progress: "ProgressLine", report: Callable[[FileResult], None], results: list[FileResult]) -> int:
+    """The drop folder, through the worker shell: SIGTERM or Ctrl-C stops it after the file in hand."""
     folder = DropFolder(settings, args.province, args.watch, args.entity, options, progress)
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+
+    def watch(stop: threading.Event) -> int:
         if not args.once:
             print(f"watching {args.watch} for province {args.province} (Ctrl-C to stop)", file=sys.stderr)
         folder.run(args.settle_seconds, args.poll_seconds, report, stop, once=args.once)
-    except KeyboardInterrupt:
-        pass
+        return _files_status(results)
+
+    try:
+        return run_part("files adapter", settings, watch)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         folder.close()
 
 
@@ -234,35 +241,29 @@ def run_db_adapter(settings: Settings, args: argparse.Namespace) -> int:
         batch_size=args.batch, spool_limit=args.spool_limit)
     settings = with_running_broker(settings)
     settings.province_key(config.province)  # unknown province: a clear error before connecting
-    metrics.serve(settings)
+    serve_metrics(settings)
     adapter = DbAdapter(settings, config)
     try:
         if args.once:
             total = adapter.run_once(args.timeout, progress=_DbProgressLine())
             _report(adapter, total, final=True)
-            return 1 if total.rejected else 0
-        _run_until_stopped(adapter, args.interval)
-        return 0
+            return EXIT_INPUT_REFUSED if total.rejected else EXIT_DONE
+        return run_part("db adapter", settings, lambda stop: _poll_until_stopped(adapter, args.interval, stop))
     finally:
         adapter.close()
 
 
-def _run_until_stopped(adapter: DbAdapter, interval: float) -> None:
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+def _poll_until_stopped(adapter: DbAdapter, interval: float, stop: threading.Event) -> int:
+    """Poll every ``interval`` seconds until ``stop`` (the worker shell sets it on SIGTERM or Ctrl-C)."""
     last_unorderable = None
-    try:
-        while not stop.is_set():
-            report = adapter.cycle(wait=min(interval, 5.0))
-            unorderable = report.unorderable.count if report.unorderable else 0
-            if report.read or report.rejected or report.broker_error or unorderable != last_unorderable:
-                _report(adapter, report, final=False)
-            last_unorderable = unorderable
-            stop.wait(interval)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    while not stop.is_set():
+        report = adapter.cycle(wait=min(interval, 5.0))
+        unorderable = report.unorderable.count if report.unorderable else 0
+        if report.read or report.rejected or report.broker_error or unorderable != last_unorderable:
+            _report(adapter, report, final=False)
+        last_unorderable = unorderable
+        stop.wait(interval)
+    return EXIT_DONE
 
 
 class _DbProgressLine:

@@ -1,9 +1,10 @@
 """The embedded stack: broker, stream worker and sink as supervised processes.
 
 ``Stack`` is the supervisor. It starts the Tansu broker, creates the topics, spawns the
-stream worker and the sink (each a ``python -m`` child with its settings passed as
-``ROADX_*`` variables), waits until every part answers (``deploy.readiness``: the broker's
-port, each metrics endpoint, the store answering a query), and only then records where
+stream worker and the sink (each a ``roadx worker PART`` child, ``deploy.worker``, with its
+settings passed as ``ROADX_*`` variables), waits until every part answers
+(``deploy.readiness``: the broker's port, each metrics endpoint, the store answering a
+query), and only then records where
 everything is in ``<data-dir>/stack.json`` so other commands can find it: a stack record
 means a stack ready to use. Every child dies with the supervisor (parent-death signal);
 if one part dies, the supervisor stops the rest. ``stop()`` ends them in flow order.
@@ -27,8 +28,9 @@ from .broker import EmbeddedBroker, die_with_parent, free_port, wait_for_port
 from .errors import StackError
 from .readiness import Part, client_probe, endpoint_probe, metrics_probe, port_probe, wait_ready
 from .topics import create_topics, exchange_topics
+from .worker import worker_argv
 
-PARTS = {"streams": "streams.worker", "sink": "sinks.worker"}
+PARTS = ("streams", "sink")  # each started as ``roadx worker PART`` (deploy.worker)
 STOP_ORDER = ("streams", "sink")
 READY_TIMEOUT = 60.0
 
@@ -116,13 +118,13 @@ class Stack:
             create_topics(child_settings.kafka_conf(), exchange_topics(child_settings))
             metrics = {}
             store_http_port = 0 if self.settings.clickhouse_url else free_port()
-            for name, module in PARTS.items():
+            for name in PARTS:
                 port = free_port()
                 metrics[name] = f"127.0.0.1:{port}"
                 part_settings = child_settings
                 if name == "sink":
                     part_settings = child_settings.with_overrides(store_http_port=store_http_port)
-                self.children[name] = self._spawn(name, module, part_settings, port)
+                self.children[name] = self._spawn(name, part_settings, port)
             self.info = StackInfo(
                 supervisor_pid=os.getpid(), bootstrap_servers=bootstrap,
                 data_dir=str(self.settings.data_dir.resolve()),
@@ -152,12 +154,12 @@ class Stack:
                               client_probe(lambda: open_store(settings, settings.clickhouse_database))))
         return parts
 
-    def _spawn(self, name: str, module: str, settings: Settings, metrics_port: int) -> subprocess.Popen:
+    def _spawn(self, name: str, settings: Settings, metrics_port: int) -> subprocess.Popen:
         env = {**os.environ, **to_environ(settings.with_overrides(metrics_port=metrics_port))}
         log = open(self.log_dir / f"{name}.log", "ab")
         try:
             return subprocess.Popen(
-                [sys.executable, "-m", module], env=env, stdin=subprocess.DEVNULL,
+                [sys.executable, *worker_argv(name)], env=env, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
             )
         finally:

@@ -5,7 +5,7 @@
     ├── SpoolError             the local spool file cannot be opened, read or written
     ├── EventEncodeError       an event does not encode with the contract's codec
     ├── PublishError           the broker refused spooled entries permanently
-    ├── MetricsError           the metrics endpoint cannot be served, or a metric is misnamed
+    ├── MetricsError           a metric is given an unknown adapter label
     ├── FileAdapterError       the daily file adapter cannot go on
     │   ├── FileRejected       a file cannot be read at all (moved aside with its reason)
     │   ├── MappingError       a header mapping file is unreadable or maps to unknown fields

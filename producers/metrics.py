@@ -1,4 +1,4 @@
-"""Prometheus metrics of the provincial adapters, and their HTTP endpoint.
+"""Prometheus metrics of the provincial adapters (served by ``deploy.worker.serve_metrics``).
 
 - ``roadx_adapter_events_read_total{province, adapter}``: events built from source rows or changes;
 - ``roadx_adapter_events_sent_total{province, adapter}``: events the broker acknowledged;
@@ -10,11 +10,7 @@ where they build, spool and see acknowledged events.
 
 from __future__ import annotations
 
-import threading
-
-from prometheus_client import Counter, Gauge, start_http_server
-
-from schemas.settings import Settings
+from prometheus_client import Counter, Gauge
 
 from .errors import MetricsError
 
@@ -25,9 +21,6 @@ EVENTS_READ = Counter("roadx_adapter_events_read", "Events built from source row
 EVENTS_SENT = Counter("roadx_adapter_events_sent", "Events acknowledged by the broker", ["province", "adapter"])
 SPOOL_DEPTH = Gauge("roadx_adapter_spool_depth", "Spooled events not yet acknowledged by the broker",
                     ["province", "adapter"])
-
-_serving: tuple[str, int] | None = None
-_serving_lock = threading.Lock()
 
 
 def events_read(province: str, adapter: str, n: int = 1) -> None:
@@ -45,25 +38,6 @@ def events_sent(province: str, adapter: str, n: int = 1) -> None:
 def spool_depth(province: str, adapter: str, depth: int) -> None:
     """The spool now holds ``depth`` unacknowledged events."""
     SPOOL_DEPTH.labels(province, _checked(adapter)).set(depth)
-
-
-def serve(settings: Settings) -> tuple[str, int] | None:
-    """Serve ``/metrics`` on ``metrics_host:metrics_port`` when the port is > 0, once per process.
-
-    Returns the address served, or None when metrics are off.
-    """
-    global _serving
-    if settings.metrics_port <= 0:
-        return None
-    with _serving_lock:
-        if _serving is None:
-            try:
-                start_http_server(settings.metrics_port, addr=settings.metrics_host)
-            except OSError as exc:
-                raise MetricsError(f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: "
-                                   f"{exc.strerror or exc}") from exc
-            _serving = (settings.metrics_host, settings.metrics_port)
-        return _serving
 
 
 def _checked(adapter: str) -> str:

@@ -7,12 +7,15 @@ Entries left pending in a spool by an earlier interrupted run are sent first and
 counted apart (``resent_earlier``): nothing spooled is lost. With ``resume=True`` a
 restarted run also continues after each province's checkpoint ``{"seed", "generated"}``:
 the generator is deterministic by seed, so it regenerates and skips what the spool
-already holds (``skipped``) instead of spooling it again as new work.
+already holds (``skipped``) instead of spooling it again as new work. ``Pacer`` keeps
+generation to a rate (events per second); a set ``stop`` ends the run after the chunk in hand.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -48,12 +51,15 @@ class SyntheticReport:
 def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate: float = 0.02,
                       invalid_rate: float = 0.01, progress: Progress | None = None, *,
                       cross_province_case_share: float = 0.15, chunk: int = 2000, resume: bool = False,
-                      on_spooled: Callable[[int], None] | None = None) -> SyntheticReport:
+                      on_spooled: Callable[[int], None] | None = None,
+                      stop: threading.Event | None = None) -> SyntheticReport:
     """Generate ``total`` events for ``settings.provinces`` and publish them; returns the counts.
 
     ``resume``: skip, per province, the events up to its spool checkpoint (same seed only).
     ``on_spooled(generated)`` is called after each spool append with how many events the
-    generator has yielded so far (a pacing or progress hook).
+    generator has yielded so far (a pacing or progress hook). Once ``stop`` is set, generation
+    ends after the chunk in hand, which is delivered; the events buffered but not spooled are
+    generated again by a resumed run.
     """
     if total < 0 or chunk < 1:
         raise GeneratorConfigError(f"total must not be negative and chunk must be positive, got {total} and {chunk}")
@@ -104,11 +110,14 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
             buffer.append((topics[province], event["entity_key"].encode("utf-8"), value))
             if len(buffer) >= chunk:
                 spool_and_send(province, generated)
+                if stop is not None and stop.is_set():
+                    break
+        stopped = stop is not None and stop.is_set()
         for province, buffer in buffers.items():
-            if buffer:
+            if buffer and not stopped:
                 spool_and_send(province, generated)
         for publisher in publishers.values():
-            while publisher.send():
+            while not stopped and publisher.send():
                 pass
             acked += publisher.finish()
             publisher.spool.prune()
@@ -150,3 +159,26 @@ def _acked_counter(province: str, spool: Spool) -> Callable[[int], None]:
         metrics.events_sent(province, ADAPTER, n)
         metrics.spool_depth(province, ADAPTER, spool.depth())
     return acked
+
+
+class Pacer:
+    """Sleeps so that generation after the first spooled count keeps to ``rate`` events/s (0: no pacing)."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._sleep = sleep
+        self._start: tuple[float, int] | None = None
+
+    def __call__(self, generated: int) -> None:
+        if self.rate <= 0:
+            return
+        now = self._clock()
+        if self._start is None:
+            self._start = (now, generated)
+            return
+        started, first = self._start
+        ahead = started + (generated - first) / self.rate - now
+        if ahead > 0:
+            self._sleep(ahead)

@@ -9,7 +9,7 @@ insert the exactly-once decision (``decision.decide``) skips or trims what the s
 already holds, so a replay by a new consumer group changes no count either.
 ``take_batch`` returns a full batch at once and closes a partial one as soon as the
 topics are drained for now, instead of waiting out ``sink_flush_seconds``.
-Metrics live in ``sinks.metrics``; the consumer lag is recorded every ``LAG_INTERVAL`` seconds.
+Metrics live in ``sinks.metrics``; the consumer lag is recorded by what the caller passes in (``lag``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from typing import Any, Callable, Iterable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from deploy.consumer_lag import LagRecorder
 from schemas.codec import EventCodec, FindingCodec
 from schemas.errors import DecodeError
 from schemas.registry import make_registry
@@ -47,7 +46,6 @@ COLUMNS = {"change_log": CHANGE_LOG_COLUMNS, "dlq": DLQ_COLUMNS, "routed_cases":
 RULE_UNDECODABLE = "sink_undecodable"
 RULE_INVALID_EVENT = "sink_invalid_event"
 
-LAG_INTERVAL = 2.0  # seconds between two readings of the sink's consumer lag
 TOP_UP_SECONDS = 0.05  # a batch is closed early when this long brings no more messages
 
 Decode = Callable[[bytes | None], tuple[int, dict[str, Any]]]
@@ -222,8 +220,11 @@ def consumer_conf(settings: Any, group_id: str | None = None) -> dict[str, Any]:
 
 
 def run_sink(settings: Any, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None = None,
-             *, group_id: str | None = None) -> None:
-    """Consume national changes, quality findings, dead letters and inbound cases into the store until ``stop``."""
+             *, group_id: str | None = None, lag: Callable[[Any, str], Any] | None = None) -> None:
+    """Consume national changes, quality findings, dead letters and inbound cases into the store until ``stop``.
+
+    ``lag(consumer, group)``, when given, makes the recorder of the consumer's lag, ticked after each poll.
+    """
     conf = consumer_conf(settings, group_id)
     registry = make_registry(settings.schema_registry_url or None)
     codecs = (EventCodec(registry), FindingCodec(registry))
@@ -241,8 +242,8 @@ def run_sink(settings: Any, stop: threading.Event, on_batch: Callable[[BatchPlan
             ledger = StoreLedger(store, database)
             consumer.subscribe(roles.topics, on_assign=lambda *_: ledger.forget(),
                                on_revoke=lambda *_: ledger.forget())
-            lag = LagRecorder(consumer, conf["group.id"], LAG_INTERVAL)
-            _loop(settings, stop, on_batch, codecs, pii, roles, store, consumer, database, ledger, lag)
+            recorder = lag(consumer, conf["group.id"]) if lag is not None else None
+            _loop(settings, stop, on_batch, codecs, pii, roles, store, consumer, database, ledger, recorder)
         except KafkaException as exc:
             raise SinkError(f"the sink consumer failed: {exc}") from exc
         finally:
@@ -273,14 +274,15 @@ def take_batch(consumer: Any, size: int, flush_seconds: float, top_up: float = T
 
 def _loop(settings: Any, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None,
           codecs: tuple[EventCodec, FindingCodec], pii: PiiMasker, roles: TopicRoles, store: Any, consumer: Any,
-          database: str, ledger: Ledger, lag: LagRecorder) -> None:
+          database: str, ledger: Ledger, lag: Any | None) -> None:
     events, findings = codecs
     while not stop.is_set():
         try:
             messages = take_batch(consumer, settings.sink_batch_size, settings.sink_flush_seconds)
         except KafkaException as exc:
             raise SinkError(f"consume failed: {exc}") from exc
-        lag.tick()
+        if lag is not None:
+            lag.tick()
         if not messages:
             continue
         plan = plan_batch(messages, roles, events.decode, pii, findings.decode)

@@ -1,24 +1,19 @@
-"""``python -m sinks.worker``: run the sink with ``ROADX_*`` settings until SIGTERM/SIGINT.
+"""The sink's run: the national topics into the store until ``stop``.
 
-With ``store_http_port`` > 0 and the embedded store, the worker also serves the store
-read-only on that loopback port (``sinks.http_server``), so analysts can query while
-data flows.
+With ``store_http_port`` > 0 and the embedded store, it also serves the store read-only
+on that loopback port (``sinks.http_server``), so analysts can query while data flows.
+Started through the worker shell (``roadx worker sink``, ``deploy.worker``), which sets
+up logging, metrics, signals, the lag recorder and the exit status.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
-import sys
 import threading
+from typing import Any, Callable
 
-from prometheus_client import start_http_server
+from schemas.settings import Settings
 
-from deploy.errors import DeployError
-from schemas.errors import SettingsError
-from schemas.settings import Settings, resolve
-
-from .errors import SinkError
 from .http_server import StoreServer
 from .sink import run_sink
 from .store import ensure_schema, open_store
@@ -26,23 +21,13 @@ from .store import ensure_schema, open_store
 log = logging.getLogger("roadx.sinks")
 
 
-def run_worker(settings: Settings) -> None:
-    """Run the sink in the foreground until SIGTERM/SIGINT, then close it cleanly.
+def run(settings: Settings, stop: threading.Event, lag: Callable[[Any, str], Any] | None = None) -> None:
+    """Run the sink until ``stop`` is set, then close it cleanly after the batch in hand.
 
-    Serves Prometheus metrics on ``metrics_host``:``metrics_port`` when the port is > 0, and the
-    embedded store on 127.0.0.1:``store_http_port`` when that is > 0. Raises ``SinkError``
-    (or ``DeployError`` for unusable settings) when the sink cannot go on.
+    Serves the embedded store on 127.0.0.1:``store_http_port`` when that is > 0.
+    ``lag(consumer, group)`` makes the recorder of the consumer's lag. Raises ``SinkError``
+    when the sink cannot go on.
     """
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: object) -> None:
-        log.info("signal %s: stopping after the current batch", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    if settings.metrics_port > 0:
-        start_http_server(settings.metrics_port, addr=settings.metrics_host)
     log.info("sink starting: store %s, database %s",
              "server" if settings.clickhouse_url else settings.store_path, settings.clickhouse_database)
     server = None
@@ -58,7 +43,7 @@ def run_worker(settings: Settings) -> None:
                 prepare.close()
             server = _serve_store(settings)
     try:
-        run_sink(settings, stop)
+        run_sink(settings, stop, lag=lag)
     finally:
         if server is not None:
             server.close()
@@ -68,17 +53,3 @@ def run_worker(settings: Settings) -> None:
 def _serve_store(settings: Settings) -> StoreServer:
     """Serve the store with the exchange's database as the default of requests that name none."""
     return StoreServer.start(settings.store_path, settings.store_http_port, database=settings.clickhouse_database)
-
-
-def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s sink %(levelname)s %(message)s")
-    try:
-        run_worker(resolve())
-    except (SinkError, DeployError, SettingsError) as exc:
-        print(f"roadx sink: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -32,8 +32,6 @@ from typing import Any, Callable, Iterator, MutableMapping, Sequence
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from deploy.consumer_lag import LagRecorder
-
 from schemas.codec import EventCodec
 from schemas.registry import make_registry
 from schemas.settings import Settings
@@ -238,9 +236,9 @@ def commit_offsets(consumer: Consumer, batch: Sequence[Inbound]) -> None:
 
 
 class StreamRunner:
-    """One stream worker: its consumer, producer and state store."""
+    """One stream worker: its consumer, producer and state store; ``lag(consumer, group)`` records its lag."""
 
-    def __init__(self, settings: Settings, store: StateStore) -> None:
+    def __init__(self, settings: Settings, store: StateStore, lag: Callable[[Any, str], Any] | None = None) -> None:
         self.settings = settings
         self.store = store
         self.ctx = stage_context(settings)
@@ -267,7 +265,7 @@ class StreamRunner:
         self.owned: set[tuple[str, int]] = set()  # (province, partition) this worker is assigned
         self.handover = Handover(settings.topics, OutputPositions(AdminClient(conf)))
         self.positions_at = time.monotonic()
-        self.lag = LagRecorder(self.consumer, settings.topics.streams_group)
+        self.lag = lag(self.consumer, settings.topics.streams_group) if lag is not None else None
 
     def run(self, stop: threading.Event) -> None:
         self.start()
@@ -301,7 +299,8 @@ class StreamRunner:
                 continue
             consumed.append(Inbound(m.topic(), m.partition(), m.offset(), m.key(), m.value()))
         self.registry.drain()
-        self.lag.tick()
+        if self.lag is not None:
+            self.lag.tick()
         if time.monotonic() - self.positions_at > POSITIONS_REFRESH_SECONDS:
             self.handover.positions.refresh()
             self.positions_at = time.monotonic()

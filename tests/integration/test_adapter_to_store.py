@@ -18,7 +18,7 @@ from producers import identities
 from schemas.settings import Settings, to_environ
 from sinks.sink import run_sink
 from sinks.store import open_store
-from streams.worker import run_worker
+from streams.worker import run as run_stream_worker
 
 pytestmark = pytest.mark.integration
 
@@ -128,7 +128,7 @@ def test_gbk_csv_with_chinese_headers_and_an_xlsx_load_end_to_end_into_the_store
     assert produce_files(monkeypatch, settings, "operator", xlsx) == 0
     assert produce_files(monkeypatch, settings, "vehicle", gbk) == 0
 
-    workers = [Background("stream-worker", lambda stop: run_worker(settings, stop)),
+    workers = [Background("stream-worker", lambda stop: run_stream_worker(settings, stop)),
                Background("sink", lambda stop: run_sink(settings, stop))]
     try:
         wait_for_rows(settings, len(operators) + len(vehicles), workers)

@@ -17,6 +17,7 @@ from deploy.broker import die_with_parent
 from deploy.chaos import spooled_so_far
 from deploy.chaos_probe import read_topic_counts
 from deploy.topics import create_topics, exchange_topics
+from deploy.worker import worker_argv
 from producers.generator import SyntheticProvinces
 from schemas.codec import EventCodec
 from schemas.registry import make_registry
@@ -105,7 +106,7 @@ def test_a_killed_synthetic_adapter_resumes_without_loss_and_without_regeneratin
                         provinces=("11", "44"))
     create_topics(settings.kafka_conf(), exchange_topics(settings))
     env = {**clean_env(), **to_environ(settings)}
-    argv = [sys.executable, "-m", "producers.synthetic_cli", "--events", "2000", "--seed", "13", "--rate", "500",
+    argv = [sys.executable, *worker_argv("synthetic"), "--events", "2000", "--seed", "13", "--rate", "500",
             "--chunk", "50"]
     log = tmp_path / "adapter.log"
 

@@ -29,6 +29,7 @@ from deploy.broker import die_with_parent, free_port
 from deploy.consumer_lag import record_lag
 from deploy.scrape import scrape
 from deploy.topics import create_topics, exchange_topics
+from deploy.worker import worker_argv
 from producers import identities
 from producers.synthetic import publish_synthetic
 from schemas.settings import Settings, to_environ
@@ -127,8 +128,8 @@ def test_scraped_counters_agree_with_what_was_produced_and_stored(bootstrap, uni
     addresses = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
     roadx = str(Path(sys.executable).with_name("roadx"))
     commands = {
-        "streams": [sys.executable, "-m", "streams.worker"],
-        "sink": [sys.executable, "-m", "sinks.worker"],
+        "streams": [sys.executable, *worker_argv("streams")],
+        "sink": [sys.executable, *worker_argv("sink")],
         "adapter": [roadx, "produce", "files", "--province", "44", "--entity", "operator", "--watch", str(drop),
                     "--settle-seconds", "0.2", "--poll-seconds", "0.2", "--json"],
     }

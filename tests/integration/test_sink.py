@@ -24,6 +24,7 @@ from confluent_kafka import Producer
 
 from deploy.broker import free_port
 from deploy.topics import create_topics, exchange_topics
+from deploy.worker import worker_argv
 from schemas import contract, topics as headers
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry
@@ -223,7 +224,7 @@ def test_worker_process_drains_and_stops_cleanly_on_sigterm(exchange, store_of, 
         "ROADX_NATIONAL_PARTITIONS": "2", "ROADX_METRICS_PORT": str(port), "ROADX_SINK_FLUSH_SECONDS": "0.3",
     })
     log = open(tmp_path / "sink.log", "wb")
-    worker = subprocess.Popen([sys.executable, "-m", "sinks.worker"], env=env, stdin=subprocess.DEVNULL,
+    worker = subprocess.Popen([sys.executable, *worker_argv("sink")], env=env, stdin=subprocess.DEVNULL,
                               stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90

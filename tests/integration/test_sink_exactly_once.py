@@ -1,7 +1,7 @@
 """Exactly-once: a sink worker killed with SIGKILL mid-run and restarted, then a full replay.
 
 The synthetic generator's valid events (what the stream worker would accept) are
-published straight to ``national.changes``; the sink runs as ``python -m sinks.worker``
+published straight to ``national.changes``; the sink runs as ``roadx worker sink``
 in a child process, is killed twice while storing, restarted, and finally a new consumer
 group replays every partition from offset 0 into the populated store. The store must hold
 exactly one ``change_log`` row per event and current views equal to the generator's truth.
@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from deploy.broker import free_port
 from deploy.topics import create_topics, exchange_topics
+from deploy.worker import worker_argv
 from producers.generator import SyntheticProvinces
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry
@@ -80,7 +81,7 @@ def start_worker(settings: Settings, log_path) -> tuple[subprocess.Popen, int]:
     port = free_port()
     log = open(log_path, "ab")
     try:
-        worker = subprocess.Popen([sys.executable, "-m", "sinks.worker"], env=sink_env(settings, port),
+        worker = subprocess.Popen([sys.executable, *worker_argv("sink")], env=sink_env(settings, port),
                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     finally:
         log.close()

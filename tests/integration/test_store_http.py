@@ -1,6 +1,6 @@
 """Query the embedded store while the sink runs: curl, clickhouse-connect and ``roadx``.
 
-One sink worker process (``python -m sinks.worker``) serves its store on a free loopback
+One sink worker process (``roadx worker sink``) serves its store on a free loopback
 port for the whole module; licences are published to national.changes while it runs.
 """
 
@@ -25,6 +25,7 @@ from deploy.broker import free_port, wait_for_port
 from deploy.cli import main
 from deploy.stack import StackInfo
 from deploy.topics import create_topics, exchange_topics
+from deploy.worker import worker_argv
 from schemas import contract
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry
@@ -83,7 +84,7 @@ def served(broker, tmp_path_factory):
     create_topics(settings.bootstrap_servers, exchange_topics(settings))
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROADX_")}
     with open(data_dir / "sink.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "sinks.worker"], env={**env, **to_environ(settings)},
+        proc = subprocess.Popen([sys.executable, *worker_argv("sink")], env={**env, **to_environ(settings)},
                                 stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(settings.store_http_port, 60, proc)

@@ -15,6 +15,7 @@ from stdnum.cn import uscc
 
 from deploy.broker import die_with_parent
 from deploy.topics import create_topics, exchange_topics
+from deploy.worker import worker_argv
 from schemas import contract
 from schemas import topics as th
 from schemas.codec import EventCodec
@@ -64,7 +65,7 @@ def worker_settings(bootstrap, unique, tmp_path):
 
 @contextlib.contextmanager
 def running_worker(settings, log_path, **extra_env):
-    """``python -m streams.worker`` as a child process, stopped on exit; ``extra_env`` adds ROADX_* settings."""
+    """``roadx worker streams`` as a child process, stopped on exit; ``extra_env`` adds ROADX_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROADX_")}
     env.update(
         ROADX_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
@@ -76,7 +77,7 @@ def running_worker(settings, log_path, **extra_env):
     )
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, *worker_argv("streams")], env=env, stdout=log, stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,
         )
         try:

@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 
 from deploy import cli
 from deploy.broker import free_port
+from deploy.worker import serve_metrics
 from producers import identities, metrics
 from producers.errors import MetricsError, PublishError
 from producers.file_adapter import FileAdapter, FileAdapterOptions
@@ -57,7 +58,7 @@ def test_an_unknown_adapter_label_is_refused():
 
 
 def test_metrics_are_off_when_the_port_is_zero(tmp_path):
-    assert metrics.serve(Settings(data_dir=tmp_path)) is None
+    assert serve_metrics(Settings(data_dir=tmp_path)) is None
 
 
 def test_a_port_already_taken_is_a_clear_error_from_the_cli(monkeypatch, capsys, tmp_path):

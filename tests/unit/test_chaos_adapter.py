@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from deploy import cli
 from producers.errors import GeneratorConfigError
 from producers.spool import Spool
-from producers.synthetic import resume_point
-from producers.synthetic_cli import Pacer, build_parser
+from producers.synthetic import Pacer, resume_point
 
 
 @pytest.fixture
@@ -68,8 +68,8 @@ def test_a_zero_rate_never_sleeps():
 
 def test_the_adapter_needs_events_and_seed():
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["--events", "10"])
-    args = build_parser().parse_args(["--events", "10", "--seed", "3", "--rate", "50"])
+        cli.build_parser().parse_args(["worker", "synthetic", "--events", "10"])
+    args = cli.build_parser().parse_args(["worker", "synthetic", "--events", "10", "--seed", "3", "--rate", "50"])
     assert (args.events, args.seed, args.rate, args.chunk) == (10, 3, 50.0, 200)
 
 
@@ -78,17 +78,13 @@ def test_the_adapter_needs_events_and_seed():
     (["--events", "10", "--seed", "1", "--rate", "-5"], "--rate must not be negative"),
 ])
 def test_bad_options_exit_2_with_a_clear_error(argv, message, capsys, monkeypatch):
-    from producers.synthetic_cli import main
-
     monkeypatch.delenv("ROADX_BOOTSTRAP_SERVERS", raising=False)
-    assert main(argv) == 2
+    assert cli.main(["worker", "synthetic", *argv]) == 2
     assert message in capsys.readouterr().err
 
 
 def test_without_a_broker_the_adapter_says_which_setting_is_missing(capsys, monkeypatch, tmp_path):
-    from producers.synthetic_cli import main
-
     monkeypatch.delenv("ROADX_BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.setenv("ROADX_DATA_DIR", str(tmp_path))
-    assert main(["--events", "10", "--seed", "1"]) == 2
+    assert cli.main(["worker", "synthetic", "--events", "10", "--seed", "1"]) == 2
     assert "ROADX_BOOTSTRAP_SERVERS" in capsys.readouterr().err

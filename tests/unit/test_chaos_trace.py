@@ -8,12 +8,12 @@ import logging
 from deploy.chaos_trace import (
     Located, LogEntry, explain_missing_route, explain_missing_routes, origin_of, owner_at, parse_worker_log,
 )
+from deploy.worker import LOG_FORMAT
 from schemas.settings import Settings
 from streams import handover as ho
 from streams.pipeline import BatchResult, Inbound, Outbound
 from streams.runner import state_changes, write_then_commit
 from streams.state import StateStore
-from streams.worker import LOG_FORMAT
 
 from test_stream_runner import KnownPositions, RecordingConsumer, RecordingProducer
 
