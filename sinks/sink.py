@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from schemas.codec import EventCodec, FindingCodec
 from schemas.errors import DecodeError
 from schemas.registry import make_registry
+from schemas.settings import Settings
 
 from .errors import RowError, SinkError, StoreError
 from .metrics import COMMIT_FAILURES, REFUSED
@@ -62,7 +63,7 @@ class TopicRoles:
     quality: str = ""  # quality findings; none subscribed when empty
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "TopicRoles":
+    def from_settings(cls, settings: Settings) -> "TopicRoles":
         names = settings.topics
         return cls(names.national_changes, names.national_dlq,
                    {names.province_inbound(p): p for p in settings.provinces}, names.national_quality)
@@ -208,7 +209,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def consumer_conf(settings: Any, group_id: str | None = None) -> dict[str, Any]:
+def consumer_conf(settings: Settings, group_id: str | None = None) -> dict[str, Any]:
     return settings.kafka_conf(**{
         "group.id": group_id or settings.topics.sink_group,
         "enable.auto.commit": False,
@@ -219,7 +220,7 @@ def consumer_conf(settings: Any, group_id: str | None = None) -> dict[str, Any]:
     })
 
 
-def run_sink(settings: Any, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None = None,
+def run_sink(settings: Settings, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None = None,
              *, group_id: str | None = None, lag: Callable[[Any, str], Any] | None = None) -> None:
     """Consume national changes, quality findings, dead letters and inbound cases into the store until ``stop``.
 
@@ -272,7 +273,7 @@ def take_batch(consumer: Any, size: int, flush_seconds: float, top_up: float = T
     return batch
 
 
-def _loop(settings: Any, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None,
+def _loop(settings: Settings, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None,
           codecs: tuple[EventCodec, FindingCodec], pii: PiiMasker, roles: TopicRoles, store: Any, consumer: Any,
           database: str, ledger: Ledger, lag: Any | None) -> None:
     events, findings = codecs

@@ -21,10 +21,12 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from schemas.settings import Settings
+
 from .errors import StoreError
 
 
-def open_store(settings: Any, database: str | None = None) -> Any:
+def open_store(settings: Settings, database: str | None = None) -> Any:
     """A clickhouse-connect client: chDB at ``settings.store_path``, or the server URL.
 
     With ``database`` the client's default database is that one (it must exist), whatever
