@@ -27,6 +27,7 @@ from prometheus_client import REGISTRY
 from deploy import status_commands
 from deploy.broker import die_with_parent, free_port
 from deploy.consumer_lag import record_lag
+from deploy.errors import StackError
 from deploy.scrape import scrape
 from deploy.topics import create_topics, exchange_topics
 from deploy.worker import worker_argv
@@ -103,7 +104,11 @@ def wait_until_drained(addresses: dict[str, str], procs: dict[str, subprocess.Po
             if proc.poll() is not None:
                 raise AssertionError(f"{name} exited with {proc.returncode}:\n"
                                      + (logs / f"{name}.log").read_text("utf-8", errors="replace")[-3000:])
-        samples = {name: scrape(address) for name, address in addresses.items()}
+        try:
+            samples = {name: scrape(address) for name, address in addresses.items()}
+        except StackError:  # a part still starting on a loaded machine: its endpoint answers soon
+            time.sleep(0.5)
+            continue
         seen = value(samples["streams"], "roadx_stream_events_total")
         lag = sum(value(s, "roadx_consumer_lag") for s in samples.values())
         moving = (seen, value(samples["sink"], "roadx_sink_rows_total"), value(samples["sink"], "roadx_sink_batches_total"))

@@ -100,6 +100,7 @@ def test_what_the_runner_logs_when_it_leaves_an_output_out_is_what_the_trace_rea
     runner_log = logging.getLogger("streams.runner")
     runner_log.addHandler(handler)
     level, runner_log.level = runner_log.level, logging.INFO
+    disabled, runner_log.disabled = runner_log.disabled, False  # a library's dictConfig may have disabled it
     store = StateStore(tmp_path / "s")
     try:
         assert write_then_commit(RecordingProducer(), RecordingConsumer(), store, SETTINGS, batch, result,
@@ -108,6 +109,7 @@ def test_what_the_runner_logs_when_it_leaves_an_output_out_is_what_the_trace_rea
         store.close()
         runner_log.removeHandler(handler)
         runner_log.setLevel(level)
+        runner_log.disabled = disabled
     entries = parse_worker_log("streams-2", captured)
     assert len(entries) == 1
     [text] = explain_missing_routes([("e1", "11")], {"11": INBOUND_11}, CHANGES, {"e1": [forwarded()]}, entries)
