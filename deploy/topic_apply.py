@@ -105,9 +105,7 @@ def plan_topics(spec: Sequence[TopicSpec], current: Mapping[str, BrokerTopic],
 
 def managed_pattern(settings: Settings) -> re.Pattern[str]:
     """Names that look like the exchange's topics under this prefix."""
-    prefix = re.escape(settings.topic_prefix)
-    state = re.escape(settings.topics.stream_state(""))
-    return re.compile(rf"{prefix}(?:prov\.[^.]+\.changes|xprov\.[^.]+\.inbound|national\.[^.]+)|{state}[^.]+")
+    return settings.topics.managed_pattern()
 
 
 def format_plan(plan: TopicPlan) -> str:

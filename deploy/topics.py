@@ -17,16 +17,10 @@ COMPACTED = {"cleanup.policy": "compact"}
 
 def exchange_topics(settings: Settings) -> list[tuple]:
     """Every topic the exchange needs: (name, partition count[, topic config])."""
-    names = settings.topics
-    wanted = [(names.province_changes(p), settings.partitions) for p in settings.provinces]
-    wanted += [(names.province_inbound(p), settings.partitions) for p in settings.provinces]
-    wanted += [
-        (names.national_changes, settings.national_partitions),
-        (names.national_quality, settings.national_partitions),
-        (names.national_dlq, settings.partitions),
-    ]
-    wanted += [(names.stream_state(p), settings.partitions, COMPACTED) for p in settings.provinces]
-    wanted.append((names.registry, settings.partitions, COMPACTED))
+    wanted: list[tuple] = []
+    for topic in settings.topics.exchange(settings.provinces):
+        partitions = settings.national_partitions if topic.national else settings.partitions
+        wanted.append((topic.name, partitions, COMPACTED) if topic.compacted else (topic.name, partitions))
     return wanted
 
 

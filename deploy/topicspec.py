@@ -83,20 +83,11 @@ def default_spec(settings: Settings) -> list[TopicSpec]:
     def deleted_after(role: str) -> dict[str, str]:
         return {"cleanup.policy": "delete", "retention.ms": str(RETENTION_MS[role])}
 
-    spec = [topic(names.province_changes(p), settings.partitions, **deleted_after("province_changes"))
-            for p in settings.provinces]
-    spec += [topic(names.province_inbound(p), settings.partitions, **deleted_after("province_inbound"))
-             for p in settings.provinces]
-    spec += [
-        topic(names.national_changes, settings.national_partitions, **deleted_after("national_changes")),
-        topic(names.national_quality, settings.national_partitions, **deleted_after("national_quality")),
-        topic(names.national_dlq, settings.partitions, **deleted_after("national_dlq")),
-    ]
-    # A changelog partition holds the state of the same partition of prov.<P>.changes.
-    spec += [topic(names.stream_state(p), settings.partitions, **{"cleanup.policy": "compact"})
-             for p in settings.provinces]
-    # Which province's register holds each entity; every stream worker reads all of it.
-    spec.append(topic(names.registry, settings.partitions, **{"cleanup.policy": "compact"}))
+    spec = []
+    for wanted in names.exchange(settings.provinces):
+        partitions = settings.national_partitions if wanted.national else settings.partitions
+        config = {"cleanup.policy": "compact"} if wanted.compacted else deleted_after(wanted.role)
+        spec.append(topic(wanted.name, partitions, **config))
     return spec
 
 
@@ -192,12 +183,9 @@ def _parse_topic(entry: Any, settings: Settings) -> tuple[TopicSpec | None, list
 
 
 def _province_errors(name: str, settings: Settings) -> list[str]:
-    names = settings.topics
-    match = re.fullmatch(rf"{re.escape(names.prefix)}(?:prov\.(.*)\.changes|xprov\.(.*)\.inbound)", name)
-    state = re.fullmatch(rf"{re.escape(names.stream_state(''))}(.*)", name)
-    if not match and not state:
+    code = settings.topics.party_in_name(name)
+    if code is None:
         return []
-    code = state[1] if state else match[1] if match[1] is not None else match[2]
     if code not in PROVINCES:
         return [f"unknown province code {code!r} (use a two-digit GB/T 2260 code)"]
     if code not in settings.provinces:

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from schemas.contract import entity_key
+from schemas.contract import entity_key, required_fields
 
 from .errors import FileRejected, RowError
 from .headers import constants_of, map_header
-from .rows import Normalised, RowParser, required_fields
+from .rows import Normalised, RowParser
 from .tabular import ReadLimits, formula_like, open_table
 
 REPORT_SUFFIX = ".errors.csv"

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import functools
 import json
 import uuid
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 from schemas import contract, identifiers
+from schemas.contract import FieldSpec
 
 from .errors import ProducerError, RowRejected
 
@@ -33,46 +32,16 @@ _TRUE_TEXTS = {"1", "t", "true", "y", "yes", "d", "deleted", "是"}
 _FALSE_TEXTS = {"", "0", "f", "false", "n", "no", "否"}
 
 
-@dataclass(frozen=True)
-class FieldSpec:
-    name: str
-    kind: str  # string | int | long | date | timestamp | string_array
-    required: bool
-
-
-@functools.cache
 def entity_specs(entity_type: str) -> tuple[FieldSpec, ...]:
-    """The fields of one entity record with their kinds, from the envelope schema."""
+    """The fields of one entity record with their kinds; ``ProducerError`` for an unknown entity."""
     if entity_type not in contract.ENTITY_RECORDS:
         raise ProducerError(f"unknown entity {entity_type!r}; one of {', '.join(contract.ENTITY_TYPES)}")
-    wanted = contract.ENTITY_RECORDS[entity_type]
-    union = next(f["type"] for f in contract.envelope_schema()["fields"] if f["name"] == "before")
-    record = next(t for t in union if isinstance(t, dict) and t["name"] == wanted)
-    return tuple(_spec(f) for f in record["fields"])
-
-
-def _spec(field: dict[str, Any]) -> FieldSpec:
-    ftype = field["type"]
-    nullable = isinstance(ftype, list) and "null" in ftype
-    if isinstance(ftype, list):
-        ftype = next(t for t in ftype if t != "null")
-    if isinstance(ftype, dict):
-        logical = ftype.get("logicalType")
-        if logical == "date":
-            kind = "date"
-        elif logical == "timestamp-millis":
-            kind = "timestamp"
-        elif ftype.get("type") == "array":
-            kind = "string_array"
-        else:
-            kind = ftype["type"]
-    else:
-        kind = ftype
-    return FieldSpec(field["name"], kind, required=not nullable and "default" not in field)
+    return contract.field_specs(entity_type)
 
 
 def required_fields(entity_type: str) -> list[str]:
-    return [s.name for s in entity_specs(entity_type) if s.required]
+    entity_specs(entity_type)
+    return list(contract.required_fields(entity_type))
 
 
 def row_to_record(entity_type: str, row: Mapping[str, Any], key: str, mapping: Mapping[str, str] | None = None,
@@ -209,16 +178,7 @@ def source_ts_ms(cursor: Any, now_ms: int) -> int:
 def change_event(*, event_id: str, op: str, entity_type: str, before: dict | None, after: dict | None,
                  province: str, system: str, table: str, seq: int, ts_ms: int) -> dict[str, Any]:
     """The envelope of one change (not yet encoded or signed)."""
-    record = after if after is not None else before
-    if record is None:
+    if after is None and before is None:
         raise ProducerError(f"event {event_id}: a change needs a before or an after record")
-    return {
-        "event_id": event_id,
-        "op": op,
-        "entity_type": entity_type,
-        "entity_key": contract.entity_key(entity_type, record),
-        "before": before,
-        "after": after,
-        "source": {"province": province, "system": system, "table": table, "seq": seq, "snapshot": False},
-        "ts_ms": ts_ms,
-    }
+    return contract.change_event(event_id=event_id, op=op, entity_type=entity_type, before=before, after=after,
+                                 province=province, system=system, table=table, seq=seq, ts_ms=ts_ms)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from schemas.codec import EventCodec
-from schemas.contract import ENTITY_TYPES
+from schemas.contract import ENTITY_TYPES, change_event
 from schemas.errors import EncodeError
 from schemas.identifiers import china_today
 from schemas.registry import make_registry
@@ -93,12 +93,9 @@ class FileResult:
 def file_event(province: str, entity: str, state: FileState, seq: int, change: Change, snapshot: bool) -> dict:
     """The envelope of one change (unsigned); the same inputs always give the same event."""
     event_id = uuid.uuid5(EVENT_NAMESPACE, f"{province}|{state.fingerprint}|{change.key}|{change.op}")
-    return {
-        "event_id": str(event_id), "op": change.op, "entity_type": entity, "entity_key": change.key,
-        "before": change.before, "after": change.after,
-        "source": {"province": province, "system": SYSTEM, "table": state.name, "seq": seq, "snapshot": snapshot},
-        "ts_ms": state.ts_ms,
-    }
+    return change_event(event_id=str(event_id), op=change.op, entity_type=entity, before=change.before,
+                        after=change.after, province=province, system=SYSTEM, table=state.name, seq=seq,
+                        ts_ms=state.ts_ms, snapshot=snapshot, key=change.key)
 
 
 class FileAdapter:

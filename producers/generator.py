@@ -17,7 +17,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal, Sequence
 
-from schemas.contract import entity_key
+from schemas.codes import CASE_STAGES
+from schemas.contract import change_event, entity_key
 from schemas.identifiers import PROVINCE_OF_PLATE_CHAR, PROVINCES
 
 from . import identities as ids
@@ -25,7 +26,6 @@ from .errors import GeneratorConfigError
 from .registers import ProvinceRegister
 
 Kind = Literal["valid", "invalid", "duplicate"]
-CASE_STAGES = ("filed", "investigating", "decided", "executed", "closed")
 TABLES = {"operator": "operators", "vehicle": "vehicles", "practitioner": "practitioners",
           "licence": "licences", "case": "cases"}
 BASE_TS_MS = 1_717_200_000_000  # 2024-06-01T00:00:00Z
@@ -158,17 +158,9 @@ class SyntheticProvinces:
     def _emit(self, state: ProvinceRegister, op: str, etype: str, before: dict | None, after: dict | None) -> dict[str, Any]:
         state.seq += 1
         self._ts += 1 + int(self._rng.random() * 20)
-        return {
-            "event_id": ids.uuid4_text(self._rng.getrandbits(128)),
-            "op": op,
-            "entity_type": etype,
-            "entity_key": entity_key(etype, after if after is not None else before),
-            "before": before,
-            "after": after,
-            "source": {"province": state.code, "system": state.system, "table": TABLES[etype],
-                       "seq": state.seq, "snapshot": False},
-            "ts_ms": self._ts,
-        }
+        return change_event(event_id=ids.uuid4_text(self._rng.getrandbits(128)), op=op, entity_type=etype,
+                            before=before, after=after, province=state.code, system=state.system,
+                            table=TABLES[etype], seq=state.seq, ts_ms=self._ts)
 
     def _valid(self, state: ProvinceRegister) -> dict[str, Any]:
         rng = self._rng

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from schemas import contract
 
@@ -130,7 +130,7 @@ def _constants(path: Path, entity: str, given: Mapping[str, object]) -> dict[str
     return constants
 
 
-def map_header(entity: str, header: tuple[str, ...], required: frozenset[str],
+def map_header(entity: str, header: tuple[str, ...], required: Iterable[str],
                mapping: Mapping[str, str | None] = {}) -> tuple[str | None, ...]:
     """The canonical field of each column (None: ignored). Raises ``FileRejected``."""
     fields = contract.entity_fields(entity)
@@ -162,7 +162,7 @@ def map_header(entity: str, header: tuple[str, ...], required: frozenset[str],
             raise FileRejected("duplicate_columns", f"column {label!r} and the mapping's {CONSTANTS} both give "
                                f"{field}: map the column to null or drop the constant")
         seen[field] = label
-    missing = sorted(required - set(seen) - set(constants))
+    missing = sorted(set(required) - set(seen) - set(constants))
     if missing:
         example = json.dumps({CONSTANTS: {missing[0]: "<value>"}})
         raise FileRejected("missing_columns", f"{entity} file lacks required columns {', '.join(missing)}: add them, "

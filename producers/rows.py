@@ -13,12 +13,11 @@ file has no column for may take one value for every row from the mapping (``cons
 from __future__ import annotations
 
 import datetime
-import functools
 import re
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping, NamedTuple
 
-from schemas import contract, identifiers
+from schemas import codes, contract, identifiers
+from schemas.contract import FieldSpec, field_specs
 from schemas.errors import InvalidIdentifier
 
 from .errors import RowError
@@ -32,34 +31,6 @@ _DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$|^(\d{4})(\d
 _TIME = re.compile(r"^(?P<d>[^ T]+)(?:[ T](?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2}))?)?$")
 _LIST_SPLIT = re.compile(r"[;；,，、|]")
 
-CODES: dict[str, dict[str, str]] = {
-    "operator.status": {"营业": "active", "正常": "active", "停业": "suspended", "暂停": "suspended",
-                        "吊销": "revoked", "注销": "closed", "歇业": "closed"},
-    "vehicle.status": {"营运": "active", "正常": "active", "停运": "suspended", "暂停": "suspended", "报废": "scrapped",
-                       "注销": "scrapped"},
-    "practitioner.status": {"正常": "active", "有效": "active", "暂停": "suspended", "吊销": "revoked",
-                            "注销": "revoked"},
-    "licence.status": {"有效": "valid", "正常": "valid", "暂扣": "suspended", "暂停": "suspended",
-                       "吊销": "revoked", "过期": "expired", "失效": "expired"},
-    "licence.licence_type": {"经营许可证": "operating_permit", "道路运输经营许可证": "operating_permit",
-                             "从业资格证": "qualification", "道路运输证": "transport_cert"},
-    "vehicle.vehicle_class": {"旅游客车": "charter_bus", "包车客车": "charter_bus", "班线客车": "route_bus",
-                              "危险货物运输车": "dangerous_goods", "危险品运输车": "dangerous_goods",
-                              "货车": "truck", "普通货车": "truck", "出租汽车": "taxi", "出租车": "taxi"},
-    "case.stage": {"立案": "filed", "调查取证": "investigating", "决定": "decided", "执行": "executed",
-                   "结案": "closed"},
-}
-ALLOWED: dict[str, frozenset[str]] = {
-    "operator.status": frozenset({"active", "suspended", "revoked", "closed"}),
-    "vehicle.status": frozenset({"active", "suspended", "scrapped"}),
-    "practitioner.status": frozenset({"active", "suspended", "revoked"}),
-    "licence.status": frozenset({"valid", "suspended", "revoked", "expired"}),
-    "licence.licence_type": frozenset({"operating_permit", "qualification", "transport_cert"}),
-    "vehicle.vehicle_class": frozenset({"charter_bus", "route_bus", "dangerous_goods", "truck", "taxi"}),
-    "case.stage": frozenset({"filed", "investigating", "decided", "executed", "closed"}),
-}
-KEY_FIELDS = {"operator": ("uscc",), "vehicle": ("plate", "plate_color"), "practitioner": ("id_number",),
-              "licence": ("licence_type", "licence_no"), "case": ("case_no",)}
 _COLOR_BY_NAME = {name: code for code, name in identifiers.PLATE_COLORS.items()} | {"黄色": 2, "蓝色": 1, "绿色": 5}
 
 
@@ -69,51 +40,6 @@ class Normalised(NamedTuple):
     field: str
     raw: str
     value: str
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    name: str
-    kind: str  # string | int | long | date | timestamp | strings
-    required: bool
-    default: Any = None
-
-
-@functools.cache
-def field_specs(entity: str) -> tuple[FieldSpec, ...]:
-    """The entity's fields with their kinds, from its Avro record."""
-    schema = contract.envelope_schema()
-    record_name = contract.ENTITY_RECORDS[entity]
-    record = next(t for f in schema["fields"] if f["name"] in ("before", "after")
-                  for t in f["type"] if isinstance(t, dict) and t.get("name") == record_name)
-    specs = []
-    for field in record["fields"]:
-        ftype = field["type"]
-        nullable = isinstance(ftype, list) and "null" in ftype
-        if nullable:
-            ftype = next(t for t in ftype if t != "null")
-        specs.append(FieldSpec(field["name"], _kind(ftype), not nullable and "default" not in field,
-                               field.get("default")))
-    return tuple(specs)
-
-
-def required_fields(entity: str) -> frozenset[str]:
-    return frozenset(s.name for s in field_specs(entity) if s.required)
-
-
-def _kind(ftype: Any) -> str:
-    if isinstance(ftype, dict):
-        logical = ftype.get("logicalType")
-        if logical == "date":
-            return "date"
-        if logical and logical.startswith("timestamp"):
-            return "timestamp"
-        if ftype.get("type") == "array":
-            return "strings"
-        ftype = ftype.get("type")
-    if ftype in ("string", "int", "long"):
-        return ftype
-    raise ValueError(f"unsupported field type {ftype!r}")
 
 
 class RowParser:
@@ -154,7 +80,7 @@ class RowParser:
     def key_of(self, cells: tuple[str, ...]) -> str | None:
         """The entity key of a row whose key fields parse, even if other fields do not."""
         try:
-            parts = {spec.name: self._value(spec, cells) for spec in self._specs if spec.name in KEY_FIELDS[self.entity]}
+            parts = {spec.name: self._value(spec, cells) for spec in self._specs if spec.name in contract.KEY_FIELDS[self.entity]}
         except (RowError, IndexError):
             return None
         if any(v is None for v in parts.values()):
@@ -192,7 +118,7 @@ def _cell(entity: str, spec: FieldSpec, text: str) -> Any:
     if not text:
         if spec.required:
             raise RowError(spec.name, "missing_required", f"{spec.name} is required and empty")
-        return list(spec.default or []) if spec.kind == "strings" else None
+        return list(spec.default or []) if spec.kind == "string_array" else None
     try:
         return _PARSERS.get(f"{entity}.{spec.name}", _KIND_PARSERS[spec.kind])(text, spec.name, entity)
     except RowError:
@@ -203,11 +129,11 @@ def _cell(entity: str, spec: FieldSpec, text: str) -> Any:
 
 def _string(text: str, name: str, entity: str) -> str:
     code = f"{entity}.{name}"
-    if code in ALLOWED:
-        value = CODES[code].get(text, text.lower())
-        if value not in ALLOWED[code]:
-            raise RowError(name, "unknown_code", f"{text!r} is not one of {', '.join(sorted(ALLOWED[code]))} "
-                           f"(or {', '.join(CODES[code])})")
+    if code in codes.CODE_TABLES:
+        value = codes.LABELS[code].get(text, text.lower())
+        if value not in codes.CODE_TABLES[code]:
+            raise RowError(name, "unknown_code", f"{text!r} is not one of {', '.join(sorted(codes.CODE_TABLES[code]))} "
+                           f"(or {', '.join(codes.LABELS[code])})")
         return value
     return identifiers.canonical(text) if name in identifiers.CANONICAL_FIELDS else text
 
@@ -307,7 +233,7 @@ def _strings(text: str, _name: str, _entity: str) -> list[str]:
 
 _KIND_PARSERS: dict[str, Callable[[str, str, str], Any]] = {
     "string": _string, "int": _integer, "long": _long, "date": _date, "timestamp": _timestamp,
-    "strings": _strings,
+    "string_array": _strings,
 }
 _PARSERS: dict[str, Callable[[str, str, str], Any]] = {
     "vehicle.tonnage_kg": _tonnage, "vehicle.plate_color": _plate_color,

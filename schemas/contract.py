@@ -1,13 +1,17 @@
 """The Avro contract: the change-event envelope and the five entity records.
 
-Schemas are read from ``schemas/avro/*.avsc`` once per process. Entity keys follow
-``<entity_type>:<natural key>`` so that all events of one entity share a partition.
+Schemas are read from ``schemas/avro/*.avsc`` once per process. Everything else about an
+entity is read from there too: its fields and their kinds (``field_specs``), which of them
+are required, and its key fields (``KEY_FIELDS``). Entity keys follow
+``<entity_type>:<natural key>`` so that all events of one entity share a partition;
+``change_event`` builds the (unsigned, unencoded) envelope every adapter publishes.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -31,6 +35,23 @@ ENTITY_RECORDS = {
     "case": "roadx.Case",
 }
 ENTITY_TYPES = tuple(ENTITY_RECORDS)
+# The fields whose values, joined by ":", are an entity's natural key.
+KEY_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "operator": ("uscc",),
+    "vehicle": ("plate", "plate_color"),
+    "practitioner": ("id_number",),
+    "licence": ("licence_type", "licence_no"),
+    "case": ("case_no",),
+}
+# The kinds of value an entity field holds, from its Avro type: string, int, long, date (days
+# since 1970-01-01, Avro ``date``), timestamp (epoch ms, ``timestamp-millis``), string_array.
+KINDS = ("string", "int", "long", "date", "timestamp", "string_array")
+
+__all__ = [
+    "ENTITY_RECORDS", "ENTITY_TYPES", "FieldSpec", "KEY_FIELDS", "KINDS", "OPS", "change_event", "entity_fields",
+    "entity_key", "envelope_canonical", "envelope_schema", "field_specs", "finding_schema", "historic_envelopes",
+    "historic_findings", "required_fields",
+]
 
 
 @functools.cache
@@ -80,13 +101,37 @@ def _historic(name: str) -> list[tuple[str, dict[str, Any]]]:
     return versions
 
 
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of an entity record: its name, kind (one of ``KINDS``), whether a value is
+    required (not nullable and no default) and its default."""
+
+    name: str
+    kind: str
+    required: bool
+    default: Any = None
+
+
+def field_specs(entity_type: str) -> tuple[FieldSpec, ...]:
+    """The fields of one entity record with their kinds, in schema order."""
+    try:
+        return _field_specs()[entity_type]
+    except KeyError:
+        raise ValueError(f"unknown entity type {entity_type!r}") from None
+
+
 def entity_fields(entity_type: str) -> list[str]:
     """Field names of one entity record, in schema order."""
-    return list(_entity_field_map()[entity_type])
+    return [spec.name for spec in field_specs(entity_type)]
+
+
+def required_fields(entity_type: str) -> tuple[str, ...]:
+    """The fields of one entity record that must hold a value, in schema order."""
+    return tuple(spec.name for spec in field_specs(entity_type) if spec.required)
 
 
 @functools.cache
-def _entity_field_map() -> dict[str, tuple[str, ...]]:
+def _field_specs() -> dict[str, tuple[FieldSpec, ...]]:
     schema = envelope_schema()
     by_name = {  # each record is defined in full at its first use, referenced by name after
         t["name"]: t
@@ -94,23 +139,62 @@ def _entity_field_map() -> dict[str, tuple[str, ...]]:
         for t in f["type"] if isinstance(t, dict)
     }
     return {
-        etype: tuple(f["name"] for f in by_name[record]["fields"])
+        etype: tuple(_field_spec(field) for field in by_name[record]["fields"])
         for etype, record in ENTITY_RECORDS.items()
     }
 
 
+def _field_spec(field: dict[str, Any]) -> FieldSpec:
+    ftype = field["type"]
+    nullable = isinstance(ftype, list) and "null" in ftype
+    if isinstance(ftype, list):
+        ftype = next(t for t in ftype if t != "null")
+    return FieldSpec(field["name"], _kind(field["name"], ftype), not nullable and "default" not in field,
+                     field.get("default"))
+
+
+def _kind(name: str, ftype: Any) -> str:
+    if isinstance(ftype, dict):
+        logical = ftype.get("logicalType")
+        if logical == "date":
+            return "date"
+        if logical == "timestamp-millis":
+            return "timestamp"
+        if ftype.get("type") == "array" and ftype.get("items") == "string":
+            return "string_array"
+        ftype = ftype.get("type")
+    if ftype in ("string", "int", "long"):
+        return ftype
+    raise SchemaLoadError(f"entity field {name!r} has a type the contract does not know: {ftype!r}")
+
+
 def entity_key(entity_type: str, record: Mapping[str, Any]) -> str:
     """The partitioning key of an entity: ``<entity_type>:<natural key>``."""
-    if entity_type == "operator":
-        natural = record["uscc"]
-    elif entity_type == "vehicle":
-        natural = f"{record['plate']}:{record['plate_color']}"
-    elif entity_type == "practitioner":
-        natural = record["id_number"]
-    elif entity_type == "licence":
-        natural = f"{record['licence_type']}:{record['licence_no']}"
-    elif entity_type == "case":
-        natural = record["case_no"]
-    else:
+    fields = KEY_FIELDS.get(entity_type)
+    if fields is None:
         raise ValueError(f"unknown entity type {entity_type!r}")
-    return f"{entity_type}:{natural}"
+    return f"{entity_type}:" + ":".join(str(record[name]) for name in fields)
+
+
+def change_event(*, event_id: str, op: str, entity_type: str, before: Mapping[str, Any] | None,
+                 after: Mapping[str, Any] | None, province: str, system: str, table: str, seq: int, ts_ms: int,
+                 snapshot: bool = False, key: str | None = None) -> dict[str, Any]:
+    """The envelope of one change, not yet encoded or signed.
+
+    The entity key is ``key`` when given, else that of ``after`` (``before`` for a delete).
+    """
+    if key is None:
+        record = after if after is not None else before
+        if record is None:
+            raise ValueError(f"event {event_id}: a change needs a before or an after record")
+        key = entity_key(entity_type, record)
+    return {
+        "event_id": event_id,
+        "op": op,
+        "entity_type": entity_type,
+        "entity_key": key,
+        "before": before,
+        "after": after,
+        "source": {"province": province, "system": system, "table": table, "seq": seq, "snapshot": snapshot},
+        "ts_ms": ts_ms,
+    }

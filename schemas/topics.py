@@ -1,7 +1,9 @@
 """Topic and consumer-group names: the addresses every part of the exchange agrees on.
 
 A deployment may put a prefix before every name (tests use a fresh one each, so one
-broker serves many isolated exchanges).
+broker serves many isolated exchanges). Each name is written once, as a template
+(``CHANGES_TOPIC`` …); the names, the list of every topic of the exchange
+(``TopicNames.exchange``) and the patterns that recognise them are made from the templates.
 """
 
 from __future__ import annotations
@@ -9,6 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Sequence
+
+# "{}" is the party: a two-digit GB/T 2260 province code for the province topics.
+CHANGES_TOPIC = "prov.{}.changes"
+INBOUND_TOPIC = "xprov.{}.inbound"
+STATE_TOPIC = "roadx-streams-state.{}"
+NATIONAL_TOPIC = "national.{}"
+PROVINCE_CODE = "[0-9]{2}"
 
 # Kafka Connect-style headers that travel with a dead letter or a routed case.
 DLQ_REASON = "roadx.error.reason"
@@ -36,24 +46,45 @@ ORIGIN = "roadx.origin"
 
 
 @dataclass(frozen=True)
+class ExchangeTopic:
+    """One topic the exchange needs: its name, its role, whether it has the national partition
+    count (``ROADX_NATIONAL_PARTITIONS``) rather than the province one, whether it is compacted."""
+
+    name: str
+    role: str  # province_changes | province_inbound | national_changes | national_quality | national_dlq
+    #            | stream_state | registry
+    national: bool = False
+    compacted: bool = False
+
+
+def pattern(template: str, party: str) -> str:
+    """Regular-expression text of a name ``template`` with ``party`` (a regex) for its ``{}``."""
+    return party.join(re.escape(part) for part in template.split("{}"))
+
+
+# A prov.<P>.changes topic under any prefix; group 1 is the province.
+ANY_PREFIX_CHANGES = re.compile(pattern(CHANGES_TOPIC, f"({PROVINCE_CODE})") + "$")
+
+
+@dataclass(frozen=True)
 class TopicNames:
     prefix: str = ""
 
     @property
     def national_changes(self) -> str:
-        return f"{self.prefix}national.changes"
+        return self.prefix + NATIONAL_TOPIC.format("changes")
 
     @property
     def national_quality(self) -> str:
-        return f"{self.prefix}national.quality"
+        return self.prefix + NATIONAL_TOPIC.format("quality")
 
     @property
     def national_dlq(self) -> str:
-        return f"{self.prefix}national.dlq"
+        return self.prefix + NATIONAL_TOPIC.format("dlq")
 
     @property
     def streams_group(self) -> str:
-        """Consumer group (and faust app id) of the stream worker."""
+        """Consumer group of the stream worker."""
         return f"{self.prefix}roadx-streams"
 
     @property
@@ -62,31 +93,63 @@ class TopicNames:
 
     def province_changes(self, province: str) -> str:
         """Where province ``P`` publishes its register changes."""
-        return f"{self.prefix}prov.{province}.changes"
+        return self.prefix + CHANGES_TOPIC.format(province)
 
     def province_inbound(self, province: str) -> str:
         """Where the cases province ``Q`` must act on are delivered."""
-        return f"{self.prefix}xprov.{province}.inbound"
+        return self.prefix + INBOUND_TOPIC.format(province)
 
     def stream_state(self, province: str) -> str:
         """Compacted changelog of the stream stage's state for ``prov.<P>.changes``, partition for partition."""
-        return f"{self.prefix}roadx-streams-state.{province}"
+        return self.prefix + STATE_TOPIC.format(province)
 
     @property
     def registry(self) -> str:
         """Compacted: entity key (and ``plate:<plate>``) → the province whose register holds it."""
         return f"{self.prefix}roadx-registry"
 
+    def exchange(self, provinces: Sequence[str]) -> list[ExchangeTopic]:
+        """Every topic the exchange of ``provinces`` needs, in the order they are created."""
+        topics = [ExchangeTopic(self.province_changes(p), "province_changes") for p in provinces]
+        topics += [ExchangeTopic(self.province_inbound(p), "province_inbound") for p in provinces]
+        topics += [
+            ExchangeTopic(self.national_changes, "national_changes", national=True),
+            ExchangeTopic(self.national_quality, "national_quality", national=True),
+            ExchangeTopic(self.national_dlq, "national_dlq"),
+        ]
+        # A changelog partition holds the state of the same partition of prov.<P>.changes.
+        topics += [ExchangeTopic(self.stream_state(p), "stream_state", compacted=True) for p in provinces]
+        # Which province's register holds each entity; every stream worker reads all of it.
+        topics.append(ExchangeTopic(self.registry, "registry", compacted=True))
+        return topics
+
     def province_of_changes_topic(self, topic: str) -> str | None:
         """The province a ``prov.<P>.changes`` topic belongs to, else None."""
-        return _province_in(self.prefix, "prov", "changes", topic)
+        return _province_in(self.prefix, CHANGES_TOPIC, topic)
 
     def province_of_inbound_topic(self, topic: str) -> str | None:
-        return _province_in(self.prefix, "xprov", "inbound", topic)
+        return _province_in(self.prefix, INBOUND_TOPIC, topic)
+
+    def party_in_name(self, name: str) -> str | None:
+        """The party a province topic or state changelog is named for (whatever its text), else None."""
+        state = re.fullmatch(re.escape(self.prefix) + pattern(STATE_TOPIC, "(.*)"), name)
+        if state:
+            return state[1]
+        match = re.fullmatch(re.escape(self.prefix)
+                             + f"(?:{pattern(CHANGES_TOPIC, '(.*)')}|{pattern(INBOUND_TOPIC, '(.*)')})", name)
+        if not match:
+            return None
+        return match[1] if match[1] is not None else match[2]
+
+    def managed_pattern(self) -> re.Pattern[str]:
+        """Names that look like the exchange's topics under this prefix."""
+        party = "[^.]+"
+        kinds = "|".join(pattern(t, party) for t in (CHANGES_TOPIC, INBOUND_TOPIC, NATIONAL_TOPIC))
+        return re.compile(f"{re.escape(self.prefix)}(?:{kinds})|{re.escape(self.prefix)}{pattern(STATE_TOPIC, party)}")
 
 
 @lru_cache(maxsize=4096)
-def _province_in(prefix: str, kind: str, suffix: str, topic: str) -> str | None:
-    """The two-digit province of ``<prefix><kind>.<P>.<suffix>``, else None (asked per message)."""
-    match = re.fullmatch(rf"{re.escape(prefix)}{kind}\.([0-9]{{2}})\.{suffix}", topic)
+def _province_in(prefix: str, template: str, topic: str) -> str | None:
+    """The two-digit province of ``<prefix><template>``, else None (asked per message)."""
+    match = re.fullmatch(re.escape(prefix) + pattern(template, f"({PROVINCE_CODE})"), topic)
     return match[1] if match else None

@@ -28,6 +28,8 @@ from typing import Any, Iterable, Sequence
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from schemas.topics import ANY_PREFIX_CHANGES
+
 from .ddl import check_identifier
 from .errors import QueryError, SinkError
 
@@ -35,7 +37,6 @@ DIMENSIONS = ("completeness", "conformity", "relational")
 REFERENCE_GRACE_SECONDS = 3600  # how long a referenced entity may arrive after its reference (ROADX_REFERENCE_GRACE_SECONDS)
 TREND_MONTHS = 6
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_INBOUND_TOPIC = re.compile(r"prov\.(\d{2})\.changes$")
 
 
 @dataclass
@@ -97,7 +98,7 @@ def trend_months(month: dt.date, count: int = TREND_MONTHS) -> list[dt.date]:
 
 def province_of_topic(topic: str) -> str:
     """The province of a ``prov.<P>.changes`` topic (any prefix), else ``unknown``."""
-    match = _INBOUND_TOPIC.search(topic or "")
+    match = ANY_PREFIX_CHANGES.search(topic or "")
     return match.group(1) if match else "unknown"
 
 

@@ -19,18 +19,15 @@ from typing import Any, Iterable, Sequence
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from schemas import codes
+from schemas.codes import LICENCE_TYPE_NAMES, LICENCE_TYPES
 from schemas.identifiers import PROVINCES
 
 from .ddl import check_identifier
 from .errors import QueryError, StoreError
 from .pii import PiiMasker
 
-STATUSES = ("valid", "suspended", "revoked", "expired", "unknown")
-LICENCE_TYPES = {
-    "operating_permit": "道路运输经营许可证 operating permit (JT/T 1291)",
-    "qualification": "从业资格证 qualification certificate (JT/T 1290)",
-    "transport_cert": "道路运输证 transport certificate (JT/T 1292)",
-}
+STATUSES = (*codes.STATUSES["licence"], "unknown")  # a verdict: the register's code, or not found
 STATUS_LABELS = {
     "valid": "有效 valid", "suspended": "暂扣 suspended", "revoked": "吊销 revoked",
     "expired": "过期 expired", "unknown": "查无此证 unknown",
@@ -158,7 +155,7 @@ def format_verdict(v: Verdict) -> str:
         lines.append("  no such licence in the national store 全国库中无此证照")
         return "\n".join(lines)
     rows = [
-        ("类型 type", LICENCE_TYPES.get(v.licence_type or "", v.licence_type or "")),
+        ("类型 type", LICENCE_TYPE_NAMES.get(v.licence_type or "", v.licence_type or "")),
         ("发证省份 issuing province", f"{v.issuing_province} {v.issuing_province_name} (区划 {v.issuer_region_code})"),
         ("有效期 validity", f"{v.valid_from or '?'} → {v.valid_until or '?'}"),
         ("持证人 holder (masked)", v.holder or ""),

@@ -19,20 +19,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from schemas import identifiers
+from schemas.codes import CASE_STAGES, LICENCE_TYPES, STATUSES, VEHICLE_CLASSES
 from schemas.errors import InvalidIdentifier
 
 COMPLETENESS, CONFORMITY, RELATIONAL, PROVENANCE = "completeness", "conformity", "relational", "provenance"
 ERROR, WARNING = "error", "warning"
 
-LICENCE_TYPES = frozenset({"operating_permit", "qualification", "transport_cert"})
-CASE_STAGES = ("filed", "investigating", "decided", "executed", "closed")  # 立案 调查取证 决定 执行 结案
-VEHICLE_CLASSES = frozenset({"charter_bus", "route_bus", "dangerous_goods", "truck", "taxi"})
-STATUSES = {
-    "operator": frozenset({"active", "suspended", "revoked", "closed"}),
-    "vehicle": frozenset({"active", "suspended", "scrapped"}),
-    "practitioner": frozenset({"active", "suspended", "revoked"}),
-    "licence": frozenset({"valid", "suspended", "revoked", "expired"}),
-}
 EARLIEST, LATEST = dt.date(1949, 10, 1), dt.date(2100, 12, 31)
 MAX_TEXT = 1024  # characters in any one text field
 IDENTIFIER_CACHE_SIZE = 1 << 17

@@ -9,7 +9,7 @@ import pytest
 from producers.daily_file import parse_daily_file
 from producers.errors import FileRejected, MappingError
 from producers.headers import HeaderMapping, load_mapping, map_header
-from producers.rows import required_fields
+from schemas.contract import required_fields
 
 USCC = "91350100M000100Y43"
 WITHOUT_STATUS = ["统一社会信用代码", "业户名称", "行政区划代码"]

@@ -23,11 +23,12 @@ from producers.daily_file import parse_daily_file
 from producers.errors import FileRejected, RowError
 from producers.file_adapter import file_event
 from producers.headers import DEFAULT_LABELS
-from producers.rows import RowParser, field_specs, required_fields
+from producers.rows import RowParser
 from producers.snapshot import Change, FileState
 from producers.tabular import ReadLimits
 from schemas import contract
 from schemas.codec import EventCodec
+from schemas.contract import field_specs, required_fields
 from schemas.errors import EncodeError
 from schemas.registry import EmbeddedRegistry
 

@@ -12,11 +12,12 @@ import uuid
 import pytest
 
 from producers.errors import GeneratorConfigError
-from producers.generator import CASE_STAGES, SyntheticProvinces
+from producers.generator import SyntheticProvinces
 from producers.identities import uuid4_text
 from producers.synthetic import publish_synthetic
 from schemas import identifiers
 from schemas.codec import EventCodec
+from schemas.codes import CASE_STAGES
 from schemas.contract import entity_key
 from schemas.errors import InvalidIdentifier
 from schemas.registry import EmbeddedRegistry
