@@ -1,5 +1,7 @@
-"""The ``roadx_consumer_lag{group, topic, partition}`` gauge of a running consumer.
+"""Consumer lag: how far a consumer group is behind, seen from inside a consumer and from outside.
 
+From inside, the ``roadx_consumer_lag{group, topic, partition}`` gauge of a running consumer
+(``roadx worker streams|sink`` hand ``LagRecorder`` to the stream worker and the sink).
 ``lag_rows`` is pure: from a consumer's assignment, its positions, committed offsets and
 the partitions' watermarks it gives the messages each partition still has to deliver.
 ``record_lag`` reads those from a confluent-kafka consumer and sets the gauge; it drops
@@ -11,6 +13,9 @@ else ``- committed offset`` before the consumer read from it, else ``- low water
 (a group with nothing committed starts at the earliest offset), clamped at 0. Tansu
 reports the base offset of its last batch + 1 as the high watermark, so there the lag
 under-reports by up to one batch.
+
+From outside, ``GroupLag`` reads a group's committed offsets without joining it, against the
+high watermarks: what ``roadx demo`` and ``roadx chaos`` wait on until the line has drained.
 """
 
 from __future__ import annotations
@@ -21,10 +26,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client import Gauge
 
-log = logging.getLogger("roadx.deploy")
+from .errors import StackError
+from .topics import client_conf
+
+log = logging.getLogger("deploy.consumer_lag")
 
 LAG = Gauge("roadx_consumer_lag", "Messages in the partition not yet read by the consumer group",
             ["group", "topic", "partition"])
@@ -126,3 +134,43 @@ class LagRecorder:
         self._last = now
         record_lag(self.consumer, self.group)
         return True
+
+
+# -- from outside: a group's committed offsets against the high watermarks ----------------------
+
+class GroupLag:
+    """Reads a group's committed offsets without joining it.
+
+    ``servers`` is a bootstrap list or a client configuration such as ``settings.kafka_conf()``
+    (which carries the TLS/SASL settings).
+    """
+
+    def __init__(self, servers: str | Mapping[str, Any], group: str) -> None:
+        conf = {**client_conf(servers), "group.id": group, "enable.auto.commit": False}
+        try:
+            self._consumer = Consumer(conf)
+        except KafkaException as exc:
+            raise StackError(f"cannot read the offsets of group {group}: {exc}") from exc
+        self.group = group
+
+    def behind(self, topics: Iterable[str], timeout: float = 10) -> dict[str, int]:
+        """Messages not yet committed by the group, per topic."""
+        try:
+            metadata = self._consumer.list_topics(timeout=timeout).topics
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in topics if topic in metadata
+                for p in metadata[topic].partitions
+            ]
+            committed = self._consumer.committed(partitions, timeout=timeout)
+            lag: dict[str, int] = {}
+            for tp in committed:
+                _low, high = self._consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)
+                done = tp.offset if tp.offset >= 0 else 0
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(high - done, 0)
+            return lag
+        except KafkaException as exc:
+            raise StackError(f"cannot read the offsets of group {self.group}: {exc}") from exc
+
+    def close(self) -> None:
+        self._consumer.close()

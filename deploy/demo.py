@@ -17,8 +17,8 @@ from typing import Callable, TextIO
 
 from schemas.settings import Settings
 
+from .consumer_lag import GroupLag
 from .errors import StackError
-from .lag import GroupLag
 from .scrape import scrape, totals
 from .stack import Stack, StackInfo
 

@@ -1,12 +1,14 @@
 """The worker shell: every long-running roadx process runs through it, the same way.
 
+The parts (their command: ``deploy.commands.worker`` and ``deploy.commands.produce``):
+
     roadx worker streams                   the stream worker (``streams.worker.run``)
     roadx worker sink                      the sink (``sinks.worker.run``)
     roadx worker synthetic --events N --seed S [--rate R …]
                                            the synthetic provinces as a restartable adapter
                                            (``producers.synthetic``; started by ``roadx chaos``)
-    roadx produce files --watch DIR        the file adapter's drop folder  } ``run_part``, from
-    roadx produce db (without --once)      the database adapter's polling  } ``deploy.produce_commands``
+    roadx produce files --watch DIR        the file adapter's drop folder
+    roadx produce db (without --once)      the database adapter's polling
 
 Whoever starts a part — the embedded stack, ``roadx chaos``, ``roadx bench``, the tests —
 runs ``worker_argv(part)``: ``python -m deploy.cli worker PART``, the very code the
@@ -16,7 +18,7 @@ What the shell does for each part, once:
 
 - logging: libraries at WARNING, the project's loggers at INFO (the stream workers' lines
   about partitions taken and given and outputs left out among them), every line in
-  ``LOG_FORMAT``, which ``roadx chaos`` reads back (``deploy.chaos_trace``);
+  ``LOG_FORMAT``, which ``roadx chaos`` reads back (``deploy.chaos.trace``);
 - the metrics server on ``metrics_host:metrics_port`` when the port is > 0 (``serve_metrics``);
 - SIGTERM and SIGINT set the part's stop event: it stops after the batch in hand;
 - the consumer-lag recorder (``deploy.consumer_lag.LagRecorder``) for the parts that consume;
@@ -36,26 +38,19 @@ What the shell does for each part, once:
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import signal
 import threading
 from contextlib import contextmanager
-from dataclasses import asdict
 from typing import Callable, Iterator
 
 from prometheus_client import start_http_server
 
-from producers.errors import ProducerError
 from schemas.settings import Settings
-from sinks.errors import SinkError
-from streams.errors import StreamError
 
-from .consumer_lag import LagRecorder
-from .errors import StartError
+from .errors import PART_ERRORS, StartError
 
-LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"  # read back by roadx chaos (deploy.chaos_trace.LINE)
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"  # read back by roadx chaos (deploy.chaos.trace.LINE)
 PROJECT_LOGGERS = ("schemas", "producers", "streams", "sinks", "deploy", "roadx")
 
 EXIT_DONE = 0
@@ -63,10 +58,6 @@ EXIT_INPUT_REFUSED = 1
 EXIT_ERROR = 2  # the part could not start; for every roadx command, an error (roadx: error: …)
 EXIT_FAILED = 70  # EX_SOFTWARE
 EXIT_INTERRUPTED = 130
-
-# What a part raises when it cannot go on: exit 70. Anything else (a bad setting, a
-# ``DeployError``) reaches ``deploy.cli.main``: exit 2.
-PART_ERRORS = (ProducerError, StreamError, SinkError)
 
 log = logging.getLogger("deploy.worker")
 
@@ -77,65 +68,6 @@ _serving_lock = threading.Lock()
 def worker_argv(part: str, *options: str) -> list[str]:
     """The arguments after the interpreter that start ``part`` through this shell (= ``roadx worker PART``)."""
     return ["-m", "deploy.cli", "worker", part, *options]
-
-
-def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None:
-    """Register ``roadx worker streams|sink`` (and ``synthetic``, which ``roadx chaos`` starts)."""
-    worker = with_data_dir(sub.add_parser(
-        "worker", help="run one part of the line in the foreground (settings from ROADX_*)"))
-    parts = worker.add_subparsers(dest="part", required=True, metavar="{streams,sink}")
-    streams = with_data_dir(parts.add_parser("streams", help="the stream worker: provenance, rules, dedup, routing"))
-    streams.set_defaults(handler=cmd_streams)
-    sink = with_data_dir(parts.add_parser("sink", help="the sink: the national topics into the store"))
-    sink.set_defaults(handler=cmd_sink)
-    synthetic = with_data_dir(parts.add_parser(  # no help: not listed, it is roadx chaos's adapter
-        "synthetic", description="Publish the synthetic provinces through the spool; resumes an interrupted run."))
-    synthetic.add_argument("--events", type=int, required=True, help="events to generate in the whole run")
-    synthetic.add_argument("--seed", type=int, required=True, help="seed of the synthetic provinces")
-    synthetic.add_argument("--duplicate-rate", type=float, default=0.02, help="share of resent events (default 0.02)")
-    synthetic.add_argument("--invalid-rate", type=float, default=0.01, help="share of invalid records (default 0.01)")
-    synthetic.add_argument("--rate", type=float, default=0.0,
-                           help="events per second to generate; 0 = as fast as possible")
-    synthetic.add_argument("--chunk", type=int, default=200,
-                           help="events per province per spool append (default 200)")
-    synthetic.set_defaults(handler=cmd_synthetic)
-
-
-def cmd_streams(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.worker import run
-
-    _need_broker(settings, "stream worker")
-    return run_part("stream worker", settings, lambda stop: run(settings, stop, lag=LagRecorder))
-
-
-def cmd_sink(settings: Settings, args: argparse.Namespace) -> int:
-    from sinks.worker import run
-
-    _need_broker(settings, "sink")
-    return run_part("sink", settings, lambda stop: run(settings, stop, lag=LagRecorder))
-
-
-def cmd_synthetic(settings: Settings, args: argparse.Namespace) -> int:
-    """Publish (resuming what an earlier run with the same seed left) and print the run's counts as JSON."""
-    from producers.errors import GeneratorConfigError
-    from producers.synthetic import Pacer, publish_synthetic
-
-    if args.events < 0:
-        raise StartError("--events must not be negative")
-    if args.rate < 0:
-        raise StartError("--rate must not be negative")
-    _need_broker(settings, "synthetic adapter")
-
-    def publish(stop: threading.Event) -> int:
-        try:
-            report = publish_synthetic(settings, args.events, args.seed, args.duplicate_rate, args.invalid_rate,
-                                       chunk=args.chunk, resume=True, on_spooled=Pacer(args.rate), stop=stop)
-        except GeneratorConfigError as exc:  # rates, chunk, a spool of another seed: options, so exit 2
-            raise StartError(str(exc)) from exc
-        print(json.dumps(asdict(report), ensure_ascii=False), flush=True)
-        return EXIT_DONE
-
-    return run_part("synthetic adapter", settings, publish)
 
 
 def run_part(name: str, settings: Settings, work: Callable[[threading.Event], int | None]) -> int:
@@ -196,8 +128,3 @@ def stop_on_signals() -> Iterator[threading.Event]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _need_broker(settings: Settings, name: str) -> None:
-    if not settings.bootstrap_servers:
-        raise StartError(f"the {name} needs Kafka bootstrap servers (ROADX_BOOTSTRAP_SERVERS)")

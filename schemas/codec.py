@@ -142,7 +142,8 @@ def _logical_fields(envelope: Mapping[str, Any]) -> dict[str, tuple[tuple[str, s
                     found.append((field["name"], logical, *_READABLE[logical]))
         return tuple(found)
 
-    records = {name: of(record) for name, record in contract.entity_records(envelope).items()}
+    records = {t["name"]: of(t) for f in envelope["fields"] if f["name"] in ("before", "after")
+               for t in f["type"] if isinstance(t, dict)}
     return {"": of(envelope), **records}
 
 

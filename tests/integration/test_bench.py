@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from deploy import bench_commands
-from deploy.bench_report import ALL_FIGURES, TARGETS
+from deploy.commands import bench as bench_commands
+from deploy.bench.report import ALL_FIGURES, TARGETS
 from deploy.errors import DeployError
 from schemas.settings import Settings
 

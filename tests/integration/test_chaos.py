@@ -14,8 +14,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from deploy.broker import die_with_parent
-from deploy.chaos import spooled_so_far
-from deploy.chaos_probe import read_topic_counts
+from deploy.chaos.probe import read_topic_counts, spooled_so_far
 from deploy.topics import create_topics, exchange_topics
 from deploy.worker import worker_argv
 from producers.generator import SyntheticProvinces

@@ -24,7 +24,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client import REGISTRY
 
-from deploy import status_commands
+from deploy.commands import status as status_commands
 from deploy.broker import die_with_parent, free_port
 from deploy.consumer_lag import record_lag
 from deploy.errors import StackError

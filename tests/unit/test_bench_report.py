@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from deploy.bench_report import (
+from deploy.bench.report import (
     ALL_FIGURES, CEILINGS, EVENTS_PER_S, MIB, MS, TARGETS, Figure, Target, evaluate, format_table, missing_figures,
     percentile, rate, ratio, report_json,
 )

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from deploy.chaos_check import (
+from deploy.chaos.check import (
     ChaosReport, StoreSnapshot, TopicSnapshot, build_truth, case_targets, check, format_report, normalise,
     truth_from_events,
 )

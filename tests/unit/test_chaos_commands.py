@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.chaos_commands import add_parser, cmd_chaos
+from deploy.commands.chaos import add_parser, cmd_chaos
 from deploy.errors import DeployError
 from schemas.settings import Settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.chaos_plan import BROKER, KILL, PAUSE_BROKER, RESTART, RESUME_BROKER, plan_chaos
+from deploy.chaos.plan import BROKER, KILL, PAUSE_BROKER, RESTART, RESUME_BROKER, plan_chaos
 from deploy.errors import DeployError
 
 TARGETS = ["adapter", "streams-1", "streams-2", "sink"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from deploy.chaos_trace import (
+from deploy.chaos.trace import (
     Located, LogEntry, explain_missing_route, explain_missing_routes, origin_of, owner_at, parse_worker_log,
 )
 from deploy.worker import LOG_FORMAT

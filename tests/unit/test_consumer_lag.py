@@ -151,7 +151,7 @@ def test_group_lag_reader_passes_the_client_settings_to_librdkafka(tmp_path):
     import pytest
 
     from deploy.errors import StackError
-    from deploy.lag import GroupLag
+    from deploy.consumer_lag import GroupLag
 
     conf = secured_settings(tmp_path).kafka_conf()
     GroupLag(conf, "g-secured").close()

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy import cli, produce_commands
-from deploy.produce_commands import ProgressLine, describe
+from deploy import cli
+from deploy.commands import produce as produce_commands
+from deploy.commands.produce import ProgressLine, describe
 from producers.errors import AdapterBusyError, FileAdapterError
 from producers.file_adapter import FileAdapter, FileResult
 from schemas.settings import Settings

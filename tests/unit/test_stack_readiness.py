@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.cli import describe_up
+from deploy.commands.stack import describe_up
 from deploy.errors import StackError
 from deploy.readiness import Part, wait_ready
 from deploy.stack import StackInfo

@@ -14,7 +14,7 @@ from deploy.broker import free_port
 from deploy.errors import StackError
 from deploy.stack import StackInfo
 from deploy.status import Scrape, format_status, histogram_quantile, summarize
-from deploy.status_commands import add_parser, cmd_status, parse_target, targets
+from deploy.commands.status import add_parser, cmd_status, parse_target, targets
 from schemas.errors import SettingsError
 from schemas.settings import Settings
 from sinks.metrics import source_to_store_seconds

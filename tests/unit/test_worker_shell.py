@@ -9,6 +9,7 @@ import signal
 import pytest
 
 from deploy import cli, worker
+from deploy.commands import worker as worker_command
 from deploy.errors import StartError
 from deploy.stack import PARTS
 from producers.errors import PublishError
@@ -107,9 +108,9 @@ def test_every_spawner_starts_a_part_as_roadx_worker_does():
     parser = cli.build_parser()
     for part in PARTS:
         args = parser.parse_args(worker.worker_argv(part)[2:])
-        assert args.handler is {"streams": worker.cmd_streams, "sink": worker.cmd_sink}[part]
+        assert args.handler is {"streams": worker_command.cmd_streams, "sink": worker_command.cmd_sink}[part]
     synthetic = parser.parse_args(worker.worker_argv("synthetic", "--events", "5", "--seed", "1")[2:])
-    assert synthetic.handler is worker.cmd_synthetic
+    assert synthetic.handler is worker_command.cmd_synthetic
 
 
 def test_roadx_worker_help_lists_streams_and_sink_only(capsys):

@@ -1,4 +1,4 @@
-"""The phases of ``roadx bench`` (see ``deploy.bench``); each adds its figures to the run."""
+"""The phases of ``roadx bench`` (see ``deploy.bench.run``); each adds its figures to the run."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 from schemas.settings import Settings
 
-from .bench_procs import Child, CommitLog, GroupProgress, count_messages, cpu_seconds, wait_until
-from .bench_report import EVENTS_PER_S, MS, rate
-from .errors import StackError
-from .topics import create_topics
+from .watch import Child, CommitLog, GroupProgress, count_messages, cpu_seconds, wait_until
+from .report import EVENTS_PER_S, MS, rate
+from ..errors import StackError
+from ..topics import create_topics
 
 if TYPE_CHECKING:
-    from .bench import Bench
+    from .run import Bench
 
 CEILING_SAMPLE = 50_000
 LOOP_MAX = 200_000
@@ -27,7 +27,7 @@ def ceilings(bench: "Bench") -> None:
     from schemas.codec import EventCodec
     from schemas.registry import make_registry
 
-    from .bench import avro_rates, fill_topic, kafka_loop_rate
+    from .run import avro_rates, fill_topic, kafka_loop_rate
 
     opts = bench.options
     settings = bench.phase("ceil")
@@ -55,7 +55,7 @@ def ceilings(bench: "Bench") -> None:
     fill_topic(bench.bootstrap, faust_in, messages, opts.faust_events)
     result = settings.data_dir / "faust.json"
     bench.say(f"ceilings: naive faust agent over {opts.faust_events:,} events (a child process)")
-    child = bench.spawn("faust_agent", "deploy.bench_child", settings, "faust", "--app-id", "ceil-naive-faust",
+    child = bench.spawn("faust_agent", "deploy.bench.child", settings, "faust", "--app-id", "ceil-naive-faust",
                         "--source", faust_in, "--target", faust_out, "--count", str(opts.faust_events),
                         "--result", str(result))
     wait_until(result.exists, TIMEOUT, "the faust agent to finish", child.check, every=0.2)
@@ -70,7 +70,7 @@ def ceilings(bench: "Bench") -> None:
 def run_adapter(bench: "Bench", settings: Settings, events: int, seed: int) -> tuple[Child, dict]:
     """Publish ``events`` through an adapter child process; returns it (reaped) and its timing."""
     result = settings.data_dir / f"adapter-{seed}.json"
-    child = bench.spawn("adapter", "deploy.bench_child", settings, "adapter", "--events", str(events),
+    child = bench.spawn("adapter", "deploy.bench.child", settings, "adapter", "--events", str(events),
                         "--seed", str(seed), "--result", str(result))
     status = child.wait(TIMEOUT)
     if status != 0:
@@ -135,7 +135,7 @@ def end_to_end(bench: "Bench") -> None:
     from producers.generator import SyntheticProvinces
     from sinks.sink import TopicRoles
 
-    from .bench import latency_percentiles, paced_send
+    from .run import latency_percentiles, paced_send
 
     opts = bench.options
     settings = bench.phase("e2e")
@@ -224,7 +224,7 @@ def state_worker(bench: "Bench") -> None:
     from streams.pipeline import ENTITY, SEEN
     from streams.state import StateStore
 
-    from .bench import STATE_FILL_BATCH
+    from .run import STATE_FILL_BATCH
 
     opts = bench.options
     settings = bench.phase("state")

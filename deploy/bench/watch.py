@@ -22,8 +22,8 @@ from confluent_kafka.admin import AdminClient
 
 from schemas.settings import Settings, to_environ
 
-from .broker import die_with_parent
-from .errors import StackError
+from ..broker import die_with_parent
+from ..errors import StackError
 
 
 class Child:

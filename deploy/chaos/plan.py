@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from typing import Sequence
 
-from .errors import DeployError
+from ..errors import DeployError
 
 KILL, RESTART, PAUSE_BROKER, RESUME_BROKER = "kill", "restart", "pause-broker", "resume-broker"
 BROKER = "broker"

@@ -24,7 +24,7 @@ from sinks.ddl import VIEWS
 from sinks.pii import PiiMasker
 from sinks.rows import to_json
 
-from .errors import DeployError
+from ..errors import DeployError
 
 VIEW_OF_TYPE = {entity_type: view for view, (entity_type, _columns) in VIEWS.items()}
 # View columns that describe the stored version rather than the entity itself.

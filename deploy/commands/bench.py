@@ -31,8 +31,8 @@ def add_parser(sub: Any, with_data_dir: Any) -> None:
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
-    from .bench import Bench, BenchOptions, describe_machine, machine_facts, write_json
-    from .bench_report import format_table, report_json
+    from ..bench.report import format_table, report_json
+    from ..bench.run import Bench, BenchOptions, describe_machine, machine_facts, write_json
 
     options = BenchOptions(events=args.events, state_entities=args.state_entities, faust_events=args.faust_events,
                            latency_rate=args.latency_rate, latency_seconds=args.latency_seconds, seed=args.seed)

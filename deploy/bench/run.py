@@ -30,12 +30,12 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from schemas.settings import Settings
 
-from .bench_procs import Child
-from .bench_report import MIB, Figure, percentile, rate
-from .broker import EmbeddedBroker
-from .errors import DeployError, StackError
-from .topics import create_topics, exchange_topics
-from .worker import worker_argv
+from .watch import Child
+from .report import MIB, Figure, percentile, rate
+from ..broker import EmbeddedBroker
+from ..errors import DeployError, StackError
+from ..topics import create_topics, exchange_topics
+from ..worker import worker_argv
 
 Say = Callable[[str], None]
 STATE_FILL_BATCH = 100_000
@@ -100,7 +100,7 @@ class Bench:
         self.broker_pid = broker.process.pid
         self.say(f"embedded broker on {self.bootstrap}, work directory {self.root}")
         try:
-            from .bench_phases import ceilings, end_to_end, pipeline, state_worker
+            from .phases import ceilings, end_to_end, pipeline, state_worker
 
             ceilings(self)
             pipeline(self)

@@ -33,8 +33,8 @@ from producers.tabular import ReadLimits
 from schemas.contract import ENTITY_TYPES
 from schemas.settings import Settings
 
-from .stack import with_running_broker
-from .worker import EXIT_DONE, EXIT_INPUT_REFUSED, run_part, serve_metrics
+from ..stack import with_running_broker
+from ..worker import EXIT_DONE, EXIT_INPUT_REFUSED, run_part, serve_metrics
 
 _SHOWN_REJECTS = 10
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from schemas.settings import Settings
 from sinks.errors import SinkError
 
-from .stack import served_store
+from ..stack import served_store
 
 
 def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None:

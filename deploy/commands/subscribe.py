@@ -15,7 +15,7 @@ from typing import Any, Callable
 from schemas.settings import Settings
 from streams.subscribe import format_line, subscribe
 
-from .stack import with_running_broker
+from ..stack import with_running_broker
 
 
 def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None:

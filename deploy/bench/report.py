@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Iterable, Mapping, Sequence
 
-from .errors import DeployError
+from ..errors import DeployError
 
 EVENTS_PER_S = "events/s"
 MS = "ms"

@@ -1,4 +1,4 @@
-"""Processes the benchmark starts besides the workers: ``python -m deploy.bench_child adapter|faust``.
+"""Processes the benchmark starts besides the workers: ``python -m deploy.bench.child adapter|faust``.
 
 ``adapter`` publishes synthetic provinces through the real adapter path (generate,
 encode, sign, spool, send) and writes its timing to ``--result``.
@@ -67,7 +67,7 @@ def _write(path: Path, data: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.bench_child")
+    parser = argparse.ArgumentParser(prog="python -m deploy.bench.child")
     sub = parser.add_subparsers(dest="kind", required=True)
     adapter = sub.add_parser("adapter")
     adapter.add_argument("--events", type=int, required=True)

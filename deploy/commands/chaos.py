@@ -1,6 +1,6 @@
 """``roadx chaos``: the synthetic workload through the line while parts are killed and the broker stops.
 
-Also runnable as ``python -m deploy.chaos_commands [options]`` (same options).
+Also runnable as ``python -m deploy.commands.chaos [options]`` (same options).
 Exit status: 0 every check passed; 1 a check failed (the report says which); 2 an error.
 """
 
@@ -15,10 +15,12 @@ from typing import Any
 
 from schemas.settings import Settings
 
+from ..errors import COMMAND_ERRORS
+
 
 def add_parser(sub: Any, with_data_dir: Any) -> None:
     """Register ``chaos`` on the roadx parser."""
-    from .chaos import ChaosOptions
+    from ..chaos.run import ChaosOptions
 
     d = ChaosOptions()
     chaos = with_data_dir(sub.add_parser(
@@ -45,8 +47,8 @@ def add_parser(sub: Any, with_data_dir: Any) -> None:
 
 
 def cmd_chaos(settings: Settings, args: argparse.Namespace) -> int:
-    from .chaos import ChaosOptions, ChaosRun, chaos_data_dir
-    from .chaos_check import format_report
+    from ..chaos.check import format_report
+    from ..chaos.run import ChaosOptions, ChaosRun, chaos_data_dir
 
     options = ChaosOptions(rounds=args.rounds, events=args.events, seed=args.seed, provinces=args.provinces,
                            round_seconds=args.round_seconds, kills_per_round=args.kills_per_round,
@@ -70,10 +72,8 @@ def cmd_chaos(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m deploy.chaos_commands``: the same command without the rest of the roadx parser."""
+    """``python -m deploy.commands.chaos``: the same command without the rest of the roadx parser."""
     from schemas.settings import resolve
-
-    from . import cli
 
     parser = argparse.ArgumentParser(prog="roadx")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("roadx: interrupted", file=sys.stderr)
         return 130
-    except cli._package_errors() as exc:
+    except COMMAND_ERRORS as exc:
         print(f"roadx: error: {exc}", file=sys.stderr)
         return 2
 

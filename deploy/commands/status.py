@@ -17,11 +17,11 @@ from typing import Callable
 from schemas.errors import SettingsError
 from schemas.settings import Settings
 
-from .errors import StackError
-from .readiness import endpoint_probe
-from .scrape import scrape
-from .stack import StackInfo
-from .status import Scrape, StoreStatus, format_status, summarize
+from ..errors import StackError
+from ..readiness import endpoint_probe
+from ..scrape import scrape
+from ..stack import StackInfo
+from ..status import Scrape, StoreStatus, format_status, summarize
 
 SCRAPE_TIMEOUT = 3.0
 

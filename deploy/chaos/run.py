@@ -3,12 +3,12 @@
 ``ChaosRun`` starts its own embedded broker, the synthetic adapter, stream workers and the
 sink, each a separate process started through the worker shell (``roadx worker
 synthetic|streams|sink``, ``deploy.worker``), and
-plays the plan of ``deploy.chaos_plan``: SIGKILL a part, start it again after a pause;
+plays the plan of ``deploy.chaos.plan``: SIGKILL a part, start it again after a pause;
 SIGSTOP the broker for a few seconds, then SIGCONT, while the adapter keeps spooling.
 Then it waits until the store holds every valid event and routed case (watched through
 the sink's read-only HTTP endpoint; a stall ends the wait), stops the parts, reads
 ``national.changes`` and the inbound topics from the still running broker, stops it, reads
-the store and checks both against the generator's truth (``deploy.chaos_check``).
+the store and checks both against the generator's truth (``deploy.chaos.check``).
 """
 
 from __future__ import annotations
@@ -27,18 +27,18 @@ from typing import Any, Callable
 
 from schemas.settings import Settings, to_environ
 
-from .broker import EmbeddedBroker, die_with_parent, free_port, wait_for_port
-from .chaos_check import ChaosReport, TopicSnapshot, Truth, build_truth, check
-from .chaos_plan import KILL, PAUSE_BROKER, RESTART, RESUME_BROKER, Action, ChaosPlan, plan_chaos
-from .chaos_probe import (
+from ..broker import EmbeddedBroker, die_with_parent, free_port, wait_for_port
+from ..consumer_lag import GroupLag
+from ..demo import Progress
+from ..errors import DeployError, StackError
+from ..stack import StackInfo
+from ..topics import create_topics, exchange_topics
+from ..worker import worker_argv
+from .check import ChaosReport, TopicSnapshot, Truth, build_truth, check
+from .plan import KILL, PAUSE_BROKER, RESTART, RESUME_BROKER, Action, ChaosPlan, plan_chaos
+from .probe import (
     read_snapshot, read_stored_ids, read_topic_counts, spooled_so_far, store_counts, trace_lost, trace_missing_routes,
 )
-from .demo import Progress
-from .errors import DeployError, StackError
-from .lag import GroupLag
-from .stack import StackInfo
-from .topics import create_topics, exchange_topics
-from .worker import worker_argv
 
 ADAPTER, SINK = "adapter", "sink"
 TICK = 0.2

@@ -1,4 +1,8 @@
-"""Operator commands: ``roadx topics spec|plan|apply`` and ``roadx acl``."""
+"""``roadx topics spec|plan|apply``: the exchange's topics from a declarative spec (``deploy.topicspec``).
+
+``plan`` and ``apply`` find the broker the usual way (``deploy.stack.with_running_broker``)
+and compare the spec with what is there (``deploy.topic_apply``); drift exits 1.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,13 @@ from pathlib import Path
 
 from schemas.settings import Settings
 
-from .acl import exchange_acls, kafka_acl_commands, select_provinces, strimzi_users
-from .stack import with_running_broker
-from .topic_apply import apply_plan, format_plan, managed_pattern, open_admin, plan_topics, read_broker_topics
-from .topicspec import TopicSpec, default_spec, dump_spec, load_spec
+from ..stack import with_running_broker
+from ..topic_apply import apply_plan, format_plan, managed_pattern, open_admin, plan_topics, read_broker_topics
+from ..topicspec import TopicSpec, default_spec, dump_spec, load_spec
 
 
 def add_parser(sub, with_data_dir) -> None:
-    """Register ``topics`` and ``acl`` on the roadx parser."""
+    """Register ``topics`` on the roadx parser."""
     topics = sub.add_parser("topics", help="create and check the exchange's topics from a declarative spec")
     topics_sub = topics.add_subparsers(dest="topics_command", required=True)
     spec = with_data_dir(topics_sub.add_parser("spec", help="print the topic spec derived from the settings (TOML)"))
@@ -26,13 +29,6 @@ def add_parser(sub, with_data_dir) -> None:
     apply.add_argument("--spec", type=Path, help="TOML spec file (default: derived from the settings)")
     apply.add_argument("--dry-run", action="store_true", help="only show the plan")
     apply.set_defaults(handler=cmd_topics_apply)
-
-    acl = with_data_dir(sub.add_parser("acl", help="print the Kafka ACLs of the provinces and the hub"))
-    acl.add_argument("--format", choices=("kafka", "strimzi"), required=True,
-                     help="kafka-acls.sh command lines, or Strimzi KafkaUser resources")
-    acl.add_argument("--provinces", help="comma-separated province codes (default: every configured province)")
-    acl.add_argument("--cluster", default="roadx", help="Strimzi Kafka cluster name (default roadx)")
-    acl.set_defaults(handler=cmd_acl)
 
 
 def _spec(settings: Settings, path: Path | None) -> list[TopicSpec]:
@@ -70,13 +66,3 @@ def cmd_topics_apply(settings: Settings, args: argparse.Namespace) -> int:
     else:
         print("nothing to change")
     return 1 if plan.drift else 0
-
-
-def cmd_acl(settings: Settings, args: argparse.Namespace) -> int:
-    provinces = select_provinces(settings, args.provinces)
-    rules = exchange_acls(settings, provinces)
-    if args.format == "kafka":
-        print("\n".join(kafka_acl_commands(rules, provinces)))
-    else:
-        print(strimzi_users(rules, provinces, args.cluster), end="")
-    return 0

@@ -1,7 +1,7 @@
 """Why a routed case is missing after a chaos run, told from the topics and the workers' logs (pure).
 
 For each missing (event, target province) the run finds the event's outputs on the broker
-(``chaos_probe.locate``): where its ``national.changes`` copy lies, the origin label it
+(``deploy.chaos.probe.locate``): where its ``national.changes`` copy lies, the origin label it
 carries (``<source topic>:<partition>:<offset>:<n>``, which names the source message) and
 when it was written. The stream workers log at INFO, one file per worker, the partitions
 they take and give up and every output they leave out as already written

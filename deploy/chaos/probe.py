@@ -21,10 +21,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 
 from schemas.settings import Settings
 
-from .chaos_check import StoreSnapshot, TopicSnapshot, Truth
-from .chaos_trace import Located, LogEntry, explain_missing_routes, origin_of, parse_worker_log
-from .errors import DeployError, StackError
-from .stack import served_store
+from ..errors import DeployError, StackError
+from ..stack import served_store
+from .check import StoreSnapshot, TopicSnapshot, Truth
+from .trace import Located, LogEntry, explain_missing_routes, origin_of, parse_worker_log
 
 READ_BATCH = 10_000
 
@@ -224,7 +224,7 @@ def trace_lost(settings: Settings, truth: Truth, stored: set[str], limit: int = 
 def trace_missing_routes(settings: Settings, missing: Sequence[tuple[str, str]], log_dir: Path,
                          limit: int = 10) -> list[str]:
     """For each missing routed case (up to ``limit``): its source message, the worker that
-    processed it last and what the workers' read-backs decided (``deploy.chaos_trace``)."""
+    processed it last and what the workers' read-backs decided (``deploy.chaos.trace``)."""
     names = settings.topics
     shown = list(missing)[:limit]
     inbound = {target: names.province_inbound(target) for _event, target in shown}

@@ -1,0 +1,29 @@
+"""``roadx bench``: the ceilings of this machine and the stages of the line, measured in one run.
+
+    run.py       one run: options, its fresh embedded broker and temporary directory, figures
+    phases.py    the phases: ceilings, pipeline, end to end, big state
+    watch.py     watching the parts: child processes and their peak RSS, group progress
+    report.py    figures, ceilings and targets as plain data: ratios, verdicts, table, JSON
+    child.py     ``python -m deploy.bench.child adapter|faust``: the processes it starts
+                 besides the workers
+
+The command is ``deploy.commands.bench``. The names below are loaded on first use, so that
+``python -m deploy.bench.child`` does not load the run into the processes whose memory it measures.
+"""
+
+from importlib import import_module
+from typing import Any
+
+_HOME = {
+    "ALL_FIGURES": "report", "TARGETS": "report", "Figure": "report", "Target": "report", "evaluate": "report",
+    "format_table": "report", "report_json": "report",
+    "Bench": "run", "BenchOptions": "run", "describe_machine": "run", "machine_facts": "run", "write_json": "run",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_HOME[name]}", __name__), name)

@@ -1,0 +1,19 @@
+"""The ``roadx`` subcommands, one module each; ``deploy.cli`` builds the parser from them.
+
+Each module has ``add_parser(sub, with_data_dir)``, which registers its subcommands and sets
+``handler(settings, args) -> exit status`` as their default, and the ``cmd_*`` handlers:
+
+    demo.py       roadx demo
+    stack.py      roadx up | down (and supervise, what up starts)
+    store.py      roadx query | report | verify
+    worker.py     roadx worker streams | sink | synthetic (through the worker shell, deploy.worker)
+    produce.py    roadx produce files | db
+    topics.py     roadx topics spec | plan | apply
+    acl.py        roadx acl
+    subscribe.py  roadx subscribe
+    status.py     roadx status
+    bench.py      roadx bench (the run: deploy.bench)
+    chaos.py      roadx chaos (the run: deploy.chaos; also python -m deploy.commands.chaos)
+"""
+
+__all__ = ["acl", "bench", "chaos", "demo", "produce", "stack", "status", "store", "subscribe", "topics", "worker"]
