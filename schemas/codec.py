@@ -142,8 +142,7 @@ def _logical_fields(envelope: Mapping[str, Any]) -> dict[str, tuple[tuple[str, s
                     found.append((field["name"], logical, *_READABLE[logical]))
         return tuple(found)
 
-    records = {t["name"]: of(t) for f in envelope["fields"] if f["name"] in ("before", "after")
-               for t in f["type"] if isinstance(t, dict)}
+    records = {name: of(record) for name, record in contract.entity_records(envelope).items()}
     return {"": of(envelope), **records}
 
 

@@ -49,7 +49,7 @@ KINDS = ("string", "int", "long", "date", "timestamp", "string_array")
 
 __all__ = [
     "ENTITY_RECORDS", "ENTITY_TYPES", "FieldSpec", "KEY_FIELDS", "KINDS", "OPS", "change_event", "entity_fields",
-    "entity_key", "envelope_canonical", "envelope_schema", "field_specs", "finding_schema", "historic_envelopes",
+    "entity_key", "entity_records", "envelope_canonical", "envelope_schema", "field_specs", "finding_schema", "historic_envelopes",
     "historic_findings", "required_fields",
 ]
 
@@ -130,14 +130,18 @@ def required_fields(entity_type: str) -> tuple[str, ...]:
     return tuple(spec.name for spec in field_specs(entity_type) if spec.required)
 
 
-@functools.cache
-def _field_specs() -> dict[str, tuple[FieldSpec, ...]]:
-    schema = envelope_schema()
-    by_name = {  # each record is defined in full at its first use, referenced by name after
+def entity_records(envelope: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The entity records of an envelope (this one or an earlier writer's), by record name."""
+    return {  # each record is defined in full at its first use, referenced by name after
         t["name"]: t
-        for f in schema["fields"] if f["name"] in ("before", "after")
+        for f in envelope["fields"] if f["name"] in ("before", "after")
         for t in f["type"] if isinstance(t, dict)
     }
+
+
+@functools.cache
+def _field_specs() -> dict[str, tuple[FieldSpec, ...]]:
+    by_name = entity_records(envelope_schema())
     return {
         etype: tuple(_field_spec(field) for field in by_name[record]["fields"])
         for etype, record in ENTITY_RECORDS.items()
