@@ -1,7 +1,8 @@
 """``roadx bench``: the ceilings of this machine and the stages of the line, measured in one run.
 
     run.py       one run: options, its fresh embedded broker and temporary directory, figures
-    phases.py    the phases: ceilings, pipeline, end to end, big state
+    phases.py    the phases in order (``PHASES``): ceilings, pipeline, end to end, big state
+    measure.py   what is measured in this process: Avro, a plain Kafka loop, paced sends
     watch.py     watching the parts: child processes and their peak RSS, group progress
     report.py    figures, ceilings and targets as plain data: ratios, verdicts, table, JSON
     child.py     ``python -m deploy.bench.child adapter|faust``: the processes it starts
@@ -15,6 +16,7 @@ from importlib import import_module
 from typing import Any
 
 _HOME = {
+    "PHASES": "phases",
     "ALL_FIGURES": "report", "TARGETS": "report", "Figure": "report", "Target": "report", "evaluate": "report",
     "format_table": "report", "report_json": "report",
     "Bench": "run", "BenchOptions": "run", "describe_machine": "run", "machine_facts": "run", "write_json": "run",

@@ -1,33 +1,40 @@
-"""The phases of ``roadx bench`` (see ``deploy.bench.run``); each adds its figures to the run."""
+"""The phases of ``roadx bench``, in the order ``PHASES`` runs them; each adds its figures to the run.
+
+Each on its own topic prefix and data directory under the run's temporary directory:
+``ceilings`` (fastavro encode/decode of the envelope and a plain confluent-kafka
+consume→produce loop, in this process; the naive faust agent as a child process),
+``pipeline`` (adapter child → ``roadx worker streams`` over the loaded ``prov.*`` topics →
+``roadx worker sink`` over what the worker wrote, one after the other), ``end_to_end``
+(worker and sink running, an adapter child publishes; then a paced producer at a fixed
+rate for the latency figures) and ``state_worker`` (a worker opening a state store filled
+with many entities). Rates of the workers are read from outside: committed offsets of
+their consumer groups.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import time
-from typing import TYPE_CHECKING
 
 from schemas.settings import Settings
 
-from .watch import Child, CommitLog, GroupProgress, count_messages, cpu_seconds, wait_until
-from .report import EVENTS_PER_S, MS, rate
 from ..errors import StackError
 from ..topics import create_topics
-
-if TYPE_CHECKING:
-    from .run import Bench
+from .measure import STATE_FILL_BATCH, avro_rates, fill_topic, kafka_loop_rate, latency_percentiles, paced_send
+from .report import EVENTS_PER_S, MS, rate
+from .run import Bench
+from .watch import Child, CommitLog, GroupProgress, count_messages, cpu_seconds, wait_until
 
 CEILING_SAMPLE = 50_000
 LOOP_MAX = 200_000
 TIMEOUT = 900.0
 
 
-def ceilings(bench: "Bench") -> None:
+def ceilings(bench: Bench) -> None:
     from producers.generator import SyntheticProvinces
     from schemas.codec import EventCodec
     from schemas.registry import make_registry
-
-    from .run import avro_rates, fill_topic, kafka_loop_rate
 
     opts = bench.options
     settings = bench.phase("ceil")
@@ -67,7 +74,7 @@ def ceilings(bench: "Bench") -> None:
     bench.add_rss("rss_faust_mib", "peak RSS naive faust agent", child)
 
 
-def run_adapter(bench: "Bench", settings: Settings, events: int, seed: int) -> tuple[Child, dict]:
+def run_adapter(bench: Bench, settings: Settings, events: int, seed: int) -> tuple[Child, dict]:
     """Publish ``events`` through an adapter child process; returns it (reaped) and its timing."""
     result = settings.data_dir / f"adapter-{seed}.json"
     child = bench.spawn("adapter", "deploy.bench.child", settings, "adapter", "--events", str(events),
@@ -79,7 +86,7 @@ def run_adapter(bench: "Bench", settings: Settings, events: int, seed: int) -> t
     return child, json.loads(result.read_text("utf-8"))
 
 
-def pipeline(bench: "Bench") -> None:
+def pipeline(bench: Bench) -> None:
     opts = bench.options
     settings = bench.phase("pipe")
     names = settings.topics
@@ -103,7 +110,7 @@ def pipeline(bench: "Bench") -> None:
     bench.add_rss("rss_sink_mib", "peak RSS sink", sink)
 
 
-def _drain(bench: "Bench", settings: Settings, name: str, part: str, group: str,
+def _drain(bench: Bench, settings: Settings, name: str, part: str, group: str,
            topics: list[str]) -> tuple[tuple[float, str, str], Child]:
     """Run worker ``part`` over loaded ``topics`` until its group committed them all; (rate, unit, note), child."""
     total = count_messages(bench.bootstrap, topics)
@@ -131,11 +138,9 @@ def _drain(bench: "Bench", settings: Settings, name: str, part: str, group: str,
     return (value, EVENTS_PER_S, note), child
 
 
-def end_to_end(bench: "Bench") -> None:
+def end_to_end(bench: Bench) -> None:
     from producers.generator import SyntheticProvinces
     from sinks.sink import TopicRoles
-
-    from .run import latency_percentiles, paced_send
 
     opts = bench.options
     settings = bench.phase("e2e")
@@ -219,12 +224,10 @@ def _latencies(settings: Settings, start_ms: float) -> tuple[list[float], int]:
     return [float(r[0]) for r in rows], stored
 
 
-def state_worker(bench: "Bench") -> None:
+def state_worker(bench: Bench) -> None:
     from producers.synthetic import publish_synthetic
     from streams.pipeline import ENTITY, SEEN
     from streams.state import StateStore
-
-    from .run import STATE_FILL_BATCH
 
     opts = bench.options
     settings = bench.phase("state")
@@ -261,3 +264,6 @@ def _entities(first: int, last: int, entity_prefix: str, seen_prefix: str) -> di
         state[f"{entity_prefix}vehicle:粤B{i:08d}:2"] = {"seq": 1, "hash": f"{i:032x}", "deleted": False}
         state[f"{seen_prefix}00000000-0000-4000-8000-{i:012x}"] = 1_717_200_000_000
     return state
+
+
+PHASES = (ceilings, pipeline, end_to_end, state_worker)

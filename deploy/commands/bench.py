@@ -31,6 +31,7 @@ def add_parser(sub: Any, with_data_dir: Any) -> None:
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from ..bench.phases import PHASES
     from ..bench.report import format_table, report_json
     from ..bench.run import Bench, BenchOptions, describe_machine, machine_facts, write_json
 
@@ -42,7 +43,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     def say(text: str) -> None:
         print(f"bench: {text}", file=sys.stderr, flush=True)
 
-    figures = Bench(settings, options, say).run()
+    figures = Bench(settings, options, say).run(PHASES)
     print(format_table(figures, describe_machine(facts)))
     if args.json is not None:
         write_json(args.json, report_json(figures, facts, asdict(options)))
