@@ -1,0 +1,17 @@
+"""Provincial adapters: what turns a province's register changes into signed change events
+on ``prov.<P>.changes``.
+
+Three adapters, one sub-package each:
+
+- ``producers.files`` — daily file drops (CSV/XLSX): parse, check, diff against the last
+  snapshot, publish; a watched drop folder.
+- ``producers.database`` — database change capture: poll a table (or its outbox) by cursor.
+- ``producers.synthetic`` — synthetic provinces for the demo, tests, chaos and bench.
+
+What all three share lives here: the durable spool every event is written to before it is
+sent (``spool``), the state file helper it and the snapshot store open their SQLite files
+with (``state``), the publisher that drains a spool to Kafka (``publisher``), the adapter
+metrics (``metrics``) and the error tree (``errors``).
+"""
+
+__all__ = ["database", "errors", "files", "metrics", "publisher", "spool", "synthetic"]

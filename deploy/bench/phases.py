@@ -32,7 +32,7 @@ TIMEOUT = 900.0
 
 
 def ceilings(bench: Bench) -> None:
-    from producers.generator import SyntheticProvinces
+    from producers.synthetic import SyntheticProvinces
     from schemas.codec import EventCodec
     from schemas.registry import make_registry
 
@@ -139,7 +139,7 @@ def _drain(bench: Bench, settings: Settings, name: str, part: str, group: str,
 
 
 def end_to_end(bench: Bench) -> None:
-    from producers.generator import SyntheticProvinces
+    from producers.synthetic import SyntheticProvinces
     from sinks.sink import TopicRoles
 
     opts = bench.options

@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from producers.generator import Generated, SyntheticProvinces
+from producers.synthetic import Generated, SyntheticProvinces
 from schemas.identifiers import PROVINCE_OF_PLATE_CHAR
 from sinks.ddl import VIEWS
 from sinks.pii import PiiMasker

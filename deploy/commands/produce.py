@@ -24,12 +24,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from producers.db_adapter import CycleReport, DbAdapter, DbAdapterConfig
+from producers.database import CycleReport, DbAdapter, DbAdapterConfig
 from producers.errors import FileAdapterError, ProducerError
-from producers.file_adapter import FileAdapter, FileAdapterOptions, FileResult
-from producers.file_watch import DropFolder
-from producers.headers import load_mapping
-from producers.tabular import ReadLimits
+from producers.files import DropFolder, FileAdapter, FileAdapterOptions, FileResult, ReadLimits, load_mapping
 from schemas.contract import ENTITY_TYPES
 from schemas.settings import Settings
 

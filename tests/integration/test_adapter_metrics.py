@@ -14,7 +14,7 @@ from deploy.broker import free_port
 from deploy.errors import StackError
 from deploy.scrape import scrape
 from deploy.topics import create_topics, exchange_topics
-from producers.db_adapter import DbAdapter, DbAdapterConfig
+from producers.database.adapter import DbAdapter, DbAdapterConfig
 from schemas.settings import Settings
 
 from test_file_adapter import OPERATOR_HEADER, REPO, consume, drop_file, operators, watch_command, watch_env

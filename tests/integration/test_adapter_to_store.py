@@ -14,7 +14,7 @@ from openpyxl import Workbook
 
 from deploy import cli
 from deploy.topics import create_topics, exchange_topics
-from producers import identities
+from producers.synthetic import identities
 from schemas.settings import Settings, to_environ
 from sinks.sink import run_sink
 from sinks.store import open_store

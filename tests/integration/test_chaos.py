@@ -17,7 +17,7 @@ from deploy.broker import die_with_parent
 from deploy.chaos.probe import read_topic_counts, spooled_so_far
 from deploy.topics import create_topics, exchange_topics
 from deploy.worker import worker_argv
-from producers.generator import SyntheticProvinces
+from producers.synthetic.generator import SyntheticProvinces
 from schemas.codec import EventCodec
 from schemas.registry import make_registry
 from schemas.settings import Settings, to_environ

@@ -19,8 +19,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from deploy import cli
 from deploy.broker import EmbeddedBroker, free_port
 from deploy.topics import create_topics, exchange_topics
-from producers.db_adapter import DbAdapter, DbAdapterConfig
-from producers.db_source import Position
+from producers.database.adapter import DbAdapter, DbAdapterConfig
+from producers.database.source import Position
 from schemas import signing
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry

@@ -20,14 +20,14 @@ from openpyxl import Workbook
 from deploy import cli
 from deploy.broker import free_port
 from deploy.topics import create_topics, exchange_topics
-from producers import identities
+from producers.synthetic import identities
 from producers.errors import PublishError
-from producers.file_adapter import FileAdapter, FileAdapterOptions
-from producers.file_watch import DropFolder
-from producers.headers import load_mapping
-from producers.snapshot import SnapshotStore
+from producers.files.adapter import FileAdapter, FileAdapterOptions
+from producers.files.watch import DropFolder
+from producers.files.headers import load_mapping
+from producers.files.snapshot import SnapshotStore
 from producers.spool import Spool
-from producers.tabular import ReadLimits
+from producers.files.tabular import ReadLimits
 from schemas import signing
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry

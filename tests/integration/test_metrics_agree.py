@@ -31,7 +31,7 @@ from deploy.errors import StackError
 from deploy.scrape import scrape
 from deploy.topics import create_topics, exchange_topics
 from deploy.worker import worker_argv
-from producers import identities
+from producers.synthetic import identities
 from producers.synthetic import publish_synthetic
 from schemas.settings import Settings, to_environ
 from sinks.store import open_store

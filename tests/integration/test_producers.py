@@ -10,7 +10,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from deploy.topics import create_topics, exchange_topics
 from producers.errors import PublishError
-from producers.generator import SyntheticProvinces
+from producers.synthetic.generator import SyntheticProvinces
 from producers.publisher import SpoolPublisher, make_producer
 from producers.spool import Spool
 from producers.synthetic import publish_synthetic

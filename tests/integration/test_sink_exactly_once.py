@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from deploy.broker import free_port
 from deploy.topics import create_topics, exchange_topics
 from deploy.worker import worker_argv
-from producers.generator import SyntheticProvinces
+from producers.synthetic.generator import SyntheticProvinces
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry
 from schemas.settings import Settings, to_environ

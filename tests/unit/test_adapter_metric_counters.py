@@ -14,9 +14,10 @@ from prometheus_client import REGISTRY
 from deploy import cli
 from deploy.broker import free_port
 from deploy.worker import serve_metrics
-from producers import identities, metrics
+from producers import metrics
+from producers.synthetic import identities
 from producers.errors import MetricsError, PublishError
-from producers.file_adapter import FileAdapter, FileAdapterOptions
+from producers.files.adapter import FileAdapter, FileAdapterOptions
 from producers.publisher import SpoolPublisher
 from producers.spool import Spool
 from schemas.settings import Settings

@@ -13,7 +13,7 @@ from deploy.chaos.check import (
     ChaosReport, StoreSnapshot, TopicSnapshot, build_truth, case_targets, check, format_report, normalise,
     truth_from_events,
 )
-from producers.generator import Generated
+from producers.synthetic.generator import Generated
 from sinks.pii import PiiMasker
 
 MASKER = PiiMasker(b"k" * 32)

@@ -7,7 +7,7 @@ import decimal
 
 import pytest
 
-from producers.db_changes import change_event, event_id, is_flag_set, required_fields, row_to_record, source_ts_ms
+from producers.database.changes import change_event, event_id, is_flag_set, required_fields, row_to_record, source_ts_ms
 from producers.errors import ProducerError, RowRejected
 
 VEHICLE = {"plate": "粤B12345", "plate_color": "2", "vehicle_class": "truck", "operator_uscc": "91350100M000100Y43",

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from producers.db_adapter import AdapterStore, DbAdapterConfig, Known, plan_changes
-from producers.db_source import Position
+from producers.database.adapter import AdapterStore, DbAdapterConfig, Known, plan_changes
+from producers.database.source import Position
 from producers.errors import ProducerError
 
 TOPIC = "prov.44.changes"

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from producers.db_source import Position, TableQuery, TableReader, connect, quote_identifier, redact_url, value_text
+from producers.database.source import Position, TableQuery, TableReader, connect, quote_identifier, redact_url, value_text
 from producers.errors import DbSourceError, SourceSchemaError, SourceUrlError
 
 

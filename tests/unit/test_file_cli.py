@@ -11,7 +11,7 @@ from deploy import cli
 from deploy.commands import produce as produce_commands
 from deploy.commands.produce import ProgressLine, describe
 from producers.errors import AdapterBusyError, FileAdapterError
-from producers.file_adapter import FileAdapter, FileResult
+from producers.files.adapter import FileAdapter, FileResult
 from schemas.settings import Settings
 
 

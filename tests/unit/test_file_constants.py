@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from producers.daily_file import parse_daily_file
+from producers.files.daily_file import parse_daily_file
 from producers.errors import FileRejected, MappingError
-from producers.headers import HeaderMapping, load_mapping, map_header
+from producers.files.headers import HeaderMapping, load_mapping, map_header
 from schemas.contract import required_fields
 
 USCC = "91350100M000100Y43"

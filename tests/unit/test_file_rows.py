@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from producers.daily_file import parse_daily_file, write_error_report
+from producers.files.daily_file import parse_daily_file, write_error_report
 from producers.errors import FileRejected, MappingError, RowError
-from producers.headers import entity_from_name, load_mapping, map_header
-from producers.rows import Normalised, RowParser
+from producers.files.headers import entity_from_name, load_mapping, map_header
+from producers.files.rows import Normalised, RowParser
 from schemas.contract import required_fields
 
 USCC = "91350100M000100Y43"

@@ -7,11 +7,11 @@ import uuid
 
 import pytest
 
-from producers.daily_file import move_aside, parse_daily_file, write_error_report
+from producers.files.daily_file import move_aside, parse_daily_file, write_error_report
 from producers.errors import FileRejected
-from producers.file_adapter import SYSTEM, file_event
-from producers.file_watch import ready_files, still_being_written
-from producers.snapshot import Change, FileState, SnapshotStore, diff_snapshot, diff_upserts
+from producers.files.adapter import SYSTEM, file_event
+from producers.files.watch import ready_files, still_being_written
+from producers.files.snapshot import Change, FileState, SnapshotStore, diff_snapshot, diff_upserts
 
 A, B, C = {"v": 1}, {"v": 2}, {"v": 3}
 

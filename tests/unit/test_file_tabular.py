@@ -6,7 +6,7 @@ import pytest
 from openpyxl import Workbook
 
 from producers.errors import FileRejected
-from producers.tabular import ReadLimits, detect_encoding, formula_like, open_table
+from producers.files.tabular import ReadLimits, detect_encoding, formula_like, open_table
 
 HEADER = "统一社会信用代码,业户名称,行政区划代码,状态\n"
 ROW = "91350100M000100Y43,福州顺达运输有限公司,350100,正常\n"

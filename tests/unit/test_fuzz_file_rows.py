@@ -19,13 +19,13 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook
 
-from producers.daily_file import parse_daily_file
+from producers.files.daily_file import parse_daily_file
 from producers.errors import FileRejected, RowError
-from producers.file_adapter import file_event
-from producers.headers import DEFAULT_LABELS
-from producers.rows import RowParser
-from producers.snapshot import Change, FileState
-from producers.tabular import ReadLimits
+from producers.files.adapter import file_event
+from producers.files.headers import DEFAULT_LABELS
+from producers.files.rows import RowParser
+from producers.files.snapshot import Change, FileState
+from producers.files.tabular import ReadLimits
 from schemas import contract
 from schemas.codec import EventCodec
 from schemas.contract import field_specs, required_fields

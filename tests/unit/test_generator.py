@@ -12,8 +12,8 @@ import uuid
 import pytest
 
 from producers.errors import GeneratorConfigError
-from producers.generator import SyntheticProvinces
-from producers.identities import uuid4_text
+from producers.synthetic.generator import SyntheticProvinces
+from producers.synthetic.identities import uuid4_text
 from producers.synthetic import publish_synthetic
 from schemas import identifiers
 from schemas.codec import EventCodec
@@ -277,7 +277,7 @@ def test_negative_total_is_rejected():
 
 def test_same_seed_yields_identical_events_in_another_process():
     script = (
-        "import hashlib, sys; from producers.generator import SyntheticProvinces; "
+        "import hashlib, sys; from producers.synthetic.generator import SyntheticProvinces; "
         "h = hashlib.sha256(); "
         "[h.update(repr((g.province, g.kind, sorted(g.event.items(), key=str))).encode()) "
         "for g in SyntheticProvinces(['44', '11', '50'], seed=3).events(2000)]; print(h.hexdigest())"

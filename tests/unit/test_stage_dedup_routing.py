@@ -166,7 +166,7 @@ def test_content_digest_is_of_the_same_text_earlier_versions_stored():
     import json
 
     from schemas.settings import Settings
-    from producers.generator import SyntheticProvinces
+    from producers.synthetic.generator import SyntheticProvinces
     from schemas.codec import EventCodec
     from schemas.registry import EmbeddedRegistry
     from streams.pipeline import _json_value, content_hash

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .errors import SpoolError
+from ..errors import SpoolError
 
 Record = dict[str, Any]
 

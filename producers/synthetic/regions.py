@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-from .errors import GeneratorConfigError
+from ..errors import GeneratorConfigError
 
 _PERIOD = re.compile(r"^\[(\d*)-(\d*)\](.*)$")
 # Grouping entries, not places a person or business is registered in.

@@ -22,7 +22,7 @@ from schemas.contract import change_event, entity_key
 from schemas.identifiers import PROVINCE_OF_PLATE_CHAR, PROVINCES
 
 from . import identities as ids
-from .errors import GeneratorConfigError
+from ..errors import GeneratorConfigError
 from .registers import ProvinceRegister
 
 Kind = Literal["valid", "invalid", "duplicate"]

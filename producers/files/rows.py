@@ -20,7 +20,7 @@ from schemas import codes, contract, identifiers
 from schemas.contract import FieldSpec, field_specs
 from schemas.errors import InvalidIdentifier
 
-from .errors import RowError
+from ..errors import RowError
 from .tabular import formula_like
 
 CHINA_TZ = datetime.timezone(datetime.timedelta(hours=8))

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from .errors import DbSourceError, SourceQueryError, SourceSchemaError, SourceUrlError
+from ..errors import DbSourceError, SourceQueryError, SourceSchemaError, SourceUrlError
 
 _IDENTIFIER = re.compile(r"[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*")
 

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 from schemas import contract, identifiers
 from schemas.contract import FieldSpec
 
-from .errors import ProducerError, RowRejected
+from ..errors import ProducerError, RowRejected
 
 EVENT_NAMESPACE = uuid.UUID("5d8f3c1e-7a2b-5c4d-9e0f-726f61647862")
 _EPOCH_DATE = dt.date(1970, 1, 1)

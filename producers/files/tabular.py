@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator
 
-from .errors import FileRejected, RowError
+from ..errors import FileRejected, RowError
 
 SAMPLE_BYTES = 64 * 1024
 CSV_SUFFIXES = (".csv", ".txt")

@@ -17,8 +17,8 @@ from typing import Callable
 from schemas.settings import Settings
 
 from .daily_file import REASON_SUFFIX, REPORT_SUFFIX, move_aside, report_path
-from .errors import FileAdapterError, FileRejected, PublishError
-from .file_adapter import FileAdapter, FileAdapterOptions, FileResult, Progress
+from ..errors import FileAdapterError, FileRejected, PublishError
+from .adapter import FileAdapter, FileAdapterOptions, FileResult, Progress
 from .headers import entity_from_name
 
 PROCESSED_DIR = "processed"

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 from schemas.contract import entity_key, required_fields
 
-from .errors import FileRejected, RowError
+from ..errors import FileRejected, RowError
 from .headers import constants_of, map_header
 from .rows import Normalised, RowParser
 from .tabular import ReadLimits, formula_like, open_table

@@ -36,11 +36,12 @@ from schemas.errors import EncodeError
 from schemas.registry import make_registry
 from schemas.settings import Settings
 
-from . import db_changes, metrics
-from .db_source import Position, TableReader, Unorderable, connect, redact_url, value_text
-from .errors import ProducerError, PublishError, RowRejected, SourceSchemaError
-from .publisher import SpoolPublisher, make_producer
-from .spool import Spool
+from .. import metrics
+from . import changes as db_changes
+from .source import Position, TableReader, Unorderable, connect, redact_url, value_text
+from ..errors import ProducerError, PublishError, RowRejected, SourceSchemaError
+from ..publisher import SpoolPublisher, make_producer
+from ..spool import Spool
 
 _OPS = {"c": "c", "i": "c", "insert": "c", "create": "c", "u": "u", "update": "u", "d": "d", "delete": "d"}
 _IN_FLIGHT_CAP = 20_000

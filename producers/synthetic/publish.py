@@ -24,11 +24,11 @@ from schemas.errors import EncodeError
 from schemas.registry import make_registry
 from schemas.settings import Settings
 
-from . import metrics
-from .errors import EventEncodeError, GeneratorConfigError
+from .. import metrics
+from ..errors import EventEncodeError, GeneratorConfigError
 from .generator import SyntheticProvinces
-from .publisher import SpoolPublisher, make_producer
-from .spool import Spool
+from ..publisher import SpoolPublisher, make_producer
+from ..spool import Spool
 
 Progress = Callable[[int, int], None]
 ADAPTER = "synthetic"

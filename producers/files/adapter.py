@@ -41,12 +41,12 @@ from schemas.identifiers import china_today
 from schemas.registry import make_registry
 from schemas.settings import Settings
 
-from . import metrics
+from .. import metrics
 from .daily_file import ParsedFile, move_aside, parse_daily_file, report_path, write_error_report
-from .errors import AdapterBusyError, EventEncodeError, FileAdapterError, FileRejected
-from .publisher import SpoolPublisher
+from ..errors import AdapterBusyError, EventEncodeError, FileAdapterError, FileRejected
+from ..publisher import SpoolPublisher
 from .snapshot import Change, FileState, SnapshotStore, diff_snapshot, diff_upserts
-from .spool import Spool
+from ..spool import Spool
 from .tabular import ReadLimits
 
 SYSTEM = "file-adapter"

@@ -17,7 +17,7 @@ from typing import Iterable, Mapping
 
 from schemas import contract
 
-from .errors import FileRejected, MappingError, RowError
+from ..errors import FileRejected, MappingError, RowError
 from .rows import parse_cell
 
 CONSTANTS = "constants"  # the mapping file's section of one value per field for every row

@@ -1,0 +1,10 @@
+"""The database adapter: change capture from a provincial table (or its outbox) by polling.
+
+``DbAdapter`` (``adapter``) reads rows after its position (``source``: connections, queries,
+cursor positions), turns them into records and change events (``changes``), spools and drains
+them; ``plan_changes`` is the pure decision of which events a batch of rows gives.
+"""
+
+from .adapter import CycleReport, DbAdapter, DbAdapterConfig
+
+__all__ = ["CycleReport", "DbAdapter", "DbAdapterConfig"]
