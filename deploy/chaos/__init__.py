@@ -7,11 +7,22 @@
     probe.py     what the run reads from the line: spool checkpoints, the store, the topics
     trace.py     why a routed case is missing, from the topics and the workers' logs (pure)
 
-The command is ``deploy.commands.chaos``.
+The command is ``deploy.commands.chaos``. The names below are loaded on first use.
 """
 
-from .check import ChaosReport, format_report
-from .plan import ChaosPlan, plan_chaos
-from .run import ChaosOptions, ChaosRun, chaos_data_dir
+from importlib import import_module
+from typing import Any
 
-__all__ = ["ChaosOptions", "ChaosPlan", "ChaosReport", "ChaosRun", "chaos_data_dir", "format_report", "plan_chaos"]
+_HOME = {
+    "ChaosOptions": "run", "ChaosRun": "run", "chaos_data_dir": "run",
+    "ChaosPlan": "plan", "plan_chaos": "plan",
+    "ChaosReport": "check", "format_report": "check",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_HOME[name]}", __name__), name)
