@@ -2,8 +2,8 @@
 
 The producer is idempotent (``enable.idempotence``, ``acks=all``): librdkafka's retries
 never duplicate or reorder a partition. Compression defaults to none: Tansu accepts lz4,
-but the stream worker's client (aiokafka) decodes lz4/zstd/snappy only when ``cramjam``
-is installed, which roadx does not require.
+but not every client that reads the topics decodes it (aiokafka, which provinces' subscribers
+may use, decodes lz4/zstd/snappy only when ``cramjam`` is installed).
 """
 
 from __future__ import annotations
@@ -133,7 +133,6 @@ class SpoolPublisher:
         acked += self.finish()
         if progress is not None:
             progress(acked)
-        self.spool.prune()
         return acked
 
     def close(self) -> None:

@@ -41,7 +41,7 @@ from . import changes as db_changes
 from .source import Position, TableReader, Unorderable, connect, redact_url, value_text
 from ..errors import ProducerError, PublishError, RowRejected, SourceSchemaError
 from ..publisher import SpoolPublisher, make_producer
-from ..spool import Spool
+from .store import AdapterStore, Known, Plan
 
 _OPS = {"c": "c", "i": "c", "insert": "c", "create": "c", "u": "u", "update": "u", "d": "d", "delete": "d"}
 _IN_FLIGHT_CAP = 20_000
@@ -80,25 +80,6 @@ class DbAdapterConfig:
         digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:10]
         table = "".join(ch if ch.isalnum() else "_" for ch in self.table)
         return f"db-{self.province}-{table}-{digest}"
-
-
-@dataclass(frozen=True)
-class Known:
-    entity_key: str
-    record: dict[str, Any]
-
-
-@dataclass
-class Plan:
-    """What one batch of rows becomes: spool entries, state updates, rejected rows, notes."""
-
-    entries: list[tuple[str, bytes, bytes]] = field(default_factory=list)
-    known: dict[str, Known | None] = field(default_factory=dict)
-    rejected: list[tuple[RowRejected, dict[str, Any]]] = field(default_factory=list)
-    normalised: list[tuple[str, str, str, str]] = field(default_factory=list)  # (key, field, given, stored)
-    ignored: int = 0
-    next_seq: int = 1
-    position: Position | None = None
 
 
 def plan_changes(config: DbAdapterConfig, rows: Iterable[Mapping[str, Any]], lookup: Callable[[str], Known | None],
@@ -186,46 +167,6 @@ def _payload(config: DbAdapterConfig, row: Mapping[str, Any], key: str) -> Mappi
     if not isinstance(data, dict):
         raise RowRejected(key, config.payload_column, "bad_payload", "the payload is not a JSON object")
     return data
-
-
-class AdapterStore(Spool):
-    """The adapter's spool plus its state: last record per key, next seq, acknowledged position."""
-
-    _STATE = """
-    CREATE TABLE IF NOT EXISTS db_known (key TEXT PRIMARY KEY, entity_key TEXT NOT NULL, record TEXT NOT NULL);
-    CREATE TABLE IF NOT EXISTS db_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-    """
-    _SET_META = ("INSERT INTO db_meta (name, value) VALUES (?, ?) ON CONFLICT (name) "
-                 "DO UPDATE SET value = excluded.value")
-    _SET_KNOWN = ("INSERT INTO db_known (key, entity_key, record) VALUES (?, ?, ?) ON CONFLICT "
-                  "(key) DO UPDATE SET entity_key = excluded.entity_key, record = excluded.record")
-
-    def __init__(self, path: Path | str) -> None:
-        super().__init__(path)
-        try:
-            self.add_tables(self._STATE)
-        except ProducerError:
-            self.close()
-            raise
-
-    def known(self, key: str) -> Known | None:
-        rows = self.select("SELECT entity_key, record FROM db_known WHERE key = ?", (key,))
-        return Known(rows[0][0], json.loads(rows[0][1])) if rows else None
-
-    def meta(self, name: str) -> str | None:
-        rows = self.select("SELECT value FROM db_meta WHERE name = ?", (name,))
-        return rows[0][0] if rows else None
-
-    def commit_plan(self, plan: Plan) -> None:
-        """Spool the plan's events with its read position, known records and next seq: all or nothing."""
-        known_rows = [(k, v.entity_key, json.dumps(v.record, ensure_ascii=False)) for k, v in plan.known.items() if v]
-        gone = [(k,) for k, v in plan.known.items() if v is None]
-        self.append(plan.entries, checkpoint=plan.position.to_json() if plan.position is not None else None,
-                    statements=[(self._SET_KNOWN, known_rows), ("DELETE FROM db_known WHERE key = ?", gone),
-                                (self._SET_META, [("next_seq", str(plan.next_seq))])])
-
-    def set_acked_position(self, position: str) -> None:
-        self.write([(self._SET_META, [("acked_position", position)])])
 
 
 @dataclass
@@ -340,7 +281,6 @@ class DbAdapter:
             checkpoint = self.store.checkpoint()
             if checkpoint is not None and checkpoint != self.store.meta("acked_position"):
                 self.store.set_acked_position(checkpoint)
-            self.store.prune()
         return report
 
     def cycle(self, wait: float = 5.0) -> CycleReport:
@@ -365,9 +305,6 @@ class DbAdapter:
                 raise PublishError(f"{report.pending} events not acknowledged by the broker after {timeout:.0f}s "
                                    f"({report.broker_error or 'no answer'}); they stay in {self.state_path} "
                                    f"and are sent by the next run")
-
-    def acked_position(self) -> Position | None:
-        return Position.from_json(self.store.meta("acked_position"))
 
     def close(self) -> None:
         """Stop: undelivered events stay in the spool for the next run."""

@@ -6,7 +6,7 @@ row was present but bad: a bad row never deletes its record). ``diff_upserts`` t
 rows as upserts (``--incremental``). Both are pure and ordered: file order, then deletes
 by key, so a resumed run rebuilds exactly the same list.
 
-``SnapshotStore`` keeps, in one SQLite file, the last committed snapshot, the last
+``SnapshotStore`` keeps, in one SQLite state file (``producers.state``), the last committed snapshot, the last
 ``seq`` and every file seen (by content fingerprint). A file's changes are applied and
 the file marked done in one transaction, after the broker acknowledged its events.
 """
@@ -14,12 +14,11 @@ the file marked done in one transaction, after the broker acknowledged its event
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ..errors import SpoolError
+from ..state import StateFile
 
 Record = dict[str, Any]
 
@@ -79,39 +78,35 @@ CREATE TABLE IF NOT EXISTS files (
 
 
 class SnapshotStore:
+    """The file adapter's state for one (province, entity), in a ``StateFile``."""
+
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise SpoolError(f"cannot open snapshot state {self.path}: {exc}") from exc
+        self._file = StateFile(path, _SCHEMA, "snapshot state")
+        self.path = self._file.path
 
     def records(self) -> dict[str, Record]:
-        return {key: json.loads(text) for key, text in self._query("SELECT key, record FROM records", ())}
+        return {key: json.loads(text) for key, text in self._file.query("SELECT key, record FROM records")}
 
     def seq(self) -> int:
-        rows = self._query("SELECT seq FROM state WHERE only = 1", ())
+        rows = self._file.query("SELECT seq FROM state WHERE only = 1")
         return rows[0][0] if rows else 0
 
     def file(self, fingerprint: str) -> FileState | None:
-        rows = self._query("SELECT fingerprint, name, status, base_seq, ts_ms, copy FROM files WHERE fingerprint = ?",
-                           (fingerprint,))
+        rows = self._file.query("SELECT fingerprint, name, status, base_seq, ts_ms, copy FROM files "
+                                "WHERE fingerprint = ?", (fingerprint,))
         return FileState(*rows[0]) if rows else None
 
     def unfinished(self) -> list[FileState]:
-        rows = self._query("SELECT fingerprint, name, status, base_seq, ts_ms, copy FROM files "
-                           "WHERE status = 'started' ORDER BY rowid", ())
+        rows = self._file.query("SELECT fingerprint, name, status, base_seq, ts_ms, copy FROM files "
+                                "WHERE status = 'started' ORDER BY rowid")
         return [FileState(*row) for row in rows]
 
     def begin(self, fingerprint: str, name: str, ts_ms: int, copy: Path) -> FileState:
         """Record a file as started; its events take seq numbers after the current one."""
         state = FileState(fingerprint, name, "started", self.seq(), ts_ms, str(copy))
-        self._write([("INSERT INTO files (fingerprint, name, status, base_seq, ts_ms, copy) VALUES (?, ?, ?, ?, ?, ?)",
-                      [(state.fingerprint, name, "started", state.base_seq, ts_ms, str(copy))])])
+        self._file.write([("INSERT INTO files (fingerprint, name, status, base_seq, ts_ms, copy) "
+                           "VALUES (?, ?, ?, ?, ?, ?)",
+                           [(state.fingerprint, name, "started", state.base_seq, ts_ms, str(copy))])])
         return state
 
     def commit(self, state: FileState, changes: list[Change], done_ms: int) -> None:
@@ -119,7 +114,7 @@ class SnapshotStore:
         upserts = [(c.key, json.dumps(c.after, ensure_ascii=False, sort_keys=True)) for c in changes if c.op != "d"]
         deletes = [(c.key,) for c in changes if c.op == "d"]
         seq = state.base_seq + len(changes)
-        self._write([
+        self._file.write([
             ("INSERT INTO records (key, record) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET record = excluded.record",
              upserts),
             ("DELETE FROM records WHERE key = ?", deletes),
@@ -130,24 +125,4 @@ class SnapshotStore:
         ])
 
     def close(self) -> None:
-        self._db.close()
-
-    def _query(self, sql: str, params: tuple) -> list[tuple]:
-        try:
-            return self._db.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise SpoolError(f"cannot read snapshot state {self.path}: {exc}") from exc
-
-    def _write(self, statements: list[tuple[str, list[tuple]]]) -> None:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, params in statements:
-                    if params:
-                        self._db.executemany(sql, params)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise SpoolError(f"cannot write snapshot state {self.path}: {exc}") from exc
+        self._file.close()

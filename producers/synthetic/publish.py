@@ -120,7 +120,6 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
             while not stopped and publisher.send():
                 pass
             acked += publisher.finish()
-            publisher.spool.prune()
         if progress is not None:
             progress(acked, total)
     finally:

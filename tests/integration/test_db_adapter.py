@@ -103,7 +103,7 @@ def decoded(settings: Settings, messages: list) -> list[dict]:
 def run_to_end(settings: Settings, config: DbAdapterConfig, **kwargs):
     adapter = DbAdapter(settings, config, **kwargs)
     try:
-        return adapter.run_once(timeout=60), adapter.acked_position()
+        return adapter.run_once(timeout=60), Position.from_json(adapter.store.meta("acked_position"))
     finally:
         adapter.close()
 
@@ -191,13 +191,13 @@ def test_broker_unreachable_keeps_a_bounded_spool_and_loses_nothing_when_it_retu
         down = adapter.cycle(wait=0.5)
         assert (down.read, down.pending) == (5, 5) and down.broker_error
         assert adapter.cycle(wait=0.2).read == 0  # the spool is full: reading waits for the broker
-        assert adapter.acked_position() is None
+        assert Position.from_json(adapter.store.meta("acked_position")) is None
 
         broker = EmbeddedBroker.start(log_path=tmp_path / "tansu.log", port=port)
         create_topics(settings.bootstrap_servers, exchange_topics(settings))
         report = adapter.run_once(timeout=90)
         assert report.read == 7 and report.pending == 0
-        assert adapter.acked_position() == Position("2024-05-01 08:00:12", 12)
+        assert Position.from_json(adapter.store.meta("acked_position")) == Position("2024-05-01 08:00:12", 12)
 
         events = decoded(settings, consume(settings, expected=12))
         assert sorted(e["entity_key"] for e in events) == sorted(f"vehicle:粤B{i:05d}:2" for i in range(1, 13))

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from producers.database.adapter import AdapterStore, DbAdapterConfig, Known, plan_changes
+from producers.database.adapter import DbAdapterConfig, plan_changes
 from producers.database.source import Position
+from producers.database.store import AdapterStore, Known
 from producers.errors import ProducerError
 
 TOPIC = "prov.44.changes"

@@ -58,21 +58,33 @@ def test_acknowledged_entries_leave_the_file(tmp_path):
     with Spool(path) as spool:
         spool.append(entries(4))
         spool.mark_acked([e.id for e in spool.pending(2)])
-        assert spool.prune() == 0  # nothing left behind to prune
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM entries ORDER BY id").fetchall() == [(b"v2",), (b"v3",)]
 
 
-def test_prune_removes_rows_an_older_spool_marked_acknowledged(tmp_path):
+OLDER_SPOOL = """
+CREATE TABLE entries (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, key BLOB, value BLOB NOT NULL,
+                      acked INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX entries_pending ON entries (id) WHERE acked = 0;
+CREATE TABLE checkpoint (only INTEGER PRIMARY KEY CHECK (only = 1), value TEXT NOT NULL);
+"""
+
+
+def test_a_spool_an_older_version_wrote_opens_without_the_entries_it_marked_acknowledged(tmp_path):
     path = tmp_path / "44.db"
-    with Spool(path) as spool:
-        spool.append(entries(4))
     with sqlite3.connect(path) as db:  # an older version marked rows acknowledged instead of deleting them
-        db.execute("UPDATE entries SET acked = 1 WHERE value IN (X'7630', X'7631')")
+        db.executescript(OLDER_SPOOL)
+        db.executemany("INSERT INTO entries (topic, key, value, acked) VALUES ('prov.44.changes', NULL, ?, ?)",
+                       [(b"v0", 1), (b"v1", 1), (b"v2", 0), (b"v3", 0)])
+        db.execute("INSERT INTO checkpoint (only, value) VALUES (1, 'c3')")
     with Spool(path) as spool:
         assert [e.value for e in spool.pending(10)] == [b"v2", b"v3"]
-        assert spool.prune() == 2
-        assert [e.value for e in spool.pending(10)] == [b"v2", b"v3"]
+        assert spool.depth() == 2 and spool.checkpoint() == "c3"
+        spool.append(entries(1))
+        spool.mark_acked([e.id for e in spool.pending(1)])
+        assert [e.value for e in spool.pending(10)] == [b"v3", b"v0"]
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM entries WHERE acked = 1").fetchone() == (0,)
 
 
 def test_append_entries_returns_the_stored_entries_with_their_ids(tmp_path):
