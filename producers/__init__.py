@@ -14,4 +14,15 @@ with (``state``), the publisher that drains a spool to Kafka (``publisher``), th
 metrics (``metrics``) and the error tree (``errors``).
 """
 
-__all__ = ["database", "errors", "files", "metrics", "publisher", "spool", "synthetic"]
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["database", "errors", "files", "metrics", "publisher", "spool", "state", "synthetic"]
+
+
+def __getattr__(name: str) -> object:
+    """A sub-package or shared module, imported when first asked for."""
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return importlib.import_module(f".{name}", __name__)

@@ -9,7 +9,7 @@
     ├── FileAdapterError       the daily file adapter cannot go on
     │   ├── FileRejected       a file cannot be read at all (moved aside with its reason)
     │   ├── MappingError       a header mapping file is unreadable or maps to unknown fields
-    │   ├── RowError           one row breaks a rule (reported, the file goes on)
+    │   ├── BadRow             one row of a file breaks a rule (reported, the file goes on)
     │   └── AdapterBusyError   another adapter holds this province and entity
     ├── DbSourceError          the source database cannot be used (bad URL, unreachable, failed query)
     │   ├── SourceUrlError     the URL names no supported database, or its database cannot be opened
@@ -65,8 +65,8 @@ class AdapterBusyError(FileAdapterError):
     pass
 
 
-class RowError(FileAdapterError):
-    """One bad row: ``field`` (or None for the whole row), ``rule`` and the message."""
+class BadRow(FileAdapterError):
+    """One bad input row of a daily file: ``field`` (or None for the whole row), ``rule`` and the message."""
 
     def __init__(self, field: str | None, rule: str, message: str) -> None:
         self.field = field

@@ -49,8 +49,8 @@ KINDS = ("string", "int", "long", "date", "timestamp", "string_array")
 
 __all__ = [
     "ENTITY_RECORDS", "ENTITY_TYPES", "FieldSpec", "KEY_FIELDS", "KINDS", "OPS", "change_event", "entity_fields",
-    "entity_key", "entity_records", "envelope_canonical", "envelope_schema", "field_specs", "finding_schema", "historic_envelopes",
-    "historic_findings", "required_fields",
+    "entity_key", "entity_records", "envelope_canonical", "envelope_schema", "field_specs", "finding_schema",
+    "historic_envelopes", "historic_findings", "required_fields",
 ]
 
 

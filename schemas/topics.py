@@ -127,9 +127,6 @@ class TopicNames:
         """The province a ``prov.<P>.changes`` topic belongs to, else None."""
         return _province_in(self.prefix, CHANGES_TOPIC, topic)
 
-    def province_of_inbound_topic(self, topic: str) -> str | None:
-        return _province_in(self.prefix, INBOUND_TOPIC, topic)
-
     def party_in_name(self, name: str) -> str | None:
         """The party a province topic or state changelog is named for (whatever its text), else None."""
         state = re.fullmatch(re.escape(self.prefix) + pattern(STATE_TOPIC, "(.*)"), name)

@@ -6,9 +6,21 @@
 spool. ``DropFolder`` (``watch``) loads every file that settles in a folder.
 """
 
-from .adapter import FileAdapter, FileAdapterOptions, FileResult, Progress
-from .headers import load_mapping
-from .tabular import ReadLimits
-from .watch import DropFolder
+from __future__ import annotations
+
+import importlib
 
 __all__ = ["DropFolder", "FileAdapter", "FileAdapterOptions", "FileResult", "Progress", "ReadLimits", "load_mapping"]
+_HOMES = {  # public name -> the module that defines it
+    "DropFolder": "watch", "FileAdapter": "adapter", "FileAdapterOptions": "adapter", "FileResult": "adapter",
+    "Progress": "adapter", "ReadLimits": "tabular", "load_mapping": "headers",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Each public name is imported from its module when first asked for, so importing one
+    module of the package loads none of the others (nor their libraries)."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{home}", __name__), name)

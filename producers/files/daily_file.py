@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 from schemas.contract import entity_key, required_fields
 
-from ..errors import FileRejected, RowError
+from ..errors import FileRejected, BadRow
 from .headers import constants_of, map_header
 from .rows import Normalised, RowParser
 from .tabular import ReadLimits, formula_like, open_table
@@ -76,7 +76,7 @@ def parse_daily_file(path: Path, entity: str, mapping: Mapping[str, str | None] 
             normalised.clear()
             try:
                 record = parser.parse(raw.cells, normalised)
-            except RowError as exc:
+            except BadRow as exc:
                 failures.append(RowFailure(raw.number, exc.field, exc.rule, exc.detail, raw.cells))
                 key = parser.key_of(raw.cells)
                 if key is not None:

@@ -17,7 +17,7 @@ from typing import Iterable, Mapping
 
 from schemas import contract
 
-from ..errors import FileRejected, MappingError, RowError
+from ..errors import FileRejected, MappingError, BadRow
 from .rows import parse_cell
 
 CONSTANTS = "constants"  # the mapping file's section of one value per field for every row
@@ -124,7 +124,7 @@ def _constants(path: Path, entity: str, given: Mapping[str, object]) -> dict[str
         text = str(value)
         try:
             parse_cell(entity, field, text)
-        except RowError as exc:
+        except BadRow as exc:
             raise MappingError(f"mapping file {path}: {CONSTANTS} field {field}: {exc.rule}: {exc.detail}") from exc
         constants[field] = text
     return constants

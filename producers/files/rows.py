@@ -1,4 +1,4 @@
-"""One row of text cells → one entity record, typed and checked, or a ``RowError``.
+"""One row of text cells → one entity record, typed and checked, or a ``BadRow``.
 
 Field types come from the entity's Avro record: strings, ints and longs, dates (kept as
 days since 1970-01-01, which the codec writes as Avro ``date``), timestamps (epoch ms;
@@ -20,7 +20,7 @@ from schemas import codes, contract, identifiers
 from schemas.contract import FieldSpec, field_specs
 from schemas.errors import InvalidIdentifier
 
-from ..errors import RowError
+from ..errors import BadRow
 from .tabular import formula_like
 
 CHINA_TZ = datetime.timezone(datetime.timedelta(hours=8))
@@ -61,7 +61,7 @@ class RowParser:
         self._canonical = [(name, i) for name, i in self._index.items() if name in identifiers.CANONICAL_FIELDS]
 
     def parse(self, cells: tuple[str, ...], notes: list[Normalised] | None = None) -> dict[str, Any]:
-        """The record of one row; raises ``RowError`` for the first rule it breaks.
+        """The record of one row; raises ``BadRow`` for the first rule it breaks.
 
         Identifiers rewritten into canonical form are appended to ``notes``.
         """
@@ -81,7 +81,7 @@ class RowParser:
         """The entity key of a row whose key fields parse, even if other fields do not."""
         try:
             parts = {spec.name: self._value(spec, cells) for spec in self._specs if spec.name in contract.KEY_FIELDS[self.entity]}
-        except (RowError, IndexError):
+        except (BadRow, IndexError):
             return None
         if any(v is None for v in parts.values()):
             return None
@@ -90,7 +90,7 @@ class RowParser:
     def _check_width(self, cells: tuple[str, ...]) -> None:
         width = len(self.columns)
         if len(cells) != width and not (len(cells) > width and not any(c.strip() for c in cells[width:])):
-            raise RowError(None, "wrong_column_count", f"has {len(cells)} cells, the header has {width} columns")
+            raise BadRow(None, "wrong_column_count", f"has {len(cells)} cells, the header has {width} columns")
 
     def _value(self, spec: FieldSpec, cells: tuple[str, ...]) -> Any:
         index = self._index.get(spec.name)
@@ -100,31 +100,31 @@ class RowParser:
 
 
 def parse_cell(entity: str, name: str, text: str) -> Any:
-    """The value a cell ``text`` gives field ``name`` of ``entity``; raises ``RowError``.
+    """The value a cell ``text`` gives field ``name`` of ``entity``; raises ``BadRow``.
 
     Identifier standards are checked per record, not here.
     """
     spec = next((s for s in field_specs(entity) if s.name == name), None)
     if spec is None:
-        raise RowError(name, "unknown_field", f"{name!r} is not a {entity} field")
+        raise BadRow(name, "unknown_field", f"{name!r} is not a {entity} field")
     return _cell(entity, spec, text)
 
 
 def _cell(entity: str, spec: FieldSpec, text: str) -> Any:
     text = text.strip()
     if formula_like(text):
-        raise RowError(spec.name, "formula_injection",
+        raise BadRow(spec.name, "formula_injection",
                        f"value {text!r} starts like a spreadsheet formula and is refused")
     if not text:
         if spec.required:
-            raise RowError(spec.name, "missing_required", f"{spec.name} is required and empty")
+            raise BadRow(spec.name, "missing_required", f"{spec.name} is required and empty")
         return list(spec.default or []) if spec.kind == "string_array" else None
     try:
         return _PARSERS.get(f"{entity}.{spec.name}", _KIND_PARSERS[spec.kind])(text, spec.name, entity)
-    except RowError:
+    except BadRow:
         raise
     except ValueError as exc:
-        raise RowError(spec.name, f"invalid_{spec.kind}", f"{text!r} is not a valid {spec.kind}: {exc}") from exc
+        raise BadRow(spec.name, f"invalid_{spec.kind}", f"{text!r} is not a valid {spec.kind}: {exc}") from exc
 
 
 def _string(text: str, name: str, entity: str) -> str:
@@ -132,7 +132,7 @@ def _string(text: str, name: str, entity: str) -> str:
     if code in codes.CODE_TABLES:
         value = codes.LABELS[code].get(text, text.lower())
         if value not in codes.CODE_TABLES[code]:
-            raise RowError(name, "unknown_code", f"{text!r} is not one of {', '.join(sorted(codes.CODE_TABLES[code]))} "
+            raise BadRow(name, "unknown_code", f"{text!r} is not one of {', '.join(sorted(codes.CODE_TABLES[code]))} "
                            f"(or {', '.join(codes.LABELS[code])})")
         return value
     return identifiers.canonical(text) if name in identifiers.CANONICAL_FIELDS else text
@@ -145,7 +145,7 @@ EPOCH_MS_RANGE = (-62_135_596_800_000, 253_402_300_799_999)  # 0001-01-01 .. 999
 
 def _in_range(value: int, bounds: tuple[int, int], text: str, name: str) -> int:
     if not bounds[0] <= value <= bounds[1]:
-        raise RowError(name, "out_of_range", f"{text!r} is outside {bounds[0]}..{bounds[1]}")
+        raise BadRow(name, "out_of_range", f"{text!r} is outside {bounds[0]}..{bounds[1]}")
     return value
 
 
@@ -162,7 +162,7 @@ def _long(text: str, name: str, _entity: str) -> int:
 def _whole(text: str, name: str) -> int:
     plain = text.replace(",", "").replace("，", "")
     if not _INT.match(plain):
-        raise RowError(name, "not_a_number", f"{text!r} is not a whole number")
+        raise BadRow(name, "not_a_number", f"{text!r} is not a whole number")
     return int(plain.split(".")[0])
 
 
@@ -176,10 +176,10 @@ def _tonnage(text: str, name: str, _entity: str) -> int:
     else:
         number, factor = plain, 1
     if not _DECIMAL.match(number):
-        raise RowError(name, "not_a_number", f"{text!r} is not a weight (kilograms, or tonnes with 吨/t)")
+        raise BadRow(name, "not_a_number", f"{text!r} is not a weight (kilograms, or tonnes with 吨/t)")
     kg = float(number) * factor
     if not kg.is_integer():
-        raise RowError(name, "not_a_number", f"{text!r} is not a whole number of kilograms")
+        raise BadRow(name, "not_a_number", f"{text!r} is not a whole number of kilograms")
     return _in_range(int(kg), INT_RANGE, text, name)
 
 
@@ -202,7 +202,7 @@ def _date(text: str, name: str, _entity: str) -> int:
     try:
         return (parse_date(text) - _EPOCH).days
     except ValueError as exc:
-        raise RowError(name, "invalid_date", f"{text!r} is not a date: {exc}") from exc
+        raise BadRow(name, "invalid_date", f"{text!r} is not a date: {exc}") from exc
 
 
 def _timestamp(text: str, name: str, _entity: str) -> int:
@@ -217,13 +217,13 @@ def _timestamp(text: str, name: str, _entity: str) -> int:
             moment = datetime.datetime(day.year, day.month, day.day, int(match["h"] or 0), int(match["m"] or 0),
                                        int(match["s"] or 0))
         except ValueError as exc:
-            raise RowError(name, "invalid_timestamp", f"{text!r} is not a date and time: {exc}") from exc
+            raise BadRow(name, "invalid_timestamp", f"{text!r} is not a date and time: {exc}") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=CHINA_TZ)
     try:
         epoch_ms = int(moment.timestamp() * 1000)
     except (OverflowError, ValueError) as exc:
-        raise RowError(name, "out_of_range", f"{text!r} is outside the years 1..9999") from exc
+        raise BadRow(name, "out_of_range", f"{text!r} is outside the years 1..9999") from exc
     return _in_range(epoch_ms, EPOCH_MS_RANGE, text, name)
 
 
@@ -246,7 +246,7 @@ def _identifier(field: str, check: Callable[..., Any], value: Any, *args: Any) -
     try:
         check(value, *args)
     except InvalidIdentifier as exc:
-        raise RowError(field, exc.rule, str(exc)) from exc
+        raise BadRow(field, exc.rule, str(exc)) from exc
 
 
 def _uscc(field: str, value: str | None, allow: frozenset[str]) -> None:
@@ -281,7 +281,7 @@ def _check_practitioner(r: dict, allow: frozenset[str], today: Today) -> None:
 def _check_licence(r: dict, _allow: frozenset[str], _today: Today) -> None:
     _identifier("issuer_region_code", identifiers.check_region_code, r["issuer_region_code"])
     if r["valid_from"] > r["valid_until"]:
-        raise RowError("valid_until", "invalid_validity", "有效期止 is before 有效期起")
+        raise BadRow("valid_until", "invalid_validity", "有效期止 is before 有效期起")
 
 
 def _check_case(r: dict, allow: frozenset[str], today: Today) -> None:

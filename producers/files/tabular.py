@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator
 
-from ..errors import FileRejected, RowError
+from ..errors import FileRejected, BadRow
 
 SAMPLE_BYTES = 64 * 1024
 CSV_SUFFIXES = (".csv", ".txt")
@@ -41,7 +41,7 @@ class RawRow:
 
     number: int
     cells: tuple[str, ...]
-    error: RowError | None = None
+    error: BadRow | None = None
 
 
 @dataclass
@@ -144,7 +144,7 @@ class _LineSource:
         self._encoding = encoding
         self._max_line = max_line
         self.number = 0
-        self.bad: dict[int, RowError] = {}
+        self.bad: dict[int, BadRow] = {}
 
     def __iter__(self) -> Iterator[str]:
         return self
@@ -162,18 +162,18 @@ class _LineSource:
                 length += len(more)
                 if not more or more.endswith(b"\n"):
                     break
-            self.bad[number] = RowError(None, "line_too_long",
+            self.bad[number] = BadRow(None, "line_too_long",
                                         f"line {number} has {length} bytes, the limit is {self._max_line}")
             return "\n"
         try:
             return line.decode(self._encoding)
         except UnicodeDecodeError as exc:
-            self.bad[number] = RowError(None, "undecodable_line",
+            self.bad[number] = BadRow(None, "undecodable_line",
                                         f"line {number} is not valid {self._encoding}: {exc.reason}")
             return "\n"
 
 
-def _first_content_line(lines: _LineSource, bad: dict[int, RowError], name: str) -> str:
+def _first_content_line(lines: _LineSource, bad: dict[int, BadRow], name: str) -> str:
     for line in lines:
         if line.strip():
             return line
@@ -196,7 +196,7 @@ def _csv_rows(reader, lines: _LineSource) -> Iterator[RawRow]:
             yield RawRow(number, tuple(cells))
     except csv.Error as exc:
         number = lines.number
-        yield RawRow(number, (), RowError(None, "malformed_csv", f"line {number}: {exc}; the rest of the file is not read"))
+        yield RawRow(number, (), BadRow(None, "malformed_csv", f"line {number}: {exc}; the rest of the file is not read"))
 
 
 def _open_xlsx(path: Path, limits: ReadLimits) -> Table:
@@ -232,7 +232,7 @@ def _xlsx_rows(values, header_number: int, max_line: int, workbook) -> Iterator[
                 continue
             size = sum(len(c.encode("utf-8")) + 1 for c in cells)
             if size > max_line:
-                yield RawRow(number, (), RowError(None, "line_too_long",
+                yield RawRow(number, (), BadRow(None, "line_too_long",
                                                   f"row {number} has {size} bytes, the limit is {max_line}"))
                 continue
             yield RawRow(number, cells)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from producers.files.daily_file import parse_daily_file, write_error_report
-from producers.errors import FileRejected, MappingError, RowError
+from producers.errors import FileRejected, MappingError, BadRow
 from producers.files.headers import entity_from_name, load_mapping, map_header
 from producers.files.rows import Normalised, RowParser
 from schemas.contract import required_fields
@@ -110,7 +110,7 @@ def test_tonnage_accepts_kilograms_and_tonnes(text, kg):
     (("粤B12345", "2", "truck", USCC, "active"), None, "wrong_column_count"),
 ])
 def test_bad_vehicle_cells_raise_a_row_error_naming_field_and_rule(cells, field, rule):
-    with pytest.raises(RowError) as caught:
+    with pytest.raises(BadRow) as caught:
         vehicle(*cells)
     assert (caught.value.field, caught.value.rule) == (field, rule)
 
@@ -138,10 +138,10 @@ def test_dates_are_read_in_common_formats(text):
 
 def test_unparseable_date_and_reversed_validity_are_row_errors():
     parser = RowParser("licence", LICENCE)
-    with pytest.raises(RowError) as caught:
+    with pytest.raises(BadRow) as caught:
         parser.parse(("L1", "道路运输证", "h", "440300", "2024-13-01", "2030-01-01", "有效"))
     assert (caught.value.field, caught.value.rule) == ("valid_from", "invalid_date")
-    with pytest.raises(RowError) as caught:
+    with pytest.raises(BadRow) as caught:
         parser.parse(("L1", "道路运输证", "h", "440300", "2024-06-01", "2020-01-01", "有效"))
     assert caught.value.rule == "invalid_validity"
 
@@ -159,14 +159,14 @@ def test_practitioner_qualification_types_are_split_and_id_checked():
     record = parser.parse(("11010519491231002x", "张伟", "Q1", "道路危险货物运输驾驶员；押运人员", "110105", "正常"))
     assert record["id_number"] == "11010519491231002X"
     assert record["qualification_types"] == ["道路危险货物运输驾驶员", "押运人员"]
-    with pytest.raises(RowError) as caught:
+    with pytest.raises(BadRow) as caught:
         parser.parse(("110105194912310021", "张伟", "Q1", "", "110105", "正常"))
     assert caught.value.rule == "invalid_id_number"
 
 
 @pytest.mark.parametrize("seats, tonnage", [("99999999999", ""), ("", "99999999999t")])
 def test_vehicle_number_beyond_a_32_bit_int_is_a_row_error(seats, tonnage):
-    with pytest.raises(RowError) as caught:
+    with pytest.raises(BadRow) as caught:
         vehicle("粤B12345", "2", "truck", USCC, "active", seats, tonnage)
     assert caught.value.rule == "out_of_range" and caught.value.field == ("seats" if seats else "tonnage_kg")
 
@@ -191,7 +191,7 @@ def test_a_birth_date_after_the_parsers_day_is_a_row_error():
                        today=datetime.date(2024, 6, 1))
     born = "44030120240602123"
     born += "10X98765432"[sum(int(c) * pow(2, 17 - i, 11) for i, c in enumerate(born)) % 11]
-    with pytest.raises(RowError) as caught:
+    with pytest.raises(BadRow) as caught:
         parser.parse((born, "张伟", "Q1", "440301", "正常"))
     assert (caught.value.field, caught.value.rule) == ("id_number", "invalid_id_number")
     assert "after today" in caught.value.detail

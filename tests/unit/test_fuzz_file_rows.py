@@ -1,7 +1,7 @@
 """Fuzzing the daily-file parser: random cells, odd numbers and dates, formula prefixes,
 missing and extra columns, random encodings of CSV bytes and random XLSX workbooks.
 
-Each row becomes a record or a ``RowError`` naming a field (or the whole row) and a rule,
+Each row becomes a record or a ``BadRow`` naming a field (or the whole row) and a rule,
 never both, never neither; a file that cannot be read at all is a ``FileRejected`` with a
 rule. A parsed record must become an event: it encodes with the contract's codec.
 """
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from openpyxl import Workbook
 
 from producers.files.daily_file import parse_daily_file
-from producers.errors import FileRejected, RowError
+from producers.errors import FileRejected, BadRow
 from producers.files.adapter import file_event
 from producers.files.headers import DEFAULT_LABELS
 from producers.files.rows import RowParser
@@ -117,14 +117,14 @@ def rows_for(draw, entity: str, columns: list[str | None]):
 
 
 def row_outcome(parser: RowParser, cells: tuple[str, ...]):
-    """A record, or the RowError: exactly one of them, and nothing else escapes."""
+    """A record, or the BadRow: exactly one of them, and nothing else escapes."""
     try:
         return parser.parse(cells), None
-    except RowError as exc:
+    except BadRow as exc:
         return None, exc
 
 
-def check_row_error(entity: str, error: RowError) -> None:
+def check_row_error(entity: str, error: BadRow) -> None:
     fields = {s.name for s in field_specs(entity)}
     assert error.rule and error.detail and isinstance(error.rule, str)
     assert error.field in fields or (error.field is None and error.rule in ROW_RULES), (error.field, error.rule)
@@ -222,7 +222,7 @@ def check_file_accounted_for(entity: str, path: Path):
     numbers = [number for number, _record in parsed.current.values()] + [f.row for f in parsed.failures]
     assert len(numbers) == len(set(numbers)) == parsed.rows
     for failure in parsed.failures:
-        check_row_error(entity, RowError(failure.field, failure.rule, failure.message))
+        check_row_error(entity, BadRow(failure.field, failure.rule, failure.message))
     for key, (_number, record) in parsed.current.items():
         assert key == contract.entity_key(entity, record)
     return parsed
