@@ -11,9 +11,8 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Callable, TextIO
+from typing import TextIO
 
 from schemas.settings import Settings
 

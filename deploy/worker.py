@@ -21,7 +21,8 @@ What the shell does for each part, once:
   ``LOG_FORMAT``, which ``roadx chaos`` reads back (``deploy.chaos.trace``);
 - the metrics server on ``metrics_host:metrics_port`` when the port is > 0 (``serve_metrics``);
 - SIGTERM and SIGINT set the part's stop event: it stops after the batch in hand;
-- the consumer-lag recorder (``deploy.consumer_lag.LagRecorder``) for the parts that consume;
+- the consumer-lag recorder (``deploy.consumer_lag.LagRecorder``) for the parts that consume
+  (``roadx worker streams|sink`` hand it to them);
 - the exit status, one table for every part:
 
     0    stopped by SIGTERM/SIGINT after the batch in hand, or its work is done (the synthetic
