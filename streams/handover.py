@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from schemas.kafka import read_to_end, reader_conf, watermarks
 from schemas.topics import ORIGIN, TopicNames
 
 from .errors import StateError, WorkerError
@@ -50,8 +51,6 @@ DONE, SINCE = "out.done:", "out.since:"
 SINCE_REFRESH_SECONDS = 5.0
 IDLE_REFRESH_SECONDS = 60.0
 POSITIONS_REFRESH_SECONDS = 60.0
-READ_POLL_SECONDS = 0.1
-TAIL_POLL_SECONDS = 0.3
 READ_BACK_SECONDS = 300.0
 
 Scope = tuple[str, int]  # (province, source partition)
@@ -283,7 +282,8 @@ class OutputPositions:
 
 
 def read_back(conf: dict[str, Any], group: str, since: Mapping[Scope, Positions]) -> list[Written]:
-    """(output topic, origin label) of every output at or after the since marks, read to the end."""
+    """(output topic, origin label) of every output at or after the since marks, read to the end
+    (``schemas.kafka.read_to_end``: on past the end the broker reports)."""
     start: dict[tuple[str, int], int] = {}
     for positions in since.values():
         for topic, offsets in positions.items():
@@ -292,33 +292,21 @@ def read_back(conf: dict[str, Any], group: str, since: Mapping[Scope, Positions]
                 start[tp] = min(start.get(tp, offset), offset)
     if not start:
         return []
-    reader = Consumer({**conf, "group.id": f"{group}-handover", "enable.auto.commit": False,
-                       "enable.partition.eof": False})
+    what = "read back the outputs already written"
+    reader = Consumer(reader_conf(conf, f"{group}-handover"))
     labels: list[Written] = []
     try:
-        highs = {tp: reader.get_watermark_offsets(TopicPartition(*tp), timeout=10)[1] for tp in start}
-        pending = {tp for tp, offset in start.items() if offset < highs[tp]}
+        highs = {tp: high for tp, (_low, high) in watermarks(reader, start, error=StateError, what=what).items()}
         reader.assign([TopicPartition(t, p, o) for (t, p), o in start.items()])
-        deadline = time.monotonic() + READ_BACK_SECONDS
-        while True:
-            if time.monotonic() > deadline:
-                raise StateError(f"cannot read back the outputs already written within {READ_BACK_SECONDS:.0f}s: "
-                                 f"{len(pending)} partitions short of their end")
-            chunk = reader.consume(10_000, READ_POLL_SECONDS if pending else TAIL_POLL_SECONDS)
-            for m in chunk:
-                if m.error() is not None:
-                    if m.error().code() == KafkaError._PARTITION_EOF:
-                        continue
-                    raise StateError(f"cannot read back {m.topic()}[{m.partition()}]: {m.error()}")
-                if m.offset() + 1 >= highs.get((m.topic(), m.partition()), 0):
-                    pending.discard((m.topic(), m.partition()))
+        for messages in read_to_end(reader, start, highs, error=StateError, what=what,
+                                    total_seconds=READ_BACK_SECONDS):
+            for m in messages:
                 for name, value in m.headers() or ():
                     if name == ORIGIN and value is not None:
                         labels.append((m.topic(), value.decode("utf-8", "replace")))
                         break
-            if not chunk and not pending:
-                return labels
+        return labels
     except KafkaException as exc:
-        raise StateError(f"cannot read back the outputs already written: {exc}") from exc
+        raise StateError(f"cannot {what}: {exc}") from exc
     finally:
         reader.close()

@@ -4,8 +4,8 @@ Every state change is also written to a compacted changelog topic, ``state.<P>``
 partition ``p`` for state that belongs to source topic ``prov.<P>.changes`` partition
 ``p`` (the partition its events arrive on). The local store is a cache of the changelogs:
 when a worker is given a source partition it first replays that partition's changelog
-from where its local copy stops, so a restarted worker, or one that takes over a
-partition from another, starts from the state the last owner committed.
+from where its local copy stops (``restore_partition``), so a restarted worker, or one
+that takes over a partition from another, starts from the state the last owner committed.
 
 Keys are global (an event id or an entity key never occurs in two partitions), so one
 RocksDB store holds every partition a worker owns or once owned.
@@ -19,6 +19,9 @@ from typing import Any, Iterator
 
 import orjson
 from rocksdict import Options, Rdict, WriteBatch
+
+from schemas.kafka import restore_changelog
+from schemas.settings import Settings
 
 from .errors import StateError
 
@@ -58,26 +61,12 @@ class StateStore:
         raw = self._db.get(key)
         return None if raw is None else orjson.loads(raw)
 
-    def __contains__(self, key: str) -> bool:
-        return self._db.get(key) is not None
-
     def apply(self, changes: dict[str, Any], positions: dict[tuple[str, int], int]) -> None:
         """Write ``changes`` (None deletes) and the changelog positions they reached, atomically."""
-        batch = WriteBatch(raw_mode=False)
-        for key, value in changes.items():
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, orjson.dumps(value))
-        for (province, partition), offset in positions.items():
-            batch.put(_offset_key(province, partition), str(offset))
-        try:
-            self._db.write(batch)
-        except Exception as exc:
-            raise StateError(f"cannot write the state store at {self.path}: {exc}") from exc
+        self.apply_encoded({key: encode_change(value) for key, value in changes.items()}, positions)
 
     def apply_encoded(self, changes: dict[str, bytes | None], positions: dict[tuple[str, int], int]) -> None:
-        """``apply`` for values already in their changelog encoding (``encode_change``)."""
+        """``apply`` for values already in their changelog encoding (``encode_change``): the one write."""
         batch = WriteBatch(raw_mode=False)
         for key, raw in changes.items():
             if raw is None:
@@ -103,12 +92,6 @@ class StateStore:
                 return
             yield key, orjson.loads(raw)
 
-    def keys_with_prefix(self, prefix: str) -> Iterator[str]:
-        for key in self._db.keys(from_key=prefix):
-            if not key.startswith(prefix):
-                return
-            yield key
-
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._db.close()
@@ -126,3 +109,15 @@ def encode_change(value: Any) -> bytes | None:
 def decode_change(raw: bytes | None) -> Any:
     return None if raw is None else orjson.loads(raw)
 
+
+
+def restore_partition(settings: Settings, store: StateStore, province: str, partition: int) -> int:
+    """Replay changelog ``state.<P>`` partition ``partition`` into ``store`` from the local
+    position to its end (read on past the end the broker reports: ``schemas.kafka``);
+    returns how many state changes were applied."""
+    def apply(values: dict[str, bytes | None], position: int) -> None:
+        store.apply_encoded(values, {(province, partition): position})
+
+    return restore_changelog(settings.kafka_conf(), f"{settings.topics.streams_group}-restore",
+                             settings.topics.stream_state(province), partition, store.position(province, partition),
+                             apply, error=StateError)

@@ -10,7 +10,7 @@ from confluent_kafka import Producer
 from prometheus_client import REGISTRY
 
 from schemas import topics as th
-from streams import runner as runner_module
+from streams import commit as commit_module
 from streams.runner import StreamRunner
 from streams.state import StateStore
 
@@ -69,7 +69,7 @@ def die_in_third_batch(settings, monkeypatch, undelivered=lambda topic: False):
     # State changes stay in the producer's queue until flushed, so the death below drops all of them.
     dying.producer = Producer({**settings.kafka_conf(), "enable.idempotence": True, "acks": "all",
                                "linger.ms": 60_000, "partitioner": "murmur2_random"})
-    real_flush, real_produce, written_batches, dropped = runner_module._flush, runner_module._produce, [], []
+    real_flush, real_produce, written_batches, dropped = commit_module._flush, commit_module.produce, [], []
 
     def flush_then_die(producer, deliveries, events, what):
         if what == "state changes" and len(written_batches) == 2:
@@ -79,22 +79,22 @@ def die_in_third_batch(settings, monkeypatch, undelivered=lambda topic: False):
         if what == "state changes":
             written_batches.append(events)
 
-    def produce_part(producer, topic, key, value, headers, partition, on_delivery):
+    def produce_part(producer, topic, *args, **kwargs):
         if len(written_batches) == 2 and undelivered(topic):
             dropped.append(topic)
             return
-        real_produce(producer, topic, key, value, headers, partition, on_delivery)
+        real_produce(producer, topic, *args, **kwargs)
 
-    monkeypatch.setattr(runner_module, "_flush", flush_then_die)
-    monkeypatch.setattr(runner_module, "_produce", produce_part)
+    monkeypatch.setattr(commit_module, "_flush", flush_then_die)
+    monkeypatch.setattr(commit_module, "produce", produce_part)
     dying.start()
     with pytest.raises(Died):
         for _ in range(600):
             dying.step()
     dying.consumer.close()  # the group gives its partitions away; nothing more of it is written
-    dying.registry.close()
-    monkeypatch.setattr(runner_module, "_flush", real_flush)
-    monkeypatch.setattr(runner_module, "_produce", real_produce)
+    dying.ownership.close()
+    monkeypatch.setattr(commit_module, "_flush", real_flush)
+    monkeypatch.setattr(commit_module, "produce", real_produce)
     return len(dropped)
 
 

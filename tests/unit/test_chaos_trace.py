@@ -12,7 +12,8 @@ from deploy.worker import LOG_FORMAT
 from schemas.settings import Settings
 from streams import handover as ho
 from streams.pipeline import BatchResult, Inbound, Outbound
-from streams.runner import state_changes, write_then_commit
+from streams.changes import state_changes
+from streams.commit import write_then_commit
 from streams.state import StateStore
 
 from test_stream_runner import KnownPositions, RecordingConsumer, RecordingProducer

@@ -9,7 +9,8 @@ from schemas.settings import Settings
 from streams import handover as ho
 from streams.errors import WorkerError
 from streams.pipeline import BatchResult, Inbound, Outbound
-from streams.runner import state_changes, write_then_commit
+from streams.changes import state_changes
+from streams.commit import write_then_commit
 from streams.state import StateStore
 
 from test_stream_runner import KnownPositions, RecordingConsumer, RecordingProducer

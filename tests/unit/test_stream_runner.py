@@ -12,7 +12,7 @@ from streams import metrics
 from streams.errors import StateError, WorkerError
 from streams.pipeline import BatchResult, Inbound
 from streams.pipeline import SEEN as SEEN_PREFIX
-from streams.runner import StateView, state_changes
+from streams.changes import StateView, state_changes
 from streams.state import StateStore, decode_change, encode_change
 
 
@@ -30,10 +30,10 @@ def test_state_store_keeps_values_and_changelog_positions_across_reopen(tmp_path
     first.close()
     again = StateStore(tmp_path / "s")
     try:
-        assert again.get("seen:a") is None and "seen:a" not in again
+        assert again.get("seen:a") is None
         assert again.get("seen:b") == {"x": [1, 2]}
         assert again.position("44", 2) == 17 and again.position("44", 1) == 0
-        assert list(again.keys_with_prefix("seen:")) == ["seen:b"]
+        assert [key for key, _ in again.items_from("seen:")] == ["seen:b"]
     finally:
         again.close()
 
@@ -85,7 +85,7 @@ def test_state_changes_go_to_the_changelog_partition_of_their_source():
     changes = state_changes(batch, result, settings)
     assert changes.values == {"seen:e1": 100, "seen:e2": 200}
     assert changes.scopes == {"seen:e1": ("44", 2), "seen:e2": ("11", 0)}
-    assert changes.registry == {"operator:X": "11"}
+    assert changes.ownership == {"operator:X": "11"}
 
 
 def test_an_accepted_event_from_a_foreign_topic_is_refused():
@@ -192,7 +192,7 @@ def _one_accepted_batch(settings):
 
 
 def test_outputs_are_delivered_before_their_state_changes_are_sent(store):
-    from streams.runner import write_then_commit
+    from streams.commit import write_then_commit
     settings = Settings(topic_prefix="tx.", provinces=("44",))
     producer, consumer = RecordingProducer(), RecordingConsumer()
     batch, result, changes = _one_accepted_batch(settings)
@@ -206,7 +206,7 @@ def test_outputs_are_delivered_before_their_state_changes_are_sent(store):
 
 
 def test_an_output_not_delivered_sends_no_state_and_commits_nothing(store):
-    from streams.runner import write_then_commit
+    from streams.commit import write_then_commit
     settings = Settings(topic_prefix="tx.", provinces=("44",))
     producer, consumer = RecordingProducer(failing_topic="tx.national.changes"), RecordingConsumer()
     batch, result, changes = _one_accepted_batch(settings)

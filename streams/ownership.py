@@ -1,8 +1,11 @@
-"""The shared registry: which province's register holds each entity, read by every worker.
+"""Who owns which entity: the table of the province whose register holds each entity,
+kept by every worker.
 
 Workers write entries to the compacted ``roadx-registry`` topic as they accept register
-events; each worker reads every partition of it into its local store (``reg:<key>``), the
-way a global table is kept. Relational rules and routing look entries up there.
+events (``streams.commit``); each worker reads every partition of it into its local store
+(``reg:<key>``), the way a global table is kept. Relational rules and routing look entries
+up there. The topic name and the key prefix are the wire and state format and keep their
+names.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
+from schemas.kafka import READ_CHUNK, reader_conf, read_to_end, watermarks
 from schemas.settings import Settings
 
 from .errors import StateError
@@ -18,19 +22,15 @@ from .pipeline import REGISTRY
 from .state import StateStore, decode_change
 
 POSITION_SCOPE = "~registry"  # positions kept as (POSITION_SCOPE, partition)
-CHUNK = 10_000
 
 
-class RegistryReader:
+class OwnershipReader:
+    """Reads the ownership topic into the local store: to its end at start, then what waits."""
+
     def __init__(self, settings: Settings, store: StateStore) -> None:
         self.topic = settings.topics.registry
         self.store = store
-        self.consumer = Consumer({
-            **settings.kafka_conf(),
-            "group.id": f"{settings.topics.streams_group}-registry",
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-        })
+        self.consumer = Consumer(reader_conf(settings.kafka_conf(), f"{settings.topics.streams_group}-registry"))
         try:
             metadata = self.consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
         except KafkaException as exc:
@@ -44,29 +44,28 @@ class RegistryReader:
         ])
 
     def catch_up(self, timeout: float = 60.0) -> int:
-        """Read until every partition's end as it was when called; returns entries applied."""
-        ends = {}
-        for p in self.partitions:
-            try:
-                ends[p] = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)[1]
-            except KafkaException as exc:
-                raise StateError(f"cannot read the registry topic {self.topic}: {exc}") from exc
+        """Read every partition to its end (``schemas.kafka.read_to_end``); returns entries applied.
+
+        Raises ``StateError`` when nothing comes for ``timeout`` seconds while a partition is
+        short of the end the broker reported.
+        """
+        what = f"read the registry topic {self.topic}"
+        parts = [(self.topic, p) for p in self.partitions]
+        ends = {part: high for part, (_low, high) in watermarks(self.consumer, parts, error=StateError,
+                                                                  what=what).items()}
+        starts = {(self.topic, p): self.store.position(POSITION_SCOPE, p) for p in self.partitions}
         applied = 0
-        while any(self.store.position(POSITION_SCOPE, p) < end for p, end in ends.items()):
-            got = self._apply(self.consumer.consume(CHUNK, 1.0))
-            applied += got
-            timeout -= 1.0 if not got else 0
-            if timeout <= 0:
-                raise StateError(f"the registry topic {self.topic} could not be read to its end")
+        for messages in read_to_end(self.consumer, starts, ends, error=StateError, what=what, stall_seconds=timeout):
+            applied += self._apply(messages)
         return applied
 
     def drain(self) -> int:
         """Apply whatever entries are waiting, without blocking."""
         applied = 0
         while True:
-            got = self._apply(self.consumer.consume(CHUNK, 0))
+            got = self._apply(self.consumer.consume(READ_CHUNK, 0))
             applied += got
-            if got < CHUNK:
+            if got < READ_CHUNK:
                 return applied
 
     def _apply(self, messages: list[Any]) -> int:
