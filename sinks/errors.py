@@ -4,7 +4,8 @@
     ├── StoreError           the ClickHouse store cannot be opened, or a write/DDL failed
     │                        (after the sink's retries)
     ├── QueryError           an analyst's SQL was rejected; carries the server message
-    └── RowError             an event cannot be turned into a store row (names the record)
+    └── UnstorableMessage    a message cannot become a store row (names the record); it is
+                             stored as a dead letter instead
 """
 
 from __future__ import annotations
@@ -27,5 +28,5 @@ class QueryError(SinkError):
         super().__init__(f"query failed: {server_message}")
 
 
-class RowError(SinkError):
-    pass
+class UnstorableMessage(SinkError):
+    """A message that cannot become a row of its table; the sink stores it as a dead letter."""

@@ -16,7 +16,7 @@ import orjson
 
 from schemas import topics as topic_headers
 
-from .errors import RowError
+from .errors import UnstorableMessage
 from .pii import PiiMasker, mask_raw
 
 CHANGE_LOG_COLUMNS = (
@@ -76,7 +76,7 @@ def _utc(value: Any, what: str, event_id: Any) -> dt.datetime:
         return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
     if isinstance(value, int):
         return dt.datetime.fromtimestamp(value / 1000, dt.timezone.utc)
-    raise RowError(f"event {event_id}: {what} is {type(value).__name__}, expected a timestamp")
+    raise UnstorableMessage(f"event {event_id}: {what} is {type(value).__name__}, expected a timestamp")
 
 
 def header_map(headers: Iterable[tuple[str, bytes | str | None]] | None) -> dict[str, str]:
@@ -124,7 +124,7 @@ def change_log_row(
             ingested_at or _now(),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise RowError(f"event {event_id} at {topic}[{partition}]@{offset}: not a change event: {exc!r}") from exc
+        raise UnstorableMessage(f"event {event_id} at {topic}[{partition}]@{offset}: not a change event: {exc!r}") from exc
 
 
 def dlq_row(
@@ -193,7 +193,7 @@ def routed_row(
             _utc(event["ts_ms"], "ts_ms", event_id),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise RowError(f"event {event_id} at {topic}[{partition}]@{offset}: not a routed case: {exc!r}") from exc
+        raise UnstorableMessage(f"event {event_id} at {topic}[{partition}]@{offset}: not a routed case: {exc!r}") from exc
 
 
 def _optional_text(value: Any) -> str | None:
@@ -233,4 +233,4 @@ def finding_row(
             None if ref_key is None else pii.entity_key(ref_key),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise RowError(f"finding {finding_id} at {topic}[{partition}]@{offset}: not a quality finding: {exc!r}") from exc
+        raise UnstorableMessage(f"finding {finding_id} at {topic}[{partition}]@{offset}: not a quality finding: {exc!r}") from exc

@@ -18,7 +18,6 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -29,16 +28,16 @@ from schemas.errors import DecodeError
 from schemas.registry import make_registry
 from schemas.settings import Settings
 
-from .errors import RowError, SinkError, StoreError
-from .metrics import COMMIT_FAILURES, REFUSED
 from . import metrics
+from .errors import SinkError, UnstorableMessage
+from .inserts import TableInsert
+from .metrics import COMMIT_FAILURES, REFUSED
 from .pii import PiiMasker
 from .rows import (
     CHANGE_LOG_COLUMNS, DLQ_COLUMNS, QUALITY_COLUMNS, ROUTED_COLUMNS, change_log_row, dlq_row, finding_row, routed_row,
 )
 from .store import ensure_schema, open_store
-from .writer import RULE_REFUSED, Ledger, NoLedger, StoreLedger, TableInsert, dedup_token, write_plan  # noqa: F401 (re-exported)
-from . import writer
+from .writer import RULE_REFUSED, Ledger, NoLedger, StoreLedger, write_plan
 
 log = logging.getLogger("roadx.sinks")
 
@@ -83,12 +82,6 @@ class BatchPlan:
     @property
     def rows(self) -> int:
         return sum(len(insert.rows) for insert in self.inserts)
-
-    def rows_per_table(self) -> dict[str, int]:
-        counts: dict[str, int] = defaultdict(int)
-        for insert in self.inserts:
-            counts[insert.table] += len(insert.rows)
-        return dict(counts)
 
     def commit_offsets(self) -> list[TopicPartition]:
         return [TopicPartition(t, p, o) for (t, p), o in sorted(self.next_offsets.items())]
@@ -153,7 +146,7 @@ def _row_for(msg: Any, topic: str, partition: int, offset: int, roles: TopicRole
         if target is None:
             return "change_log", change_log_row(event, schema_id, topic, partition, offset, pii, now)
         return "routed_cases", routed_row(event, topic, partition, offset, msg.headers(), target, pii, now)
-    except RowError as exc:
+    except UnstorableMessage as exc:
         rejected.append(str(exc))
         return "dlq", dlq_row(msg, pii, rule=RULE_INVALID_EVENT, reason=str(exc), ingested_at=now)
 
@@ -168,18 +161,9 @@ def _finding_row_for(msg: Any, decode_finding: DecodeFinding, pii: PiiMasker, re
         return "dlq", dlq_row(msg, pii, rule=RULE_UNDECODABLE, reason=reason, ingested_at=now)
     try:
         return "quality_findings", finding_row(finding, msg.topic(), msg.partition(), msg.offset(), pii, now)
-    except RowError as exc:
+    except UnstorableMessage as exc:
         rejected.append(str(exc))
         return "dlq", dlq_row(msg, pii, rule=RULE_INVALID_EVENT, reason=str(exc), ingested_at=now)
-
-
-def insert_rows(store: Any, database: str, insert: TableInsert, attempts: int = 4,
-                backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> None:
-    """Insert one group with its dedup token, retrying retriable errors with backoff."""
-    try:
-        writer.insert_rows(store, database, insert, COLUMNS[insert.table], attempts, backoff, sleep)
-    except writer.RowsRefused as exc:
-        raise StoreError(str(exc)) from exc
 
 
 def write_then_commit(store: Any, consumer: Any, plan: BatchPlan, database: str, ledger: Ledger | None = None,

@@ -30,7 +30,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError, DataError, Ope
 from . import metrics
 from .decision import Action, decide
 from .errors import StoreError
-from .inserts import CombinedInsert, TableInsert, combined_token, dedup_token, keep_rows  # noqa: F401 (re-exported)
+from .inserts import CombinedInsert, TableInsert, keep_rows
 
 log = logging.getLogger("roadx.sinks")
 

@@ -22,7 +22,8 @@ from schemas.registry import EmbeddedRegistry
 from schemas.settings import Settings
 from sinks.pii import PiiMasker
 from sinks.report import load_report
-from sinks.sink import COLUMNS, NoLedger, TopicRoles, plan_batch, write_plan
+from sinks.sink import COLUMNS, TopicRoles, plan_batch
+from sinks.writer import NoLedger, write_plan
 from sinks.store import ensure_schema, open_store
 from streams.pipeline import Inbound, StageContext, process_batch
 

@@ -33,7 +33,9 @@ from sinks.errors import QueryError
 from sinks.pii import PiiMasker
 from sinks.query import run_query
 from sinks.rows import change_log_row
-from sinks.sink import TableInsert, insert_rows, run_sink
+from sinks.inserts import TableInsert
+from sinks.sink import COLUMNS, run_sink
+from sinks.writer import insert_rows
 from sinks.store import ensure_schema, open_store
 
 pytestmark = pytest.mark.integration
@@ -193,10 +195,11 @@ def test_retried_insert_with_the_same_token_is_dropped_by_the_store(exchange, st
     ev = event("vehicle", "c", VEHICLE, 1)
     row = change_log_row(ev, CODEC.schema_id, "national.changes", 0, 10, PiiMasker(b"k" * 32))
     batch = TableInsert("change_log", "national.changes", 0, 10, 10, [row])
-    insert_rows(store, db, batch)
-    insert_rows(store, db, batch)  # a retry after a crash before the commit
+    insert_rows(store, db, batch, COLUMNS["change_log"])
+    insert_rows(store, db, batch, COLUMNS["change_log"])  # a retry after a crash before the commit
     assert scalar(store, f"SELECT count() FROM {db}.change_log") == 1
-    insert_rows(store, db, TableInsert("change_log", "national.changes", 0, 9, 10, [row]))  # other range
+    other_range = TableInsert("change_log", "national.changes", 0, 9, 10, [row])
+    insert_rows(store, db, other_range, COLUMNS["change_log"])
     assert scalar(store, f"SELECT count() FROM {db}.change_log") == 2
     assert scalar(store, f"SELECT count() FROM {db}.change_log FINAL") == 1
     assert scalar(store, f"SELECT count() FROM {db}.current_vehicles") == 1

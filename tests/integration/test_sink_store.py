@@ -22,7 +22,9 @@ from schemas.registry import EmbeddedRegistry
 from sinks.migrations import MIGRATIONS, Migration, apply_migrations
 from sinks.pii import PiiMasker
 from sinks.rows import change_log_row, dlq_row
-from sinks.sink import COLUMNS, RULE_REFUSED, StoreLedger, TableInsert, insert_rows, write_plan
+from sinks.inserts import TableInsert
+from sinks.sink import COLUMNS
+from sinks.writer import RULE_REFUSED, StoreLedger, insert_rows, write_plan
 from sinks.store import ensure_schema
 
 from test_sink import CODEC, ID, OPERATOR, PRACTITIONER, TS, event, exchange, publish, scalar, sink_until_drained, store_of  # noqa: F401
@@ -50,7 +52,7 @@ def test_migration_adding_an_optional_field_keeps_the_stored_rows(exchange, stor
     ensure_schema(store, db)
     pii = PiiMasker(exchange.pii_key())
     rows = [change_log_row(event("operator", "c", OPERATOR, s), CODEC.schema_id, "n", 0, s, pii) for s in (1, 2, 3)]
-    insert_rows(store, db, TableInsert("change_log", "n", 0, 1, 3, rows))
+    insert_rows(store, db, TableInsert("change_log", "n", 0, 1, 3, rows), COLUMNS["change_log"])
     before = store.query(f"SELECT event_id, after FROM {db}.change_log ORDER BY offset").result_rows
 
     # A new optional field of the operator schema, say ``fleet_size``: a column with a
@@ -68,7 +70,7 @@ def test_migration_adding_an_optional_field_keeps_the_stored_rows(exchange, stor
     assert store.query(f"SELECT event_id, after FROM {db}.change_log ORDER BY offset").result_rows == before
     assert store.query(f"SELECT fleet_size FROM {db}.change_log").result_rows == [(None,)] * 3
     newer = change_log_row(event("operator", "u", {**OPERATOR, "fleet_size": 12}, 4), CODEC.schema_id, "n", 0, 4, pii)
-    insert_rows(store, db, TableInsert("change_log", "n", 0, 4, 4, [newer]))
+    insert_rows(store, db, TableInsert("change_log", "n", 0, 4, 4, [newer]), COLUMNS["change_log"])
     assert scalar(store, f"SELECT count() FROM {db}.change_log") == 4
     assert scalar(store, f"SELECT max(fleet_size) FROM {db}.current_operator_fleets") == 12
 
@@ -129,8 +131,8 @@ def test_store_refusal_quality_findings_aggregates_and_no_clear_identifiers(exch
     # A retried insert (same token) and a full replay by a new group change no aggregate.
     pii = PiiMasker(exchange.pii_key())
     row = change_log_row(event("operator", "c", OPERATOR, 1), CODEC.schema_id, "x", 0, 1, pii)
-    insert_rows(store, db, TableInsert("change_log", "x", 0, 1, 1, [row]))
-    insert_rows(store, db, TableInsert("change_log", "x", 0, 1, 1, [row]))
+    insert_rows(store, db, TableInsert("change_log", "x", 0, 1, 1, [row]), COLUMNS["change_log"])
+    insert_rows(store, db, TableInsert("change_log", "x", 0, 1, 1, [row]), COLUMNS["change_log"])
     assert scalar(store, f"SELECT sum(events) FROM {db}.events_daily") == 7
     sink_until_drained(exchange, sent["total"] + more["total"], group_id=f"{exchange.topic_prefix}replay")
     assert _aggregates(store, db) == {**aggregates, "events": 7}

@@ -6,7 +6,8 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 
 from sinks.decision import Action, Decision, decide
-from sinks.writer import NoLedger, TableInsert, decided, is_refusal, is_retriable, keep_rows
+from sinks.inserts import TableInsert, keep_rows
+from sinks.writer import NoLedger, decided, is_refusal, is_retriable
 
 COLUMNS = ("event_id", "offset")
 

@@ -12,7 +12,7 @@ import pytest
 from schemas import contract, topics
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry
-from sinks.errors import RowError
+from sinks.errors import UnstorableMessage
 from sinks.pii import PiiMasker
 from sinks.rows import (
     CHANGE_LOG_COLUMNS, DLQ_COLUMNS, ROUTED_COLUMNS, change_log_row, dlq_row, routed_row,
@@ -100,7 +100,7 @@ def test_delete_has_before_and_empty_after():
 def test_event_missing_its_source_is_a_row_error_naming_it():
     event = make_event("vehicle")
     del event["source"]
-    with pytest.raises(RowError, match=event["event_id"]):
+    with pytest.raises(UnstorableMessage, match=event["event_id"]):
         change_log_row(event, 1, "national.changes", 0, 5, PII)
 
 
@@ -159,7 +159,7 @@ def test_routed_row_names_target_case_and_stage():
 
 
 def test_routed_row_for_a_non_event_is_a_row_error():
-    with pytest.raises(RowError, match="not a routed case"):
+    with pytest.raises(UnstorableMessage, match="not a routed case"):
         routed_row({"event_id": "x"}, "xprov.11.inbound", 0, 5, None, "11", PII)
 
 
@@ -198,7 +198,7 @@ def test_finding_missing_its_rule_is_a_row_error_naming_it():
     from sinks.rows import finding_row
     bad = finding()
     del bad["rule"]
-    with pytest.raises(RowError, match="e1/RQ003.*not a quality finding"):
+    with pytest.raises(UnstorableMessage, match="e1/RQ003.*not a quality finding"):
         finding_row(bad, "national.quality", 0, 4, PII)
 
 
