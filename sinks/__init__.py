@@ -1,0 +1,39 @@
+"""The ClickHouse sink of the exchange: the national topics into the analytical store,
+exactly once, and the store's read side.
+
+- ``run`` (``sinks.worker``) / ``run_sink`` (``sinks.sink``): poll a batch, turn each message
+  into a row of its table (``sinks.rows``, personal numbers masked by ``PiiMasker``,
+  ``sinks.pii``), decide what the store already holds (``sinks.decision``) and insert
+  (``sinks.writer``, ``sinks.inserts``), and only then commit the offsets;
+- the store: ``open_store`` and ``ensure_schema`` (``sinks.store``, ``sinks.ddl``,
+  ``sinks.migrations``), ``sinks.store_client`` for a running stack's store, ``StoreServer``
+  (its read-only HTTP endpoint), ``run_query`` for analysts;
+- reports: ``load_report`` and ``render_html`` (the monthly quality report), ``verify_licence``;
+- errors: ``SinkError`` and its tree (``sinks.errors``).
+
+Names are imported from their modules when first asked for, so importing ``sinks`` (or
+``sinks.errors``) does not load the store's libraries. A name that is also a module's
+(``store_client``) is not exported: the module would shadow it once imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "run": "worker", "run_sink": "sink", "TopicRoles": "sink", "plan_batch": "sink", "write_then_commit": "sink",
+    "PiiMasker": "pii", "open_store": "store", "ensure_schema": "store",
+    "StoreServer": "http_server", "run_query": "query",
+    "load_report": "report", "render_html": "report_html", "verify_licence": "verify",
+    "SinkError": "errors", "StoreError": "errors", "QueryError": "errors", "UnstorableMessage": "errors",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
