@@ -293,7 +293,7 @@ def spooled(state: Path) -> int:
         return 0
     try:
         with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as db:
-            return db.execute("SELECT count(*) FROM entries WHERE acked = 0").fetchone()[0]
+            return db.execute("SELECT count(*) FROM entries").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
 
