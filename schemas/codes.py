@@ -12,8 +12,14 @@ from types import MappingProxyType
 from typing import Mapping
 
 __all__ = [
-    "CASE_STAGES", "CODE_TABLES", "LABELS", "LICENCE_TYPES", "LICENCE_TYPE_NAMES", "STATUSES", "VEHICLE_CLASSES",
+    "CASE_STAGES", "CODE_TABLES", "LABELS", "LICENCE_TYPES", "LICENCE_TYPE_NAMES", "PROVENANCE", "QUALITY_DIMENSIONS",
+    "STATUSES", "VEHICLE_CLASSES",
 ]
+
+# The data-quality dimensions the ministry scores (完整性, 规范性, 关联性), the ``dimension`` of a
+# finding on national.quality; a finding about where an event came from is ``provenance``.
+QUALITY_DIMENSIONS = ("completeness", "conformity", "relational")
+PROVENANCE = "provenance"
 
 # 经营许可证 JT/T 1291, 从业资格证 JT/T 1290, 道路运输证 JT/T 1292
 LICENCE_TYPES = ("operating_permit", "qualification", "transport_cert")

@@ -28,12 +28,13 @@ from typing import Any, Iterable, Sequence
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from schemas.codes import QUALITY_DIMENSIONS
 from schemas.topics import ANY_PREFIX_CHANGES
 
 from .ddl import check_identifier
 from .errors import QueryError, SinkError
 
-DIMENSIONS = ("completeness", "conformity", "relational")
+DIMENSIONS = QUALITY_DIMENSIONS
 REFERENCE_GRACE_SECONDS = 3600  # how long a referenced entity may arrive after its reference (ROADX_REFERENCE_GRACE_SECONDS)
 TREND_MONTHS = 6
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")

@@ -21,6 +21,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from schemas import codes
 from schemas.codes import LICENCE_TYPE_NAMES, LICENCE_TYPES
+from schemas.contract import entity_key
 from schemas.identifiers import PROVINCES
 
 from .ddl import check_identifier
@@ -109,7 +110,7 @@ def verdict(licence_no: str, record: LicenceRecord | None, today: dt.date) -> Ve
 
 def candidate_keys(licence_no: str, pii: PiiMasker | None) -> list[str]:
     """Entity keys the number may have in the store, one per licence type (tokenised when personal)."""
-    keys = [f"licence:{ltype}:{licence_no}" for ltype in LICENCE_TYPES]
+    keys = [entity_key("licence", {"licence_type": ltype, "licence_no": licence_no}) for ltype in LICENCE_TYPES]
     if pii is not None:
         keys += [pii.entity_key(key) for key in keys]
     return sorted(set(keys))

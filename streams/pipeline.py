@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping, MutableMapping, Sequence
 
 import orjson
 
-from schemas import signing
+from schemas import codes, signing
 from schemas import topics as topic_headers
 from schemas.codec import EventCodec, FindingCodec
 from schemas.errors import DecodeError
@@ -181,7 +181,7 @@ class _Message:
         if findings:
             self._publish_findings(findings)
         else:
-            dimension = rules.PROVENANCE if rejection.rule in PROVENANCE_RULES else rules.CONFORMITY
+            dimension = codes.PROVENANCE if rejection.rule in PROVENANCE_RULES else rules.CONFORMITY
             self._publish(rejection.rule, dimension, rules.ERROR, None, rejection.message)
 
     def _publish_findings(self, findings: list[rules.Finding]) -> None:

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from schemas import identifiers
-from schemas.codes import CASE_STAGES, LICENCE_TYPES, STATUSES, VEHICLE_CLASSES
+from schemas.codes import CASE_STAGES, LICENCE_TYPES, QUALITY_DIMENSIONS, STATUSES, VEHICLE_CLASSES
 from schemas.errors import InvalidIdentifier
 
-COMPLETENESS, CONFORMITY, RELATIONAL, PROVENANCE = "completeness", "conformity", "relational", "provenance"
+COMPLETENESS, CONFORMITY, RELATIONAL = QUALITY_DIMENSIONS
 ERROR, WARNING = "error", "warning"
 
 EARLIEST, LATEST = dt.date(1949, 10, 1), dt.date(2100, 12, 31)
