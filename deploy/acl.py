@@ -76,7 +76,7 @@ def exchange_acls(settings: Settings, provinces: Sequence[str]) -> list[AclRule]
     rules += [AclRule(STREAMS_PRINCIPAL, "topic", names.province_inbound(p), WRITE) for p in provinces]
     rules += [AclRule(STREAMS_PRINCIPAL, "topic", names.stream_state(p), ("Read", "Write", "Describe"))
               for p in provinces]
-    rules.append(AclRule(STREAMS_PRINCIPAL, "topic", names.registry, ("Read", "Write", "Describe")))
+    rules.append(AclRule(STREAMS_PRINCIPAL, "topic", names.ownership, ("Read", "Write", "Describe")))
     # Its consumer group and those its state readers name (roadx-streams-restore, -registry).
     rules.append(AclRule(STREAMS_PRINCIPAL, "group", names.streams_group, ("Read",), PREFIXED))
     rules += [AclRule(SINK_PRINCIPAL, "topic", t, READ) for t in national]

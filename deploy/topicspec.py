@@ -194,7 +194,7 @@ def _province_errors(name: str, settings: Settings) -> list[str]:
 
 
 def _is_state_topic(name: str, settings: Settings) -> bool:
-    return name.startswith(settings.topics.stream_state("")) or name == settings.topics.registry
+    return name.startswith(settings.topics.stream_state("")) or name == settings.topics.ownership
 
 
 def _positive_int(value: Any) -> bool:

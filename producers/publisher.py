@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 from confluent_kafka import KafkaException, Producer
 
+from schemas.kafka import produce
+
 from .errors import PublishError
 from .spool import Spool, SpoolEntry
 
@@ -78,22 +80,16 @@ class SpoolPublisher:
         return len(appended)
 
     def _produce(self, entries: list[SpoolEntry]) -> None:
-        produce, poll, on_delivery = self._producer.produce, self._producer.poll, self._on_delivery
-        failed = self._failed
+        producer, on_delivery, failed = self._producer, self._on_delivery, self._failed
         for entry in entries:
-            entry_id = entry.id
-            while True:
-                try:
-                    produce(entry.topic, entry.value, entry.key, on_delivery=functools.partial(on_delivery, entry_id))
-                    break
-                except BufferError:
-                    poll(0.05)
-                except KafkaException as exc:  # refused locally, e.g. larger than message.max.bytes
-                    failed.append((entry_id, entry.topic, str(exc.args[0] if exc.args else exc)))
-                    break
+            try:
+                produce(producer, entry.topic, entry.value, entry.key,
+                        on_delivery=functools.partial(on_delivery, entry.id))
+            except KafkaException as exc:  # refused locally, e.g. larger than message.max.bytes
+                failed.append((entry.id, entry.topic, str(exc.args[0] if exc.args else exc)))
         if entries:
             self._sent_upto = entries[-1].id
-        poll(0)
+        producer.poll(0)
 
     def commit_delivered(self) -> int:
         """Mark entries whose delivery succeeded so far as acknowledged; returns how many."""

@@ -104,8 +104,9 @@ class TopicNames:
         return self.prefix + STATE_TOPIC.format(province)
 
     @property
-    def registry(self) -> str:
-        """Compacted: entity key (and ``plate:<plate>``) → the province whose register holds it."""
+    def ownership(self) -> str:
+        """Compacted: entity key (and ``plate:<plate>``) → the province whose register holds it
+        (the topic keeps its first name, ``roadx-registry``)."""
         return f"{self.prefix}roadx-registry"
 
     def exchange(self, provinces: Sequence[str]) -> list[ExchangeTopic]:
@@ -120,7 +121,7 @@ class TopicNames:
         # A changelog partition holds the state of the same partition of prov.<P>.changes.
         topics += [ExchangeTopic(self.stream_state(p), "stream_state", compacted=True) for p in provinces]
         # Which province's register holds each entity; every stream worker reads all of it.
-        topics.append(ExchangeTopic(self.registry, "registry", compacted=True))
+        topics.append(ExchangeTopic(self.ownership, "registry", compacted=True))
         return topics
 
     def province_of_changes_topic(self, topic: str) -> str | None:

@@ -77,6 +77,6 @@ def state_changes(batch: Sequence[Inbound], result: BatchResult, settings: Setti
         if province is None:
             raise WorkerError(f"accepted an event from {message.topic!r}, which is not a province topic")
         changes.put((province, message.partition), key, value)
-    for key, value in result.registry:
+    for key, value in result.ownership:
         changes.ownership[key] = value
     return changes

@@ -29,7 +29,7 @@ from schemas.topics import ORIGIN
 from .changes import StateChanges
 from .errors import WorkerError
 from .handover import Handover, OutputPositions, Scope, done_key, label_outputs, since_key
-from .pipeline import REGISTRY, BatchResult, Inbound
+from .pipeline import OWNER, BatchResult, Inbound
 from .state import StateStore, encode_change
 
 # The worker's log lines keep the loop's logger name: "left out …" is read back by roadx chaos.
@@ -97,8 +97,8 @@ def write_then_commit(producer: Producer, consumer: Consumer, store: StateStore,
         for key, value in changes.values.items():
             record(changes.scopes[key], key, value)
         for key, value in changes.ownership.items():
-            local[REGISTRY + key] = raw = encode_change(value)
-            produce(producer, names.registry, raw, key.encode("utf-8"), on_delivery=deliveries)
+            local[OWNER + key] = raw = encode_change(value)
+            produce(producer, names.ownership, raw, key.encode("utf-8"), on_delivery=deliveries)
         done, advanced = handover.marks_after(batch)
         for scope, offset in done.items():
             record(scope, done_key(scope), offset)

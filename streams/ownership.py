@@ -18,7 +18,7 @@ from schemas.kafka import READ_CHUNK, reader_conf, read_to_end, watermarks
 from schemas.settings import Settings
 
 from .errors import StateError
-from .pipeline import REGISTRY
+from .pipeline import OWNER
 from .state import StateStore, decode_change
 
 POSITION_SCOPE = "~registry"  # positions kept as (POSITION_SCOPE, partition)
@@ -28,7 +28,7 @@ class OwnershipReader:
     """Reads the ownership topic into the local store: to its end at start, then what waits."""
 
     def __init__(self, settings: Settings, store: StateStore) -> None:
-        self.topic = settings.topics.registry
+        self.topic = settings.topics.ownership
         self.store = store
         self.consumer = Consumer(reader_conf(settings.kafka_conf(), f"{settings.topics.streams_group}-registry"))
         try:
@@ -76,7 +76,7 @@ class OwnershipReader:
                 if m.error().code() == KafkaError._PARTITION_EOF:
                     continue
                 raise StateError(f"cannot read the registry topic {self.topic}: {m.error()}")
-            values[REGISTRY + m.key().decode("utf-8")] = decode_change(m.value())
+            values[OWNER + m.key().decode("utf-8")] = decode_change(m.value())
             positions[(POSITION_SCOPE, m.partition())] = m.offset() + 1
         if values or positions:
             self.store.apply(values, positions)

@@ -12,8 +12,8 @@ forward their original bytes, so signatures stay verifiable downstream.
 
 State is a key-value mapping read and written through ``state``: ``seen:<event_id>``
 (when and on which partition it was accepted, ``streams.retention``),
-``entity:<entity key>`` (seq, content hash, stage, case routes) and ``reg:<key>`` (the
-registry, shared by every worker). ``BatchResult.changes`` and ``.registry`` list what
+``entity:<entity key>`` (seq, content hash, stage, case routes) and ``reg:<key>`` (which
+province's register holds an entity, shared by every worker). ``BatchResult.changes`` and ``.ownership`` list what
 the batch wrote, for the runner to make durable.
 """
 
@@ -47,7 +47,7 @@ SOURCE_OFFSET = "roadx.source.offset"
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 UNCHANGED, STALE = "unchanged", "stale"
 HEADER_MAX_BYTES = 4096  # reasons, keys and ids copied into DLQ headers and findings are cut to this
-ENTITY, REGISTRY = "entity:", "reg:"
+ENTITY, OWNER = "entity:", "reg:"  # OWNER: which province's register holds an entity
 UNKNOWN_PROVINCE = "unknown"
 
 Headers = list[tuple[str, bytes]]
@@ -98,8 +98,8 @@ class BatchResult:
     (rule, province); ``routed`` is keyed (source, target); ``findings`` is keyed
     (province, dimension, severity). ``accepted`` lists (index in the batch, event_id) of
     every accepted event, in order. ``changes`` lists (index, key, value) of the state the
-    batch wrote for the partition of message ``index``; ``registry`` lists (key, value)
-    written to the shared registry (None clears an entry).
+    batch wrote for the partition of message ``index``; ``ownership`` lists (key, value)
+    written to the shared ownership table (None clears an entry).
     """
 
     outputs: list[Outbound] = field(default_factory=list)
@@ -109,7 +109,7 @@ class BatchResult:
     accepted: list[tuple[int, str]] = field(default_factory=list)
     findings: Counter = field(default_factory=Counter)
     changes: list[tuple[int, str, Any]] = field(default_factory=list)
-    registry: list[tuple[str, Any]] = field(default_factory=list)
+    ownership: list[tuple[str, Any]] = field(default_factory=list)
 
 
 def process_batch(batch: Sequence[Inbound], ctx: StageContext, state: MutableMapping[str, Any],
@@ -171,7 +171,7 @@ class _Message:
         return rules.evaluate(event["entity_type"], subject_record(event), facts)
 
     def _registered(self, key: str) -> str | None:
-        return self.state.get(REGISTRY + key)
+        return self.state.get(OWNER + key)
 
     def _reject(self, rejection: Rejection, findings: list[rules.Finding]) -> None:
         result, province = self.result, self.province
@@ -244,12 +244,12 @@ class _Message:
             for target, reasons in deliver.items():
                 stage = routing.DELETED_STAGE if event["op"] == "d" else str(record.get("stage"))
                 self._route(event, target, reasons, routing.correlation_id(province, entity_key), stage)
-        for key in routing.registry_keys(event):
+        for key in routing.ownership_keys(event):
             value = None if event["op"] == "d" else province
-            if self.state.get(REGISTRY + key) == value:
-                continue  # the registry says so already: an update within the province changes nothing there
-            self.state[REGISTRY + key] = value
-            result.registry.append((key, value))
+            if self.state.get(OWNER + key) == value:
+                continue  # the ownership table says so already: an update within the province changes nothing there
+            self.state[OWNER + key] = value
+            result.ownership.append((key, value))
         self._write(ENTITY + entity_key, entity)
         self._forward(event, stale=False)
 

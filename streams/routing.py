@@ -30,8 +30,8 @@ DELETED_STAGE = "deleted"
 Lookup = Callable[[str], str | None]
 
 
-def registry_keys(event: Mapping[str, Any]) -> list[str]:
-    """The registry entries an accepted register event sets (or clears, on delete)."""
+def ownership_keys(event: Mapping[str, Any]) -> list[str]:
+    """The ownership entries an accepted register event sets (or clears, on delete)."""
     etype, record = event.get("entity_type"), subject_record(event)
     if record is None or etype not in ("operator", "vehicle", "practitioner"):
         return []

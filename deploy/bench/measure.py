@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from schemas.kafka import produce
 from schemas.settings import Settings
 
 from ..errors import StackError
@@ -59,12 +60,7 @@ def fill_topic(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]], 
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "queue.buffering.max.messages": 500_000})
     for i in range(count):
         key, value = messages[i % len(messages)]
-        while True:
-            try:
-                producer.produce(topic, value, key)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce(producer, topic, value, key)
         if i % 10_000 == 0:
             producer.poll(0)
     if producer.flush(120):
@@ -88,7 +84,7 @@ def kafka_loop_rate(bootstrap: str, source: str, target: str, partitions: int, c
             for message in messages:
                 if message.error() is not None:
                     continue
-                while True:
+                while True:  # the bare client's own calls: this loop is the ceiling every stage is held to
                     try:
                         producer.produce(target, message.value(), message.key())
                         break

@@ -94,7 +94,7 @@ def test_a_vehicle_that_moves_province_notifies_both(ctx3):
     assert notified == [TOPICS.province_inbound("11"), TOPICS.province_inbound("44")]
     assert all(headers(o)[th.ROUTED_REASON] == b"moved" for o in result.outputs if o.topic.startswith("t.xprov."))
     assert state["reg:vehicle:京A12345:2"] == "44"
-    assert ("vehicle:京A12345:2", "44") in result.registry
+    assert ("vehicle:京A12345:2", "44") in result.ownership
 
 
 def test_an_update_within_the_province_writes_nothing_to_the_registry(ctx):
@@ -103,9 +103,9 @@ def test_an_update_within_the_province_writes_nothing_to_the_registry(ctx):
     renamed = event("operator", operator(name="新名称运输公司"), op="u")
     update = process_batch([inbound(signed(seq(renamed, 2)))], ctx, state)
     gone = process_batch([inbound(signed(seq(event("operator", operator(), op="d"), 3)))], ctx, state)
-    assert first.registry == [(f"operator:{USCC_44}", "44")]
-    assert update.registry == [] and len(on(TOPICS.national_changes, update)) == 1
-    assert gone.registry == [(f"operator:{USCC_44}", None)] and state.get(f"reg:operator:{USCC_44}") is None
+    assert first.ownership == [(f"operator:{USCC_44}", "44")]
+    assert update.ownership == [] and len(on(TOPICS.national_changes, update)) == 1
+    assert gone.ownership == [(f"operator:{USCC_44}", None)] and state.get(f"reg:operator:{USCC_44}") is None
 
 
 def test_rejected_and_warned_events_publish_their_findings(ctx):

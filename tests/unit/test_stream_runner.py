@@ -81,7 +81,7 @@ def test_state_changes_go_to_the_changelog_partition_of_their_source():
         Inbound("tx.prov.44.changes", 2, 10, b"k", b"v"),
         Inbound("tx.prov.11.changes", 0, 11, b"k", b"v"),
     ]
-    result = BatchResult(changes=[(0, "seen:e1", 100), (1, "seen:e2", 200)], registry=[("operator:X", "11")])
+    result = BatchResult(changes=[(0, "seen:e1", 100), (1, "seen:e2", 200)], ownership=[("operator:X", "11")])
     changes = state_changes(batch, result, settings)
     assert changes.values == {"seen:e1": 100, "seen:e2": 200}
     assert changes.scopes == {"seen:e1": ("44", 2), "seen:e2": ("11", 0)}
