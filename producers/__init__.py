@@ -16,13 +16,8 @@ metrics (``metrics``) and the error tree (``errors``).
 
 from __future__ import annotations
 
-import importlib
+from schemas.exports import lazy_modules
+
 
 __all__ = ["database", "errors", "files", "metrics", "publisher", "spool", "state", "synthetic"]
-
-
-def __getattr__(name: str) -> object:
-    """A sub-package or shared module, imported when first asked for."""
-    if name not in __all__:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return importlib.import_module(f".{name}", __name__)
+__getattr__ = lazy_modules(__name__, __all__)

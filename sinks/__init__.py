@@ -18,8 +18,8 @@ Names are imported from their modules when first asked for, so importing ``sinks
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from schemas.exports import lazy_names
+
 
 _WHERE = {
     "run": "worker", "run_sink": "sink", "TopicRoles": "sink", "plan_batch": "sink", "write_then_commit": "sink",
@@ -30,10 +30,4 @@ _WHERE = {
 }
 
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
+__getattr__ = lazy_names(__name__, _WHERE)

@@ -20,8 +20,8 @@ Names are imported from their modules when first asked for, so importing ``strea
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from schemas.exports import lazy_names
+
 
 _WHERE = {
     "BatchResult": "pipeline", "Inbound": "pipeline", "Outbound": "pipeline", "StageContext": "pipeline",
@@ -32,10 +32,4 @@ _WHERE = {
 }
 
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
+__getattr__ = lazy_names(__name__, _WHERE)

@@ -12,8 +12,8 @@ The command is ``deploy.commands.bench``. The names below are loaded on first us
 ``python -m deploy.bench.child`` does not load the run into the processes whose memory it measures.
 """
 
-from importlib import import_module
-from typing import Any
+from schemas.exports import lazy_names
+
 
 _HOME = {
     "PHASES": "phases",
@@ -23,9 +23,4 @@ _HOME = {
 }
 
 __all__ = sorted(_HOME)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f".{_HOME[name]}", __name__), name)
+__getattr__ = lazy_names(__name__, _HOME)

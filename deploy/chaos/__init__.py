@@ -10,8 +10,8 @@
 The command is ``deploy.commands.chaos``. The names below are loaded on first use.
 """
 
-from importlib import import_module
-from typing import Any
+from schemas.exports import lazy_names
+
 
 _HOME = {
     "ChaosOptions": "run", "ChaosRun": "run", "chaos_data_dir": "run",
@@ -20,9 +20,4 @@ _HOME = {
 }
 
 __all__ = sorted(_HOME)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f".{_HOME[name]}", __name__), name)
+__getattr__ = lazy_names(__name__, _HOME)

@@ -18,13 +18,8 @@ Each module has ``add_parser(sub, with_data_dir)``, which registers its subcomma
 The modules are loaded on first use (``deploy.commands.chaos`` is also run with ``python -m``).
 """
 
-from importlib import import_module
-from types import ModuleType
+from schemas.exports import lazy_modules
+
 
 __all__ = ["acl", "bench", "chaos", "demo", "produce", "stack", "status", "store", "subscribe", "topics", "worker"]
-
-
-def __getattr__(name: str) -> ModuleType:
-    if name not in __all__:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return import_module(f".{name}", __name__)
+__getattr__ = lazy_modules(__name__, __all__)

@@ -119,7 +119,7 @@ def describe_up(settings: Settings, info: StackInfo, log_dir: Path) -> str:
                   f"  sql      {info.store_url} (ClickHouse HTTP, read-only, database {db})"]
     else:
         lines.append(f"  store    {_server(settings.clickhouse_url)} (database {db})")
-    lines += [f"  metrics  " + ", ".join(f"{n} http://{a}/metrics" for n, a in info.metrics.items()),
+    lines += ["  metrics  " + ", ".join(f"{n} http://{a}/metrics" for n, a in info.metrics.items()),
               f"  logs     {log_dir}",
               "query it:",
               f"  roadx query {shlex.quote(example)} --data-dir {data_dir}"]

@@ -7,18 +7,11 @@ them; ``plan_changes`` is the pure decision of which events a batch of rows give
 
 from __future__ import annotations
 
-import importlib
+from schemas.exports import lazy_names
+
 
 __all__ = ["CycleReport", "DbAdapter", "DbAdapterConfig"]
 _HOMES = {  # public name -> the module that defines it
     "CycleReport": "adapter", "DbAdapter": "adapter", "DbAdapterConfig": "adapter",
 }
-
-
-def __getattr__(name: str) -> object:
-    """Each public name is imported from its module when first asked for, so importing one
-    module of the package loads none of the others (nor their libraries)."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{home}", __name__), name)
+__getattr__ = lazy_names(__name__, _HOMES)
