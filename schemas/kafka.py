@@ -107,6 +107,30 @@ def read_to_end(consumer: Consumer, starts: Mapping[Part, int], ends: Mapping[Pa
             return
 
 
+def read_topics(conf: Mapping[str, Any], group: str, topics: Iterable[str], *, error: type[Exception],
+                what: str, total_seconds: float | None = None, require_all: bool = False) -> Iterator[list[Message]]:
+    """Every message of ``topics`` (those on the broker; all of them with ``require_all``), from
+    the beginning to the end (``read_to_end``), a poll at a time."""
+    topics = list(topics)
+    reader = Consumer({**reader_conf(conf, group), "fetch.max.bytes": 52_428_800})
+    try:
+        try:
+            metadata = reader.list_topics(timeout=10).topics
+        except KafkaException as exc:
+            raise error(f"cannot {what}: {exc}") from exc
+        absent = [t for t in topics if t not in metadata]
+        if absent and require_all:
+            raise error(f"cannot {what}: {absent} not on the broker")
+        parts = [(t, p) for t in topics if t in metadata for p in sorted(metadata[t].partitions)]
+        marks = watermarks(reader, parts, error=error, what=what)
+        reader.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in parts])
+        yield from read_to_end(reader, {part: low for part, (low, _high) in marks.items()},
+                               {part: high for part, (_low, high) in marks.items()},
+                               error=error, what=what, total_seconds=total_seconds)
+    finally:
+        reader.close()
+
+
 def restore_changelog(conf: Mapping[str, Any], group: str, topic: str, partition: int, position: int,
                       apply: Callable[[dict[str, bytes | None], int], None], *, error: type[Exception]) -> int:
     """Replay ``topic[partition]`` from ``position`` (or its low watermark, if later) to its end.

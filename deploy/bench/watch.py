@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupState, KafkaException, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from schemas.kafka import read_topics
 from schemas.settings import Settings, to_environ
 
 from ..broker import die_with_parent
@@ -193,30 +194,19 @@ class CommitLog:
         self._thread.join(10)
 
 
-def count_messages(bootstrap_servers: str, topics: Iterable[str], idle: float = 1.0) -> int:
+def count_messages(bootstrap_servers: str, topics: Iterable[str]) -> int:
     """Messages in ``topics`` as committed offsets count them (last offset + 1 per partition).
 
     Read to the end rather than asked for: the embedded broker's end offsets are not reliable.
     The topics must not be growing.
     """
-    reader = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "roadx-bench-count",
-                       "enable.auto.commit": False, "fetch.max.bytes": 52_428_800})
-    try:
-        metadata = reader.list_topics(timeout=10).topics
-        reader.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics if t in metadata
-                       for p in metadata[t].partitions])
-        ends: dict[tuple[str, int], int] = {}
-        while True:
-            messages = reader.consume(10_000, idle)
-            if not messages:
-                return sum(ends.values())
-            for m in messages:
-                if m.error() is None:
-                    ends[(m.topic(), m.partition())] = max(ends.get((m.topic(), m.partition()), 0), m.offset() + 1)
-    except KafkaException as exc:
-        raise StackError(f"cannot count the messages of {list(topics)}: {exc}") from exc
-    finally:
-        reader.close()
+    topics = list(topics)
+    ends: dict[tuple[str, int], int] = {}
+    for messages in read_topics({"bootstrap.servers": bootstrap_servers}, "roadx-bench-count", topics,
+                                error=StackError, what=f"count the messages of {topics}"):
+        for m in messages:
+            ends[(m.topic(), m.partition())] = max(ends.get((m.topic(), m.partition()), 0), m.offset() + 1)
+    return sum(ends.values())
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, check: Callable[[], None] = lambda: None,

@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
-
+from schemas.kafka import read_topics
 from schemas.settings import Settings
 
 from ..errors import DeployError, StackError
 from ..stack import served_store
 from .check import StoreSnapshot, TopicSnapshot, Truth
 from .trace import Located, LogEntry, explain_missing_routes, origin_of, parse_worker_log
-
-READ_BATCH = 10_000
 
 
 def spooled_so_far(settings: Settings) -> int:
@@ -92,15 +88,13 @@ def read_snapshot(settings: Settings) -> StoreSnapshot:
     return StoreSnapshot(change_log=change_log, routed=routed, current=current)
 
 
-def read_topic_counts(settings: Settings, idle_seconds: float = 3.0, give_up_seconds: float = 300.0
-                      ) -> TopicSnapshot:
+def read_topic_counts(settings: Settings, give_up_seconds: float = 300.0) -> TopicSnapshot:
     """Messages per event on ``national.changes`` and per (event, target) on each ``xprov.<Q>.inbound``.
 
-    Reads every partition from the beginning until a consume returns nothing for
-    ``idle_seconds`` and each partition is at least at the high watermark reported when the
-    read began (Tansu may report one lower than the true end, never higher). Raises
-    ``DeployError`` when the broker cannot be read or a partition stays short of its mark
-    for ``give_up_seconds``.
+    Reads every partition from the beginning to its end (``schemas.kafka.read_topics``: past
+    the high watermark reported when the read began, which Tansu may report lower than the
+    true end). Raises ``DeployError`` when the broker cannot be read, a topic is missing or the
+    read takes longer than ``give_up_seconds``.
     """
     from schemas.codec import EventCodec
     from schemas.errors import DecodeError
@@ -108,53 +102,25 @@ def read_topic_counts(settings: Settings, idle_seconds: float = 3.0, give_up_sec
 
     names = settings.topics
     target_of = {names.province_inbound(p): p for p in settings.provinces}
-    topics = [names.national_changes, *target_of]
     codec = EventCodec(make_registry(settings.schema_registry_url or None))
     changes: Counter = Counter()
     routed: Counter = Counter()
     undecodable: Counter = Counter()
-    reader = Consumer({**settings.kafka_conf(), "group.id": f"{names.sink_group}-chaos-topics",
-                       "enable.auto.commit": False, "fetch.max.bytes": 52_428_800})
-    try:
-        metadata = reader.list_topics(timeout=10).topics
-        absent = [t for t in topics if t not in metadata]
-        if absent:
-            raise DeployError(f"cannot read the output topics: {absent} not on the broker")
-        assigned = [TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in sorted(metadata[t].partitions)]
-        marks = {(tp.topic, tp.partition): reader.get_watermark_offsets(tp, timeout=10) for tp in assigned}
-        read_to = {at: low for at, (low, _high) in marks.items()}
-        reader.assign(assigned)
-        give_up = time.monotonic() + give_up_seconds
-        while True:
-            messages = reader.consume(READ_BATCH, idle_seconds)
-            if not messages:
-                short = sorted(f"{t}[{p}] at {read_to[(t, p)]} of {high}"
-                               for (t, p), (_low, high) in marks.items() if read_to[(t, p)] < high)
-                if not short:
-                    break
-                if time.monotonic() > give_up:
-                    raise DeployError(f"cannot read the output topics to their end: {short[:5]}")
+    for messages in read_topics(settings.kafka_conf(), f"{names.sink_group}-chaos-topics",
+                                [names.national_changes, *target_of], error=DeployError,
+                                what="read the output topics to their end", total_seconds=give_up_seconds,
+                                require_all=True):
+        for m in messages:
+            topic = m.topic()
+            try:
+                event_id = str(codec.decode(m.value())[1]["event_id"])
+            except (DecodeError, KeyError, TypeError):
+                undecodable[topic] += 1
                 continue
-            for m in messages:
-                if m.error() is not None:
-                    if m.error().fatal():
-                        raise DeployError(f"cannot read the output topics: {m.error()}")
-                    continue
-                topic = m.topic()
-                read_to[(topic, m.partition())] = m.offset() + 1
-                try:
-                    event_id = str(codec.decode(m.value())[1]["event_id"])
-                except (DecodeError, KeyError, TypeError):
-                    undecodable[topic] += 1
-                    continue
-                if topic in target_of:
-                    routed[(event_id, target_of[topic])] += 1
-                else:
-                    changes[event_id] += 1
-    except KafkaException as exc:
-        raise DeployError(f"cannot read the output topics: {exc}") from exc
-    finally:
-        reader.close()
+            if topic in target_of:
+                routed[(event_id, target_of[topic])] += 1
+            else:
+                changes[event_id] += 1
     return TopicSnapshot(changes=dict(changes), routed=dict(routed), undecodable=dict(undecodable))
 
 
@@ -177,27 +143,16 @@ def locate(settings: Settings, event_ids: Iterable[str], topics: Sequence[str]) 
 
     codec = EventCodec(make_registry(settings.schema_registry_url or None))
     found: dict[str, list[Located]] = {i: [] for i in event_ids}
-    reader = Consumer({**settings.kafka_conf(), "group.id": f"{settings.topics.sink_group}-chaos-trace",
-                       "enable.auto.commit": False, "fetch.max.bytes": 52_428_800})
-    try:
-        metadata = reader.list_topics(timeout=10).topics
-        reader.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics if t in metadata
-                       for p in metadata[t].partitions])
-        while messages := reader.consume(10_000, 3.0):
-            for m in messages:
-                if m.error() is not None:
-                    continue
-                try:
-                    event_id = str(codec.decode(m.value())[1]["event_id"])
-                except (DecodeError, KeyError, TypeError):
-                    continue
-                if event_id in found:
-                    found[event_id].append(Located(m.topic(), m.partition(), m.offset(), origin_of(m.headers()),
-                                                   m.timestamp()[1]))
-    except KafkaException as exc:
-        raise DeployError(f"cannot read {len(topics)} topics to trace events: {exc}") from exc
-    finally:
-        reader.close()
+    for messages in read_topics(settings.kafka_conf(), f"{settings.topics.sink_group}-chaos-trace", topics,
+                                error=DeployError, what=f"read {len(topics)} topics to trace events"):
+        for m in messages:
+            try:
+                event_id = str(codec.decode(m.value())[1]["event_id"])
+            except (DecodeError, KeyError, TypeError):
+                continue
+            if event_id in found:
+                found[event_id].append(Located(m.topic(), m.partition(), m.offset(), origin_of(m.headers()),
+                                               m.timestamp()[1]))
     order = {t: n for n, t in enumerate(topics)}
     return {i: sorted(where, key=lambda m: (order[m.topic], m.partition, m.offset)) for i, where in found.items()}
 
