@@ -100,7 +100,8 @@ def test_what_the_runner_logs_when_it_leaves_an_output_out_is_what_the_trace_rea
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     runner_log = logging.getLogger("streams.runner")
     runner_log.addHandler(handler)
-    level, runner_log.level = runner_log.level, logging.INFO
+    level = runner_log.level
+    runner_log.setLevel(logging.INFO)  # setLevel, not the attribute: it clears the logger's is-enabled cache
     disabled, runner_log.disabled = runner_log.disabled, False  # a library's dictConfig may have disabled it
     store = StateStore(tmp_path / "s")
     try:
