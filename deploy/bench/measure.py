@@ -84,12 +84,7 @@ def kafka_loop_rate(bootstrap: str, source: str, target: str, partitions: int, c
             for message in messages:
                 if message.error() is not None:
                     continue
-                while True:  # the bare client's own calls: this loop is the ceiling every stage is held to
-                    try:
-                        producer.produce(target, message.value(), message.key())
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
+                produce(producer, target, message.value(), message.key())
                 moved += 1
             producer.poll(0)
         producer.flush(120)

@@ -180,10 +180,6 @@ def report_json(figures: Mapping[str, Figure], machine: Mapping[str, object], op
     }
 
 
-def missing_figures(figures: Mapping[str, Figure]) -> list[str]:
-    return [key for key in ALL_FIGURES if key not in figures]
-
-
 def _order(key: str) -> int:
     return ALL_FIGURES.index(key) if key in ALL_FIGURES else len(ALL_FIGURES)
 

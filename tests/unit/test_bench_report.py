@@ -7,7 +7,7 @@ import json
 import pytest
 
 from deploy.bench.report import (
-    ALL_FIGURES, CEILINGS, EVENTS_PER_S, MIB, MS, TARGETS, Figure, Target, evaluate, format_table, missing_figures,
+    ALL_FIGURES, CEILINGS, EVENTS_PER_S, MIB, MS, TARGETS, Figure, Target, evaluate, format_table,
     percentile, rate, ratio, report_json,
 )
 from deploy.errors import DeployError
@@ -136,9 +136,3 @@ def test_json_report_holds_figures_ratios_and_targets():
     assert {t["figure"] for t in data["targets"]} == {t.figure for t in TARGETS}
     assert next(t for t in data["targets"] if t["figure"] == "sink")["met"] is False
 
-
-def test_missing_figures_names_what_a_run_did_not_measure():
-    assert missing_figures(FULL) == []
-    partial = dict(FULL)
-    del partial["sink"]
-    assert missing_figures(partial) == ["sink"]
