@@ -53,6 +53,10 @@ class TopicPlan:
     unchanged: list[str] = field(default_factory=list)
     unmanaged: list[str] = field(default_factory=list)  # exchange-like topics the spec does not name
 
+    @property
+    def changes_nothing(self) -> bool:
+        return not self.actions
+
 
 def _same_value(key: str, wanted: str, actual: str | None) -> bool:
     if actual is None:

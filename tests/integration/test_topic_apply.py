@@ -74,7 +74,7 @@ def test_a_config_change_in_the_spec_is_applied_once(env, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"alter-config   {dlq}  (retention.ms: 2592000000 -> 86400000)" in out
     assert read_broker_topics(admin, [dlq])[dlq].config["retention.ms"] == "86400000"
-    assert plan_topics(changed, read_broker_topics(admin, [t.name for t in changed])).actions == []
+    assert plan_topics(changed, read_broker_topics(admin, [t.name for t in changed])).changes_nothing
 
 
 def test_fewer_partitions_in_the_spec_than_on_the_broker_is_reported_as_drift(env, tmp_path, capsys):
