@@ -1,8 +1,13 @@
 """What the benchmark needs to watch its parts: child processes with their peak RSS, and group progress.
 
-``Child`` starts ``python -m <module>`` with the settings as ``ROADX_*`` variables and,
-when stopped, reaps it with ``os.wait4`` so the kernel's own peak resident set size
-(``ru_maxrss``, the same number as ``VmHWM``) of that one process is known.
+``Child`` starts ``python -m <module>`` with the settings as ``ROADX_*`` variables. Its peak
+resident set size is the kernel's ``VmHWM`` of the process (``/proc/<pid>/status``: the
+high-water mark of its own memory since it started its program), read while it runs: each
+time it is checked or waited for, and last just before it is stopped. Not ``ru_maxrss``
+from reaping it: the kernel carries the forking parent's resident size into that figure
+across the child's ``exec``, so a child of a large benchmark process would report the
+parent's memory. A child that ends by itself may grow in its last moments unseen (at most
+the 50 ms between two reads while waiting).
 ``GroupProgress`` reads a consumer group's state and committed offsets without joining it.
 """
 
@@ -50,6 +55,7 @@ class Child:
 
     def check(self) -> None:
         """Raise ``StackError`` if the process ended (it should run until stopped)."""
+        self._read_peak_rss()
         if self.process.poll() is not None:
             raise StackError(f"the {self.name} process exited with code {self.process.returncode}; "
                              f"see {self.log_path}:\n{_tail(self.log_path)}")
@@ -58,6 +64,7 @@ class Child:
         """Wait for the process to end by itself; returns its exit status."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            self._read_peak_rss()
             pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)
             if pid:
                 return self._reaped(status, usage)
@@ -69,6 +76,7 @@ class Child:
         """SIGTERM (then SIGKILL after ``timeout``) and reap, recording the peak RSS."""
         if self.exit_status is not None:
             return
+        self._read_peak_rss()
         try:
             self.process.send_signal(signal.SIGTERM)
         except ProcessLookupError:
@@ -92,8 +100,13 @@ class Child:
             return self.reaped_cpu_seconds
         return cpu_seconds(self.process.pid)
 
+    def _read_peak_rss(self) -> None:
+        if self.exit_status is None:
+            peak = peak_rss_kib(self.process.pid)
+            if peak is not None:
+                self.peak_rss_kib = max(peak, self.peak_rss_kib or 0)
+
     def _reaped(self, status: int, usage) -> int:
-        self.peak_rss_kib = usage.ru_maxrss
         self.reaped_cpu_seconds = usage.ru_utime + usage.ru_stime
         self.exit_status = os.waitstatus_to_exitcode(status)
         self.process.returncode = self.exit_status  # reaped here: Popen must not wait for it again
@@ -102,8 +115,19 @@ class Child:
     @property
     def peak_rss_mib(self) -> float:
         if self.peak_rss_kib is None:
-            raise StackError(f"the {self.name} process has not been reaped: no peak RSS yet")
+            raise StackError(f"the {self.name} process was never seen running: no peak RSS")
         return self.peak_rss_kib / 1024
+
+
+def peak_rss_kib(pid: int) -> int | None:
+    """``VmHWM`` of a live process in KiB, from ``/proc/<pid>/status``; None where it cannot be read."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return None
 
 
 def cpu_seconds(pid: int) -> float:
