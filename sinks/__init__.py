@@ -2,8 +2,7 @@
 exactly once, and the store's read side.
 
 - ``run`` (``sinks.worker``) / ``run_sink`` (``sinks.sink``): poll a batch, turn each message
-  into a row of its table (``sinks.rows``, personal numbers masked by ``PiiMasker``,
-  ``sinks.pii``), decide what the store already holds (``sinks.decision``) and insert
+  into a row of its table (``sinks.rows``, personal numbers masked by ``schemas.pii``), decide what the store already holds (``sinks.decision``) and insert
   (``sinks.writer``, ``sinks.inserts``), and only then commit the offsets;
 - the store: ``open_store`` and ``ensure_schema`` (``sinks.store``, ``sinks.ddl``,
   ``sinks.migrations``), ``sinks.store_client`` for a running stack's store, ``StoreServer``
@@ -23,7 +22,7 @@ from schemas.exports import lazy_names
 
 _WHERE = {
     "run": "worker", "run_sink": "sink", "TopicRoles": "sink", "plan_batch": "sink", "write_then_commit": "sink",
-    "PiiMasker": "pii", "open_store": "store", "ensure_schema": "store",
+    "open_store": "store", "ensure_schema": "store",
     "StoreServer": "http_server", "run_query": "query",
     "load_report": "report", "render_html": "report_html", "verify_licence": "verify",
     "SinkError": "errors", "StoreError": "errors", "QueryError": "errors", "UnstorableMessage": "errors",

@@ -17,7 +17,7 @@ import orjson
 from schemas import topics as topic_headers
 
 from .errors import UnstorableMessage
-from .pii import PiiMasker, mask_raw
+from schemas.pii import PiiMasker, mask_raw
 
 CHANGE_LOG_COLUMNS = (
     "event_id", "op", "entity_type", "entity_key", "province", "source_system", "source_table",

@@ -32,7 +32,7 @@ from . import metrics
 from .errors import SinkError, UnstorableMessage
 from .inserts import TableInsert
 from .metrics import COMMIT_FAILURES, REFUSED
-from .pii import PiiMasker
+from schemas.pii import PiiMasker
 from .rows import (
     CHANGE_LOG_COLUMNS, DLQ_COLUMNS, QUALITY_COLUMNS, ROUTED_COLUMNS, change_log_row, dlq_row, finding_row, routed_row,
 )

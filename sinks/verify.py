@@ -26,7 +26,7 @@ from schemas.identifiers import PROVINCES
 
 from .ddl import check_identifier
 from .errors import QueryError, StoreError
-from .pii import PiiMasker
+from schemas.pii import PiiMasker
 
 STATUSES = (*codes.STATUSES["licence"], "unknown")  # a verdict: the register's code, or not found
 STATUS_LABELS = {

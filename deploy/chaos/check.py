@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from producers.synthetic import Generated, SyntheticProvinces
 from schemas.identifiers import PROVINCE_OF_PLATE_CHAR
 from sinks.ddl import VIEWS
-from sinks.pii import PiiMasker
+from schemas.pii import PiiMasker
 from sinks.rows import to_json
 
 from ..errors import DeployError

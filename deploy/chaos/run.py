@@ -347,7 +347,7 @@ class ChaosRun:
 
 
 def _masker(settings: Settings) -> Any:
-    from sinks.pii import PiiMasker
+    from schemas.pii import PiiMasker
 
     return PiiMasker(settings.pii_key())
 

@@ -96,7 +96,7 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
 
 def _pii(settings: Settings) -> Any:
     """The masker of the store's keyed tokens, when the exchange's master key is at hand."""
-    from sinks.pii import PiiMasker
+    from schemas.pii import PiiMasker
 
     key_file = settings.master_key_file or settings.data_dir / "secrets" / "master.key"
     if not Path(key_file).exists():

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from sinks.pii import PiiMasker
+from schemas.pii import PiiMasker
 from sinks.store import open_store
 from sinks.verify import format_verdict, verify_licence, well_formed
 

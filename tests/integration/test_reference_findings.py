@@ -20,7 +20,7 @@ from schemas import contract, signing
 from schemas.codec import EventCodec, FindingCodec
 from schemas.registry import EmbeddedRegistry
 from schemas.settings import Settings
-from sinks.pii import PiiMasker
+from schemas.pii import PiiMasker
 from sinks.report import load_report
 from sinks.sink import COLUMNS, TopicRoles, plan_batch
 from sinks.writer import NoLedger, write_plan

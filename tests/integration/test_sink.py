@@ -30,7 +30,7 @@ from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry
 from schemas.settings import Settings
 from sinks.errors import QueryError
-from sinks.pii import PiiMasker
+from schemas.pii import PiiMasker
 from sinks.query import run_query
 from sinks.rows import change_log_row
 from sinks.inserts import TableInsert

@@ -26,7 +26,7 @@ from producers.synthetic.generator import SyntheticProvinces
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry
 from schemas.settings import Settings, to_environ
-from sinks.pii import PiiMasker
+from schemas.pii import PiiMasker
 from sinks.store import open_store
 
 from test_sink import scalar, sink_until_drained

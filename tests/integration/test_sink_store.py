@@ -20,7 +20,7 @@ from schemas import topics as headers
 from schemas.codec import FindingCodec
 from schemas.registry import EmbeddedRegistry
 from sinks.migrations import MIGRATIONS, Migration, apply_migrations
-from sinks.pii import PiiMasker
+from schemas.pii import PiiMasker
 from sinks.rows import change_log_row, dlq_row
 from sinks.inserts import TableInsert
 from sinks.sink import COLUMNS

@@ -11,7 +11,7 @@ import pytest
 from deploy.cli import main
 from schemas import contract
 from schemas.settings import Settings
-from sinks.pii import PiiMasker
+from schemas.pii import PiiMasker
 from sinks.rows import CHANGE_LOG_COLUMNS, change_log_row
 from sinks.store import ensure_schema, open_store
 from sinks.verify import verify_licence

@@ -14,7 +14,7 @@ from deploy.chaos.check import (
     truth_from_events,
 )
 from producers.synthetic.generator import Generated
-from sinks.pii import PiiMasker
+from schemas.pii import PiiMasker
 
 MASKER = PiiMasker(b"k" * 32)
 

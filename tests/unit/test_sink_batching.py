@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from sinks.inserts import CombinedInsert, TableInsert, combined_token, dedup_token
-from sinks.pii import PiiMasker, mask_id_number, mask_phone, may_hold_personal_number
+from schemas.pii import PiiMasker, mask_id_number, mask_phone, may_hold_personal_number
 from sinks.rows import CHANGE_LOG_COLUMNS, _json_default, change_log_row, to_json
 from sinks.sink import COLUMNS, plan_batch, take_batch, write_then_commit
 

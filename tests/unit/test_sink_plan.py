@@ -12,7 +12,7 @@ from schemas import topics as headers
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry
 from sinks.errors import StoreError
-from sinks.pii import PiiMasker
+from schemas.pii import PiiMasker
 from sinks.inserts import dedup_token
 from sinks.sink import TopicRoles, plan_batch, write_then_commit
 

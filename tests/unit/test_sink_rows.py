@@ -13,7 +13,7 @@ from schemas import contract, topics
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry
 from sinks.errors import UnstorableMessage
-from sinks.pii import PiiMasker
+from schemas.pii import PiiMasker
 from sinks.rows import (
     CHANGE_LOG_COLUMNS, DLQ_COLUMNS, ROUTED_COLUMNS, change_log_row, dlq_row, routed_row,
 )

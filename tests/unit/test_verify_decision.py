@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from sinks.pii import PiiMasker
+from schemas.pii import PiiMasker
 from sinks.verify import (LicenceRecord, candidate_keys, choose, format_verdict, verdict, verify_licence,
                           well_formed)
 

@@ -11,7 +11,7 @@ from fastavro import schemaless_reader
 from schemas import contract
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry
-from sinks.pii import PiiMasker, mask_id_number, mask_phone, mask_raw
+from schemas.pii import PiiMasker, mask_id_number, mask_phone, mask_raw
 
 ID = "11010519491231002X"
 PHONE = "13812345678"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from schemas import signing
+from . import signing
 
 TOKEN_BYTES = 16
 ID_NUMBER_FIELDS = ("legal_rep_id_number", "id_number", "involved_id_number")
