@@ -1,12 +1,13 @@
 """Header mapping: column labels of a provincial export → canonical entity fields.
 
-A column may be labelled with the canonical field name or with the Chinese data-element
-label a provincial system exports (JT/T 697.7 names). A province may supply its own
-mapping file (JSON ``{"label": "field"}``; ``null`` ignores a column), which is applied
-before the defaults. For a field its export has no column for, the mapping file may give
-one value for every row (as Kafka Connect's InsertField static value), read as a cell of
-that field would be: ``{"constants": {"status": "营业"}}``. Unknown, duplicated or missing
-required columns reject the file.
+A column may be labelled with the canonical field name or with a Chinese data-element label
+a provincial system exports (JT/T 697.7 names): the field's preferred label in the catalog
+(``schemas.catalog.LABELS_ZH``) or one of the synonyms listed here. A province may supply
+its own mapping file (JSON ``{"label": "field"}``; ``null`` ignores a column), which is
+applied before the defaults. For a field its export has no column for, the mapping file
+may give one value for every row (as Kafka Connect's InsertField static value), read as a
+cell of that field would be: ``{"constants": {"status": "营业"}}``. Unknown, duplicated or
+missing required columns reject the file.
 """
 
 from __future__ import annotations
@@ -15,54 +16,50 @@ import json
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from schemas import contract
+from schemas import catalog, contract
 
 from ..errors import FileRejected, MappingError, BadRow
 from .rows import parse_cell
 
 CONSTANTS = "constants"  # the mapping file's section of one value per field for every row
-_COMMON = {"状态": "status", "行政区划代码": "region_code"}
-_ID = ("身份证号", "身份证号码", "公民身份号码")
 
-DEFAULT_LABELS: dict[str, dict[str, str]] = {
-    "operator": {
-        "统一社会信用代码": "uscc", "业户名称": "name", "经营业户名称": "name", "经营许可证号": "permit_no",
-        "经营范围": "business_scope", "经营状态": "status", "法定代表人身份证号": "legal_rep_id_number",
-        "联系电话": "contact_phone",
-    },
+# Labels provincial exports use for a column besides the catalog's preferred label of its field.
+_SYNONYMS: dict[str, dict[str, str]] = {
+    "operator": {"经营业户名称": "name", "状态": "status"},
     "vehicle": {
-        "车牌号码": "plate", "号牌号码": "plate", "车牌颜色": "plate_color", "车辆识别代号": "vin",
-        "车架号": "vin", "车辆类型": "vehicle_class", "车辆类别": "vehicle_class",
-        "统一社会信用代码": "operator_uscc", "业户统一社会信用代码": "operator_uscc",
-        "道路运输证号": "transport_cert_no", "核定座位": "seats", "核定座位数": "seats",
-        "核定吨位": "tonnage_kg", "核定载质量": "tonnage_kg", "车辆状态": "status",
+        "号牌号码": "plate", "车架号": "vin", "车辆类别": "vehicle_class", "统一社会信用代码": "operator_uscc",
+        "核定座位数": "seats", "核定载质量": "tonnage_kg", "状态": "status",
     },
-    "practitioner": {
-        **{label: "id_number" for label in _ID}, "姓名": "name", "从业资格证号": "qualification_cert_no",
-        "从业资格类别": "qualification_types", "统一社会信用代码": "employer_uscc",
-        "所属业户统一社会信用代码": "employer_uscc",
-    },
-    "licence": {
-        "证照编号": "licence_no", "证照类型": "licence_type", "持证主体": "holder_key",
-        "发证机关行政区划代码": "issuer_region_code", "行政区划代码": "issuer_region_code",
-        "有效期起": "valid_from", "有效期止": "valid_until", "证照状态": "status",
-    },
+    "practitioner": {"身份证号码": "id_number", "公民身份号码": "id_number", "统一社会信用代码": "employer_uscc"},
+    "licence": {"行政区划代码": "issuer_region_code", "状态": "status"},
     "case": {
-        "案件编号": "case_no", "案件阶段": "stage", "违法行为代码": "violation_code", "违法时间": "occurred_at",
-        "发生时间": "occurred_at", "涉案车牌": "involved_plate", "车牌号码": "involved_plate",
-        "统一社会信用代码": "involved_operator_uscc", "涉案业户统一社会信用代码": "involved_operator_uscc",
-        **{label: "involved_id_number" for label in _ID}, "当事人身份证号": "involved_id_number",
-        "罚款金额(分)": "penalty_cents",
+        "发生时间": "occurred_at", "车牌号码": "involved_plate", "统一社会信用代码": "involved_operator_uscc",
+        "身份证号": "involved_id_number", "身份证号码": "involved_id_number", "公民身份号码": "involved_id_number",
     },
 }
 
-_ENTITY_ALIASES = {
-    "operator": ("operator", "operators", "经营业户", "业户"),
-    "vehicle": ("vehicle", "vehicles", "营运车辆", "车辆"),
-    "practitioner": ("practitioner", "practitioners", "从业人员"),
-    "licence": ("licence", "licences", "license", "电子证照", "证照"),
-    "case": ("case", "cases", "执法案件", "案件"),
+
+def _default_labels(entity: str) -> dict[str, str]:
+    """Label → field of one entity: the catalog's preferred labels, then the synonyms."""
+    labels = {label: field for field, label in catalog.LABELS_ZH[entity].items()}
+    for label, field in _SYNONYMS[entity].items():
+        if label in labels:
+            raise ValueError(f"{entity} column label {label!r} is given twice (for {labels[label]} and {field})")
+        labels[label] = field
+    return labels
+
+
+# entity -> column label -> canonical field: every label a column may carry besides the field's name.
+DEFAULT_LABELS: dict[str, dict[str, str]] = {entity: _default_labels(entity) for entity in contract.ENTITY_TYPES}
+
+_FILE_NAME_WORDS = {  # what a file name may start with besides the register's Chinese name
+    "operator": ("operator", "operators", "业户"),
+    "vehicle": ("vehicle", "vehicles", "车辆"),
+    "practitioner": ("practitioner", "practitioners"),
+    "licence": ("licence", "licences", "license", "证照"),
+    "case": ("case", "cases", "案件"),
 }
+_ENTITY_ALIASES = {entity: (*words, catalog.REGISTER_NAMES[entity][0]) for entity, words in _FILE_NAME_WORDS.items()}
 
 
 def normalize_label(label: str) -> str:
@@ -135,8 +132,7 @@ def map_header(entity: str, header: tuple[str, ...], required: Iterable[str],
     """The canonical field of each column (None: ignored). Raises ``FileRejected``."""
     fields = contract.entity_fields(entity)
     labels = {normalize_label(f): f for f in fields}
-    labels.update({normalize_label(k): v for k, v in {**_COMMON, **DEFAULT_LABELS[entity]}.items()
-                   if v in fields})
+    labels.update({normalize_label(label): field for label, field in DEFAULT_LABELS[entity].items()})
     constants = constants_of(mapping)
     columns: list[str | None] = []
     unknown: list[str] = []
