@@ -9,7 +9,8 @@
     │   └── MalformedBodyError   framing is right, the Avro body is not
     ├── RegistryError            a Schema Registry call failed
     ├── InvalidIdentifier        an identifier breaks its standard (rule + message)
-    └── SettingsError            a setting (``ROADX_*`` or a command's option) is unknown, missing or malformed
+    ├── SettingsError            a setting (``ROADX_*`` or a command's option) is unknown, missing or malformed
+    └── CredentialError          the API credentials file cannot be used, or an issue or revocation is refused
 """
 
 from __future__ import annotations
@@ -69,3 +70,7 @@ class InvalidIdentifier(ContractError):
 
 class SettingsError(ContractError):
     """A setting is unknown, missing or malformed (``schemas.settings``), or a command's option is."""
+
+
+class CredentialError(ContractError):
+    """The API credentials file cannot be used, or an issue or revocation is refused (``schemas.credentials``)."""

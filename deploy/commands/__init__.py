@@ -11,6 +11,7 @@ Each module has ``add_parser(sub, with_data_dir)``, which registers its subcomma
     topics.py     roadx topics spec | plan | apply
     acl.py        roadx acl
     subscribe.py  roadx subscribe
+    keys.py       roadx keys issue | revoke | list (the parties' information-service credentials)
     status.py     roadx status
     bench.py      roadx bench (the run: deploy.bench)
     chaos.py      roadx chaos (the run: deploy.chaos; also python -m deploy.commands.chaos)
@@ -21,5 +22,6 @@ The modules are loaded on first use (``deploy.commands.chaos`` is also run with 
 from schemas.exports import lazy_modules
 
 
-__all__ = ["acl", "bench", "chaos", "demo", "produce", "stack", "status", "store", "subscribe", "topics", "worker"]
+__all__ = ["acl", "bench", "chaos", "demo", "keys", "produce", "stack", "status", "store", "subscribe", "topics",
+           "worker"]
 __getattr__ = lazy_modules(__name__, __all__)
