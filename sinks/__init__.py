@@ -8,6 +8,8 @@ exactly once, and the store's read side.
   ``sinks.migrations``), ``sinks.store_client`` for a running stack's store, ``StoreServer``
   (its read-only HTTP endpoint), ``run_query`` for analysts;
 - reports: ``load_report`` and ``render_html`` (the monthly quality report), ``verify_licence``;
+- downloads: ``parse_download_request``, ``stream_download`` and ``register_counts``
+  (``sinks.downloads``: a register's current records as csv, xlsx or parquet);
 - errors: ``SinkError`` and its tree (``sinks.errors``).
 
 Names are imported from their modules when first asked for, so importing ``sinks`` (or
@@ -25,7 +27,9 @@ _WHERE = {
     "open_store": "store", "ensure_schema": "store",
     "StoreServer": "http_server", "run_query": "query",
     "load_report": "report", "render_html": "report_html", "verify_licence": "verify",
-    "SinkError": "errors", "StoreError": "errors", "QueryError": "errors", "UnstorableMessage": "errors",
+    "parse_download_request": "downloads", "stream_download": "downloads", "register_counts": "downloads",
+    "SinkError": "errors", "StoreError": "errors", "QueryError": "errors", "DownloadError": "errors",
+    "UnstorableMessage": "errors",
 }
 
 __all__ = sorted(_WHERE)

@@ -4,6 +4,7 @@
     ├── StoreError           the ClickHouse store cannot be opened, or a write/DDL failed
     │                        (after the sink's retries)
     ├── QueryError           an analyst's SQL was rejected; carries the server message
+    ├── DownloadError        a bulk download asked for with a bad parameter (names it and the rule)
     └── UnstorableMessage    a message cannot become a store row (names the record); it is
                              stored as a dead letter instead
 """
@@ -26,6 +27,15 @@ class QueryError(SinkError):
         self.sql = sql
         self.server_message = server_message
         super().__init__(f"query failed: {server_message}")
+
+
+class DownloadError(SinkError):
+    """A download request that breaks a rule: ``parameter`` is the one at fault, ``rule`` what it must be."""
+
+    def __init__(self, parameter: str, rule: str) -> None:
+        self.parameter = parameter
+        self.rule = rule
+        super().__init__(f"{parameter}: {rule}")
 
 
 class UnstorableMessage(SinkError):
