@@ -80,7 +80,8 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from sinks.verify import format_verdict, verify_licence
+    from schemas.licences import format_verdict
+    from sinks.verify import verify_licence
 
     client = open_store_client(settings)
     try:

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from schemas.pii import PiiMasker
 from sinks.store import open_store
-from sinks.verify import format_verdict, verify_licence, well_formed
+from schemas.licences import format_verdict, well_formed
+from sinks.verify import verify_licence
 
 from test_verify import store_holding
 

@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from schemas.pii import PiiMasker
-from sinks.verify import (LicenceRecord, candidate_keys, choose, format_verdict, verdict, verify_licence,
-                          well_formed)
+from schemas.licences import LicenceRecord, candidate_keys, choose, format_verdict, verdict, well_formed
+from sinks.verify import verify_licence
 
 TODAY = dt.date(2025, 1, 15)
 
