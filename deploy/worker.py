@@ -4,6 +4,7 @@ The parts (their command: ``deploy.commands.worker`` and ``deploy.commands.produ
 
     roadx worker streams                   the stream worker (``streams.worker.run``)
     roadx worker sink                      the sink (``sinks.worker.run``)
+    roadx worker service                   the information service (``streams.service.app.run``)
     roadx worker synthetic --events N --seed S [--rate R …]
                                            the synthetic provinces as a restartable adapter
                                            (``producers.synthetic``; started by ``roadx chaos``)

@@ -48,6 +48,13 @@ class Settings:
     metrics_port: int = 0
     # Loopback port on which the sink serves the embedded store (ClickHouse HTTP, read-only); 0 = off.
     store_http_port: int = 0
+    # Port of the information service's HTTP API (roadx worker service); 0 = a free port, chosen at start.
+    service_port: int = 0
+    # Address the information service binds to; 0.0.0.0 in containers.
+    service_host: str = "127.0.0.1"
+    # Requests a second one party's credential may make to the service (sustained; bursts up to
+    # the same number), beyond which it is answered 429.
+    service_rate_per_second: float = 50.0
     # Address the metrics endpoint binds to; 0.0.0.0 in containers so Prometheus can scrape it.
     metrics_host: str = "127.0.0.1"
     # Replication factor of the exchange's topics; 0 means 1 on the embedded broker, 3 on a cluster.
@@ -276,6 +283,10 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("ROADX_DEDUP_RETENTION_HOURS must be positive")
     if settings.reference_grace_seconds < 0:
         raise SettingsError("ROADX_REFERENCE_GRACE_SECONDS must be 0 or more")
+    if not settings.service_rate_per_second > 0:
+        raise SettingsError("ROADX_SERVICE_RATE_PER_SECOND must be positive")
+    if not 0 <= settings.service_port <= 65535:
+        raise SettingsError(f"ROADX_SERVICE_PORT={settings.service_port}: a port is 0 to 65535")
     if settings.replication_factor < 0:
         raise SettingsError("ROADX_REPLICATION_FACTOR must be 0 (automatic) or at least 1")
     _validate_kafka_security(settings)

@@ -3,7 +3,9 @@
     StreamError
     ├── Rejection        an event breaks a rule; it goes to the DLQ (rule + message)
     ├── WorkerError      the stream worker cannot be built, started or write a batch
-    └── StateError       the local state store cannot be opened, written or restored
+    ├── StateError       the local state store cannot be opened, written or restored
+    └── ServiceError     the information service cannot start or read the register
+        └── BadQuestion  a caller's question is refused (HTTP 4xx: status, rule, message)
 """
 
 from __future__ import annotations
@@ -32,3 +34,18 @@ class WorkerError(StreamError):
 
 class StateError(StreamError):
     pass
+
+
+class ServiceError(StreamError):
+    pass
+
+
+class BadQuestion(ServiceError):
+    """A question the service refuses: ``status`` is the HTTP status (400, 401, 404, 413, 429),
+    ``rule`` a stable machine-readable name (``invalid_uscc``, ``too_many_identifiers`` …)."""
+
+    def __init__(self, status: int, rule: str, message: str) -> None:
+        self.status = status
+        self.rule = rule
+        self.message = message
+        super().__init__(f"{rule}: {message}")

@@ -1,0 +1,131 @@
+"""Answers from the service's register: an entity as the caller may see it, a licence's
+verification, a batch of lookups.
+
+A caller sees personal data (ID numbers, phone numbers, entity keys holding them) in clear
+only for the entities its own party registered; for every other party's entity they come
+masked and tokenised exactly as the analytical store shows them (``schemas.pii``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Iterator, Mapping
+
+from schemas.contract import entity_key
+from schemas.identifiers import china_today
+from schemas.licences import LicenceRecord, choose, verdict
+from schemas.pii import PiiMasker
+
+from ..errors import BadQuestion
+from ..state import StateStore
+from .questions import Question
+from .register import HOLDER, ID_TOKEN, LICENCE_NO, OPERATOR_VEHICLES, entry_key, index_prefix, indexed_key
+
+
+class Answers:
+    """Looks questions up in ``store`` and shows the entries to one party at a time."""
+
+    def __init__(self, store: StateStore, masker: PiiMasker) -> None:
+        self.store = store
+        self.masker = masker
+
+    def entity(self, q: Question, party: str) -> dict[str, Any]:
+        """The current record(s) answering ``q``; ``BadQuestion`` 404 when there is none."""
+        if q.kind == "verification":
+            return self.verification(q.value, party)
+        found = self._entries(q)
+        if not found:
+            raise BadQuestion(404, "not_found", f"no {q.kind} {self._shown(q)} in the national register")
+        if q.kind == "vehicle" and q.color is None and len(found) > 1:
+            return {"matches": [self._present(e, party) for e in found]}
+        answer = self._present(found[0], party)
+        if q.kind == "operator":
+            answer["vehicles"] = self._linked(OPERATOR_VEHICLES, q.value)
+            answer["licences"] = self._linked(HOLDER, found[0]["entity_key"])
+        elif q.kind == "practitioner":
+            answer["licences"] = self._linked(HOLDER, found[0]["entity_key"])
+        return answer
+
+    def verification(self, licence_no: str, party: str, today: dt.date | None = None) -> dict[str, Any]:
+        """valid / suspended / revoked / expired / unknown, decided now (``schemas.licences``)."""
+        records = [_licence_record(e["record"]) for e in self._licences(licence_no)]
+        answer = verdict(licence_no, choose(records, licence_no), today or china_today()).as_dict()
+        if answer["holder"] and not self._own(answer["holder"], party):
+            answer["holder"] = self.masker.entity_key(answer["holder"])
+        return answer
+
+    def lookups(self, asked: list[Question | BadQuestion], party: str) -> list[dict[str, Any]]:
+        """One answer per question, in order: ``status`` 200 with the answer, or the refusal."""
+        out: list[dict[str, Any]] = []
+        for q in asked:
+            if isinstance(q, BadQuestion):
+                out.append({"status": q.status, "rule": q.rule, "error": q.message})
+                continue
+            try:
+                out.append({"status": 200, "kind": q.kind, "answer": self.entity(q, party)})
+            except BadQuestion as exc:
+                out.append({"status": exc.status, "kind": q.kind, "rule": exc.rule, "error": exc.message})
+        return out
+
+    def _entries(self, q: Question) -> list[dict[str, Any]]:
+        if q.kind == "licence":
+            return self._licences(q.value)
+        if q.kind == "practitioner" and q.token:
+            keys = [indexed_key(k) for k, _v in self._scan(index_prefix(ID_TOKEN, q.value))]
+            return [e for e in (self.store.get(entry_key(k)) for k in keys) if e is not None and e["record"] is not None]
+        if q.kind == "vehicle" and q.color is None:
+            return [v for _k, v in self._scan(entry_key(f"vehicle:{q.value}:")) if v["record"] is not None]
+        fields = {"operator": {"uscc": q.value}, "practitioner": {"id_number": q.value},
+                  "vehicle": {"plate": q.value, "plate_color": q.color}}[q.kind]
+        held = self.store.get(entry_key(entity_key(q.kind, fields)))
+        return [held] if held is not None and held["record"] is not None else []
+
+    def _licences(self, licence_no: str) -> list[dict[str, Any]]:
+        found = []
+        for key, _v in self._scan(index_prefix(LICENCE_NO, licence_no)):
+            held = self.store.get(entry_key(indexed_key(key)))
+            if held is not None and held["record"] is not None:
+                found.append(held)
+        return found
+
+    def _linked(self, index: str, value: str) -> list[str]:
+        return [indexed_key(key) for key, _v in self._scan(index_prefix(index, value))]
+
+    def _scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
+        for key, value in self.store.items_from(prefix):
+            if not key.startswith(prefix):
+                return
+            yield key, value
+
+    def _present(self, entry: Mapping[str, Any], party: str) -> dict[str, Any]:
+        own = entry["province"] == party
+        return {
+            "entity_type": entry["entity_type"],
+            "entity_key": entry["entity_key"] if own else self.masker.entity_key(entry["entity_key"]),
+            "province": entry["province"],
+            "version": entry["version"],
+            "seq": entry["seq"],
+            "last_change": dt.datetime.fromtimestamp(entry["ts_ms"] / 1000, dt.timezone.utc).isoformat(),
+            "masked": not own,
+            "record": dict(entry["record"]) if own else self.masker.record(entry["record"]),
+        }
+
+    def _own(self, holder: str, party: str) -> bool:
+        held = self.store.get(entry_key(holder))
+        return held is not None and held["province"] == party
+
+    def _shown(self, q: Question) -> str:
+        """The identifier as an error may repeat it: personal numbers masked."""
+        return self.masker.text(q.value) if q.kind == "practitioner" else q.value
+
+
+def _licence_record(record: Mapping[str, Any]) -> LicenceRecord:
+    return LicenceRecord(
+        licence_no=record["licence_no"], licence_type=record["licence_type"], holder_key=record["holder_key"],
+        issuer_region_code=record["issuer_region_code"], valid_from=_date(record.get("valid_from")),
+        valid_until=_date(record.get("valid_until")), status=record["status"],
+    )
+
+
+def _date(value: Any) -> dt.date | None:
+    return None if value is None else dt.date.fromisoformat(str(value))

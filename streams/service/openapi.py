@@ -1,0 +1,95 @@
+"""The OpenAPI 3.1 document of the information service, served at ``/v1/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .questions import KINDS, MAX_LOOKUPS
+
+_ERROR = {"$ref": "#/components/schemas/Refusal"}
+
+
+def _refusals(*statuses: int) -> dict[str, Any]:
+    reasons = {400: "a malformed identifier or request (rule names the check)",
+               401: "no credential, or an unknown or revoked one", 404: "not in the national register",
+               413: f"more than {MAX_LOOKUPS} lookups", 429: "over the party's rate"}
+    return {str(s): {"description": reasons[s], "content": {"application/json": {"schema": _ERROR}}}
+            for s in statuses}
+
+
+def _entity(summary: str, param: str, description: str, extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"get": {
+        "summary": summary,
+        "parameters": [{"name": param, "in": "path", "required": True, "description": description,
+                        "schema": {"type": "string", "maxLength": 64}}, *(extra or [])],
+        "responses": {"200": {"description": "the current record, its province, version and last change",
+                              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Entity"}}}},
+                      **_refusals(400, 401, 404, 429)},
+    }}
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "roadx national information service 全国道路运输信息服务", "version": "1",
+                 "description": "Queries, verification and downloads of the national register. Personal "
+                                "numbers are in clear only for the caller's own entities."},
+        "security": [{"party": []}],
+        "paths": {
+            "/v1/catalog": {"get": {
+                "summary": "The data-resource catalog 数据资源目录: registers, fields, publishers, counts",
+                "responses": {"200": {"description": "one entry per register"}, **_refusals(401, 429)}}},
+            "/v1/operators/{uscc}": _entity("An operator 经营业户 by USCC, with its vehicles and licences", "uscc",
+                                            "统一社会信用代码 (GB 32100)"),
+            "/v1/vehicles/{plate}": _entity(
+                "A vehicle 营运车辆 by plate (every colour unless given)", "plate", "号牌号码 (GA 36)",
+                [{"name": "color", "in": "query", "required": False, "description": "plate colour code (JT/T 697.7)",
+                  "schema": {"type": "integer"}}]),
+            "/v1/practitioners/{id_number}": _entity(
+                "A practitioner 从业人员 by ID number or its token, with their licences", "id_number",
+                "公民身份号码 (GB 11643), or the 32-hex-digit token the store shows"),
+            "/v1/licences/{licence_no}": _entity("A licence 电子证照 by number", "licence_no", "证照编号"),
+            "/v1/licences/{licence_no}/verification": {"get": {
+                "summary": "Online verification 在线核验: valid / suspended / revoked / expired / unknown, decided now",
+                "parameters": [{"name": "licence_no", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "the verdict with its reason and validity"},
+                              **_refusals(400, 401, 429)}}},
+            "/v1/lookups": {"post": {
+                "summary": f"Up to {MAX_LOOKUPS} identifiers of mixed kinds, answered in order",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["lookups"], "properties": {"lookups": {
+                        "type": "array", "maxItems": MAX_LOOKUPS, "items": {
+                            "type": "object", "required": ["kind", "id"],
+                            "properties": {"kind": {"enum": list(KINDS)}, "id": {"type": "string"},
+                                           "color": {"type": "integer"}}}}}}}}},
+                "responses": {"200": {"description": "one answer per lookup: status 200 with the answer, or its refusal"},
+                              **_refusals(400, 401, 413, 429)}}},
+            "/v1/downloads": {"get": {
+                "summary": "Bulk download 数据下载 of a register's current records, from the analytical store",
+                "parameters": [
+                    {"name": "register", "in": "query", "required": True, "schema": {"type": "string"}},
+                    {"name": "party", "in": "query", "required": False, "schema": {"type": "string"}},
+                    {"name": "changed_since", "in": "query", "required": False,
+                     "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "format", "in": "query", "required": False, "schema": {"enum": ["csv", "xlsx", "parquet"]}},
+                    {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}}],
+                "responses": {"200": {"description": "the file, streamed"}, **_refusals(400, 401, 429)}}},
+            "/v1/health": {"get": {"summary": "Ready once the register has caught up", "security": [],
+                                   "responses": {"200": {"description": "ready"}, "503": {"description": "catching up"}}}},
+            "/v1/openapi.json": {"get": {"summary": "This document", "security": [],
+                                         "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+        },
+        "components": {
+            "securitySchemes": {"party": {"type": "http", "scheme": "bearer",
+                                          "description": "the party's credential (roadx keys issue --party P)"}},
+            "schemas": {
+                "Refusal": {"type": "object", "required": ["status", "rule", "error"], "properties": {
+                    "status": {"type": "integer"}, "rule": {"type": "string"}, "error": {"type": "string"}}},
+                "Entity": {"type": "object", "properties": {
+                    "entity_type": {"type": "string"}, "entity_key": {"type": "string"},
+                    "province": {"type": "string"}, "version": {"type": "integer"}, "seq": {"type": "integer"},
+                    "last_change": {"type": "string", "format": "date-time"}, "masked": {"type": "boolean"},
+                    "record": {"type": "object"}}},
+            },
+        },
+    }

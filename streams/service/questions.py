@@ -1,0 +1,100 @@
+"""What a caller may ask about, checked before any lookup: each identifier against the
+standard the stream stage checks it with, refused (400) under the same rule name.
+
+    operator      a USCC (GB 32100)                       rule invalid_uscc
+    vehicle       a plate (GA 36), optionally its colour   rules invalid_plate, invalid_plate_color
+    practitioner  an ID number (GB 11643), or its token    rule invalid_id_number
+                  as the store shows it (32 hex digits)
+    licence       a licence number                        rule ill_formed_licence_no
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from schemas import identifiers
+from schemas.errors import InvalidIdentifier
+from schemas.licences import ill_formed_reason, well_formed
+
+from ..errors import BadQuestion
+
+KINDS = ("operator", "vehicle", "practitioner", "licence", "verification")
+MAX_LOOKUPS = 1_000
+MAX_IDENTIFIER = 64  # longer text is no identifier of any register
+_TOKEN = re.compile(r"[0-9a-f]{32}")  # schemas.pii: 16 bytes of keyed hash, hex
+
+
+@dataclass(frozen=True)
+class Question:
+    """One identifier to look up: ``kind`` (one of ``KINDS``), the canonical ``value``, and
+    a vehicle's plate colour when given."""
+
+    kind: str
+    value: str
+    color: int | None = None
+    token: bool = False  # a practitioner asked by the token of the ID number
+
+
+def question(kind: str, raw: str, color: str | int | None = None, uscc_allow: Iterable[str] = ()) -> Question:
+    """Check one identifier; ``BadQuestion`` (400) names the rule it breaks."""
+    if kind not in KINDS:
+        raise BadQuestion(400, "unknown_kind", f"kind {kind!r}: one of {', '.join(KINDS)}")
+    if not isinstance(raw, str) or not raw.strip():
+        raise BadQuestion(400, "missing_identifier", f"{kind}: an identifier is required")
+    if len(raw) > MAX_IDENTIFIER:
+        raise BadQuestion(400, "identifier_too_long", f"{kind}: {len(raw)} characters, at most {MAX_IDENTIFIER}")
+    if kind == "practitioner" and is_token(raw.strip()):
+        return Question(kind, raw.strip(), token=True)
+    value = identifiers.canonical(raw) if kind not in ("licence", "verification") else raw.strip()
+    try:
+        if kind == "operator":
+            identifiers.check_uscc(value, uscc_allow)
+        elif kind == "vehicle":
+            identifiers.check_plate(value)
+        elif kind == "practitioner":
+            identifiers.check_id_number(value)
+        elif not well_formed(value):
+            raise BadQuestion(400, "ill_formed_licence_no", ill_formed_reason(value))
+    except InvalidIdentifier as exc:
+        raise BadQuestion(400, exc.rule, str(exc)) from exc
+    return Question(kind, value, _color(color) if kind == "vehicle" else None)
+
+
+def lookup_questions(body: Any, uscc_allow: Iterable[str] = ()) -> list[Question | BadQuestion]:
+    """The questions of a ``POST /v1/lookups`` body, in order; a bad item is its own
+    ``BadQuestion`` (the rest are still answered); a bad body raises."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("lookups"), list):
+        raise BadQuestion(400, "malformed_body", 'the body is {"lookups": [{"kind": …, "id": …}, …]}')
+    items = body["lookups"]
+    if len(items) > MAX_LOOKUPS:
+        raise BadQuestion(413, "too_many_identifiers", f"{len(items)} lookups, at most {MAX_LOOKUPS} a request")
+    asked: list[Question | BadQuestion] = []
+    for n, item in enumerate(items):
+        try:
+            if not isinstance(item, Mapping):
+                raise BadQuestion(400, "malformed_item", 'each lookup is {"kind": …, "id": …}')
+            asked.append(question(str(item.get("kind")), item.get("id"), item.get("color"), uscc_allow))
+        except BadQuestion as exc:
+            asked.append(BadQuestion(exc.status, exc.rule, f"lookups[{n}]: {exc.message}"))
+    return asked
+
+
+def is_token(text: str) -> bool:
+    """True when ``text`` is an identifier's token as the store shows it."""
+    return _TOKEN.fullmatch(text) is not None
+
+
+def _color(raw: str | int | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise BadQuestion(400, "invalid_plate_color", f"color {str(raw)[:MAX_IDENTIFIER]!r} is not a number") from None
+    try:
+        identifiers.check_plate_color(value)
+    except InvalidIdentifier as exc:
+        raise BadQuestion(400, exc.rule, str(exc)) from exc
+    return value

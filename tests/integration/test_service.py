@@ -1,0 +1,294 @@
+"""The information service (``roadx worker service``) on the real broker: the register read
+from ``national.changes``, answers by key, masking by party, verification, lookups, and
+every refusal a caller can provoke."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+import pytest
+from confluent_kafka import Producer
+from stdnum.cn import uscc
+
+from deploy.broker import die_with_parent, free_port
+from deploy.topics import create_topics, exchange_topics
+from deploy.worker import worker_argv
+from schemas import contract
+from schemas import topics as th
+from schemas.codec import EventCodec
+from schemas.credentials import Credentials, credentials_file
+from schemas.pii import mask_id_number
+from schemas.registry import EmbeddedRegistry
+from schemas.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+WAIT_SECONDS = 120
+USCC_44 = "91440300MA5F0000X" + uscc.calc_check_digit("91440300MA5F0000X")
+USCC_11 = "91110105MA0000001" + uscc.calc_check_digit("91110105MA0000001")
+ID_44 = "440303199001011237"  # passes GB 11643 (schemas.identifiers.check_id_number)
+NOW = dt.datetime.now(dt.timezone.utc)
+TODAY = NOW.date()
+
+
+def change(entity_type, record, province, seq=1, op="c"):
+    return {
+        "event_id": str(uuid.uuid4()), "op": op, "entity_type": entity_type,
+        "entity_key": contract.entity_key(entity_type, record), "before": None if op != "d" else record,
+        "after": None if op == "d" else record,
+        "source": {"province": province, "system": "yunzheng", "table": entity_type, "seq": seq, "snapshot": False},
+        "ts_ms": int(NOW.timestamp() * 1000),
+    }
+
+
+def operator(uscc_value, region, phone="13800138000"):
+    return {"uscc": uscc_value, "name": "运输有限公司", "region_code": region, "permit_no": None, "business_scope": None,
+            "status": "active", "legal_rep_id_number": ID_44, "contact_phone": phone}
+
+
+def vehicle(plate, color, operator_uscc):
+    return {"plate": plate, "plate_color": color, "vin": None, "vehicle_class": "bus", "operator_uscc": operator_uscc,
+            "transport_cert_no": None, "seats": None, "tonnage_kg": None, "status": "active"}
+
+
+def practitioner(id_number):
+    return {"id_number": id_number, "name": "张三", "qualification_cert_no": "Q-1", "qualification_types": [],
+            "region_code": "440304", "employer_uscc": USCC_44, "status": "active"}
+
+
+def licence(number, status="valid", until=None, holder=None):
+    return {"licence_no": number, "licence_type": "operating_permit", "holder_key": holder or f"operator:{USCC_44}",
+            "issuer_region_code": "440300", "valid_from": TODAY - dt.timedelta(days=365),
+            "valid_until": until or TODAY + dt.timedelta(days=365), "status": status}
+
+
+def publish(settings, events, stale=()):
+    codec = EventCodec(EmbeddedRegistry())
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "partitioner": "murmur2_random"})
+    for n, event in enumerate(events):
+        headers = [(th.STALE, b"true")] if n in stale else None
+        producer.produce(settings.topics.national_changes, codec.encode(event), event["entity_key"].encode(),
+                         headers=headers)
+    assert producer.flush(30) == 0
+
+
+@pytest.fixture
+def service_settings(bootstrap, unique, tmp_path):
+    settings = Settings(data_dir=tmp_path, bootstrap_servers=bootstrap, topic_prefix=f"t{unique}.",
+                        provinces=("11", "44"), service_port=free_port(), service_rate_per_second=200)
+    create_topics(bootstrap, exchange_topics(settings))
+    return settings
+
+
+@contextlib.contextmanager
+def running_service(settings, log_path, **extra_env):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROADX_")}
+    env.update(ROADX_BOOTSTRAP_SERVERS=settings.bootstrap_servers, ROADX_TOPIC_PREFIX=settings.topic_prefix,
+               ROADX_PROVINCES=",".join(settings.provinces), ROADX_DATA_DIR=str(settings.data_dir),
+               ROADX_SERVICE_PORT=str(settings.service_port),
+               ROADX_SERVICE_RATE_PER_SECOND=str(settings.service_rate_per_second), **extra_env)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, *worker_argv("service")], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Caller:
+    def __init__(self, settings, token=None):
+        self.base = f"http://127.0.0.1:{settings.service_port}"
+        self.token = token
+
+    def call(self, path, body=None, token=...):
+        token = self.token if token is ... else token
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method="POST" if data is not None else "GET")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.headers.get("Content-Type", ""), response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers.get("Content-Type", ""), exc.read()
+
+    def json(self, path, body=None, token=...):
+        status, ctype, raw = self.call(path, body, token)
+        assert "application/json" in ctype, (status, ctype, raw[:200])
+        return status, json.loads(raw)
+
+
+def wait_until(condition, proc, log_path, what):
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the service exited: {log_path.read_text()}"
+        with contextlib.suppress(OSError, AssertionError, ValueError):
+            if condition():
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}: {log_path.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def served(service_settings):
+    """A running service over a register of two provinces, and a credential of each."""
+    settings = service_settings
+    events = [
+        change("operator", operator(USCC_44, "440300"), "44"),
+        change("operator", operator(USCC_11, "110105", phone="13900139000"), "11"),
+        change("vehicle", vehicle("粤B12345", 2, USCC_44), "44"),
+        change("vehicle", vehicle("粤B12345", 1, USCC_44), "44"),
+        change("practitioner", practitioner(ID_44), "44"),
+        change("licence", licence("粤交运许可440300000001"), "44"),
+        change("licence", licence("粤交运许可440300000002", status="revoked"), "44"),
+        change("licence", licence("粤交运许可440300000003", until=TODAY - dt.timedelta(days=1)), "44"),
+        change("licence", licence("粤交运许可440300000004", holder=f"practitioner:{ID_44}"), "44"),
+    ]
+    # a newer version of the 11 operator, then a stale older one that must not overwrite it
+    newer = operator(USCC_11, "110105", phone="13900139000") | {"name": "北京新名称"}
+    events.append(change("operator", newer, "11", seq=5, op="u"))
+    events.append(change("operator", operator(USCC_11, "110105") | {"name": "旧名称"}, "11", seq=3, op="u"))
+    events.append(change("operator", operator(USCC_11, "110105") | {"name": "标为过期"}, "11", seq=9, op="u"))
+    publish(settings, events, stale={len(events) - 1})
+    store = Credentials.load(credentials_file(settings.data_dir))
+    _c44, token44 = store.issue("44", NOW, settings.provinces)
+    c11, token11 = store.issue("11", NOW, settings.provinces)
+    log_path = settings.data_dir / "service.log"
+    with running_service(settings, log_path) as proc:
+        caller = Caller(settings)
+        wait_until(lambda: caller.json("/v1/health")[0] == 200, proc, log_path, "the register to catch up")
+        yield settings, proc, log_path, Caller(settings, token44), Caller(settings, token11), (store, c11)
+
+
+def test_answers_by_key_with_masking_by_party(served):
+    settings, _proc, _log, as44, as11, _ = served
+    status, own = as44.json(f"/v1/operators/{USCC_44}")
+    assert status == 200
+    assert own["province"] == "44" and own["masked"] is False
+    assert own["record"]["legal_rep_id_number"] == ID_44 and own["record"]["contact_phone"] == "13800138000"
+    assert sorted(own["vehicles"]) == ["vehicle:粤B12345:1", "vehicle:粤B12345:2"]
+    assert len(own["licences"]) == 3
+    status, other = as11.json(f"/v1/operators/{USCC_44}")
+    assert status == 200 and other["masked"] is True
+    assert other["record"]["legal_rep_id_number"] == mask_id_number(ID_44)
+    assert other["record"]["contact_phone"] == "138****8000"
+    assert len(other["record"]["legal_rep_id_number_token"]) == 32
+
+    status, person = as11.json(f"/v1/practitioners/{ID_44}")
+    assert status == 200 and ID_44 not in json.dumps(person, ensure_ascii=False)
+    token = person["record"]["id_number_token"]
+    assert as11.json(f"/v1/practitioners/{token}")[1]["entity_key"] == person["entity_key"]
+    assert as44.json(f"/v1/practitioners/{ID_44}")[1]["record"]["id_number"] == ID_44
+
+
+def test_newest_version_wins_and_stale_changes_are_left_out(served):
+    _s, _p, _l, as44, _as11, _ = served
+    status, answer = as44.json(f"/v1/operators/{USCC_11}")
+    assert status == 200
+    assert answer["record"]["name"] == "北京新名称" and answer["seq"] == 5 and answer["version"] == 2
+
+
+def test_vehicles_by_plate_and_colour(served):
+    _s, _p, _l, as44, _as11, _ = served
+    status, both = as44.json("/v1/vehicles/粤B12345".replace("粤", "%E7%B2%A4"))
+    assert status == 200 and len(both["matches"]) == 2
+    status, one = as44.json("/v1/vehicles/%E7%B2%A4B12345?color=2")
+    assert status == 200 and one["record"]["plate_color"] == 2
+    status, none = as44.json("/v1/vehicles/%E7%B2%A4B12345?color=5")
+    assert status == 404 and none["rule"] == "not_found"
+
+
+def test_verification_decides_at_the_moment_of_the_question(served):
+    _s, _p, _l, as44, as11, _ = served
+    base = "/v1/licences/{}/verification"
+    quoted = urllib.parse.quote
+    assert as11.json(base.format(quoted("粤交运许可440300000001")))[1]["status"] == "valid"
+    assert as11.json(base.format(quoted("粤交运许可440300000002")))[1]["status"] == "revoked"
+    assert as11.json(base.format(quoted("粤交运许可440300000003")))[1]["status"] == "expired"
+    assert as11.json(base.format("NOSUCH0001"))[1]["status"] == "unknown"
+    verdict = as11.json(base.format(quoted("粤交运许可440300000004")))[1]
+    assert ID_44 not in json.dumps(verdict, ensure_ascii=False) and verdict["holder"].startswith("practitioner:tok_")
+    assert as44.json(base.format(quoted("粤交运许可440300000004")))[1]["holder"] == f"practitioner:{ID_44}"
+
+
+def test_lookups_answer_in_order_and_keep_the_rest_of_the_batch(served):
+    _s, _p, _l, as44, _as11, _ = served
+    status, body = as44.json("/v1/lookups", {"lookups": [
+        {"kind": "operator", "id": USCC_44},
+        {"kind": "operator", "id": "91440300MA5F00000"},  # check digit wrong
+        {"kind": "licence", "id": "粤交运许可440300000002"},
+        {"kind": "ship", "id": "x"},
+        "not an object",
+        {"kind": "verification", "id": "粤交运许可440300000003"},
+        {"kind": "practitioner", "id": "' OR 1=1 --"},
+    ]})
+    assert status == 200
+    answers = body["answers"]
+    assert [a["status"] for a in answers] == [200, 400, 200, 400, 400, 200, 400]
+    assert answers[1]["rule"] == "invalid_uscc" and "lookups[1]" in answers[1]["error"]
+    assert answers[3]["rule"] == "unknown_kind"
+    assert answers[5]["answer"]["status"] == "expired"
+    assert answers[6]["rule"] == "invalid_id_number"
+
+
+@pytest.mark.parametrize("path, status, rule", [
+    ("/v1/operators/91440300MA5F00000", 400, "invalid_uscc"),
+    ("/v1/operators/%27%20OR%201%3D1", 400, "invalid_uscc"),
+    ("/v1/vehicles/ABC", 400, "invalid_plate"),
+    ("/v1/vehicles/%E7%B2%A4B12345?color=7", 400, "invalid_plate_color"),
+    ("/v1/vehicles/%E7%B2%A4B12345?color=blue", 400, "invalid_plate_color"),
+    ("/v1/practitioners/440304199001011230", 400, "invalid_id_number"),
+    ("/v1/licences/a%22b", 400, "ill_formed_licence_no"),
+    ("/v1/licences/..%2F..%2Fetc%2Fpasswd", 400, "ill_formed_licence_no"),
+    ("/v1/licences/NOSUCH0001", 404, "not_found"),
+    ("/v1/operators/" + "9" * 300, 400, "identifier_too_long"),
+])
+def test_bad_identifiers_are_refused_naming_the_rule(served, path, status, rule):
+    _s, _p, _l, as44, _as11, _ = served
+    got, body = as44.json(path)
+    assert (got, body["rule"]) == (status, rule), body
+    assert body["status"] == status and body["error"]
+
+
+def test_credentials_rate_and_bodies(served):
+    settings, _p, _l, as44, as11, (store, c11) = served
+    assert as44.json(f"/v1/operators/{USCC_44}", token=None)[1]["rule"] == "no_credential"
+    assert as44.json(f"/v1/operators/{USCC_44}", token="rdx_00000000_nope")[0] == 401
+    assert as44.json("/v1/lookups", b"{not json")[1]["rule"] == "malformed_body"
+    assert as44.json("/v1/lookups", {"lookups": "x"})[0] == 400
+    status, body = as44.json("/v1/lookups", {"lookups": [{"kind": "operator", "id": USCC_44}] * 1001})
+    assert (status, body["rule"]) == (413, "too_many_identifiers")
+    assert as44.json("/v1/openapi.json", token=None)[1]["openapi"].startswith("3.")
+    store.revoke(c11.id, NOW)
+    status, body = as11.json(f"/v1/operators/{USCC_44}")
+    assert (status, body["rule"]) == (401, "bad_credential")
+
+
+def test_over_the_rate_is_429(service_settings):
+    settings = service_settings
+    store = Credentials.load(credentials_file(settings.data_dir))
+    _c, token = store.issue("44", NOW, settings.provinces)
+    slow = dataclasses.replace(settings, service_rate_per_second=2.0)
+    log_path = settings.data_dir / "service.log"
+    with running_service(slow, log_path) as proc:
+        caller = Caller(slow, token)
+        wait_until(lambda: caller.json("/v1/health")[0] == 200, proc, log_path, "the service")
+        statuses = [caller.json(f"/v1/operators/{USCC_44}")[0] for _ in range(10)]
+    assert 429 in statuses and statuses[0] == 404, statuses
