@@ -81,6 +81,17 @@ def endpoint_probe(address: str, sql: str = STORE_PROBE) -> Callable[[], None]:
     return lambda: query_endpoint(address, sql)
 
 
+def health_probe(address: str) -> Callable[[], None]:
+    """A probe of the information service at ``host:port``: ``/v1/health`` answered 200 (caught up)."""
+    def probe() -> None:
+        try:
+            with urllib.request.urlopen(f"http://{address}/v1/health", timeout=2) as answer:
+                answer.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise StackError(f"the service at {address} is not ready: {exc}") from exc
+    return probe
+
+
 def query_endpoint(address: str, sql: str, timeout: float = 5) -> str:
     """The body of the served store's answer to ``sql`` POSTed as is (no database named)."""
     request = urllib.request.Request(f"http://{address}/", data=sql.encode("utf-8"), method="POST")

@@ -1,10 +1,10 @@
-"""The embedded stack: broker, stream worker and sink as supervised processes.
+"""The embedded stack: broker, stream worker, sink and information service as supervised processes.
 
 ``Stack`` is the supervisor. It starts the Tansu broker, creates the topics, spawns the
-stream worker and the sink (each a ``roadx worker PART`` child, ``deploy.worker``, with its
-settings passed as ``ROADX_*`` variables), waits until every part answers
-(``deploy.readiness``: the broker's port, each metrics endpoint, the store answering a
-query), and only then records where
+stream worker, the sink and the information service (each a ``roadx worker PART`` child,
+``deploy.worker``, with its settings passed as ``ROADX_*`` variables), waits until every part
+answers (``deploy.readiness``: the broker's port, each metrics endpoint, the store answering a
+query, the service's health), and only then records where
 everything is in ``<data-dir>/stack.json`` so other commands can find it: a stack record
 means a stack ready to use. Every child dies with the supervisor (parent-death signal);
 if one part dies, the supervisor stops the rest. ``stop()`` ends them in flow order.
@@ -26,12 +26,12 @@ from schemas.settings import Settings, to_environ
 
 from .broker import EmbeddedBroker, die_with_parent, free_port, wait_for_port
 from .errors import StackError
-from .readiness import Part, client_probe, endpoint_probe, metrics_probe, port_probe, wait_ready
+from .readiness import Part, client_probe, endpoint_probe, health_probe, metrics_probe, port_probe, wait_ready
 from .topics import create_topics, exchange_topics
 from .worker import worker_argv
 
-PARTS = ("streams", "sink")  # each started as ``roadx worker PART`` (deploy.worker)
-STOP_ORDER = ("streams", "sink")
+PARTS = ("streams", "sink", "service")  # each started as ``roadx worker PART`` (deploy.worker)
+STOP_ORDER = ("service", "streams", "sink")
 READY_TIMEOUT = 60.0
 
 
@@ -46,6 +46,12 @@ class StackInfo:
     metrics: dict[str, str] = field(default_factory=dict)
     started_at: float = 0.0
     store_http: str = ""  # 127.0.0.1:PORT where the sink serves the store (ClickHouse HTTP, read-only)
+    service: str = ""  # 127.0.0.1:PORT of the information service's API
+
+    @property
+    def service_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1/`` of the information service, or "" when none runs."""
+        return f"http://{self.service}/v1/" if self.service else ""
 
     @classmethod
     def read(cls, path: Path) -> "StackInfo | None":
@@ -108,9 +114,11 @@ class Stack:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.settings.master_key()  # create it once, before children race to
-        # The stream workers' local state is a cache of changelog topics, which a new embedded
-        # broker does not have: a copy left by an earlier stack would drop every event as seen.
+        # The stream workers' local state is a cache of changelog topics, and the service's copy
+        # of the register one of national.changes, which a new embedded broker does not have: a
+        # copy left by an earlier stack would drop every event as seen, or stand past the topic's end.
         shutil.rmtree(self.settings.data_dir / "streams" / "state", ignore_errors=True)
+        shutil.rmtree(self.settings.data_dir / "service" / "state", ignore_errors=True)
         try:
             self.broker = EmbeddedBroker.start(log_path=self.log_dir / "broker.log")
             bootstrap = self.broker.bootstrap_servers
@@ -118,12 +126,15 @@ class Stack:
             create_topics(child_settings.kafka_conf(), exchange_topics(child_settings))
             metrics = {}
             store_http_port = 0 if self.settings.clickhouse_url else free_port()
+            service_port = self.settings.service_port or free_port()
             for name in PARTS:
                 port = free_port()
                 metrics[name] = f"127.0.0.1:{port}"
                 part_settings = child_settings
                 if name == "sink":
                     part_settings = child_settings.with_overrides(store_http_port=store_http_port)
+                elif name == "service":
+                    part_settings = child_settings.with_overrides(service_port=service_port)
                 self.children[name] = self._spawn(name, part_settings, port)
             self.info = StackInfo(
                 supervisor_pid=os.getpid(), bootstrap_servers=bootstrap,
@@ -131,6 +142,7 @@ class Stack:
                 pids={"broker": self.broker.process.pid, **{n: p.pid for n, p in self.children.items()}},
                 metrics=metrics, started_at=time.time(),
                 store_http=f"127.0.0.1:{store_http_port}" if store_http_port else "",
+                service=f"{self.settings.service_host}:{service_port}",
             )
             wait_ready(self.parts(self.info), self.ready_timeout, self.check)
             self.info.write(self.settings.stack_file)
@@ -144,6 +156,8 @@ class Stack:
         parts = [Part("broker", info.bootstrap_servers, port_probe(info.bootstrap_servers))]
         parts += [Part(f"{name} metrics", f"http://{address}/metrics", metrics_probe(address))
                   for name, address in info.metrics.items()]
+        if info.service:
+            parts.append(Part("service", info.service_url, health_probe(info.service)))
         if info.store_http:
             parts.append(Part("store", info.store_url, endpoint_probe(info.store_http)))
         elif self.settings.clickhouse_url:

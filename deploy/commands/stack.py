@@ -119,6 +119,9 @@ def describe_up(settings: Settings, info: StackInfo, log_dir: Path) -> str:
                   f"  sql      {info.store_url} (ClickHouse HTTP, read-only, database {db})"]
     else:
         lines.append(f"  store    {_server(settings.clickhouse_url)} (database {db})")
+    if info.service_url:
+        lines.append(f"  service  {info.service_url} (information service; a party's token: "
+                     f"roadx keys issue --party P --data-dir {data_dir})")
     lines += ["  metrics  " + ", ".join(f"{n} http://{a}/metrics" for n, a in info.metrics.items()),
               f"  logs     {log_dir}",
               "query it:",
@@ -127,6 +130,8 @@ def describe_up(settings: Settings, info: StackInfo, log_dir: Path) -> str:
         host, _, port = info.store_http.rpartition(":")
         lines += [f"  curl --data-binary {shlex.quote(example)} {info.store_url}",
                   f"  clickhouse_connect.get_client(host='{host}', port={port})"]
+    if info.service_url:
+        lines.append(f"  curl -H \"Authorization: Bearer $TOKEN\" {info.service_url}licences/<licence_no>/verification")
     lines.append(f"stop it with: roadx down --data-dir {data_dir}")
     return "\n".join(lines)
 

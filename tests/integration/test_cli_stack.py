@@ -104,6 +104,13 @@ def test_every_part_printed_answers_when_up_returns(stack):
         assert f"http://{address}/metrics" in stdout
         with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as answer:
             assert answer.status == 200
+    service = f"http://{record['service']}/v1/"
+    assert f"  service  {service} " in stdout
+    # No retry: `roadx up` returned only once the service's register caught up.
+    with urllib.request.urlopen(f"{service}health", timeout=10) as answer:
+        assert json.loads(answer.read()) == {"ready": True}
+    with urllib.request.urlopen(f"{service}openapi.json", timeout=10) as answer:
+        assert "/v1/licences/{licence_no}/verification" in json.loads(answer.read())["paths"]
 
 
 def test_roadx_query_defaults_to_the_exchange_database_like_the_endpoint(stack):
