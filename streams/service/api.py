@@ -24,6 +24,7 @@ import orjson
 from aiohttp import web as aioweb
 from aiolimiter import AsyncLimiter
 from faust.web import View
+from prometheus_client import Counter, Histogram
 
 from schemas.catalog import catalog_entries
 from schemas.credentials import Credential, Credentials
@@ -35,6 +36,11 @@ from .openapi import openapi_document
 from .questions import MAX_IDENTIFIER, is_token, lookup_questions, question
 
 log = logging.getLogger("streams.service")
+
+REQUESTS = Counter("roadx_service_requests", "Requests the information service answered, by route and status",
+                   ["endpoint", "status"])
+LATENCY = Histogram("roadx_service_request_seconds", "Time to answer a request, by route", ["endpoint"],
+                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
 
 JSON = "application/json; charset=utf-8"
 
@@ -107,10 +113,13 @@ class Service:
             response = refusal(exc)
             status, records = exc.status, 0
             outcome = {401: "denied", 404: "unknown", 429: "limited", 503: "error"}.get(exc.status, "invalid")
+        seconds = time.perf_counter() - started
+        REQUESTS.labels(endpoint, str(status)).inc()
+        LATENCY.labels(endpoint).observe(seconds)
         if self.audit is not None and credential is not None:
             self.audit.record(party=credential.party, credential_id=credential.id, method=request.method,
                               endpoint=endpoint, asked=asked, status=status, outcome=outcome, records=records,
-                              latency_ms=(time.perf_counter() - started) * 1000)
+                              latency_ms=seconds * 1000)
         return response
 
     def asked(self, kind: str, raw: Any) -> str:
