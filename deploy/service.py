@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from schemas.settings import Settings
-from sinks.downloads import Download, parse_download_request, register_counts, stream_download
+from sinks.downloads import PARAMETERS, Download, parse_download_request, register_counts, stream_download
 from sinks.errors import DownloadError, SinkError
 from sinks.store_client import store_client
 from streams.errors import BadQuestion
@@ -40,7 +40,8 @@ class StoreDownloads:
     def refusal(self, exc: Exception) -> BadQuestion | None:
         """The answer to a caller for a store error: 400 for a bad request, 503 when the store fails."""
         if isinstance(exc, DownloadError):
-            return BadQuestion(400, f"invalid_{exc.parameter}", str(exc))
+            rule = f"invalid_{exc.parameter}" if exc.parameter in PARAMETERS else "unknown_parameter"
+            return BadQuestion(400, rule, str(exc))
         if isinstance(exc, (SinkError, StackError)):
             return BadQuestion(503, "store_unavailable", f"the analytical store cannot answer now: {exc}")
         return None

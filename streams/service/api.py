@@ -95,6 +95,16 @@ class Service:
         """Run ``fn`` on the one thread that talks to the store (its client is not shared)."""
         return await asyncio.get_running_loop().run_in_executor(self._store_thread, fn, *args)
 
+    async def from_store(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``in_store``, with the store's errors answered as the store access says (400, 503)."""
+        try:
+            return await self.in_store(fn, *args)
+        except Exception as exc:
+            refused = self.store.refusal(exc) if self.store is not None else None
+            if refused is None:
+                raise
+            raise refused from exc
+
     def close(self) -> None:
         self._store_thread.shutdown(wait=False, cancel_futures=True)
 
@@ -113,6 +123,10 @@ class Service:
             response = refusal(exc)
             status, records = exc.status, 0
             outcome = {401: "denied", 404: "unknown", 429: "limited", 503: "error"}.get(exc.status, "invalid")
+        except Exception:  # the service's own fault, never the caller's: logged, answered in JSON
+            log.exception("%s %s failed", request.method, endpoint)
+            response = refusal(BadQuestion(500, "internal_error", "the service failed to answer; it is logged"))
+            status, outcome, records = 500, "error", 0
         seconds = time.perf_counter() - started
         REQUESTS.labels(endpoint, str(status)).inc()
         LATENCY.labels(endpoint).observe(seconds)
@@ -174,7 +188,7 @@ def add_routes(app: Any, service: Service) -> None:
     async def catalog(self: Any, request: aioweb.Request) -> aioweb.StreamResponse:
         async def work(_c: Credential) -> Served:
             entries = catalog_entries(service.parties)
-            counts = await service.in_store(service.store.counts) if service.store is not None else {}
+            counts = await service.from_store(service.store.counts) if service.store is not None else {}
             for entry in entries:
                 per_party = counts.get(entry["entity_type"], {})
                 entry["parties"] = {party: {"records": n, "last_change": last.isoformat() if last else None}
@@ -231,14 +245,8 @@ def add_routes(app: Any, service: Service) -> None:
                 raise BadQuestion(400, "repeated_parameter", f"{repeated[0]}: given more than once")
             if service.store is None:
                 raise BadQuestion(404, "no_store", "this service has no analytical store to download from")
-            try:
-                download = await service.in_store(service.store.download, {k: v[0] for k, v in params.items()})
-                first = await service.in_store(next, download.chunks, b"")
-            except Exception as exc:
-                refused = service.store.refusal(exc)
-                if refused is None:
-                    raise
-                raise refused from exc
+            download = await service.from_store(service.store.download, {k: v[0] for k, v in params.items()})
+            first = await service.from_store(next, download.chunks, b"")
             response = aioweb.StreamResponse(headers={
                 "Content-Type": download.content_type,
                 "Content-Disposition": f'attachment; filename="{download.filename}"'})
