@@ -83,12 +83,16 @@ def publish(settings, events, stale=()):
     assert producer.flush(30) == 0
 
 
-@pytest.fixture
-def service_settings(bootstrap, unique, tmp_path):
-    settings = Settings(data_dir=tmp_path, bootstrap_servers=bootstrap, topic_prefix=f"t{unique}.",
-                        provinces=("11", "44"), service_port=free_port(), service_rate_per_second=200)
+def new_settings(bootstrap, data_dir):
+    settings = Settings(data_dir=data_dir, bootstrap_servers=bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+                        provinces=("11", "44"), service_port=free_port(), service_rate_per_second=500)
     create_topics(bootstrap, exchange_topics(settings))
     return settings
+
+
+@pytest.fixture
+def service_settings(bootstrap, tmp_path):
+    return new_settings(bootstrap, tmp_path)
 
 
 @contextlib.contextmanager
@@ -146,10 +150,10 @@ def wait_until(condition, proc, log_path, what):
     raise AssertionError(f"timed out waiting for {what}: {log_path.read_text()[-3000:]}")
 
 
-@pytest.fixture
-def served(service_settings):
+@pytest.fixture(scope="module")
+def served(broker, tmp_path_factory):
     """A running service over a register of two provinces, and a credential of each."""
-    settings = service_settings
+    settings = new_settings(broker.bootstrap_servers, tmp_path_factory.mktemp("service"))
     events = [
         change("operator", operator(USCC_44, "440300"), "44"),
         change("operator", operator(USCC_11, "110105", phone="13900139000"), "11"),
@@ -174,7 +178,7 @@ def served(service_settings):
     with running_service(settings, log_path) as proc:
         caller = Caller(settings)
         wait_until(lambda: caller.json("/v1/health")[0] == 200, proc, log_path, "the register to catch up")
-        yield settings, proc, log_path, Caller(settings, token44), Caller(settings, token11), (store, c11)
+        yield settings, proc, log_path, Caller(settings, token44), Caller(settings, token11), store
 
 
 def test_answers_by_key_with_masking_by_party(served):
@@ -267,8 +271,8 @@ def test_bad_identifiers_are_refused_naming_the_rule(served, path, status, rule)
     assert body["status"] == status and body["error"]
 
 
-def test_credentials_rate_and_bodies(served):
-    settings, _p, _l, as44, as11, (store, c11) = served
+def test_credentials_and_bodies(served):
+    settings, _p, _l, as44, _as11, store = served
     assert as44.json(f"/v1/operators/{USCC_44}", token=None)[1]["rule"] == "no_credential"
     assert as44.json(f"/v1/operators/{USCC_44}", token="rdx_00000000_nope")[0] == 401
     assert as44.json("/v1/lookups", b"{not json")[1]["rule"] == "malformed_body"
@@ -276,8 +280,11 @@ def test_credentials_rate_and_bodies(served):
     status, body = as44.json("/v1/lookups", {"lookups": [{"kind": "operator", "id": USCC_44}] * 1001})
     assert (status, body["rule"]) == (413, "too_many_identifiers")
     assert as44.json("/v1/openapi.json", token=None)[1]["openapi"].startswith("3.")
-    store.revoke(c11.id, NOW)
-    status, body = as11.json(f"/v1/operators/{USCC_44}")
+    credential, token = store.issue("11", NOW, settings.provinces)
+    revoked = Caller(settings, token)
+    assert revoked.json(f"/v1/operators/{USCC_44}")[0] == 200
+    store.revoke(credential.id, NOW)  # the running service reads the file again when it changes
+    status, body = revoked.json(f"/v1/operators/{USCC_44}")
     assert (status, body["rule"]) == (401, "bad_credential")
 
 
