@@ -1,11 +1,15 @@
-"""What the information service (``streams.service``) is handed from the top floor: the
-analytical store for downloads and the catalog's counts (``sinks.downloads``, through the
-one way commands reach the store: ``sinks.store_client``, the running stack's served store
-when there is one).
+"""The information service (``streams.service``) seen from the top floor: what it is handed
+(the analytical store for downloads and the catalog's counts: ``sinks.downloads``, through
+the one way commands reach the store, ``sinks.store_client``, the running stack's served
+store when there is one), and ``ask_verification``, how ``roadx verify`` asks it.
 """
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
 from typing import Any, Mapping
 
 from schemas.settings import Settings
@@ -14,7 +18,9 @@ from sinks.errors import DownloadError, SinkError
 from sinks.store_client import store_client
 from streams.errors import BadQuestion
 
-from .errors import StackError
+from schemas.licences import Verdict
+
+from .errors import DeployError, StackError
 from .stack import served_store
 
 
@@ -56,3 +62,28 @@ def _closing(chunks: Any, client: Any) -> Any:
     finally:
         chunks.close()
         client.close()
+
+
+def ask_verification(service_url: str, token: str, licence_no: str, timeout: float = 10) -> Verdict:
+    """The service's verdict on ``licence_no`` (``service_url`` ends in ``/v1/``); a number the
+    service refuses as ill-formed is answered unknown with the reason, as the store's runner does."""
+    url = f"{service_url.rstrip('/')}/licences/{urllib.parse.quote(licence_no.strip(), safe='')}/verification"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return Verdict(**json.loads(answer.read()))
+    except urllib.error.HTTPError as exc:
+        body = _refusal_body(exc)
+        if exc.code == 400:
+            return Verdict(licence_no, "unknown", reason=body.get("error", str(exc)))
+        raise DeployError(f"the service at {service_url} answered {exc.code}: {body.get('error', exc.reason)}") from exc
+    except (urllib.error.URLError, OSError, ValueError, TypeError) as exc:
+        raise DeployError(f"cannot ask the service at {service_url}: {exc}") from exc
+
+
+def _refusal_body(exc: urllib.error.HTTPError) -> dict[str, Any]:
+    try:
+        body = json.loads(exc.read())
+    except (ValueError, OSError):
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -2,7 +2,8 @@
 
 Each reads the store wherever it is (``sinks.store_client``): the ClickHouse server when
 ``ROADX_CLICKHOUSE_URL`` is set, the running stack's sink endpoint while a stack runs
-(``deploy.stack.served_store``), else the embedded store itself.
+(``deploy.stack.served_store``), else the embedded store itself. ``roadx verify --token``
+asks the information service instead (the running stack's, or ``--service URL``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Callable
 from schemas.settings import Settings
 from sinks.errors import SinkError
 
-from ..stack import served_store
+from ..stack import StackInfo, served_store
 
 
 def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None:
@@ -36,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None
         description="Exit status: 0 valid, 1 any other answer, 2 an error."))
     verify.add_argument("licence_no", help="the licence number (证照编号)")
     verify.add_argument("--json", action="store_true", help="print the answer as JSON")
+    verify.add_argument("--token", help="a party's credential (roadx keys issue): ask the information service")
+    verify.add_argument("--service", metavar="URL",
+                        help="the service's URL ending in /v1/ (default: the running stack's service)")
     verify.set_defaults(handler=cmd_verify)
 
 
@@ -80,14 +84,26 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
+    """Ask the information service when one runs and a credential is given, else the store."""
     from schemas.licences import format_verdict
-    from sinks.verify import verify_licence
 
-    client = open_store_client(settings)
-    try:
-        answer = verify_licence(client, settings.clickhouse_database, args.licence_no, _pii(settings))
-    finally:
-        client.close()
+    info = StackInfo.read(settings.stack_file)
+    service_url = args.service or (info.service_url if info is not None else "")
+    if service_url and args.token:
+        from ..service import ask_verification
+
+        answer = ask_verification(service_url, args.token, args.licence_no)
+    else:
+        if service_url:
+            print(f"roadx: note: answered from the store; give --token to ask the service at {service_url}",
+                  file=sys.stderr)
+        from sinks.verify import verify_licence
+
+        client = open_store_client(settings)
+        try:
+            answer = verify_licence(client, settings.clickhouse_database, args.licence_no, _pii(settings))
+        finally:
+            client.close()
     if args.json:
         print(json.dumps(answer.as_dict(), ensure_ascii=False, indent=1))
     else:

@@ -299,3 +299,21 @@ def test_over_the_rate_is_429(service_settings):
         wait_until(lambda: caller.json("/v1/health")[0] == 200, proc, log_path, "the service")
         statuses = [caller.json(f"/v1/operators/{USCC_44}")[0] for _ in range(10)]
     assert 429 in statuses and statuses[0] == 404, statuses
+
+
+def test_roadx_verify_asks_the_service_with_a_token(served, capsys):
+    from deploy.cli import main
+
+    settings, _p, _l, as44, _as11, _store = served
+    service = f"http://127.0.0.1:{settings.service_port}/v1/"
+    argv = ["--data-dir", str(settings.data_dir), "--service", service, "--token", as44.token, "--json"]
+    assert main(["verify", "粤交运许可440300000001", *argv]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "valid"
+    assert main(["verify", "粤交运许可440300000002", *argv]) == 1
+    assert json.loads(capsys.readouterr().out)["status"] == "revoked"
+    assert main(["verify", "a'b", *argv]) == 1
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["status"] == "unknown" and answer["reason"].startswith("ill_formed_licence_no")
+    bad = ["--data-dir", str(settings.data_dir), "--service", service, "--token", "rdx_00000000_x"]
+    assert main(["verify", "粤交运许可440300000001", *bad]) == 2
+    assert "answered 401" in capsys.readouterr().err
