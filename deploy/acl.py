@@ -3,10 +3,11 @@
 Province ``P`` (principal ``User:prov-P``) may write only ``prov.P.changes`` and read only
 ``xprov.P.inbound`` (with consumer groups named ``prov-P-...``). The hub's principals get
 what their process uses: ``User:roadx-streams`` reads every province's changes and writes
-the national topics, the inbound topics and its state changelogs; ``User:roadx-sink`` reads
-the national and inbound topics it stores. Analysts get nothing on Kafka: they query
-ClickHouse. Output is either ``kafka-acls.sh`` command lines or Strimzi ``KafkaUser``
-resources.
+the national topics but ``national.audit``, the inbound topics and its state changelogs;
+``User:roadx-service`` (the information service) writes only ``national.audit``, its record of
+every request answered, which no party may read; ``User:roadx-sink`` reads the national and
+inbound topics it stores. Analysts get nothing on Kafka: they query ClickHouse. Output is
+either ``kafka-acls.sh`` command lines or Strimzi ``KafkaUser`` resources.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from schemas.settings import Settings
 
 STREAMS_PRINCIPAL = "roadx-streams"
 SINK_PRINCIPAL = "roadx-sink"
+SERVICE_PRINCIPAL = "roadx-service"
 LITERAL = "literal"
 PREFIXED = "prefixed"
 READ = ("Read", "Describe")
@@ -79,7 +81,8 @@ def exchange_acls(settings: Settings, provinces: Sequence[str]) -> list[AclRule]
     rules.append(AclRule(STREAMS_PRINCIPAL, "topic", names.ownership, ("Read", "Write", "Describe")))
     # Its consumer group and those its state readers name (roadx-streams-restore, -registry).
     rules.append(AclRule(STREAMS_PRINCIPAL, "group", names.streams_group, ("Read",), PREFIXED))
-    rules += [AclRule(SINK_PRINCIPAL, "topic", t, READ) for t in national]
+    rules.append(AclRule(SERVICE_PRINCIPAL, "topic", names.national_audit, WRITE))
+    rules += [AclRule(SINK_PRINCIPAL, "topic", t, READ) for t in (*national, names.national_audit)]
     rules += [AclRule(SINK_PRINCIPAL, "topic", names.province_inbound(p), READ) for p in provinces]
     rules.append(AclRule(SINK_PRINCIPAL, "group", names.sink_group, ("Read",)))
     return rules

@@ -1,7 +1,9 @@
 """Confluent-framed Avro: magic byte 0, 4-byte big-endian schema id, Avro body.
 
 Events are plain dicts shaped like the envelope; ``before``/``after`` are plain entity
-dicts — the codec picks the union branch from ``entity_type``. Decoding resolves the
+dicts — the codec picks the union branch from ``entity_type``. Quality findings
+(``FindingCodec``) and the information service's request records (``ServiceRequestCodec``)
+are records that stand alone, encoded the same way without a signature. Decoding resolves the
 writer's schema (looked up by id) to the current reader schema. What encodes also decodes:
 a uuid that is not one, or a date or timestamp beyond what the reader can represent
 (years 1..9999), is refused with ``EncodeError``.
@@ -17,6 +19,7 @@ import uuid
 from typing import Any, Mapping
 
 from fastavro import schemaless_reader, schemaless_writer
+from fastavro.validation import ValidationError, validate
 
 from . import contract, signing
 from .errors import EncodeError, MalformedBodyError, NotFramedError
@@ -90,22 +93,30 @@ class EventCodec:
         return schema_id, event
 
 
-class FindingCodec:
-    """Confluent-framed Avro for ``roadx.QualityFinding`` records (``national.quality``)."""
+class _RecordCodec:
+    """Confluent-framed Avro for one record schema that stands alone (no union branch to
+    pick, no signature): what encodes also decodes, and a record that does not fit is
+    refused with ``EncodeError`` naming the field."""
 
-    def __init__(self, registry: Registry, subject: str = "roadx-quality-value") -> None:
+    def __init__(self, registry: Registry, subject: str, schema: dict[str, Any], what: str, id_field: str) -> None:
         self._registry = registry
-        self._schema = contract.finding_schema()
-        self.schema_id = registry.id_for(subject, self._schema)
+        self._schema = schema
+        self.schema_id = registry.id_for(subject, schema)
         self._header = _HEADER.pack(MAGIC, self.schema_id)
+        self._logical = _logical_of(schema)
+        self._what, self._id_field = what, id_field
 
-    def encode(self, finding: dict[str, Any]) -> bytes:
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        unreadable = _unreadable(record, self._logical)
+        if unreadable:
+            raise EncodeError(f"{self._named(record)}: field {unreadable} would not decode")
         buf = io.BytesIO()
         buf.write(self._header)
         try:
-            schemaless_writer(buf, self._schema, finding)
+            schemaless_writer(buf, self._schema, record)
         except _DOES_NOT_FIT as exc:
-            raise EncodeError(f"finding {finding.get('finding_id')}: does not fit the schema: {exc}") from exc
+            raise EncodeError(f"{self._named(record)}: does not fit the schema: "
+                              f"{_misfit(record, self._schema) or exc}") from exc
         return buf.getvalue()
 
     def decode(self, value: bytes | None) -> dict[str, Any]:
@@ -113,7 +124,35 @@ class FindingCodec:
         try:
             return schemaless_reader(io.BytesIO(value[5:]), writer, self._schema)
         except Exception as exc:  # fastavro raises many types on garbage
-            raise MalformedBodyError(f"Avro body is not a quality finding: {type(exc).__name__}: {exc}") from exc
+            raise MalformedBodyError(f"Avro body is not a {self._what}: {type(exc).__name__}: {exc}") from exc
+
+    def _named(self, record: Mapping[str, Any]) -> str:
+        return f"{self._what} {record.get(self._id_field)}"
+
+
+class FindingCodec(_RecordCodec):
+    """Confluent-framed Avro for ``roadx.QualityFinding`` records (``national.quality``)."""
+
+    def __init__(self, registry: Registry, subject: str = "roadx-quality-value") -> None:
+        super().__init__(registry, subject, contract.finding_schema(), "quality finding", "finding_id")
+
+
+class ServiceRequestCodec(_RecordCodec):
+    """Confluent-framed Avro for ``roadx.ServiceRequest`` records (``national.audit``): one per
+    request the information service answered, its personal identifiers already tokenized.
+
+    ``encode`` also refuses what ``contract.service_request_problem`` finds wrong (an unknown
+    outcome, a status that is no HTTP status, an identifier in clear), naming the field.
+    """
+
+    def __init__(self, registry: Registry, subject: str = "roadx-audit-value") -> None:
+        super().__init__(registry, subject, contract.service_request_schema(), "service request", "request_id")
+
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        problem = contract.service_request_problem(record)
+        if problem:
+            raise EncodeError(f"{self._named(record)}: field {problem}")
+        return super().encode(record)
 
 
 def read_schema_id(value: bytes | None) -> int:
@@ -131,19 +170,32 @@ def read_schema_id(value: bytes | None) -> int:
 def _logical_fields(envelope: Mapping[str, Any]) -> dict[str, tuple[tuple[str, str, int, int], ...]]:
     """Fields with a logical type the reader converts, with their readable range:
     ``""`` for the envelope, else per record name."""
-    def of(record: Mapping[str, Any]) -> tuple[tuple[str, str, int, int], ...]:
-        found = []
-        for field in record["fields"]:
-            for ftype in field["type"] if isinstance(field["type"], list) else [field["type"]]:
-                logical = ftype.get("logicalType") if isinstance(ftype, dict) else None
-                if logical == "uuid":
-                    found.append((field["name"], logical, 0, 0))
-                elif logical in _READABLE:
-                    found.append((field["name"], logical, *_READABLE[logical]))
-        return tuple(found)
+    records = {name: _logical_of(record) for name, record in contract.entity_records(envelope).items()}
+    return {"": _logical_of(envelope), **records}
 
-    records = {name: of(record) for name, record in contract.entity_records(envelope).items()}
-    return {"": of(envelope), **records}
+
+def _logical_of(record: Mapping[str, Any]) -> tuple[tuple[str, str, int, int], ...]:
+    """The fields of one record with a logical type the reader converts, with their readable range."""
+    found = []
+    for field in record["fields"]:
+        for ftype in field["type"] if isinstance(field["type"], list) else [field["type"]]:
+            logical = ftype.get("logicalType") if isinstance(ftype, dict) else None
+            if logical == "uuid":
+                found.append((field["name"], logical, 0, 0))
+            elif logical in _READABLE:
+                found.append((field["name"], logical, *_READABLE[logical]))
+    return tuple(found)
+
+
+def _misfit(record: Mapping[str, Any], schema: Mapping[str, Any]) -> str | None:
+    """What fastavro's validator says of a record that did not encode: it names the field."""
+    try:
+        validate(record, schema, raise_errors=True)
+    except ValidationError as exc:
+        return "; ".join(str(error) for error in exc.errors)
+    except Exception:  # the validator trips over some values the writer also refused
+        return None
+    return None
 
 
 def _unreadable(record: Mapping[str, Any], fields: tuple[tuple[str, str, int, int], ...]) -> str | None:

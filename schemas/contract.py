@@ -1,16 +1,21 @@
-"""The Avro contract: the change-event envelope and the five entity records.
+"""The Avro contract: the change-event envelope and the five entity records, the quality
+finding and the information service's request record.
 
 Schemas are read from ``schemas/avro/*.avsc`` once per process. Everything else about an
 entity is read from there too: its fields and their kinds (``field_specs``), which of them
 are required, and its key fields (``KEY_FIELDS``). Entity keys follow
 ``<entity_type>:<natural key>`` so that all events of one entity share a partition;
-``change_event`` builds the (unsigned, unencoded) envelope every adapter publishes.
+``change_event`` builds the (unsigned, unencoded) envelope every adapter publishes;
+``service_request_problem`` says what is wrong with a service request beyond its Avro types
+(the codec refuses such a record, the sink stores it as a dead letter).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,11 +24,13 @@ from fastavro import parse_schema
 from fastavro.schema import load_schema, to_parsing_canonical_form
 
 from .errors import SchemaLoadError
+from .pii import TOKEN_BYTES, mask_raw, may_hold_personal_number
 
 AVRO_DIR = Path(__file__).with_name("avro")
 HISTORY_DIR = AVRO_DIR / "history"
 ENVELOPE_FILE = "roadx.ChangeEvent.avsc"
 FINDING_FILE = "roadx.QualityFinding.avsc"
+SERVICE_REQUEST_FILE = "roadx.ServiceRequest.avsc"
 SIGNATURE_FIELD = "signature"
 
 OPS = ("c", "u", "d", "r")
@@ -46,11 +53,16 @@ KEY_FIELDS: Mapping[str, tuple[str, ...]] = {
 # The kinds of value an entity field holds, from its Avro type: string, int, long, date (days
 # since 1970-01-01, Avro ``date``), timestamp (epoch ms, ``timestamp-millis``), string_array.
 KINDS = ("string", "int", "long", "date", "timestamp", "string_array")
+# What the information service made of a request (``roadx.ServiceRequest.outcome``).
+SERVICE_OUTCOMES = ("found", "unknown", "invalid", "denied", "limited", "error")
+_TOKEN = re.compile(f"tok_[0-9a-f]{{{2 * TOKEN_BYTES}}}")  # a personal identifier as schemas.pii tokenizes it
+_INT_MAX = 2**31 - 1
 
 __all__ = [
-    "ENTITY_RECORDS", "ENTITY_TYPES", "FieldSpec", "KEY_FIELDS", "KINDS", "OPS", "change_event", "entity_fields",
-    "entity_key", "entity_records", "envelope_canonical", "envelope_schema", "field_specs", "finding_schema",
-    "historic_envelopes", "historic_findings", "required_fields",
+    "ENTITY_RECORDS", "ENTITY_TYPES", "FieldSpec", "KEY_FIELDS", "KINDS", "OPS", "SERVICE_OUTCOMES", "change_event",
+    "entity_fields", "entity_key", "entity_records", "envelope_canonical", "envelope_schema", "field_specs",
+    "finding_schema", "historic_envelopes", "historic_findings", "historic_service_requests", "holds_clear_identifier",
+    "required_fields", "service_request_problem", "service_request_schema",
 ]
 
 
@@ -75,10 +87,20 @@ def envelope_canonical() -> str:
 @functools.cache
 def finding_schema() -> dict[str, Any]:
     """The data-quality finding published to ``national.quality``, parsed."""
+    return _record_schema(FINDING_FILE)
+
+
+@functools.cache
+def service_request_schema() -> dict[str, Any]:
+    """The information service's record of one answered request, published to ``national.audit``, parsed."""
+    return _record_schema(SERVICE_REQUEST_FILE)
+
+
+def _record_schema(file: str) -> dict[str, Any]:
     try:
-        return load_schema(str(AVRO_DIR / FINDING_FILE))
+        return load_schema(str(AVRO_DIR / file))
     except (OSError, ValueError, KeyError) as exc:
-        raise SchemaLoadError(f"cannot load {FINDING_FILE}: {exc}") from exc
+        raise SchemaLoadError(f"cannot load {file}: {exc}") from exc
 
 
 def historic_envelopes() -> list[tuple[str, dict[str, Any]]]:
@@ -89,6 +111,11 @@ def historic_envelopes() -> list[tuple[str, dict[str, Any]]]:
 def historic_findings() -> list[tuple[str, dict[str, Any]]]:
     """Every frozen earlier version of the quality finding, oldest first, parsed."""
     return _historic("QualityFinding")
+
+
+def historic_service_requests() -> list[tuple[str, dict[str, Any]]]:
+    """Every frozen earlier version of the service request, oldest first, parsed."""
+    return _historic("ServiceRequest")
 
 
 def _historic(name: str) -> list[tuple[str, dict[str, Any]]]:
@@ -202,3 +229,35 @@ def change_event(*, event_id: str, op: str, entity_type: str, before: Mapping[st
         "source": {"province": province, "system": system, "table": table, "seq": seq, "snapshot": snapshot},
         "ts_ms": ts_ms,
     }
+
+
+def holds_clear_identifier(text: str) -> bool:
+    """Whether ``text`` holds an ID or mobile number in clear (its ``tok_<token>`` tokens aside)."""
+    if not may_hold_personal_number(text):
+        return False
+    return any(mask_raw(part.encode("utf-8")) != part.encode("utf-8") for part in _TOKEN.split(text))
+
+
+def service_request_problem(request: Mapping[str, Any]) -> str | None:
+    """What is wrong with a service request beyond its Avro types: ``"<field> <why>"``, else None.
+
+    The outcome must be one of ``SERVICE_OUTCOMES``, the status an HTTP status, the record
+    count and the latency not negative, and no text (an ``asked`` item included) may hold an
+    ID or mobile number in clear.
+    """
+    outcome, status, records, latency = (request.get(name) for name in ("outcome", "status", "records", "latency_ms"))
+    if outcome not in SERVICE_OUTCOMES:
+        return f"outcome {outcome!r} is not one of {', '.join(SERVICE_OUTCOMES)}"
+    if type(status) is not int or not 100 <= status <= 599:
+        return f"status {status!r} is not an HTTP status (100..599)"
+    if type(records) is not int or not 0 <= records <= _INT_MAX:
+        return f"records {records!r} is not a count of records"
+    if type(latency) not in (int, float) or not math.isfinite(latency) or latency < 0:
+        return f"latency_ms {latency!r} is not a duration in milliseconds"
+    asked = request.get("asked")
+    texts = [(name, request.get(name)) for name in ("party", "credential_id", "method", "endpoint")]
+    texts += [(f"asked[{i}]", item) for i, item in enumerate(asked if isinstance(asked, (list, tuple)) else ())]
+    for name, text in texts:
+        if isinstance(text, str) and holds_clear_identifier(text):
+            return f"{name} holds an ID or mobile number in clear (tokenize it: schemas.pii PiiMasker.entity_key)"
+    return None

@@ -52,7 +52,7 @@ class ExchangeTopic:
 
     name: str
     role: str  # province_changes | province_inbound | national_changes | national_quality | national_dlq
-    #            | stream_state | registry
+    #            | national_audit | stream_state | registry
     national: bool = False
     compacted: bool = False
 
@@ -81,6 +81,11 @@ class TopicNames:
     @property
     def national_dlq(self) -> str:
         return self.prefix + NATIONAL_TOPIC.format("dlq")
+
+    @property
+    def national_audit(self) -> str:
+        """One ``roadx.ServiceRequest`` per request the information service answered; written by the hub only."""
+        return self.prefix + NATIONAL_TOPIC.format("audit")
 
     @property
     def streams_group(self) -> str:
@@ -117,6 +122,7 @@ class TopicNames:
             ExchangeTopic(self.national_changes, "national_changes", national=True),
             ExchangeTopic(self.national_quality, "national_quality", national=True),
             ExchangeTopic(self.national_dlq, "national_dlq"),
+            ExchangeTopic(self.national_audit, "national_audit", national=True),
         ]
         # A changelog partition holds the state of the same partition of prov.<P>.changes.
         topics += [ExchangeTopic(self.stream_state(p), "stream_state", compacted=True) for p in provinces]

@@ -27,6 +27,12 @@ Tables (ReplacingMergeTree; ``topic``/``partition``/``offset`` = where the sink 
   (the judged event), ``event_ts_ms`` (Nullable, source commit), ``detected_ms``,
   ``ingested_at``, ``ref_key`` (Nullable: for a finding about a referenced entity that was
   not registered when the event was judged, that entity's key).
+- ``service_requests`` — one row per request the information service answered
+  (``national.audit``, ``ORDER BY (party, ts, request_id)``): ``request_id``, ``party``,
+  ``credential_id``, ``method``, ``endpoint`` (route template), ``asked`` (Array(String):
+  identifiers asked about, ID and mobile numbers as ``tok_<token>``), ``status`` (HTTP),
+  ``outcome`` (found | unknown | invalid | denied | limited | error), ``records``,
+  ``latency_ms``, ``ts`` (request received), ``ingested_at``.
 - ``schema_migrations`` — ``version``, ``description``, ``applied_at`` (see migrations.py).
 
 Views: ``current_operators``, ``current_vehicles``, ``current_practitioners``,
@@ -222,6 +228,28 @@ ORDER BY finding_id
 SETTINGS non_replicated_deduplication_window = {window}
 """
 
+SERVICE_REQUESTS = """
+CREATE TABLE IF NOT EXISTS {db}.service_requests (
+    request_id UUID,
+    party LowCardinality(String) COMMENT 'party code of the caller; empty when it was not identified',
+    credential_id String COMMENT 'id of the credential presented, never the token',
+    method LowCardinality(String),
+    endpoint LowCardinality(String) COMMENT 'the route template answered, not the path asked',
+    asked Array(String) COMMENT 'identifiers asked about; ID and mobile numbers as tok_<token>',
+    status UInt16 COMMENT 'HTTP status answered',
+    outcome LowCardinality(String) COMMENT 'found | unknown | invalid | denied | limited | error',
+    records UInt32 COMMENT 'records in the answer',
+    latency_ms Float64 COMMENT 'request received to answer sent',
+    ts DateTime64(3, 'UTC') COMMENT 'when the request was received',
+    topic LowCardinality(String),
+    partition UInt32,
+    offset UInt64,
+    ingested_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree
+ORDER BY (party, ts, request_id)
+SETTINGS non_replicated_deduplication_window = {window}
+"""
+
 QUALITY_FINDINGS_REF_KEY = (
     "ALTER TABLE {db}.quality_findings ADD COLUMN IF NOT EXISTS ref_key Nullable(String) "
     "COMMENT 'unknown_operator / unknown_holder: the referenced entity key (masked like entity_key); "
@@ -326,6 +354,10 @@ def current_views() -> list[str]:
 
 def quality_findings() -> list[str]:
     return [QUALITY_FINDINGS.replace("{window}", str(DEDUP_WINDOW)).strip()]
+
+
+def service_requests() -> list[str]:
+    return [SERVICE_REQUESTS.replace("{window}", str(DEDUP_WINDOW)).strip()]
 
 
 def aggregates() -> list[str]:

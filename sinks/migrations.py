@@ -37,6 +37,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               tuple(ddl.aggregates())),
     Migration(5, "quality_findings.ref_key: the entity a provisional relational finding waits for",
               (ddl.QUALITY_FINDINGS_REF_KEY,)),
+    Migration(6, "service_requests from national.audit", tuple(ddl.service_requests())),
 )
 
 SCHEMA_MIGRATIONS = """

@@ -5,7 +5,9 @@
 follow the source commit time (``change_log.ts``, a finding's ``event_ts_ms``), as the
 aggregates ``events_daily``, ``quality_monthly`` and ``case_flows_daily`` do; when a
 store predates them, the same numbers come from ``change_log``, ``quality_findings`` and
-``routed_cases``. Dead letters carry no source time, so they count by arrival month.
+``routed_cases``. Dead letters carry no source time, so they count by arrival month. The
+information service's use per party (``service_requests``) counts by the month a request
+was received: requests, by outcome, distinct endpoints, p50 and p99 latency.
 
 Scores: for province P and month M, ``rejected`` = distinct events with an error finding;
 ``total`` = accepted events + rejected; ``score_D = 1 - events with a final finding in
@@ -29,12 +31,14 @@ from typing import Any, Iterable, Sequence
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from schemas.codes import QUALITY_DIMENSIONS
+from schemas.contract import SERVICE_OUTCOMES
 from schemas.topics import ANY_PREFIX_CHANGES
 
 from .ddl import check_identifier
 from .errors import QueryError, SinkError
 
 DIMENSIONS = QUALITY_DIMENSIONS
+OUTCOMES = SERVICE_OUTCOMES
 REFERENCE_GRACE_SECONDS = 3600  # how long a referenced entity may arrive after its reference (ROADX_REFERENCE_GRACE_SECONDS)
 TREND_MONTHS = 6
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -64,6 +68,17 @@ class ProvinceMonth:
 
 
 @dataclass
+class ServiceUse:
+    """One party's use of the information service in the report's month."""
+
+    requests: int = 0
+    by_outcome: dict[str, int] = field(default_factory=dict)  # outcome (one of OUTCOMES) -> requests
+    endpoints: int = 0  # distinct route templates asked
+    latency_p50_ms: float | None = None
+    latency_p99_ms: float | None = None
+
+
+@dataclass
 class ReportData:
     month: dt.date
     months: list[dt.date]
@@ -73,6 +88,7 @@ class ReportData:
     rejected_by_rule: dict[str, dict[str, int]] = field(default_factory=dict)
     dead_letters: dict[str, dict[str, int]] = field(default_factory=dict)
     flows: dict[tuple[str, str], int] = field(default_factory=dict)
+    service_use: dict[str, ServiceUse] = field(default_factory=dict)  # party -> its requests this month
     generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     sources: list[str] = field(default_factory=list)
 
@@ -142,6 +158,7 @@ def load_report(client: Any, database: str, month: dt.date, provinces: Iterable[
     _final_findings(store, data, {**span, "as_of": as_of or data.generated_at, "grace": int(grace_seconds)})
     _dead_letters(store, data, this)
     _flows(store, data, this)
+    _service_use(store, data, this)
     seen = {p for p, _m in data.stats} | set(data.by_entity) | {p for pair in data.flows for p in pair}
     data.provinces += sorted(p for p in seen - set(data.provinces) if p)
     return data
@@ -261,6 +278,22 @@ def _flows(store: _Store, data: ReportData, this: dict) -> None:
         return
     for source, target, count in rows:
         data.flows[(source, target)] = int(count)
+
+
+def _service_use(store: _Store, data: ReportData, this: dict) -> None:
+    """Per party: requests received in the month, by outcome, distinct endpoints, latency quantiles."""
+    if not store.has("service_requests"):
+        data.sources.append("service use: no service_requests table in this store")
+        return
+    data.sources.append("service use: service_requests")
+    outcomes = {f"outcome_{i}": outcome for i, outcome in enumerate(OUTCOMES)}
+    by_outcome = ", ".join(f"countIf(outcome = {{{name}:String}})" for name in outcomes)
+    for party, requests, endpoints, latency, *counts in store.rows(
+            f"SELECT party, count(), uniqExact(endpoint), quantiles(0.5, 0.99)(latency_ms), {by_outcome} "
+            "FROM {DB}.service_requests FINAL WHERE ts >= {start:Date} AND ts < {end:Date} GROUP BY party",
+            **this, **outcomes):
+        data.service_use[party] = ServiceUse(int(requests), {o: int(n) for o, n in zip(OUTCOMES, counts) if n},
+                                             int(endpoints), float(latency[0]), float(latency[1]))
 
 
 def _as_date(value: Any) -> dt.date:

@@ -2,7 +2,9 @@
 
 Pure: no store, no clock. Every label is bilingual (中文 / English). Each province has a
 ``<section class="province" data-province="<code>">`` with its tables and trend charts;
-the cross-province case flows are a province × province heat map.
+the cross-province case flows are a province × province heat map; the information service's
+use per party is one table (``<section class="service-use">``), or a line saying there were no
+requests that month.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from html import escape
 
 from schemas.identifiers import PROVINCES
 
-from .report import DIMENSIONS, ProvinceMonth, ReportData
+from .report import DIMENSIONS, OUTCOMES, ProvinceMonth, ReportData
 
 ENGLISH_NAMES = {
     "11": "Beijing", "12": "Tianjin", "13": "Hebei", "14": "Shanxi", "15": "Inner Mongolia", "21": "Liaoning",
@@ -27,6 +29,8 @@ DIMENSION_LABELS = {"completeness": "完整性 completeness", "conformity": "规
 DIMENSION_COLOURS = {"completeness": "#1f77b4", "conformity": "#2ca02c", "relational": "#d62728"}
 ENTITY_LABELS = {"operator": "经营业户 operators", "vehicle": "营运车辆 vehicles",
                  "practitioner": "从业人员 practitioners", "licence": "电子证照 licences", "case": "执法案件 cases"}
+OUTCOME_LABELS = {"found": "查到 found", "unknown": "未查到 unknown", "invalid": "无效 invalid",
+                  "denied": "拒绝 denied", "limited": "限流 limited", "error": "出错 error"}
 _CSS = """
 body{font-family:"Noto Sans CJK SC","Microsoft YaHei",Arial,sans-serif;margin:24px;color:#222}
 h1{font-size:22px}h2{font-size:18px;border-bottom:2px solid #444;padding-bottom:4px;margin-top:32px}
@@ -208,6 +212,7 @@ runs (撤销 withdrawn {sum(s.withdrawn for (_p, m), s in data.stats.items() if 
 {sections}
 <h2>跨省案件流转 Cross-province case flows</h2>
 <div class="pair">{flows}</div>
+{_service_section(data)}
 </body></html>
 """
 
@@ -239,3 +244,20 @@ p99 {duration(now.lag_p99_ms)} · 跨省案件 cases sent {sent:,}, received {re
 <div><h4>死信 dead letters (按到达月份 by arrival month)</h4>{letters}</div></div>
 </section>
 """
+
+
+def _service_section(data: ReportData) -> str:
+    """The information service's use per party in the report's month."""
+    if data.service_use:
+        rows = [[province_label(party) if party else "未识别 unidentified", f"{use.requests:,}",
+                 *[f"{use.by_outcome.get(o, 0):,}" for o in OUTCOMES], f"{use.endpoints:,}",
+                 duration(use.latency_p50_ms), duration(use.latency_p99_ms)]
+                for party, use in sorted(data.service_use.items())]
+        body = _table(["调用方 party", "请求 requests", *[OUTCOME_LABELS.get(o, o) for o in OUTCOMES],
+                       "接口 endpoints", "时延 latency p50", "时延 latency p99"], rows)
+    else:
+        body = '<p class="muted">本月无信息服务请求 no service requests this month</p>'
+    return f"""<section class="service-use">
+<h2>信息服务使用 Service use</h2>
+{body}
+</section>"""

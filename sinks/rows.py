@@ -1,4 +1,4 @@
-"""Store rows from decoded events and raw messages (pure functions).
+"""Store rows from decoded events, findings, service requests and raw messages (pure functions).
 
 JSON columns (``before``/``after``) are written with ``ensure_ascii=False``: dates as ISO
 ``YYYY-MM-DD``, timestamps as ISO 8601 UTC with milliseconds, UUIDs as strings. A dead
@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 
 import orjson
 
-from schemas import topics as topic_headers
+from schemas import contract, topics as topic_headers
 
 from .errors import UnstorableMessage
 from schemas.pii import PiiMasker, mask_raw
@@ -36,6 +36,10 @@ QUALITY_COLUMNS = (
     "finding_id", "rule", "dimension", "severity", "province", "entity_type", "entity_key", "event_id",
     "field", "message", "source_topic", "source_partition", "source_offset", "event_ts_ms", "detected_ms",
     "topic", "partition", "offset", "ingested_at", "ref_key",
+)
+SERVICE_REQUEST_COLUMNS = (
+    "request_id", "party", "credential_id", "method", "endpoint", "asked", "status", "outcome", "records",
+    "latency_ms", "ts", "topic", "partition", "offset", "ingested_at",
 )
 
 
@@ -234,3 +238,38 @@ def finding_row(
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UnstorableMessage(f"finding {finding_id} at {topic}[{partition}]@{offset}: not a quality finding: {exc!r}") from exc
+
+
+def service_request_row(
+    request: Mapping[str, Any], topic: str, partition: int, offset: int, ingested_at: dt.datetime | None = None,
+) -> tuple:
+    """One ``service_requests`` row (``SERVICE_REQUEST_COLUMNS`` order).
+
+    A request that breaks the contract (``contract.service_request_problem``: an unknown
+    outcome, an identifier in clear …) is not stored: ``UnstorableMessage`` names the field.
+    """
+    request_id = request.get("request_id")
+    where = f"service request {request_id} at {topic}[{partition}]@{offset}"
+    problem = contract.service_request_problem(request)
+    if problem:
+        raise UnstorableMessage(f"{where}: field {problem}")
+    try:
+        return (
+            _event_uuid(request_id),
+            str(request["party"]),
+            str(request["credential_id"]),
+            str(request["method"]),
+            str(request["endpoint"]),
+            [str(item) for item in request["asked"]],
+            int(request["status"]),
+            str(request["outcome"]),
+            int(request["records"]),
+            float(request["latency_ms"]),
+            _utc(request["ts"], "ts", request_id),
+            topic,
+            int(partition),
+            int(offset),
+            ingested_at or _now(),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UnstorableMessage(f"{where}: not a service request: {exc!r}") from exc

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from schemas.codec import EventCodec, FindingCodec
+from schemas.codec import EventCodec, FindingCodec, ServiceRequestCodec
 from schemas.errors import DecodeError
 from schemas.registry import make_registry
 from schemas.settings import Settings
@@ -34,7 +34,8 @@ from .inserts import TableInsert
 from .metrics import COMMIT_FAILURES, REFUSED
 from schemas.pii import PiiMasker
 from .rows import (
-    CHANGE_LOG_COLUMNS, DLQ_COLUMNS, QUALITY_COLUMNS, ROUTED_COLUMNS, change_log_row, dlq_row, finding_row, routed_row,
+    CHANGE_LOG_COLUMNS, DLQ_COLUMNS, QUALITY_COLUMNS, ROUTED_COLUMNS, SERVICE_REQUEST_COLUMNS, change_log_row, dlq_row,
+    finding_row, routed_row, service_request_row,
 )
 from .store import ensure_schema, open_store
 from .writer import RULE_REFUSED, Ledger, NoLedger, StoreLedger, write_plan
@@ -42,14 +43,15 @@ from .writer import RULE_REFUSED, Ledger, NoLedger, StoreLedger, write_plan
 log = logging.getLogger("roadx.sinks")
 
 COLUMNS = {"change_log": CHANGE_LOG_COLUMNS, "dlq": DLQ_COLUMNS, "routed_cases": ROUTED_COLUMNS,
-           "quality_findings": QUALITY_COLUMNS}
+           "quality_findings": QUALITY_COLUMNS, "service_requests": SERVICE_REQUEST_COLUMNS}
 RULE_UNDECODABLE = "sink_undecodable"
 RULE_INVALID_EVENT = "sink_invalid_event"
 
 TOP_UP_SECONDS = 0.05  # a batch is closed early when this long brings no more messages
 
 Decode = Callable[[bytes | None], tuple[int, dict[str, Any]]]
-DecodeFinding = Callable[[bytes | None], dict[str, Any]]
+DecodeRecord = Callable[[bytes | None], dict[str, Any]]  # a record that stands alone: a finding, a service request
+RecordRow = Callable[[dict[str, Any], str, int, int, dt.datetime], tuple]  # (record, topic, partition, offset, now)
 
 
 @dataclass(frozen=True)
@@ -60,16 +62,18 @@ class TopicRoles:
     dlq: str
     inbound: dict[str, str]  # topic -> target province
     quality: str = ""  # quality findings; none subscribed when empty
+    audit: str = ""  # the information service's requests; none subscribed when empty
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "TopicRoles":
         names = settings.topics
         return cls(names.national_changes, names.national_dlq,
-                   {names.province_inbound(p): p for p in settings.provinces}, names.national_quality)
+                   {names.province_inbound(p): p for p in settings.provinces}, names.national_quality,
+                   names.national_audit)
 
     @property
     def topics(self) -> list[str]:
-        return [self.changes, self.dlq, *self.inbound, *([self.quality] if self.quality else [])]
+        return [self.changes, self.dlq, *self.inbound, *(topic for topic in (self.quality, self.audit) if topic)]
 
 
 @dataclass
@@ -88,10 +92,11 @@ class BatchPlan:
 
 
 def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: PiiMasker,
-               decode_finding: DecodeFinding | None = None) -> BatchPlan:
+               decode_finding: DecodeRecord | None = None, decode_request: DecodeRecord | None = None) -> BatchPlan:
     """Turn polled messages into per-table inserts and the offsets to commit after them.
 
     Every row of the batch gets the same ``ingested_at``: the time the batch was planned.
+    Quality findings and service requests are stored only when their decoder is given.
     """
     groups: dict[tuple[str, str, int], TableInsert] = {}
     next_offsets: dict[tuple[str, int], int] = {}
@@ -107,7 +112,8 @@ def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: 
             continue
         consumed += 1
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-        table, row = _row_for(msg, topic, partition, offset, roles, decode, pii, rejected, decode_finding, now)
+        table, row = _row_for(msg, topic, partition, offset, roles, decode, pii, rejected, now,
+                              decode_finding, decode_request)
         tp = (topic, partition)
         if next_offsets.get(tp, 0) <= offset:
             next_offsets[tp] = offset + 1
@@ -126,12 +132,15 @@ def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: 
 
 
 def _row_for(msg: Any, topic: str, partition: int, offset: int, roles: TopicRoles, decode: Decode, pii: PiiMasker,
-             rejected: list[str], decode_finding: DecodeFinding | None,
-             now: dt.datetime) -> tuple[str | None, tuple | None]:
+             rejected: list[str], now: dt.datetime, decode_finding: DecodeRecord | None,
+             decode_request: DecodeRecord | None) -> tuple[str | None, tuple | None]:
     if topic == roles.dlq:
         return "dlq", dlq_row(msg, pii, ingested_at=now)
     if roles.quality and topic == roles.quality and decode_finding is not None:
-        return _finding_row_for(msg, decode_finding, pii, rejected, now)
+        return _record_row_for(msg, decode_finding, "quality_findings",
+                               lambda f, t, p, o, at: finding_row(f, t, p, o, pii, at), pii, rejected, now)
+    if roles.audit and topic == roles.audit and decode_request is not None:
+        return _record_row_for(msg, decode_request, "service_requests", service_request_row, pii, rejected, now)
     target = roles.inbound.get(topic)
     if topic != roles.changes and target is None:
         log.warning("message from unexpected topic %s[%s]@%s skipped", topic, partition, offset)
@@ -151,16 +160,17 @@ def _row_for(msg: Any, topic: str, partition: int, offset: int, roles: TopicRole
         return "dlq", dlq_row(msg, pii, rule=RULE_INVALID_EVENT, reason=str(exc), ingested_at=now)
 
 
-def _finding_row_for(msg: Any, decode_finding: DecodeFinding, pii: PiiMasker, rejected: list[str],
-                     now: dt.datetime) -> tuple[str, tuple]:
+def _record_row_for(msg: Any, decode: DecodeRecord, table: str, to_row: RecordRow, pii: PiiMasker,
+                    rejected: list[str], now: dt.datetime) -> tuple[str, tuple]:
+    """A row of ``table`` from a message holding a record that stands alone, else its dead letter."""
     try:
-        finding = decode_finding(msg.value())
+        record = decode(msg.value())
     except DecodeError as exc:
         reason = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}: {exc.rule}: {exc}"
         rejected.append(reason)
         return "dlq", dlq_row(msg, pii, rule=RULE_UNDECODABLE, reason=reason, ingested_at=now)
     try:
-        return "quality_findings", finding_row(finding, msg.topic(), msg.partition(), msg.offset(), pii, now)
+        return table, to_row(record, msg.topic(), msg.partition(), msg.offset(), now)
     except UnstorableMessage as exc:
         rejected.append(str(exc))
         return "dlq", dlq_row(msg, pii, rule=RULE_INVALID_EVENT, reason=str(exc), ingested_at=now)
@@ -206,13 +216,14 @@ def consumer_conf(settings: Settings, group_id: str | None = None) -> dict[str, 
 
 def run_sink(settings: Settings, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None = None,
              *, group_id: str | None = None, lag: Callable[[Any, str], Any] | None = None) -> None:
-    """Consume national changes, quality findings, dead letters and inbound cases into the store until ``stop``.
+    """Consume national changes, quality findings, service requests, dead letters and inbound cases into the
+    store until ``stop``.
 
     ``lag(consumer, group)``, when given, makes the recorder of the consumer's lag, ticked after each poll.
     """
     conf = consumer_conf(settings, group_id)
     registry = make_registry(settings.schema_registry_url or None)
-    codecs = (EventCodec(registry), FindingCodec(registry))
+    codecs = (EventCodec(registry), FindingCodec(registry), ServiceRequestCodec(registry))
     pii = PiiMasker(settings.pii_key())
     roles = TopicRoles.from_settings(settings)
     database = settings.clickhouse_database
@@ -258,9 +269,9 @@ def take_batch(consumer: Any, size: int, flush_seconds: float, top_up: float = T
 
 
 def _loop(settings: Settings, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None,
-          codecs: tuple[EventCodec, FindingCodec], pii: PiiMasker, roles: TopicRoles, store: Any, consumer: Any,
-          database: str, ledger: Ledger, lag: Any | None) -> None:
-    events, findings = codecs
+          codecs: tuple[EventCodec, FindingCodec, ServiceRequestCodec], pii: PiiMasker, roles: TopicRoles, store: Any,
+          consumer: Any, database: str, ledger: Ledger, lag: Any | None) -> None:
+    events, findings, requests = codecs
     while not stop.is_set():
         try:
             messages = take_batch(consumer, settings.sink_batch_size, settings.sink_flush_seconds)
@@ -270,7 +281,7 @@ def _loop(settings: Settings, stop: threading.Event, on_batch: Callable[[BatchPl
             lag.tick()
         if not messages:
             continue
-        plan = plan_batch(messages, roles, events.decode, pii, findings.decode)
+        plan = plan_batch(messages, roles, events.decode, pii, findings.decode, requests.decode)
         for reason in plan.rejected:
             log.warning("stored as a dead letter: %s", reason)
         for reason in write_then_commit(store, consumer, plan, database, ledger, pii):

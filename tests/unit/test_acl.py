@@ -34,9 +34,11 @@ EXPECTED_TWO_PROVINCES = [
     f"{HEAD} User:roadx-streams --operation Read --operation Write --operation Describe --topic roadx-registry "
     "--resource-pattern-type literal",
     f"{HEAD} User:roadx-streams --operation Read --group roadx-streams --resource-pattern-type prefixed",
+    f"{HEAD} User:roadx-service --operation Write --operation Describe --topic national.audit --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.changes --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.quality --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.dlq --resource-pattern-type literal",
+    f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.audit --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic xprov.11.inbound --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic xprov.12.inbound --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --group roadx-sink --resource-pattern-type literal",
@@ -63,13 +65,15 @@ def test_topic_prefix_applies_to_topics_and_groups_not_principals():
     rules = exchange_acls(Settings(topic_prefix="t1."), ("44",))
     names = {r.name for r in rules}
     assert "t1.prov.44.changes" in names and "t1.prov-44-" in names and "t1.roadx-streams" in names
-    assert {r.principal for r in rules} == {"prov-44", "roadx-streams", "roadx-sink"}
+    assert {r.principal for r in rules} == {"prov-44", "roadx-streams", "roadx-service", "roadx-sink"}
+    assert "t1.national.audit" in names
 
 
 def test_strimzi_users_are_one_kafka_user_per_principal_with_the_same_acls(capsys):
     assert main(["acl", "--format", "strimzi", "--provinces", "11,12", "--cluster", "national"]) == 0
     docs = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d is not None]
-    assert [d["metadata"]["name"] for d in docs] == ["prov-11", "prov-12", "roadx-streams", "roadx-sink"]
+    assert [d["metadata"]["name"] for d in docs] == ["prov-11", "prov-12", "roadx-streams", "roadx-service",
+                                                     "roadx-sink"]
     assert all(d["kind"] == "KafkaUser" and d["metadata"]["labels"]["strimzi.io/cluster"] == "national"
                for d in docs)
     prov11 = docs[0]["spec"]["authorization"]["acls"]
@@ -78,6 +82,15 @@ def test_strimzi_users_are_one_kafka_user_per_principal_with_the_same_acls(capsy
     assert prov11[2]["resource"] == {"type": "group", "name": "prov-11-", "patternType": "prefix"}
     total = sum(len(d["spec"]["authorization"]["acls"]) for d in docs)
     assert total == len(exchange_acls(Settings(), ("11", "12")))
+
+
+def test_only_the_service_writes_the_audit_topic_only_the_sink_reads_it_and_no_party_touches_it():
+    settings = Settings()
+    rules = [r for r in exchange_acls(settings, tuple(settings.provinces)) if r.name == settings.topics.national_audit]
+    assert {(r.principal, r.operations) for r in rules} == {("roadx-service", ("Write", "Describe")),
+                                                            ("roadx-sink", ("Read", "Describe"))}
+    service = [r for r in exchange_acls(settings, ("11",)) if r.principal == "roadx-service"]
+    assert [(r.resource_type, r.name) for r in service] == [("topic", "national.audit")]
 
 
 def test_analysts_get_no_kafka_acl():

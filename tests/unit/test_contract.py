@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import io
+import math
 import struct
 import uuid
 
@@ -12,9 +14,10 @@ from fastavro import parse_schema, schemaless_writer
 from fastavro.utils import generate_many
 
 from schemas import contract, signing
-from schemas.codec import EventCodec, FindingCodec, read_schema_id
+from schemas.codec import EventCodec, FindingCodec, ServiceRequestCodec, read_schema_id
 from schemas.compatibility import backward_transitive, incompatibilities
 from schemas.errors import EncodeError, MalformedBodyError, NotFramedError, UnknownSchemaError
+from schemas.pii import PiiMasker
 from schemas.registry import EmbeddedRegistry, fingerprint_id
 
 KEY = signing.derive_province_key(b"test-master", "44")
@@ -114,6 +117,25 @@ def test_a_finding_written_with_an_earlier_version_decodes_with_the_current_one(
             assert finding["finding_id"] == record["finding_id"] and finding["ref_key"] is None
 
 
+def test_current_service_request_reads_every_earlier_version():
+    history = contract.historic_service_requests()
+    assert history, "at least the first version is frozen"
+    assert backward_transitive(contract.service_request_schema(), history) == []
+
+
+def test_a_service_request_written_with_an_earlier_version_decodes_with_the_current_one():
+    codec = ServiceRequestCodec(EmbeddedRegistry())
+    for _name, writer in contract.historic_service_requests():
+        writer_id = EmbeddedRegistry().id_for("x", parse_schema(writer))
+        for record in generate_many(writer, 20):
+            buf = io.BytesIO()
+            buf.write(struct.pack(">bI", 0, writer_id))
+            schemaless_writer(buf, writer, record)
+            request = codec.decode(buf.getvalue())
+            assert str(request["request_id"]).replace("-", "") == record["request_id"].replace("-", "")
+            assert request["asked"] == record["asked"]
+
+
 def test_data_written_with_an_earlier_version_decodes_with_the_current_one():
     codec = EventCodec(EmbeddedRegistry())
     for _name, writer in contract.historic_envelopes():
@@ -141,3 +163,83 @@ def test_narrowing_a_type_is_incompatible():
     reader = {"type": "record", "name": "R", "fields": [{"name": "n", "type": "int"}]}
     assert incompatibilities(reader, writer) == [".n: writer type long cannot be read as int"]
     assert incompatibilities(writer, reader) == []
+
+
+ASKED_ID = "11010519491231002X"
+SERVICE_PII = PiiMasker(b"s" * 32)
+
+
+def service_request(**changes):
+    request = dict(request_id=str(uuid.UUID(int=11, version=4)), party="44", credential_id="0a1b2c3d", method="GET",
+                   endpoint="/v1/practitioners/{id_number}/qualification",
+                   asked=[SERVICE_PII.entity_key(ASKED_ID)], status=200, outcome="found", records=1,
+                   latency_ms=12.5, ts=dt.datetime(2024, 6, 3, 9, 30, tzinfo=dt.timezone.utc))
+    request.update(changes)
+    return request
+
+
+def test_a_service_request_round_trips_with_its_own_schema_id():
+    codec = ServiceRequestCodec(EmbeddedRegistry())
+    framed = codec.encode(service_request())
+    assert framed[0] == 0 and read_schema_id(framed) == codec.schema_id
+    assert codec.schema_id == ServiceRequestCodec(EmbeddedRegistry()).schema_id
+    assert codec.schema_id != FindingCodec(EmbeddedRegistry()).schema_id
+    back = codec.decode(framed)
+    assert back == {**service_request(), "request_id": uuid.UUID(int=11, version=4)}
+    assert back["asked"] == [f"tok_{SERVICE_PII.token(ASKED_ID)}"]
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"outcome": "maybe"}, "outcome 'maybe' is not one of found, unknown, invalid, denied, limited, error"),
+    ({"status": "200"}, "status '200' is not an HTTP status"),
+    ({"status": 42}, "status 42 is not an HTTP status"),
+    ({"records": -1}, "records -1 is not a count"),
+    ({"records": 2**40}, "records 1099511627776 is not a count"),
+    ({"latency_ms": math.nan}, "latency_ms nan is not a duration"),
+    ({"latency_ms": -3.0}, "latency_ms -3.0 is not a duration"),
+    ({"asked": ["tok_ab", ASKED_ID]}, "asked\\[1\\] holds an ID or mobile number in clear"),
+    ({"endpoint": "/v1/practitioners/13812345678"}, "endpoint holds an ID or mobile number in clear"),
+    ({"request_id": "not-a-uuid"}, "request_id 'not-a-uuid' \\(not a UUID\\)"),
+    ({"ts": 2**62}, "ts 4611686018427387904 \\(a timestamp-millis outside"),
+    ({"asked": [7]}, "asked"),
+    ({"party": None}, "party"),
+    ({"method": b"GET"}, "method"),
+])
+def test_a_malformed_service_request_is_an_encode_error_naming_the_field(changes, field):
+    with pytest.raises(EncodeError, match=f"^service request [^:]+: .*{field}"):
+        ServiceRequestCodec(EmbeddedRegistry()).encode(service_request(**changes))
+
+
+def test_a_missing_service_request_field_is_named():
+    request = service_request()
+    del request["credential_id"]
+    with pytest.raises(EncodeError, match="credential_id"):
+        ServiceRequestCodec(EmbeddedRegistry()).encode(request)
+
+
+def test_every_outcome_of_the_contract_encodes():
+    codec = ServiceRequestCodec(EmbeddedRegistry())
+    for outcome in contract.SERVICE_OUTCOMES:
+        assert codec.decode(codec.encode(service_request(outcome=outcome)))["outcome"] == outcome
+
+
+def test_a_finding_is_not_a_service_request():
+    registry = EmbeddedRegistry()
+    finding = {"finding_id": "e/RQ001", "rule": "RQ001", "dimension": "completeness", "severity": "error",
+               "province": "44", "message": "m", "source_topic": "t", "source_partition": 0, "source_offset": 1,
+               "detected_ms": 1_700_000_000_000}
+    with pytest.raises(MalformedBodyError, match="not a service request"):
+        ServiceRequestCodec(registry).decode(FindingCodec(registry).encode(finding))
+
+
+@pytest.mark.parametrize("text, clear", [
+    (ASKED_ID, True),
+    ("practitioner:" + ASKED_ID, True),
+    ("13812345678", True),
+    (SERVICE_PII.entity_key("practitioner:" + ASKED_ID), False),
+    ("tok_" + "a13812345678" + "b" * 20, False),  # a token whose hex looks like a mobile number
+    ("licence:road_transport:粤交运管字440300000001号", False),
+    ("", False),
+])
+def test_only_identifiers_in_clear_are_found_not_tokens(text, clear):
+    assert contract.holds_clear_identifier(text) is clear

@@ -8,7 +8,8 @@ from html.parser import HTMLParser
 import pytest
 
 from sinks.errors import SinkError
-from sinks.report import ProvinceMonth, ReportData, add_months, parse_month, province_of_topic, trend_months
+from sinks.report import (ProvinceMonth, ReportData, ServiceUse, add_months, parse_month, province_of_topic,
+                          trend_months)
 from sinks.report_html import duration, render_html
 
 JUNE = dt.date(2024, 6, 1)
@@ -124,3 +125,58 @@ def test_province_without_data_is_present_and_marked():
                                       (7_200_000, "2.0 h"), (86_400_000 * 900, "900.0 d")])
 def test_lag_reads_in_a_fitting_unit(ms, text):
     assert duration(ms) == text
+
+
+class Cells(HTMLParser):
+    """The text of each table row's cells (``<td>``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self.cell = [], None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag == "td":
+            self.cell = ""
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self.rows[-1].append(self.cell)
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+
+
+def service_section(html):
+    start = html.index('<section class="service-use">')
+    return html[start:html.index("</section>", start)]
+
+
+def test_service_use_is_one_row_per_party_with_outcomes_endpoints_and_latency():
+    data = sample()
+    data.service_use = {
+        "44": ServiceUse(7, {"found": 4, "unknown": 1, "denied": 2}, 3, 12.5, 1500.0),
+        "11": ServiceUse(2, {"limited": 1, "error": 1}, 1, 40.0, 41.0),
+        "": ServiceUse(1, {"denied": 1}, 1, 0.4, 0.4),
+    }
+    section = service_section(render_html(data))
+    text = " ".join(parse(section).text)
+    assert "信息服务使用 Service use" in text
+    for label in ("查到 found", "未查到 unknown", "无效 invalid", "拒绝 denied", "限流 limited", "出错 error",
+                  "接口 endpoints", "latency p50", "latency p99"):
+        assert label in text
+    cells = Cells()
+    cells.feed(section)
+    assert [row for row in cells.rows if row] == [  # ordered by party code
+        ["未识别 unidentified", "1", "0", "0", "0", "1", "0", "0", "1", "0 ms", "0 ms"],
+        ["11 北京 Beijing", "2", "0", "0", "0", "0", "1", "1", "1", "40 ms", "41 ms"],
+        ["44 广东 Guangdong", "7", "4", "1", "0", "2", "0", "0", "3", "12 ms", "1.5 s"],
+    ]
+
+
+def test_a_month_without_service_requests_says_so():
+    section = service_section(render_html(sample()))
+    assert "no service requests this month" in section and "<table>" not in section

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import uuid
 
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
+from fastavro import schemaless_writer
 
-from schemas import topics as headers
-from schemas.codec import EventCodec
+from schemas import contract, topics as headers
+from schemas.codec import EventCodec, ServiceRequestCodec
 from schemas.registry import EmbeddedRegistry
 from sinks.errors import StoreError
 from schemas.pii import PiiMasker
@@ -126,6 +128,43 @@ def test_undecodable_inbound_case_becomes_a_dead_letter():
 class Err:
     def fatal(self): return False
     def __str__(self): return "transport"
+
+
+AUDIT_ROLES = TopicRoles("national.changes", "national.dlq", {}, "national.quality", "national.audit")
+REQUESTS = ServiceRequestCodec(EmbeddedRegistry())
+
+
+def audit_record(**changes) -> dict:
+    return {"request_id": str(uuid.uuid4()), "party": "44", "credential_id": "0a1b2c3d", "method": "GET",
+            "endpoint": "/v1/vehicles/{plate}", "asked": ["粤B12345"], "status": 200, "outcome": "found",
+            "records": 1, "latency_ms": 3.5, "ts": dt.datetime(2024, 6, 1, tzinfo=dt.timezone.utc), **changes}
+
+
+def test_the_audit_topic_is_subscribed_and_its_requests_become_service_request_rows():
+    assert AUDIT_ROLES.topics == ["national.changes", "national.dlq", "national.quality", "national.audit"]
+    msgs = [Message("national.audit", 0, o, REQUESTS.encode(audit_record())) for o in (3, 4)]
+    plan = plan_batch(msgs, AUDIT_ROLES, CODEC.decode, PII, decode_request=REQUESTS.decode)
+    assert rows_per_table(plan) == {"service_requests": 2}
+    (insert,) = plan.inserts
+    assert insert.token == dedup_token("service_requests", "national.audit", 0, 3, 4)
+    assert plan.next_offsets == {("national.audit", 0): 5}
+
+
+def test_a_malformed_or_contract_breaking_request_is_a_dead_letter_and_the_rest_is_stored():
+    clear = io.BytesIO()  # written without the codec's checks: an ID number in clear
+    clear.write(REQUESTS.encode(audit_record())[:5])
+    schemaless_writer(clear, contract.service_request_schema(), audit_record(asked=["11010519491231002X"]))
+    msgs = [Message("national.audit", 0, 0, REQUESTS.encode(audit_record())),
+            Message("national.audit", 0, 1, b"\x00\x00\x00\x00\x01junk"),
+            Message("national.audit", 0, 2, clear.getvalue()),
+            Message("national.audit", 0, 3, REQUESTS.encode(audit_record()))]
+    plan = plan_batch(msgs, AUDIT_ROLES, CODEC.decode, PII, decode_request=REQUESTS.decode)
+    assert rows_per_table(plan) == {"service_requests": 2, "dlq": 2}
+    dead = next(i for i in plan.inserts if i.table == "dlq").rows
+    assert [(row[5], row[6]) for row in dead] == [(1, "sink_undecodable"), (2, "sink_invalid_event")]
+    assert "asked[0] holds an ID or mobile number in clear" in dead[1][7]
+    assert "11010519491231002X" not in repr(dead)
+    assert plan.next_offsets == {("national.audit", 0): 4}
 
 
 def test_consumer_errors_are_skipped_and_not_committed():

@@ -206,3 +206,44 @@ def test_routed_row_carries_the_source_commit_time():
     _, back = decoded(make_event("case"))
     row = dict(zip(ROUTED_COLUMNS, routed_row(back, "xprov.11.inbound", 0, 5, None, "11", PII)))
     assert row["ts"] == TS
+
+
+def service_request(**overrides) -> dict:
+    from schemas.codec import ServiceRequestCodec
+    value = {"request_id": str(uuid.UUID(int=5, version=4)), "party": "44", "credential_id": "0a1b2c3d",
+             "method": "GET", "endpoint": "/v1/licences/{licence_no}/verification",
+             "asked": ["440300000001", PII.entity_key(ID)], "status": 200, "outcome": "found", "records": 1,
+             "latency_ms": 8.25, "ts": TS, **overrides}
+    codec = ServiceRequestCodec(EmbeddedRegistry())
+    return codec.decode(codec.encode(value))
+
+
+def test_service_request_row_has_the_schema_fields_and_where_it_was_read():
+    from sinks.rows import SERVICE_REQUEST_COLUMNS, service_request_row
+    row = dict(zip(SERVICE_REQUEST_COLUMNS, service_request_row(service_request(), "national.audit", 1, 30, TS)))
+    assert row == {"request_id": uuid.UUID(int=5, version=4), "party": "44", "credential_id": "0a1b2c3d",
+                   "method": "GET", "endpoint": "/v1/licences/{licence_no}/verification",
+                   "asked": ["440300000001", f"tok_{PII.token(ID)}"], "status": 200, "outcome": "found",
+                   "records": 1, "latency_ms": 8.25, "ts": TS, "topic": "national.audit", "partition": 1,
+                   "offset": 30, "ingested_at": TS}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"asked": [ID]}, "field asked\\[0\\] holds an ID or mobile number in clear"),
+    ({"outcome": "perhaps"}, "field outcome 'perhaps' is not one of"),
+    ({"status": 0}, "field status 0 is not an HTTP status"),
+])
+def test_service_request_breaking_the_contract_is_a_row_error_naming_the_field(change, message):
+    from sinks.rows import service_request_row
+    request = {**service_request(), **change}
+    with pytest.raises(UnstorableMessage, match=f"service request .* at national.audit\\[0\\]@4: {message}") as caught:
+        service_request_row(request, "national.audit", 0, 4)
+    assert ID not in str(caught.value)
+
+
+def test_service_request_missing_a_field_is_a_row_error():
+    from sinks.rows import service_request_row
+    request = service_request()
+    del request["endpoint"]
+    with pytest.raises(UnstorableMessage, match="not a service request.*endpoint"):
+        service_request_row(request, "national.audit", 0, 4)

@@ -27,7 +27,7 @@ def _as_broker(topic: TopicSpec, **changes) -> BrokerTopic:
 def test_default_spec_names_every_topic_of_the_exchange():
     names = [t.name for t in default_spec(SETTINGS)]
     assert names == ["t.prov.11.changes", "t.prov.44.changes", "t.xprov.11.inbound", "t.xprov.44.inbound",
-                     "t.national.changes", "t.national.quality", "t.national.dlq",
+                     "t.national.changes", "t.national.quality", "t.national.dlq", "t.national.audit",
                      "t.roadx-streams-state.11", "t.roadx-streams-state.44", "t.roadx-registry"]
 
 
@@ -49,6 +49,13 @@ def test_state_changelogs_are_compacted_and_change_topics_deleted_by_age():
     assert spec["t.prov.44.changes"].config == {"cleanup.policy": "delete", "min.insync.replicas": "2",
                                                 "retention.ms": str(7 * 24 * 3600 * 1000)}
     assert spec["t.national.changes"].partitions == SETTINGS.national_partitions
+
+
+def test_the_audit_topic_is_national_kept_a_month_like_the_quality_findings():
+    spec = {t.name: t for t in default_spec(SETTINGS)}
+    assert spec["t.national.audit"].partitions == SETTINGS.national_partitions
+    assert spec["t.national.audit"].config == spec["t.national.quality"].config == {
+        "cleanup.policy": "delete", "min.insync.replicas": "2", "retention.ms": str(30 * 24 * 3600 * 1000)}
 
 
 def test_the_spec_holds_every_topic_the_embedded_stack_creates():
