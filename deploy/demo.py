@@ -2,8 +2,9 @@
 
 ``reconcile`` is the pure check of a finished run; ``run_demo`` is the runner: it starts
 the embedded stack, publishes the synthetic provinces, waits until the stream worker and
-the sink have committed everything, reads the worker's counters and the store, and
-returns the summary.
+the sink have committed everything, asks the information service what the store says
+(``deploy.service_check``), reads the worker's counters and the store, and returns the
+summary.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from schemas.settings import Settings
 from .consumer_lag import GroupLag
 from .errors import StackError
 from .scrape import scrape, totals
+from .service_check import ServiceCheck, check_service
 from .stack import Stack, StackInfo
 
 STORE_TABLES = (
@@ -46,6 +48,7 @@ class DemoSummary:
     unchanged: int = 0  # updates equal to the entity's last version: dropped
     stale: int = 0  # older than the entity's last applied version: in the log, flagged, not applied
     findings_by_dimension: dict[str, int] = field(default_factory=dict)  # quality findings published
+    service: ServiceCheck = field(default_factory=ServiceCheck)  # the information service against the store
 
     @property
     def reconciled(self) -> bool:
@@ -78,6 +81,11 @@ def reconcile(s: DemoSummary) -> list[str]:
             if s.routed_by_target.get(q, 0) != s.expected_routed_by_target.get(q, 0)
         }
         problems.append(f"routed cases per target (stored, expected) differ: {dict(sorted(diff.items()))}")
+    if s.service.checked == 0:
+        problems.append("the information service was not checked: the store holds no licence or operator")
+    elif s.service.agreed != s.service.checked:
+        problems.append(f"the information service agrees with the store on {s.service.agreed} of "
+                        f"{s.service.checked} answers: " + "; ".join(s.service.disagreements))
     return problems
 
 
@@ -130,6 +138,9 @@ def run_demo(
         progress.done(f"published {report.produced:,} events from {len(settings.provinces)} provinces")
         _wait_until_drained(stack, live, progress, stall_seconds)
         samples = scrape(info.metrics["streams"])
+        progress.show("asking the information service what the store says", force=True)
+        service = check_service(live, info)
+        progress.done(f"information service: {service.agreed:,} of {service.checked:,} answers agree with the store")
     finally:
         stack.stop()
     outcomes = totals(samples, "roadx_stream_events_total", "outcome")
@@ -152,6 +163,7 @@ def run_demo(
         stored_events=rows["change_log"], table_rows=rows, seconds=round(time.monotonic() - started, 1),
         unchanged=outcomes["unchanged"], stale=outcomes["stale"],
         findings_by_dimension=dict(sorted(totals(samples, "roadx_quality_findings_total", "dimension").items())),
+        service=service,
     )
     summary.problems = reconcile(summary)
     return summary
@@ -199,6 +211,9 @@ def format_summary(s: DemoSummary) -> str:
         f"  routed cases        {sum(s.routed_by_target.values()):>10,}  to {len(s.routed_by_target)} provinces",
     ]
     lines += [f"    → {q}  {n:>8,}" for q, n in sorted(s.routed_by_target.items())]
+    lines.append(f"  information service {s.service.agreed:>6,} of {s.service.checked:,} answers agree with the store "
+                 f"(licence verifications and operators, asked as party {s.service.party}; caught up "
+                 f"{s.service.caught_up_seconds:.1f}s after the line drained)")
     lines.append("  rows per table")
     lines += [f"    {t:<22}{n:>10,}" for t, n in s.table_rows.items()]
     verdict = "reconciled: produced = stored + duplicates dropped + rejected" if s.reconciled else "NOT reconciled:"

@@ -52,6 +52,9 @@ def test_demo_reconciles_and_exits_zero(demo_run):
     assert findings and sum(findings.values()) >= summary["rejected"] and set(findings) <= {
         "completeness", "conformity", "relational", "provenance"}
     assert summary["unchanged"] >= 0 and summary["stale"] >= 0
+    service = summary["service"]
+    assert service["checked"] > 0 and service["agreed"] == service["checked"], service
+    assert "answers agree with the store" in result.stderr
 
 
 def test_query_answers_from_the_store_after_the_demo(demo_run):

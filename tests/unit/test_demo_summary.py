@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from deploy.demo import DemoSummary, format_summary, reconcile
+from deploy.service_check import ServiceCheck
 
 
 def summary(**overrides):
@@ -10,7 +11,8 @@ def summary(**overrides):
                 duplicates_dropped=3, rejected=2, rejected_by_rule={"invalid_uscc": 2},
                 routed_by_target={"11": 4}, expected_routed_by_target={"11": 4}, stored_events=95,
                 table_rows={"change_log": 95, "dlq": 2}, seconds=1.0, unchanged=1, stale=2,
-                findings_by_dimension={"conformity": 2, "relational": 7})
+                findings_by_dimension={"conformity": 2, "relational": 7},
+                service=ServiceCheck(party="11", checked=200, agreed=200, caught_up_seconds=0.4))
     return DemoSummary(**{**base, **overrides})
 
 
@@ -28,3 +30,11 @@ def test_counts_that_do_not_add_up_are_named():
     s.problems = reconcile(s)
     assert any("produced 100 != stored 90" in p for p in s.problems)
     assert "NOT reconciled" in format_summary(s)
+
+
+def test_a_service_that_disagrees_with_the_store_or_was_not_asked_is_named():
+    wrong = summary(service=ServiceCheck(party="11", checked=200, agreed=199,
+                                         disagreements=["licence X: the store says 'valid', the service 'expired'"]))
+    assert any("agrees with the store on 199 of 200" in p and "licence X" in p for p in reconcile(wrong))
+    assert any("was not checked" in p for p in reconcile(summary(service=ServiceCheck())))
+    assert "200 of 200 answers agree with the store" in format_summary(summary())
