@@ -130,8 +130,9 @@ class Service:
         seconds = time.perf_counter() - started
         REQUESTS.labels(endpoint, str(status)).inc()
         LATENCY.labels(endpoint).observe(seconds)
-        if self.audit is not None and credential is not None:
-            self.audit.record(party=credential.party, credential_id=credential.id, method=request.method,
+        if self.audit is not None:  # a caller that could not be identified is recorded with no party
+            self.audit.record(party=credential.party if credential else "",
+                              credential_id=credential.id if credential else "", method=request.method,
                               endpoint=endpoint, asked=asked, status=status, outcome=outcome, records=records,
                               latency_ms=seconds * 1000)
         return response

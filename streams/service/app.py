@@ -24,7 +24,8 @@ from schemas.settings import Settings
 from ..errors import ServiceError
 from ..state import StateStore
 from .answers import Answers
-from .api import Audit, Service, StoreAccess, add_routes
+from .api import Service, StoreAccess, add_routes
+from .audit import KafkaAudit
 from .replica import RegisterReplica
 
 log = logging.getLogger("streams.service")
@@ -51,15 +52,17 @@ def build_app(settings: Settings, service: Service, port: int) -> faust.App:
     return app
 
 
-def run(settings: Settings, stop: threading.Event, store_access: StoreAccess | None = None,
-        audit: Audit | None = None) -> None:
-    """Serve until ``stop`` is set; ``ServiceError`` when the register cannot be read."""
+def run(settings: Settings, stop: threading.Event, store_access: StoreAccess | None = None) -> None:
+    """Serve until ``stop`` is set, recording every request on ``national.audit``; ``ServiceError``
+    when the register cannot be read."""
     settings.kafka_conf()  # no bootstrap servers: fail before opening anything
     store = StateStore.open_free_slot(settings.data_dir / "service" / "state")
     replica: RegisterReplica | None = None
+    audit: KafkaAudit | None = None
     try:
         replica = RegisterReplica(settings, store)
         masker = PiiMasker(settings.pii_key())
+        audit = KafkaAudit(settings, masker)
         service = Service(Answers(store, masker), Credentials.load(credentials_file(settings.data_dir)), masker,
                           settings.provinces, settings.service_rate_per_second, store_access, audit,
                           settings.uscc_allow(), ready=replica.ready.is_set)
@@ -78,6 +81,8 @@ def run(settings: Settings, stop: threading.Event, store_access: StoreAccess | N
         if failed:
             raise ServiceError(f"the register reader stopped: {failed[0]}") from failed[0]
     finally:
+        if audit is not None:
+            audit.close()
         if replica is not None:
             replica.close()
         store.close()

@@ -317,3 +317,32 @@ def test_roadx_verify_asks_the_service_with_a_token(served, capsys):
     bad = ["--data-dir", str(settings.data_dir), "--service", service, "--token", "rdx_00000000_x"]
     assert main(["verify", "粤交运许可440300000001", *bad]) == 2
     assert "answered 401" in capsys.readouterr().err
+
+
+def test_every_request_is_recorded_on_the_audit_topic_with_identifiers_tokenised(served):
+    from schemas.codec import ServiceRequestCodec
+    from schemas.kafka import read_topics
+
+    settings, _p, _l, as44, _as11, _store = served
+    assert as44.json(f"/v1/practitioners/{ID_44}")[0] == 200
+    assert as44.json("/v1/operators/91440300MA5F00000")[0] == 400
+    assert as44.json(f"/v1/operators/{USCC_44}", token=None)[0] == 401
+    codec = ServiceRequestCodec(EmbeddedRegistry())
+    topic = settings.topics.national_audit
+    records = []
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        records = [codec.decode(m.value()) for batch in read_topics(
+            {"bootstrap.servers": settings.bootstrap_servers}, f"audit-{uuid.uuid4().hex[:6]}", [topic],
+            error=AssertionError, what="read the audit topic") for m in batch]
+        if any(r["status"] == 401 and r["endpoint"] == "/v1/operators/{uscc}" for r in records):
+            break
+        time.sleep(0.2)
+    assert ID_44 not in json.dumps([r["asked"] for r in records], ensure_ascii=False)
+    person = [r for r in records if r["endpoint"] == "/v1/practitioners/{id_number}" and r["party"] == "44"]
+    assert person and all(a.startswith("tok_") for r in person for a in r["asked"])
+    refused = [r for r in records if r["status"] == 400 and r["asked"] == ["91440300MA5F00000"]]
+    assert refused and refused[0]["outcome"] == "invalid" and refused[0]["party"] == "44"
+    denied = [r for r in records if r["status"] == 401]
+    assert denied and all(r["outcome"] == "denied" and r["party"] == "" for r in denied)
+    assert all(r["latency_ms"] >= 0 and r["method"] in ("GET", "POST") for r in records)
