@@ -11,13 +11,15 @@ source-to-store seconds. ``format_status`` renders it for a terminal.
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 Sample = tuple[str, dict[str, str], float]
 
-KINDS = {"roadx_stream_": "streams", "roadx_quality_": "streams", "roadx_sink_": "sink", "roadx_adapter_": "adapter"}
+KINDS = {"roadx_stream_": "streams", "roadx_quality_": "streams", "roadx_sink_": "sink", "roadx_adapter_": "adapter",
+         "roadx_service_": "service"}
 
 
 @dataclass
@@ -40,7 +42,7 @@ class ProcessStatus:
     name: str
     address: str
     up: bool
-    kinds: list[str] = field(default_factory=list)  # streams / sink / adapter, from the metrics it serves
+    kinds: list[str] = field(default_factory=list)  # streams / sink / adapter / service, from its metrics
     error: str = ""
 
 
@@ -82,6 +84,9 @@ class Status:
     p95_insert_seconds: float | None
     p95_source_to_store_seconds: float | None
     store: StoreStatus | None = None  # the embedded stack's SQL endpoint, when one runs
+    service_requests_per_s: float = 0.0  # answered by the information service
+    service_p95_seconds: float | None = None
+    service_register_lag_seconds: float | None = None  # now − source time of the newest change it holds
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -114,7 +119,12 @@ def summarize(before: Sequence[Scrape], after: Sequence[Scrape]) -> Status:
         "quality_errors": total("roadx_quality_findings_total", severity="error"),
         "sink_batches": total("roadx_sink_batches_total"),
         "sink_refused": total("roadx_sink_refused_rows_total"),
+        "service_requests": total("roadx_service_requests_total"),
+        "service_refused": sum(total("roadx_service_requests_total", status=str(code)) for code in (400, 401, 404, 413, 429)),
+        "service_changes": total("roadx_service_changes_applied_total"),
     }
+    newest = [value for samples in latest for name, _labels, value in samples
+              if name == "roadx_service_last_change_timestamp_seconds" and value > 0]
     return Status(
         seconds=round(seconds, 3),
         processes=[_process(s) for s in after],
@@ -128,6 +138,9 @@ def summarize(before: Sequence[Scrape], after: Sequence[Scrape]) -> Status:
         sink_rows=_grouped(latest, "roadx_sink_rows_total", "table"),
         p95_insert_seconds=_quantile(0.95, "roadx_sink_insert_seconds", both, latest),
         p95_source_to_store_seconds=_quantile(0.95, "roadx_sink_source_to_store_seconds", both, latest),
+        service_requests_per_s=rate("roadx_service_requests_total"),
+        service_p95_seconds=_quantile(0.95, "roadx_service_request_seconds", both, latest),
+        service_register_lag_seconds=max(0.0, time.time() - max(newest)) if newest else None,
     )
 
 
@@ -271,6 +284,10 @@ def format_status(status: Status) -> str:
         f"  quality errors {t['quality_errors']:,}  sink refused {t['sink_refused']:,}",
         "sink latency (p95)",
         f"  insert {_seconds(status.p95_insert_seconds)}   source to store {_seconds(status.p95_source_to_store_seconds)}",
+        "information service",
+        f"  requests {status.service_requests_per_s:.1f}/s   total {t['service_requests']:,} (refused {t['service_refused']:,})"
+        f"   p95 {_seconds(status.service_p95_seconds)}   register {t['service_changes']:,} changes, newest "
+        f"{_seconds(status.service_register_lag_seconds)} old",
         "consumer lag",
     ]
     lines += [f"  {group:<40} {n:>10,}" for group, n in status.lag.items()] or ["  (no consumer reports lag)"]

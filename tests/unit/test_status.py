@@ -187,3 +187,19 @@ def test_watch_prints_one_summary_per_refresh(tmp_path, capsys):
 def test_status_rejects_nonsense_timing(tmp_path, argv):
     with pytest.raises(SettingsError):
         cmd_status(Settings(data_dir=tmp_path), status_args("--metrics", "127.0.0.1:1", *argv), sleep=lambda s: None)
+
+
+def test_the_information_service_shows_its_requests_refusals_and_register():
+    def service(requests, refused, changes):
+        return [("roadx_service_requests_total", {"endpoint": "/v1/operators/{uscc}", "status": "200"}, requests),
+                ("roadx_service_requests_total", {"endpoint": "/v1/operators/{uscc}", "status": "400"}, refused),
+                ("roadx_service_changes_applied_total", {}, changes),
+                ("roadx_service_last_change_timestamp_seconds", {}, 1_000.0)]
+
+    status = summarize([Scrape("service", "a:3", 0.0, service(10, 1, 500))],
+                       [Scrape("service", "a:3", 2.0, service(30, 3, 600))])
+    assert status.processes[0].kinds == ["service"]
+    assert status.service_requests_per_s == 11.0
+    assert (status.totals["service_requests"], status.totals["service_refused"]) == (33, 3)
+    assert status.totals["service_changes"] == 600 and status.service_register_lag_seconds > 0
+    assert "requests 11.0/s   total 33 (refused 3)" in format_status(status)
