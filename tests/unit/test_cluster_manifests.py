@@ -2,43 +2,69 @@
 
 from __future__ import annotations
 
+import ast
+import datetime as dt
+import functools
 import json
 import re
+import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
-from deploy.acl import SINK_PRINCIPAL, STREAMS_PRINCIPAL
+from deploy.acl import SERVICE_PRINCIPAL, SINK_PRINCIPAL, STREAMS_PRINCIPAL
+from schemas.credentials import Credentials, credentials_file
 from schemas.errors import SettingsError
 from schemas.settings import Settings, resolve
 
-CLUSTER = Path(__file__).resolve().parents[2] / "deploy" / "cluster"
-COUNTERS = {
-    "roadx_stream_events_total", "roadx_stream_rejected_total", "roadx_stream_routed_total",
-    "roadx_sink_rows_total", "roadx_sink_batches_total", "roadx_adapter_events_read_total",
-    "roadx_adapter_events_sent_total", "roadx_adapter_spool_depth", "roadx_consumer_lag",
-    "roadx_stream_dlq_total", "roadx_stream_deduplicated_total", "roadx_quality_findings_total",
-}
-HISTOGRAMS = {"roadx_sink_batch_size", "roadx_sink_insert_seconds", "roadx_sink_source_to_store_seconds"}
-ROADX_SERVICES = ("roadx-topics", "roadx-streams", "roadx-sink")
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER = ROOT / "deploy" / "cluster"
+ROADX_SERVICES = ("roadx-topics", "roadx-streams", "roadx-sink", "roadx-service")
+# The series a prometheus_client metric of each kind exposes, after the name it is given.
+SERIES_SUFFIXES = {"Counter": ("_total",), "Gauge": ("",), "Histogram": ("_bucket", "_sum", "_count"),
+                   "Summary": ("_sum", "_count")}
 
 
 def _load_yaml(path: Path):
     return yaml.safe_load(path.read_text("utf-8"))
 
 
+@functools.cache
+def _defined() -> frozenset[str]:
+    """Every roadx_* series the code's metrics expose, read from where they are defined."""
+    series = set()
+    for package in ("schemas", "producers", "streams", "sinks", "deploy"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text("utf-8"), str(path))):
+                if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)):
+                    continue
+                kind = getattr(node.func, "id", getattr(node.func, "attr", None))
+                name = node.args[0].value
+                if kind in SERIES_SUFFIXES and isinstance(name, str) and name.startswith("roadx_"):
+                    base = name.removesuffix("_total") if kind == "Counter" else name
+                    series |= {base + suffix for suffix in SERIES_SUFFIXES[kind]}
+    return frozenset(series)
+
+
 def _metric_names(expr: str) -> set[str]:
-    names = set()
-    for name in re.findall(r"\broadx_[a-z0-9_]+", expr):
-        base = re.sub(r"_(bucket|sum|count)$", "", name)
-        names.add(base if base in HISTOGRAMS else name)
-    return names
+    return set(re.findall(r"\broadx_[a-z0-9_]+", expr))
 
 
 def _roadx_env(env: dict) -> dict[str, str]:
     return {k: str(v) for k, v in env.items() if k.startswith("ROADX_")}
+
+
+def test_the_metrics_the_code_defines_are_found():
+    assert {"roadx_stream_events_total", "roadx_consumer_lag", "roadx_sink_insert_seconds_bucket",
+            "roadx_service_requests_total", "roadx_service_request_seconds_bucket",
+            "roadx_service_changes_applied_total", "roadx_service_changes_unreadable_total",
+            "roadx_service_last_change_timestamp_seconds"} <= _defined()
+    assert "roadx_consumer_lag_total" not in _defined() and "roadx_sink_insert_seconds" not in _defined()
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +108,48 @@ def test_every_compose_roadx_service_resolves_settings_that_point_at_compose_ser
         assert any(str(settings.master_key_file).startswith(m + "/") for m in mounts), name
 
 
+def test_compose_runs_the_information_service_replicas_with_health_check_and_credentials(compose):
+    services = compose["services"]
+    service = services["roadx-service"]
+    settings = resolve(_roadx_env(service["environment"]))
+    assert service["command"] == ["roadx", "worker", "service"]
+    assert service["depends_on"]["roadx-topics"] == {"condition": "service_completed_successfully"}
+    assert settings.service_host == "0.0.0.0" and settings.service_port == 8080
+    replicas = service["deploy"]["replicas"]
+    assert replicas >= 2 and "container_name" not in service
+    (published,) = service["ports"]  # HOST_IP:FIRST-LAST:CONTAINER_PORT, one host port per replica
+    host_ip, host_ports, container_port = published.split(":")
+    first, _, last = host_ports.partition("-")
+    assert int(container_port) == settings.service_port and int(last or first) - int(first) + 1 >= replicas
+    check = service["healthcheck"]["test"]
+    assert check[0] == "CMD" and f"http://127.0.0.1:{settings.service_port}/v1/health" in " ".join(check)
+    # The credentials: read-only in the service, written by the roadx-service-keys tool (not started by up).
+    keys_dir = str(credentials_file(settings.data_dir).parent)
+    (keys,) = [v for v in service["volumes"] if v.split(":")[1] == keys_dir]
+    volume = keys.split(":")[0]
+    assert keys.endswith(":ro") and volume in compose["volumes"]
+    tool = services["roadx-service-keys"]
+    assert tool["profiles"] == ["tools"] and tool["entrypoint"] == ["roadx", "keys"]
+    tool_settings = resolve(_roadx_env(tool["environment"]))
+    assert f"{volume}:{str(credentials_file(tool_settings.data_dir).parent)}" in tool["volumes"]
+    # A new volume takes the owner and mode of the image's directory: the roadx user's, 0700.
+    dockerfile = (CLUSTER / "Dockerfile").read_text("utf-8")
+    assert f"chmod 700 {keys_dir}" in dockerfile and f"mkdir -p {keys_dir}" in dockerfile
+
+
 def test_prometheus_scrapes_each_roadx_service_on_its_metrics_port(compose):
     config = _load_yaml(CLUSTER / "prometheus.yml")
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     targets = {t for job in config["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]}
     for name in ("roadx-streams", "roadx-sink"):
         settings = resolve(_roadx_env(compose["services"][name]["environment"]))
         assert f"{name}:{settings.metrics_port}" in targets
+        assert jobs[name]["static_configs"][0]["labels"]["component"] == name.removeprefix("roadx-")
+    # Every replica of the service: each address compose's DNS gives for its name.
+    settings = resolve(_roadx_env(compose["services"]["roadx-service"]["environment"]))
+    (dns,) = jobs["roadx-service"]["dns_sd_configs"]
+    assert dns == {"names": ["roadx-service"], "type": "A", "port": settings.metrics_port}
+    assert {"target_label": "component", "replacement": "service"} in jobs["roadx-service"]["relabel_configs"]
     assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
     mounted = compose["services"]["prometheus"]["volumes"]
     assert "./alerts.yml:/etc/prometheus/alerts.yml:ro" in mounted
@@ -117,7 +179,8 @@ def _container_env(container, configmaps) -> dict[str, str]:
 def test_k8s_workloads_resolve_settings_with_their_files_mounted(k8s_docs):
     configmaps = {d["metadata"]["name"]: d["data"] for d in k8s_docs if d["kind"] == "ConfigMap"}
     workloads = _workloads(k8s_docs)
-    assert {w["metadata"]["name"] for w in workloads} == {"roadx-streams", "roadx-sink", "roadx-topics-apply"}
+    assert {w["metadata"]["name"] for w in workloads} == {"roadx-streams", "roadx-sink", "roadx-service",
+                                                         "roadx-topics-apply"}
     for workload in workloads:
         (container,) = workload["spec"]["template"]["spec"]["containers"]
         settings = resolve(_container_env(container, configmaps))
@@ -132,7 +195,7 @@ def test_k8s_workloads_resolve_settings_with_their_files_mounted(k8s_docs):
 
 def test_k8s_workers_use_their_acl_principal_and_expose_the_metrics_port(k8s_docs):
     configmaps = {d["metadata"]["name"]: d["data"] for d in k8s_docs if d["kind"] == "ConfigMap"}
-    principals = {"roadx-streams": STREAMS_PRINCIPAL, "roadx-sink": SINK_PRINCIPAL}
+    principals = {"roadx-streams": STREAMS_PRINCIPAL, "roadx-sink": SINK_PRINCIPAL, "roadx-service": SERVICE_PRINCIPAL}
     for workload in [w for w in k8s_docs if w["kind"] == "Deployment"]:
         template = workload["spec"]["template"]
         (container,) = template["spec"]["containers"]
@@ -155,30 +218,181 @@ def test_the_k8s_stream_worker_mounts_a_key_for_every_configured_province(k8s_do
     assert settings.master_key_file.name in paths
 
 
-def test_alert_rules_cover_stalls_lag_dlq_and_quality_with_known_metrics():
-    groups = _load_yaml(CLUSTER / "alerts.yml")["groups"]
-    rules = [r for g in groups for r in g["rules"]]
+def _k8s_named(docs, kind: str, name: str) -> dict:
+    (doc,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    return doc
+
+
+def test_the_k8s_information_service_is_probed_on_health_and_served_on_port_80(k8s_docs):
+    configmaps = {d["metadata"]["name"]: d["data"] for d in k8s_docs if d["kind"] == "ConfigMap"}
+    deployment = _k8s_named(k8s_docs, "Deployment", "roadx-service")
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    settings = resolve(_container_env(container, configmaps))
+    assert container["args"] == ["roadx", "worker", "service"] and deployment["spec"]["replicas"] >= 2
+    assert settings.service_host == "0.0.0.0" and settings.clickhouse_url
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["http"] == settings.service_port == 8080
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v1/health", "port": "http"}
+    assert container["livenessProbe"]["tcpSocket"] == {"port": "http"}
+    assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
+    # Its copy of the register: a cache in an emptyDir holding the data directory.
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert "emptyDir" in volumes[mounts[str(settings.data_dir)]["name"]]
+    # Any ready replica answers: a plain Service, port 80 to the http port.
+    service = _k8s_named(k8s_docs, "Service", "roadx-service")
+    (port,) = service["spec"]["ports"]
+    assert port["port"] == 80 and port["targetPort"] == "http"
+    assert service["spec"].get("sessionAffinity", "None") == "None"
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    budget = _k8s_named(k8s_docs, "PodDisruptionBudget", "roadx-service")
+    assert budget["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+
+
+def _credentials_sidecar(k8s_docs):
+    configmaps = {d["metadata"]["name"]: d["data"] for d in k8s_docs if d["kind"] == "ConfigMap"}
+    spec = _k8s_named(k8s_docs, "Deployment", "roadx-service")["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    (sidecar,) = spec["initContainers"]
+    return resolve(_container_env(container, configmaps)), spec, container, sidecar
+
+
+def test_the_k8s_information_service_reads_its_credentials_0600_copied_from_the_secret(k8s_docs):
+    settings, spec, container, sidecar = _credentials_sidecar(k8s_docs)
+    path = credentials_file(settings.data_dir)
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    (keys,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(path.parent)]
+    assert keys["readOnly"] is True and "emptyDir" in volumes[keys["name"]]
+    # A sidecar (restartPolicy Always) keeps the copy in step with the Secret; the service starts after the first.
+    assert sidecar["restartPolicy"] == "Always"
+    assert sidecar["startupProbe"]["exec"]["command"] == ["test", "-s", str(path)]
+    sidecar_mounts = {m["name"]: m for m in sidecar["volumeMounts"]}
+    copy_mount = sidecar_mounts[keys["name"]]
+    assert copy_mount["mountPath"] == str(path.parent) and not copy_mount.get("readOnly")
+    (secret,) = [volumes[name]["secret"] for name in sidecar_mounts if "secret" in volumes[name]]
+    assert secret["secretName"] == "roadx-service-credentials"
+    secret_mount = next(m for name, m in sidecar_mounts.items() if "secret" in volumes[name])
+    items = {item["key"]: item["path"] for item in secret["items"]}
+    script = sidecar["command"][-1]
+    assert f"src={secret_mount['mountPath']}/{items[path.name]}" in script
+    assert f"dst={path}" in script and "install -m 0600" in script
+
+
+@pytest.mark.skipif(not all(shutil.which(tool) for tool in ("sh", "cmp", "install")), reason="needs sh, cmp, install")
+def test_the_credentials_sidecar_copies_the_file_0600_and_again_when_it_changes(k8s_docs, tmp_path):
+    _settings, _spec, _container, sidecar = _credentials_sidecar(k8s_docs)
+    script = sidecar["command"][-1]
+    assert "sleep 30" in script
+    source_dir, keys_dir = tmp_path / "secret", tmp_path / "keys"
+    source_dir.mkdir()
+    keys_dir.mkdir()
+    script = re.sub(r"src=\S+", f"src={source_dir}/api-credentials.json", script)
+    script = re.sub(r"dst=\S+", f"dst={keys_dir}/api-credentials.json", script).replace("sleep 30", "sleep 0.05")
+    source = source_dir / "api-credentials.json"
+    Credentials.load(source).issue("44", dt.datetime.now(dt.timezone.utc))
+    source.chmod(0o440)  # as the kubelet leaves a Secret's file with fsGroup
+    copy = keys_dir / "api-credentials.json"
+
+    def wait_for(condition) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline, "the sidecar did not copy the file"
+            time.sleep(0.02)
+
+    process = subprocess.Popen([*sidecar["command"][:-1], script])
+    try:
+        wait_for(lambda: copy.exists() and copy.read_bytes() == source.read_bytes())
+        assert copy.stat().st_mode & 0o777 == 0o600
+        assert [c.party for c in Credentials.load(copy).entries()] == ["44"]
+        source.chmod(0o600)
+        Credentials.load(source).issue("11", dt.datetime.now(dt.timezone.utc))  # the Secret changes
+        wait_for(lambda: copy.read_bytes() == source.read_bytes())
+        assert sorted(c.party for c in Credentials.load(copy).entries()) == ["11", "44"]
+        assert copy.stat().st_mode & 0o777 == 0o600
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+
+
+def test_the_pod_monitor_scrapes_every_roadx_deployment_labelled_with_its_component(k8s_docs):
+    monitor = _k8s_named(k8s_docs, "PodMonitor", "roadx")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert {"sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
+            "targetLabel": "component"} in endpoint["relabelings"]
+    deployments = [d for d in k8s_docs if d["kind"] == "Deployment"]
+    assert {d["metadata"]["name"] for d in deployments} == {"roadx-streams", "roadx-sink", "roadx-service"}
+    for deployment in deployments:
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= labels.items(), deployment["metadata"]["name"]
+        assert labels["app.kubernetes.io/component"] == deployment["metadata"]["name"].removeprefix("roadx-")
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert endpoint["port"] in {p["name"] for p in container["ports"]}
+
+
+def _alert_rules() -> list[dict]:
+    return [r for g in _load_yaml(CLUSTER / "alerts.yml")["groups"] for r in g["rules"]]
+
+
+def test_alert_rules_cover_stalls_lag_dlq_and_quality_with_metrics_the_code_defines():
+    rules = _alert_rules()
     names = {r["alert"] for r in rules}
     assert {"RoadxProvinceStalled", "RoadxConsumerLagGrowing", "RoadxDlqSpike", "RoadxQualityDrop"} <= names
     for rule in rules:
         assert rule["labels"]["severity"] in ("info", "warning", "critical") and rule["annotations"]["summary"]
         used = _metric_names(rule["expr"])
-        assert used <= COUNTERS | HISTOGRAMS, (rule["alert"], used - COUNTERS - HISTOGRAMS)
-        assert used or re.search(r"\bup\b", rule["expr"]), rule["alert"]
+        assert used <= _defined(), (rule["alert"], used - _defined())
+        # A rule reads a roadx metric, up, or (readiness, Kubernetes only) kube-state-metrics.
+        assert used or re.search(r"\bup\b|\bkube_deployment_", rule["expr"]), rule["alert"]
 
 
-def test_the_dashboard_is_importable_json_using_only_known_metrics():
+def test_alert_rules_cover_the_information_service():
+    rules = {r["alert"]: r for r in _alert_rules()}
+    service = {name: rule["expr"] for name, rule in rules.items() if name.startswith("RoadxService")}
+    assert {"RoadxServiceDown", "RoadxServiceNotReady", "RoadxServiceRegisterStale", "RoadxServiceErrors",
+            "RoadxServiceSlow"} <= service.keys()
+    assert 'up{component="service"}' in service["RoadxServiceDown"]
+    assert 'deployment="roadx-service"' in service["RoadxServiceNotReady"]
+    assert {"roadx_service_changes_applied_total", "roadx_stream_events_total"} <= _metric_names(
+        service["RoadxServiceRegisterStale"])
+    assert 'status=~"5.."' in service["RoadxServiceErrors"]
+    assert "histogram_quantile(0.99" in service["RoadxServiceSlow"] and "> 0.02" in service["RoadxServiceSlow"]
+
+
+def test_the_dashboard_is_importable_json_using_only_metrics_the_code_defines():
     dashboard = json.loads((CLUSTER / "grafana" / "roadx-dashboard.json").read_text("utf-8"))
     assert dashboard["uid"] and dashboard["__inputs"][0]["name"] == "DS_PROMETHEUS"
     panels = dashboard["panels"]
     assert len({p["id"] for p in panels}) == len(panels)
     exprs = [t["expr"] for p in panels for t in p.get("targets", [])]
     used = set().union(*(_metric_names(e) for e in exprs))
-    assert used <= COUNTERS | HISTOGRAMS, used - COUNTERS - HISTOGRAMS
-    assert {"roadx_stream_events_total", "roadx_consumer_lag", "roadx_sink_insert_seconds",
+    assert used <= _defined(), used - _defined()
+    assert {"roadx_stream_events_total", "roadx_consumer_lag", "roadx_sink_insert_seconds_bucket",
             "roadx_stream_dlq_total", "roadx_quality_findings_total"} <= used
     variables = {v["name"] for v in dashboard["templating"]["list"]}
     assert "province" in variables
+
+
+def test_the_dashboard_has_an_information_service_row_with_every_service_metric():
+    panels = json.loads((CLUSTER / "grafana" / "roadx-dashboard.json").read_text("utf-8"))["panels"]
+    rows = [i for i, p in enumerate(panels) if p["type"] == "row"]
+    start = next(i for i in rows if panels[i]["title"] == "Information service")
+    end = min([i for i in rows if i > start], default=len(panels))
+    section = panels[start + 1:end]
+    exprs = {p["title"]: " ".join(t["expr"] for t in p["targets"]) for p in section}
+    used = set().union(*(_metric_names(e) for e in exprs.values()))
+    # Every metric of the service is on its row (a new one needs a panel).
+    assert {name for name in _defined() if name.startswith("roadx_service_")} - used <= {
+        "roadx_service_request_seconds_sum", "roadx_service_request_seconds_count"}
+    requests = next(e for e in exprs.values() if "roadx_service_requests_total" in e)
+    assert "by (endpoint, status)" in requests
+    latency = next(e for e in exprs.values() if "roadx_service_request_seconds_bucket" in e)
+    assert "histogram_quantile(0.5," in latency and "histogram_quantile(0.99," in latency and "endpoint" in latency
+    freshness = next(e for e in exprs.values() if "roadx_service_last_change_timestamp_seconds" in e)
+    assert "time() -" in freshness
+    bottom = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels[:start])
+    assert panels[start]["gridPos"]["y"] >= bottom
 
 
 def test_the_dashboard_provisioning_points_at_the_mounted_dashboard(compose):
