@@ -4,8 +4,9 @@ Province ``P`` (principal ``User:prov-P``) may write only ``prov.P.changes`` and
 ``xprov.P.inbound`` (with consumer groups named ``prov-P-...``). The hub's principals get
 what their process uses: ``User:roadx-streams`` reads every province's changes and writes
 the national topics but ``national.audit``, the inbound topics and its state changelogs;
-``User:roadx-service`` (the information service) writes only ``national.audit``, its record of
-every request answered, which no party may read; ``User:roadx-sink`` reads the national and
+``User:roadx-service`` (the information service) reads ``national.changes``, the register it
+keeps, and writes only ``national.audit``, its record of every request answered, which no party
+may read; ``User:roadx-sink`` reads the national and
 inbound topics it stores. Analysts get nothing on Kafka: they query ClickHouse. Output is
 either ``kafka-acls.sh`` command lines or Strimzi ``KafkaUser`` resources.
 """
@@ -82,6 +83,9 @@ def exchange_acls(settings: Settings, provinces: Sequence[str]) -> list[AclRule]
     # Its consumer group and those its state readers name (roadx-streams-restore, -registry).
     rules.append(AclRule(STREAMS_PRINCIPAL, "group", names.streams_group, ("Read",), PREFIXED))
     rules.append(AclRule(SERVICE_PRINCIPAL, "topic", names.national_audit, WRITE))
+    # The register it keeps: national.changes, read by its own readers (no offsets committed).
+    rules.append(AclRule(SERVICE_PRINCIPAL, "topic", names.national_changes, READ))
+    rules.append(AclRule(SERVICE_PRINCIPAL, "group", names.service_group, ("Read",), PREFIXED))
     rules += [AclRule(SINK_PRINCIPAL, "topic", t, READ) for t in (*national, names.national_audit)]
     rules += [AclRule(SINK_PRINCIPAL, "topic", names.province_inbound(p), READ) for p in provinces]
     rules.append(AclRule(SINK_PRINCIPAL, "group", names.sink_group, ("Read",)))

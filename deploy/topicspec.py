@@ -2,7 +2,8 @@
 
 ``default_spec(settings)`` derives it from the settings: one ``prov.<P>.changes`` and one
 ``xprov.<P>.inbound`` per province, ``national.changes``/``quality``/``dlq``/``audit`` and
-the stream worker's compacted state changelog of each province (``roadx-streams-state.<P>``).
+the stream worker's compacted state changelog of each province (``roadx-streams-state.<P>``);
+``national.changes`` is compacted after a week of full history (``register_config``).
 An operator may keep the spec in a TOML file instead (``dump_spec`` writes one, ``load_spec``
 reads and validates it)::
 
@@ -72,6 +73,14 @@ class TopicSpec:
                 "replication_factor": self.replication_factor, "config": dict(sorted(self.config.items()))}
 
 
+def register_config() -> dict[str, str]:
+    """``national.changes`` is the national register as well as its history: every change is
+    kept for ``RETENTION_MS["national_changes"]`` (the sink and the subscribers read them), then
+    compacted to each entity's newest, never deleted — so an information-service worker with no
+    copy rebuilds the whole register from the topic."""
+    return {"cleanup.policy": "compact", "min.compaction.lag.ms": str(RETENTION_MS["national_changes"])}
+
+
 def default_spec(settings: Settings) -> list[TopicSpec]:
     """Every topic the exchange needs, with partitions, replication and configs from ``settings``."""
     names = settings.topics
@@ -87,7 +96,10 @@ def default_spec(settings: Settings) -> list[TopicSpec]:
     spec = []
     for wanted in names.exchange(settings.provinces):
         partitions = settings.national_partitions if wanted.national else settings.partitions
-        config = {"cleanup.policy": "compact"} if wanted.compacted else deleted_after(wanted.role)
+        if wanted.role == "national_changes":
+            config = register_config()
+        else:
+            config = {"cleanup.policy": "compact"} if wanted.compacted else deleted_after(wanted.role)
         spec.append(topic(wanted.name, partitions, **config))
     return spec
 

@@ -96,6 +96,11 @@ class TopicNames:
     def sink_group(self) -> str:
         return f"{self.prefix}roadx-sink"
 
+    @property
+    def service_group(self) -> str:
+        """Group id of the information service's register readers (they assign and never commit)."""
+        return f"{self.prefix}roadx-service"
+
     def province_changes(self, province: str) -> str:
         """Where province ``P`` publishes its register changes."""
         return self.prefix + CHANGES_TOPIC.format(province)

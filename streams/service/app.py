@@ -16,6 +16,7 @@ import socket
 import threading
 
 import faust
+from faust.app.base import BootStrategy
 
 from schemas.credentials import Credentials, credentials_file
 from schemas.pii import PiiMasker
@@ -41,8 +42,20 @@ def service_port(settings: Settings) -> int:
         return sock.getsockname()[1]
 
 
+class _WebOnly(BootStrategy):
+    """The service's faust app serves its web views; it reads Kafka with its own reader
+    (``replica``) and writes with its own producer (``audit``), so faust starts no Kafka client,
+    joins no group and declares no topic of its own."""
+
+    enable_kafka = False
+
+
+class ServiceApp(faust.App):
+    BootStrategy = _WebOnly
+
+
 def build_app(settings: Settings, service: Service, port: int) -> faust.App:
-    app = faust.App(
+    app = ServiceApp(
         f"{settings.topics.prefix}roadx-service", broker=f"kafka://{settings.bootstrap_servers}",
         store="memory://", web_enabled=True, web_host=settings.service_host, web_bind=settings.service_host,
         web_port=port, datadir=str((settings.data_dir / "service" / "faust").absolute()),

@@ -39,6 +39,8 @@ log = logging.getLogger("streams.service")
 
 APPLIED = Counter("roadx_service_changes_applied", "Changes of national.changes read into the service's register")
 UNREADABLE = Counter("roadx_service_changes_unreadable", "Messages of national.changes the service could not decode")
+READY = Gauge("roadx_service_ready", "1 once this worker's register has caught up with national.changes, "
+              "0 before it has or while the reader cannot read")
 LAST_CHANGE = Gauge("roadx_service_last_change_timestamp_seconds",
                     "Source commit time of the newest change the service's register holds")
 POLL_SECONDS = 0.2
@@ -55,7 +57,7 @@ class RegisterReplica:
         self.masker = PiiMasker(settings.pii_key())
         self.ready = threading.Event()
         self.newest_ts_ms = 0
-        self._consumer = Consumer(reader_conf(settings.kafka_conf(), f"{settings.topics.prefix}roadx-service"))
+        self._consumer = Consumer(reader_conf(settings.kafka_conf(), settings.topics.service_group))
         try:
             metadata = self._consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
         except KafkaException as exc:
@@ -77,6 +79,7 @@ class RegisterReplica:
                       read_to_end(self._consumer, starts, ends, error=ServiceError, what=what,
                                   stall_seconds=stall_seconds))
         self.ready.set()
+        READY.set(1)
         log.info("register caught up: %d changes applied, %d partitions of %s", applied, len(parts), self.topic)
         return applied
 
@@ -87,8 +90,10 @@ class RegisterReplica:
                 messages = self._consumer.consume(READ_CHUNK, POLL_SECONDS)
             except KafkaException as exc:
                 log.warning("cannot read %s: %s", self.topic, exc)
+                READY.set(0)
                 time.sleep(POLL_SECONDS)
                 continue
+            READY.set(1)
             self._apply([m for m in messages if not _skippable(m)])
 
     def close(self) -> None:

@@ -35,6 +35,8 @@ EXPECTED_TWO_PROVINCES = [
     "--resource-pattern-type literal",
     f"{HEAD} User:roadx-streams --operation Read --group roadx-streams --resource-pattern-type prefixed",
     f"{HEAD} User:roadx-service --operation Write --operation Describe --topic national.audit --resource-pattern-type literal",
+    f"{HEAD} User:roadx-service --operation Read --operation Describe --topic national.changes --resource-pattern-type literal",
+    f"{HEAD} User:roadx-service --operation Read --group roadx-service --resource-pattern-type prefixed",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.changes --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.quality --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.dlq --resource-pattern-type literal",
@@ -84,13 +86,15 @@ def test_strimzi_users_are_one_kafka_user_per_principal_with_the_same_acls(capsy
     assert total == len(exchange_acls(Settings(), ("11", "12")))
 
 
-def test_only_the_service_writes_the_audit_topic_only_the_sink_reads_it_and_no_party_touches_it():
+def test_the_service_reads_the_register_and_only_it_writes_the_audit_topic_no_party_touches_it():
     settings = Settings()
     rules = [r for r in exchange_acls(settings, tuple(settings.provinces)) if r.name == settings.topics.national_audit]
     assert {(r.principal, r.operations) for r in rules} == {("roadx-service", ("Write", "Describe")),
                                                             ("roadx-sink", ("Read", "Describe"))}
     service = [r for r in exchange_acls(settings, ("11",)) if r.principal == "roadx-service"]
-    assert [(r.resource_type, r.name) for r in service] == [("topic", "national.audit")]
+    assert [(r.resource_type, r.name, r.operations) for r in service] == [
+        ("topic", "national.audit", ("Write", "Describe")), ("topic", "national.changes", ("Read", "Describe")),
+        ("group", "roadx-service", ("Read",))]
 
 
 def test_analysts_get_no_kafka_acl():

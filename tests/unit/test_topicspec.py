@@ -175,3 +175,10 @@ def test_exchange_topics_missing_from_the_spec_are_listed_but_left_alone():
     plan = plan_topics([topic], {topic.name: _as_broker(topic), old.name: old, other.name: other},
                        managed_pattern(SETTINGS))
     assert plan.unmanaged == ["t.prov.12.changes"] and plan.changes_nothing
+
+
+def test_national_changes_keeps_a_week_of_history_then_each_entitys_newest_for_good():
+    spec = {t.name: t for t in default_spec(Settings())}
+    config = spec[Settings().topics.national_changes].config
+    assert config["cleanup.policy"] == "compact" and "retention.ms" not in config
+    assert int(config["min.compaction.lag.ms"]) == 7 * 24 * 3600 * 1000
