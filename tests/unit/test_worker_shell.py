@@ -81,7 +81,8 @@ def test_logging_puts_the_projects_loggers_at_info_in_the_format_chaos_reads_bac
     assert worker.LOG_FORMAT == "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 
-@pytest.mark.parametrize("part, name", [("streams", "stream worker"), ("sink", "sink")])
+@pytest.mark.parametrize("part, name", [("streams", "stream worker"), ("sink", "sink"),
+                                        ("service", "information service")])
 def test_a_worker_without_bootstrap_servers_cannot_start(part, name, tmp_path, capsys):
     assert cli.main(["worker", part, "--data-dir", str(tmp_path)]) == worker.EXIT_ERROR == 2
     assert capsys.readouterr().err == (f"roadx: error: the {name} needs Kafka bootstrap servers "
@@ -108,13 +109,14 @@ def test_every_spawner_starts_a_part_as_roadx_worker_does():
     parser = cli.build_parser()
     for part in PARTS:
         args = parser.parse_args(worker.worker_argv(part)[2:])
-        assert args.handler is {"streams": worker_command.cmd_streams, "sink": worker_command.cmd_sink}[part]
+        assert args.handler is {"streams": worker_command.cmd_streams, "sink": worker_command.cmd_sink,
+                                 "service": worker_command.cmd_service}[part]
     synthetic = parser.parse_args(worker.worker_argv("synthetic", "--events", "5", "--seed", "1")[2:])
     assert synthetic.handler is worker_command.cmd_synthetic
 
 
-def test_roadx_worker_help_lists_streams_and_sink_only(capsys):
+def test_roadx_worker_help_lists_the_deployed_parts_only(capsys):
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["worker", "--help"])
     out = capsys.readouterr().out
-    assert "{streams,sink}" in out and "synthetic" not in out
+    assert "{streams,sink,service}" in out and "synthetic" not in out
