@@ -1,8 +1,12 @@
 """``roadx bench``: the ceilings of this machine and the stages of the line, measured in one run.
 
     run.py       one run: options, its fresh embedded broker and temporary directory, figures
-    phases.py    the phases in order (``PHASES``): ceilings, pipeline, end to end, big state
+    phases.py    the phases in order (``PHASES``): ceilings, pipeline, end to end, big state,
+                 the information service
+    service.py   the information service's phase: a big register, start-up, recovery,
+                 lookups, freshness
     measure.py   what is measured in this process: Avro, a plain Kafka loop, paced sends
+    http_load.py load on the information service's API: open-loop lookups, freshness
     watch.py     watching the parts: child processes and their peak RSS, group progress
     report.py    figures, ceilings and targets as plain data: ratios, verdicts, table, JSON
     child.py     ``python -m deploy.bench.child adapter|faust``: the processes it starts

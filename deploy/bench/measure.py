@@ -1,6 +1,6 @@
 """What ``roadx bench`` measures in its own process, for the phases (``deploy.bench.phases``).
 
-``avro_rates`` (fastavro encode/decode of the envelope), ``fill_topic`` (load a topic),
+``avro_rates`` (fastavro encode/decode of the envelope), ``fill_topic`` and ``send_all`` (load a topic),
 ``kafka_loop_rate`` (a plain confluent-kafka consume→produce loop), ``paced_send`` (signed
 events at a fixed rate, for the latency figures) and ``latency_percentiles``.
 """
@@ -8,9 +8,10 @@ events at a fixed rate, for the latency figures) and ``latency_percentiles``.
 from __future__ import annotations
 
 import io
+import itertools
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
@@ -57,14 +58,21 @@ def avro_rates(events: list[dict[str, Any]]) -> tuple[float, float, list[bytes]]
 
 def fill_topic(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]], count: int) -> None:
     """Write ``count`` messages to ``topic``, cycling through ``messages``."""
+    send_all(bootstrap, topic, itertools.islice(itertools.cycle(messages), count))
+
+
+def send_all(bootstrap: str, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> int:
+    """Write (key, value) ``messages`` to ``topic`` in batches, all delivered; returns how many."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "queue.buffering.max.messages": 500_000})
-    for i in range(count):
-        key, value = messages[i % len(messages)]
+    sent = 0
+    for key, value in messages:
         produce(producer, topic, value, key)
-        if i % 10_000 == 0:
+        sent += 1
+        if sent % 10_000 == 0:
             producer.poll(0)
     if producer.flush(120):
         raise StackError(f"could not load {topic}: messages still undelivered after 120s")
+    return sent
 
 
 def kafka_loop_rate(bootstrap: str, source: str, target: str, partitions: int, count: int) -> float:

@@ -6,9 +6,9 @@ consume→produce loop, in this process; the naive faust agent as a child proces
 ``pipeline`` (adapter child → ``roadx worker streams`` over the loaded ``prov.*`` topics →
 ``roadx worker sink`` over what the worker wrote, one after the other), ``end_to_end``
 (worker and sink running, an adapter child publishes; then a paced producer at a fixed
-rate for the latency figures) and ``state_worker`` (a worker opening a state store filled
-with many entities). Rates of the workers are read from outside: committed offsets of
-their consumer groups.
+rate for the latency figures), ``state_worker`` (a worker opening a state store filled
+with many entities) and ``service`` (the information service: ``deploy.bench.service``).
+Rates of the workers are read from outside: committed offsets of their consumer groups.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ..topics import create_topics
 from .measure import STATE_FILL_BATCH, avro_rates, fill_topic, kafka_loop_rate, latency_percentiles, paced_send
 from .report import EVENTS_PER_S, MS, rate
 from .run import Bench
+from .service import service
 from .watch import Child, CommitLog, GroupProgress, count_messages, cpu_seconds, wait_until
 
 CEILING_SAMPLE = 50_000
@@ -266,4 +267,4 @@ def _entities(first: int, last: int, entity_prefix: str, seen_prefix: str) -> di
     return state
 
 
-PHASES = (ceilings, pipeline, end_to_end, state_worker)
+PHASES = (ceilings, pipeline, end_to_end, state_worker, service)

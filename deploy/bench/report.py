@@ -2,7 +2,7 @@
 
 A ``Figure`` is one measured number. Throughput figures (``events/s``) are also shown
 as a ratio to each ceiling measured in the same run, so they hold on a noisy machine.
-A ``Target`` is a rule from issue 7: a figure against a multiple of a ceiling, or
+A ``Target`` is a rule the line is held to: a figure against a multiple of a ceiling, or
 against an absolute bound; ``evaluate`` says for each whether it is met.
 """
 
@@ -16,6 +16,7 @@ from ..errors import DeployError
 
 EVENTS_PER_S = "events/s"
 MS = "ms"
+SECONDS = "s"
 MIB = "MiB"
 
 # Ceilings, in the order they are shown: key -> short column title.
@@ -27,9 +28,20 @@ CEILINGS: dict[str, str] = {
 }
 STAGES = ("adapter", "stream_worker", "sink", "end_to_end")
 LATENCIES = ("latency_p50_ms", "latency_p99_ms")
+# The information service: lookup latency at each offered rate (requests/s), freshness, start-up.
+SERVICE_LOOKUP_RATES = (200, 1_000)
+
+
+def lookup_figure(q: int, per_second: int) -> str:
+    """Key of the ``q``-th percentile of the service's lookup latency at ``per_second`` offered."""
+    return f"service_p{q}_{per_second}_ms"
+
+
+SERVICE = (*(lookup_figure(q, r) for r in SERVICE_LOOKUP_RATES for q in (50, 99)),
+           "service_freshness_p99_ms", "service_new_worker_s", "service_recovery_s")
 MEMORY = ("rss_adapter_mib", "rss_stream_worker_mib", "rss_sink_mib", "rss_e2e_stream_worker_mib", "rss_e2e_sink_mib",
-          "rss_faust_mib", "rss_state_worker_mib")
-ALL_FIGURES = (*CEILINGS, *STAGES, *LATENCIES, *MEMORY)
+          "rss_faust_mib", "rss_state_worker_mib", "rss_service_mib")
+ALL_FIGURES = (*CEILINGS, *STAGES, *LATENCIES, *SERVICE, *MEMORY)
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,9 @@ TARGETS: tuple[Target, ...] = (
     Target("end_to_end", ">=", 15_000),
     Target("latency_p99_ms", "<", 2_000),
     Target("rss_state_worker_mib", "<", 1_024),
+    Target(lookup_figure(99, 1_000), "<", 20),
+    Target("service_freshness_p99_ms", "<", 1_000),
+    Target("service_recovery_s", "<", 30),
 )
 
 

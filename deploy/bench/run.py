@@ -37,6 +37,8 @@ class BenchOptions:
     faust_events: int = 20_000
     latency_rate: int = 5_000
     latency_seconds: float = 20.0
+    service_entities: int = 1_000_000
+    service_seconds: float = 10.0
     seed: int = 7
 
     def validate(self) -> None:
@@ -46,6 +48,8 @@ class BenchOptions:
             raise DeployError("--state-entities must be at least 1 and --faust-events at least 100")
         if self.latency_rate < 1 or not self.latency_seconds > 0:
             raise DeployError("--latency-rate and --latency-seconds must be positive")
+        if self.service_entities < 2 or not self.service_seconds > 0:
+            raise DeployError("--service-entities must be at least 2 and --service-seconds positive")
 
 
 def machine_facts() -> dict[str, Any]:
@@ -121,7 +125,7 @@ class Bench:
         return child
 
     def spawn_worker(self, name: str, part: str, settings: Settings) -> Child:
-        """A worker ``part`` (``streams``, ``sink``) through the worker shell."""
+        """A worker ``part`` (``streams``, ``sink``, ``service``) through the worker shell."""
         child = Child(name, worker_argv(part), settings, self.logs / f"{name}.log")
         self.children.append(child)
         return child

@@ -88,11 +88,18 @@ class Child:
                 self._reaped(status, usage)
                 return
             if time.monotonic() > deadline:
-                self.process.kill()
-                _pid, status, usage = os.wait4(self.process.pid, 0)
-                self._reaped(status, usage)
+                self.kill()
                 return
             time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL (a crash: the process closes and flushes nothing) and reap, recording the peak RSS."""
+        if self.exit_status is not None:
+            return
+        self._read_peak_rss()
+        self.process.kill()
+        _pid, status, usage = os.wait4(self.process.pid, 0)
+        self._reaped(status, usage)
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the process has used so far (all its threads)."""

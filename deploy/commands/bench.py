@@ -1,4 +1,4 @@
-"""``roadx bench``: measure the ceilings and the stages in one run and print one table."""
+"""``roadx bench``: measure the ceilings, the stages and the information service in one run and print one table."""
 
 from __future__ import annotations
 
@@ -26,6 +26,10 @@ def add_parser(sub: Any, with_data_dir: Any) -> None:
                        help="events through the naive faust agent (default 20000)")
     bench.add_argument("--latency-rate", type=int, default=5_000, help="offered events/s of the latency run (default 5000)")
     bench.add_argument("--latency-seconds", type=float, default=20.0, help="length of the latency run (default 20)")
+    bench.add_argument("--service-entities", type=int, default=1_000_000,
+                       help="entities in the information service's register (default 1000000)")
+    bench.add_argument("--service-seconds", type=float, default=10.0,
+                       help="length of each lookup and freshness run against the service (default 10)")
     bench.add_argument("--seed", type=int, default=7, help="seed of the synthetic provinces")
     bench.set_defaults(handler=cmd_bench)
 
@@ -36,7 +40,8 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     from ..bench.run import Bench, BenchOptions, describe_machine, machine_facts, write_json
 
     options = BenchOptions(events=args.events, state_entities=args.state_entities, faust_events=args.faust_events,
-                           latency_rate=args.latency_rate, latency_seconds=args.latency_seconds, seed=args.seed)
+                           latency_rate=args.latency_rate, latency_seconds=args.latency_seconds,
+                           service_entities=args.service_entities, service_seconds=args.service_seconds, seed=args.seed)
     options.validate()
     facts = machine_facts()
 

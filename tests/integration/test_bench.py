@@ -29,7 +29,8 @@ def run_bench(*argv: str) -> int:
 def test_small_bench_prints_every_figure_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     status = run_bench("--events", "2000", "--state-entities", "10000", "--faust-events", "2000",
-                       "--latency-seconds", "2", "--json", str(out))
+                       "--latency-seconds", "2", "--service-entities", "2000", "--service-seconds", "1",
+                       "--json", str(out))
     printed = capsys.readouterr()
     assert status == 0
     data = json.loads(out.read_text("utf-8"))
@@ -41,9 +42,16 @@ def test_small_bench_prints_every_figure_and_writes_json(tmp_path, capsys):
     assert all(t["met"] in (True, False) for t in data["targets"])
     assert data["figures"]["stream_worker"]["ratios"]["faust_agent"] > 0
     assert data["machine"]["nproc"] >= 1
+    assert data["options"]["service_entities"] == 2000
+    assert "all answered 200" in data["figures"]["service_p99_1000_ms"]["note"]
     assert "bench: " in printed.err  # progress went to stderr
 
 
 def test_bench_refuses_too_few_events_before_starting_anything(capsys):
     with pytest.raises(DeployError, match="--events must be at least 100"):
         run_bench("--events", "5")
+
+
+def test_bench_refuses_a_register_too_small_for_the_service_phase(capsys):
+    with pytest.raises(DeployError, match="--service-entities must be at least 2"):
+        run_bench("--service-entities", "1")

@@ -7,23 +7,31 @@ import json
 import pytest
 
 from deploy.bench.report import (
-    ALL_FIGURES, CEILINGS, EVENTS_PER_S, MIB, MS, TARGETS, Figure, Target, evaluate, format_table,
-    percentile, rate, ratio, report_json,
+    ALL_FIGURES, CEILINGS, EVENTS_PER_S, MIB, MS, SECONDS, SERVICE, SERVICE_LOOKUP_RATES, TARGETS, Figure, Target,
+    evaluate, format_table, lookup_figure, percentile, rate, ratio, report_json,
 )
 from deploy.errors import DeployError
 
 
+def unit(key: str) -> str:
+    if key.endswith("_ms"):
+        return MS
+    if key.endswith("_s"):
+        return SECONDS
+    return MIB if key.startswith("rss_") else EVENTS_PER_S
+
+
 def figures(**values: float) -> dict[str, Figure]:
-    units = {"latency_p50_ms": MS, "latency_p99_ms": MS}
-    return {k: Figure(k, k.replace("_", " "), v, units.get(k, MIB if k.startswith("rss_") else EVENTS_PER_S))
-            for k, v in values.items()}
+    return {k: Figure(k, k.replace("_", " "), v, unit(k)) for k, v in values.items()}
 
 
 FULL = figures(kafka_loop=160_000, avro_decode=150_000, avro_encode=140_000, faust_agent=5_000,
                adapter=80_000, stream_worker=30_000, sink=60_000, end_to_end=16_000,
                latency_p50_ms=300, latency_p99_ms=2_500,
                rss_adapter_mib=60, rss_stream_worker_mib=80, rss_sink_mib=400, rss_e2e_stream_worker_mib=90,
-               rss_e2e_sink_mib=450, rss_faust_mib=64, rss_state_worker_mib=700)
+               rss_e2e_sink_mib=450, rss_faust_mib=64, rss_state_worker_mib=700,
+               service_p50_200_ms=2, service_p99_200_ms=6, service_p50_1000_ms=3, service_p99_1000_ms=25,
+               service_freshness_p99_ms=450, service_new_worker_s=60, service_recovery_s=4.5, rss_service_mib=450)
 
 
 def test_rate_is_events_over_seconds():
@@ -78,6 +86,22 @@ def test_absolute_targets_compare_the_figure_itself():
     assert verdicts["rss_state_worker_mib"].met is True
 
 
+def test_service_targets_bound_lookup_p99_at_1000_freshness_and_recovery():
+    verdicts = {v.target.figure: v for v in evaluate(FULL)}
+    assert verdicts["service_p99_1000_ms"].met is False  # 25 ms is not below 20 ms
+    assert verdicts["service_freshness_p99_ms"].met is True
+    assert verdicts["service_recovery_s"].met is True
+    assert {t.figure for t in TARGETS} & set(SERVICE) == {"service_p99_1000_ms", "service_freshness_p99_ms",
+                                                          "service_recovery_s"}
+
+
+def test_lookup_figures_are_named_by_percentile_and_offered_rate():
+    assert SERVICE_LOOKUP_RATES == (200, 1_000)
+    assert lookup_figure(99, 1_000) == "service_p99_1000_ms"
+    assert [lookup_figure(q, r) for r in SERVICE_LOOKUP_RATES for q in (50, 99)] == list(SERVICE[:4])
+    assert set(FULL) == set(ALL_FIGURES)  # the example run holds every figure once
+
+
 def test_a_bound_exactly_reached_meets_at_least_but_not_below():
     at_bound = figures(end_to_end=15_000, latency_p99_ms=2_000)
     verdicts = {v.target.figure: v for v in evaluate(at_bound)}
@@ -113,6 +137,8 @@ def test_table_has_a_row_per_figure_with_ratios_and_verdicts():
     assert "6.00" in worker and "met (6.00)" in worker  # ×faust, and the verdict
     latency = next(line for line in lines if line.startswith("latency p99"))
     assert "NOT met (2,500)" in latency
+    recovery = next(line for line in lines if line.startswith("service recovery s "))
+    assert recovery.split()[3:5] == ["4.50", "s"] and "met (4.50)" in recovery
     assert "×kafka" in lines[1] and "target" in lines[1]
 
 
