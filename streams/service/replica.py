@@ -43,7 +43,10 @@ READY = Gauge("roadx_service_ready", "1 once this worker's register has caught u
               "0 before it has or while the reader cannot read")
 LAST_CHANGE = Gauge("roadx_service_last_change_timestamp_seconds",
                     "Source commit time of the newest change the service's register holds")
-POLL_SECONDS = 0.2
+# Following the topic: a poll returns after this long even when fewer messages came (the floor of
+# freshness), and takes at most this many (the longest a batch holds the interpreter from answers).
+POLL_SECONDS = 0.05
+FOLLOW_CHUNK = 500
 SCOPE = "national"  # positions kept as (SCOPE, partition)
 
 
@@ -87,7 +90,7 @@ class RegisterReplica:
         """Apply what arrives until ``stop`` is set."""
         while not stop.is_set():
             try:
-                messages = self._consumer.consume(READ_CHUNK, POLL_SECONDS)
+                messages = self._consumer.consume(FOLLOW_CHUNK, POLL_SECONDS)
             except KafkaException as exc:
                 log.warning("cannot read %s: %s", self.topic, exc)
                 READY.set(0)
