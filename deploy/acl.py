@@ -1,14 +1,17 @@
 """Kafka ACLs of the exchange, generated from the province list.
 
-Province ``P`` (principal ``User:prov-P``) may write only ``prov.P.changes`` and read only
-``xprov.P.inbound`` (with consumer groups named ``prov-P-...``). The hub's principals get
-what their process uses: ``User:roadx-streams`` reads every province's changes and writes
-the national topics but ``national.audit``, the inbound topics and its state changelogs;
+Province ``P`` (principal ``User:prov-P``) may write only ``prov.P.changes`` and its replies to
+the cases routed to it, ``prov.P.replies``, and read only ``xprov.P.inbound`` (with consumer
+groups named ``prov-P-...``). The hub's principals get what their process uses:
+``User:roadx-streams`` reads every province's changes and writes the national topics but
+``national.audit`` and ``national.alerts``, the inbound topics and its state changelogs;
 ``User:roadx-service`` (the information service) reads ``national.changes``, the register it
 keeps, and writes only ``national.audit``, its record of every request answered, which no party
-may read; ``User:roadx-sink`` reads the national and
-inbound topics it stores. Analysts get nothing on Kafka: they query ClickHouse. Output is
-either ``kafka-acls.sh`` command lines or Strimzi ``KafkaUser`` resources.
+may read; ``User:roadx-cases`` (the case workflows) reads every province's replies and the
+inbound topics, writes the inbound topics (a reply goes on to the province the case came from)
+and ``national.alerts`` (overdue cases); ``User:roadx-sink`` reads the national and inbound
+topics it stores. Analysts get nothing on Kafka: they query ClickHouse. Output is either
+``kafka-acls.sh`` command lines or Strimzi ``KafkaUser`` resources.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from schemas.settings import Settings
 STREAMS_PRINCIPAL = "roadx-streams"
 SINK_PRINCIPAL = "roadx-sink"
 SERVICE_PRINCIPAL = "roadx-service"
+CASES_PRINCIPAL = "roadx-cases"
 LITERAL = "literal"
 PREFIXED = "prefixed"
 READ = ("Read", "Describe")
@@ -70,6 +74,7 @@ def exchange_acls(settings: Settings, provinces: Sequence[str]) -> list[AclRule]
         who = province_principal(p)
         rules += [
             AclRule(who, "topic", names.province_changes(p), WRITE),
+            AclRule(who, "topic", names.province_replies(p), WRITE),
             AclRule(who, "topic", names.province_inbound(p), READ),
             AclRule(who, "group", f"{prefix}{who}-", ("Read",), PREFIXED),
         ]
@@ -86,7 +91,13 @@ def exchange_acls(settings: Settings, provinces: Sequence[str]) -> list[AclRule]
     # The register it keeps: national.changes, read by its own readers (no offsets committed).
     rules.append(AclRule(SERVICE_PRINCIPAL, "topic", names.national_changes, READ))
     rules.append(AclRule(SERVICE_PRINCIPAL, "group", names.service_group, ("Read",), PREFIXED))
-    rules += [AclRule(SINK_PRINCIPAL, "topic", t, READ) for t in (*national, names.national_audit)]
+    rules += [AclRule(CASES_PRINCIPAL, "topic", names.province_replies(p), READ) for p in provinces]
+    rules += [AclRule(CASES_PRINCIPAL, "topic", names.province_inbound(p), ("Read", "Write", "Describe"))
+              for p in provinces]
+    rules.append(AclRule(CASES_PRINCIPAL, "topic", names.national_alerts, WRITE))
+    rules.append(AclRule(CASES_PRINCIPAL, "group", names.cases_group, ("Read",), PREFIXED))
+    rules += [AclRule(SINK_PRINCIPAL, "topic", t, READ)
+              for t in (*national, names.national_audit, names.national_alerts)]
     rules += [AclRule(SINK_PRINCIPAL, "topic", names.province_inbound(p), READ) for p in provinces]
     rules.append(AclRule(SINK_PRINCIPAL, "group", names.sink_group, ("Read",)))
     return rules

@@ -1,8 +1,9 @@
 """The declarative spec of every topic of the exchange.
 
-``default_spec(settings)`` derives it from the settings: one ``prov.<P>.changes`` and one
-``xprov.<P>.inbound`` per province, ``national.changes``/``quality``/``dlq``/``audit`` and
-the stream worker's compacted state changelog of each province (``roadx-streams-state.<P>``);
+``default_spec(settings)`` derives it from the settings: one ``prov.<P>.changes``, one
+``xprov.<P>.inbound`` and one ``prov.<P>.replies`` per province,
+``national.changes``/``quality``/``dlq``/``audit``/``alerts`` and the stream worker's
+compacted state changelog of each province (``roadx-streams-state.<P>``);
 ``national.changes`` is compacted after a week of full history (``register_config``).
 An operator may keep the spec in a TOML file instead (``dump_spec`` writes one, ``load_spec``
 reads and validates it)::
@@ -36,14 +37,17 @@ from .errors import TopicError
 SPEC_VERSION = 1
 DAY_MS = 24 * 3600 * 1000
 # Retention per topic role: a week of raw province changes, a month of what operators replay
-# or investigate (cases, quality findings, dead letters, the information service's requests).
+# or investigate (cases and the provinces' replies to them, overdue-case alerts, quality
+# findings, dead letters, the information service's requests).
 RETENTION_MS = {
     "province_changes": 7 * DAY_MS,
     "province_inbound": 30 * DAY_MS,
+    "province_replies": 30 * DAY_MS,
     "national_changes": 7 * DAY_MS,
     "national_quality": 30 * DAY_MS,
     "national_dlq": 30 * DAY_MS,
     "national_audit": 30 * DAY_MS,
+    "national_alerts": 30 * DAY_MS,
 }
 MIN_INSYNC_REPLICAS = 2
 

@@ -3,8 +3,9 @@
 Events are plain dicts shaped like the envelope; ``before``/``after`` are plain entity
 dicts — the codec picks the union branch from ``entity_type``. Quality findings
 (``FindingCodec``) and the information service's request records (``ServiceRequestCodec``)
-are records that stand alone, encoded the same way without a signature. Decoding resolves the
-writer's schema (looked up by id) to the current reader schema. What encodes also decodes:
+are records that stand alone, encoded the same way without a signature; a province's replies
+to routed cases (``ReplyCodec``) stand alone too and are signed like its events. Decoding
+resolves the writer's schema (looked up by id) to the current reader schema. What encodes also decodes:
 a uuid that is not one, or a date or timestamp beyond what the reader can represent
 (years 1..9999), is refused with ``EncodeError``.
 """
@@ -95,8 +96,8 @@ class EventCodec:
 
 class _RecordCodec:
     """Confluent-framed Avro for one record schema that stands alone (no union branch to
-    pick, no signature): what encodes also decodes, and a record that does not fit is
-    refused with ``EncodeError`` naming the field."""
+    pick, no signature of its own): what encodes also decodes, and a record that does not fit
+    is refused with ``EncodeError`` naming the field."""
 
     def __init__(self, registry: Registry, subject: str, schema: dict[str, Any], what: str, id_field: str) -> None:
         self._registry = registry
@@ -153,6 +154,40 @@ class ServiceRequestCodec(_RecordCodec):
         if problem:
             raise EncodeError(f"{self._named(record)}: field {problem}")
         return super().encode(record)
+
+
+class ReplyCodec:
+    """Confluent-framed, signed Avro for ``roadx.CaseReply`` records (``prov.<Q>.replies``):
+    a province's receipt, progress, answer or decline of a case routed to it.
+
+    ``encode`` refuses what ``contract.case_reply_problem`` finds wrong (an unknown kind, an
+    answer without a valid outcome, a decline without a reason …) or what does not fit the
+    schema (a bad uuid …), naming the field, then seals the framed reply with the province's
+    key as ``EventCodec`` seals an event; ``signed_with`` says whether a framed reply carries a
+    valid signature under a key (``signing.verify``).
+    """
+
+    def __init__(self, registry: Registry, subject: str = "roadx-replies-value") -> None:
+        self._record = _RecordCodec(registry, subject, contract.case_reply_schema(), "case reply", "reply_id")
+        self.schema_id = self._record.schema_id
+
+    def encode(self, reply: Mapping[str, Any], key: bytes) -> bytes:
+        """Frame, encode and sign one reply with the replying province's ``key``."""
+        problem = contract.case_reply_problem(reply)
+        if problem:
+            raise EncodeError(f"{self._record._named(reply)}: field {problem}")
+        unsigned = self._record.encode({**reply, contract.SIGNATURE_FIELD: signing.PLACEHOLDER})
+        return signing.seal(unsigned, key)
+
+    def decode(self, value: bytes | None) -> tuple[int, dict[str, Any]]:
+        """Return (writer schema id, reply). Raises a ``DecodeError`` subclass; checks no signature."""
+        return read_schema_id(value), self._record.decode(value)
+
+    @staticmethod
+    def signed_with(value: bytes, key: bytes) -> bool:
+        """Whether the framed reply ``value`` ends with a valid signature under ``key`` (the key of
+        the province it names in ``from_province``)."""
+        return signing.verify(value, key)
 
 
 def read_schema_id(value: bytes | None) -> int:

@@ -3,7 +3,8 @@
 Each table is keyed ``<entity>.<field>`` (``CODE_TABLES``) and lists the codes in their
 natural order (a case moves through ``CASE_STAGES`` in order). ``LABELS`` turns the Chinese
 labels provincial files use (车牌颜色 黄, 案件阶段 立案, 状态 正常 …) into codes; plate colours
-are in ``schemas.identifiers.PLATE_COLORS``.
+are in ``schemas.identifiers.PLATE_COLORS``. A province's reply to a case routed to it
+(``roadx.CaseReply``) is one of ``REPLY_KINDS``, an answer's outcome one of ``REPLY_OUTCOMES``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from types import MappingProxyType
 from typing import Mapping
 
 __all__ = [
-    "CASE_STAGES", "CODE_TABLES", "LABELS", "LICENCE_TYPES", "LICENCE_TYPE_NAMES", "PROVENANCE", "QUALITY_DIMENSIONS",
-    "STATUSES", "VEHICLE_CLASSES",
+    "ANSWER", "CASE_STAGES", "CODE_TABLES", "DECLINE", "LABELS", "LICENCE_TYPES", "LICENCE_TYPE_NAMES", "PROGRESS",
+    "PROVENANCE", "QUALITY_DIMENSIONS", "RECEIPT", "REPLY_KINDS", "REPLY_OUTCOMES", "STATUSES", "VEHICLE_CLASSES",
 ]
 
 # The data-quality dimensions the ministry scores (完整性, 规范性, 关联性), the ``dimension`` of a
@@ -29,6 +30,11 @@ LICENCE_TYPE_NAMES: Mapping[str, str] = MappingProxyType({
     "transport_cert": "道路运输证 transport certificate (JT/T 1292)",
 })
 CASE_STAGES = ("filed", "investigating", "decided", "executed", "closed")  # 立案 调查取证 决定 执行 结案
+# A target province's replies to a routed case (``roadx.CaseReply.kind``): it has the case (回执),
+# is working on it, says what it did, or says the case is not its own (with a reason).
+RECEIPT, PROGRESS, ANSWER, DECLINE = "receipt", "progress", "answer", "decline"
+REPLY_KINDS = (RECEIPT, PROGRESS, ANSWER, DECLINE)
+REPLY_OUTCOMES = ("action_taken", "decision", "penalty", "closed")  # what an answer says was done
 VEHICLE_CLASSES = ("charter_bus", "route_bus", "dangerous_goods", "truck", "taxi")
 STATUSES: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "operator": ("active", "suspended", "revoked", "closed"),

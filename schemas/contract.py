@@ -1,5 +1,5 @@
 """The Avro contract: the change-event envelope and the five entity records, the quality
-finding and the information service's request record.
+finding, the information service's request record and a province's reply to a routed case.
 
 Schemas are read from ``schemas/avro/*.avsc`` once per process. Everything else about an
 entity is read from there too: its fields and their kinds (``field_specs``), which of them
@@ -7,7 +7,8 @@ are required, and its key fields (``KEY_FIELDS``). Entity keys follow
 ``<entity_type>:<natural key>`` so that all events of one entity share a partition;
 ``change_event`` builds the (unsigned, unencoded) envelope every adapter publishes;
 ``service_request_problem`` says what is wrong with a service request beyond its Avro types
-(the codec refuses such a record, the sink stores it as a dead letter).
+(the codec refuses such a record, the sink stores it as a dead letter), ``case_reply_problem``
+the same of a case reply.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from typing import Any, Mapping
 from fastavro import parse_schema
 from fastavro.schema import load_schema, to_parsing_canonical_form
 
+from .codes import ANSWER, DECLINE, REPLY_KINDS, REPLY_OUTCOMES
 from .errors import SchemaLoadError
+from .identifiers import PROVINCES
 from .pii import TOKEN_BYTES, mask_raw, may_hold_personal_number
 
 AVRO_DIR = Path(__file__).with_name("avro")
@@ -31,6 +34,7 @@ HISTORY_DIR = AVRO_DIR / "history"
 ENVELOPE_FILE = "roadx.ChangeEvent.avsc"
 FINDING_FILE = "roadx.QualityFinding.avsc"
 SERVICE_REQUEST_FILE = "roadx.ServiceRequest.avsc"
+CASE_REPLY_FILE = "roadx.CaseReply.avsc"
 SIGNATURE_FIELD = "signature"
 
 OPS = ("c", "u", "d", "r")
@@ -59,9 +63,10 @@ _TOKEN = re.compile(f"tok_[0-9a-f]{{{2 * TOKEN_BYTES}}}")  # a personal identifi
 _INT_MAX = 2**31 - 1
 
 __all__ = [
-    "ENTITY_RECORDS", "ENTITY_TYPES", "FieldSpec", "KEY_FIELDS", "KINDS", "OPS", "SERVICE_OUTCOMES", "change_event",
-    "entity_fields", "entity_key", "entity_records", "envelope_canonical", "envelope_schema", "field_specs",
-    "finding_schema", "historic_envelopes", "historic_findings", "historic_service_requests", "holds_clear_identifier",
+    "ENTITY_RECORDS", "ENTITY_TYPES", "FieldSpec", "KEY_FIELDS", "KINDS", "OPS", "SERVICE_OUTCOMES",
+    "case_reply_problem", "case_reply_schema", "change_event", "entity_fields", "entity_key", "entity_records",
+    "envelope_canonical", "envelope_schema", "field_specs", "finding_schema", "historic_case_replies",
+    "historic_envelopes", "historic_findings", "historic_service_requests", "holds_clear_identifier",
     "required_fields", "service_request_problem", "service_request_schema",
 ]
 
@@ -96,6 +101,15 @@ def service_request_schema() -> dict[str, Any]:
     return _record_schema(SERVICE_REQUEST_FILE)
 
 
+@functools.cache
+def case_reply_schema() -> dict[str, Any]:
+    """A province's signed reply to a case routed to it, published to ``prov.<Q>.replies``, parsed."""
+    schema = _record_schema(CASE_REPLY_FILE)
+    if schema["fields"][-1]["name"] != SIGNATURE_FIELD:
+        raise SchemaLoadError("the case reply's last field must be 'signature'")
+    return schema
+
+
 def _record_schema(file: str) -> dict[str, Any]:
     try:
         return load_schema(str(AVRO_DIR / file))
@@ -116,6 +130,11 @@ def historic_findings() -> list[tuple[str, dict[str, Any]]]:
 def historic_service_requests() -> list[tuple[str, dict[str, Any]]]:
     """Every frozen earlier version of the service request, oldest first, parsed."""
     return _historic("ServiceRequest")
+
+
+def historic_case_replies() -> list[tuple[str, dict[str, Any]]]:
+    """Every frozen earlier version of the case reply, oldest first, parsed."""
+    return _historic("CaseReply")
 
 
 def _historic(name: str) -> list[tuple[str, dict[str, Any]]]:
@@ -260,4 +279,42 @@ def service_request_problem(request: Mapping[str, Any]) -> str | None:
     for name, text in texts:
         if isinstance(text, str) and holds_clear_identifier(text):
             return f"{name} holds an ID or mobile number in clear (tokenize it: schemas.pii PiiMasker.entity_key)"
+    return None
+
+
+def case_reply_problem(reply: Mapping[str, Any]) -> str | None:
+    """What is wrong with a case reply beyond its Avro types: ``"<field> <why>"``, else None.
+
+    The kind must be one of ``REPLY_KINDS`` and the case key a case's entity key; the replying
+    province and a decline's ``redirect_to`` GB/T 2260 province codes, the latter not the
+    replier's own. An answer says its outcome (one of ``REPLY_OUTCOMES``), a decline its reason;
+    no other kind carries either, nor a ``redirect_to``.
+    """
+    kind, outcome, reason, redirect = (reply.get(name) for name in ("kind", "outcome", "reason", "redirect_to"))
+    if kind not in REPLY_KINDS:
+        return f"kind {kind!r} is not one of {', '.join(REPLY_KINDS)}"
+    for name in ("correlation_id", "case_key"):
+        if isinstance(reply.get(name), str) and not reply[name].strip():
+            return f"{name} is empty"
+    case_key = reply.get("case_key")
+    if isinstance(case_key, str):
+        entity_type, _, natural_key = case_key.partition(":")
+        if entity_type != "case" or not natural_key.strip():
+            return f"case_key {case_key!r} is not a case's entity key (case:<case_no>)"
+    sender = reply.get("from_province")
+    if isinstance(sender, str) and sender not in PROVINCES:
+        return f"from_province {sender!r} is not a GB/T 2260 province code"
+    if kind == ANSWER and outcome not in REPLY_OUTCOMES:
+        return f"outcome {outcome!r} is not one of {', '.join(REPLY_OUTCOMES)} (an answer says what was done)"
+    if kind != ANSWER and outcome is not None:
+        return f"outcome {outcome!r}: only an answer has one, not a reply of kind {kind}"
+    if kind == DECLINE:
+        if not isinstance(reason, str) or not reason.strip():
+            return f"reason {reason!r}: a decline says why the case is not the province's"
+        if redirect is not None and (redirect not in PROVINCES or redirect == sender):
+            return f"redirect_to {redirect!r} is not another province's GB/T 2260 code"
+    else:
+        for name, value in (("reason", reason), ("redirect_to", redirect)):
+            if value is not None:
+                return f"{name} {value!r}: only a decline has one, not a reply of kind {kind}"
     return None

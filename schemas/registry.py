@@ -3,7 +3,7 @@
 ``EmbeddedRegistry`` needs no server: a schema's id is derived from the SHA-256 of its
 Parsing Canonical Form, so every process computes the same id for the same schema, and
 it knows the current envelope plus every frozen historic version of the envelope, the
-quality finding and the service request (``avro/history``).
+quality finding, the service request and the case reply (``avro/history``).
 ``ConfluentRegistry`` talks to a real Schema Registry when ``ROADX_SCHEMA_REGISTRY_URL``
 is set; it registers under the topic-name strategy subject ``<topic>-value``.
 """
@@ -41,7 +41,8 @@ class EmbeddedRegistry:
         self._by_id: dict[int, dict[str, Any]] = {}
         current = contract.envelope_schema()
         self._by_id[fingerprint_id(contract.envelope_canonical())] = current
-        historic = (*contract.historic_envelopes(), *contract.historic_findings(), *contract.historic_service_requests())
+        historic = (*contract.historic_envelopes(), *contract.historic_findings(),
+                    *contract.historic_service_requests(), *contract.historic_case_replies())
         for _name, schema in historic:
             self._by_id.setdefault(fingerprint_id(to_parsing_canonical_form(schema)), schema)
 

@@ -15,6 +15,7 @@ from typing import Sequence
 
 # "{}" is the party: a two-digit GB/T 2260 province code for the province topics.
 CHANGES_TOPIC = "prov.{}.changes"
+REPLIES_TOPIC = "prov.{}.replies"
 INBOUND_TOPIC = "xprov.{}.inbound"
 STATE_TOPIC = "roadx-streams-state.{}"
 NATIONAL_TOPIC = "national.{}"
@@ -51,8 +52,8 @@ class ExchangeTopic:
     count (``ROADX_NATIONAL_PARTITIONS``) rather than the province one, whether it is compacted."""
 
     name: str
-    role: str  # province_changes | province_inbound | national_changes | national_quality | national_dlq
-    #            | national_audit | stream_state | registry
+    role: str  # province_changes | province_inbound | province_replies | national_changes | national_quality
+    #            | national_dlq | national_audit | national_alerts | stream_state | registry
     national: bool = False
     compacted: bool = False
 
@@ -88,6 +89,11 @@ class TopicNames:
         return self.prefix + NATIONAL_TOPIC.format("audit")
 
     @property
+    def national_alerts(self) -> str:
+        """Alerts on routed cases whose target province is overdue with its receipt or answer; written by the hub."""
+        return self.prefix + NATIONAL_TOPIC.format("alerts")
+
+    @property
     def streams_group(self) -> str:
         """Consumer group of the stream worker."""
         return f"{self.prefix}roadx-streams"
@@ -97,6 +103,11 @@ class TopicNames:
         return f"{self.prefix}roadx-sink"
 
     @property
+    def cases_group(self) -> str:
+        """Consumer group of the hub's case workflows (it reads the replies and the inbound topics)."""
+        return f"{self.prefix}roadx-cases"
+
+    @property
     def service_group(self) -> str:
         """Group id of the information service's register readers (they assign and never commit)."""
         return f"{self.prefix}roadx-service"
@@ -104,6 +115,11 @@ class TopicNames:
     def province_changes(self, province: str) -> str:
         """Where province ``P`` publishes its register changes."""
         return self.prefix + CHANGES_TOPIC.format(province)
+
+    def province_replies(self, province: str) -> str:
+        """Where province ``Q`` replies to the cases routed to it (``roadx.CaseReply``), keyed like
+        ``xprov.<Q>.inbound`` by the case's entity key."""
+        return self.prefix + REPLIES_TOPIC.format(province)
 
     def province_inbound(self, province: str) -> str:
         """Where the cases province ``Q`` must act on are delivered."""
@@ -123,11 +139,14 @@ class TopicNames:
         """Every topic the exchange of ``provinces`` needs, in the order they are created."""
         topics = [ExchangeTopic(self.province_changes(p), "province_changes") for p in provinces]
         topics += [ExchangeTopic(self.province_inbound(p), "province_inbound") for p in provinces]
+        # Same partition count and key as xprov.<Q>.inbound: a case's replies share its partition.
+        topics += [ExchangeTopic(self.province_replies(p), "province_replies") for p in provinces]
         topics += [
             ExchangeTopic(self.national_changes, "national_changes", national=True),
             ExchangeTopic(self.national_quality, "national_quality", national=True),
             ExchangeTopic(self.national_dlq, "national_dlq"),
             ExchangeTopic(self.national_audit, "national_audit", national=True),
+            ExchangeTopic(self.national_alerts, "national_alerts", national=True),
         ]
         # A changelog partition holds the state of the same partition of prov.<P>.changes.
         topics += [ExchangeTopic(self.stream_state(p), "stream_state", compacted=True) for p in provinces]
@@ -141,19 +160,16 @@ class TopicNames:
 
     def party_in_name(self, name: str) -> str | None:
         """The party a province topic or state changelog is named for (whatever its text), else None."""
-        state = re.fullmatch(re.escape(self.prefix) + pattern(STATE_TOPIC, "(.*)"), name)
-        if state:
-            return state[1]
-        match = re.fullmatch(re.escape(self.prefix)
-                             + f"(?:{pattern(CHANGES_TOPIC, '(.*)')}|{pattern(INBOUND_TOPIC, '(.*)')})", name)
-        if not match:
-            return None
-        return match[1] if match[1] is not None else match[2]
+        for template in (STATE_TOPIC, CHANGES_TOPIC, REPLIES_TOPIC, INBOUND_TOPIC):
+            match = re.fullmatch(re.escape(self.prefix) + pattern(template, "(.*)"), name)
+            if match:
+                return match[1]
+        return None
 
     def managed_pattern(self) -> re.Pattern[str]:
         """Names that look like the exchange's topics under this prefix."""
         party = "[^.]+"
-        kinds = "|".join(pattern(t, party) for t in (CHANGES_TOPIC, INBOUND_TOPIC, NATIONAL_TOPIC))
+        kinds = "|".join(pattern(t, party) for t in (CHANGES_TOPIC, REPLIES_TOPIC, INBOUND_TOPIC, NATIONAL_TOPIC))
         return re.compile(f"{re.escape(self.prefix)}(?:{kinds})|{re.escape(self.prefix)}{pattern(STATE_TOPIC, party)}")
 
 

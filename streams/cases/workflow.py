@@ -25,12 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
+from schemas.codes import ANSWER, DECLINE, PROGRESS, RECEIPT, REPLY_KINDS as KINDS, REPLY_OUTCOMES as OUTCOMES
+
 ROUTED, RECEIVED, IN_PROGRESS, ANSWERED, DECLINED = "routed", "received", "in_progress", "answered", "declined"
 STATES = (ROUTED, RECEIVED, IN_PROGRESS, ANSWERED, DECLINED)
 OPEN = (ROUTED, RECEIVED, IN_PROGRESS)
-RECEIPT, PROGRESS, ANSWER, DECLINE = "receipt", "progress", "answer", "decline"
-KINDS = (RECEIPT, PROGRESS, ANSWER, DECLINE)
-OUTCOMES = ("action_taken", "decision", "penalty", "closed")  # what an answer says was done
 
 # The state a reply moves an open workflow to.
 _TARGET_STATE = {RECEIPT: RECEIVED, PROGRESS: IN_PROGRESS, ANSWER: ANSWERED, DECLINE: DECLINED}

@@ -15,9 +15,11 @@ EXPECTED_TWO_PROVINCES = [
     "# roadx ACLs for provinces 11, 12",
     "# analysts: no Kafka ACLs (they query ClickHouse)",
     f"{HEAD} User:prov-11 --operation Write --operation Describe --topic prov.11.changes --resource-pattern-type literal",
+    f"{HEAD} User:prov-11 --operation Write --operation Describe --topic prov.11.replies --resource-pattern-type literal",
     f"{HEAD} User:prov-11 --operation Read --operation Describe --topic xprov.11.inbound --resource-pattern-type literal",
     f"{HEAD} User:prov-11 --operation Read --group prov-11- --resource-pattern-type prefixed",
     f"{HEAD} User:prov-12 --operation Write --operation Describe --topic prov.12.changes --resource-pattern-type literal",
+    f"{HEAD} User:prov-12 --operation Write --operation Describe --topic prov.12.replies --resource-pattern-type literal",
     f"{HEAD} User:prov-12 --operation Read --operation Describe --topic xprov.12.inbound --resource-pattern-type literal",
     f"{HEAD} User:prov-12 --operation Read --group prov-12- --resource-pattern-type prefixed",
     f"{HEAD} User:roadx-streams --operation Read --operation Describe --topic prov.11.changes --resource-pattern-type literal",
@@ -37,10 +39,19 @@ EXPECTED_TWO_PROVINCES = [
     f"{HEAD} User:roadx-service --operation Write --operation Describe --topic national.audit --resource-pattern-type literal",
     f"{HEAD} User:roadx-service --operation Read --operation Describe --topic national.changes --resource-pattern-type literal",
     f"{HEAD} User:roadx-service --operation Read --group roadx-service --resource-pattern-type prefixed",
+    f"{HEAD} User:roadx-cases --operation Read --operation Describe --topic prov.11.replies --resource-pattern-type literal",
+    f"{HEAD} User:roadx-cases --operation Read --operation Describe --topic prov.12.replies --resource-pattern-type literal",
+    f"{HEAD} User:roadx-cases --operation Read --operation Write --operation Describe --topic xprov.11.inbound "
+    "--resource-pattern-type literal",
+    f"{HEAD} User:roadx-cases --operation Read --operation Write --operation Describe --topic xprov.12.inbound "
+    "--resource-pattern-type literal",
+    f"{HEAD} User:roadx-cases --operation Write --operation Describe --topic national.alerts --resource-pattern-type literal",
+    f"{HEAD} User:roadx-cases --operation Read --group roadx-cases --resource-pattern-type prefixed",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.changes --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.quality --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.dlq --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.audit --resource-pattern-type literal",
+    f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.alerts --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic xprov.11.inbound --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic xprov.12.inbound --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --group roadx-sink --resource-pattern-type literal",
@@ -55,33 +66,33 @@ def test_kafka_acls_for_two_provinces_match_line_by_line(capsys):
         assert got == want, f"line {number}"
 
 
-def test_a_province_may_write_only_its_own_changes_and_read_only_its_own_inbound():
+def test_a_province_may_write_only_its_own_changes_and_replies_and_read_only_its_own_inbound():
     rules = exchange_acls(Settings(), ("11", "12"))
     own = [r for r in rules if r.principal == "prov-11"]
     writes = {r.name for r in own if "Write" in r.operations}
     reads = {r.name for r in own if r.resource_type == "topic" and "Read" in r.operations}
-    assert writes == {"prov.11.changes"} and reads == {"xprov.11.inbound"}
+    assert writes == {"prov.11.changes", "prov.11.replies"} and reads == {"xprov.11.inbound"}
 
 
 def test_topic_prefix_applies_to_topics_and_groups_not_principals():
     rules = exchange_acls(Settings(topic_prefix="t1."), ("44",))
     names = {r.name for r in rules}
     assert "t1.prov.44.changes" in names and "t1.prov-44-" in names and "t1.roadx-streams" in names
-    assert {r.principal for r in rules} == {"prov-44", "roadx-streams", "roadx-service", "roadx-sink"}
-    assert "t1.national.audit" in names
+    assert {r.principal for r in rules} == {"prov-44", "roadx-streams", "roadx-service", "roadx-cases", "roadx-sink"}
+    assert {"t1.national.audit", "t1.prov.44.replies", "t1.national.alerts", "t1.roadx-cases"} <= names
 
 
 def test_strimzi_users_are_one_kafka_user_per_principal_with_the_same_acls(capsys):
     assert main(["acl", "--format", "strimzi", "--provinces", "11,12", "--cluster", "national"]) == 0
     docs = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d is not None]
     assert [d["metadata"]["name"] for d in docs] == ["prov-11", "prov-12", "roadx-streams", "roadx-service",
-                                                     "roadx-sink"]
+                                                     "roadx-cases", "roadx-sink"]
     assert all(d["kind"] == "KafkaUser" and d["metadata"]["labels"]["strimzi.io/cluster"] == "national"
                for d in docs)
     prov11 = docs[0]["spec"]["authorization"]["acls"]
     assert prov11[0] == {"resource": {"type": "topic", "name": "prov.11.changes", "patternType": "literal"},
                          "operations": ["Write", "Describe"], "host": "*"}
-    assert prov11[2]["resource"] == {"type": "group", "name": "prov-11-", "patternType": "prefix"}
+    assert prov11[3]["resource"] == {"type": "group", "name": "prov-11-", "patternType": "prefix"}
     total = sum(len(d["spec"]["authorization"]["acls"]) for d in docs)
     assert total == len(exchange_acls(Settings(), ("11", "12")))
 
@@ -95,6 +106,30 @@ def test_the_service_reads_the_register_and_only_it_writes_the_audit_topic_no_pa
     assert [(r.resource_type, r.name, r.operations) for r in service] == [
         ("topic", "national.audit", ("Write", "Describe")), ("topic", "national.changes", ("Read", "Describe")),
         ("group", "roadx-service", ("Read",))]
+
+
+def test_only_its_province_writes_a_replies_topic_and_only_the_case_workflows_read_it():
+    settings = Settings()
+    replies = settings.topics.province_replies("44")
+    rules = [r for r in exchange_acls(settings, tuple(settings.provinces)) if r.name == replies]
+    assert {(r.principal, r.operations) for r in rules} == {("prov-44", ("Write", "Describe")),
+                                                            ("roadx-cases", ("Read", "Describe"))}
+
+
+def test_the_case_workflows_forward_to_the_inbound_topics_and_alone_write_the_alerts_the_sink_reads():
+    settings = Settings()
+    rules = exchange_acls(settings, ("11", "12"))
+    cases = [(r.resource_type, r.name, r.operations, r.pattern) for r in rules if r.principal == "roadx-cases"]
+    assert cases == [
+        ("topic", "prov.11.replies", ("Read", "Describe"), "literal"),
+        ("topic", "prov.12.replies", ("Read", "Describe"), "literal"),
+        ("topic", "xprov.11.inbound", ("Read", "Write", "Describe"), "literal"),
+        ("topic", "xprov.12.inbound", ("Read", "Write", "Describe"), "literal"),
+        ("topic", "national.alerts", ("Write", "Describe"), "literal"),
+        ("group", "roadx-cases", ("Read",), "prefixed"),
+    ]
+    alerts = {(r.principal, r.operations) for r in rules if r.name == settings.topics.national_alerts}
+    assert alerts == {("roadx-cases", ("Write", "Describe")), ("roadx-sink", ("Read", "Describe"))}
 
 
 def test_analysts_get_no_kafka_acl():

@@ -14,7 +14,8 @@ from fastavro import parse_schema, schemaless_writer
 from fastavro.utils import generate_many
 
 from schemas import contract, signing
-from schemas.codec import EventCodec, FindingCodec, ServiceRequestCodec, read_schema_id
+from schemas.codec import EventCodec, FindingCodec, ReplyCodec, ServiceRequestCodec, read_schema_id
+from schemas.codes import REPLY_KINDS, REPLY_OUTCOMES
 from schemas.compatibility import backward_transitive, incompatibilities
 from schemas.errors import EncodeError, MalformedBodyError, NotFramedError, UnknownSchemaError
 from schemas.pii import PiiMasker
@@ -243,3 +244,115 @@ def test_a_finding_is_not_a_service_request():
 ])
 def test_only_identifiers_in_clear_are_found_not_tokens(text, clear):
     assert contract.holds_clear_identifier(text) is clear
+
+
+REPLY_KEY = signing.derive_province_key(b"test-master", "11")
+REPLY_ID = uuid.UUID(int=21, version=4)
+
+
+def case_reply(**changes):
+    reply = dict(reply_id=str(REPLY_ID), correlation_id="5b0c8f3e-2f6a-5d7e-8a1b-0c2d3e4f5a6b",
+                 case_key="case:粤深交执2024001", from_province="11", kind="answer", outcome="penalty", reason=None,
+                 redirect_to=None, note="罚款 2000 元", ts=dt.datetime(2024, 6, 3, 9, 30, tzinfo=dt.timezone.utc))
+    reply.update(changes)
+    return reply
+
+
+def test_current_case_reply_reads_every_earlier_version():
+    history = contract.historic_case_replies()
+    assert history, "at least the first version is frozen"
+    assert backward_transitive(contract.case_reply_schema(), history) == []
+
+
+def test_a_case_reply_written_with_an_earlier_version_decodes_with_the_current_one():
+    codec = ReplyCodec(EmbeddedRegistry())
+    for _name, writer in contract.historic_case_replies():
+        writer_id = EmbeddedRegistry().id_for("x", parse_schema(writer))
+        for record in generate_many(writer, 20):
+            buf = io.BytesIO()
+            buf.write(struct.pack(">bI", 0, writer_id))
+            schemaless_writer(buf, writer, record)
+            schema_id, reply = codec.decode(buf.getvalue())
+            assert schema_id == writer_id and reply["correlation_id"] == record["correlation_id"]
+
+
+def test_a_case_reply_round_trips_signed_with_the_replying_provinces_key():
+    codec = ReplyCodec(EmbeddedRegistry())
+    framed = codec.encode(case_reply(), REPLY_KEY)
+    assert framed[0] == 0 and read_schema_id(framed) == codec.schema_id
+    assert codec.schema_id == ReplyCodec(EmbeddedRegistry()).schema_id
+    assert codec.schema_id != ServiceRequestCodec(EmbeddedRegistry()).schema_id
+    assert codec.signed_with(framed, REPLY_KEY) and signing.verify(framed, REPLY_KEY)
+    assert not codec.signed_with(framed, signing.derive_province_key(b"test-master", "44"))
+    schema_id, back = codec.decode(framed)
+    assert schema_id == codec.schema_id
+    assert back == {**case_reply(), "reply_id": REPLY_ID, "signature": framed[-signing.MAC_LEN:]}
+
+
+def test_a_tampered_case_reply_fails_the_signature_check():
+    codec = ReplyCodec(EmbeddedRegistry())
+    framed = codec.encode(case_reply(), REPLY_KEY)
+    forged = framed.replace(b"penalty", b"PENALTY")  # the same length: it still decodes
+    assert codec.decode(forged)[1]["outcome"] == "PENALTY"
+    assert not codec.signed_with(forged, REPLY_KEY)
+    flipped = bytearray(framed)
+    flipped[-1] ^= 1
+    assert not codec.signed_with(bytes(flipped), REPLY_KEY)
+
+
+def test_every_kind_and_every_outcome_of_the_contract_encodes():
+    codec = ReplyCodec(EmbeddedRegistry())
+    shapes = {"receipt": {}, "progress": {}, "answer": {"outcome": "closed"},
+              "decline": {"reason": "车辆已转籍", "redirect_to": "44"}}
+    assert tuple(shapes) == REPLY_KINDS
+    for kind, fields in shapes.items():
+        reply = case_reply(**{"kind": kind, "outcome": None, **fields})
+        assert codec.decode(codec.encode(reply, REPLY_KEY))[1]["kind"] == kind
+    for outcome in REPLY_OUTCOMES:
+        assert codec.decode(codec.encode(case_reply(outcome=outcome), REPLY_KEY))[1]["outcome"] == outcome
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"kind": "shrug"}, "kind 'shrug' is not one of receipt, progress, answer, decline"),
+    ({"kind": None}, "kind None is not one of"),
+    ({"outcome": None}, "outcome None is not one of action_taken, decision, penalty, closed"),
+    ({"outcome": "fined"}, "outcome 'fined' is not one of"),
+    ({"kind": "receipt"}, "outcome 'penalty': only an answer has one, not a reply of kind receipt"),
+    ({"kind": "decline", "outcome": None}, "reason None: a decline says why"),
+    ({"kind": "decline", "outcome": None, "reason": "  "}, "reason '  ': a decline says why"),
+    ({"kind": "decline", "outcome": None, "reason": "not ours", "redirect_to": "99"}, "redirect_to '99'"),
+    ({"kind": "decline", "outcome": None, "reason": "not ours", "redirect_to": "11"}, "redirect_to '11'"),
+    ({"reason": "why"}, "reason 'why': only a decline has one, not a reply of kind answer"),
+    ({"kind": "progress", "outcome": None, "redirect_to": "44"}, "redirect_to '44': only a decline has one"),
+    ({"reply_id": "not-a-uuid"}, "reply_id 'not-a-uuid' \\(not a UUID\\)"),
+    ({"case_key": "vehicle:粤B12345:2"}, "case_key 'vehicle:粤B12345:2' is not a case's entity key"),
+    ({"case_key": "case:"}, "case_key 'case:' is not a case's entity key"),
+    ({"correlation_id": ""}, "correlation_id is empty"),
+    ({"from_province": "99"}, "from_province '99' is not a GB/T 2260 province code"),
+    ({"from_province": None}, "from_province"),
+    ({"ts": 2**62}, "ts 4611686018427387904 \\(a timestamp-millis outside"),
+    ({"note": 7}, "note"),
+])
+def test_a_malformed_case_reply_is_an_encode_error_naming_the_field(changes, field):
+    with pytest.raises(EncodeError, match=f"^case reply [^:]+: .*{field}"):
+        ReplyCodec(EmbeddedRegistry()).encode(case_reply(**changes), REPLY_KEY)
+
+
+def test_a_missing_case_reply_field_is_named():
+    reply = case_reply()
+    del reply["case_key"]
+    with pytest.raises(EncodeError, match="case_key"):
+        ReplyCodec(EmbeddedRegistry()).encode(reply, REPLY_KEY)
+
+
+def test_a_change_event_is_not_a_case_reply():
+    with pytest.raises(MalformedBodyError, match="not a case reply"):
+        ReplyCodec(EmbeddedRegistry()).decode(EventCodec(EmbeddedRegistry()).encode(vehicle_event(), KEY))
+
+
+def test_the_case_workflow_speaks_the_contracts_vocabulary():
+    from streams.cases import workflow
+
+    assert workflow.KINDS is REPLY_KINDS and workflow.OUTCOMES is REPLY_OUTCOMES
+    kind_doc = next(f["doc"] for f in contract.case_reply_schema()["fields"] if f["name"] == "kind")
+    assert all(kind in kind_doc for kind in REPLY_KINDS)

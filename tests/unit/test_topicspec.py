@@ -27,8 +27,9 @@ def _as_broker(topic: TopicSpec, **changes) -> BrokerTopic:
 def test_default_spec_names_every_topic_of_the_exchange():
     names = [t.name for t in default_spec(SETTINGS)]
     assert names == ["t.prov.11.changes", "t.prov.44.changes", "t.xprov.11.inbound", "t.xprov.44.inbound",
+                     "t.prov.11.replies", "t.prov.44.replies",
                      "t.national.changes", "t.national.quality", "t.national.dlq", "t.national.audit",
-                     "t.roadx-streams-state.11", "t.roadx-streams-state.44", "t.roadx-registry"]
+                     "t.national.alerts", "t.roadx-streams-state.11", "t.roadx-streams-state.44", "t.roadx-registry"]
 
 
 def test_cluster_topics_are_replicated_three_times_with_two_in_sync():
@@ -56,6 +57,21 @@ def test_the_audit_topic_is_national_kept_a_month_like_the_quality_findings():
     assert spec["t.national.audit"].partitions == SETTINGS.national_partitions
     assert spec["t.national.audit"].config == spec["t.national.quality"].config == {
         "cleanup.policy": "delete", "min.insync.replicas": "2", "retention.ms": str(30 * 24 * 3600 * 1000)}
+
+
+def test_replies_are_co_partitioned_with_the_inbound_topic_and_kept_a_month_like_it():
+    spec = {t.name: t for t in default_spec(SETTINGS)}
+    assert SETTINGS.topics.province_replies("44") == "t.prov.44.replies"
+    assert spec["t.prov.44.replies"].partitions == spec["t.xprov.44.inbound"].partitions == SETTINGS.partitions
+    assert spec["t.prov.44.replies"].config == spec["t.xprov.44.inbound"].config == {
+        "cleanup.policy": "delete", "min.insync.replicas": "2", "retention.ms": str(30 * 24 * 3600 * 1000)}
+
+
+def test_the_alerts_topic_is_national_kept_a_month():
+    spec = {t.name: t for t in default_spec(SETTINGS)}
+    assert SETTINGS.topics.national_alerts == "t.national.alerts"
+    assert spec["t.national.alerts"].partitions == SETTINGS.national_partitions
+    assert spec["t.national.alerts"].config == spec["t.national.quality"].config
 
 
 def test_the_spec_holds_every_topic_the_embedded_stack_creates():
@@ -104,6 +120,8 @@ def test_numbers_in_configs_are_read_as_kafka_strings():
     (GOOD.replace('"min.insync.replicas" = "2"', '"min.insync.replicas" = "4"'), "exceeds replication_factor 3"),
     (GOOD.replace("t.prov.11.changes", "t.prov.99.changes"), "unknown province code '99'"),
     (GOOD.replace("t.prov.11.changes", "t.xprov.46.inbound"), "province 46 is not one of the configured"),
+    (GOOD.replace("t.prov.11.changes", "t.prov.46.replies"), "province 46 is not one of the configured"),
+    (GOOD.replace("t.prov.11.changes", "t.prov.97.replies"), "unknown province code '97'"),
     (GOOD.replace("t.prov.11.changes", "bad topic/name"), "not a legal topic name"),
     (GOOD + GOOD.replace("version = 1", ""), "topic #2 \\(t.prov.11.changes\\): topic named twice"),
     (GOOD.replace("t.prov.11.changes", "t.roadx-streams-state.11"), "must have cleanup.policy"),
@@ -172,9 +190,10 @@ def test_exchange_topics_missing_from_the_spec_are_listed_but_left_alone():
     topic = _topic()
     old = BrokerTopic("t.prov.12.changes", 3, 3, {})
     other = BrokerTopic("someone.else", 1, 1, {})
-    plan = plan_topics([topic], {topic.name: _as_broker(topic), old.name: old, other.name: other},
-                       managed_pattern(SETTINGS))
-    assert plan.unmanaged == ["t.prov.12.changes"] and plan.changes_nothing
+    replies = BrokerTopic("t.prov.12.replies", 3, 3, {})
+    plan = plan_topics([topic], {topic.name: _as_broker(topic), old.name: old, other.name: other,
+                                 replies.name: replies}, managed_pattern(SETTINGS))
+    assert plan.unmanaged == ["t.prov.12.changes", "t.prov.12.replies"] and plan.changes_nothing
 
 
 def test_national_changes_keeps_a_week_of_history_then_each_entitys_newest_for_good():
