@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from html import escape
 
+from schemas.catalog import REGISTER_NAMES
 from schemas.identifiers import PROVINCES
 
 from .report import DIMENSIONS, OUTCOMES, ProvinceMonth, ReportData
@@ -27,8 +28,7 @@ ENGLISH_NAMES = {
 DIMENSION_LABELS = {"completeness": "完整性 completeness", "conformity": "规范性 conformity",
                     "relational": "关联性 relational"}
 DIMENSION_COLOURS = {"completeness": "#1f77b4", "conformity": "#2ca02c", "relational": "#d62728"}
-ENTITY_LABELS = {"operator": "经营业户 operators", "vehicle": "营运车辆 vehicles",
-                 "practitioner": "从业人员 practitioners", "licence": "电子证照 licences", "case": "执法案件 cases"}
+ENTITY_LABELS = {entity: f"{zh} {en}" for entity, (zh, en) in REGISTER_NAMES.items()}
 OUTCOME_LABELS = {"found": "查到 found", "unknown": "未查到 unknown", "invalid": "无效 invalid",
                   "denied": "拒绝 denied", "limited": "限流 limited", "error": "出错 error"}
 _CSS = """
