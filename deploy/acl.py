@@ -95,6 +95,7 @@ def exchange_acls(settings: Settings, provinces: Sequence[str]) -> list[AclRule]
     rules += [AclRule(CASES_PRINCIPAL, "topic", names.province_inbound(p), ("Read", "Write", "Describe"))
               for p in provinces]
     rules.append(AclRule(CASES_PRINCIPAL, "topic", names.national_alerts, WRITE))
+    rules.append(AclRule(CASES_PRINCIPAL, "topic", names.cases_ticks, ("Read", "Write", "Describe")))
     rules.append(AclRule(CASES_PRINCIPAL, "group", names.cases_group, ("Read",), PREFIXED))
     rules += [AclRule(SINK_PRINCIPAL, "topic", t, READ)
               for t in (*national, names.national_audit, names.national_alerts)]

@@ -48,6 +48,7 @@ RETENTION_MS = {
     "national_dlq": 30 * DAY_MS,
     "national_audit": 30 * DAY_MS,
     "national_alerts": 30 * DAY_MS,
+    "cases_ticks": DAY_MS // 24,  # a tick is read within seconds or never
 }
 MIN_INSYNC_REPLICAS = 2
 

@@ -55,6 +55,13 @@ class Settings:
     # Requests a second one party's credential may make to the service (sustained; bursts up to
     # the same number), beyond which it is answered 429.
     service_rate_per_second: float = 50.0
+    # Case workflows: seconds a target province has for its receipt (回执) and for its answer, from
+    # the routing, and how often workflows are checked against them.
+    case_receipt_seconds: float = 86_400.0
+    case_answer_seconds: float = 30 * 86_400.0
+    case_check_seconds: float = 60.0
+    # How long a reply may wait for the case it answers to be taken in before it is refused.
+    case_reply_grace_seconds: float = 3600.0
     # Address the metrics endpoint binds to; 0.0.0.0 in containers so Prometheus can scrape it.
     metrics_host: str = "127.0.0.1"
     # Replication factor of the exchange's topics; 0 means 1 on the embedded broker, 3 on a cluster.
@@ -283,6 +290,10 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("ROADX_DEDUP_RETENTION_HOURS must be positive")
     if settings.reference_grace_seconds < 0:
         raise SettingsError("ROADX_REFERENCE_GRACE_SECONDS must be 0 or more")
+    if not all(v > 0 for v in (settings.case_receipt_seconds, settings.case_answer_seconds,
+                                settings.case_check_seconds, settings.case_reply_grace_seconds)):
+        raise SettingsError("ROADX_CASE_RECEIPT_SECONDS, ROADX_CASE_ANSWER_SECONDS, ROADX_CASE_CHECK_SECONDS and "
+                            "ROADX_CASE_REPLY_GRACE_SECONDS must be positive")
     if not settings.service_rate_per_second > 0:
         raise SettingsError("ROADX_SERVICE_RATE_PER_SECOND must be positive")
     if not 0 <= settings.service_port <= 65535:

@@ -130,6 +130,12 @@ class TopicNames:
         return self.prefix + STATE_TOPIC.format(province)
 
     @property
+    def cases_ticks(self) -> str:
+        """The case workflows' clock: a tick to each partition every ``ROADX_CASE_CHECK_SECONDS``,
+        on which the workflows of that partition are checked against their deadlines."""
+        return f"{self.prefix}roadx-cases-ticks"
+
+    @property
     def ownership(self) -> str:
         """Compacted: entity key (and ``plate:<plate>``) → the province whose register holds it
         (the topic keeps its first name, ``roadx-registry``)."""
@@ -152,6 +158,8 @@ class TopicNames:
         topics += [ExchangeTopic(self.stream_state(p), "stream_state", compacted=True) for p in provinces]
         # Which province's register holds each entity; every stream worker reads all of it.
         topics.append(ExchangeTopic(self.ownership, "registry", compacted=True))
+        # Partitioned like the replies and inbound topics, whose workflows its ticks check.
+        topics.append(ExchangeTopic(self.cases_ticks, "cases_ticks"))
         return topics
 
     def province_of_changes_topic(self, topic: str) -> str | None:

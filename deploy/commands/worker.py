@@ -1,6 +1,6 @@
-"""``roadx worker streams|sink|service|synthetic``: one part of the line in the foreground, through the worker shell.
+"""``roadx worker streams|sink|service|cases|synthetic``: one part of the line in the foreground, through the worker shell.
 
-``streams``, ``sink`` and ``service`` are what compose and Kubernetes run (and the embedded stack, chaos,
+``streams``, ``sink``, ``service`` and ``cases`` are what compose and Kubernetes run (and the embedded stack, chaos,
 bench and the tests, as ``python -m deploy.cli worker PART``: ``deploy.worker.worker_argv``);
 ``synthetic`` is ``roadx chaos``'s restartable adapter. Each runs through
 ``deploy.worker.run_part``; the consuming parts get the consumer-lag recorder
@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None
     """Register ``roadx worker streams|sink`` (and ``synthetic``, which ``roadx chaos`` starts)."""
     worker = with_data_dir(sub.add_parser(
         "worker", help="run one part of the line in the foreground (settings from ROADX_*)"))
-    parts = worker.add_subparsers(dest="part", required=True, metavar="{streams,sink,service}")
+    parts = worker.add_subparsers(dest="part", required=True, metavar="{streams,sink,service,cases}")
     streams = with_data_dir(parts.add_parser("streams", help="the stream worker: provenance, rules, dedup, routing"))
     streams.set_defaults(handler=cmd_streams)
     sink = with_data_dir(parts.add_parser("sink", help="the sink: the national topics into the store"))
@@ -34,6 +34,9 @@ def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None
     service = with_data_dir(parts.add_parser(
         "service", help="the information service: the national register by key, verification, downloads (HTTP)"))
     service.set_defaults(handler=cmd_service)
+    cases = with_data_dir(parts.add_parser(
+        "cases", help="the case workflows: receipts, answers, declines and deadlines of routed cases"))
+    cases.set_defaults(handler=cmd_cases)
     synthetic = with_data_dir(parts.add_parser(  # no help: not listed, it is roadx chaos's adapter
         "synthetic", description="Publish the synthetic provinces through the spool; resumes an interrupted run."))
     synthetic.add_argument("--events", type=int, required=True, help="events to generate in the whole run")
@@ -68,6 +71,13 @@ def cmd_service(settings: Settings, args: argparse.Namespace) -> int:
 
     _need_broker(settings, "information service")
     return run_part("information service", settings, lambda stop: run(settings, stop, StoreDownloads(settings)))
+
+
+def cmd_cases(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.cases.app import run
+
+    _need_broker(settings, "case workflows")
+    return run_part("case workflows", settings, lambda stop: run(settings, stop))
 
 
 def cmd_synthetic(settings: Settings, args: argparse.Namespace) -> int:

@@ -10,10 +10,10 @@ belongs to re-routes it there as a new workflow).
        └───────────────────┴─────────decline─────────┴──────────────► declined (→ re-routed)
 
 Every reply is decided by ``apply_reply``: a transition, an idempotent repeat (the same
-reply again, or a receipt for a workflow already past it: nothing changes), or a refusal
-with its rule (an unknown workflow, a reply from a province that is not the target, any
-reply to a closed workflow that is not a repeat, an unknown kind, a decline without a
-reason). An answer or a decline before the receipt is read as the receipt as well: the
+reply again, or a receipt or progress for a workflow already past it — say a subscriber's
+automatic receipt that arrives after a quick answer: nothing changes), or a refusal with its
+rule (an unknown workflow, a reply from a province that is not the target, a second answer or
+decline to a closed workflow, an unknown kind, a decline without a reason). An answer or a decline before the receipt is read as the receipt as well: the
 target plainly had the case. Never a second transition for one reply.
 
 Deadlines (``Deadlines``, seconds per state, optionally per routing reason) are checked by
@@ -121,11 +121,16 @@ def route(held: Workflow | None, new: Workflow, stage: str) -> Workflow:
     return replace(held, stages=(*held.stages, stage))
 
 
-def apply_reply(held: Workflow | None, reply: Reply, provinces: frozenset[str]) -> Decision:
-    """Decide one reply against the workflow it names (None: unknown)."""
+def apply_reply(held: Workflow | None, reply: Reply, provinces: frozenset[str],
+                targets: tuple[str, ...] = ()) -> Decision:
+    """Decide one reply against the workflow it names (None: none at the replying province;
+    ``targets`` are the provinces the case was routed to, if it was routed at all)."""
+    if held is None and targets:
+        return Decision(None, rule="not_the_target",
+                        detail=f"case {reply.correlation_id} was routed to {', '.join(targets)}, "
+                               f"not {reply.from_province}")
     if held is None:
-        return Decision(None, rule="unknown_correlation",
-                        detail=f"no case {reply.correlation_id} was routed to {reply.from_province}")
+        return Decision(None, rule="unknown_correlation", detail=f"no case {reply.correlation_id} was routed")
     if reply.from_province != held.target:
         return Decision(None, rule="not_the_target",
                         detail=f"case {held.correlation_id} was routed to {held.target}, not {reply.from_province}")
@@ -136,10 +141,10 @@ def apply_reply(held: Workflow | None, reply: Reply, provinces: frozenset[str]) 
     problem = _incomplete(reply, held, provinces)
     if problem:
         return Decision(None, rule=problem[0], detail=problem[1])
-    if held.closed:
+    target_state = _TARGET_STATE[reply.kind]
+    if held.closed and reply.kind in (ANSWER, DECLINE):
         return Decision(None, rule="workflow_closed",
                         detail=f"case {held.correlation_id} at {held.target} is already {held.state}")
-    target_state = _TARGET_STATE[reply.kind]
     if _ORDER[target_state] <= _ORDER[held.state]:
         return Decision(replace(held, replies=(*held.replies, reply.reply_id)))  # already past it
     after = replace(held, state=target_state, replies=(*held.replies, reply.reply_id),

@@ -43,9 +43,16 @@ def test_the_same_reply_twice_and_a_late_receipt_change_nothing():
 
 
 def test_an_answer_before_the_receipt_counts_as_received_and_the_receipt_then_changes_nothing():
-    held, decisions = walk(reply("answer", 1, at=5_000.0, outcome="decision"), reply("receipt", 2, at=6_000.0))
-    assert held.state == ANSWERED and held.received_at == 5_000.0
-    assert decisions[1].refused and decisions[1].rule == "workflow_closed"
+    held, decisions = walk(reply("answer", 1, at=5_000.0, outcome="decision"), reply("receipt", 2, at=6_000.0),
+                           reply("progress", 3, at=7_000.0))
+    assert held.state == ANSWERED and held.received_at == 5_000.0 and held.answered_at == 5_000.0
+    assert [(d.moved, d.refused) for d in decisions[1:]] == [(False, False), (False, False)]
+
+
+def test_a_second_answer_or_a_decline_after_the_answer_is_refused():
+    for late in (reply("answer", 2, outcome="closed"), reply("decline", 2, reason="not ours after all")):
+        _held, decisions = walk(reply("answer", 1, outcome="penalty"), late)
+        assert decisions[1].rule == "workflow_closed"
 
 
 @pytest.mark.parametrize("bad, rule", [
@@ -61,6 +68,11 @@ def test_bad_replies_are_refused_naming_the_rule(bad, rule):
     held = route(None, CASE, "filed")
     decision = apply_reply(None if rule == "unknown_correlation" else held, bad, PROVINCES)
     assert decision.refused and decision.rule == rule and decision.workflow is None and decision.detail
+
+
+def test_a_reply_from_a_province_the_case_was_not_routed_to_is_not_the_targets():
+    decision = apply_reply(None, reply("receipt", frm="31"), PROVINCES, targets=("11",))
+    assert decision.rule == "not_the_target" and "routed to 11, not 31" in decision.detail
 
 
 def test_a_decline_with_the_right_province_reroutes_and_closes():

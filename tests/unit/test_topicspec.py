@@ -29,7 +29,8 @@ def test_default_spec_names_every_topic_of_the_exchange():
     assert names == ["t.prov.11.changes", "t.prov.44.changes", "t.xprov.11.inbound", "t.xprov.44.inbound",
                      "t.prov.11.replies", "t.prov.44.replies",
                      "t.national.changes", "t.national.quality", "t.national.dlq", "t.national.audit",
-                     "t.national.alerts", "t.roadx-streams-state.11", "t.roadx-streams-state.44", "t.roadx-registry"]
+                     "t.national.alerts", "t.roadx-streams-state.11", "t.roadx-streams-state.44", "t.roadx-registry",
+                     "t.roadx-cases-ticks"]
 
 
 def test_cluster_topics_are_replicated_three_times_with_two_in_sync():

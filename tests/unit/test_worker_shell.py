@@ -119,4 +119,4 @@ def test_roadx_worker_help_lists_the_deployed_parts_only(capsys):
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["worker", "--help"])
     out = capsys.readouterr().out
-    assert "{streams,sink,service}" in out and "synthetic" not in out
+    assert "{streams,sink,service,cases}" in out and "synthetic" not in out

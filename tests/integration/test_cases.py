@@ -1,0 +1,177 @@
+"""The case workflows (``roadx worker cases``) on the real broker: a case from 44 routed to 11,
+11's signed receipt and answer going back to 44, bad replies refused to the DLQ (a reply that
+comes before its case waits for it), a declined case re-routed, and a missed deadline
+reported once."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Producer
+
+from deploy.broker import die_with_parent
+from deploy.topics import create_topics, exchange_topics
+from deploy.worker import worker_argv
+from schemas import contract
+from schemas import topics as th
+from schemas.codec import EventCodec, ReplyCodec
+from schemas.kafka import read_topics
+from schemas.registry import EmbeddedRegistry
+from schemas.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+WAIT_SECONDS = 120
+
+
+def case(case_no):
+    record = {"case_no": case_no, "region_code": "440300", "stage": "filed", "violation_code": "V101",
+              "occurred_at": 1_700_000_000_000, "involved_plate": "京A12345", "involved_operator_uscc": None,
+              "involved_id_number": None, "penalty_cents": None}
+    return {"event_id": str(uuid.uuid4()), "op": "c", "entity_type": "case",
+            "entity_key": contract.entity_key("case", record), "before": None, "after": record,
+            "source": {"province": "44", "system": "zhifa", "table": "case", "seq": 1, "snapshot": False},
+            "ts_ms": 1_700_000_000_000}
+
+
+@pytest.fixture
+def exchange(bootstrap, unique, tmp_path):
+    settings = Settings(data_dir=tmp_path, bootstrap_servers=bootstrap, topic_prefix=f"tc{unique}.",
+                        provinces=("11", "31", "44"), partitions=2, case_check_seconds=0.5,
+                        case_receipt_seconds=3.0, case_reply_grace_seconds=2.0)
+    create_topics(bootstrap, exchange_topics(settings))
+    return settings
+
+
+@contextlib.contextmanager
+def running_cases(settings, log_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROADX_")}
+    env.update(ROADX_BOOTSTRAP_SERVERS=settings.bootstrap_servers, ROADX_TOPIC_PREFIX=settings.topic_prefix,
+               ROADX_PROVINCES=",".join(settings.provinces), ROADX_DATA_DIR=str(settings.data_dir),
+               ROADX_PARTITIONS=str(settings.partitions), ROADX_CASE_CHECK_SECONDS=str(settings.case_check_seconds),
+               ROADX_CASE_RECEIPT_SECONDS=str(settings.case_receipt_seconds),
+               ROADX_CASE_REPLY_GRACE_SECONDS=str(settings.case_reply_grace_seconds))
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, *worker_argv("cases")], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Exchange:
+    def __init__(self, settings):
+        self.settings = settings
+        self.producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "partitioner": "murmur2_random"})
+        self.events = EventCodec(EmbeddedRegistry())
+        self.replies = ReplyCodec(EmbeddedRegistry())
+
+    def route(self, event, target, correlation):
+        """A routed case as the stream worker writes it to the target's inbound topic."""
+        self.producer.produce(self.settings.topics.province_inbound(target), self.events.encode(event),
+                              event["entity_key"].encode(), headers=[
+                                  (th.ROUTED_FROM, b"44"), (th.ROUTED_TO, target.encode()),
+                                  (th.ROUTED_REASON, b"involved_plate"), (th.ROUTED_CORRELATION_ID, correlation.encode()),
+                                  (th.ROUTED_STAGE, b"filed")])
+        assert self.producer.flush(30) == 0
+
+    def reply(self, event, correlation, kind, frm="11", topic_of=None, key_of=None, reply_id=None, **more):
+        body = {"reply_id": reply_id or str(uuid.uuid4()), "correlation_id": correlation,
+                "case_key": event["entity_key"], "from_province": frm, "kind": kind,
+                "outcome": None, "reason": None, "redirect_to": None, "note": None,
+                "ts": dt.datetime.now(dt.timezone.utc), **more}
+        value = self.replies.encode(body, self.settings.province_key(key_of or frm))
+        self.producer.produce(self.settings.topics.province_replies(topic_of or frm), value,
+                              event["entity_key"].encode())
+        assert self.producer.flush(30) == 0
+        return body["reply_id"]
+
+    def read(self, topic):
+        return [m for batch in read_topics({"bootstrap.servers": self.settings.bootstrap_servers},
+                                           f"r{uuid.uuid4().hex[:6]}", [topic], error=AssertionError, what=topic)
+                for m in batch]
+
+
+def wait_for(read, condition, proc, log_path, what):
+    deadline = time.monotonic() + WAIT_SECONDS
+    got = []
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log_path.read_text()[-3000:]
+        got = read()
+        if condition(got):
+            return got
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}: {got}\n{log_path.read_text()[-3000:]}")
+
+
+def headers(message):
+    return {k: v.decode() for k, v in (message.headers() or [])}
+
+
+def test_a_routed_case_is_received_and_answered_and_the_origin_sees_each_reply(exchange):
+    ex = Exchange(exchange)
+    log_path = exchange.data_dir / "cases.log"
+    event, correlation = case("粤深交执2024001"), str(uuid.uuid4())
+    with running_cases(exchange, log_path) as proc:
+        ex.route(event, "11", correlation)
+        receipt = ex.reply(event, correlation, "receipt")
+        ex.reply(event, correlation, "receipt", reply_id=receipt)  # the same receipt again: a repeat
+        answer = ex.reply(event, correlation, "answer", outcome="penalty")
+        ex.reply(event, correlation, "progress")  # after the answer: changes nothing
+        ex.reply(event, correlation, "answer", outcome="closed")  # a second answer: refused
+        ex.reply(event, correlation, "receipt", frm="31", topic_of="31")  # not the target
+        ex.reply(event, correlation, "receipt", key_of="44")  # signed with another province's key
+        ex.reply(event, str(uuid.uuid4()), "receipt")  # no such case
+        inbound_44 = exchange.topics.province_inbound("44")
+        back = wait_for(lambda: [headers(m) for m in ex.read(inbound_44)], lambda got: len(got) >= 2,
+                        proc, log_path, "the replies to reach 44")
+        dlq = wait_for(lambda: [headers(m) for m in ex.read(exchange.topics.national_dlq)],
+                       lambda got: len(got) >= 4, proc, log_path, "the refused replies")
+        # each reply above has been decided once its case came: the answer went back once
+        back = [headers(m) for m in ex.read(inbound_44)]
+    assert [(h["roadx.reply.kind"], h["roadx.reply.id"]) for h in back] == [("receipt", receipt), ("answer", answer)]
+    assert all(h[th.ROUTED_CORRELATION_ID] == correlation for h in back)
+    assert sorted(h[th.DLQ_RULE] for h in dlq) == sorted(
+        ["workflow_closed", "not_the_target", "bad_signature", "unknown_correlation"])
+
+
+def test_a_declined_case_goes_on_to_the_province_named_and_a_missed_receipt_is_alerted_once(exchange):
+    ex = Exchange(exchange)
+    log_path = exchange.data_dir / "cases.log"
+    declined, silent = case("粤深交执2024002"), case("粤深交执2024003")
+    c1, c2 = str(uuid.uuid4()), str(uuid.uuid4())
+    with running_cases(exchange, log_path) as proc:
+        ex.route(declined, "11", c1)
+        ex.reply(declined, c1, "decline", reason="the vehicle moved to Shanghai", redirect_to="31")
+        ex.route(silent, "11", c2)
+        inbound_31 = exchange.topics.province_inbound("31")
+        moved = wait_for(lambda: ex.read(inbound_31), lambda got: len(got) >= 1, proc, log_path, "the re-routing")
+        def alerts():
+            return [json.loads(m.value()) for m in ex.read(exchange.topics.national_alerts)]
+
+        wait_for(alerts, lambda got: any(a["correlation_id"] == c2 for a in got), proc, log_path, "the alert")
+        # a later case's alert comes after many more checks (every 0.5 s) of the first one
+        later, c3 = case("粤深交执2024004"), str(uuid.uuid4())
+        ex.route(later, "11", c3)
+        more = wait_for(alerts, lambda got: any(a["correlation_id"] == c3 for a in got), proc, log_path,
+                        "the later alert")
+    assert headers(moved[0])[th.ROUTED_TO] == "31" and headers(moved[0])[th.ROUTED_CORRELATION_ID] == c1
+    assert ex.events.decode(moved[0].value())[1]["entity_key"] == declined["entity_key"]
+    mine = [a for a in more if a["correlation_id"] == c2]
+    assert [a["deadline"] for a in mine] == ["receipt"] and mine[0]["target"] == "11" and mine[0]["region"] == "440300"
+    # declined at 11: closed, nothing due there; re-routed to 31: a new workflow, which 31 let lie
+    assert [(a["target"], a["deadline"]) for a in more if a["correlation_id"] == c1] == [("31", "receipt")]
