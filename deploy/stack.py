@@ -1,7 +1,7 @@
-"""The embedded stack: broker, stream worker, sink and information service as supervised processes.
+"""The embedded stack: broker, stream worker, sink, information service and case workflows as supervised processes.
 
 ``Stack`` is the supervisor. It starts the Tansu broker, creates the topics, spawns the
-stream worker, the sink and the information service (each a ``roadx worker PART`` child,
+stream worker, the sink, the information service and the case workflows (each a ``roadx worker PART`` child,
 ``deploy.worker``, with its settings passed as ``ROADX_*`` variables), waits until every part
 answers (``deploy.readiness``: the broker's port, each metrics endpoint, the store answering a
 query, the service's health), and only then records where
@@ -30,8 +30,8 @@ from .readiness import Part, client_probe, endpoint_probe, health_probe, metrics
 from .topics import create_topics, exchange_topics
 from .worker import worker_argv
 
-PARTS = ("streams", "sink", "service")  # each started as ``roadx worker PART`` (deploy.worker)
-STOP_ORDER = ("service", "streams", "sink")
+PARTS = ("streams", "sink", "service", "cases")  # each started as ``roadx worker PART`` (deploy.worker)
+STOP_ORDER = ("service", "streams", "cases", "sink")
 READY_TIMEOUT = 60.0
 
 
@@ -119,6 +119,7 @@ class Stack:
         # copy left by an earlier stack would drop every event as seen, or stand past the topic's end.
         shutil.rmtree(self.settings.data_dir / "streams" / "state", ignore_errors=True)
         shutil.rmtree(self.settings.data_dir / "service" / "state", ignore_errors=True)
+        shutil.rmtree(self.settings.data_dir / "cases", ignore_errors=True)  # the workflows' table, likewise
         try:
             self.broker = EmbeddedBroker.start(log_path=self.log_dir / "broker.log")
             bootstrap = self.broker.bootstrap_servers

@@ -82,7 +82,7 @@ def test_logging_puts_the_projects_loggers_at_info_in_the_format_chaos_reads_bac
 
 
 @pytest.mark.parametrize("part, name", [("streams", "stream worker"), ("sink", "sink"),
-                                        ("service", "information service")])
+                                        ("service", "information service"), ("cases", "case workflows")])
 def test_a_worker_without_bootstrap_servers_cannot_start(part, name, tmp_path, capsys):
     assert cli.main(["worker", part, "--data-dir", str(tmp_path)]) == worker.EXIT_ERROR == 2
     assert capsys.readouterr().err == (f"roadx: error: the {name} needs Kafka bootstrap servers "
@@ -110,7 +110,8 @@ def test_every_spawner_starts_a_part_as_roadx_worker_does():
     for part in PARTS:
         args = parser.parse_args(worker.worker_argv(part)[2:])
         assert args.handler is {"streams": worker_command.cmd_streams, "sink": worker_command.cmd_sink,
-                                 "service": worker_command.cmd_service}[part]
+                                 "service": worker_command.cmd_service,
+                                 "cases": worker_command.cmd_cases}[part]
     synthetic = parser.parse_args(worker.worker_argv("synthetic", "--events", "5", "--seed", "1")[2:])
     assert synthetic.handler is worker_command.cmd_synthetic
 
