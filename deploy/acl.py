@@ -95,7 +95,10 @@ def exchange_acls(settings: Settings, provinces: Sequence[str]) -> list[AclRule]
     rules += [AclRule(CASES_PRINCIPAL, "topic", names.province_inbound(p), ("Read", "Write", "Describe"))
               for p in provinces]
     rules.append(AclRule(CASES_PRINCIPAL, "topic", names.national_alerts, WRITE))
-    rules.append(AclRule(CASES_PRINCIPAL, "topic", names.cases_ticks, ("Read", "Write", "Describe")))
+    rules.append(AclRule(CASES_PRINCIPAL, "topic", names.national_dlq, WRITE))  # refused replies
+    # Its own topics: the ticks, and those faust makes for its table's changelog and its leader.
+    rules.append(AclRule(CASES_PRINCIPAL, "topic", f"{names.cases_group}-", ("Read", "Write", "Describe", "Create"),
+                         PREFIXED))
     rules.append(AclRule(CASES_PRINCIPAL, "group", names.cases_group, ("Read",), PREFIXED))
     rules += [AclRule(SINK_PRINCIPAL, "topic", t, READ)
               for t in (*national, names.national_audit, names.national_alerts)]

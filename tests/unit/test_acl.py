@@ -46,8 +46,9 @@ EXPECTED_TWO_PROVINCES = [
     f"{HEAD} User:roadx-cases --operation Read --operation Write --operation Describe --topic xprov.12.inbound "
     "--resource-pattern-type literal",
     f"{HEAD} User:roadx-cases --operation Write --operation Describe --topic national.alerts --resource-pattern-type literal",
-    f"{HEAD} User:roadx-cases --operation Read --operation Write --operation Describe --topic roadx-cases-ticks "
-    "--resource-pattern-type literal",
+    f"{HEAD} User:roadx-cases --operation Write --operation Describe --topic national.dlq --resource-pattern-type literal",
+    f"{HEAD} User:roadx-cases --operation Read --operation Write --operation Describe --operation Create "
+    "--topic roadx-cases- --resource-pattern-type prefixed",
     f"{HEAD} User:roadx-cases --operation Read --group roadx-cases --resource-pattern-type prefixed",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.changes --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.quality --resource-pattern-type literal",
@@ -128,7 +129,8 @@ def test_the_case_workflows_forward_to_the_inbound_topics_and_alone_write_the_al
         ("topic", "xprov.11.inbound", ("Read", "Write", "Describe"), "literal"),
         ("topic", "xprov.12.inbound", ("Read", "Write", "Describe"), "literal"),
         ("topic", "national.alerts", ("Write", "Describe"), "literal"),
-        ("topic", "roadx-cases-ticks", ("Read", "Write", "Describe"), "literal"),
+        ("topic", "national.dlq", ("Write", "Describe"), "literal"),
+        ("topic", "roadx-cases-", ("Read", "Write", "Describe", "Create"), "prefixed"),
         ("group", "roadx-cases", ("Read",), "prefixed"),
     ]
     alerts = {(r.principal, r.operations) for r in rules if r.name == settings.topics.national_alerts}
