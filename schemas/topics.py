@@ -38,6 +38,11 @@ ROUTED_REASON = "roadx.routed.reason"
 ROUTED_TO = "roadx.routed.to"
 ROUTED_CORRELATION_ID = "roadx.routed.correlation_id"
 ROUTED_STAGE = "roadx.routed.stage"
+# On a province's reply forwarded by the case workflows to the originating province's inbound
+# topic (with ROUTED_CORRELATION_ID, ROUTED_FROM = the replying province, ROUTED_TO = the origin):
+# its kind (receipt, progress, answer, decline) and id. The value is the signed roadx.CaseReply.
+REPLY_KIND = "roadx.reply.kind"
+REPLY_ID = "roadx.reply.id"
 # On national.changes: an event older (source.seq) than its entity's last applied one.
 STALE = "roadx.stale"
 # On every output of the stream stage: "<source topic>:<partition>:<offset>:<n>", the n-th

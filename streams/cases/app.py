@@ -48,8 +48,6 @@ from .workflow import Deadlines, Reply, Workflow, apply_reply, overdue, route, w
 
 log = logging.getLogger("streams.cases")
 
-REPLY_KIND = "roadx.reply.kind"  # on a reply forwarded to the originating province
-REPLY_ID = "roadx.reply.id"
 PARKED_SUFFIX = "/parked"
 STOP_POLL_SECONDS = 0.2
 
@@ -80,7 +78,7 @@ def build_app(settings: Settings, deadlines: Deadlines) -> faust.App:
     async def take_routed(stream: Any) -> None:
         async for event in stream.events():
             headers = _headers(event)
-            if REPLY_KIND in headers or th.ROUTED_CORRELATION_ID not in headers:
+            if th.REPLY_KIND in headers or th.ROUTED_CORRELATION_ID not in headers:
                 continue  # a reply going back to its origin, not a case
             target = headers[th.ROUTED_TO]
             key = workflow_key(headers[th.ROUTED_CORRELATION_ID], target)
@@ -150,7 +148,7 @@ def build_app(settings: Settings, deadlines: Deadlines) -> faust.App:
         workflows[key] = {**stored, "workflow": asdict(after)}
         await app.topic(settings.topics.province_inbound(after.origin), **raw).send(
             key=event.key, value=event.value, headers=[
-                (REPLY_KIND, reply.kind.encode()), (REPLY_ID, reply.reply_id.encode()),
+                (th.REPLY_KIND, reply.kind.encode()), (th.REPLY_ID, reply.reply_id.encode()),
                 (th.ROUTED_CORRELATION_ID, reply.correlation_id.encode()), (th.ROUTED_FROM, sender.encode()),
                 (th.ROUTED_TO, after.origin.encode())])
         if decision.reroute_to:
