@@ -34,7 +34,7 @@ def with_data_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     # Each command module's ``add_parser`` registers its subcommands and sets
     # ``handler(settings, args) -> exit status`` as their default; the order is ``roadx --help``'s.
-    from .commands import (acl, bench, chaos, demo, keys, produce, stack, status, store, subscribe, topics,
+    from .commands import (acl, bench, cases, chaos, demo, keys, produce, stack, status, store, subscribe, topics,
                            worker)
 
     parser = argparse.ArgumentParser(prog="roadx", description="National road-transport data-exchange backbone.")
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_parser(sub, with_data_dir)
     acl.add_parser(sub, with_data_dir)
     subscribe.add_parser(sub, with_data_dir)
+    cases.add_parser(sub, with_data_dir)  # cases list|show|receipt|progress|answer|decline
     keys.add_parser(sub, with_data_dir)  # keys issue|revoke|list: the information service's credentials
     bench.add_parser(sub, with_data_dir)
     status.add_parser(sub, with_data_dir)

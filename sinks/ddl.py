@@ -18,7 +18,9 @@ Tables (ReplacingMergeTree; ``topic``/``partition``/``offset`` = where the sink 
   ``ingested_at``.
 - ``routed_cases`` — one row per case delivered to a province's inbound topic:
   ``event_id``, ``entity_key``, ``case_no``, ``source_province``, ``target_province``,
-  ``reason`` (why routed), ``stage``, ``ts`` (source commit time), ``ingested_at``.
+  ``reason`` (why routed), ``stage``, ``ts`` (source commit time), ``correlation_id`` (the
+  case's, ``''`` on rows stored before it was kept), ``routed_at`` (when routed: the inbound
+  message's time), ``ingested_at``.
 - ``quality_findings`` — one row per data-quality rule that fired (``national.quality``,
   ``ORDER BY finding_id``): ``finding_id``, ``rule``, ``dimension`` (completeness |
   conformity | relational | provenance), ``severity`` (error = event rejected, warning =
@@ -33,12 +35,26 @@ Tables (ReplacingMergeTree; ``topic``/``partition``/``offset`` = where the sink 
   identifiers asked about, ID and mobile numbers as ``tok_<token>``), ``status`` (HTTP),
   ``outcome`` (found | unknown | invalid | denied | limited | error), ``records``,
   ``latency_ms``, ``ts`` (request received), ``ingested_at``.
+- ``case_replies`` — one row per province reply the case workflows forwarded to the
+  originating province's inbound topic (``roadx.CaseReply``, ``ORDER BY (correlation_id,
+  reply_id)``): ``reply_id``, ``correlation_id``, ``case_key``, ``from_province`` (the target
+  replying), ``to_province`` (the origin), ``kind`` (receipt | progress | answer | decline),
+  ``outcome``, ``reason``, ``redirect_to`` (Nullable), ``ts`` (sent by the province).
+- ``case_alerts`` — one row per missed deadline (``national.alerts``, ``ORDER BY alert_id``:
+  an alert published again collapses under ``FINAL``): ``alert_id``, ``deadline`` (receipt |
+  answer), ``correlation_id``, ``case_key``, ``origin``, ``target``, ``region``, ``state`` (of
+  the workflow when alerted), ``routed_at``, ``at`` (when alerted).
 - ``schema_migrations`` — ``version``, ``description``, ``applied_at`` (see migrations.py).
 
 Views: ``current_operators``, ``current_vehicles``, ``current_practitioners``,
 ``current_licences``, ``current_cases``: one row per live entity (latest version by
 ``(seq, ts)``, deleted entities hidden) with the entity's typed fields plus ``entity_key``,
-``province``, ``last_op``, ``seq``, ``ts``.
+``province``, ``last_op``, ``seq``, ``ts``. ``case_workflows``: one row per routed case's
+workflow (``correlation_id``, ``target``) as the store sees it: ``case_key``, ``case_no``,
+``origin``, ``reasons``, ``stages``, ``routed_at`` (first routing), ``received_at`` (first
+reply), ``answered_at`` (the answer or decline), ``state`` (routed | received | in_progress |
+answered | declined: the furthest reply forwarded), ``outcome``, ``reason``, ``redirect_to``,
+``replies``, ``alerts``.
 
 Aggregates (fed by materialized views at insert time; read them with ``sum``/``-Merge``
 and GROUP BY, since rows of one key are merged only eventually):
@@ -250,6 +266,102 @@ ORDER BY (party, ts, request_id)
 SETTINGS non_replicated_deduplication_window = {window}
 """
 
+CASE_REPLIES = """
+CREATE TABLE IF NOT EXISTS {db}.case_replies (
+    reply_id UUID,
+    correlation_id String,
+    case_key String,
+    from_province LowCardinality(String) COMMENT 'the province replying: the target of the case',
+    to_province LowCardinality(String) COMMENT 'the originating province it was forwarded to',
+    kind LowCardinality(String) COMMENT 'receipt | progress | answer | decline',
+    outcome Nullable(String) COMMENT 'an answer: action_taken | decision | penalty | closed',
+    reason Nullable(String) COMMENT 'a decline: why the case is not the province''s',
+    redirect_to Nullable(String) COMMENT 'a decline: the province the case belongs to',
+    ts DateTime64(3, 'UTC') COMMENT 'when the province sent the reply',
+    topic LowCardinality(String),
+    partition UInt32,
+    offset UInt64,
+    ingested_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree
+ORDER BY (correlation_id, reply_id)
+SETTINGS non_replicated_deduplication_window = {window}
+"""
+
+CASE_ALERTS = """
+CREATE TABLE IF NOT EXISTS {db}.case_alerts (
+    alert_id String COMMENT '<correlation id>/<target>/<deadline>: the same when published again',
+    deadline LowCardinality(String) COMMENT 'receipt | answer',
+    correlation_id String,
+    case_key String,
+    origin LowCardinality(String),
+    target LowCardinality(String),
+    region LowCardinality(String),
+    state LowCardinality(String) COMMENT 'the workflow''s state when alerted',
+    routed_at DateTime64(3, 'UTC'),
+    at DateTime64(3, 'UTC') COMMENT 'when the deadline was found missed',
+    topic LowCardinality(String),
+    partition UInt32,
+    offset UInt64,
+    ingested_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree
+ORDER BY alert_id
+SETTINGS non_replicated_deduplication_window = {window}
+"""
+
+ROUTED_CASES_WORKFLOW = (
+    "ALTER TABLE {db}.routed_cases ADD COLUMN IF NOT EXISTS correlation_id String DEFAULT '' "
+    "COMMENT 'the case''s correlation id (header roadx.routed.correlation_id)', "
+    "ADD COLUMN IF NOT EXISTS routed_at DateTime64(3, 'UTC') DEFAULT ingested_at "
+    "COMMENT 'when the case was routed: the time of the inbound message'"
+)
+
+# The state a forwarded reply puts a workflow in; the furthest one wins (one answer or decline at most).
+CASE_WORKFLOWS = """
+CREATE OR REPLACE VIEW {db}.case_workflows AS
+SELECT
+    r.correlation_id AS correlation_id,
+    r.target_province AS target,
+    r.case_key AS case_key,
+    r.case_no AS case_no,
+    r.origin AS origin,
+    r.reasons AS reasons,
+    r.stages AS stages,
+    r.first_routed AS routed_at,
+    p.first_reply AS received_at,
+    p.closing_reply AS answered_at,
+    multiIf(p.answered > 0, 'answered', p.declined > 0, 'declined', p.progressed > 0, 'in_progress',
+            p.first_reply IS NOT NULL, 'received', 'routed') AS state,
+    p.answer_outcome AS outcome,
+    p.decline_reason AS reason,
+    p.declined_to AS redirect_to,
+    ifNull(p.forwarded, 0) AS replies,
+    a.missed AS alerts
+FROM (
+    SELECT correlation_id, target_province, any(entity_key) AS case_key, any(case_no) AS case_no,
+        argMin(source_province, routed_at) AS origin, argMin(reason, routed_at) AS reasons,
+        arraySort(groupUniqArray(stage)) AS stages, min(routed_at) AS first_routed
+    FROM {db}.routed_cases FINAL
+    WHERE correlation_id != ''
+    GROUP BY correlation_id, target_province
+) AS r
+LEFT JOIN (
+    SELECT correlation_id, from_province,
+        toNullable(min(ts)) AS first_reply,
+        minIf(toNullable(ts), kind IN ('answer', 'decline')) AS closing_reply,
+        countIf(kind = 'answer') AS answered, countIf(kind = 'decline') AS declined,
+        countIf(kind = 'progress') AS progressed,
+        anyIf(outcome, kind = 'answer') AS answer_outcome, anyIf(reason, kind = 'decline') AS decline_reason,
+        anyIf(redirect_to, kind = 'decline') AS declined_to, toNullable(count()) AS forwarded
+    FROM {db}.case_replies FINAL
+    GROUP BY correlation_id, from_province
+) AS p ON r.correlation_id = p.correlation_id AND r.target_province = p.from_province
+LEFT JOIN (
+    SELECT correlation_id, target, arraySort(groupUniqArray(deadline)) AS missed
+    FROM {db}.case_alerts FINAL
+    GROUP BY correlation_id, target
+) AS a ON r.correlation_id = a.correlation_id AND r.target_province = a.target
+"""
+
 QUALITY_FINDINGS_REF_KEY = (
     "ALTER TABLE {db}.quality_findings ADD COLUMN IF NOT EXISTS ref_key Nullable(String) "
     "COMMENT 'unknown_operator / unknown_holder: the referenced entity key (masked like entity_key); "
@@ -358,6 +470,14 @@ def quality_findings() -> list[str]:
 
 def service_requests() -> list[str]:
     return [SERVICE_REQUESTS.replace("{window}", str(DEDUP_WINDOW)).strip()]
+
+
+def case_workflows() -> list[str]:
+    """``case_replies``, ``case_alerts``, the correlation id and routing time of ``routed_cases``,
+    and the ``case_workflows`` view over them (``{db}`` placeholder)."""
+    return [CASE_REPLIES.replace("{window}", str(DEDUP_WINDOW)).strip(),
+            CASE_ALERTS.replace("{window}", str(DEDUP_WINDOW)).strip(),
+            ROUTED_CASES_WORKFLOW, CASE_WORKFLOWS.strip()]
 
 
 def aggregates() -> list[str]:

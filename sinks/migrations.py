@@ -38,6 +38,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "quality_findings.ref_key: the entity a provisional relational finding waits for",
               (ddl.QUALITY_FINDINGS_REF_KEY,)),
     Migration(6, "service_requests from national.audit", tuple(ddl.service_requests())),
+    Migration(7, "case workflows: case_replies, case_alerts, routed_cases.correlation_id and routed_at, "
+                 "the case_workflows view", tuple(ddl.case_workflows())),
 )
 
 SCHEMA_MIGRATIONS = """

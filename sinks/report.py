@@ -7,7 +7,11 @@ aggregates ``events_daily``, ``quality_monthly`` and ``case_flows_daily`` do; wh
 store predates them, the same numbers come from ``change_log``, ``quality_findings`` and
 ``routed_cases``. Dead letters carry no source time, so they count by arrival month. The
 information service's use per party (``service_requests``) counts by the month a request
-was received: requests, by outcome, distinct endpoints, p50 and p99 latency.
+was received: requests, by outcome, distinct endpoints, p50 and p99 latency. Cross-province
+case timeliness per target province (``case_workflows``) counts the workflows routed in the
+month: received within the receipt deadline, answered (or declined) within the answer
+deadline, the median time to that answer, those still open and overdue at ``as_of``
+(``sinks.cases.OVERDUE``); and the alerts raised in the month (``case_alerts``, by ``at``).
 
 Scores: for province P and month M, ``rejected`` = distinct events with an error finding;
 ``total`` = accepted events + rejected; ``score_D = 1 - events with a final finding in
@@ -34,6 +38,7 @@ from schemas.codes import QUALITY_DIMENSIONS
 from schemas.contract import SERVICE_OUTCOMES
 from schemas.topics import ANY_PREFIX_CHANGES
 
+from .cases import OPEN, OVERDUE, Deadlines
 from .ddl import check_identifier
 from .errors import QueryError, SinkError
 
@@ -79,6 +84,19 @@ class ServiceUse:
 
 
 @dataclass
+class CaseTimeliness:
+    """One target province's cross-province cases routed in the report's month, as the store sees them."""
+
+    routed: int = 0
+    received_on_time: int = 0  # a first reply within the receipt deadline
+    answered_on_time: int = 0  # an answer or decline within the answer deadline
+    median_answer_ms: float | None = None  # routing to answer or decline, of those answered
+    open: int = 0  # still open at as_of
+    overdue: int = 0  # open and past a deadline at as_of
+    alerts: dict[str, int] = field(default_factory=dict)  # deadline -> alerts raised in the month
+
+
+@dataclass
 class ReportData:
     month: dt.date
     months: list[dt.date]
@@ -89,6 +107,7 @@ class ReportData:
     dead_letters: dict[str, dict[str, int]] = field(default_factory=dict)
     flows: dict[tuple[str, str], int] = field(default_factory=dict)
     service_use: dict[str, ServiceUse] = field(default_factory=dict)  # party -> its requests this month
+    timeliness: dict[str, CaseTimeliness] = field(default_factory=dict)  # target province -> its cases this month
     generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     sources: list[str] = field(default_factory=list)
 
@@ -143,9 +162,11 @@ class _Store:
 
 
 def load_report(client: Any, database: str, month: dt.date, provinces: Iterable[str],
-                as_of: dt.datetime | None = None, grace_seconds: int = REFERENCE_GRACE_SECONDS) -> ReportData:
+                as_of: dt.datetime | None = None, grace_seconds: int = REFERENCE_GRACE_SECONDS,
+                case_deadlines: Deadlines | None = None) -> ReportData:
     """Query the store for ``month`` (and the months before it, for trends); reference findings
-    are judged at ``as_of`` (default now) with ``grace_seconds`` of grace."""
+    are judged at ``as_of`` (default now) with ``grace_seconds`` of grace, routed cases against
+    ``case_deadlines`` (no timeliness without them)."""
     store = _Store(client, database)
     if not store.has("change_log"):
         raise SinkError(f"the store has no {database}.change_log table: nothing to report")
@@ -159,6 +180,8 @@ def load_report(client: Any, database: str, month: dt.date, provinces: Iterable[
     _dead_letters(store, data, this)
     _flows(store, data, this)
     _service_use(store, data, this)
+    if case_deadlines is not None:
+        _timeliness(store, data, {**this, **case_deadlines.parameters(as_of or data.generated_at)})
     seen = {p for p, _m in data.stats} | set(data.by_entity) | {p for pair in data.flows for p in pair}
     data.provinces += sorted(p for p in seen - set(data.provinces) if p)
     return data
@@ -294,6 +317,36 @@ def _service_use(store: _Store, data: ReportData, this: dict) -> None:
             **this, **outcomes):
         data.service_use[party] = ServiceUse(int(requests), {o: int(n) for o, n in zip(OUTCOMES, counts) if n},
                                              int(endpoints), float(latency[0]), float(latency[1]))
+
+
+TIMELINESS = f"""
+SELECT target, count(),
+    countIf(received_at IS NOT NULL
+            AND received_at <= routed_at + toIntervalMillisecond(toInt64({{receipt:Float64}} * 1000))),
+    countIf(answered_at IS NOT NULL
+            AND answered_at <= routed_at + toIntervalMillisecond(toInt64({{answer:Float64}} * 1000))),
+    medianExactIf(toFloat64(dateDiff('millisecond', routed_at, answered_at)), answered_at IS NOT NULL),
+    countIf({OPEN}), countIf({OVERDUE})
+FROM {{DB}}.case_workflows
+WHERE routed_at >= {{start:Date}} AND routed_at < {{end:Date}}
+GROUP BY target
+"""
+
+
+def _timeliness(store: _Store, data: ReportData, this: dict) -> None:
+    """Per target province: its cases routed in the month against the deadlines, and the alerts raised."""
+    if not store.has("case_workflows", "case_alerts"):
+        data.sources.append("case timeliness: no case_workflows in this store")
+        return
+    data.sources.append("case timeliness: case_workflows, case_alerts")
+    for target, routed, received, answered, median, still_open, overdue in store.rows(TIMELINESS, **this):
+        data.timeliness[target] = CaseTimeliness(int(routed), int(received), int(answered),
+                                                 None if median is None or median != median else float(median),
+                                                 int(still_open), int(overdue))
+    for target, deadline, count in store.rows(
+            "SELECT target, deadline, count() FROM {DB}.case_alerts FINAL "
+            "WHERE at >= {start:Date} AND at < {end:Date} GROUP BY target, deadline", **this):
+        data.timeliness.setdefault(target, CaseTimeliness()).alerts[deadline] = int(count)
 
 
 def _as_date(value: Any) -> dt.date:

@@ -4,7 +4,8 @@ Pure: no store, no clock. Every label is bilingual (中文 / English). Each prov
 ``<section class="province" data-province="<code>">`` with its tables and trend charts;
 the cross-province case flows are a province × province heat map; the information service's
 use per party is one table (``<section class="service-use">``), or a line saying there were no
-requests that month.
+requests that month; so is the timeliness of cross-province cases per target province
+(``<section class="case-timeliness">``).
 """
 
 from __future__ import annotations
@@ -212,6 +213,7 @@ runs (撤销 withdrawn {sum(s.withdrawn for (_p, m), s in data.stats.items() if 
 {sections}
 <h2>跨省案件流转 Cross-province case flows</h2>
 <div class="pair">{flows}</div>
+{_timeliness_section(data)}
 {_service_section(data)}
 </body></html>
 """
@@ -259,5 +261,25 @@ def _service_section(data: ReportData) -> str:
         body = '<p class="muted">本月无信息服务请求 no service requests this month</p>'
     return f"""<section class="service-use">
 <h2>信息服务使用 Service use</h2>
+{body}
+</section>"""
+
+
+def _timeliness_section(data: ReportData) -> str:
+    """Per target province: cases routed in the report's month, on time or not, open and overdue; alerts."""
+    if data.timeliness:
+        rows = [[province_label(target), f"{t.routed:,}", f"{t.received_on_time:,}", f"{t.answered_on_time:,}",
+                 duration(t.median_answer_ms), f"{t.open:,}", f"{t.overdue:,}",
+                 f"{t.alerts.get('receipt', 0):,}", f"{t.alerts.get('answer', 0):,}"]
+                for target, t in sorted(data.timeliness.items())]
+        body = _table(["目标省份 target", "转办 routed", "按时签收 received on time", "按时办结 answered on time",
+                       "办结用时中位数 median time to answer", "未办结 open", "已超期 overdue now",
+                       "签收超期告警 receipt alerts", "办结超期告警 answer alerts"], rows)
+    else:
+        body = '<p class="muted">本月无跨省协同案件 no cross-province cases this month</p>'
+    return f"""<section class="case-timeliness">
+<h2>跨省协同 Cross-province cases</h2>
+<p class="muted">按转办月份 by the month routed; 办结 answered = 答复或退回 an answer or a decline;
+超期 overdue = 未办结且已过签收或办结时限 open and past the receipt or answer deadline</p>
 {body}
 </section>"""

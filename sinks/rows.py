@@ -1,4 +1,5 @@
-"""Store rows from decoded events, findings, service requests and raw messages (pure functions).
+"""Store rows from decoded events, findings, service requests, case replies and alerts and raw messages
+(pure functions).
 
 JSON columns (``before``/``after``) are written with ``ensure_ascii=False``: dates as ISO
 ``YYYY-MM-DD``, timestamps as ISO 8601 UTC with milliseconds, UUIDs as strings. A dead
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import uuid
 from typing import Any, Iterable, Mapping
 
@@ -30,7 +32,7 @@ DLQ_COLUMNS = (
 )
 ROUTED_COLUMNS = (
     "event_id", "entity_key", "case_no", "source_province", "target_province", "reason", "stage",
-    "topic", "partition", "offset", "ingested_at", "ts",
+    "topic", "partition", "offset", "ingested_at", "ts", "correlation_id", "routed_at",
 )
 QUALITY_COLUMNS = (
     "finding_id", "rule", "dimension", "severity", "province", "entity_type", "entity_key", "event_id",
@@ -41,6 +43,16 @@ SERVICE_REQUEST_COLUMNS = (
     "request_id", "party", "credential_id", "method", "endpoint", "asked", "status", "outcome", "records",
     "latency_ms", "ts", "topic", "partition", "offset", "ingested_at",
 )
+CASE_REPLY_COLUMNS = (
+    "reply_id", "correlation_id", "case_key", "from_province", "to_province", "kind", "outcome", "reason",
+    "redirect_to", "ts", "topic", "partition", "offset", "ingested_at",
+)
+# An alert of the case workflows on national.alerts: its JSON fields, each with the type it must have.
+ALERT_FIELDS: Mapping[str, type | tuple[type, ...]] = {
+    "alert_id": str, "deadline": str, "correlation_id": str, "case_key": str, "origin": str, "target": str,
+    "region": str, "state": str, "routed_at": (int, float), "at": (int, float),
+}
+CASE_ALERT_COLUMNS = (*ALERT_FIELDS, "topic", "partition", "offset", "ingested_at")
 
 
 def _now() -> dt.datetime:
@@ -175,12 +187,14 @@ def dlq_row(
 def routed_row(
     event: Mapping[str, Any], topic: str, partition: int, offset: int,
     headers: Iterable[tuple[str, bytes | str | None]] | None, target: str, pii: PiiMasker,
-    ingested_at: dt.datetime | None = None,
+    ingested_at: dt.datetime | None = None, routed_at: dt.datetime | None = None,
 ) -> tuple:
-    """One ``routed_cases`` row (``ROUTED_COLUMNS`` order) for a case delivered to ``target``."""
+    """One ``routed_cases`` row (``ROUTED_COLUMNS`` order) for a case delivered to ``target``;
+    ``routed_at`` is the inbound message's time (default: ``ingested_at``)."""
     event_id = event.get("event_id")
     record = event.get("after") or event.get("before") or {}
     found = header_map(headers)
+    ingested_at = ingested_at or _now()
     try:
         return (
             _event_uuid(event_id),
@@ -193,8 +207,10 @@ def routed_row(
             topic,
             int(partition),
             int(offset),
-            ingested_at or _now(),
+            ingested_at,
             _utc(event["ts_ms"], "ts_ms", event_id),
+            found.get(topic_headers.ROUTED_CORRELATION_ID, ""),
+            routed_at or ingested_at,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UnstorableMessage(f"event {event_id} at {topic}[{partition}]@{offset}: not a routed case: {exc!r}") from exc
@@ -273,3 +289,74 @@ def service_request_row(
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UnstorableMessage(f"{where}: not a service request: {exc!r}") from exc
+
+
+def case_reply_row(
+    reply: Mapping[str, Any], topic: str, partition: int, offset: int,
+    headers: Iterable[tuple[str, bytes | str | None]] | None, pii: PiiMasker, ingested_at: dt.datetime | None = None,
+) -> tuple:
+    """One ``case_replies`` row (``CASE_REPLY_COLUMNS`` order) for a reply forwarded to the origin.
+
+    The origin is the forwarding's ``roadx.routed.to`` header. A reply that breaks the contract
+    (``contract.case_reply_problem``), or whose ``roadx.reply.kind`` header is not its kind, is
+    not stored: ``UnstorableMessage`` names the field.
+    """
+    reply_id = reply.get("reply_id")
+    where = f"case reply {reply_id} at {topic}[{partition}]@{offset}"
+    problem = contract.case_reply_problem(reply)
+    found = header_map(headers)
+    if problem is None and found.get(topic_headers.REPLY_KIND) != reply.get("kind"):
+        problem = f"kind {reply.get('kind')!r} is not the header {topic_headers.REPLY_KIND} " \
+                  f"{found.get(topic_headers.REPLY_KIND)!r}"
+    if problem:
+        raise UnstorableMessage(f"{where}: field {problem}")
+    try:
+        return (
+            _event_uuid(reply_id),
+            str(reply["correlation_id"]),
+            pii.entity_key(str(reply["case_key"])),
+            str(reply["from_province"]),
+            found.get(topic_headers.ROUTED_TO, ""),
+            str(reply["kind"]),
+            _optional_text(reply.get("outcome")),
+            None if reply.get("reason") is None else pii.text(str(reply["reason"])),
+            _optional_text(reply.get("redirect_to")),
+            _utc(reply["ts"], "ts", reply_id),
+            topic,
+            int(partition),
+            int(offset),
+            ingested_at or _now(),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UnstorableMessage(f"{where}: not a case reply: {exc!r}") from exc
+
+
+def alert_row(
+    value: bytes | None, topic: str, partition: int, offset: int, ingested_at: dt.datetime | None = None,
+) -> tuple:
+    """One ``case_alerts`` row (``CASE_ALERT_COLUMNS`` order) from an alert's JSON.
+
+    Not JSON, not an object, or a field of ``ALERT_FIELDS`` missing or of another type:
+    ``UnstorableMessage`` naming it.
+    """
+    where = f"alert at {topic}[{partition}]@{offset}"
+    try:
+        alert = json.loads(value or b"")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UnstorableMessage(f"{where}: not JSON: {exc}") from exc
+    if not isinstance(alert, dict):
+        raise UnstorableMessage(f"{where}: not a JSON object")
+    for name, kind in ALERT_FIELDS.items():
+        if name not in alert:
+            raise UnstorableMessage(f"{where}: field {name} is missing")
+        if not isinstance(alert[name], kind) or isinstance(alert[name], bool):
+            raise UnstorableMessage(f"{where}: field {name} is {type(alert[name]).__name__}, "
+                                    f"not {getattr(kind, '__name__', 'a number')}")
+    if not alert["alert_id"].strip():
+        raise UnstorableMessage(f"{where}: field alert_id is empty")
+    try:
+        times = [dt.datetime.fromtimestamp(alert[name], dt.timezone.utc) for name in ("routed_at", "at")]
+    except (OverflowError, OSError, ValueError) as exc:
+        raise UnstorableMessage(f"{where}: field routed_at or at is not a time: {exc}") from exc
+    return (*(alert[name] for name in list(ALERT_FIELDS)[:-2]), *times, topic, int(partition), int(offset),
+            ingested_at or _now())

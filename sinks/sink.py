@@ -9,6 +9,10 @@ insert the exactly-once decision (``decision.decide``) skips or trims what the s
 already holds, so a replay by a new consumer group changes no count either.
 ``take_batch`` returns a full batch at once and closes a partial one as soon as the
 topics are drained for now, instead of waiting out ``sink_flush_seconds``.
+A message on an inbound topic is a routed case (``routed_cases``) or, with a
+``roadx.reply.kind`` header, a province's reply the case workflows forwarded to the
+originating province (``case_replies``); ``national.alerts`` holds the workflows' missed
+deadlines (``case_alerts``).
 Metrics live in ``sinks.metrics``; the consumer lag is recorded by what the caller passes in (``lag``).
 """
 
@@ -23,7 +27,8 @@ from typing import Any, Callable, Iterable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from schemas.codec import EventCodec, FindingCodec, ServiceRequestCodec
+from schemas import topics as topic_headers
+from schemas.codec import EventCodec, FindingCodec, ReplyCodec, ServiceRequestCodec
 from schemas.errors import DecodeError
 from schemas.registry import make_registry
 from schemas.settings import Settings
@@ -34,8 +39,9 @@ from .inserts import TableInsert
 from .metrics import COMMIT_FAILURES, REFUSED
 from schemas.pii import PiiMasker
 from .rows import (
-    CHANGE_LOG_COLUMNS, DLQ_COLUMNS, QUALITY_COLUMNS, ROUTED_COLUMNS, SERVICE_REQUEST_COLUMNS, change_log_row, dlq_row,
-    finding_row, routed_row, service_request_row,
+    CASE_ALERT_COLUMNS, CASE_REPLY_COLUMNS, CHANGE_LOG_COLUMNS, DLQ_COLUMNS, QUALITY_COLUMNS, ROUTED_COLUMNS,
+    SERVICE_REQUEST_COLUMNS, alert_row, case_reply_row, change_log_row, dlq_row, finding_row, header_map, routed_row,
+    service_request_row,
 )
 from .store import ensure_schema, open_store
 from .writer import RULE_REFUSED, Ledger, NoLedger, StoreLedger, write_plan
@@ -43,7 +49,8 @@ from .writer import RULE_REFUSED, Ledger, NoLedger, StoreLedger, write_plan
 log = logging.getLogger("roadx.sinks")
 
 COLUMNS = {"change_log": CHANGE_LOG_COLUMNS, "dlq": DLQ_COLUMNS, "routed_cases": ROUTED_COLUMNS,
-           "quality_findings": QUALITY_COLUMNS, "service_requests": SERVICE_REQUEST_COLUMNS}
+           "quality_findings": QUALITY_COLUMNS, "service_requests": SERVICE_REQUEST_COLUMNS,
+           "case_replies": CASE_REPLY_COLUMNS, "case_alerts": CASE_ALERT_COLUMNS}
 RULE_UNDECODABLE = "sink_undecodable"
 RULE_INVALID_EVENT = "sink_invalid_event"
 
@@ -63,17 +70,19 @@ class TopicRoles:
     inbound: dict[str, str]  # topic -> target province
     quality: str = ""  # quality findings; none subscribed when empty
     audit: str = ""  # the information service's requests; none subscribed when empty
+    alerts: str = ""  # the case workflows' missed deadlines; none subscribed when empty
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "TopicRoles":
         names = settings.topics
         return cls(names.national_changes, names.national_dlq,
                    {names.province_inbound(p): p for p in settings.provinces}, names.national_quality,
-                   names.national_audit)
+                   names.national_audit, names.national_alerts)
 
     @property
     def topics(self) -> list[str]:
-        return [self.changes, self.dlq, *self.inbound, *(topic for topic in (self.quality, self.audit) if topic)]
+        return [self.changes, self.dlq, *self.inbound,
+                *(topic for topic in (self.quality, self.audit, self.alerts) if topic)]
 
 
 @dataclass
@@ -92,11 +101,13 @@ class BatchPlan:
 
 
 def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: PiiMasker,
-               decode_finding: DecodeRecord | None = None, decode_request: DecodeRecord | None = None) -> BatchPlan:
+               decode_finding: DecodeRecord | None = None, decode_request: DecodeRecord | None = None,
+               decode_reply: Decode | None = None) -> BatchPlan:
     """Turn polled messages into per-table inserts and the offsets to commit after them.
 
     Every row of the batch gets the same ``ingested_at``: the time the batch was planned.
-    Quality findings and service requests are stored only when their decoder is given.
+    Quality findings, service requests and forwarded case replies are stored only when their
+    decoder is given (without one, a reply on an inbound topic is decoded as a case: a dead letter).
     """
     groups: dict[tuple[str, str, int], TableInsert] = {}
     next_offsets: dict[tuple[str, int], int] = {}
@@ -113,7 +124,7 @@ def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: 
         consumed += 1
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
         table, row = _row_for(msg, topic, partition, offset, roles, decode, pii, rejected, now,
-                              decode_finding, decode_request)
+                              decode_finding, decode_request, decode_reply)
         tp = (topic, partition)
         if next_offsets.get(tp, 0) <= offset:
             next_offsets[tp] = offset + 1
@@ -133,7 +144,7 @@ def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: 
 
 def _row_for(msg: Any, topic: str, partition: int, offset: int, roles: TopicRoles, decode: Decode, pii: PiiMasker,
              rejected: list[str], now: dt.datetime, decode_finding: DecodeRecord | None,
-             decode_request: DecodeRecord | None) -> tuple[str | None, tuple | None]:
+             decode_request: DecodeRecord | None, decode_reply: Decode | None) -> tuple[str | None, tuple | None]:
     if topic == roles.dlq:
         return "dlq", dlq_row(msg, pii, ingested_at=now)
     if roles.quality and topic == roles.quality and decode_finding is not None:
@@ -141,10 +152,17 @@ def _row_for(msg: Any, topic: str, partition: int, offset: int, roles: TopicRole
                                lambda f, t, p, o, at: finding_row(f, t, p, o, pii, at), pii, rejected, now)
     if roles.audit and topic == roles.audit and decode_request is not None:
         return _record_row_for(msg, decode_request, "service_requests", service_request_row, pii, rejected, now)
+    if roles.alerts and topic == roles.alerts:
+        return _record_row_for(msg, lambda value: value, "case_alerts",
+                               lambda value, t, p, o, at: alert_row(value, t, p, o, at), pii, rejected, now)
     target = roles.inbound.get(topic)
     if topic != roles.changes and target is None:
         log.warning("message from unexpected topic %s[%s]@%s skipped", topic, partition, offset)
         return None, None
+    if target is not None and decode_reply is not None and topic_headers.REPLY_KIND in header_map(msg.headers()):
+        return _record_row_for(msg, lambda value: decode_reply(value)[1], "case_replies",
+                               lambda r, t, p, o, at: case_reply_row(r, t, p, o, msg.headers(), pii, at),
+                               pii, rejected, now)
     try:
         schema_id, event = decode(msg.value())
     except DecodeError as exc:
@@ -154,7 +172,8 @@ def _row_for(msg: Any, topic: str, partition: int, offset: int, roles: TopicRole
     try:
         if target is None:
             return "change_log", change_log_row(event, schema_id, topic, partition, offset, pii, now)
-        return "routed_cases", routed_row(event, topic, partition, offset, msg.headers(), target, pii, now)
+        return "routed_cases", routed_row(event, topic, partition, offset, msg.headers(), target, pii, now,
+                                          _message_time(msg))
     except UnstorableMessage as exc:
         rejected.append(str(exc))
         return "dlq", dlq_row(msg, pii, rule=RULE_INVALID_EVENT, reason=str(exc), ingested_at=now)
@@ -174,6 +193,13 @@ def _record_row_for(msg: Any, decode: DecodeRecord, table: str, to_row: RecordRo
     except UnstorableMessage as exc:
         rejected.append(str(exc))
         return "dlq", dlq_row(msg, pii, rule=RULE_INVALID_EVENT, reason=str(exc), ingested_at=now)
+
+
+def _message_time(msg: Any) -> dt.datetime | None:
+    """When the broker (or the producer) stamped the message, if it says."""
+    stamp = getattr(msg, "timestamp", None)
+    kind, ms = stamp() if callable(stamp) else (0, -1)
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc) if kind and ms >= 0 else None
 
 
 def write_then_commit(store: Any, consumer: Any, plan: BatchPlan, database: str, ledger: Ledger | None = None,
@@ -216,14 +242,14 @@ def consumer_conf(settings: Settings, group_id: str | None = None) -> dict[str, 
 
 def run_sink(settings: Settings, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None = None,
              *, group_id: str | None = None, lag: Callable[[Any, str], Any] | None = None) -> None:
-    """Consume national changes, quality findings, service requests, dead letters and inbound cases into the
-    store until ``stop``.
+    """Consume national changes, quality findings, service requests, dead letters, inbound cases and
+    replies, and the case workflows' alerts into the store until ``stop``.
 
     ``lag(consumer, group)``, when given, makes the recorder of the consumer's lag, ticked after each poll.
     """
     conf = consumer_conf(settings, group_id)
     registry = make_registry(settings.schema_registry_url or None)
-    codecs = (EventCodec(registry), FindingCodec(registry), ServiceRequestCodec(registry))
+    codecs = (EventCodec(registry), FindingCodec(registry), ServiceRequestCodec(registry), ReplyCodec(registry))
     pii = PiiMasker(settings.pii_key())
     roles = TopicRoles.from_settings(settings)
     database = settings.clickhouse_database
@@ -269,9 +295,9 @@ def take_batch(consumer: Any, size: int, flush_seconds: float, top_up: float = T
 
 
 def _loop(settings: Settings, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None,
-          codecs: tuple[EventCodec, FindingCodec, ServiceRequestCodec], pii: PiiMasker, roles: TopicRoles, store: Any,
-          consumer: Any, database: str, ledger: Ledger, lag: Any | None) -> None:
-    events, findings, requests = codecs
+          codecs: tuple[EventCodec, FindingCodec, ServiceRequestCodec, ReplyCodec], pii: PiiMasker, roles: TopicRoles,
+          store: Any, consumer: Any, database: str, ledger: Ledger, lag: Any | None) -> None:
+    events, findings, requests, replies = codecs
     while not stop.is_set():
         try:
             messages = take_batch(consumer, settings.sink_batch_size, settings.sink_flush_seconds)
@@ -281,7 +307,7 @@ def _loop(settings: Settings, stop: threading.Event, on_batch: Callable[[BatchPl
             lag.tick()
         if not messages:
             continue
-        plan = plan_batch(messages, roles, events.decode, pii, findings.decode, requests.decode)
+        plan = plan_batch(messages, roles, events.decode, pii, findings.decode, requests.decode, replies.decode)
         for reason in plan.rejected:
             log.warning("stored as a dead letter: %s", reason)
         for reason in write_then_commit(store, consumer, plan, database, ledger, pii):

@@ -4,7 +4,7 @@ Per (table, topic, partition) group: ask the offset ledger what the store alread
 ``decide`` insert / skip / trim, insert with the group's deduplication token (retriable
 errors retried with backoff), then remember the new highest offset. A row is only ever
 skipped after the store confirmed it holds that row (same offset and identity: event id,
-finding id, request id, dead letter bytes), so offsets that restarted from 0 (an in-memory broker
+finding id, request id, reply id, alert id, dead letter bytes), so offsets that restarted from 0 (an in-memory broker
 started afresh over a kept store) are inserted, not mistaken for stored ones. When the store
 refuses rows of a group (a value that does not convert), the refused rows are found on a
 ``Null``-engine copy of the table (nothing is written while searching), turned into dead
@@ -43,7 +43,8 @@ _RETRIABLE_CODES = frozenset({3, 159, 202, 203, 209, 210, 241, 242, 252, 285, 31
 _CODE = re.compile(r"Code: (\d+)")
 # The column telling two rows of one table apart, to confirm a row is really stored.
 IDENTITY = {"change_log": "event_id", "routed_cases": "event_id", "quality_findings": "finding_id",
-            "service_requests": "request_id", "dlq": "raw_base64"}
+            "service_requests": "request_id", "case_replies": "reply_id", "case_alerts": "alert_id",
+            "dlq": "raw_base64"}
 
 
 def error_code(exc: BaseException) -> int | None:

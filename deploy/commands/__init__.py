@@ -11,6 +11,7 @@ Each module has ``add_parser(sub, with_data_dir)``, which registers its subcomma
     topics.py     roadx topics spec | plan | apply
     acl.py        roadx acl
     subscribe.py  roadx subscribe
+    cases.py      roadx cases list | show | receipt | progress | answer | decline (the cross-province cases)
     keys.py       roadx keys issue | revoke | list (the parties' information-service credentials)
     status.py     roadx status
     bench.py      roadx bench (the run: deploy.bench)
@@ -22,6 +23,6 @@ The modules are loaded on first use (``deploy.commands.chaos`` is also run with 
 from schemas.exports import lazy_modules
 
 
-__all__ = ["acl", "bench", "chaos", "demo", "keys", "produce", "stack", "status", "store", "subscribe", "topics",
-           "worker"]
+__all__ = ["acl", "bench", "cases", "chaos", "demo", "keys", "produce", "stack", "status", "store", "subscribe",
+           "topics", "worker"]
 __getattr__ = lazy_modules(__name__, __all__)

@@ -63,6 +63,7 @@ def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from sinks.cases import Deadlines
     from sinks.report import load_report, parse_month
     from sinks.report_html import render_html
 
@@ -70,7 +71,8 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     client = open_store_client(settings)
     try:
         data = load_report(client, settings.clickhouse_database, month, settings.provinces,
-                           grace_seconds=settings.reference_grace_seconds)
+                           grace_seconds=settings.reference_grace_seconds,
+                           case_deadlines=Deadlines(settings.case_receipt_seconds, settings.case_answer_seconds))
     finally:
         client.close()
     try:
