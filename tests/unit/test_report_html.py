@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 import pytest
 
 from sinks.errors import SinkError
-from sinks.report import (ProvinceMonth, ReportData, ServiceUse, add_months, parse_month, province_of_topic,
-                          trend_months)
+from sinks.report import (CaseTimeliness, ProvinceMonth, ReportData, ServiceUse, add_months, parse_month,
+                          province_of_topic, trend_months)
 from sinks.report_html import duration, render_html
 
 JUNE = dt.date(2024, 6, 1)
@@ -180,3 +180,27 @@ def test_service_use_is_one_row_per_party_with_outcomes_endpoints_and_latency():
 def test_a_month_without_service_requests_says_so():
     section = service_section(render_html(sample()))
     assert "no service requests this month" in section and "<table>" not in section
+
+
+def timeliness_section(html):
+    start = html.index('<section class="case-timeliness">')
+    return html[start:html.index("</section>", start)]
+
+
+def test_case_timeliness_is_one_row_per_target_province():
+    data = sample()
+    data.timeliness = {"31": CaseTimeliness(2, 0, 0, 46 * 86_400_000, 1, 1, {"receipt": 2}),
+                       "11": CaseTimeliness(1, 1, 1, 2 * 86_400_000, 0, 0, {})}
+    section = timeliness_section(render_html(data))
+    assert "跨省协同 Cross-province cases" in section
+    cells = Cells()
+    cells.feed(section)
+    assert [row for row in cells.rows if row] == [
+        ["11 北京 Beijing", "1", "1", "1", "2.0 d", "0", "0", "0", "0"],
+        ["31 上海 Shanghai", "2", "0", "0", "46.0 d", "1", "1", "2", "0"],
+    ]
+
+
+def test_a_month_without_routed_cases_says_so():
+    section = timeliness_section(render_html(sample()))
+    assert "no cross-province cases this month" in section and "<table>" not in section

@@ -15,7 +15,8 @@ from schemas.registry import EmbeddedRegistry
 from sinks.errors import UnstorableMessage
 from schemas.pii import PiiMasker
 from sinks.rows import (
-    CHANGE_LOG_COLUMNS, DLQ_COLUMNS, ROUTED_COLUMNS, change_log_row, dlq_row, routed_row,
+    CASE_ALERT_COLUMNS, CASE_REPLY_COLUMNS, CHANGE_LOG_COLUMNS, DLQ_COLUMNS, ROUTED_COLUMNS, alert_row,
+    case_reply_row, change_log_row, dlq_row, routed_row,
 )
 
 ID = "11010519491231002X"
@@ -247,3 +248,55 @@ def test_service_request_missing_a_field_is_a_row_error():
     del request["endpoint"]
     with pytest.raises(UnstorableMessage, match="not a service request.*endpoint"):
         service_request_row(request, "national.audit", 0, 4)
+
+
+def reply(**change) -> dict:
+    return {"reply_id": str(uuid.uuid4()), "correlation_id": "c-1", "case_key": "case:44-1", "from_province": "11",
+            "kind": "decline", "outcome": None, "reason": f"not ours: holder {ID}", "redirect_to": "31",
+            "note": None, "ts": TS, **change}
+
+
+def forwarded(kind: str) -> list[tuple[str, bytes]]:
+    return [(topics.REPLY_KIND, kind.encode()), (topics.ROUTED_TO, b"44"), (topics.ROUTED_FROM, b"11")]
+
+
+def test_case_reply_row_names_both_provinces_and_masks_the_reason():
+    body = reply()
+    row = dict(zip(CASE_REPLY_COLUMNS, case_reply_row(body, "xprov.44.inbound", 0, 9, forwarded("decline"), PII)))
+    assert (row["from_province"], row["to_province"], row["kind"], row["redirect_to"]) == ("11", "44", "decline", "31")
+    assert str(row["reply_id"]) == body["reply_id"] and row["ts"] == TS and row["offset"] == 9
+    assert ID not in row["reason"] and row["reason"].startswith("not ours: holder 110105")
+
+
+@pytest.mark.parametrize("change, kind, message", [
+    ({"kind": "answer", "reason": None, "redirect_to": None}, "answer", "field outcome None is not one of"),
+    ({}, "answer", "is not the header roadx.reply.kind 'answer'"),
+    ({"reason": " "}, "decline", "field reason ' ': a decline says why"),
+])
+def test_case_reply_breaking_the_contract_or_its_header_is_a_row_error(change, kind, message):
+    with pytest.raises(UnstorableMessage, match=message):
+        case_reply_row(reply(**change), "xprov.44.inbound", 0, 9, forwarded(kind), PII)
+
+
+ALERT = {"alert_id": "c-1/11/receipt", "deadline": "receipt", "correlation_id": "c-1", "case_key": "case:44-1",
+         "origin": "44", "target": "11", "region": "440300", "state": "routed", "routed_at": 1_717_200_000.5,
+         "at": 1_717_300_000}
+
+
+def test_alert_row_has_every_field_and_its_times_in_utc():
+    row = dict(zip(CASE_ALERT_COLUMNS, alert_row(json.dumps(ALERT).encode(), "national.alerts", 1, 4)))
+    assert {k: row[k] for k in ("alert_id", "deadline", "target", "state", "partition", "offset")} == {
+        "alert_id": "c-1/11/receipt", "deadline": "receipt", "target": "11", "state": "routed", "partition": 1,
+        "offset": 4}
+    assert row["routed_at"] == dt.datetime(2024, 6, 1, 0, 0, 0, 500000, tzinfo=dt.timezone.utc)
+
+
+@pytest.mark.parametrize("value, message", [
+    (b"not json", "not JSON"), (b"[1]", "not a JSON object"),
+    (json.dumps({k: v for k, v in ALERT.items() if k != "deadline"}).encode(), "field deadline is missing"),
+    (json.dumps({**ALERT, "at": "yesterday"}).encode(), "field at is str"),
+    (json.dumps({**ALERT, "alert_id": ""}).encode(), "field alert_id is empty"),
+])
+def test_a_malformed_alert_is_a_row_error_naming_what_is_wrong(value, message):
+    with pytest.raises(UnstorableMessage, match=message):
+        alert_row(value, "national.alerts", 0, 1)
