@@ -125,6 +125,6 @@ def _rows(client: Any, database: str, sql: str, **parameters: Any) -> list[Seque
     try:
         return client.query(sql.replace("{DB}", db), parameters=parameters).result_rows
     except ClickHouseError as exc:
-        if "UNKNOWN_TABLE" in str(exc) or "case_workflows" in str(exc) and "doesn't exist" in str(exc):
+        if "UNKNOWN_TABLE" in str(exc) or "doesn't exist" in str(exc):
             raise SinkError(f"the store in {db} has no case workflows yet: the sink creates them when it starts") from exc
         raise QueryError(sql, str(exc)) from exc
