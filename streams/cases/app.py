@@ -21,7 +21,10 @@ beside the workflow-to-be and decided when the case is taken in; one whose case 
 within ``ROADX_CASE_REPLY_GRACE_SECONDS`` is refused (``unknown_correlation``, or
 ``not_the_target`` when the case went to other provinces).
 Processing is at least once: a reply applied again is a repeat (its id is in the workflow),
-never a second transition.
+never a second transition. The table lives in memory and is rebuilt from its changelog at
+each start: faust's RocksDB store refuses to start when the offset it persisted lies past
+the end the broker reports, which the embedded broker (it reports the base offset of its
+last batch) makes happen after a kill.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ ALERTS = Counter("roadx_cases_alerts", "Missed deadlines reported on national.al
 def build_app(settings: Settings, deadlines: Deadlines) -> faust.App:
     names = settings.topics
     app = faust.App(
-        names.cases_group, broker=f"kafka://{settings.bootstrap_servers}", store="rocksdb://",
+        names.cases_group, broker=f"kafka://{settings.bootstrap_servers}", store="memory://",
         datadir=str((settings.data_dir / "cases").absolute()), topic_partitions=settings.partitions,
         broker_session_timeout=settings.session_timeout_ms / 1000, broker_heartbeat_interval=1.0,
         consumer_auto_offset_reset="earliest", web_enabled=False,
