@@ -175,4 +175,3 @@ def test_a_declined_case_goes_on_to_the_province_named_and_a_missed_receipt_is_a
     assert [a["deadline"] for a in mine] == ["receipt"] and mine[0]["target"] == "11" and mine[0]["region"] == "440300"
     # declined at 11: closed, nothing due there; re-routed to 31: a new workflow, which 31 let lie
     assert [(a["target"], a["deadline"]) for a in more if a["correlation_id"] == c1] == [("31", "receipt")]
-
