@@ -19,7 +19,7 @@ from typing import Iterable, Mapping, Sequence
 Sample = tuple[str, dict[str, str], float]
 
 KINDS = {"roadx_stream_": "streams", "roadx_quality_": "streams", "roadx_sink_": "sink", "roadx_adapter_": "adapter",
-         "roadx_service_": "service"}
+         "roadx_service_": "service", "roadx_cases_": "cases"}
 
 
 @dataclass
@@ -122,6 +122,10 @@ def summarize(before: Sequence[Scrape], after: Sequence[Scrape]) -> Status:
         "service_requests": total("roadx_service_requests_total"),
         "service_refused": sum(total("roadx_service_requests_total", status=str(code)) for code in (400, 401, 404, 413, 429)),
         "service_changes": total("roadx_service_changes_applied_total"),
+        "cases_routed": total("roadx_cases_routed_total"),
+        "cases_replies": total("roadx_cases_replies_total", outcome="moved"),
+        "cases_refused": total("roadx_cases_replies_total", outcome="refused"),
+        "cases_alerts": total("roadx_cases_alerts_total"),
     }
     newest = [value for samples in latest for name, _labels, value in samples
               if name == "roadx_service_last_change_timestamp_seconds" and value > 0]
@@ -288,6 +292,9 @@ def format_status(status: Status) -> str:
         f"  requests {status.service_requests_per_s:.1f}/s   total {t['service_requests']:,} (refused {t['service_refused']:,})"
         f"   p95 {_seconds(status.service_p95_seconds)}   register {t['service_changes']:,} changes, newest "
         f"{_seconds(status.service_register_lag_seconds)} old",
+        "case workflows",
+        f"  routed {t['cases_routed']:,}   replies applied {t['cases_replies']:,}   refused {t['cases_refused']:,}"
+        f"   deadlines missed {t['cases_alerts']:,}",
         "consumer lag",
     ]
     lines += [f"  {group:<40} {n:>10,}" for group, n in status.lag.items()] or ["  (no consumer reports lag)"]

@@ -203,3 +203,13 @@ def test_the_information_service_shows_its_requests_refusals_and_register():
     assert (status.totals["service_requests"], status.totals["service_refused"]) == (33, 3)
     assert status.totals["service_changes"] == 600 and status.service_register_lag_seconds > 0
     assert "requests 11.0/s   total 33 (refused 3)" in format_status(status)
+
+
+def test_the_case_workflows_show_routings_replies_and_missed_deadlines():
+    samples = [("roadx_cases_routed_total", {"target": "11"}, 7), ("roadx_cases_replies_total",
+                {"province": "11", "outcome": "moved"}, 5), ("roadx_cases_replies_total",
+                {"province": "11", "outcome": "refused"}, 2), ("roadx_cases_alerts_total",
+                {"target": "11", "deadline": "receipt"}, 1)]
+    status = summarize([Scrape("cases", "a:4", 0.0, samples)], [Scrape("cases", "a:4", 1.0, samples)])
+    assert status.processes[0].kinds == ["cases"]
+    assert "routed 7   replies applied 5   refused 2   deadlines missed 1" in format_status(status)
