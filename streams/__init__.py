@@ -11,6 +11,10 @@ topics exactly once.
   entity (``streams.ownership``) and forgets old event ids (``streams.retention``);
 - ``streams.subscribe``: the cases routed to one province (``routed_case``, ``format_line``),
   for its enforcement teams;
+- ``streams.service``: the national registry service (the register by key, verification,
+  batch lookups, downloads; faust web views), ``roadx worker service``;
+- ``streams.cases``: the case workflows (receipts, answers, declines, deadlines; a faust app),
+  ``roadx worker cases``; both faust apps run through ``streams.faust_run``;
 - errors: ``StreamError`` and its tree (``streams.errors``).
 
 Names are imported from their modules when first asked for, so importing ``streams`` (or

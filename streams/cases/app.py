@@ -29,7 +29,6 @@ last batch) makes happen after a kill.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -47,12 +46,12 @@ from schemas.errors import DecodeError, SettingsError
 from schemas.registry import make_registry
 from schemas.settings import Settings
 
+from ..faust_run import run_until_stopped
 from .workflow import Deadlines, Reply, Workflow, apply_reply, overdue, route, workflow_key
 
 log = logging.getLogger("streams.cases")
 
 PARKED_SUFFIX = "/parked"
-STOP_POLL_SECONDS = 0.2
 
 ROUTED = Counter("roadx_cases_routed", "Routed cases taken into a workflow (new or a later stage)", ["target"])
 REPLIES = Counter("roadx_cases_replies", "Replies decided, by outcome (moved, repeat, refused)", ["province", "outcome"])
@@ -218,16 +217,7 @@ def build_app(settings: Settings, deadlines: Deadlines) -> faust.App:
 def run(settings: Settings, stop: threading.Event) -> None:
     """Work the case workflows until ``stop`` is set."""
     deadlines = Deadlines(settings.case_receipt_seconds, settings.case_answer_seconds)
-    asyncio.run(_serve(build_app(settings, deadlines), stop))
-
-
-async def _serve(app: faust.App, stop: threading.Event) -> None:
-    await app.start()
-    try:
-        while not stop.is_set():
-            await asyncio.sleep(STOP_POLL_SECONDS)
-    finally:
-        await app.stop()
+    run_until_stopped(build_app(settings, deadlines), stop)
 
 
 def _headers(event: Any) -> dict[str, str]:

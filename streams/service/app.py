@@ -10,7 +10,6 @@ send a request to any of them and a killed one's callers go on at the others.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import threading
@@ -23,6 +22,7 @@ from schemas.pii import PiiMasker
 from schemas.settings import Settings
 
 from ..errors import ServiceError
+from ..faust_run import run_until_stopped
 from ..state import StateStore
 from .answers import Answers
 from .api import Service, StoreAccess, add_routes
@@ -30,7 +30,6 @@ from .audit import KafkaAudit
 from .replica import RegisterReplica
 
 log = logging.getLogger("streams.service")
-STOP_POLL_SECONDS = 0.2
 
 
 def service_port(settings: Settings) -> int:
@@ -86,7 +85,7 @@ def run(settings: Settings, stop: threading.Event, store_access: StoreAccess | N
         log.info("information service on http://%s:%d/v1/ (register: %s)", settings.service_host, port,
                  settings.topics.national_changes)
         try:
-            asyncio.run(_serve(build_app(settings, service, port), stop, failed))
+            run_until_stopped(build_app(settings, service, port), stop)
         finally:
             stop.set()
             reader.join(timeout=10)
@@ -109,12 +108,3 @@ def _read(replica: RegisterReplica, stop: threading.Event, failed: list[BaseExce
         log.error("register reader failed: %s", exc)
         failed.append(exc)
         stop.set()
-
-
-async def _serve(app: faust.App, stop: threading.Event, failed: list[BaseException]) -> None:
-    await app.start()
-    try:
-        while not stop.is_set():
-            await asyncio.sleep(STOP_POLL_SECONDS)
-    finally:
-        await app.stop()

@@ -25,7 +25,7 @@ from prometheus_client import Counter, Gauge
 
 from schemas.codec import EventCodec
 from schemas.errors import DecodeError
-from schemas.kafka import READ_CHUNK, read_to_end, reader_conf, watermarks
+from schemas.kafka import read_to_end, reader_conf, watermarks
 from schemas.pii import PiiMasker
 from schemas.registry import make_registry
 from schemas.settings import Settings

@@ -5,27 +5,23 @@ reported once."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 from confluent_kafka import Producer
 
-from deploy.broker import die_with_parent
 from deploy.topics import create_topics, exchange_topics
-from deploy.worker import worker_argv
 from schemas import contract
 from schemas import topics as th
 from schemas.codec import EventCodec, ReplyCodec
 from schemas.kafka import read_topics
 from schemas.registry import EmbeddedRegistry
 from schemas.settings import Settings
+
+from parts import running_part
 
 pytestmark = pytest.mark.integration
 
@@ -51,26 +47,8 @@ def exchange(bootstrap, unique, tmp_path):
     return settings
 
 
-@contextlib.contextmanager
 def running_cases(settings, log_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROADX_")}
-    env.update(ROADX_BOOTSTRAP_SERVERS=settings.bootstrap_servers, ROADX_TOPIC_PREFIX=settings.topic_prefix,
-               ROADX_PROVINCES=",".join(settings.provinces), ROADX_DATA_DIR=str(settings.data_dir),
-               ROADX_PARTITIONS=str(settings.partitions), ROADX_CASE_CHECK_SECONDS=str(settings.case_check_seconds),
-               ROADX_CASE_RECEIPT_SECONDS=str(settings.case_receipt_seconds),
-               ROADX_CASE_REPLY_GRACE_SECONDS=str(settings.case_reply_grace_seconds))
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, *worker_argv("cases")], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return running_part("cases", settings, log_path)
 
 
 class Exchange:

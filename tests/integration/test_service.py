@@ -8,9 +8,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -21,9 +18,8 @@ import pytest
 from confluent_kafka import Producer
 from stdnum.cn import uscc
 
-from deploy.broker import die_with_parent, free_port
+from deploy.broker import free_port
 from deploy.topics import create_topics, exchange_topics
-from deploy.worker import worker_argv
 from schemas import contract
 from schemas import topics as th
 from schemas.codec import EventCodec
@@ -31,6 +27,8 @@ from schemas.credentials import Credentials, credentials_file
 from schemas.pii import mask_id_number
 from schemas.registry import EmbeddedRegistry
 from schemas.settings import Settings
+
+from parts import running_part
 
 pytestmark = pytest.mark.integration
 
@@ -95,25 +93,8 @@ def service_settings(bootstrap, tmp_path):
     return new_settings(bootstrap, tmp_path)
 
 
-@contextlib.contextmanager
-def running_service(settings, log_path, **extra_env):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROADX_")}
-    env.update(ROADX_BOOTSTRAP_SERVERS=settings.bootstrap_servers, ROADX_TOPIC_PREFIX=settings.topic_prefix,
-               ROADX_PROVINCES=",".join(settings.provinces), ROADX_DATA_DIR=str(settings.data_dir),
-               ROADX_SERVICE_PORT=str(settings.service_port),
-               ROADX_SERVICE_RATE_PER_SECOND=str(settings.service_rate_per_second), **extra_env)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, *worker_argv("service")], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def running_service(settings, log_path):
+    return running_part("service", settings, log_path)
 
 
 class Caller:
