@@ -1,14 +1,26 @@
-"""The cases routed to one province, decoded, for its enforcement teams (``roadx subscribe``)."""
+"""The cases routed to one province, decoded, for its enforcement teams (``roadx subscribe``).
+
+The same inbound topic also brings the replies other provinces sent to the cases this one
+routed (forwarded by the case workflows, with ``roadx.reply.kind``): they are shown as
+replies. With ``receipts``, the subscriber acknowledges each case it shows with a receipt
+(回执) signed with the province's key on ``prov.<P>.replies``; the receipt's id is derived
+from the case and the province, so a case shown again is acknowledged with the same reply,
+which the workflow takes as a repeat.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
+import uuid
 from typing import Any, Iterator
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, Producer, TopicPartition
 
 from schemas import topics as th
-from schemas.codec import EventCodec
+from schemas.codec import EventCodec, ReplyCodec
+from schemas.codes import RECEIPT
+from schemas.kafka import produce
 from schemas.errors import DecodeError
 from schemas.registry import make_registry
 from schemas.settings import Settings
@@ -36,7 +48,16 @@ def routed_case(value: bytes | None, headers: list[tuple[str, bytes]] | None, co
     return routed
 
 
+def forwarded_reply(headers: list[tuple[str, bytes]] | None, offset: int) -> dict[str, Any]:
+    """A reply to a case this province routed, as the case workflows forwarded it."""
+    h = {k: (v or b"").decode("utf-8", "replace") for k, v in headers or ()}
+    return {"reply": h.get(th.REPLY_KIND, ""), "reply_id": h.get(th.REPLY_ID, ""), "from": h.get(th.ROUTED_FROM, ""),
+            "to": h.get(th.ROUTED_TO, ""), "correlation_id": h.get(th.ROUTED_CORRELATION_ID, ""), "offset": offset}
+
+
 def format_line(item: dict[str, Any]) -> str:
+    if "reply" in item:
+        return f"{item['correlation_id']}  {item['to']}←{item['from']}  reply: {item['reply']}"
     if "error" in item:
         return f"@{item['offset']} undecodable: {item['error']}"
     record = item.get("record") or {}
@@ -46,15 +67,44 @@ def format_line(item: dict[str, Any]) -> str:
             f"stage={item['stage']}  reason={item['reason']}  {parties}")
 
 
+class Receipts:
+    """Acknowledges cases as ``province``: a signed receipt per case on ``prov.<P>.replies``."""
+
+    NAMESPACE = uuid.UUID("0b7e3f2a-9c4d-5e6f-8a1b-2c3d4e5f6a7b")
+
+    def __init__(self, settings: Settings, province: str) -> None:
+        self.province = province
+        self.topic = settings.topics.province_replies(province)
+        self.key = settings.province_key(province)
+        self.codec = ReplyCodec(make_registry(settings.schema_registry_url or None))
+        self.producer = Producer(settings.kafka_conf(partitioner="murmur2_random", **{"enable.idempotence": True}))
+
+    def acknowledge(self, item: dict[str, Any]) -> str:
+        """Send the receipt of a routed case (``routed_case``); returns its reply id."""
+        reply_id = str(uuid.uuid5(self.NAMESPACE, f"{item['correlation_id']}/{self.province}/receipt"))
+        reply = {"reply_id": reply_id, "correlation_id": item["correlation_id"], "case_key": item["entity_key"],
+                 "from_province": self.province, "kind": RECEIPT, "outcome": None, "reason": None,
+                 "redirect_to": None, "note": None, "ts": dt.datetime.now(dt.timezone.utc)}
+        produce(self.producer, self.topic, self.codec.encode(reply, self.key), item["entity_key"].encode("utf-8"))
+        self.producer.poll(0)
+        return reply_id
+
+    def close(self, timeout: float = 10.0) -> None:
+        if self.producer.flush(timeout):
+            raise StreamError(f"receipts not delivered to {self.topic} within {timeout:.0f}s")
+
+
 def subscribe(settings: Settings, province: str, from_beginning: bool, stop: threading.Event,
-              idle_exit: float | None = None) -> Iterator[dict[str, Any]]:
-    """Yield every case routed to ``province`` until ``stop`` (or ``idle_exit`` seconds of silence)."""
+              idle_exit: float | None = None, receipts: bool = False) -> Iterator[dict[str, Any]]:
+    """Yield every case routed to ``province``, and every reply to a case it routed, until
+    ``stop`` (or ``idle_exit`` seconds of silence); with ``receipts``, acknowledge each case."""
     if province not in settings.provinces:
         raise StreamError(f"unknown province {province!r}: use one of {', '.join(settings.provinces)}")
     topic = settings.topics.province_inbound(province)
     codec = EventCodec(make_registry(settings.schema_registry_url or None))
     consumer = Consumer({**settings.kafka_conf(), "group.id": f"{settings.topics.prefix}roadx-subscribe-{province}",
                          "enable.auto.commit": False})
+    acknowledging = Receipts(settings, province) if receipts else None
     try:
         meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if meta is None or meta.error is not None:
@@ -70,9 +120,18 @@ def subscribe(settings: Settings, province: str, from_beginning: bool, stop: thr
                     return
                 continue
             idle = 0.0
-            if message.error() is None:
-                yield routed_case(message.value(), message.headers(), codec, message.offset())
+            if message.error() is not None:
+                continue
+            if any(name == th.REPLY_KIND for name, _v in message.headers() or ()):
+                yield forwarded_reply(message.headers(), message.offset())
+                continue
+            item = routed_case(message.value(), message.headers(), codec, message.offset())
+            if acknowledging is not None and "error" not in item and item.get("correlation_id"):
+                item["receipt"] = acknowledging.acknowledge(item)
+            yield item
     except KafkaException as exc:
         raise StreamError(f"cannot read {topic}: {exc}") from exc
     finally:
         consumer.close()
+        if acknowledging is not None:
+            acknowledging.close()

@@ -153,3 +153,24 @@ def test_a_declined_case_goes_on_to_the_province_named_and_a_missed_receipt_is_a
     assert [a["deadline"] for a in mine] == ["receipt"] and mine[0]["target"] == "11" and mine[0]["region"] == "440300"
     # declined at 11: closed, nothing due there; re-routed to 31: a new workflow, which 31 let lie
     assert [(a["target"], a["deadline"]) for a in more if a["correlation_id"] == c1] == [("31", "receipt")]
+
+
+def test_the_subscriber_acknowledges_each_case_once_and_the_origin_sees_the_receipt(exchange):
+    import threading
+
+    from streams.subscribe import subscribe
+
+    ex = Exchange(exchange)
+    log_path = exchange.data_dir / "cases.log"
+    event, correlation = case("粤深交执2024009"), str(uuid.uuid4())
+    with running_cases(exchange, log_path) as proc:
+        ex.route(event, "11", correlation)
+        stop = threading.Event()
+        shown = list(subscribe(exchange, "11", True, stop, idle_exit=2.0, receipts=True))
+        again = list(subscribe(exchange, "11", True, stop, idle_exit=2.0, receipts=True))  # shown again
+        assert [i["correlation_id"] for i in shown] == [correlation] and shown[0]["receipt"] == again[0]["receipt"]
+        back = wait_for(lambda: [i for i in subscribe(exchange, "44", True, stop, idle_exit=1.0) if "reply" in i],
+                        lambda got: len(got) >= 1, proc, log_path, "the receipt to reach 44")
+        refused = [headers(m) for m in ex.read(exchange.topics.national_dlq)]
+    assert [(r["reply"], r["reply_id"], r["from"]) for r in back] == [("receipt", shown[0]["receipt"], "11")]
+    assert refused == []  # the second receipt was a repeat, not a refusal
