@@ -17,6 +17,8 @@ from typing import Any, Sequence
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from schemas.deadlines import Deadlines
+
 from .ddl import check_identifier
 from .errors import QueryError, SinkError
 
@@ -60,16 +62,9 @@ class CaseWorkflow:
         return out
 
 
-@dataclass(frozen=True)
-class Deadlines:
-    """Seconds a target has for its receipt and its answer, from the routing
-    (``ROADX_CASE_RECEIPT_SECONDS``, ``ROADX_CASE_ANSWER_SECONDS``)."""
-
-    receipt_seconds: float
-    answer_seconds: float
-
-    def parameters(self, now: dt.datetime) -> dict[str, Any]:
-        return {"now": now, "receipt": float(self.receipt_seconds), "answer": float(self.answer_seconds)}
+def deadline_parameters(deadlines: Deadlines, now: dt.datetime) -> dict[str, Any]:
+    """The query parameters ``OVERDUE`` reads: now and the two deadlines in seconds."""
+    return {"now": now, "receipt": float(deadlines.receipt_seconds), "answer": float(deadlines.answer_seconds)}
 
 
 def list_workflows(client: Any, database: str, deadlines: Deadlines, *, target: str | None = None,
@@ -104,7 +99,7 @@ def _select(client: Any, database: str, where: str, deadlines: Deadlines, now: d
             **parameters: Any) -> list[CaseWorkflow]:
     sql = (f"SELECT {', '.join(COLUMNS)}, {OVERDUE} FROM {{DB}}.case_workflows WHERE {where} "
            "ORDER BY routed_at, correlation_id, target")
-    rows = _rows(client, database, sql, **deadlines.parameters(now or dt.datetime.now(dt.timezone.utc)), **parameters)
+    rows = _rows(client, database, sql, **deadline_parameters(deadlines, now or dt.datetime.now(dt.timezone.utc)), **parameters)
     return [_workflow(row) for row in rows]
 
 

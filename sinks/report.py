@@ -36,9 +36,10 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from schemas.codes import QUALITY_DIMENSIONS
 from schemas.contract import SERVICE_OUTCOMES
+from schemas.deadlines import Deadlines
 from schemas.topics import ANY_PREFIX_CHANGES
 
-from .cases import OPEN, OVERDUE, Deadlines
+from .cases import OPEN, OVERDUE, deadline_parameters
 from .ddl import check_identifier
 from .errors import QueryError, SinkError
 
@@ -181,7 +182,7 @@ def load_report(client: Any, database: str, month: dt.date, provinces: Iterable[
     _flows(store, data, this)
     _service_use(store, data, this)
     if case_deadlines is not None:
-        _timeliness(store, data, {**this, **case_deadlines.parameters(as_of or data.generated_at)})
+        _timeliness(store, data, {**this, **deadline_parameters(case_deadlines, as_of or data.generated_at)})
     seen = {p for p, _m in data.stats} | set(data.by_entity) | {p for pair in data.flows for p in pair}
     data.provinces += sorted(p for p in seen - set(data.provinces) if p)
     return data

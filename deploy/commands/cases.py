@@ -171,7 +171,7 @@ def _check_reply(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _deadlines(settings: Settings) -> Any:
-    from sinks.cases import Deadlines
+    from schemas.deadlines import Deadlines
 
     return Deadlines(settings.case_receipt_seconds, settings.case_answer_seconds)
 

@@ -63,7 +63,7 @@ def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
-    from sinks.cases import Deadlines
+    from schemas.deadlines import Deadlines
     from sinks.report import load_report, parse_month
     from sinks.report_html import render_html
 

@@ -42,12 +42,13 @@ from prometheus_client import Counter
 
 from schemas import topics as th
 from schemas.codec import EventCodec, ReplyCodec
+from schemas.deadlines import Deadlines
 from schemas.errors import DecodeError, SettingsError
 from schemas.registry import make_registry
 from schemas.settings import Settings
 
 from ..faust_run import run_until_stopped
-from .workflow import Deadlines, Reply, Workflow, apply_reply, overdue, route, workflow_key
+from .workflow import Reply, Workflow, apply_reply, overdue, route, workflow_key
 
 log = logging.getLogger("streams.cases")
 
@@ -216,8 +217,7 @@ def build_app(settings: Settings, deadlines: Deadlines) -> faust.App:
 
 def run(settings: Settings, stop: threading.Event) -> None:
     """Work the case workflows until ``stop`` is set."""
-    deadlines = Deadlines(settings.case_receipt_seconds, settings.case_answer_seconds)
-    run_until_stopped(build_app(settings, deadlines), stop)
+    run_until_stopped(build_app(settings, Deadlines.from_settings(settings)), stop)
 
 
 def _headers(event: Any) -> dict[str, str]:

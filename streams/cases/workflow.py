@@ -16,16 +16,17 @@ rule (an unknown workflow, a reply from a province that is not the target, a sec
 decline to a closed workflow, an unknown kind, a decline without a reason). An answer or a decline before the receipt is read as the receipt as well: the
 target plainly had the case. Never a second transition for one reply.
 
-Deadlines (``Deadlines``, seconds per state, optionally per routing reason) are checked by
+Deadlines (``schemas.deadlines.Deadlines``, optionally per routing reason) are checked by
 ``overdue``: each missed deadline of a workflow is reported once, its flag kept in the state.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Mapping
+from dataclasses import dataclass, replace
 
 from schemas.codes import ANSWER, DECLINE, PROGRESS, RECEIPT, REPLY_KINDS as KINDS, REPLY_OUTCOMES as OUTCOMES
+
+from schemas.deadlines import Deadlines
 
 ROUTED, RECEIVED, IN_PROGRESS, ANSWERED, DECLINED = "routed", "received", "in_progress", "answered", "declined"
 STATES = (ROUTED, RECEIVED, IN_PROGRESS, ANSWERED, DECLINED)
@@ -90,22 +91,6 @@ class Decision:
     @property
     def refused(self) -> bool:
         return self.rule is not None
-
-
-@dataclass(frozen=True)
-class Deadlines:
-    """Seconds a target has for its receipt and its answer (from the routing), by default and
-    per routing reason (``involved_plate`` …): the shortest of the case's reasons applies."""
-
-    receipt_seconds: float = 86_400.0
-    answer_seconds: float = 30 * 86_400.0
-    by_reason: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-
-    def for_reasons(self, reasons: tuple[str, ...]) -> tuple[float, float]:
-        own = [self.by_reason[r] for r in reasons if r in self.by_reason]
-        if not own:
-            return self.receipt_seconds, self.answer_seconds
-        return min(r for r, _a in own), min(a for _r, a in own)
 
 
 def workflow_key(correlation_id: str, target: str) -> str:

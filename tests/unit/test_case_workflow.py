@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from streams.cases.workflow import (ANSWERED, DECLINED, IN_PROGRESS, RECEIVED, ROUTED, Deadlines, Reply,
+from schemas.deadlines import Deadlines
+from streams.cases.workflow import (ANSWERED, DECLINED, IN_PROGRESS, RECEIVED, ROUTED, Reply,
                                     Workflow, apply_reply, overdue, route)
 
 PROVINCES = frozenset({"11", "12", "31", "44"})
