@@ -22,7 +22,8 @@ from schemas import contract, topics as th
 from schemas.codec import EventCodec, ReplyCodec
 from schemas.registry import EmbeddedRegistry
 from schemas.settings import Settings
-from sinks.cases import Deadlines, find_workflows, list_workflows
+from schemas.deadlines import Deadlines
+from sinks.cases import find_workflows, list_workflows
 from sinks.report import load_report
 from sinks.report_html import render_html
 
