@@ -10,21 +10,19 @@ which the workflow takes as a repeat.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
-import uuid
 from typing import Any, Iterator
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from schemas import topics as th
-from schemas.codec import EventCodec, ReplyCodec
+from schemas.codec import EventCodec
 from schemas.codes import RECEIPT
-from schemas.kafka import produce
 from schemas.errors import DecodeError
 from schemas.registry import make_registry
 from schemas.settings import Settings
 
+from .cases.replies import ProvinceReplies, receipt_id
 from .errors import StreamError
 from .validation import subject_record
 
@@ -67,33 +65,6 @@ def format_line(item: dict[str, Any]) -> str:
             f"stage={item['stage']}  reason={item['reason']}  {parties}")
 
 
-class Receipts:
-    """Acknowledges cases as ``province``: a signed receipt per case on ``prov.<P>.replies``."""
-
-    NAMESPACE = uuid.UUID("0b7e3f2a-9c4d-5e6f-8a1b-2c3d4e5f6a7b")
-
-    def __init__(self, settings: Settings, province: str) -> None:
-        self.province = province
-        self.topic = settings.topics.province_replies(province)
-        self.key = settings.province_key(province)
-        self.codec = ReplyCodec(make_registry(settings.schema_registry_url or None))
-        self.producer = Producer(settings.kafka_conf(partitioner="murmur2_random", **{"enable.idempotence": True}))
-
-    def acknowledge(self, item: dict[str, Any]) -> str:
-        """Send the receipt of a routed case (``routed_case``); returns its reply id."""
-        reply_id = str(uuid.uuid5(self.NAMESPACE, f"{item['correlation_id']}/{self.province}/receipt"))
-        reply = {"reply_id": reply_id, "correlation_id": item["correlation_id"], "case_key": item["entity_key"],
-                 "from_province": self.province, "kind": RECEIPT, "outcome": None, "reason": None,
-                 "redirect_to": None, "note": None, "ts": dt.datetime.now(dt.timezone.utc)}
-        produce(self.producer, self.topic, self.codec.encode(reply, self.key), item["entity_key"].encode("utf-8"))
-        self.producer.poll(0)
-        return reply_id
-
-    def close(self, timeout: float = 10.0) -> None:
-        if self.producer.flush(timeout):
-            raise StreamError(f"receipts not delivered to {self.topic} within {timeout:.0f}s")
-
-
 def subscribe(settings: Settings, province: str, from_beginning: bool, stop: threading.Event,
               idle_exit: float | None = None, receipts: bool = False) -> Iterator[dict[str, Any]]:
     """Yield every case routed to ``province``, and every reply to a case it routed, until
@@ -104,7 +75,7 @@ def subscribe(settings: Settings, province: str, from_beginning: bool, stop: thr
     codec = EventCodec(make_registry(settings.schema_registry_url or None))
     consumer = Consumer({**settings.kafka_conf(), "group.id": f"{settings.topics.prefix}roadx-subscribe-{province}",
                          "enable.auto.commit": False})
-    acknowledging = Receipts(settings, province) if receipts else None
+    acknowledging = ProvinceReplies(settings, province) if receipts else None
     try:
         meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if meta is None or meta.error is not None:
@@ -127,7 +98,8 @@ def subscribe(settings: Settings, province: str, from_beginning: bool, stop: thr
                 continue
             item = routed_case(message.value(), message.headers(), codec, message.offset())
             if acknowledging is not None and "error" not in item and item.get("correlation_id"):
-                item["receipt"] = acknowledging.acknowledge(item)
+                item["receipt"] = acknowledging.send(RECEIPT, item["correlation_id"], item["entity_key"],
+                                                     reply_id=receipt_id(item["correlation_id"], province))["reply_id"]
             yield item
     except KafkaException as exc:
         raise StreamError(f"cannot read {topic}: {exc}") from exc

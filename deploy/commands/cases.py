@@ -16,18 +16,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import uuid
 from typing import Any, Callable
 
 from schemas.codes import ANSWER, DECLINE, PROGRESS, RECEIPT, REPLY_OUTCOMES
 from schemas.errors import SettingsError
 from schemas.settings import Settings
 
-from ..errors import StackError
 from ..stack import with_running_broker
 from .store import open_store_client
-
-DELIVERY_SECONDS = 30
 
 
 def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None:
@@ -103,11 +99,8 @@ def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_reply(settings: Settings, args: argparse.Namespace) -> int:
     """Send province ``--province``'s reply of kind ``args.kind`` to the case ``correlation_id``."""
-    from confluent_kafka import Producer, KafkaException
-
-    from schemas.codec import ReplyCodec
-    from schemas.registry import make_registry
     from sinks.cases import case_key_at, find_workflows
+    from streams.cases.replies import ProvinceReplies
 
     _check_province(settings, args.province)
     _check_reply(settings, args)
@@ -123,22 +116,11 @@ def cmd_reply(settings: Settings, args: argparse.Namespace) -> int:
                             f"not {args.province}: only a province it was routed to replies")
     if case_key is None:
         raise SettingsError(f"no case {args.correlation_id} in the store (unknown correlation id)")
-    reply = {"reply_id": str(uuid.uuid4()), "correlation_id": args.correlation_id, "case_key": case_key,
-             "from_province": args.province, "kind": args.kind, "outcome": args.outcome, "reason": args.reason,
-             "redirect_to": args.redirect_to, "note": args.note, "ts": dt.datetime.now(dt.timezone.utc)}
-    value = ReplyCodec(make_registry(settings.schema_registry_url or None)).encode(
-        reply, settings.province_key(args.province))
-    settings = with_running_broker(settings)
-    topic = settings.topics.province_replies(args.province)
-    try:
-        # murmur2, as the stream worker writes the inbound topics: a reply shares its case's partition.
-        producer = Producer(settings.kafka_conf(**{"enable.idempotence": True, "partitioner": "murmur2_random"}))
-        producer.produce(topic, value, key=case_key.encode("utf-8"))
-        undelivered = producer.flush(DELIVERY_SECONDS)
-    except KafkaException as exc:
-        raise StackError(f"cannot send the {args.kind} to {topic}: {exc}") from exc
-    if undelivered:
-        raise StackError(f"the {args.kind} was not acknowledged by the broker within {DELIVERY_SECONDS} s")
+    replies = ProvinceReplies(with_running_broker(settings), args.province)
+    reply = replies.send(args.kind, args.correlation_id, case_key, outcome=args.outcome, reason=args.reason,
+                         redirect_to=args.redirect_to, note=args.note)
+    replies.close()
+    topic = replies.topic
     if args.json:
         print(json.dumps({**reply, "ts": reply["ts"].isoformat(timespec="milliseconds"), "topic": topic},
                          ensure_ascii=False))
