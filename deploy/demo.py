@@ -3,8 +3,8 @@
 ``reconcile`` is the pure check of a finished run; ``run_demo`` is the runner: it starts
 the embedded stack, publishes the synthetic provinces, waits until the stream worker and
 the sink have committed everything, asks the information service what the store says
-(``deploy.service_check``), reads the worker's counters and the store, and returns the
-summary.
+(``deploy.service_check``), has the provinces acknowledge and answer their cases
+(``deploy.case_check``), reads the worker's counters and the store, and returns the summary.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from schemas.settings import Settings
 
 from .consumer_lag import GroupLag
 from .errors import StackError
+from .case_check import CaseCheck, answer_cases
 from .scrape import scrape, totals
 from .service_check import ServiceCheck, check_service
 from .stack import Stack, StackInfo
@@ -49,6 +50,7 @@ class DemoSummary:
     stale: int = 0  # older than the entity's last applied version: in the log, flagged, not applied
     findings_by_dimension: dict[str, int] = field(default_factory=dict)  # quality findings published
     service: ServiceCheck = field(default_factory=ServiceCheck)  # the information service against the store
+    cases: CaseCheck = field(default_factory=CaseCheck)  # the provinces' replies through the case workflows
 
     @property
     def reconciled(self) -> bool:
@@ -81,6 +83,9 @@ def reconcile(s: DemoSummary) -> list[str]:
             if s.routed_by_target.get(q, 0) != s.expected_routed_by_target.get(q, 0)
         }
         problems.append(f"routed cases per target (stored, expected) differ: {dict(sorted(diff.items()))}")
+    if s.routed_by_target and s.cases.workflows == 0:
+        problems.append("cases were routed, but the store shows no case workflow")
+    problems += [f"case workflows: {p}" for p in s.cases.problems]
     if s.service.checked == 0:
         problems.append("the information service was not checked: the store holds no licence or operator")
     elif s.service.agreed != s.service.checked:
@@ -141,6 +146,10 @@ def run_demo(
         progress.show("asking the information service what the store says", force=True)
         service = check_service(live, info)
         progress.done(f"information service: {service.agreed:,} of {service.checked:,} answers agree with the store")
+        progress.show("the provinces acknowledge their cases and answer every other one", force=True)
+        cases = answer_cases(live, info)
+        progress.done(f"case workflows: {cases.received:,} of {cases.workflows:,} received, "
+                      f"{cases.answered:,} answered, in the store after {cases.seconds}s")
     finally:
         stack.stop()
     outcomes = totals(samples, "roadx_stream_events_total", "outcome")
@@ -163,7 +172,7 @@ def run_demo(
         stored_events=rows["change_log"], table_rows=rows, seconds=round(time.monotonic() - started, 1),
         unchanged=outcomes["unchanged"], stale=outcomes["stale"],
         findings_by_dimension=dict(sorted(totals(samples, "roadx_quality_findings_total", "dimension").items())),
-        service=service,
+        service=service, cases=cases,
     )
     summary.problems = reconcile(summary)
     return summary
@@ -211,6 +220,8 @@ def format_summary(s: DemoSummary) -> str:
         f"  routed cases        {sum(s.routed_by_target.values()):>10,}  to {len(s.routed_by_target)} provinces",
     ]
     lines += [f"    → {q}  {n:>8,}" for q, n in sorted(s.routed_by_target.items())]
+    lines.append(f"  case workflows      {s.cases.workflows:>10,}  received {s.cases.received:,}, answered "
+                 f"{s.cases.answered:,} (each province acknowledged every case and answered every other one)")
     lines.append(f"  information service {s.service.agreed:>6,} of {s.service.checked:,} answers agree with the store "
                  f"(licence verifications and operators, asked as party {s.service.party}; caught up "
                  f"{s.service.caught_up_seconds:.1f}s after the line drained)")

@@ -55,6 +55,9 @@ def test_demo_reconciles_and_exits_zero(demo_run):
     service = summary["service"]
     assert service["checked"] > 0 and service["agreed"] == service["checked"], service
     assert "answers agree with the store" in result.stderr
+    cases = summary["cases"]
+    assert cases["workflows"] > 0 and cases["received"] == cases["workflows"]
+    assert 0 < cases["answered"] == cases["expected_answered"] < cases["workflows"]
 
 
 def test_query_answers_from_the_store_after_the_demo(demo_run):

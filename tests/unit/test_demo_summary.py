@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from deploy.demo import DemoSummary, format_summary, reconcile
+from deploy.case_check import CaseCheck
 from deploy.service_check import ServiceCheck
 
 
@@ -12,7 +13,8 @@ def summary(**overrides):
                 routed_by_target={"11": 4}, expected_routed_by_target={"11": 4}, stored_events=95,
                 table_rows={"change_log": 95, "dlq": 2}, seconds=1.0, unchanged=1, stale=2,
                 findings_by_dimension={"conformity": 2, "relational": 7},
-                service=ServiceCheck(party="11", checked=200, agreed=200, caught_up_seconds=0.4))
+                service=ServiceCheck(party="11", checked=200, agreed=200, caught_up_seconds=0.4),
+                cases=CaseCheck(workflows=4, replies_sent=6, received=4, answered=2, expected_answered=2))
     return DemoSummary(**{**base, **overrides})
 
 
@@ -38,3 +40,11 @@ def test_a_service_that_disagrees_with_the_store_or_was_not_asked_is_named():
     assert any("agrees with the store on 199 of 200" in p and "licence X" in p for p in reconcile(wrong))
     assert any("was not checked" in p for p in reconcile(summary(service=ServiceCheck())))
     assert "200 of 200 answers agree with the store" in format_summary(summary())
+
+
+def test_routed_cases_without_workflows_or_with_replies_missing_are_named():
+    assert any("no case workflow" in p for p in reconcile(summary(cases=CaseCheck())))
+    short = CaseCheck(workflows=4, received=3, answered=2, expected_answered=2,
+                      problems=["the store shows 3 received of 4 and 2 answered of 2"])
+    assert any(p.startswith("case workflows: the store shows 3 received") for p in reconcile(summary(cases=short)))
+    assert "case workflows               4  received 4, answered 2" in format_summary(summary())
