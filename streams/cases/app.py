@@ -47,7 +47,7 @@ from schemas.errors import DecodeError, SettingsError
 from schemas.registry import make_registry
 from schemas.settings import Settings
 
-from ..faust_run import run_until_stopped
+from ..faust_run import broker_credentials, run_until_stopped
 from .workflow import Reply, Workflow, apply_reply, overdue, route, workflow_key
 
 log = logging.getLogger("streams.cases")
@@ -65,7 +65,7 @@ def build_app(settings: Settings, deadlines: Deadlines) -> faust.App:
         names.cases_group, broker=f"kafka://{settings.bootstrap_servers}", store="memory://",
         datadir=str((settings.data_dir / "cases").absolute()), topic_partitions=settings.partitions,
         broker_session_timeout=settings.session_timeout_ms / 1000, broker_heartbeat_interval=1.0,
-        consumer_auto_offset_reset="earliest", web_enabled=False,
+        consumer_auto_offset_reset="earliest", web_enabled=False, broker_credentials=broker_credentials(settings),
     )
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     inbound = app.topic(*[names.province_inbound(q) for q in settings.provinces], **raw)
