@@ -17,14 +17,14 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from deploy.acl import SERVICE_PRINCIPAL, SINK_PRINCIPAL, STREAMS_PRINCIPAL
+from deploy.acl import CASES_PRINCIPAL, SERVICE_PRINCIPAL, SINK_PRINCIPAL, STREAMS_PRINCIPAL
 from schemas.credentials import Credentials, credentials_file
 from schemas.errors import SettingsError
 from schemas.settings import Settings, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "deploy" / "cluster"
-ROADX_SERVICES = ("roadx-topics", "roadx-streams", "roadx-sink", "roadx-service")
+ROADX_SERVICES = ("roadx-topics", "roadx-streams", "roadx-sink", "roadx-service", "roadx-cases")
 # The series a prometheus_client metric of each kind exposes, after the name it is given.
 SERIES_SUFFIXES = {"Counter": ("_total",), "Gauge": ("",), "Histogram": ("_bucket", "_sum", "_count"),
                    "Summary": ("_sum", "_count")}
@@ -137,6 +137,24 @@ def test_compose_runs_the_information_service_replicas_with_health_check_and_cre
     assert f"chmod 700 {keys_dir}" in dockerfile and f"mkdir -p {keys_dir}" in dockerfile
 
 
+def test_compose_runs_the_case_workflows_after_the_topics_with_the_province_keys(compose):
+    services = compose["services"]
+    cases = services["roadx-cases"]
+    assert cases["command"] == ["roadx", "worker", "cases"]
+    assert cases["depends_on"]["roadx-topics"] == {"condition": "service_completed_successfully"}
+    assert cases["depends_on"]["roadx-keys"] == {"condition": "service_completed_successfully"}
+    assert "container_name" not in cases and "ports" not in cases  # scaled by partitions, no HTTP API
+    settings = resolve(_roadx_env(cases["environment"]))
+    # It verifies replies with the province keys, beside the master key in the shared volume.
+    assert settings.province_keys_dir.parent == settings.master_key_file.parent
+    assert min(settings.case_receipt_seconds, settings.case_answer_seconds, settings.case_check_seconds,
+               settings.case_reply_grace_seconds) > 0
+    # The deadlines are shared: the sink judges timeliness by the ones the workflows alert by.
+    sink = resolve(_roadx_env(services["roadx-sink"]["environment"]))
+    assert (sink.case_receipt_seconds, sink.case_answer_seconds) == (settings.case_receipt_seconds,
+                                                                     settings.case_answer_seconds)
+
+
 def test_prometheus_scrapes_each_roadx_service_on_its_metrics_port(compose):
     config = _load_yaml(CLUSTER / "prometheus.yml")
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
@@ -150,6 +168,11 @@ def test_prometheus_scrapes_each_roadx_service_on_its_metrics_port(compose):
     (dns,) = jobs["roadx-service"]["dns_sd_configs"]
     assert dns == {"names": ["roadx-service"], "type": "A", "port": settings.metrics_port}
     assert {"target_label": "component", "replacement": "service"} in jobs["roadx-service"]["relabel_configs"]
+    # Every worker of the case workflows, however many compose runs.
+    settings = resolve(_roadx_env(compose["services"]["roadx-cases"]["environment"]))
+    (dns,) = jobs["roadx-cases"]["dns_sd_configs"]
+    assert dns == {"names": ["roadx-cases"], "type": "A", "port": settings.metrics_port}
+    assert {"target_label": "component", "replacement": "cases"} in jobs["roadx-cases"]["relabel_configs"]
     assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
     mounted = compose["services"]["prometheus"]["volumes"]
     assert "./alerts.yml:/etc/prometheus/alerts.yml:ro" in mounted
@@ -180,7 +203,7 @@ def test_k8s_workloads_resolve_settings_with_their_files_mounted(k8s_docs):
     configmaps = {d["metadata"]["name"]: d["data"] for d in k8s_docs if d["kind"] == "ConfigMap"}
     workloads = _workloads(k8s_docs)
     assert {w["metadata"]["name"] for w in workloads} == {"roadx-streams", "roadx-sink", "roadx-service",
-                                                         "roadx-topics-apply"}
+                                                         "roadx-cases", "roadx-topics-apply"}
     for workload in workloads:
         (container,) = workload["spec"]["template"]["spec"]["containers"]
         settings = resolve(_container_env(container, configmaps))
@@ -195,7 +218,8 @@ def test_k8s_workloads_resolve_settings_with_their_files_mounted(k8s_docs):
 
 def test_k8s_workers_use_their_acl_principal_and_expose_the_metrics_port(k8s_docs):
     configmaps = {d["metadata"]["name"]: d["data"] for d in k8s_docs if d["kind"] == "ConfigMap"}
-    principals = {"roadx-streams": STREAMS_PRINCIPAL, "roadx-sink": SINK_PRINCIPAL, "roadx-service": SERVICE_PRINCIPAL}
+    principals = {"roadx-streams": STREAMS_PRINCIPAL, "roadx-sink": SINK_PRINCIPAL, "roadx-service": SERVICE_PRINCIPAL,
+                  "roadx-cases": CASES_PRINCIPAL}
     for workload in [w for w in k8s_docs if w["kind"] == "Deployment"]:
         template = workload["spec"]["template"]
         (container,) = template["spec"]["containers"]
@@ -206,10 +230,11 @@ def test_k8s_workers_use_their_acl_principal_and_expose_the_metrics_port(k8s_doc
         assert template["metadata"]["annotations"]["prometheus.io/port"] == str(settings.metrics_port)
 
 
-def test_the_k8s_stream_worker_mounts_a_key_for_every_configured_province(k8s_docs):
+@pytest.mark.parametrize("name", ["roadx-streams", "roadx-cases"])
+def test_the_k8s_workers_that_verify_provinces_mount_a_key_for_every_configured_province(k8s_docs, name):
     configmaps = {d["metadata"]["name"]: d["data"] for d in k8s_docs if d["kind"] == "ConfigMap"}
-    streams = next(d for d in k8s_docs if d["metadata"]["name"] == "roadx-streams")
-    spec = streams["spec"]["template"]["spec"]
+    worker = next(d for d in k8s_docs if d["metadata"]["name"] == name)
+    spec = worker["spec"]["template"]["spec"]
     settings = resolve(_container_env(spec["containers"][0], configmaps))
     volume = next(v for v in spec["volumes"] if v["name"] == "secrets")
     paths = {item["path"] for source in volume["projected"]["sources"] for item in source["secret"]["items"]}
@@ -248,6 +273,29 @@ def test_the_k8s_information_service_is_probed_on_health_and_served_on_port_80(k
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     budget = _k8s_named(k8s_docs, "PodDisruptionBudget", "roadx-service")
     assert budget["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+
+
+def test_the_k8s_case_workflows_run_as_their_principal_with_no_service(k8s_docs):
+    configmaps = {d["metadata"]["name"]: d["data"] for d in k8s_docs if d["kind"] == "ConfigMap"}
+    deployment = _k8s_named(k8s_docs, "Deployment", "roadx-cases")
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    settings = resolve(_container_env(container, configmaps))
+    assert container["args"] == ["roadx", "worker", "cases"] and deployment["spec"]["replicas"] == 2
+    assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "cases"
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert settings.kafka_sasl_username == CASES_PRINCIPAL
+    assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
+    assert {p["name"] for p in container["ports"]} == {"metrics"}
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    password = volumes[mounts[str(settings.kafka_sasl_password_file.parent)]]
+    assert password["secret"]["secretName"] == "roadx-cases-kafka"
+    assert "emptyDir" in volumes[mounts[str(settings.data_dir)]]
+    assert min(settings.case_receipt_seconds, settings.case_answer_seconds, settings.case_check_seconds,
+               settings.case_reply_grace_seconds) > 0
+    # No HTTP API: nothing routes to it.
+    assert not [d for d in k8s_docs if d["kind"] == "Service" and d["metadata"]["name"] == "roadx-cases"]
 
 
 def _credentials_sidecar(k8s_docs):
@@ -322,7 +370,8 @@ def test_the_pod_monitor_scrapes_every_roadx_deployment_labelled_with_its_compon
     assert {"sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
             "targetLabel": "component"} in endpoint["relabelings"]
     deployments = [d for d in k8s_docs if d["kind"] == "Deployment"]
-    assert {d["metadata"]["name"] for d in deployments} == {"roadx-streams", "roadx-sink", "roadx-service"}
+    assert {d["metadata"]["name"] for d in deployments} == {"roadx-streams", "roadx-sink", "roadx-service",
+                                                           "roadx-cases"}
     for deployment in deployments:
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert selector.items() <= labels.items(), deployment["metadata"]["name"]
@@ -360,6 +409,19 @@ def test_alert_rules_cover_the_information_service():
     assert "histogram_quantile(0.99" in service["RoadxServiceSlow"] and "> 0.02" in service["RoadxServiceSlow"]
 
 
+def test_alert_rules_cover_the_case_workflows():
+    rules = {r["alert"]: r for r in _alert_rules()}
+    cases = {name: rule for name, rule in rules.items() if name.startswith("RoadxCases")}
+    assert {"RoadxCasesDown", "RoadxCasesRepliesRefused", "RoadxCasesDeadlinesMissed"} <= cases.keys()
+    assert 'up{component="cases"}' in cases["RoadxCasesDown"]["expr"]
+    refused = cases["RoadxCasesRepliesRefused"]
+    assert 'roadx_cases_replies_total{outcome="refused"}' in refused["expr"] and "[15m]" in refused["expr"]
+    assert refused["labels"]["severity"] == "warning"
+    missed = cases["RoadxCasesDeadlinesMissed"]
+    assert _metric_names(missed["expr"]) == {"roadx_cases_alerts_total"} and "target" in missed["expr"]
+    assert missed["labels"]["severity"] in ("info", "warning") and "$labels.target" in missed["annotations"]["summary"]
+
+
 def test_the_dashboard_is_importable_json_using_only_metrics_the_code_defines():
     dashboard = json.loads((CLUSTER / "grafana" / "roadx-dashboard.json").read_text("utf-8"))
     assert dashboard["uid"] and dashboard["__inputs"][0]["name"] == "DS_PROMETHEUS"
@@ -391,6 +453,23 @@ def test_the_dashboard_has_an_information_service_row_with_every_service_metric(
     assert "histogram_quantile(0.5," in latency and "histogram_quantile(0.99," in latency and "endpoint" in latency
     freshness = next(e for e in exprs.values() if "roadx_service_last_change_timestamp_seconds" in e)
     assert "time() -" in freshness
+    bottom = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels[:start])
+    assert panels[start]["gridPos"]["y"] >= bottom
+
+
+def test_the_dashboard_has_a_case_workflows_row_with_every_cases_metric():
+    panels = json.loads((CLUSTER / "grafana" / "roadx-dashboard.json").read_text("utf-8"))["panels"]
+    rows = [i for i, p in enumerate(panels) if p["type"] == "row"]
+    start = next(i for i in rows if panels[i]["title"] == "Case workflows")
+    end = min([i for i in rows if i > start], default=len(panels))
+    exprs = [" ".join(t["expr"] for t in p["targets"]) for p in panels[start + 1:end]]
+    used = set().union(*(_metric_names(e) for e in exprs))
+    cases = {name for name in _defined() if name.startswith("roadx_cases_")}
+    assert {"roadx_cases_routed_total", "roadx_cases_replies_total", "roadx_cases_alerts_total"} <= cases
+    assert cases <= used  # a new metric of the case workflows needs a panel
+    assert "by (target)" in next(e for e in exprs if "roadx_cases_routed_total" in e)
+    assert "by (province, outcome)" in next(e for e in exprs if "roadx_cases_replies_total" in e)
+    assert "by (target, deadline)" in next(e for e in exprs if "roadx_cases_alerts_total" in e)
     bottom = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels[:start])
     assert panels[start]["gridPos"]["y"] >= bottom
 
