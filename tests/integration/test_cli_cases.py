@@ -14,27 +14,18 @@ import uuid
 import pytest
 from confluent_kafka import Producer
 
-from schemas import contract, topics as th
+from schemas import topics as th
 from schemas.codec import EventCodec, ReplyCodec
 from schemas.kafka import read_topics
 from schemas.registry import EmbeddedRegistry
 from schemas.settings import Settings
 
+from test_cases import case
 from test_cli_stack import roadx, wait_until_gone
 
 pytestmark = pytest.mark.integration
 
 WAIT_SECONDS = 120
-
-
-def routed_case():
-    record = {"case_no": "粤深交执2024777", "region_code": "440300", "stage": "filed", "violation_code": "V101",
-              "occurred_at": 1_700_000_000_000, "involved_plate": "京A12345", "involved_operator_uscc": None,
-              "involved_id_number": None, "penalty_cents": None}
-    return {"event_id": str(uuid.uuid4()), "op": "c", "entity_type": "case",
-            "entity_key": contract.entity_key("case", record), "before": None, "after": record,
-            "source": {"province": "44", "system": "zhifa", "table": "case", "seq": 1, "snapshot": False},
-            "ts_ms": 1_700_000_000_000}
 
 
 @pytest.fixture
@@ -65,7 +56,7 @@ def test_a_province_replies_with_roadx_cases_and_the_origin_and_the_store_see_it
     data_dir = stack
     info = json.loads((data_dir / "stack.json").read_text("utf-8"))
     settings = Settings(data_dir=data_dir, bootstrap_servers=info["bootstrap_servers"])
-    event, correlation = routed_case(), str(uuid.uuid4())
+    event, correlation = case("粤深交执2024777"), str(uuid.uuid4())
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "partitioner": "murmur2_random"})
     producer.produce(settings.topics.province_inbound("11"), EventCodec(EmbeddedRegistry()).encode(event),
                      event["entity_key"].encode(), headers=[
