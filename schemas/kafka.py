@@ -3,6 +3,8 @@ partitions to their end, restore a changelog.
 
 - ``produce`` — one message; while the producer's local queue is full (``BufferError``)
   it polls, so deliveries drain the queue, and tries again.
+- ``assign_at`` — assign every partition of a topic where a local copy stopped (the ownership
+  table, the service's register).
 - ``watermarks`` / ``read_to_end`` — read assigned partitions from where they start to
   their end. The end is the high watermark the broker reports when asked, and the
   embedded broker (Tansu) may report less than the true end (the base offset of its last
@@ -55,6 +57,21 @@ def produce(producer: Producer, topic: str, value: bytes | None, key: bytes | No
 def reader_conf(conf: Mapping[str, Any], group: str) -> dict[str, Any]:
     """Consumer settings of a reader that assigns partitions itself and never commits."""
     return {**conf, "group.id": group, "enable.auto.commit": False, "enable.partition.eof": False}
+
+
+def assign_at(consumer: Consumer, topic: str, position: Callable[[int], int], *,
+              error: type[Exception]) -> list[int]:
+    """Assign every partition of ``topic`` at ``position(partition)`` (0: its beginning); returns
+    the partitions. ``error`` when the broker cannot say or the topic does not exist."""
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    except KafkaException as exc:
+        raise error(f"cannot read {topic}: {exc}") from exc
+    if metadata is None or metadata.error is not None or not metadata.partitions:
+        raise error(f"{topic} does not exist: create the exchange's topics first (roadx topics apply)")
+    partitions = sorted(metadata.partitions)
+    consumer.assign([TopicPartition(topic, p, position(p) or OFFSET_BEGINNING) for p in partitions])
+    return partitions
 
 
 def watermarks(consumer: Consumer, parts: Iterable[Part], *, error: type[Exception],

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError
 
-from schemas.kafka import READ_CHUNK, reader_conf, read_to_end, watermarks
+from schemas.kafka import READ_CHUNK, assign_at, reader_conf, read_to_end, watermarks
 from schemas.settings import Settings
 
 from .errors import StateError
@@ -31,17 +31,8 @@ class OwnershipReader:
         self.topic = settings.topics.ownership
         self.store = store
         self.consumer = Consumer(reader_conf(settings.kafka_conf(), f"{settings.topics.streams_group}-registry"))
-        try:
-            metadata = self.consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
-        except KafkaException as exc:
-            raise StateError(f"cannot read the registry topic {self.topic}: {exc}") from exc
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            raise StateError(f"the registry topic {self.topic} does not exist: create the exchange's topics first")
-        self.partitions = sorted(metadata.partitions)
-        self.consumer.assign([
-            TopicPartition(self.topic, p, store.position(POSITION_SCOPE, p) or OFFSET_BEGINNING)
-            for p in self.partitions
-        ])
+        self.partitions = assign_at(self.consumer, self.topic, lambda p: store.position(POSITION_SCOPE, p),
+                                    error=StateError)
 
     def catch_up(self, timeout: float = 60.0) -> int:
         """Read every partition to its end (``schemas.kafka.read_to_end``); returns entries applied.

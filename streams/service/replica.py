@@ -20,12 +20,12 @@ import threading
 import time
 from typing import Iterator
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from prometheus_client import Counter, Gauge
 
 from schemas.codec import EventCodec
 from schemas.errors import DecodeError
-from schemas.kafka import read_to_end, reader_conf, watermarks
+from schemas.kafka import assign_at, read_to_end, reader_conf, watermarks
 from schemas.pii import PiiMasker
 from schemas.registry import make_registry
 from schemas.settings import Settings
@@ -61,15 +61,7 @@ class RegisterReplica:
         self.ready = threading.Event()
         self.newest_ts_ms = 0
         self._consumer = Consumer(reader_conf(settings.kafka_conf(), settings.topics.service_group))
-        try:
-            metadata = self._consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
-        except KafkaException as exc:
-            raise ServiceError(f"cannot read {self.topic}: {exc}") from exc
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            raise ServiceError(f"{self.topic} does not exist: create the exchange's topics first (roadx topics apply)")
-        self.partitions = sorted(metadata.partitions)
-        self._consumer.assign([TopicPartition(self.topic, p, store.position(SCOPE, p) or OFFSET_BEGINNING)
-                               for p in self.partitions])
+        self.partitions = assign_at(self._consumer, self.topic, lambda p: store.position(SCOPE, p), error=ServiceError)
 
     def catch_up(self, stall_seconds: float = 60.0) -> int:
         """Read every partition to the end reported now; returns the changes applied."""

@@ -101,3 +101,31 @@ def test_a_read_that_makes_no_progress_gives_up():
         list(kafka.read_to_end(Polls(), {("t", 0): 0}, {("t", 0): 1}, error=Full, what="read t", stall_seconds=0))
     with pytest.raises(Full, match="cannot read t within 0s: 1 partitions short of their end"):
         list(kafka.read_to_end(Polls(), {("t", 0): 0}, {("t", 0): 1}, error=Full, what="read t", total_seconds=0))
+
+
+class Listing:
+    """A consumer whose topic listing is given, recording what it is assigned."""
+
+    def __init__(self, partitions=None, fail=False):
+        self.partitions, self.fail, self.assigned = partitions, fail, None
+
+    def list_topics(self, topic, timeout):
+        if self.fail:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+        meta = type("T", (), {"error": None, "partitions": {p: None for p in self.partitions}})
+        return type("M", (), {"topics": {topic: meta} if self.partitions else {}})
+
+    def assign(self, parts):
+        self.assigned = [(tp.topic, tp.partition, tp.offset) for tp in parts]
+
+
+def test_assign_at_starts_each_partition_where_its_copy_stopped_or_at_the_beginning():
+    from confluent_kafka import OFFSET_BEGINNING
+
+    consumer = Listing([1, 0])
+    assert kafka.assign_at(consumer, "t", {0: 0, 1: 7}.get, error=Full) == [0, 1]
+    assert consumer.assigned == [("t", 0, OFFSET_BEGINNING), ("t", 1, 7)]
+    with pytest.raises(Full, match="t does not exist"):
+        kafka.assign_at(Listing([]), "t", lambda p: 0, error=Full)
+    with pytest.raises(Full, match="cannot read t"):
+        kafka.assign_at(Listing(fail=True), "t", lambda p: 0, error=Full)
