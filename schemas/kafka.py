@@ -10,6 +10,9 @@ partitions to their end, restore a changelog.
   embedded broker (Tansu) may report less than the true end (the base offset of its last
   batch): so the read goes on past the reported ends until a poll of ``TAIL_POLL_SECONDS``
   finds nothing more. Partition-EOF events are skipped; any other error message fails.
+- ``true_ends`` — where each partition really ends: read on from the reported high
+  watermark until a poll finds nothing (for a reader that trusts watermarks, faust's table
+  recovery).
 - ``restore_changelog`` — replay one partition of a compacted changelog (key → raw value)
   from a position to its end, a chunk at a time.
 
@@ -144,6 +147,26 @@ def read_topics(conf: Mapping[str, Any], group: str, topics: Iterable[str], *, e
         yield from read_to_end(reader, {part: low for part, (low, _high) in marks.items()},
                                {part: high for part, (_low, high) in marks.items()},
                                error=error, what=what, total_seconds=total_seconds)
+    finally:
+        reader.close()
+
+
+def true_ends(conf: Mapping[str, Any], group: str, parts: Iterable[Part], *, error: type[Exception],
+              what: str) -> dict[Part, int]:
+    """The offset after the last message of each partition: its reported high watermark, or
+    past it when messages follow (the embedded broker reports the base offset of its last
+    batch). Reads only what lies beyond the reported ends."""
+    reader = Consumer(reader_conf(conf, group))
+    try:
+        ends = {part: max(high, 0) for part, (_low, high) in watermarks(reader, parts, error=error, what=what).items()}
+        if not ends:
+            return ends
+        reader.assign([TopicPartition(t, p, high or OFFSET_BEGINNING) for (t, p), high in ends.items()])
+        for messages in read_to_end(reader, dict(ends), ends, error=error, what=what):
+            for m in messages:
+                part = (m.topic(), m.partition())
+                ends[part] = max(ends[part], m.offset() + 1)
+        return ends
     finally:
         reader.close()
 

@@ -2,18 +2,26 @@
 set (SIGTERM, SIGINT), then stopped — without faust's own ``Worker``, whose signal handling
 and terminal output the shell already does its own way. ``broker_credentials`` gives a faust
 app the Kafka security every other client of the process gets from ``settings.kafka_conf``
-(TLS, SASL PLAIN or SCRAM)."""
+(TLS, SASL PLAIN or SCRAM). ``table_manager`` gives an app with tables a recovery that reads
+each changelog to its true end."""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
 import threading
+from typing import Any, Mapping
 
 import faust
+from faust.tables import TableManager
+from faust.tables.recovery import Recovery
+from faust.types import TP
 from faust.types.auth import CredentialsT
 
+from schemas.kafka import true_ends
 from schemas.settings import Settings
+
+from .errors import StateError
 
 STOP_POLL_SECONDS = 0.2
 
@@ -48,3 +56,37 @@ def broker_credentials(settings: Settings) -> CredentialsT | None:
     conf = settings.kafka_security_conf()
     return faust.SASLCredentials(username=conf.get("sasl.username"), password=conf.get("sasl.password"),
                                  mechanism=conf.get("sasl.mechanism"), ssl_context=context)
+
+
+def table_manager(settings: Settings) -> type[TableManager]:
+    """faust's table manager whose recovery reads each changelog partition to its true end.
+
+    faust recovers a table by reading its changelog up to the high watermark the broker
+    reports, then stops reading it. The embedded broker reports the base offset of its last
+    batch, so the rest of that batch — the last changes written before a worker was killed —
+    would be missing from the recovered table.
+    """
+    conf = settings.kafka_conf()
+
+    class TrueEndRecovery(Recovery):
+        async def _build_highwaters(self, consumer: Any, tps: Any, destination: Any, title: str) -> None:
+            await super()._build_highwaters(consumer, tps, destination, title)
+            ends = await asyncio.to_thread(_last_offsets, conf, f"{self.app.conf.id}-recovery", list(tps))
+            for tp, last in ends.items():  # destination is a Counter: its update() would add
+                destination[tp] = max(destination.get(tp, -1), last)
+
+    class Tables(TableManager):
+        @property
+        def recovery(self) -> Recovery:
+            if self._recovery is None:
+                self._recovery = TrueEndRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+            return self._recovery
+
+    return Tables
+
+
+def _last_offsets(conf: Mapping[str, Any], group: str, tps: list[TP]) -> dict[TP, int]:
+    """The offset of the last message of each changelog partition (-1: empty), as faust counts."""
+    ends = true_ends(conf, group, [(tp.topic, tp.partition) for tp in tps], error=StateError,
+                     what="find the end of a table's changelog")
+    return {tp: ends[(tp.topic, tp.partition)] - 1 for tp in tps}

@@ -22,9 +22,9 @@ within ``ROADX_CASE_REPLY_GRACE_SECONDS`` is refused (``unknown_correlation``, o
 ``not_the_target`` when the case went to other provinces).
 Processing is at least once: a reply applied again is a repeat (its id is in the workflow),
 never a second transition. The table lives in memory and is rebuilt from its changelog at
-each start: faust's RocksDB store refuses to start when the offset it persisted lies past
-the end the broker reports, which the embedded broker (it reports the base offset of its
-last batch) makes happen after a kill.
+each start, read to its true end (``faust_run.table_manager``): the embedded broker reports
+the base offset of its last batch as the end, and a recovery stopping there forgot the last
+transitions before a kill.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from schemas.errors import DecodeError, SettingsError
 from schemas.registry import make_registry
 from schemas.settings import Settings
 
-from ..faust_run import broker_credentials, run_until_stopped
+from ..faust_run import broker_credentials, run_until_stopped, table_manager
 from .workflow import Reply, Workflow, apply_reply, overdue, route, workflow_key
 
 log = logging.getLogger("streams.cases")
@@ -66,6 +66,7 @@ def build_app(settings: Settings, deadlines: Deadlines) -> faust.App:
         datadir=str((settings.data_dir / "cases").absolute()), topic_partitions=settings.partitions,
         broker_session_timeout=settings.session_timeout_ms / 1000, broker_heartbeat_interval=1.0,
         consumer_auto_offset_reset="earliest", web_enabled=False, broker_credentials=broker_credentials(settings),
+        TableManager=table_manager(settings),
     )
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     inbound = app.topic(*[names.province_inbound(q) for q in settings.provinces], **raw)

@@ -174,3 +174,33 @@ def test_the_subscriber_acknowledges_each_case_once_and_the_origin_sees_the_rece
         refused = [headers(m) for m in ex.read(exchange.topics.national_dlq)]
     assert [(r["reply"], r["reply_id"], r["from"]) for r in back] == [("receipt", shown[0]["receipt"], "11")]
     assert refused == []  # the second receipt was a repeat, not a refusal
+
+
+def test_a_killed_cases_worker_loses_and_doubles_no_transition(exchange):
+    """SIGKILL while receipts are being decided; a restarted worker rebuilds the workflows from
+    their changelog (to its true end, past the end the embedded broker reports) and decides the
+    answers: each receipt and answer reaches 44, none is refused as a case it forgot."""
+    ex = Exchange(exchange)
+    log_path = exchange.data_dir / "cases.log"
+    cases = [(case(f"粤深交执2025{n:03d}"), str(uuid.uuid4())) for n in range(40)]
+    for event, correlation in cases:
+        ex.route(event, "11", correlation)
+    inbound_44 = exchange.topics.province_inbound("44")
+    with running_cases(exchange, log_path) as proc:
+        receipts = {ex.reply(event, correlation, "receipt"): correlation for event, correlation in cases[:20]}
+        wait_for(lambda: ex.read(inbound_44), lambda got: len(got) >= 5, proc, log_path, "some receipts at 44")
+        proc.kill()
+        proc.wait()
+    with running_cases(exchange, log_path) as proc:
+        answers = {ex.reply(event, correlation, "answer", outcome="action_taken"): correlation
+                   for event, correlation in cases}
+        back = wait_for(lambda: [headers(m) for m in ex.read(inbound_44)],
+                        lambda got: {h["roadx.reply.id"] for h in got} >= {*receipts, *answers}, proc, log_path,
+                        "every receipt and answer at 44")
+        refused = [headers(m) for m in ex.read(exchange.topics.national_dlq)]
+    assert refused == []
+    forwarded = {h["roadx.reply.id"]: h[th.ROUTED_CORRELATION_ID] for h in back}
+    assert forwarded == {**receipts, **answers}  # each to its own case, no other reply invented
+    # one answer per case: a reply forwarded twice (at least once) is the same transition, never a second
+    answered = {(h[th.ROUTED_CORRELATION_ID], h["roadx.reply.id"]) for h in back if h["roadx.reply.kind"] == "answer"}
+    assert sorted(c for c, _ in answered) == sorted(c for _, c in cases)

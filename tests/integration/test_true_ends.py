@@ -1,0 +1,33 @@
+"""Where a partition really ends on the embedded broker: its reported high watermark stops at
+its last batch, ``schemas.kafka.true_ends`` reads on to the last message."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from schemas.kafka import reader_conf, true_ends
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_end_is_after_the_last_message_not_where_the_broker_says(bootstrap, unique):
+    conf = {"bootstrap.servers": bootstrap}
+    topic = f"ends{unique}"
+    admin = AdminClient(conf)
+    for created in admin.create_topics([NewTopic(topic, 2, 1)]).values():
+        created.result(30)
+    producer = Producer({**conf, "linger.ms": 200})
+    for batch in (10, 5):  # two batches in partition 0; partition 1 stays empty
+        for _ in range(batch):
+            producer.produce(topic, b"v", b"k", partition=0)
+        assert producer.flush(30) == 0
+    reader = Consumer(reader_conf(conf, f"g{unique}"))
+    try:
+        _low, reported = reader.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    finally:
+        reader.close()
+    ends = true_ends(conf, f"g{unique}", [(topic, 0), (topic, 1)], error=AssertionError, what="read the ends")
+    assert ends == {(topic, 0): 15, (topic, 1): 0}
+    assert reported <= 15  # what a reader trusting the watermark would stop at (11 on the embedded broker)
