@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Callable
 
 from schemas.settings import Settings
 
@@ -268,3 +269,16 @@ def _entities(first: int, last: int, entity_prefix: str, seen_prefix: str) -> di
 
 
 PHASES = (ceilings, pipeline, end_to_end, state_worker, service)
+
+
+def chosen_phases(phases: tuple[Callable[[Bench], None], ...], names: str | None) -> list[Callable[[Bench], None]]:
+    """The phases named in ``names`` (comma-separated), in the order of ``phases``; all for None."""
+    if names is None:
+        return list(phases)
+    wanted = {name.strip() for name in names.split(",") if name.strip()}
+    known = [phase.__name__ for phase in phases]
+    unknown = sorted(wanted - set(known))
+    if unknown or not wanted:
+        raise StackError(f"--phases: {', '.join(unknown) or 'nothing'} is not a phase of the bench; "
+                         f"the phases are {', '.join(known)}")
+    return [phase for phase in phases if phase.__name__ in wanted]

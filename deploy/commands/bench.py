@@ -31,11 +31,14 @@ def add_parser(sub: Any, with_data_dir: Any) -> None:
     bench.add_argument("--service-seconds", type=float, default=10.0,
                        help="length of each lookup and freshness run against the service (default 10)")
     bench.add_argument("--seed", type=int, default=7, help="seed of the synthetic provinces")
+    bench.add_argument("--phases", metavar="NAME[,NAME…]",
+                       help="run only these phases, in their usual order: ceilings, pipeline, end_to_end, "
+                            "state_worker, service (default: all; ratios need the ceilings in the same run)")
     bench.set_defaults(handler=cmd_bench)
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
-    from ..bench.phases import PHASES
+    from ..bench.phases import PHASES, chosen_phases
     from ..bench.report import format_table, report_json
     from ..bench.run import Bench, BenchOptions, describe_machine, machine_facts, write_json
 
@@ -43,12 +46,13 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
                            latency_rate=args.latency_rate, latency_seconds=args.latency_seconds,
                            service_entities=args.service_entities, service_seconds=args.service_seconds, seed=args.seed)
     options.validate()
+    phases = chosen_phases(PHASES, args.phases)
     facts = machine_facts()
 
     def say(text: str) -> None:
         print(f"bench: {text}", file=sys.stderr, flush=True)
 
-    figures = Bench(settings, options, say).run(PHASES)
+    figures = Bench(settings, options, say).run(phases)
     print(format_table(figures, describe_machine(facts)))
     if args.json is not None:
         write_json(args.json, report_json(figures, facts, asdict(options)))

@@ -55,3 +55,17 @@ def test_bench_refuses_too_few_events_before_starting_anything(capsys):
 def test_bench_refuses_a_register_too_small_for_the_service_phase(capsys):
     with pytest.raises(DeployError, match="--service-entities must be at least 2"):
         run_bench("--service-entities", "1")
+
+
+def test_bench_refuses_an_unknown_phase_before_starting_anything(capsys):
+    with pytest.raises(DeployError, match="--phases: servce is not a phase of the bench; the phases are ceilings"):
+        run_bench("--phases", "service,servce")
+
+
+@pytest.mark.timeout(600)
+def test_one_phase_alone_gives_only_its_figures(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert run_bench("--phases", "service", "--service-entities", "2000", "--service-seconds", "1",
+                     "--json", str(out)) == 0
+    figures = json.loads(out.read_text("utf-8"))["figures"]
+    assert set(figures) == {key for key in ALL_FIGURES if key.startswith(("service_", "rss_service"))}
