@@ -6,6 +6,11 @@ seconds apart and returns a ``Status``: each process up or down, rates over the 
 process started (accepted, rejected, DLQ, deduplicated, routed), consumer lag per group,
 rejects, DLQ and quality errors per province, and the sink's p95 insert and
 source-to-store seconds. ``format_status`` renders it for a terminal.
+
+Two parts come from the store, not the metrics, and are set by the command: the store
+endpoint (``StoreStatus``) and the case workflows' timeliness per target province for the
+current month (``CaseTimelinessStatus``: the report's figures, ``sinks.report.case_timeliness``),
+ranked by ``rank_timeliness`` as the monthly 通报 does, worst first.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ import math
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+
+if TYPE_CHECKING:  # the store's side is read only when status runs
+    from sinks.report import CaseTimeliness
 
 Sample = tuple[str, dict[str, str], float]
 
@@ -57,6 +65,25 @@ class StoreStatus:
 
 
 @dataclass
+class CaseTimelinessStatus:
+    """The case workflows routed in ``month`` per target province, worst first; or, in
+    ``error``, why the store could not be read."""
+
+    month: str  # YYYY-MM
+    provinces: list[tuple[str, "CaseTimeliness"]] = field(default_factory=list)
+    error: str = ""
+
+    def as_dict(self) -> dict:
+        return {"month": self.month, "error": self.error,
+                "provinces": [{"province": p, **asdict(t)} for p, t in self.provinces]}
+
+
+def rank_timeliness(found: Mapping[str, "CaseTimeliness"]) -> list[tuple[str, "CaseTimeliness"]]:
+    """The target provinces with workflows routed, worst first: most open overdue, then most open."""
+    return sorted(((p, t) for p, t in found.items() if t.routed), key=lambda pt: (-pt[1].overdue, -pt[1].open, pt[0]))
+
+
+@dataclass
 class ProvinceStatus:
     province: str
     events: int = 0  # seen by the stream worker
@@ -87,9 +114,12 @@ class Status:
     service_requests_per_s: float = 0.0  # answered by the information service
     service_p95_seconds: float | None = None
     service_register_lag_seconds: float | None = None  # now − source time of the newest change it holds
+    case_timeliness: CaseTimelinessStatus | None = None  # from the store, when the command read it
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out["case_timeliness"] = None if self.case_timeliness is None else self.case_timeliness.as_dict()
+        return out
 
 
 def summarize(before: Sequence[Scrape], after: Sequence[Scrape]) -> Status:
@@ -295,14 +325,30 @@ def format_status(status: Status) -> str:
         "case workflows",
         f"  routed {t['cases_routed']:,}   replies applied {t['cases_replies']:,}   refused {t['cases_refused']:,}"
         f"   deadlines missed {t['cases_alerts']:,}",
-        "consumer lag",
     ]
+    if status.case_timeliness is not None:
+        lines += _timeliness_lines(status.case_timeliness)
+    lines.append("consumer lag")
     lines += [f"  {group:<40} {n:>10,}" for group, n in status.lag.items()] or ["  (no consumer reports lag)"]
     if status.provinces:
         lines.append("provinces   events/s     events   accepted   rejected        dlq    deduped  q.errors       sent")
         lines += [f"  {p.province:<6} {p.events_per_s:>10.1f} {p.events:>10,} {p.accepted:>10,} {p.rejected:>10,} "
                   f"{p.dlq:>10,} {p.deduplicated:>10,} {p.quality_errors:>9,} {p.sent:>10,}" for p in status.provinces]
     return "\n".join(lines)
+
+
+def _timeliness_lines(timeliness: CaseTimelinessStatus) -> list[str]:
+    if timeliness.error:
+        return [f"case timeliness {timeliness.month}: the store cannot be read: {timeliness.error}"]
+    head = f"case timeliness, cases routed {timeliness.month} (from the store, worst first)"
+    if not timeliness.provinces:
+        return [head, "  (no cases routed this month)"]
+    from sinks.report_html import duration
+
+    return [head, "  target      open   overdue   received on time   answered on time   median to answer"] + [
+        f"  {p:<6} {t.open:>9,} {t.overdue:>9,} {f'{t.received_on_time:,}/{t.received:,}':>18} "
+        f"{f'{t.answered_on_time:,}/{t.answered:,}':>18} {duration(t.median_answer_ms):>18}"
+        for p, t in timeliness.provinces]
 
 
 def _seconds(value: float | None) -> str:

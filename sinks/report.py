@@ -12,6 +12,8 @@ case timeliness per target province (``case_workflows``) counts the workflows ro
 month: received within the receipt deadline, answered (or declined) within the answer
 deadline, the median time to that answer, those still open and overdue at ``as_of``
 (``sinks.cases.OVERDUE``); and the alerts raised in the month (``case_alerts``, by ``at``).
+``case_timeliness`` reads that section alone, for any month and ``as_of`` (``roadx status``
+shows the current month's).
 
 Scores: for province P and month M, ``rejected`` = distinct events with an error finding;
 ``total`` = accepted events + rejected; ``score_D = 1 - events with a final finding in
@@ -95,6 +97,8 @@ class CaseTimeliness:
     open: int = 0  # still open at as_of
     overdue: int = 0  # open and past a deadline at as_of
     alerts: dict[str, int] = field(default_factory=dict)  # deadline -> alerts raised in the month
+    received: int = 0  # with a first reply
+    answered: int = 0  # answered or declined
 
 
 @dataclass
@@ -321,7 +325,7 @@ def _service_use(store: _Store, data: ReportData, this: dict) -> None:
 
 
 TIMELINESS = f"""
-SELECT target, count(),
+SELECT target, count(), countIf(received_at IS NOT NULL), countIf(answered_at IS NOT NULL),
     countIf(received_at IS NOT NULL
             AND received_at <= routed_at + toIntervalMillisecond(toInt64({{receipt:Float64}} * 1000))),
     countIf(answered_at IS NOT NULL
@@ -334,20 +338,40 @@ GROUP BY target
 """
 
 
+def case_timeliness(client: Any, database: str, month: dt.date, deadlines: Deadlines,
+                    as_of: dt.datetime) -> dict[str, CaseTimeliness]:
+    """Target province -> its cases routed in ``month`` against ``deadlines``, open and overdue
+    judged at ``as_of``, and the alerts raised in the month: the report's timeliness section
+    alone. Raises ``SinkError`` when the store has no case workflows."""
+    store = _Store(client, database)
+    if not store.has("case_workflows", "case_alerts"):
+        raise SinkError(f"the store has no {store.db}.case_workflows yet: the sink creates it when it starts")
+    return _case_timeliness(store, {"start": month, "end": add_months(month, 1),
+                                    **deadline_parameters(deadlines, as_of)})
+
+
 def _timeliness(store: _Store, data: ReportData, this: dict) -> None:
     """Per target province: its cases routed in the month against the deadlines, and the alerts raised."""
     if not store.has("case_workflows", "case_alerts"):
         data.sources.append("case timeliness: no case_workflows in this store")
         return
     data.sources.append("case timeliness: case_workflows, case_alerts")
-    for target, routed, received, answered, median, still_open, overdue in store.rows(TIMELINESS, **this):
-        data.timeliness[target] = CaseTimeliness(int(routed), int(received), int(answered),
-                                                 None if median is None or median != median else float(median),
-                                                 int(still_open), int(overdue))
+    data.timeliness = _case_timeliness(store, this)
+
+
+def _case_timeliness(store: _Store, this: dict) -> dict[str, CaseTimeliness]:
+    """``TIMELINESS`` and the alerts for the period and deadlines in ``this``."""
+    found: dict[str, CaseTimeliness] = {}
+    for target, routed, received, answered, received_on_time, answered_on_time, median, still_open, overdue \
+            in store.rows(TIMELINESS, **this):
+        found[target] = CaseTimeliness(int(routed), int(received_on_time), int(answered_on_time),
+                                       None if median is None or median != median else float(median),
+                                       int(still_open), int(overdue), received=int(received), answered=int(answered))
     for target, deadline, count in store.rows(
             "SELECT target, deadline, count() FROM {DB}.case_alerts FINAL "
             "WHERE at >= {start:Date} AND at < {end:Date} GROUP BY target, deadline", **this):
-        data.timeliness.setdefault(target, CaseTimeliness()).alerts[deadline] = int(count)
+        found.setdefault(target, CaseTimeliness()).alerts[deadline] = int(count)
+    return found
 
 
 def _as_date(value: Any) -> dt.date:

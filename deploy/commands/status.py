@@ -3,12 +3,17 @@
 The processes are the running embedded stack's (``<data-dir>/stack.json``) plus every
 ``--metrics [NAME=]HOST:PORT`` given (a province's adapter, or a cluster's workers); the
 stack's store endpoint is shown with them, as its URL and whether it answers a query.
-Exit status 0 when every process (and the store) answered, 1 when one is down (shown as DOWN).
+The case workflows' timeliness per target province this month (UTC) is read from the store
+wherever it is (``store.open_store_client``) with the monthly report's query
+(``sinks.report.case_timeliness``); a store that cannot be read is one line saying why.
+Exit status 0 when every process (and the stack's store) answered, 1 when one is down
+(shown as DOWN).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 import time
@@ -17,11 +22,12 @@ from typing import Callable
 from schemas.errors import SettingsError
 from schemas.settings import Settings
 
-from ..errors import StackError
+from ..errors import COMMAND_ERRORS, StackError
 from ..readiness import endpoint_probe
 from ..scrape import scrape
 from ..stack import StackInfo
-from ..status import Scrape, StoreStatus, format_status, summarize
+from ..status import CaseTimelinessStatus, Scrape, StoreStatus, format_status, rank_timeliness, summarize
+from .store import open_store_client
 
 SCRAPE_TIMEOUT = 3.0
 
@@ -31,7 +37,9 @@ def add_parser(sub, with_data_dir) -> None:
     status = with_data_dir(sub.add_parser(
         "status", help="live summary of the running exchange: throughput, lag, errors per province",
         description="Scrape every roadx process's metrics twice and summarise: processes up or down, "
-                    "events/s, totals, consumer lag per group, rejects and DLQ per province, sink latency."))
+                    "events/s, totals, consumer lag per group, rejects and DLQ per province, sink latency; "
+                    "and, from the store, each province's response timeliness to the cases routed to it "
+                    "this month, worst first."))
     status.add_argument("--metrics", action="extend", nargs="+", default=[], metavar="[NAME=]HOST:PORT",
                         help="also scrape this metrics endpoint (e.g. a province's adapter); repeatable")
     status.add_argument("--json", action="store_true", help="print the summary as JSON (one object per line)")
@@ -79,6 +87,30 @@ def store_status(settings: Settings) -> StoreStatus | None:
     return StoreStatus(info.store_url, settings.clickhouse_database, True)
 
 
+def case_timeliness(settings: Settings, store: StoreStatus | None, now: dt.datetime) -> CaseTimelinessStatus:
+    """The case workflows routed in ``now``'s month (UTC) per target province, worst first, from
+    the store; when it cannot be read, why, in one line."""
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    from schemas.deadlines import Deadlines
+    from sinks.report import case_timeliness as read_timeliness
+
+    month = now.astimezone(dt.timezone.utc).date().replace(day=1)
+    label = month.strftime("%Y-%m")
+    if store is not None and not store.up:
+        return CaseTimelinessStatus(label, error=f"the store at {store.url} does not answer")
+    try:
+        client = open_store_client(settings, wait_seconds=SCRAPE_TIMEOUT)
+        try:
+            found = read_timeliness(client, settings.clickhouse_database, month, Deadlines.from_settings(settings),
+                                    now)
+        finally:
+            client.close()
+    except (*COMMAND_ERRORS, ClickHouseError, OSError) as exc:
+        return CaseTimelinessStatus(label, error=" ".join(str(exc).split()))
+    return CaseTimelinessStatus(label, rank_timeliness(found))
+
+
 def scrape_all(processes: dict[str, str], timeout: float = SCRAPE_TIMEOUT,
                clock: Callable[[], float] = time.monotonic) -> list[Scrape]:
     """One scrape of every process; a process that does not answer is recorded as down."""
@@ -92,8 +124,8 @@ def scrape_all(processes: dict[str, str], timeout: float = SCRAPE_TIMEOUT,
     return out
 
 
-def cmd_status(settings: Settings, args: argparse.Namespace,
-               sleep: Callable[[float], None] = time.sleep) -> int:
+def cmd_status(settings: Settings, args: argparse.Namespace, sleep: Callable[[float], None] = time.sleep,
+               now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)) -> int:
     if args.interval <= 0 or (args.watch is not None and args.watch <= 0):
         raise SettingsError("--interval and --watch must be positive numbers of seconds")
     if args.count is not None and args.count < 1:
@@ -107,6 +139,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace,
         after = scrape_all(processes)
         status = summarize(before, after)
         status.store = store_status(settings)
+        status.case_timeliness = case_timeliness(settings, status.store, now())
         if args.json:
             print(json.dumps(status.as_dict(), ensure_ascii=False), flush=True)
         else:

@@ -13,11 +13,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from deploy.broker import free_port
 from deploy.errors import StackError
 from deploy.stack import StackInfo
-from deploy.status import Scrape, format_status, histogram_quantile, summarize
+from deploy.status import Scrape, format_status, histogram_quantile, rank_timeliness, summarize
 from deploy.commands.status import add_parser, cmd_status, parse_target, targets
 from schemas.errors import SettingsError
 from schemas.settings import Settings
 from sinks.metrics import source_to_store_seconds
+from sinks.report import CaseTimeliness
 
 
 def stream_samples(accepted: int, rejected: int, dup: int, lag: int, errors: int = 0):
@@ -213,3 +214,10 @@ def test_the_case_workflows_show_routings_replies_and_missed_deadlines():
     status = summarize([Scrape("cases", "a:4", 0.0, samples)], [Scrape("cases", "a:4", 1.0, samples)])
     assert status.processes[0].kinds == ["cases"]
     assert "routed 7   replies applied 5   refused 2   deadlines missed 1" in format_status(status)
+
+
+def test_timeliness_ranks_the_most_open_overdue_first_and_leaves_out_provinces_without_workflows():
+    found = {"11": CaseTimeliness(routed=3, open=1), "31": CaseTimeliness(routed=2, open=2, overdue=1),
+             "44": CaseTimeliness(routed=5, open=2, overdue=1), "13": CaseTimeliness(routed=1, open=1),
+             "64": CaseTimeliness(alerts={"answer": 1})}  # alerted this month, nothing routed this month
+    assert [p for p, _t in rank_timeliness(found)] == ["31", "44", "11", "13"]
