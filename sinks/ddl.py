@@ -20,7 +20,8 @@ Tables (ReplacingMergeTree; ``topic``/``partition``/``offset`` = where the sink 
   ``event_id``, ``entity_key``, ``case_no``, ``source_province``, ``target_province``,
   ``reason`` (why routed), ``stage``, ``ts`` (source commit time), ``correlation_id`` (the
   case's, ``''`` on rows stored before it was kept), ``routed_at`` (when routed: the inbound
-  message's time), ``ingested_at``.
+  message's time), ``region`` (the responsible county or city: the involved entity's
+  registration region, ``''`` before it was sent), ``ingested_at``.
 - ``quality_findings`` — one row per data-quality rule that fired (``national.quality``,
   ``ORDER BY finding_id``): ``finding_id``, ``rule``, ``dimension`` (completeness |
   conformity | relational | provenance), ``severity`` (error = event rejected, warning =
@@ -51,7 +52,8 @@ Views: ``current_operators``, ``current_vehicles``, ``current_practitioners``,
 ``(seq, ts)``, deleted entities hidden) with the entity's typed fields plus ``entity_key``,
 ``province``, ``last_op``, ``seq``, ``ts``. ``case_workflows``: one row per routed case's
 workflow (``correlation_id``, ``target``) as the store sees it: ``case_key``, ``case_no``,
-``origin``, ``reasons``, ``stages``, ``routed_at`` (first routing), ``received_at`` (first
+``origin``, ``reasons``, ``stages``, ``routed_at`` (first routing), ``region`` (of the first
+routing), ``received_at`` (first
 reply), ``answered_at`` (the answer or decline), ``state`` (routed | received | in_progress |
 answered | declined: the furthest reply forwarded), ``outcome``, ``reason``, ``redirect_to``,
 ``replies``, ``alerts``.
@@ -315,6 +317,12 @@ ROUTED_CASES_WORKFLOW = (
     "COMMENT 'when the case was routed: the time of the inbound message'"
 )
 
+ROUTED_CASES_REGION = (
+    "ALTER TABLE {db}.routed_cases ADD COLUMN IF NOT EXISTS region LowCardinality(String) DEFAULT '' "
+    "COMMENT 'the responsible county or city: the involved entity''s registration region "
+    "(header roadx.routed.region; empty for cases routed before it was sent)'"
+)
+
 # The state a forwarded reply puts a workflow in; the furthest one wins (one answer or decline at most).
 CASE_WORKFLOWS = """
 CREATE OR REPLACE VIEW {db}.case_workflows AS
@@ -326,7 +334,7 @@ SELECT
     r.origin AS origin,
     r.reasons AS reasons,
     r.stages AS stages,
-    r.first_routed AS routed_at,
+    r.first_routed AS routed_at,{region_column}
     p.first_reply AS received_at,
     p.closing_reply AS answered_at,
     multiIf(p.answered > 0, 'answered', p.declined > 0, 'declined', p.progressed > 0, 'in_progress',
@@ -339,7 +347,7 @@ SELECT
 FROM (
     SELECT correlation_id, target_province, any(entity_key) AS case_key, any(case_no) AS case_no,
         argMin(source_province, routed_at) AS origin, argMin(reason, routed_at) AS reasons,
-        arraySort(groupUniqArray(stage)) AS stages, min(routed_at) AS first_routed
+        arraySort(groupUniqArray(stage)) AS stages, min(routed_at) AS first_routed{region_of_first_routing}
     FROM {db}.routed_cases FINAL
     WHERE correlation_id != ''
     GROUP BY correlation_id, target_province
@@ -477,7 +485,19 @@ def case_workflows() -> list[str]:
     and the ``case_workflows`` view over them (``{db}`` placeholder)."""
     return [CASE_REPLIES.replace("{window}", str(DEDUP_WINDOW)).strip(),
             CASE_ALERTS.replace("{window}", str(DEDUP_WINDOW)).strip(),
-            ROUTED_CASES_WORKFLOW, CASE_WORKFLOWS.strip()]
+            ROUTED_CASES_WORKFLOW, case_workflows_view(with_region=False)]
+
+
+def case_workflows_view(with_region: bool = True) -> str:
+    """The ``case_workflows`` view; ``region`` (the responsible region of the case's first routing
+    to the target) from migration 8 on, when ``routed_cases`` has it."""
+    region, first = ("\n    r.region AS region,", ", argMin(region, routed_at) AS region") if with_region else ("", "")
+    return CASE_WORKFLOWS.replace("{region_column}", region).replace("{region_of_first_routing}", first).strip()
+
+
+def case_regions() -> list[str]:
+    """The responsible region of each routing in ``routed_cases``, and in the ``case_workflows`` view."""
+    return [ROUTED_CASES_REGION, case_workflows_view()]
 
 
 def aggregates() -> list[str]:

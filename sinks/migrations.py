@@ -40,6 +40,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "service_requests from national.audit", tuple(ddl.service_requests())),
     Migration(7, "case workflows: case_replies, case_alerts, routed_cases.correlation_id and routed_at, "
                  "the case_workflows view", tuple(ddl.case_workflows())),
+    Migration(8, "routed_cases.region and case_workflows.region: the responsible county or city",
+              tuple(ddl.case_regions())),
 )
 
 SCHEMA_MIGRATIONS = """

@@ -32,7 +32,7 @@ DLQ_COLUMNS = (
 )
 ROUTED_COLUMNS = (
     "event_id", "entity_key", "case_no", "source_province", "target_province", "reason", "stage",
-    "topic", "partition", "offset", "ingested_at", "ts", "correlation_id", "routed_at",
+    "topic", "partition", "offset", "ingested_at", "ts", "correlation_id", "routed_at", "region",
 )
 QUALITY_COLUMNS = (
     "finding_id", "rule", "dimension", "severity", "province", "entity_type", "entity_key", "event_id",
@@ -211,6 +211,7 @@ def routed_row(
             _utc(event["ts_ms"], "ts_ms", event_id),
             found.get(topic_headers.ROUTED_CORRELATION_ID, ""),
             routed_at or ingested_at,
+            found.get(topic_headers.ROUTED_REGION, ""),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UnstorableMessage(f"event {event_id} at {topic}[{partition}]@{offset}: not a routed case: {exc!r}") from exc

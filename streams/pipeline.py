@@ -166,11 +166,12 @@ class _Message:
         if event["op"] == "d":
             return []
         self.last = last = self.state.get(ENTITY + event["entity_key"])
-        facts = rules.Facts(self._registered, last, event["source"]["province"],
+        facts = rules.Facts(self._owner, last, event["source"]["province"],
                             uscc_allow=self.ctx.uscc_allow, today=self.today)
         return rules.evaluate(event["entity_type"], subject_record(event), facts)
 
-    def _registered(self, key: str) -> str | None:
+    def _owner(self, key: str) -> str | None:
+        """The registry's entry for ``key`` (``routing.owner_entry``), or None."""
         return self.state.get(OWNER + key)
 
     def _reject(self, rejection: Rejection, findings: list[rules.Finding]) -> None:
@@ -233,19 +234,20 @@ class _Message:
             return
         result.counts[(ACCEPTED, province)] += 1
         entity = {"seq": seq, "hash": content, "deleted": event["op"] == "d"}
-        for target in routing.move_targets(event, province, self._registered, ctx.provinces):
-            self._route(event, target, ["moved"], routing.correlation_id(province, entity_key), "moved")
+        region = routing.registration_region(event)
+        for target in routing.move_targets(event, province, self._owner, ctx.provinces):
+            where = region if target == province else (self._owner(entity_key) or "").partition("/")[2]
+            self._route(event, target, ["moved"], routing.correlation_id(province, entity_key), "moved", where)
         if event["entity_type"] == "case":
             record = subject_record(event) or {}
             entity["stage"] = record.get("stage")
-            deliver, delivered = routing.case_routes(event, province, ctx.provinces, self._registered,
-                                                     last.get("routes"))
+            deliver, delivered = routing.case_routes(event, province, ctx.provinces, self._owner, last.get("routes"))
             entity["routes"] = delivered
-            for target, reasons in deliver.items():
+            for target, (reasons, responsible) in deliver.items():
                 stage = routing.DELETED_STAGE if event["op"] == "d" else str(record.get("stage"))
-                self._route(event, target, reasons, routing.correlation_id(province, entity_key), stage)
+                self._route(event, target, reasons, routing.correlation_id(province, entity_key), stage, responsible)
         for key in routing.ownership_keys(event):
-            value = None if event["op"] == "d" else province
+            value = None if event["op"] == "d" else routing.owner_entry(province, region)
             if self.state.get(OWNER + key) == value:
                 continue  # the ownership table says so already: an update within the province changes nothing there
             self.state[OWNER + key] = value
@@ -266,7 +268,8 @@ class _Message:
             Outbound(self.ctx.topics.national_changes, event["entity_key"].encode("utf-8"), message.value, headers,
                      self.index))
 
-    def _route(self, event: Mapping[str, Any], target: str, reasons: list[str], correlation: str, stage: str) -> None:
+    def _route(self, event: Mapping[str, Any], target: str, reasons: list[str], correlation: str, stage: str,
+               region: str) -> None:
         self.result.outputs.append(Outbound(
             self.ctx.topics.province_inbound(target),
             event["entity_key"].encode("utf-8"),
@@ -277,6 +280,7 @@ class _Message:
                 (topic_headers.ROUTED_REASON, ",".join(reasons).encode("ascii")),
                 (topic_headers.ROUTED_CORRELATION_ID, correlation.encode("ascii")),
                 (topic_headers.ROUTED_STAGE, stage.encode("utf-8")),
+                (topic_headers.ROUTED_REGION, region.encode("ascii")),
             ],
             self.index,
         ))

@@ -6,6 +6,13 @@ belongs to is looked up in the registry first (where the entity's own record cam
 from) and read from the identifier's embedded region only when the registry does not
 know it. Once a case went to a province, every later stage follows it there; each
 (case, stage, target) is delivered once.
+
+Each delivery names the responsible county or city below the province: the 6-digit region
+code of the involved entity's registration. The registry keeps it beside the province
+(``owner_entry``: ``"<province>/<region>"``; entries written before hold the province alone):
+an operator's or practitioner's ``region_code``, a vehicle's operator's (its USCC's region).
+An entity the registry does not know gets the region its identifier embeds: a USCC's
+registration region, an ID number's region of issue, a plate's province (``<PP>0000``).
 """
 
 from __future__ import annotations
@@ -18,16 +25,35 @@ from schemas import identifiers
 from .validation import subject_record
 
 # Registry keys: where each identifier's entity is registered.
-INVOLVED_FIELDS: tuple[tuple[str, str, Callable[[str], str | None]], ...] = (
-    ("involved_plate", "plate", identifiers.province_of_plate),
-    ("involved_operator_uscc", "operator", identifiers.province_of_uscc),
-    ("involved_id_number", "practitioner", identifiers.province_of_id_number),
+INVOLVED_FIELDS: tuple[tuple[str, str, Callable[[str], str | None], Callable[[str, str], str]], ...] = (
+    ("involved_plate", "plate", identifiers.province_of_plate, lambda _plate, province: f"{province}0000"),
+    ("involved_operator_uscc", "operator", identifiers.province_of_uscc, lambda uscc, _province: uscc[2:8]),
+    ("involved_id_number", "practitioner", identifiers.province_of_id_number, lambda number, _province: number[:6]),
 )
 MOVABLE = ("vehicle", "practitioner")
 CORRELATION_NAMESPACE = uuid.UUID("6f1c0a52-4f0e-5d7b-9b8e-2a4f3c1d0e11")
 DELETED_STAGE = "deleted"
 
-Lookup = Callable[[str], str | None]
+Lookup = Callable[[str], str | None]  # a registry key → its raw entry (``owner_entry``) or None
+
+
+def owner_entry(province: str, region: str) -> str:
+    """The registry's entry for an entity: its province, and the region it is registered in when known."""
+    return f"{province}/{region}" if region else province
+
+
+def owner_province(entry: str | None) -> str | None:
+    return None if entry is None else entry.partition("/")[0]
+
+
+def registration_region(event: Mapping[str, Any]) -> str:
+    """The 6-digit region an accepted register event's entity is registered in ("" when it says none)."""
+    etype, record = event.get("entity_type"), subject_record(event) or {}
+    if etype == "vehicle":
+        uscc = str(record.get("operator_uscc") or "")
+        return uscc[2:8] if len(uscc) == 18 else ""
+    region = str(record.get("region_code") or "")
+    return region if len(region) == 6 and region.isdigit() else ""
 
 
 def ownership_keys(event: Mapping[str, Any]) -> list[str]:
@@ -41,47 +67,49 @@ def ownership_keys(event: Mapping[str, Any]) -> list[str]:
     return keys
 
 
-def province_of(kind: str, value: str, registered: Lookup, fallback: Callable[[str], str | None]) -> str | None:
-    if kind == "plate":
-        known = registered(f"plate:{value}")
-    else:
-        known = registered(f"{kind}:{value}")
-    if known is not None:
-        return known
+def registered_at(kind: str, value: str, owner: Lookup, fallback: Callable[[str], str | None],
+                  fallback_region: Callable[[str, str], str]) -> tuple[str, str] | None:
+    """(province, region) where an involved entity is registered: the registry's, else the identifier's."""
+    province, _, region = (owner(f"plate:{value}" if kind == "plate" else f"{kind}:{value}") or "").partition("/")
+    if province:
+        return province, region or fallback_region(value, province)
     try:
-        return fallback(value)
+        province = fallback(value) or ""
     except (ValueError, KeyError, IndexError):
         return None
+    return (province, fallback_region(value, province)) if province else None
 
 
-def involved_provinces(event: Mapping[str, Any], registered: Lookup) -> dict[str, list[str]]:
-    """Province → the involved fields of a case that point to it (in field order)."""
+def involved_provinces(event: Mapping[str, Any], owner: Lookup) -> dict[str, tuple[list[str], str]]:
+    """Province → (the involved fields of a case that point to it, in field order; the region of
+    the first one's entity)."""
     record = subject_record(event)
     if event.get("entity_type") != "case" or record is None:
         return {}
-    found: dict[str, list[str]] = {}
-    for field, kind, fallback in INVOLVED_FIELDS:
+    found: dict[str, tuple[list[str], str]] = {}
+    for field, kind, fallback, fallback_region in INVOLVED_FIELDS:
         value = record.get(field)
-        if value:
-            target = province_of(kind, value, registered, fallback)
-            if target:
-                found.setdefault(target, []).append(field)
+        where = registered_at(kind, value, owner, fallback, fallback_region) if value else None
+        if where:
+            fields, _region = found.setdefault(where[0], ([], where[1]))
+            fields.append(field)
     return found
 
 
-def case_routes(event: Mapping[str, Any], source: str, provinces: frozenset[str], registered: Lookup,
-                last: Mapping[str, Any] | None) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """(targets to deliver this event to → reasons, the case's routing state after it).
+def case_routes(event: Mapping[str, Any], source: str, provinces: frozenset[str], owner: Lookup,
+                last: Mapping[str, Any] | None) -> tuple[dict[str, tuple[list[str], str]], dict[str, list[str]]]:
+    """(targets to deliver this event to → (reasons, responsible region), the case's routing state after it).
 
     ``last`` is the case's routing state: ``{target: [stages delivered]}``. A target the
-    case went to before and no party points to any more is kept, with reason ``follows``.
+    case went to before and no party points to any more is kept, with reason ``follows``
+    (and the province's own code, ``<PP>0000``, as its region).
     """
     record = subject_record(event) or {}
     stage = DELETED_STAGE if event.get("op") == "d" else str(record.get("stage"))
     delivered = {t: list(stages) for t, stages in (last or {}).items()}
-    reasons = {t: f for t, f in involved_provinces(event, registered).items() if t != source and t in provinces}
+    reasons = {t: why for t, why in involved_provinces(event, owner).items() if t != source and t in provinces}
     for target in delivered:
-        reasons.setdefault(target, ["follows"])
+        reasons.setdefault(target, (["follows"], f"{target}0000"))
     deliver = {}
     for target, why in reasons.items():
         if stage not in delivered.get(target, []):
@@ -95,11 +123,11 @@ def correlation_id(source: str, case_key: str) -> str:
     return str(uuid.uuid5(CORRELATION_NAMESPACE, f"{source}/{case_key}"))
 
 
-def move_targets(event: Mapping[str, Any], source: str, registered: Lookup, provinces: frozenset[str]) -> list[str]:
+def move_targets(event: Mapping[str, Any], source: str, owner: Lookup, provinces: frozenset[str]) -> list[str]:
     """Provinces to notify when a vehicle or practitioner registered elsewhere appears in ``source``."""
     if event.get("entity_type") not in MOVABLE or event.get("op") == "d":
         return []
-    before = registered(event["entity_key"])
+    before = owner_province(owner(event["entity_key"]))
     if before is None or before == source:
         return []
     return [p for p in (before, source) if p in provinces]

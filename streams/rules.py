@@ -34,10 +34,11 @@ Record = Mapping[str, Any]
 
 @dataclass(frozen=True)
 class Facts:
-    """What relational rules may consult: ``registered(entity_key)`` → province or None,
-    and the entity's last accepted state (``{"stage": …}`` for a case) or None. Identifier
-    rules read the configured USCC allow-list (early pilot codes valid in law that fail the
-    checksum) and ``today`` (None: no clock, birth dates are not compared with it)."""
+    """What relational rules may consult: ``registered(entity_key)`` → its registry entry (the
+    province, and the region when known) or None, and the entity's last accepted state
+    (``{"stage": …}`` for a case) or None. Identifier rules read the configured USCC
+    allow-list (early pilot codes valid in law that fail the checksum) and ``today`` (None: no
+    clock, birth dates are not compared with it)."""
 
     registered: Callable[[str], str | None]
     last: Mapping[str, Any] | None

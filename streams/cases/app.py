@@ -91,7 +91,8 @@ def build_app(settings: Settings, deadlines: Deadlines) -> faust.App:
                 correlation_id=headers[th.ROUTED_CORRELATION_ID], case_key=event.key.decode("utf-8"),
                 origin=headers.get(th.ROUTED_FROM, ""), target=target,
                 reasons=tuple(filter(None, headers.get(th.ROUTED_REASON, "").split(","))),
-                region=_region(cases, event.value), routed_at=event.message.timestamp)
+                region=headers.get(th.ROUTED_REGION) or _region(cases, event.value),
+                routed_at=event.message.timestamp)
             after = route(held, new, headers.get(th.ROUTED_STAGE, ""))
             if after != held:
                 workflows[key] = _stored(after, event.message.partition, event.value)
@@ -235,6 +236,7 @@ def _province_of(topic: str, settings: Settings) -> str:
 
 
 def _region(codec: EventCodec, value: bytes) -> str:
+    """The case's own region: for a case routed before routings named the responsible region."""
     try:
         event = codec.decode(value)[1]
     except DecodeError:

@@ -48,10 +48,19 @@ def test_an_older_event_is_kept_in_the_log_but_flagged_stale(ctx):
 
 
 def test_registry_beats_the_identifiers_embedded_region(ctx3):
-    state = {"reg:plate:京A12345": "31"}  # a Beijing plate registered in Shanghai
+    state = {"reg:plate:京A12345": "31/310115"}  # a Beijing plate registered in Shanghai, Pudong
     result = process_batch([inbound(signed(event("case", case(involved_plate="京A12345"))))], ctx3, state)
-    routed = [o.topic for o in result.outputs if o.topic.startswith("t.xprov.")]
-    assert routed == [TOPICS.province_inbound("31")]
+    routed = [(o.topic, headers(o)[th.ROUTED_REGION]) for o in result.outputs if o.topic.startswith("t.xprov.")]
+    assert routed == [(TOPICS.province_inbound("31"), b"310115")]
+
+
+def test_an_entry_without_a_region_and_an_unknown_entity_get_the_identifiers_region(ctx3):
+    state = {"reg:plate:京A12345": "31"}  # written before entries held a region
+    record = case(involved_plate="京A12345", involved_operator_uscc=USCC_11)
+    result = process_batch([inbound(signed(event("case", record)))], ctx3, state)
+    routed = {o.topic: headers(o)[th.ROUTED_REGION] for o in result.outputs if o.topic.startswith("t.xprov.")}
+    assert routed == {TOPICS.province_inbound("31"): b"310000",  # a plate names only its province
+                      TOPICS.province_inbound("11"): USCC_11[2:8].encode()}  # a USCC its registration region
 
 
 def test_a_case_involving_two_other_provinces_reaches_both_with_one_correlation_id(ctx3):
@@ -77,6 +86,7 @@ def test_each_stage_of_a_case_is_routed_once_and_later_stages_follow(ctx3):
     assert on(TOPICS.province_inbound("11"), again) == []  # same stage: already delivered
     follow = on(TOPICS.province_inbound("11"), decided)
     assert len(follow) == 1 and headers(follow[0])[th.ROUTED_REASON] == b"follows"
+    assert headers(follow[0])[th.ROUTED_REGION] == b"110000"  # nothing involved names a region any more
     assert headers(follow[0])[th.ROUTED_STAGE] == b"decided"
     ids = {headers(o)[th.ROUTED_CORRELATION_ID] for r in (filed, decided) for o in on(TOPICS.province_inbound("11"), r)}
     assert len(ids) == 1
@@ -87,14 +97,17 @@ def test_a_vehicle_that_moves_province_notifies_both(ctx3):
     state = {}
     ev11 = event("vehicle", vehicle(plate="京A12345", operator_uscc=USCC_11), province="11")
     process_batch([inbound(signed(ev11), province="11")], ctx3, state)
-    assert state["reg:vehicle:京A12345:2"] == "11"
+    assert state["reg:vehicle:京A12345:2"] == f"11/{USCC_11[2:8]}"  # a vehicle's region: its operator's
     moved = event("vehicle", vehicle(plate="京A12345", operator_uscc=USCC_44), province="44")
     result = process_batch([inbound(signed(moved), province="44")], ctx3, state)
     notified = sorted(o.topic for o in result.outputs if o.topic.startswith("t.xprov."))
     assert notified == [TOPICS.province_inbound("11"), TOPICS.province_inbound("44")]
     assert all(headers(o)[th.ROUTED_REASON] == b"moved" for o in result.outputs if o.topic.startswith("t.xprov."))
-    assert state["reg:vehicle:京A12345:2"] == "44"
-    assert ("vehicle:京A12345:2", "44") in result.ownership
+    regions = {o.topic: headers(o)[th.ROUTED_REGION] for o in result.outputs if o.topic.startswith("t.xprov.")}
+    assert regions == {TOPICS.province_inbound("11"): USCC_11[2:8].encode(),  # where it was registered
+                       TOPICS.province_inbound("44"): USCC_44[2:8].encode()}  # where it is now
+    assert state["reg:vehicle:京A12345:2"] == f"44/{USCC_44[2:8]}"
+    assert ("vehicle:京A12345:2", f"44/{USCC_44[2:8]}") in result.ownership
 
 
 def test_an_update_within_the_province_writes_nothing_to_the_registry(ctx):
@@ -103,7 +116,7 @@ def test_an_update_within_the_province_writes_nothing_to_the_registry(ctx):
     renamed = event("operator", operator(name="新名称运输公司"), op="u")
     update = process_batch([inbound(signed(seq(renamed, 2)))], ctx, state)
     gone = process_batch([inbound(signed(seq(event("operator", operator(), op="d"), 3)))], ctx, state)
-    assert first.ownership == [(f"operator:{USCC_44}", "44")]
+    assert first.ownership == [(f"operator:{USCC_44}", f"44/{operator()['region_code']}")]
     assert update.ownership == [] and len(on(TOPICS.national_changes, update)) == 1
     assert gone.ownership == [(f"operator:{USCC_44}", None)] and state.get(f"reg:operator:{USCC_44}") is None
 
