@@ -3,11 +3,14 @@
 ``build_truth`` replays the synthetic generator (deterministic by seed) and keeps what a
 correct line makes of its events: the ids of the valid events (each must be in
 ``change_log`` exactly once, as physical rows), the (case event, target province) pairs
-that must be in ``routed_cases`` once, and the final register of every province, i.e. the
+that must be in ``routed_cases`` once, the provinces each case (by correlation id) is
+routed to, one case workflow each, and the final register of every province, i.e. the
 latest version of each live entity, masked as the store masks it, which the
 ``current_*`` views must show. ``check`` compares a ``StoreSnapshot`` with it, and with a
 ``TopicSnapshot`` the messages on ``national.changes`` and the inbound topics, where a
-doubled message would be hidden from the store by the sink's own dedup.
+doubled message would be hidden from the store by the sink's own dedup. The case
+workflows are checked against the replies sent by ``deploy.chaos.cases``; ``format_report``
+prints both.
 """
 
 from __future__ import annotations
@@ -16,15 +19,19 @@ import datetime as dt
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from producers.synthetic import Generated, SyntheticProvinces
 from schemas.identifiers import PROVINCE_OF_PLATE_CHAR
 from sinks.ddl import VIEWS
 from schemas.pii import PiiMasker
 from sinks.rows import to_json
+from streams.routing import correlation_id
 
 from ..errors import DeployError
+
+if TYPE_CHECKING:
+    from .cases import CaseResult, CaseStore
 
 VIEW_OF_TYPE = {entity_type: view for view, (entity_type, _columns) in VIEWS.items()}
 # View columns that describe the stored version rather than the entity itself.
@@ -41,6 +48,12 @@ class Truth:
     valid_ids: frozenset[str]
     routed: frozenset[tuple[str, str]]  # (event_id, target province)
     current: dict[str, dict[str, dict[str, Any]]]  # view -> masked entity key -> expected columns
+    cases: dict[str, frozenset[str]] = field(default_factory=dict)  # correlation id -> provinces routed to
+
+    @property
+    def workflows(self) -> frozenset[tuple[str, str]]:
+        """The (correlation id, target) pairs the stream stage routes: one case workflow each."""
+        return frozenset((cid, target) for cid, targets in self.cases.items() for target in targets)
 
 
 @dataclass
@@ -48,6 +61,7 @@ class StoreSnapshot:
     change_log: dict[str, int]  # event_id -> physical rows
     routed: dict[tuple[str, str], int]  # (event_id, target province) -> physical rows
     current: dict[str, dict[str, dict[str, Any]]]  # view -> entity key -> row (column -> value)
+    cases: CaseStore | None = None  # the case workflows (deploy.chaos.cases)
 
 
 @dataclass
@@ -55,6 +69,12 @@ class TopicSnapshot:
     changes: dict[str, int]  # event_id -> messages on national.changes
     routed: dict[tuple[str, str], int]  # (event_id, target province) -> messages on xprov.<target>.inbound
     undecodable: dict[str, int] = field(default_factory=dict)  # topic -> messages that are not change events
+    # What the case workflows wrote (deploy.chaos.cases): forwards of each reply id to its origin's
+    # inbound topic, copies of each declined case sent on to (correlation id, new target), and the
+    # replies refused to national.dlq per rule.
+    replies: dict[str, int] = field(default_factory=dict)
+    rerouted: dict[tuple[str, str], int] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,6 +123,7 @@ def truth_from_events(items: Iterable[Generated], masker: PiiMasker) -> Truth:
     kinds: Counter = Counter()
     valid_ids: set[str] = set()
     routed: set[tuple[str, str]] = set()
+    cases: dict[str, set[str]] = {}
     latest: dict[str, dict[str, tuple[dict, str]]] = {view: {} for view in VIEWS}
     for item in items:
         kinds[item.kind] += 1
@@ -110,7 +131,10 @@ def truth_from_events(items: Iterable[Generated], masker: PiiMasker) -> Truth:
             continue
         event = item.event
         valid_ids.add(event["event_id"])
-        routed.update((event["event_id"], target) for target in case_targets(event))
+        targets = case_targets(event)
+        routed.update((event["event_id"], target) for target in targets)
+        if targets:
+            cases.setdefault(correlation_id(event["source"]["province"], event["entity_key"]), set()).update(targets)
         register = latest[VIEW_OF_TYPE[event["entity_type"]]]
         if event["op"] == "d":
             register.pop(event["entity_key"], None)
@@ -122,7 +146,8 @@ def truth_from_events(items: Iterable[Generated], masker: PiiMasker) -> Truth:
         for view, register in latest.items()
     }
     return Truth(produced=sum(kinds.values()), valid=kinds["valid"], duplicates=kinds["duplicate"],
-                 invalid=kinds["invalid"], valid_ids=frozenset(valid_ids), routed=frozenset(routed), current=current)
+                 invalid=kinds["invalid"], valid_ids=frozenset(valid_ids), routed=frozenset(routed), current=current,
+                 cases={cid: frozenset(targets) for cid, targets in cases.items()})
 
 
 def build_truth(provinces: Sequence[str], seed: int, events: int, masker: PiiMasker, duplicate_rate: float = 0.02,
@@ -247,10 +272,11 @@ class ChaosReport:
     crashes: dict[str, int]  # target -> exits nobody asked for (restarted)
     seconds: float
     problems: list[str] = field(default_factory=list)  # of the run itself (a stall, a part that stayed down)
+    cases: CaseResult | None = None  # the case workflows against the replies sent (deploy.chaos.cases)
 
     @property
     def ok(self) -> bool:
-        return self.check.ok and not self.problems
+        return self.check.ok and not self.problems and (self.cases is None or self.cases.ok)
 
     @property
     def exit_status(self) -> int:
@@ -279,6 +305,8 @@ def format_report(report: ChaosReport, rounds: int) -> str:
     ]
     if c.undecodable_on_topic:
         rows.append(("undecodable on output topics", c.undecodable_on_topic, ""))
+    if report.cases is not None:
+        rows += case_rows(report.cases)
     rows += [
         ("kills survived", sum(report.kills.values()), f"({kills})"),
         ("outages survived", report.outages, f"({report.outage_seconds:.1f}s broker unreachable)"),
@@ -292,5 +320,21 @@ def format_report(report: ChaosReport, rounds: int) -> str:
         crashes = ", ".join(f"{t} {n}" for t, n in sorted(report.crashes.items()))
         lines.append(f"  unplanned exits (restarted): {crashes}")
     lines.append("PASSED: nothing lost, nothing doubled" if report.ok else "FAILED:")
-    lines += [f"  - {p}" for p in (*report.problems, *c.problems)]
+    lines += [f"  - {p}" for p in (*report.problems, *c.problems, *(report.cases.problems if report.cases else ()))]
     return "\n".join(lines)
+
+
+def case_rows(c: CaseResult) -> list[tuple[str, int | None, str]]:
+    """The summary's rows of the case workflows' check."""
+    states = ", ".join(f"{'no reply' if state == 'routed' else state.replace('_', ' ')} {n:,}"
+                       for state, n in c.states.items())
+    return [
+        ("case workflows", c.workflows, f"({states}; {c.rerouted:,} re-routed by a decline)"),
+        ("workflows missing", c.missing, ""),
+        ("workflows unexpected", c.unexpected, ""),
+        ("workflow states differing", c.state_differ, ""),
+        ("replies lost", c.replies_lost, f"(of {c.replies_sent:,} sent, and {c.repeats_sent:,} sent again)"),
+        ("replies refused to national.dlq", c.replies_refused, ""),
+        ("second transitions", c.second_transitions, ""),
+        ("closings not exactly one", c.closing_not_one, "(answers or declines per workflow)"),
+    ]

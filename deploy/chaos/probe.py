@@ -1,9 +1,11 @@
 """What the chaos run reads from the line: spool checkpoints, the store, and the topics.
 
-``spooled_so_far`` and ``store_counts`` watch progress while the run goes on (the store
-through the running sink's read-only endpoint); ``read_snapshot`` reads the stopped
-store for the final check; ``read_topic_counts`` reads ``national.changes`` and the
-inbound topics whole (while the broker is still up) so doubles the sink would hide show;
+``spooled_so_far``, ``store_counts`` and ``served_case_store`` watch progress while the run
+goes on (the store through the running sink's read-only endpoint); ``read_snapshot`` reads
+the stopped store for the final check (``read_case_store``: the case workflows, either way);
+``read_topic_counts`` reads ``national.changes``, the inbound topics and ``national.dlq``
+whole (while the broker is still up) so doubles the sink would hide show, and what the case
+workflows forwarded, sent on and refused;
 ``trace_lost`` finds lost events on the broker to say which stage dropped them, and
 ``trace_missing_routes`` tells of each missing routed case what the stream workers did with it.
 """
@@ -14,13 +16,15 @@ import json
 import sqlite3
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
+from schemas import topics as th
 from schemas.kafka import read_topics
 from schemas.settings import Settings
 
 from ..errors import DeployError, StackError
 from ..stack import served_store
+from .cases import REDIRECTED, CaseStore, StoredWorkflow
 from .check import StoreSnapshot, TopicSnapshot, Truth
 from .trace import Located, LogEntry, explain_missing_routes, origin_of, parse_worker_log
 
@@ -45,6 +49,10 @@ def spooled_so_far(settings: Settings) -> int:
     return generated
 
 
+# routed_cases rows the stream stage routed (not the declined cases the case workflows sent on)
+ROUTED_BY_STREAMS = f"reason != '{REDIRECTED}'"
+
+
 def store_counts(settings: Settings) -> tuple[int, int] | None:
     """(distinct event ids in change_log, distinct routed cases) from the running sink, or None if unreachable."""
     from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -57,7 +65,8 @@ def store_counts(settings: Settings) -> tuple[int, int] | None:
         client = store_client(settings, served_store(settings, wait_seconds=0.5))
         try:
             events = int(client.command(f"SELECT uniqExact(event_id) FROM {db}.change_log"))
-            routed = int(client.command(f"SELECT uniqExact(event_id, target_province) FROM {db}.routed_cases"))
+            routed = int(client.command(f"SELECT uniqExact(event_id, target_province) FROM {db}.routed_cases "
+                                        f"WHERE {ROUTED_BY_STREAMS}"))
         finally:
             client.close()
     except (SinkError, StackError, ClickHouseError, OSError):  # the sink is down or starting: unknown for now
@@ -65,8 +74,36 @@ def store_counts(settings: Settings) -> tuple[int, int] | None:
     return events, routed
 
 
+def served_case_store(settings: Settings) -> CaseStore | None:
+    """The case workflows as the running sink's store shows them, or None if unreachable."""
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    from sinks.errors import SinkError
+    from sinks.store_client import store_client
+
+    try:
+        client = store_client(settings, served_store(settings, wait_seconds=0.5))
+        try:
+            return read_case_store(client, settings.clickhouse_database)
+        finally:
+            client.close()
+    except (SinkError, StackError, ClickHouseError, OSError):  # the sink is down or starting: unknown for now
+        return None
+
+
+def read_case_store(client: Any, db: str) -> CaseStore:
+    """Every workflow of the ``case_workflows`` view and every reply forwarded in ``case_replies``."""
+    workflows = {(str(cid), str(target)): StoredWorkflow(str(state), outcome, redirect_to)
+                 for cid, target, state, outcome, redirect_to in client.query(
+                     f"SELECT correlation_id, target, state, outcome, redirect_to FROM {db}.case_workflows").result_rows}
+    replies = {str(i): (str(cid), str(sender), str(kind)) for i, cid, sender, kind in client.query(
+        f"SELECT toString(reply_id), correlation_id, from_province, kind FROM {db}.case_replies FINAL").result_rows}
+    return CaseStore(workflows=workflows, replies=replies)
+
+
 def read_snapshot(settings: Settings) -> StoreSnapshot:
-    """Physical change_log and routed_cases rows per event, and every current-state view (store closed after)."""
+    """Physical change_log and routed_cases rows per event, every current-state view and the case
+    workflows (store closed after)."""
     from sinks.ddl import VIEWS
     from sinks.store import open_store
 
@@ -77,19 +114,22 @@ def read_snapshot(settings: Settings) -> StoreSnapshot:
             f"SELECT toString(event_id), count() FROM {db}.change_log GROUP BY event_id").result_rows}
         routed = {(str(i), str(q)): int(n) for i, q, n in client.query(
             f"SELECT toString(event_id), target_province, count() FROM {db}.routed_cases "
-            f"GROUP BY event_id, target_province").result_rows}
+            f"WHERE {ROUTED_BY_STREAMS} GROUP BY event_id, target_province").result_rows}
         current = {}
         for view in VIEWS:
             result = client.query(f"SELECT * FROM {db}.{view}")
             columns = result.column_names
             current[view] = {row[columns.index("entity_key")]: dict(zip(columns, row)) for row in result.result_rows}
+        cases = read_case_store(client, db)
     finally:
         client.close()
-    return StoreSnapshot(change_log=change_log, routed=routed, current=current)
+    return StoreSnapshot(change_log=change_log, routed=routed, current=current, cases=cases)
 
 
 def read_topic_counts(settings: Settings, give_up_seconds: float = 300.0) -> TopicSnapshot:
-    """Messages per event on ``national.changes`` and per (event, target) on each ``xprov.<Q>.inbound``.
+    """Messages per event on ``national.changes`` and per (event, target) on each ``xprov.<Q>.inbound``;
+    on the inbound topics also the replies forwarded to an origin (per reply id) and the declined
+    cases sent on (per correlation id and new target), and on ``national.dlq`` the replies refused.
 
     Reads every partition from the beginning to its end (``schemas.kafka.read_topics``: past
     the high watermark reported when the read began, which Tansu may report lower than the
@@ -100,18 +140,35 @@ def read_topic_counts(settings: Settings, give_up_seconds: float = 300.0) -> Top
     from schemas.errors import DecodeError
     from schemas.registry import make_registry
 
+    from sinks.rows import header_map
+
     names = settings.topics
     target_of = {names.province_inbound(p): p for p in settings.provinces}
+    replies_topics = {names.province_replies(p) for p in settings.provinces}
     codec = EventCodec(make_registry(settings.schema_registry_url or None))
     changes: Counter = Counter()
     routed: Counter = Counter()
     undecodable: Counter = Counter()
+    replies: Counter = Counter()
+    rerouted: Counter = Counter()
+    refused: Counter = Counter()
     for messages in read_topics(settings.kafka_conf(), f"{names.sink_group}-chaos-topics",
-                                [names.national_changes, *target_of], error=DeployError,
+                                [names.national_changes, *target_of, names.national_dlq], error=DeployError,
                                 what="read the output topics to their end", total_seconds=give_up_seconds,
                                 require_all=True):
         for m in messages:
             topic = m.topic()
+            headers = header_map(m.headers())
+            if topic == names.national_dlq:
+                if headers.get(th.DLQ_TOPIC) in replies_topics:
+                    refused[headers.get(th.DLQ_RULE, "")] += 1
+                continue
+            if topic in target_of and th.REPLY_KIND in headers:
+                replies[headers.get(th.REPLY_ID, "")] += 1
+                continue
+            if topic in target_of and headers.get(th.ROUTED_REASON) == REDIRECTED:
+                rerouted[(headers.get(th.ROUTED_CORRELATION_ID, ""), target_of[topic])] += 1
+                continue
             try:
                 event_id = str(codec.decode(m.value())[1]["event_id"])
             except (DecodeError, KeyError, TypeError):
@@ -121,7 +178,8 @@ def read_topic_counts(settings: Settings, give_up_seconds: float = 300.0) -> Top
                 routed[(event_id, target_of[topic])] += 1
             else:
                 changes[event_id] += 1
-    return TopicSnapshot(changes=dict(changes), routed=dict(routed), undecodable=dict(undecodable))
+    return TopicSnapshot(changes=dict(changes), routed=dict(routed), undecodable=dict(undecodable),
+                         replies=dict(replies), rerouted=dict(rerouted), refused=dict(refused))
 
 
 def read_stored_ids(settings: Settings) -> set[str]:

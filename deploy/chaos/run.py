@@ -1,14 +1,18 @@
 """The chaos run: the synthetic workload through the whole line while parts are killed and the broker stops.
 
-``ChaosRun`` starts its own embedded broker, the synthetic adapter, stream workers and the
-sink, each a separate process started through the worker shell (``roadx worker
-synthetic|streams|sink``, ``deploy.worker``), and
+``ChaosRun`` starts its own embedded broker, the synthetic adapter, stream workers, the
+case workflows and the sink, each a separate process started through the worker shell
+(``roadx worker synthetic|streams|cases|sink``, ``deploy.worker``), and
 plays the plan of ``deploy.chaos.plan``: SIGKILL a part, start it again after a pause;
 SIGSTOP the broker for a few seconds, then SIGCONT, while the adapter keeps spooling.
-Then it waits until the store holds every valid event and routed case (watched through
-the sink's read-only HTTP endpoint; a stall ends the wait), stops the parts, reads
-``national.changes`` and the inbound topics from the still running broker, stops it, reads
-the store and checks both against the generator's truth (``deploy.chaos.check``).
+All along, the target provinces reply to the cases routed to them (``deploy.chaos.desk``:
+receipts, answers, declines that re-route, some left open, as the seed decides).
+Then it waits until the store holds every valid event and routed case and shows every
+workflow as the replies sent say (watched through the sink's read-only HTTP endpoint; a
+stall ends the wait), stops the parts, reads ``national.changes``, the inbound topics and
+``national.dlq`` from the still running broker, stops it, reads the store and checks both
+against the generator's truth (``deploy.chaos.check``) and the replies sent
+(``deploy.chaos.cases``).
 """
 
 from __future__ import annotations
@@ -34,17 +38,21 @@ from ..errors import DeployError, StackError
 from ..stack import StackInfo
 from ..topics import create_topics, exchange_topics
 from ..worker import worker_argv
+from .cases import CaseTruth, check_cases
 from .check import ChaosReport, TopicSnapshot, Truth, build_truth, check
+from .desk import ProvinceDesks
 from .plan import KILL, PAUSE_BROKER, RESTART, RESUME_BROKER, Action, ChaosPlan, plan_chaos
 from .probe import (
-    read_snapshot, read_stored_ids, read_topic_counts, spooled_so_far, store_counts, trace_lost, trace_missing_routes,
+    read_snapshot, read_stored_ids, read_topic_counts, served_case_store, spooled_so_far, store_counts, trace_lost,
+    trace_missing_routes,
 )
 
-ADAPTER, SINK = "adapter", "sink"
+ADAPTER, SINK, CASES = "adapter", "sink", "cases"
 TICK = 0.2
 ADAPTER_CHUNK = 50  # events per province per spool append: small, so pacing is smooth
 SHOW_EVERY = 5.0
 SETTLE_SECONDS = 3.0  # the drained state must hold this long (late repeats would show up meanwhile)
+DRAIN_TICK = 0.5
 
 
 @dataclass(frozen=True)
@@ -71,8 +79,8 @@ class ChaosOptions:
 
     @property
     def targets(self) -> list[str]:
-        """What may be killed: the adapter, each stream worker, the sink."""
-        return [ADAPTER, *(f"streams-{i}" for i in range(1, self.stream_workers + 1)), SINK]
+        """What may be killed: the adapter, each stream worker, the sink, the case workflows."""
+        return [ADAPTER, *(f"streams-{i}" for i in range(1, self.stream_workers + 1)), SINK, CASES]
 
     def plan(self) -> ChaosPlan:
         return plan_chaos(self.seed, self.rounds, self.targets, self.round_seconds, self.kills_per_round)
@@ -130,6 +138,7 @@ class ChaosRun:
         self.log_dir = data_dir / "logs"
         self.broker: EmbeddedBroker | None = None
         self.parts: dict[str, Part] = {}
+        self.desks: ProvinceDesks | None = None
         self.down: set[str] = set()  # killed by the plan, waiting for their restart
         self.kills: Counter = Counter()
         self.crashes: Counter = Counter()
@@ -154,6 +163,7 @@ class ChaosRun:
             self.say("reading the store and checking it against the generator's registers")
             snapshot = read_snapshot(self.settings)
             result = check(truth, snapshot, topics)
+            cases = check_cases(self._case_truth(truth), snapshot.cases, topics)
             if result.lost:
                 self.say(f"tracing the {result.lost} lost events through the topics")
                 self.problems += trace_lost(self.settings, truth, read_stored_ids(self.settings))
@@ -165,11 +175,15 @@ class ChaosRun:
             self._shutdown()
         return ChaosReport(check=result, kills=dict(self.kills), outages=self.outages,
                            outage_seconds=round(self.outage_seconds, 1), crashes=dict(self.crashes),
-                           seconds=round(time.monotonic() - started, 1), problems=self.problems)
+                           seconds=round(time.monotonic() - started, 1), problems=self.problems, cases=cases)
+
+    def _case_truth(self, truth: Truth) -> CaseTruth:
+        return CaseTruth(routed=truth.workflows, sent=list(self.desks.sent) if self.desks else [])
 
     def _read_topics(self) -> TopicSnapshot | None:
-        """Every message on national.changes and the inbound topics, or None (a problem of the run) if unreadable."""
-        self.say("reading national.changes and the inbound topics for doubled messages")
+        """Every message on national.changes, the inbound topics and national.dlq, or None (a problem of the
+        run) if unreadable."""
+        self.say("reading national.changes, the inbound topics and national.dlq for doubled and refused messages")
         try:
             return read_topic_counts(self.settings)
         except DeployError as exc:
@@ -179,7 +193,7 @@ class ChaosRun:
 
     def _start(self) -> Truth:
         settings, opts = self.settings, self.options
-        for stale in (settings.store_path, settings.spool_dir, settings.data_dir / "streams"):
+        for stale in (settings.store_path, settings.spool_dir, settings.data_dir / "streams", settings.data_dir / CASES):
             shutil.rmtree(stale, ignore_errors=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         settings.master_key()
@@ -197,6 +211,7 @@ class ChaosRun:
             if name.startswith("streams-"):
                 self.parts[name] = Part(name, worker_argv("streams"), {**env, **to_environ(live)},
                                         self.log_dir / f"{name}.log")
+        self.parts[CASES] = Part(CASES, worker_argv("cases"), {**env, **to_environ(live)}, self.log_dir / "cases.log")
         self.parts[ADAPTER] = Part(ADAPTER, worker_argv(
             "synthetic", "--events", str(opts.events), "--seed", str(opts.seed),
             "--duplicate-rate", str(opts.duplicate_rate), "--invalid-rate", str(opts.invalid_rate),
@@ -207,8 +222,10 @@ class ChaosRun:
                 part.start()
         wait_for_port(self.http_port, 120, self.parts[SINK].process)
         self._record_stack()
+        self.desks = ProvinceDesks(live, opts.seed, truth.cases, self.log_dir / "replies-sent.jsonl")
         self.parts[ADAPTER].start()
-        self.say(f"line up: adapter at {opts.adapter_rate:.0f} events/s, {opts.stream_workers} stream workers, sink; "
+        self.say(f"line up: adapter at {opts.adapter_rate:.0f} events/s, {opts.stream_workers} stream workers, "
+                 f"case workflows, sink; {len(truth.workflows):,} case workflows to reply to; "
                  f"store served on 127.0.0.1:{self.http_port}")
         return truth
 
@@ -225,6 +242,7 @@ class ChaosRun:
         for action in plan.timeline():
             while (left := t0 + action.at - time.monotonic()) > 0:
                 self._tend()
+                self.desks.tend()
                 self._show(f"round {action.round}/{len(plan.rounds)}", truth)
                 time.sleep(min(TICK, left))
             self._do(action, time.monotonic() - t0)
@@ -286,35 +304,42 @@ class ChaosRun:
         self.progress.done(
             f"chaos: {phase}: produced {spooled_so_far(self.settings):,}/{truth.produced:,}, stored {events} "
             f"of {truth.valid:,} valid events and {routed} of {len(truth.routed):,} routed cases; "
+            f"{len(self.desks.sent) if self.desks else 0:,} case replies sent; "
             f"kills {sum(self.kills.values())}, outages {self.outages}")
 
     def _drain(self, truth: Truth) -> None:
-        """Wait until the store holds every valid event and routed case and both groups are caught up."""
+        """Wait until the store holds every valid event and routed case, shows every case workflow as
+        the replies sent say, and the groups are caught up."""
         self._resume_broker()
         for name in list(self.down):
             self.down.discard(name)
             self.parts[name].start()
         names = self.settings.topics
+        inbound = [names.province_inbound(p) for p in self.settings.provinces]
         source = [names.province_changes(p) for p in self.settings.provinces]
-        sunk = [names.national_changes, names.national_dlq, names.national_quality,
-                *(names.province_inbound(p) for p in self.settings.provinces)]
+        sunk = [names.national_changes, names.national_dlq, names.national_quality, *inbound]
+        replies = [names.province_replies(p) for p in self.settings.provinces]
         want = (truth.valid, len(truth.routed))
         lags = [(GroupLag(self.settings.kafka_conf(), names.streams_group), source),
-                (GroupLag(self.settings.kafka_conf(), names.sink_group), sunk)]
+                (GroupLag(self.settings.kafka_conf(), names.sink_group), sunk),
+                (GroupLag(self.settings.kafka_conf(), names.cases_group), [*inbound, *replies])]
         try:
             last, changed, drained_since = None, time.monotonic(), None
             while True:
                 self._tend()
+                self.desks.tend()
                 stored = store_counts(self.settings)
                 behind = sum(sum(lag.behind(topics).values()) for lag, topics in lags)
                 self._stored = stored or self._stored
+                workflows = self._case_progress(truth)
                 self._show("draining", truth)
-                seen = (stored, behind, self.parts[ADAPTER].finished)
-                if self.parts[ADAPTER].finished and stored == want and behind == 0:
+                seen = (stored, behind, self.parts[ADAPTER].finished, workflows, len(self.desks.sent))
+                if self.parts[ADAPTER].finished and stored == want and behind == 0 and workflows == "settled":
                     drained_since = drained_since or time.monotonic()
                     if time.monotonic() - drained_since >= SETTLE_SECONDS:
-                        self.say(f"drained: {truth.valid:,} valid events and {len(truth.routed):,} routed cases stored")
-                        return
+                        self.say(f"drained: {truth.valid:,} valid events and {len(truth.routed):,} routed cases "
+                                 f"stored, {len(self.desks.sent):,} replies sent and every case workflow as they say")
+                        break
                 else:
                     drained_since = None
                 if seen != last:
@@ -323,16 +348,38 @@ class ChaosRun:
                     self.problems.append(
                         f"no progress for {self.options.stall_seconds:.0f}s while draining (store holds "
                         f"{stored} of {want} (events, routed cases), {behind} messages behind, adapter "
-                        f"{'finished' if self.parts[ADAPTER].finished else 'not finished'}); logs in {self.log_dir}")
+                        f"{'finished' if self.parts[ADAPTER].finished else 'not finished'}, case workflows: "
+                        f"{workflows}); logs in {self.log_dir}")
                     self.say(self.problems[-1])
-                    return
-                time.sleep(1.0)
+                    break
+                time.sleep(DRAIN_TICK)
         finally:
             for lag, _topics in lags:
                 lag.close()
+        try:
+            self.desks.flush()
+        except DeployError as exc:
+            self.problems.append(str(exc))
+            self.say(self.problems[-1])
+
+    def _case_progress(self, truth: Truth) -> str:
+        """"settled" when the desks have replied to every workflow there is and the store shows each as
+        the replies say; else what is still awaited."""
+        case_truth = self._case_truth(truth)
+        unseen = case_truth.workflows().keys() - self.desks.seen.keys()
+        if unseen or not self.desks.idle:
+            return f"{len(unseen)} workflows not seen by their province, {len(self.desks.sent)} replies sent"
+        store = served_case_store(self.settings)
+        if store is None:
+            return "store unreachable"
+        result = check_cases(case_truth, store)
+        if result.ok:
+            return "settled"
+        return (f"{result.missing} missing, {result.state_differ} in another state, {result.replies_lost} replies "
+                f"not stored (of {result.workflows} workflows, {result.replies_sent} replies)")
 
     def _stop_parts(self) -> None:
-        for name in [ADAPTER, *(n for n in self.parts if n.startswith("streams-")), SINK]:
+        for name in [ADAPTER, *(n for n in self.parts if n.startswith("streams-")), CASES, SINK]:
             self.parts[name].stop()
 
     def _shutdown(self) -> None:
@@ -341,6 +388,8 @@ class ChaosRun:
             self._paused_at = None
         for part in self.parts.values():
             part.kill()
+        if self.desks is not None:
+            self.desks.close()
         if self.broker is not None:
             self.broker.stop()
         self.settings.stack_file.unlink(missing_ok=True)

@@ -1,4 +1,6 @@
-"""``roadx chaos``: the synthetic workload through the line while parts are killed and the broker stops.
+"""``roadx chaos``: the synthetic workload through the line, with the target provinces replying to
+their cases, while parts (adapter, stream workers, sink, case workflows) are killed and the broker
+stops; then the store, the topics and the case workflows are checked (``deploy.chaos``).
 
 Also runnable as ``python -m deploy.commands.chaos [options]`` (same options).
 Exit status: 0 every check passed; 1 a check failed (the report says which); 2 an error.
@@ -24,16 +26,18 @@ def add_parser(sub: Any, with_data_dir: Any) -> None:
 
     d = ChaosOptions()
     chaos = with_data_dir(sub.add_parser(
-        "chaos", help="kill adapters, stream workers and the sink at random and pause the broker; check nothing is "
-                      "lost or doubled",
+        "chaos", help="kill adapters, stream workers, the sink and the case workflows at random and pause the "
+                      "broker; check nothing is lost or doubled and every case workflow ends as its replies say",
         description="Runs the synthetic provinces on its own embedded broker (in --data-dir, else a temporary "
-                    "directory, removed when the run passes). Progress goes to stderr, the report to stdout."))
+                    "directory, removed when the run passes), the target provinces acknowledging, answering and "
+                    "declining the cases routed to them as the seed decides. Progress goes to stderr, the report "
+                    "to stdout."))
     chaos.add_argument("--rounds", type=int, default=d.rounds,
                        help=f"rounds, one broker outage each (default {d.rounds})")
     chaos.add_argument("--events", type=int, default=d.events,
                        help=f"events the adapter generates (default {d.events})")
     chaos.add_argument("--seed", type=int, default=d.seed,
-                       help=f"seed of the workload and of the kill plan (default {d.seed})")
+                       help=f"seed of the workload, the kill plan and the provinces' replies (default {d.seed})")
     chaos.add_argument("--provinces", type=int, default=d.provinces,
                        help=f"provinces taking part (default {d.provinces})")
     chaos.add_argument("--round-seconds", type=float, default=d.round_seconds,

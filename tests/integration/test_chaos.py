@@ -29,7 +29,7 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("ROADX_")}
 
 
-def test_a_short_chaos_round_loses_and_doubles_nothing(tmp_path):
+def test_a_short_chaos_round_loses_and_doubles_nothing_and_ends_every_case_workflow_as_its_replies_say(tmp_path):
     report_file = tmp_path / "report.json"
     result = subprocess.run(
         [sys.executable, "-m", "deploy.cli", "chaos", "--rounds", "1", "--events", "3000", "--provinces", "4",
@@ -37,7 +37,9 @@ def test_a_short_chaos_round_loses_and_doubles_nothing(tmp_path):
         capture_output=True, text=True, timeout=240, env=clean_env())
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
     for line in ("lost", "doubled in change_log", "doubled on national.changes", "current rows differing",
-                 "routed cases missing", "routed cases doubled", "routed doubled on inbound topics"):
+                 "routed cases missing", "routed cases doubled", "routed doubled on inbound topics",
+                 "workflows missing", "workflows unexpected", "workflow states differing", "replies lost",
+                 "replies refused to national.dlq", "second transitions", "closings not exactly one"):
         assert re.search(rf"^\s+{line}\s+0\b", result.stdout, re.MULTILINE), result.stdout
     assert "PASSED" in result.stdout
     report = json.loads(report_file.read_text("utf-8"))
@@ -49,6 +51,15 @@ def test_a_short_chaos_round_loses_and_doubles_nothing(tmp_path):
     assert check["current_rows"] > 0 and check["routed_expected"] > 0
     assert report["outages"] == 1 and sum(report["kills"].values()) >= 1
     assert "SIGKILL" in result.stderr and "SIGSTOP" in result.stderr
+    cases = report["cases"]
+    assert (cases["missing"], cases["unexpected"], cases["state_differ"], cases["replies_lost"],
+            cases["replies_refused"], cases["second_transitions"], cases["closing_not_one"]) == (0, 0, 0, 0, 0, 0, 0)
+    states = cases["states"]
+    assert states.get("answered", 0) > 0 and states.get("declined", 0) > 0 and cases["rerouted"] > 0, cases
+    assert states.get("received", 0) > 0 and states.get("routed", 0) > 0 and cases["repeats_sent"] > 0, cases
+    assert cases["workflows"] == sum(states.values())
+    # The default seed's one-round plan kills the case workflows among others (deploy.chaos.plan).
+    assert report["kills"].get("cases", 0) >= 1, report["kills"]
 
 
 def test_chaos_refuses_bad_options_with_a_clear_error(tmp_path):
