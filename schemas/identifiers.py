@@ -216,6 +216,16 @@ def check_region_code(value: str) -> None:
         raise InvalidIdentifier("invalid_region_code", value, f"has unknown province {value[:2]!r}")
 
 
+def check_region_within(value: str, province: str) -> None:
+    """A region to select by, below ``province``: the first 2, 4 or 6 digits of a GB/T 2260
+    code starting with the province's (``44`` the province, ``4403`` a city, ``440305`` a county)."""
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{2}(?:[0-9]{2}){0,2}", value):
+        raise InvalidIdentifier("invalid_region_code", str(value),
+                                "is not a region prefix: 2, 4 or 6 digits of a GB/T 2260 code (e.g. 4403)")
+    if value[:2] != province:
+        raise InvalidIdentifier("invalid_region_code", value, f"is not within province {province}")
+
+
 def province_of_uscc(value: str) -> str:
     return value[2:4]
 

@@ -28,7 +28,7 @@ OPEN = "state IN ('routed', 'received', 'in_progress')"
 OVERDUE = (f"({OPEN} AND ((state = 'routed' AND {{now:DateTime64(3, 'UTC')}} > routed_at + "
            "toIntervalMillisecond(toInt64({receipt:Float64} * 1000))) "
            "OR {now:DateTime64(3, 'UTC')} > routed_at + toIntervalMillisecond(toInt64({answer:Float64} * 1000))))")
-COLUMNS = ("correlation_id", "target", "case_key", "case_no", "origin", "reasons", "stages", "routed_at",
+COLUMNS = ("correlation_id", "target", "case_key", "case_no", "origin", "reasons", "stages", "routed_at", "region",
            "received_at", "answered_at", "state", "outcome", "reason", "redirect_to", "replies", "alerts")
 
 
@@ -44,6 +44,7 @@ class CaseWorkflow:
     reasons: str
     stages: tuple[str, ...]
     routed_at: dt.datetime
+    region: str  # the responsible county or city ("" when the routing named none)
     received_at: dt.datetime | None
     answered_at: dt.datetime | None  # the answer or the decline
     state: str  # routed | received | in_progress | answered | declined
@@ -68,17 +69,20 @@ def deadline_parameters(deadlines: Deadlines, now: dt.datetime) -> dict[str, Any
 
 
 def list_workflows(client: Any, database: str, deadlines: Deadlines, *, target: str | None = None,
-                   open_only: bool = False, overdue_only: bool = False,
+                   region: str | None = None, open_only: bool = False, overdue_only: bool = False,
                    now: dt.datetime | None = None) -> list[CaseWorkflow]:
-    """The workflows (of ``target`` when given), oldest routing first; only the open or overdue ones on request."""
+    """The workflows (of ``target`` and of the regions starting with ``region`` when given), oldest
+    routing first; only the open or overdue ones on request."""
     where = ["1"]
     if target is not None:
         where.append("target = {target:String}")
+    if region is not None:
+        where.append("startsWith(region, {region:String})")
     if open_only:
         where.append(OPEN)
     if overdue_only:
         where.append(OVERDUE)
-    return _select(client, database, " AND ".join(where), deadlines, now, target=target or "")
+    return _select(client, database, " AND ".join(where), deadlines, now, target=target or "", region=region or "")
 
 
 def find_workflows(client: Any, database: str, correlation_id: str, deadlines: Deadlines,

@@ -11,7 +11,8 @@ was received: requests, by outcome, distinct endpoints, p50 and p99 latency. Cro
 case timeliness per target province (``case_workflows``) counts the workflows routed in the
 month: received within the receipt deadline, answered (or declined) within the answer
 deadline, the median time to that answer, those still open and overdue at ``as_of``
-(``sinks.cases.OVERDUE``); and the alerts raised in the month (``case_alerts``, by ``at``).
+(``sinks.cases.OVERDUE``); and the alerts raised in the month (``case_alerts``, by ``at``) —
+per target province, and per city below it (the responsible region's first four digits).
 ``case_timeliness`` reads that section alone, for any month and ``as_of`` (``roadx status``
 shows the current month's).
 
@@ -113,6 +114,8 @@ class ReportData:
     flows: dict[tuple[str, str], int] = field(default_factory=dict)
     service_use: dict[str, ServiceUse] = field(default_factory=dict)  # party -> its requests this month
     timeliness: dict[str, CaseTimeliness] = field(default_factory=dict)  # target province -> its cases this month
+    # (target province, city "PPCC00" or "" when the routing named no region) -> its cases this month
+    timeliness_by_city: dict[tuple[str, str], CaseTimeliness] = field(default_factory=dict)
     generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     sources: list[str] = field(default_factory=list)
 
@@ -324,8 +327,12 @@ def _service_use(store: _Store, data: ReportData, this: dict) -> None:
                                              int(endpoints), float(latency[0]), float(latency[1]))
 
 
+# What the timeliness is counted per: the target province, or the target's city (the first four
+# digits of the responsible region, "" for workflows without one) below it.
+BY_PROVINCE = "target"
+BY_CITY = "(target, if(length(region) = 6, concat(substring(region, 1, 4), '00'), ''))"
 TIMELINESS = f"""
-SELECT target, count(), countIf(received_at IS NOT NULL), countIf(answered_at IS NOT NULL),
+SELECT {{UNIT}} AS unit, count(), countIf(received_at IS NOT NULL), countIf(answered_at IS NOT NULL),
     countIf(received_at IS NOT NULL
             AND received_at <= routed_at + toIntervalMillisecond(toInt64({{receipt:Float64}} * 1000))),
     countIf(answered_at IS NOT NULL
@@ -334,7 +341,7 @@ SELECT target, count(), countIf(received_at IS NOT NULL), countIf(answered_at IS
     countIf({OPEN}), countIf({OVERDUE})
 FROM {{DB}}.case_workflows
 WHERE routed_at >= {{start:Date}} AND routed_at < {{end:Date}}
-GROUP BY target
+GROUP BY unit
 """
 
 
@@ -357,19 +364,23 @@ def _timeliness(store: _Store, data: ReportData, this: dict) -> None:
         return
     data.sources.append("case timeliness: case_workflows, case_alerts")
     data.timeliness = _case_timeliness(store, this)
+    data.timeliness_by_city = _case_timeliness(store, this, BY_CITY)
 
 
-def _case_timeliness(store: _Store, this: dict) -> dict[str, CaseTimeliness]:
-    """``TIMELINESS`` and the alerts for the period and deadlines in ``this``."""
-    found: dict[str, CaseTimeliness] = {}
+def _case_timeliness(store: _Store, this: dict, unit: str = BY_PROVINCE) -> dict[Any, CaseTimeliness]:
+    """``TIMELINESS`` and the alerts for the period and deadlines in ``this``, per ``unit``
+    (``BY_PROVINCE``: keyed by target; ``BY_CITY``: by (target, city))."""
+    found: dict[Any, CaseTimeliness] = {}
     for target, routed, received, answered, received_on_time, answered_on_time, median, still_open, overdue \
-            in store.rows(TIMELINESS, **this):
+            in store.rows(TIMELINESS.replace("{UNIT}", unit), **this):
+        target = tuple(target) if isinstance(target, (list, tuple)) else target
         found[target] = CaseTimeliness(int(routed), int(received_on_time), int(answered_on_time),
                                        None if median is None or median != median else float(median),
                                        int(still_open), int(overdue), received=int(received), answered=int(answered))
     for target, deadline, count in store.rows(
-            "SELECT target, deadline, count() FROM {DB}.case_alerts FINAL "
-            "WHERE at >= {start:Date} AND at < {end:Date} GROUP BY target, deadline", **this):
+            f"SELECT {unit} AS unit, deadline, count() FROM {{DB}}.case_alerts FINAL "
+            "WHERE at >= {start:Date} AND at < {end:Date} GROUP BY unit, deadline", **this):
+        target = tuple(target) if isinstance(target, (list, tuple)) else target
         found.setdefault(target, CaseTimeliness()).alerts[deadline] = int(count)
     return found
 

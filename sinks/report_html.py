@@ -275,6 +275,13 @@ def _timeliness_section(data: ReportData) -> str:
         body = _table(["目标省份 target", "转办 routed", "按时签收 received on time", "按时办结 answered on time",
                        "办结用时中位数 median time to answer", "未办结 open", "已超期 overdue now",
                        "签收超期告警 receipt alerts", "办结超期告警 answer alerts"], rows)
+        cities = [[province_label(target), city or "—", f"{t.routed:,}", f"{t.received_on_time:,}",
+                   f"{t.answered_on_time:,}", duration(t.median_answer_ms), f"{t.open:,}", f"{t.overdue:,}",
+                   f"{t.alerts.get('receipt', 0) + t.alerts.get('answer', 0):,}"]
+                  for (target, city), t in sorted(data.timeliness_by_city.items())]
+        body += "\n<h3>按地市 by city (责任地区 the responsible region)</h3>\n" + _table(
+            ["目标省份 target", "地市 city", "转办 routed", "按时签收 received on time", "按时办结 answered on time",
+             "办结用时中位数 median time to answer", "未办结 open", "已超期 overdue now", "超期告警 alerts"], cities)
     else:
         body = '<p class="muted">本月无跨省协同案件 no cross-province cases this month</p>'
     return f"""<section class="case-timeliness">

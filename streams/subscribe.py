@@ -6,6 +6,11 @@ replies. With ``receipts``, the subscriber acknowledges each case it shows with 
 (回执) signed with the province's key on ``prov.<P>.replies``; the receipt's id is derived
 from the case and the province, so a case shown again is acknowledged with the same reply,
 which the workflow takes as a repeat.
+
+With ``region`` (``4403``: a city; ``440305``: a county), only the cases whose responsible
+region (``roadx.routed.region``: the involved entity's registration) lies within it are
+shown and acknowledged, so a province's system can hand each city its own; replies to the
+province's own cases are shown whatever the region.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaExcepti
 from schemas import topics as th
 from schemas.codec import EventCodec
 from schemas.codes import RECEIPT
-from schemas.errors import DecodeError
+from schemas.errors import DecodeError, InvalidIdentifier
+from schemas.identifiers import check_region_within
 from schemas.registry import make_registry
 from schemas.settings import Settings
 
@@ -28,7 +34,7 @@ from .validation import subject_record
 
 HEADERS = {
     th.ROUTED_FROM: "from", th.ROUTED_TO: "to", th.ROUTED_REASON: "reason",
-    th.ROUTED_CORRELATION_ID: "correlation_id", th.ROUTED_STAGE: "stage",
+    th.ROUTED_CORRELATION_ID: "correlation_id", th.ROUTED_STAGE: "stage", th.ROUTED_REGION: "region",
 }
 
 
@@ -62,15 +68,22 @@ def format_line(item: dict[str, Any]) -> str:
     parties = " ".join(f"{k}={record[k]}" for k in ("involved_plate", "involved_operator_uscc", "involved_id_number")
                        if record.get(k))
     return (f"{item['correlation_id']}  {item['from']}→{item['to']}  {item['entity_key']}  "
-            f"stage={item['stage']}  reason={item['reason']}  {parties}")
+            f"stage={item['stage']}  reason={item['reason']}  region={item.get('region') or '-'}  {parties}")
 
 
 def subscribe(settings: Settings, province: str, from_beginning: bool, stop: threading.Event,
-              idle_exit: float | None = None, receipts: bool = False) -> Iterator[dict[str, Any]]:
-    """Yield every case routed to ``province``, and every reply to a case it routed, until
-    ``stop`` (or ``idle_exit`` seconds of silence); with ``receipts``, acknowledge each case."""
+              idle_exit: float | None = None, receipts: bool = False,
+              region: str | None = None) -> Iterator[dict[str, Any]]:
+    """Yield every case routed to ``province`` (within ``region``, when given), and every reply
+    to a case it routed, until ``stop`` (or ``idle_exit`` seconds of silence); with
+    ``receipts``, acknowledge each case yielded."""
     if province not in settings.provinces:
         raise StreamError(f"unknown province {province!r}: use one of {', '.join(settings.provinces)}")
+    if region is not None:
+        try:
+            check_region_within(region, province)
+        except InvalidIdentifier as exc:
+            raise StreamError(f"--region: {exc}") from exc
     topic = settings.topics.province_inbound(province)
     codec = EventCodec(make_registry(settings.schema_registry_url or None))
     consumer = Consumer({**settings.kafka_conf(), "group.id": f"{settings.topics.prefix}roadx-subscribe-{province}",
@@ -97,6 +110,8 @@ def subscribe(settings: Settings, province: str, from_beginning: bool, stop: thr
                 yield forwarded_reply(message.headers(), message.offset())
                 continue
             item = routed_case(message.value(), message.headers(), codec, message.offset())
+            if region is not None and not item["region"].startswith(region):
+                continue
             if acknowledging is not None and "error" not in item and item.get("correlation_id"):
                 item["receipt"] = acknowledging.send(RECEIPT, item["correlation_id"], item["entity_key"],
                                                      reply_id=receipt_id(item["correlation_id"], province))["reply_id"]

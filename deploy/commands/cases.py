@@ -19,7 +19,8 @@ import json
 from typing import Any, Callable
 
 from schemas.codes import ANSWER, DECLINE, PROGRESS, RECEIPT, REPLY_OUTCOMES
-from schemas.errors import SettingsError
+from schemas.errors import InvalidIdentifier, SettingsError
+from schemas.identifiers import check_region_within
 from schemas.settings import Settings
 
 from ..stack import with_running_broker
@@ -32,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None
     actions = cases.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="the workflows of the cases routed to a province")
     listing.add_argument("--province", required=True, help="the target province, two-digit code")
+    listing.add_argument("--region", metavar="CODE",
+                         help="only those whose responsible region lies within CODE (4403: a city)")
     listing.add_argument("--open", action="store_true", help="only those not answered or declined yet")
     listing.add_argument("--overdue", action="store_true", help="only those open past their receipt or answer deadline")
     listing.add_argument("--json", action="store_true", help="one JSON array")
@@ -59,10 +62,15 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     from sinks.cases import list_workflows
 
     _check_province(settings, args.province)
+    if args.region is not None:
+        try:
+            check_region_within(args.region, args.province)
+        except InvalidIdentifier as exc:
+            raise SettingsError(f"--region: {exc}") from exc
     client = open_store_client(settings)
     try:
         found = list_workflows(client, settings.clickhouse_database, _deadlines(settings), target=args.province,
-                               open_only=args.open, overdue_only=args.overdue)
+                               region=args.region, open_only=args.open, overdue_only=args.overdue)
     finally:
         client.close()
     if args.json:
@@ -160,7 +168,7 @@ def _deadlines(settings: Settings) -> Any:
 
 def _line(w: Any) -> str:
     flags = " OVERDUE" if w.overdue else ""
-    return (f"{w.correlation_id}  {w.origin}→{w.target}  {w.case_key}  {w.state}{flags}  "
+    return (f"{w.correlation_id}  {w.origin}→{w.target}  {w.region or '-'}  {w.case_key}  {w.state}{flags}  "
             f"routed {_text(w.routed_at)}")
 
 

@@ -26,13 +26,16 @@ def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None
     p.add_argument("--idle-exit", type=float, default=None, help="stop after this many seconds without a case")
     p.add_argument("--receipts", action="store_true",
                    help="acknowledge each case shown with a receipt (回执) signed as the province")
+    p.add_argument("--region", metavar="CODE",
+                   help="only cases whose responsible region lies within CODE (4403: a city, 440305: a county)")
     p.set_defaults(handler=run_subscribe)
 
 
 def run_subscribe(settings: Settings, args: argparse.Namespace) -> int:
     settings = with_running_broker(settings)
     stop = threading.Event()
-    for item in subscribe(settings, args.province, args.from_beginning, stop, args.idle_exit, args.receipts):
+    for item in subscribe(settings, args.province, args.from_beginning, stop, args.idle_exit, args.receipts,
+                          args.region):
         print(json.dumps(item, ensure_ascii=False, default=_json) if args.json else format_line(item), flush=True)
     return 0
 

@@ -58,13 +58,15 @@ class Exchange:
         self.events = EventCodec(EmbeddedRegistry())
         self.replies = ReplyCodec(EmbeddedRegistry())
 
-    def route(self, event, target, correlation):
-        """A routed case as the stream worker writes it to the target's inbound topic."""
+    def route(self, event, target, correlation, region=None):
+        """A routed case as the stream worker writes it to the target's inbound topic (``region``:
+        the responsible one; none as before routings named it)."""
         self.producer.produce(self.settings.topics.province_inbound(target), self.events.encode(event),
                               event["entity_key"].encode(), headers=[
                                   (th.ROUTED_FROM, b"44"), (th.ROUTED_TO, target.encode()),
                                   (th.ROUTED_REASON, b"involved_plate"), (th.ROUTED_CORRELATION_ID, correlation.encode()),
-                                  (th.ROUTED_STAGE, b"filed")])
+                                  (th.ROUTED_STAGE, b"filed"),
+                                  *([(th.ROUTED_REGION, region.encode())] if region else [])])
         assert self.producer.flush(30) == 0
 
     def reply(self, event, correlation, kind, frm="11", topic_of=None, key_of=None, reply_id=None, **more):
@@ -135,7 +137,7 @@ def test_a_declined_case_goes_on_to_the_province_named_and_a_missed_receipt_is_a
     with running_cases(exchange, log_path) as proc:
         ex.route(declined, "11", c1)
         ex.reply(declined, c1, "decline", reason="the vehicle moved to Shanghai", redirect_to="31")
-        ex.route(silent, "11", c2)
+        ex.route(silent, "11", c2, region="110108")
         inbound_31 = exchange.topics.province_inbound("31")
         moved = wait_for(lambda: ex.read(inbound_31), lambda got: len(got) >= 1, proc, log_path, "the re-routing")
         def alerts():
@@ -150,7 +152,9 @@ def test_a_declined_case_goes_on_to_the_province_named_and_a_missed_receipt_is_a
     assert headers(moved[0])[th.ROUTED_TO] == "31" and headers(moved[0])[th.ROUTED_CORRELATION_ID] == c1
     assert ex.events.decode(moved[0].value())[1]["entity_key"] == declined["entity_key"]
     mine = [a for a in more if a["correlation_id"] == c2]
-    assert [a["deadline"] for a in mine] == ["receipt"] and mine[0]["target"] == "11" and mine[0]["region"] == "440300"
+    assert [a["deadline"] for a in mine] == ["receipt"] and mine[0]["target"] == "11" and mine[0]["region"] == "110108"
+    # a case routed without a region (before routings named one): the case's own region
+    assert [a["region"] for a in more if a["correlation_id"] == c3] == ["440300"]
     # declined at 11: closed, nothing due there; re-routed to 31: a new workflow, which 31 let lie
     assert [(a["target"], a["deadline"]) for a in more if a["correlation_id"] == c1] == [("31", "receipt")]
 
@@ -204,3 +208,27 @@ def test_a_killed_cases_worker_loses_and_doubles_no_transition(exchange):
     # one answer per case: a reply forwarded twice (at least once) is the same transition, never a second
     answered = {(h[th.ROUTED_CORRELATION_ID], h["roadx.reply.id"]) for h in back if h["roadx.reply.kind"] == "answer"}
     assert sorted(c for c, _ in answered) == sorted(c for _, c in cases)
+
+
+def test_a_city_subscribes_to_its_own_cases_and_acknowledges_only_those(exchange):
+    import threading
+
+    from streams.errors import StreamError
+    from streams.subscribe import subscribe
+
+    ex = Exchange(exchange)
+    haidian, chaoyang = case("粤深交执2024031"), case("粤深交执2024032")
+    c_haidian, c_chaoyang = str(uuid.uuid4()), str(uuid.uuid4())
+    ex.route(haidian, "11", c_haidian, region="110108")
+    ex.route(chaoyang, "11", c_chaoyang, region="110105")
+    stop = threading.Event()
+    shown = list(subscribe(exchange, "11", True, stop, idle_exit=2.0, receipts=True, region="110108"))
+    assert [(i["correlation_id"], i["region"]) for i in shown] == [(c_haidian, "110108")]
+    everything = list(subscribe(exchange, "11", True, stop, idle_exit=2.0, region="11"))
+    assert sorted(i["correlation_id"] for i in everything) == sorted([c_haidian, c_chaoyang])
+    receipts = [ex.replies.decode(m.value())[1] for m in ex.read(exchange.topics.province_replies("11"))]
+    assert [r["correlation_id"] for r in receipts] == [c_haidian]  # only the case shown was acknowledged
+    for bad, message in (("4403", "not within province 11"), ("11010", "is not a region prefix"),
+                         ("11'; --", "is not a region prefix")):
+        with pytest.raises(StreamError, match=message):
+            list(subscribe(exchange, "11", True, stop, idle_exit=1.0, region=bad))

@@ -61,7 +61,8 @@ def test_a_province_replies_with_roadx_cases_and_the_origin_and_the_store_see_it
     producer.produce(settings.topics.province_inbound("11"), EventCodec(EmbeddedRegistry()).encode(event),
                      event["entity_key"].encode(), headers=[
                          (th.ROUTED_FROM, b"44"), (th.ROUTED_TO, b"11"), (th.ROUTED_REASON, b"involved_plate"),
-                         (th.ROUTED_CORRELATION_ID, correlation.encode()), (th.ROUTED_STAGE, b"filed")])
+                         (th.ROUTED_CORRELATION_ID, correlation.encode()), (th.ROUTED_STAGE, b"filed"),
+                         (th.ROUTED_REGION, b"110105")])
     assert producer.flush(30) == 0
     d = ("--data-dir", str(data_dir))
 
@@ -80,7 +81,9 @@ def test_a_province_replies_with_roadx_cases_and_the_origin_and_the_store_see_it
             (("receipt", correlation, "--province", "99"), "--province '99' is not a province of the exchange"),
             (("receipt", str(uuid.uuid4()), "--province", "11"), "unknown correlation id"),
             (("show", str(uuid.uuid4())), "unknown correlation id"),
-            (("list", "--province", "xx"), "is not a province")):
+            (("list", "--province", "xx"), "is not a province"),
+            (("list", "--province", "11", "--region", "4403"), "--region: invalid_region_code: '4403' is not within province 11"),
+            (("list", "--province", "11", "--region", "11'--"), "is not a region prefix")):
         refused = roadx("cases", *args, *d)
         assert refused.returncode == 2 and refused.stderr.startswith("roadx: error: ") and message in refused.stderr, \
             (args, refused.stderr)
@@ -101,7 +104,11 @@ def test_a_province_replies_with_roadx_cases_and_the_origin_and_the_store_see_it
     text = roadx("cases", "show", correlation, *d)
     assert text.returncode == 0 and "answered" in text.stdout and "outcome: penalty" in text.stdout
     listed = roadx("cases", "list", "--province", "11", "--json", *d)
-    assert [w["correlation_id"] for w in json.loads(listed.stdout)] == [correlation]
+    assert [(w["correlation_id"], w["region"]) for w in json.loads(listed.stdout)] == [(correlation, "110105")]
+    city = roadx("cases", "list", "--province", "11", "--region", "1101", *d)
+    assert city.returncode == 0 and correlation in city.stdout and "110105" in city.stdout
+    other_city = roadx("cases", "list", "--province", "11", "--region", "1102", *d)
+    assert other_city.returncode == 0 and other_city.stdout.strip() == "no cases routed to 11"
     still_open = roadx("cases", "list", "--province", "11", "--open", *d)
     assert still_open.returncode == 0 and still_open.stdout.strip() == "no open cases routed to 11"
 

@@ -71,11 +71,12 @@ class Publisher:
                               timestamp=int(when.timestamp() * 1000) if when else 0)
         self.sent += 1
 
-    def route(self, event, target, correlation, when, origin="44"):
-        """A routed case as the stream worker writes it, stamped ``when``."""
+    def route(self, event, target, correlation, when, origin="44", region=None):
+        """A routed case as the stream worker writes it, stamped ``when`` (``region``: none before it was sent)."""
         self.send(self.settings.topics.province_inbound(target), EVENTS.encode(event), event["entity_key"], [
             (th.ROUTED_FROM, origin.encode()), (th.ROUTED_TO, target.encode()), (th.ROUTED_REASON, b"involved_plate"),
-            (th.ROUTED_CORRELATION_ID, correlation.encode()), (th.ROUTED_STAGE, b"filed")], when)
+            (th.ROUTED_CORRELATION_ID, correlation.encode()), (th.ROUTED_STAGE, b"filed"),
+            *([(th.ROUTED_REGION, region.encode())] if region is not None else [])], when)
 
     def forward(self, event, correlation, frm, kind, when, origin="44", **more):
         """A reply as the case workflows forward it to the originating province's inbound topic."""
@@ -111,9 +112,9 @@ def test_replies_routed_cases_and_alerts_land_once_in_their_tables_and_the_repor
     c_quick, c_late, c_silent, c_theirs = (str(uuid.uuid4()) for _ in range(4))
     # 11 acknowledges within the hour and answers in two days; 31 is three days late with its
     # receipt and answers after 46 days; the third case, at 31, is never answered.
-    pub.route(quick, "11", c_quick, at(6, 3))
-    pub.route(late, "31", c_late, at(6, 4))
-    pub.route(silent, "31", c_silent, at(6, 10))
+    pub.route(quick, "11", c_quick, at(6, 3), region="110105")
+    pub.route(late, "31", c_late, at(6, 4), region="310115")
+    pub.route(silent, "31", c_silent, at(6, 10), region="310104")
     pub.route(theirs, "44", c_theirs, at(6, 12), origin="11")  # a case routed to 44, on 44's inbound topic
     receipt = pub.forward(quick, c_quick, "11", "receipt", at(6, 3, 9))
     answer = pub.forward(quick, c_quick, "11", "answer", at(6, 5), outcome="penalty")
@@ -129,10 +130,10 @@ def test_replies_routed_cases_and_alerts_land_once_in_their_tables_and_the_repor
                                  exchange.province_key("11"))
     pub.send(inbound_44, mislabelled, quick["entity_key"],
              reply_headers("answer", str(uuid.uuid4()), c_quick, "11", "44"))  # header and body disagree
-    pub.alert(c_late, late, "31", "receipt", at(6, 4), at(6, 5, 9))
-    pub.alert(c_silent, silent, "31", "receipt", at(6, 10), at(6, 11, 9))
-    pub.alert(c_silent, silent, "31", "receipt", at(6, 10), at(6, 11, 9))  # a restarted worker's again
-    pub.alert(c_silent, silent, "31", "answer", at(6, 10), at(7, 10, 9), state="routed")
+    pub.alert(c_late, late, "31", "receipt", at(6, 4), at(6, 5, 9), region="310115")
+    pub.alert(c_silent, silent, "31", "receipt", at(6, 10), at(6, 11, 9), region="310104")
+    pub.alert(c_silent, silent, "31", "receipt", at(6, 10), at(6, 11, 9), region="310104")  # again, restarted
+    pub.alert(c_silent, silent, "31", "answer", at(6, 10), at(7, 10, 9), state="routed", region="310104")
     pub.send(exchange.topics.national_alerts, b"not json", silent["entity_key"])
     pub.alert(c_silent, silent, "31", "answer", at(6, 10), at(7, 10), alert_id="x/31/answer", region=None)
     pub.flush()
@@ -191,9 +192,16 @@ def test_replies_routed_cases_and_alerts_land_once_in_their_tables_and_the_repor
     assert thirty_one.median_answer_ms == (at(7, 20) - at(6, 4)).total_seconds() * 1000
     assert thirty_one.alerts == {"receipt": 2}
     assert june.timeliness["44"].routed == 1 and june.timeliness["44"].open == 1
+    # by city: the responsible regions' cities; a case routed without a region stands apart
+    cities = {unit: (t.routed, t.received_on_time, t.open, t.overdue, t.alerts)
+              for unit, t in june.timeliness_by_city.items()}
+    assert cities == {("11", "110100"): (1, 1, 0, 0, {}), ("31", "310100"): (2, 0, 1, 1, {"receipt": 2}),
+                      ("44", ""): (1, 0, 1, 1, {})}
+    [(region,)] = store.query(f"SELECT region FROM {db}.case_workflows WHERE correlation_id = '{c_late}'").result_rows
+    assert region == "310115"
     section = render_html(june).split('<section class="case-timeliness">')[1].split("</section>")[0]
     assert "跨省协同 Cross-province cases" in section and "31 上海 Shanghai" in section
-    assert "2.0 d" in section and "46.0 d" in section
+    assert "2.0 d" in section and "46.0 d" in section and "310100" in section and "按地市 by city" in section
 
     july = load_report(store, db, dt.date(2024, 7, 1), exchange.provinces, as_of=now, case_deadlines=DEADLINES)
     assert {t: (x.routed, x.alerts) for t, x in july.timeliness.items()} == {"31": (0, {"answer": 1})}

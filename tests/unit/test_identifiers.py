@@ -182,3 +182,19 @@ def test_a_birth_date_after_today_is_refused():
     ids.check_id_number(born_2024_06_02, today=datetime.date(2024, 6, 2))
     with pytest.raises(InvalidIdentifier, match="after today 2024-06-01"):
         ids.check_id_number(born_2024_06_02, today=datetime.date(2024, 6, 1))
+
+
+@pytest.mark.parametrize("prefix", ["44", "4403", "440305"])
+def test_a_region_prefix_within_the_province_is_accepted(prefix):
+    ids.check_region_within(prefix, "44")
+
+
+@pytest.mark.parametrize("prefix, message", [
+    ("4", "is not a region prefix"), ("440", "is not a region prefix"), ("4403050", "is not a region prefix"),
+    ("44a3", "is not a region prefix"), ("", "is not a region prefix"), ("1101", "is not within province 44"),
+    ("４４", "is not a region prefix"),
+])
+def test_a_region_prefix_that_is_malformed_or_outside_the_province_is_refused(prefix, message):
+    with pytest.raises(InvalidIdentifier, match=message) as refused:
+        ids.check_region_within(prefix, "44")
+    assert refused.value.rule == "invalid_region_code"
