@@ -26,17 +26,24 @@ import random
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
 from schemas.codes import ANSWER, DECLINE, PROGRESS, RECEIPT, REPLY_OUTCOMES
-from schemas.topics import REPLY_KIND, ROUTED_CORRELATION_ID, ROUTED_FROM, ROUTED_REASON
+from schemas.topics import REDIRECTED, REPLY_KIND, ROUTED_CORRELATION_ID, ROUTED_FROM, ROUTED_REASON
 from streams.cases.replies import receipt_id
 from streams.cases.workflow import ANSWERED, DECLINED, IN_PROGRESS, RECEIVED, ROUTED
 
-from .check import EXAMPLES, TopicSnapshot
+EXAMPLES = 5  # examples named in a problem
+
+
+class CaseTopics(Protocol):
+    """What the case workflows wrote on the topics (``deploy.chaos.check.TopicSnapshot``)."""
+
+    replies: dict[str, int]  # reply id -> forwards to its origin's inbound topic
+    rerouted: dict[tuple[str, str], int]  # (correlation id, new target) -> copies of the declined case
+    refused: dict[str, int]  # rule -> replies refused to national.dlq
 
 # The roadx.routed.reason the case workflows give a case a decline sent on to another province.
-REDIRECTED = "redirected"
 REPLY_NAMESPACE = uuid.UUID("5d6c1f0e-2b7a-4c3d-9e8f-a1b2c3d4e5f6")
 CLOSING = (ANSWER, DECLINE)
 
@@ -219,7 +226,7 @@ class CaseResult:
         return not self.problems
 
 
-def check_cases(truth: CaseTruth, store: CaseStore, topics: TopicSnapshot | None = None) -> CaseResult:
+def check_cases(truth: CaseTruth, store: CaseStore, topics: CaseTopics | None = None) -> CaseResult:
     """Missing, unexpected and differing workflows, lost, refused and doubled replies against the truth.
 
     Without ``topics`` (while the run waits for the store to settle), only the store's side.
@@ -262,7 +269,7 @@ def check_cases(truth: CaseTruth, store: CaseStore, topics: TopicSnapshot | None
     return result
 
 
-def _check_topics(sent_ids: Mapping[str, SentReply], lost: set[str], topics: TopicSnapshot,
+def _check_topics(sent_ids: Mapping[str, SentReply], lost: set[str], topics: CaseTopics,
                   result: CaseResult) -> None:
     not_forwarded = sorted(i for i in sent_ids if i not in topics.replies)
     forwarded_twice = {i: n for i, n in topics.replies.items() if n > 1}

@@ -19,7 +19,7 @@ import datetime as dt
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from producers.synthetic import Generated, SyntheticProvinces
 from schemas.identifiers import PROVINCE_OF_PLATE_CHAR
@@ -29,14 +29,11 @@ from sinks.rows import to_json
 from streams.routing import correlation_id
 
 from ..errors import DeployError
-
-if TYPE_CHECKING:
-    from .cases import CaseResult, CaseStore
+from .cases import EXAMPLES, CaseResult, CaseStore
 
 VIEW_OF_TYPE = {entity_type: view for view, (entity_type, _columns) in VIEWS.items()}
 # View columns that describe the stored version rather than the entity itself.
 VERSION_COLUMNS = frozenset({"entity_key", "last_op", "seq", "ts"})
-EXAMPLES = 5
 
 
 @dataclass

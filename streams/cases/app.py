@@ -160,7 +160,7 @@ def build_app(settings: Settings, deadlines: Deadlines) -> faust.App:
             await app.topic(settings.topics.province_inbound(decision.reroute_to), **raw).send(
                 key=event.key, value=base64.b64decode(stored["case"]), headers=[
                     (th.ROUTED_FROM, after.origin.encode()), (th.ROUTED_TO, decision.reroute_to.encode()),
-                    (th.ROUTED_REASON, b"redirected"), (th.ROUTED_CORRELATION_ID, reply.correlation_id.encode()),
+                    (th.ROUTED_REASON, th.REDIRECTED.encode()), (th.ROUTED_CORRELATION_ID, reply.correlation_id.encode()),
                     (th.ROUTED_STAGE, (after.stages[-1] if after.stages else "").encode())])
         REPLIES.labels(sender, "moved").inc()
 
