@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from . import codes
@@ -59,7 +59,9 @@ class Verdict:
     reason: str | None = None  # why an answer is unknown without a lookup (an ill-formed number)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # every field is a str or None: a shallow copy is the whole answer (asdict would deep-copy
+        # each one, a tenth of a millisecond per verification the service answers)
+        return dict(self.__dict__)
 
 
 def well_formed(licence_no: str) -> bool:
