@@ -156,6 +156,22 @@ class ServiceRequestCodec(_RecordCodec):
         return super().encode(record)
 
 
+class AssistCodec(_RecordCodec):
+    """Confluent-framed Avro for ``roadx.AssistRequest`` records (``xprov.<Q>.inbound``, header
+    ``roadx.routed.kind: assist``): written by the information service for the party whose
+    credential asked, so not signed by a province; ``encode`` also refuses what
+    ``contract.assist_request_problem`` finds wrong, naming the field."""
+
+    def __init__(self, registry: Registry, subject: str = "roadx-assists-value") -> None:
+        super().__init__(registry, subject, contract.assist_request_schema(), "assist request", "assist_id")
+
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        problem = contract.assist_request_problem(record)
+        if problem:
+            raise EncodeError(f"{self._named(record)}: field {problem}")
+        return super().encode(record)
+
+
 class ReplyCodec:
     """Confluent-framed, signed Avro for ``roadx.CaseReply`` records (``prov.<Q>.replies``):
     a province's receipt, progress, answer or decline of a case routed to it.

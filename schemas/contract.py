@@ -35,6 +35,7 @@ ENVELOPE_FILE = "roadx.ChangeEvent.avsc"
 FINDING_FILE = "roadx.QualityFinding.avsc"
 SERVICE_REQUEST_FILE = "roadx.ServiceRequest.avsc"
 CASE_REPLY_FILE = "roadx.CaseReply.avsc"
+ASSIST_REQUEST_FILE = "roadx.AssistRequest.avsc"
 SIGNATURE_FIELD = "signature"
 
 OPS = ("c", "u", "d", "r")
@@ -110,6 +111,12 @@ def case_reply_schema() -> dict[str, Any]:
     return schema
 
 
+@functools.cache
+def assist_request_schema() -> dict[str, Any]:
+    """An assist request (协查) the information service routes to the province asked, parsed."""
+    return _record_schema(ASSIST_REQUEST_FILE)
+
+
 def _record_schema(file: str) -> dict[str, Any]:
     try:
         return load_schema(str(AVRO_DIR / file))
@@ -135,6 +142,11 @@ def historic_service_requests() -> list[tuple[str, dict[str, Any]]]:
 def historic_case_replies() -> list[tuple[str, dict[str, Any]]]:
     """Every frozen earlier version of the case reply, oldest first, parsed."""
     return _historic("CaseReply")
+
+
+def historic_assist_requests() -> list[tuple[str, dict[str, Any]]]:
+    """Every frozen earlier version of the assist request, oldest first, parsed."""
+    return _historic("AssistRequest")
 
 
 def _historic(name: str) -> list[tuple[str, dict[str, Any]]]:
@@ -282,10 +294,34 @@ def service_request_problem(request: Mapping[str, Any]) -> str | None:
     return None
 
 
+# What a routed message (and so a reply) is keyed by: a case, or the entity an assist request asks about.
+ROUTABLE_TYPES = ("case", "operator", "vehicle", "practitioner", "licence")
+ASSIST_QUESTION_MAX = 1_000
+
+
+def assist_request_problem(request: Mapping[str, Any]) -> str | None:
+    """What is wrong with an assist request beyond its Avro types: ``"<field> <why>"``, else None."""
+    for name in ("from_party", "to_province"):
+        if request.get(name) not in PROVINCES:
+            return f"{name} {request.get(name)!r} is not a GB/T 2260 province code"
+    if request.get("from_party") == request.get("to_province"):
+        return f"to_province {request.get('to_province')!r}: a party does not ask itself"
+    if request.get("entity_type") not in ROUTABLE_TYPES[1:]:
+        return f"entity_type {request.get('entity_type')!r} is not one of {', '.join(ROUTABLE_TYPES[1:])}"
+    question = request.get("question")
+    if not isinstance(question, str) or not question.strip() or len(question) > ASSIST_QUESTION_MAX:
+        return f"question: 1 to {ASSIST_QUESTION_MAX:,} characters saying what to check"
+    region = request.get("region")
+    if not isinstance(region, str) or len(region) != 6 or not region.isdigit() or region[:2] != request["to_province"]:
+        return f"region {region!r} is not a 6-digit region of province {request['to_province']}"
+    return None
+
+
 def case_reply_problem(reply: Mapping[str, Any]) -> str | None:
     """What is wrong with a case reply beyond its Avro types: ``"<field> <why>"``, else None.
 
-    The kind must be one of ``REPLY_KINDS`` and the case key a case's entity key; the replying
+    The kind must be one of ``REPLY_KINDS`` and the case key the entity key of what was routed
+    (a case's, or for an assist request the entity asked about); the replying
     province and a decline's ``redirect_to`` GB/T 2260 province codes, the latter not the
     replier's own. An answer says its outcome (one of ``REPLY_OUTCOMES``), a decline its reason;
     no other kind carries either, nor a ``redirect_to``.
@@ -299,8 +335,9 @@ def case_reply_problem(reply: Mapping[str, Any]) -> str | None:
     case_key = reply.get("case_key")
     if isinstance(case_key, str):
         entity_type, _, natural_key = case_key.partition(":")
-        if entity_type != "case" or not natural_key.strip():
-            return f"case_key {case_key!r} is not a case's entity key (case:<case_no>)"
+        if entity_type not in ROUTABLE_TYPES or not natural_key.strip():
+            return (f"case_key {case_key!r} is not the entity key of a case (case:<case_no>) "
+                    f"or of an entity asked about ({', '.join(ROUTABLE_TYPES[1:])})")
     sender = reply.get("from_province")
     if isinstance(sender, str) and sender not in PROVINCES:
         return f"from_province {sender!r} is not a GB/T 2260 province code"

@@ -39,6 +39,10 @@ ROUTED_TO = "roadx.routed.to"
 ROUTED_CORRELATION_ID = "roadx.routed.correlation_id"
 ROUTED_STAGE = "roadx.routed.stage"
 REDIRECTED = "redirected"  # ROUTED_REASON of a case a decline sent on to the province it named
+# What a routed message is when it is not a change event (the stream stage's routed cases carry
+# no such header): ``assist``, a roadx.AssistRequest the information service routed.
+ROUTED_KIND = "roadx.routed.kind"
+ASSIST = "assist"
 ROUTED_REGION = "roadx.routed.region"  # the responsible county or city: the involved entity's registration region
 # On a province's reply forwarded by the case workflows to the originating province's inbound
 # topic (with ROUTED_CORRELATION_ID, ROUTED_FROM = the replying province, ROUTED_TO = the origin):

@@ -14,7 +14,7 @@ from fastavro import parse_schema, schemaless_writer
 from fastavro.utils import generate_many
 
 from schemas import contract, signing
-from schemas.codec import EventCodec, FindingCodec, ReplyCodec, ServiceRequestCodec, read_schema_id
+from schemas.codec import AssistCodec, EventCodec, FindingCodec, ReplyCodec, ServiceRequestCodec, read_schema_id
 from schemas.codes import REPLY_KINDS, REPLY_OUTCOMES
 from schemas.compatibility import backward_transitive, incompatibilities
 from schemas.errors import EncodeError, MalformedBodyError, NotFramedError, UnknownSchemaError
@@ -325,8 +325,8 @@ def test_every_kind_and_every_outcome_of_the_contract_encodes():
     ({"reason": "why"}, "reason 'why': only a decline has one, not a reply of kind answer"),
     ({"kind": "progress", "outcome": None, "redirect_to": "44"}, "redirect_to '44': only a decline has one"),
     ({"reply_id": "not-a-uuid"}, "reply_id 'not-a-uuid' \\(not a UUID\\)"),
-    ({"case_key": "vehicle:粤B12345:2"}, "case_key 'vehicle:粤B12345:2' is not a case's entity key"),
-    ({"case_key": "case:"}, "case_key 'case:' is not a case's entity key"),
+    ({"case_key": "route:粤B12345:2"}, "case_key .route:粤B12345:2. is not the entity key of a case"),
+    ({"case_key": "case:"}, "case_key .case:. is not the entity key of a case"),
     ({"correlation_id": ""}, "correlation_id is empty"),
     ({"from_province": "99"}, "from_province '99' is not a GB/T 2260 province code"),
     ({"from_province": None}, "from_province"),
@@ -356,3 +356,37 @@ def test_the_case_workflow_speaks_the_contracts_vocabulary():
     assert workflow.KINDS is REPLY_KINDS and workflow.OUTCOMES is REPLY_OUTCOMES
     kind_doc = next(f["doc"] for f in contract.case_reply_schema()["fields"] if f["name"] == "kind")
     assert all(kind in kind_doc for kind in REPLY_KINDS)
+
+
+def assist(**changes):
+    request = dict(assist_id=str(uuid.uuid4()), from_party="44", to_province="11", entity_type="vehicle",
+                   entity_key="vehicle:京A12345:2", identifier="京A12345", question="车辆是否仍在营运？",
+                   case_no="粤深交执2024001", region="110105", in_register=True,
+                   asked_at=dt.datetime(2024, 6, 3, 9, 30, tzinfo=dt.timezone.utc))
+    request.update(changes)
+    return request
+
+
+def test_current_assist_request_reads_every_earlier_version():
+    history = contract.historic_assist_requests()
+    assert history, "at least the first version is frozen"
+    assert backward_transitive(contract.assist_request_schema(), history) == []
+
+
+def test_an_assist_request_round_trips():
+    codec, sent = AssistCodec(EmbeddedRegistry()), assist()
+    assert codec.decode(codec.encode(sent)) == {**sent, "assist_id": uuid.UUID(sent["assist_id"])}
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"to_province": "44"}, "a party does not ask itself"),
+    ({"from_party": "99"}, "from_party '99' is not a GB/T 2260 province code"),
+    ({"entity_type": "case"}, "entity_type 'case' is not one of operator, vehicle, practitioner, licence"),
+    ({"question": " "}, "question: 1 to 1,000 characters"),
+    ({"question": "x" * 1001}, "question: 1 to 1,000 characters"),
+    ({"region": "440300"}, "region '440300' is not a 6-digit region of province 11"),
+    ({"assist_id": "nope"}, "assist_id 'nope' \\(not a UUID\\) would not decode"),
+])
+def test_a_bad_assist_request_is_refused_naming_the_field(changes, message):
+    with pytest.raises(EncodeError, match=message):
+        AssistCodec(EmbeddedRegistry()).encode(assist(**changes))
