@@ -59,7 +59,7 @@ KEY_FIELDS: Mapping[str, tuple[str, ...]] = {
 # since 1970-01-01, Avro ``date``), timestamp (epoch ms, ``timestamp-millis``), string_array.
 KINDS = ("string", "int", "long", "date", "timestamp", "string_array")
 # What the information service made of a request (``roadx.ServiceRequest.outcome``).
-SERVICE_OUTCOMES = ("found", "unknown", "invalid", "denied", "limited", "error")
+SERVICE_OUTCOMES = ("found", "unknown", "invalid", "denied", "limited", "error", "routed")
 _TOKEN = re.compile(f"tok_[0-9a-f]{{{2 * TOKEN_BYTES}}}")  # a personal identifier as schemas.pii tokenizes it
 _INT_MAX = 2**31 - 1
 

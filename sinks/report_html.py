@@ -31,7 +31,8 @@ DIMENSION_LABELS = {"completeness": "完整性 completeness", "conformity": "规
 DIMENSION_COLOURS = {"completeness": "#1f77b4", "conformity": "#2ca02c", "relational": "#d62728"}
 ENTITY_LABELS = {entity: f"{zh} {en}" for entity, (zh, en) in REGISTER_NAMES.items()}
 OUTCOME_LABELS = {"found": "查到 found", "unknown": "未查到 unknown", "invalid": "无效 invalid",
-                  "denied": "拒绝 denied", "limited": "限流 limited", "error": "出错 error"}
+                  "denied": "拒绝 denied", "limited": "限流 limited", "error": "出错 error",
+                  "routed": "转办 routed"}
 _CSS = """
 body{font-family:"Noto Sans CJK SC","Microsoft YaHei",Arial,sans-serif;margin:24px;color:#222}
 h1{font-size:22px}h2{font-size:18px;border-bottom:2px solid #444;padding-bottom:4px;margin-top:32px}

@@ -24,12 +24,16 @@ from schemas import identifiers
 
 from .validation import subject_record
 
-# Registry keys: where each identifier's entity is registered.
-INVOLVED_FIELDS: tuple[tuple[str, str, Callable[[str], str | None], Callable[[str, str], str]], ...] = (
-    ("involved_plate", "plate", identifiers.province_of_plate, lambda _plate, province: f"{province}0000"),
-    ("involved_operator_uscc", "operator", identifiers.province_of_uscc, lambda uscc, _province: uscc[2:8]),
-    ("involved_id_number", "practitioner", identifiers.province_of_id_number, lambda number, _province: number[:6]),
-)
+# Where an identifier says its entity is registered when no register says: the province, and
+# the region from the identifier and that province.
+HOME_OF_IDENTIFIER: dict[str, tuple[Callable[[str], str | None], Callable[[str, str], str]]] = {
+    "plate": (identifiers.province_of_plate, lambda _plate, province: f"{province}0000"),
+    "operator": (identifiers.province_of_uscc, lambda uscc, _province: uscc[2:8]),
+    "practitioner": (identifiers.province_of_id_number, lambda number, _province: number[:6]),
+}
+# A case's fields naming another party's entity, and the registry kind of each.
+INVOLVED_FIELDS = (("involved_plate", "plate"), ("involved_operator_uscc", "operator"),
+                   ("involved_id_number", "practitioner"))
 MOVABLE = ("vehicle", "practitioner")
 CORRELATION_NAMESPACE = uuid.UUID("6f1c0a52-4f0e-5d7b-9b8e-2a4f3c1d0e11")
 DELETED_STAGE = "deleted"
@@ -67,17 +71,22 @@ def ownership_keys(event: Mapping[str, Any]) -> list[str]:
     return keys
 
 
-def registered_at(kind: str, value: str, owner: Lookup, fallback: Callable[[str], str | None],
-                  fallback_region: Callable[[str, str], str]) -> tuple[str, str] | None:
+def registered_at(kind: str, value: str, owner: Lookup) -> tuple[str, str] | None:
     """(province, region) where an involved entity is registered: the registry's, else the identifier's."""
     province, _, region = (owner(f"plate:{value}" if kind == "plate" else f"{kind}:{value}") or "").partition("/")
     if province:
-        return province, region or fallback_region(value, province)
+        return province, region or HOME_OF_IDENTIFIER[kind][1](value, province)
+    return identifier_home(kind, value)
+
+
+def identifier_home(kind: str, value: str) -> tuple[str, str] | None:
+    """(province, region) an identifier of ``kind`` (plate, operator, practitioner) names, or None."""
+    province_of, region_of = HOME_OF_IDENTIFIER[kind]
     try:
-        province = fallback(value) or ""
+        province = province_of(value) or ""
     except (ValueError, KeyError, IndexError):
         return None
-    return (province, fallback_region(value, province)) if province else None
+    return (province, region_of(value, province)) if province else None
 
 
 def involved_provinces(event: Mapping[str, Any], owner: Lookup) -> dict[str, tuple[list[str], str]]:
@@ -87,9 +96,9 @@ def involved_provinces(event: Mapping[str, Any], owner: Lookup) -> dict[str, tup
     if event.get("entity_type") != "case" or record is None:
         return {}
     found: dict[str, tuple[list[str], str]] = {}
-    for field, kind, fallback, fallback_region in INVOLVED_FIELDS:
+    for field, kind in INVOLVED_FIELDS:
         value = record.get(field)
-        where = registered_at(kind, value, owner, fallback, fallback_region) if value else None
+        where = registered_at(kind, value, owner) if value else None
         if where:
             fields, _region = found.setdefault(where[0], ([], where[1]))
             fields.append(field)

@@ -95,7 +95,7 @@ def build_app(settings: Settings, deadlines: Deadlines) -> faust.App:
                 routed_at=event.message.timestamp)
             after = route(held, new, headers.get(th.ROUTED_STAGE, ""))
             if after != held:
-                workflows[key] = _stored(after, event.message.partition, event.value)
+                workflows[key] = _stored(after, event.message.partition, event.value, headers.get(th.ROUTED_KIND, ""))
                 routed_to = workflows.get(_targets_key(new.correlation_id)) or []
                 if target not in routed_to:
                     workflows[_targets_key(new.correlation_id)] = sorted({*routed_to, target})
@@ -161,7 +161,9 @@ def build_app(settings: Settings, deadlines: Deadlines) -> faust.App:
                 key=event.key, value=base64.b64decode(stored["case"]), headers=[
                     (th.ROUTED_FROM, after.origin.encode()), (th.ROUTED_TO, decision.reroute_to.encode()),
                     (th.ROUTED_REASON, th.REDIRECTED.encode()), (th.ROUTED_CORRELATION_ID, reply.correlation_id.encode()),
-                    (th.ROUTED_STAGE, (after.stages[-1] if after.stages else "").encode())])
+                    (th.ROUTED_STAGE, (after.stages[-1] if after.stages else "").encode()),
+                    (th.ROUTED_REGION, f"{decision.reroute_to}0000".encode()),
+                    *([(th.ROUTED_KIND, stored["kind"].encode())] if stored.get("kind") else [])])
         REPLIES.labels(sender, "moved").inc()
 
     async def _refuse(event: Parked, province: str, rule: str, detail: str) -> None:
@@ -276,8 +278,11 @@ def _targets_key(correlation_id: str) -> str:
     return f"{correlation_id}/targets"
 
 
-def _stored(after: Workflow, partition: int, case: bytes) -> dict[str, Any]:
-    return {"workflow": asdict(after), "partition": partition, "case": base64.b64encode(case).decode("ascii")}
+def _stored(after: Workflow, partition: int, case: bytes, kind: str) -> dict[str, Any]:
+    """A workflow as the table keeps it, with the routed message (sent on as it is if declined)
+    and its kind (``roadx.routed.kind``: ``assist``, or "" for a case)."""
+    return {"workflow": asdict(after), "partition": partition, "case": base64.b64encode(case).decode("ascii"),
+            "kind": kind}
 
 
 def _workflow(stored: dict[str, Any] | None) -> Workflow | None:

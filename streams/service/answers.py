@@ -35,7 +35,7 @@ class Answers:
             return self.verification(q.value, party)
         found = self._entries(q)
         if not found:
-            raise BadQuestion(404, "not_found", f"no {q.kind} {self._shown(q)} in the national register")
+            raise BadQuestion(404, "not_found", f"no {q.kind} {self.shown(q)} in the national register")
         if q.kind == "vehicle" and q.color is None and len(found) > 1:
             return {"matches": [self._present(e, party) for e in found]}
         answer = self._present(found[0], party)
@@ -45,6 +45,11 @@ class Answers:
         elif q.kind == "practitioner":
             answer["licences"] = self._linked(HOLDER, found[0]["entity_key"])
         return answer
+
+    def registered(self, q: Question) -> dict[str, Any] | None:
+        """The register's entry answering ``q`` (the first, for a plate without colour), or None."""
+        found = self._entries(q)
+        return found[0] if found else None
 
     def verification(self, licence_no: str, party: str, today: dt.date | None = None) -> dict[str, Any]:
         """valid / suspended / revoked / expired / unknown, decided now (``schemas.licences``)."""
@@ -114,7 +119,7 @@ class Answers:
         held = self.store.get(entry_key(holder))
         return held is not None and held["province"] == party
 
-    def _shown(self, q: Question) -> str:
+    def shown(self, q: Question) -> str:
         """The identifier as an error may repeat it: personal numbers masked."""
         return self.masker.text(q.value) if q.kind == "practitioner" else q.value
 

@@ -14,6 +14,7 @@ not reach: the process that builds the app hands in a ``StoreAccess``.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ from schemas.pii import PiiMasker
 
 from ..errors import BadQuestion
 from .answers import Answers
+from .assists import KafkaAssists, assist_ask, assist_request, home_of
 from .openapi import openapi_document
 from .questions import MAX_IDENTIFIER, is_token, lookup_questions, question
 
@@ -71,6 +73,7 @@ class Served:
     body: Any
     records: int = 1
     outcome: str = "found"
+    status: int = 200
 
 
 class Service:
@@ -78,7 +81,8 @@ class Service:
 
     def __init__(self, answers: Answers, credentials: Credentials, masker: PiiMasker, parties: Iterable[str],
                  rate_per_second: float, store: StoreAccess | None, audit: Audit | None,
-                 uscc_allow: Iterable[str] = (), ready: Callable[[], bool] = lambda: True) -> None:
+                 uscc_allow: Iterable[str] = (), ready: Callable[[], bool] = lambda: True,
+                 assists: KafkaAssists | None = None) -> None:
         self.answers = answers
         self.credentials = credentials
         self.masker = masker
@@ -88,6 +92,7 @@ class Service:
         self.audit = audit
         self.uscc_allow = frozenset(uscc_allow)
         self.ready = ready
+        self.assists = assists
         self._limits: dict[str, AsyncLimiter] = {}
         self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
 
@@ -117,7 +122,8 @@ class Service:
             credential = self._authenticate(request)
             await self._limit(credential)
             served = await work(credential)
-            response = served.body if isinstance(served.body, aioweb.StreamResponse) else _json(200, served.body)
+            response = served.body if isinstance(served.body, aioweb.StreamResponse) else _json(served.status,
+                                                                                                 served.body)
             status, outcome, records = response.status, served.outcome, served.records
         except BadQuestion as exc:
             response = refusal(exc)
@@ -235,6 +241,41 @@ def add_routes(app: Any, service: Service) -> None:
             return await service.serve(request, "/v1/lookups", asked, work)
 
     app.page("/v1/lookups")(Lookups)
+
+    class Assists(View):
+        async def post(self, request: aioweb.Request, **_match: str) -> aioweb.StreamResponse:
+            raw = await request.read()
+            asked: list[str] = []
+
+            async def work(c: Credential) -> Served:
+                try:
+                    body = orjson.loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    raise BadQuestion(400, "malformed_body", f"the body is not JSON: {exc}") from None
+                ask = assist_ask(body, service.uscc_allow)
+                q = ask.question
+                asked.append(service.asked(q.kind, q.value))
+                entry = service.answers.registered(q)
+                if entry is not None and not ask.ask_province:
+                    return Served({"status": "answered", "source": "national_register",
+                                   "answer": service.answers.entity(q, c.party)})
+                home = home_of(q, entry)
+                if home is None or home[0] not in service.parties:
+                    raise BadQuestion(404, "no_province_to_ask",
+                                      f"no {q.kind} {service.answers.shown(q)} in the national register, and its "
+                                      "identifier names no province of the exchange to ask")
+                if home[0] == c.party:
+                    raise BadQuestion(400, "own_entity", f"the {q.kind} is registered in {c.party}'s own register")
+                if service.assists is None:
+                    raise BadQuestion(503, "not_routed", "this service routes no assist requests")
+                routed = assist_request(ask, c.party, home[0], home[1], entry, dt.datetime.now(dt.timezone.utc))
+                await asyncio.to_thread(service.assists.route, routed)
+                return Served({"status": "in_progress", "assist_id": routed["assist_id"], "to_province": home[0],
+                               "region": routed["region"], "in_register": entry is not None},
+                              records=0, outcome="routed", status=202)
+            return await service.serve(request, "/v1/assists", asked, work)
+
+    app.page("/v1/assists")(Assists)
 
     @app.page("/v1/downloads")
     async def downloads(self: Any, request: aioweb.Request) -> aioweb.StreamResponse:

@@ -26,6 +26,7 @@ from ..faust_run import run_until_stopped
 from ..state import StateStore
 from .answers import Answers
 from .api import Service, StoreAccess, add_routes
+from .assists import KafkaAssists
 from .audit import KafkaAudit
 from .replica import RegisterReplica
 
@@ -71,13 +72,15 @@ def run(settings: Settings, stop: threading.Event, store_access: StoreAccess | N
     store = StateStore.open_free_slot(settings.data_dir / "service" / "state")
     replica: RegisterReplica | None = None
     audit: KafkaAudit | None = None
+    assists: KafkaAssists | None = None
     try:
         replica = RegisterReplica(settings, store)
         masker = PiiMasker(settings.pii_key())
         audit = KafkaAudit(settings, masker)
+        assists = KafkaAssists(settings)
         service = Service(Answers(store, masker), Credentials.load(credentials_file(settings.data_dir)), masker,
                           settings.provinces, settings.service_rate_per_second, store_access, audit,
-                          settings.uscc_allow(), ready=replica.ready.is_set)
+                          settings.uscc_allow(), ready=replica.ready.is_set, assists=assists)
         port = service_port(settings)
         failed: list[BaseException] = []
         reader = threading.Thread(target=_read, args=(replica, stop, failed), name="register-reader", daemon=True)
@@ -93,6 +96,8 @@ def run(settings: Settings, stop: threading.Event, store_access: StoreAccess | N
         if failed:
             raise ServiceError(f"the register reader stopped: {failed[0]}") from failed[0]
     finally:
+        if assists is not None:
+            assists.close()
         if audit is not None:
             audit.close()
         if replica is not None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.contract import ASSIST_QUESTION_MAX
+
+from .assists import KINDS as ASSIST_KINDS
 from .questions import KINDS, MAX_LOOKUPS
 
 _ERROR = {"$ref": "#/components/schemas/Refusal"}
@@ -12,7 +15,8 @@ _ERROR = {"$ref": "#/components/schemas/Refusal"}
 def _refusals(*statuses: int) -> dict[str, Any]:
     reasons = {400: "a malformed identifier or request (rule names the check)",
                401: "no credential, or an unknown or revoked one", 404: "not in the national register",
-               413: f"more than {MAX_LOOKUPS} lookups", 429: "over the party's rate"}
+               413: f"more than {MAX_LOOKUPS} lookups", 429: "over the party's rate",
+               503: "the request could not be passed on now; send it again"}
     return {str(s): {"description": reasons[s], "content": {"application/json": {"schema": _ERROR}}}
             for s in statuses}
 
@@ -64,6 +68,25 @@ def openapi_document() -> dict[str, Any]:
                                            "color": {"type": "integer"}}}}}}}}},
                 "responses": {"200": {"description": "one answer per lookup: status 200 with the answer, or its refusal"},
                               **_refusals(400, 401, 413, 429)}}},
+            "/v1/assists": {"post": {
+                "summary": "An assist request 协查: answered at once from the national register, or sent to the "
+                           "province that registered the entity as a workflow (receipt, answer, deadlines)",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["kind", "id", "question"], "properties": {
+                        "kind": {"enum": list(ASSIST_KINDS)}, "id": {"type": "string", "maxLength": 64},
+                        "color": {"type": "integer"},
+                        "question": {"type": "string", "minLength": 1, "maxLength": ASSIST_QUESTION_MAX},
+                        "case_no": {"type": "string", "maxLength": 64},
+                        "ask_province": {"type": "boolean", "default": False,
+                                         "description": "ask the province even when the register holds the entity"}}}}}},
+                "responses": {
+                    "200": {"description": "status answered: the entity from the national register"},
+                    "202": {"description": "status in_progress: the assist_id (the workflow's correlation id), the "
+                                           "province asked and the responsible region; the receipt and answer come "
+                                           "to the asking party's inbound topic"},
+                    "404": {"description": "no register holds the entity and its identifier names no province",
+                            "content": {"application/json": {"schema": _ERROR}}},
+                    **_refusals(400, 401, 429, 503)}}},
             "/v1/downloads": {"get": {
                 "summary": "Bulk download 数据下载 of a register's current records, from the analytical store",
                 "parameters": [

@@ -159,21 +159,21 @@ def test_service_use_is_one_row_per_party_with_outcomes_endpoints_and_latency():
     data = sample()
     data.service_use = {
         "44": ServiceUse(7, {"found": 4, "unknown": 1, "denied": 2}, 3, 12.5, 1500.0),
-        "11": ServiceUse(2, {"limited": 1, "error": 1}, 1, 40.0, 41.0),
+        "11": ServiceUse(3, {"limited": 1, "error": 1, "routed": 1}, 1, 40.0, 41.0),
         "": ServiceUse(1, {"denied": 1}, 1, 0.4, 0.4),
     }
     section = service_section(render_html(data))
     text = " ".join(parse(section).text)
     assert "信息服务使用 Service use" in text
-    for label in ("查到 found", "未查到 unknown", "无效 invalid", "拒绝 denied", "限流 limited", "出错 error",
+    for label in ("查到 found", "未查到 unknown", "无效 invalid", "拒绝 denied", "限流 limited", "出错 error", "转办 routed",
                   "接口 endpoints", "latency p50", "latency p99"):
         assert label in text
     cells = Cells()
     cells.feed(section)
     assert [row for row in cells.rows if row] == [  # ordered by party code
-        ["未识别 unidentified", "1", "0", "0", "0", "1", "0", "0", "1", "0 ms", "0 ms"],
-        ["11 北京 Beijing", "2", "0", "0", "0", "0", "1", "1", "1", "40 ms", "41 ms"],
-        ["44 广东 Guangdong", "7", "4", "1", "0", "2", "0", "0", "3", "12 ms", "1.5 s"],
+        ["未识别 unidentified", "1", "0", "0", "0", "1", "0", "0", "0", "1", "0 ms", "0 ms"],
+        ["11 北京 Beijing", "3", "0", "0", "0", "0", "1", "1", "1", "1", "40 ms", "41 ms"],
+        ["44 广东 Guangdong", "7", "4", "1", "0", "2", "0", "0", "0", "3", "12 ms", "1.5 s"],
     ]
 
 
