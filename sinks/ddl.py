@@ -22,6 +22,7 @@ Tables (ReplacingMergeTree; ``topic``/``partition``/``offset`` = where the sink 
   case's, ``''`` on rows stored before it was kept), ``routed_at`` (when routed: the inbound
   message's time), ``region`` (the responsible county or city: the involved entity's
   registration region, ``''`` before it was sent), ``ingested_at``.
+  Assist requests (协查) too: ``event_id`` = assist_id, the entity asked about, ``ts`` = asked_at.
 - ``quality_findings`` — one row per data-quality rule that fired (``national.quality``,
   ``ORDER BY finding_id``): ``finding_id``, ``rule``, ``dimension`` (completeness |
   conformity | relational | provenance), ``severity`` (error = event rejected, warning =

@@ -1,5 +1,5 @@
-"""Store rows from decoded events, findings, service requests, case replies and alerts and raw messages
-(pure functions).
+"""Store rows from decoded events, findings, service requests, assist requests, case replies and
+alerts and raw messages (pure functions).
 
 JSON columns (``before``/``after``) are written with ``ensure_ascii=False``: dates as ISO
 ``YYYY-MM-DD``, timestamps as ISO 8601 UTC with milliseconds, UUIDs as strings. A dead
@@ -193,28 +193,67 @@ def routed_row(
     ``routed_at`` is the inbound message's time (default: ``ingested_at``)."""
     event_id = event.get("event_id")
     record = event.get("after") or event.get("before") or {}
-    found = header_map(headers)
-    ingested_at = ingested_at or _now()
     try:
-        return (
-            _event_uuid(event_id),
-            pii.entity_key(event["entity_key"]),
-            record.get("case_no", ""),
-            event["source"]["province"],
-            target,
-            pii.text(found.get(topic_headers.ROUTED_REASON, "")),
-            record.get("stage", ""),
-            topic,
-            int(partition),
-            int(offset),
-            ingested_at,
-            _utc(event["ts_ms"], "ts_ms", event_id),
-            found.get(topic_headers.ROUTED_CORRELATION_ID, ""),
-            routed_at or ingested_at,
-            found.get(topic_headers.ROUTED_REGION, ""),
-        )
+        return _routed(event_id, event["entity_key"], record.get("case_no", ""), event["source"]["province"],
+                       target, record.get("stage", ""), _utc(event["ts_ms"], "ts_ms", event_id),
+                       (topic, partition, offset), header_map(headers), pii, ingested_at, routed_at)
     except (KeyError, TypeError, ValueError) as exc:
         raise UnstorableMessage(f"event {event_id} at {topic}[{partition}]@{offset}: not a routed case: {exc!r}") from exc
+
+
+def assist_row(
+    request: Mapping[str, Any], topic: str, partition: int, offset: int,
+    headers: Iterable[tuple[str, bytes | str | None]] | None, target: str, pii: PiiMasker,
+    ingested_at: dt.datetime | None = None, routed_at: dt.datetime | None = None,
+) -> tuple:
+    """One ``routed_cases`` row (``ROUTED_COLUMNS`` order) for an assist request (协查) delivered to
+    ``target``, stored as a routed case: the assist_id is its event id, the entity asked about its
+    entity key, the asking party its source, ``asked_at`` its time, and the stage the header's.
+
+    A request that breaks the contract (``contract.assist_request_problem``) is not stored:
+    ``UnstorableMessage`` names the field.
+    """
+    assist_id = request.get("assist_id")
+    where = f"assist request {assist_id} at {topic}[{partition}]@{offset}"
+    problem = contract.assist_request_problem(request)
+    if problem:
+        raise UnstorableMessage(f"{where}: field {problem}")
+    found = header_map(headers)
+    try:
+        return _routed(assist_id, request["entity_key"], request.get("case_no") or "", request["from_party"],
+                       target, found.get(topic_headers.ROUTED_STAGE, ""),
+                       _utc(request["asked_at"], "asked_at", assist_id), (topic, partition, offset), found, pii,
+                       ingested_at, routed_at)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UnstorableMessage(f"{where}: not an assist request: {exc!r}") from exc
+
+
+def _routed(
+    event_id: Any, entity_key: str, case_no: str, source: str, target: str, stage: str, ts: dt.datetime,
+    where: tuple[str, int, int], found: Mapping[str, str], pii: PiiMasker,
+    ingested_at: dt.datetime | None, routed_at: dt.datetime | None,
+) -> tuple:
+    """A ``routed_cases`` row: what was routed, and the routing headers ``found`` on its message
+    (reason masked; correlation id; responsible region)."""
+    topic, partition, offset = where
+    ingested_at = ingested_at or _now()
+    return (
+        _event_uuid(event_id),
+        pii.entity_key(entity_key),
+        case_no,
+        source,
+        target,
+        pii.text(found.get(topic_headers.ROUTED_REASON, "")),
+        stage,
+        topic,
+        int(partition),
+        int(offset),
+        ingested_at,
+        ts,
+        found.get(topic_headers.ROUTED_CORRELATION_ID, ""),
+        routed_at or ingested_at,
+        found.get(topic_headers.ROUTED_REGION, ""),
+    )
 
 
 def _optional_text(value: Any) -> str | None:

@@ -9,8 +9,9 @@ insert the exactly-once decision (``decision.decide``) skips or trims what the s
 already holds, so a replay by a new consumer group changes no count either.
 ``take_batch`` returns a full batch at once and closes a partial one as soon as the
 topics are drained for now, instead of waiting out ``sink_flush_seconds``.
-A message on an inbound topic is a routed case (``routed_cases``) or, with a
-``roadx.reply.kind`` header, a province's reply the case workflows forwarded to the
+A message on an inbound topic is a routed case (``routed_cases``), with a
+``roadx.routed.kind: assist`` header an assist request (协查) stored as a routed case too, or,
+with a ``roadx.reply.kind`` header, a province's reply the case workflows forwarded to the
 originating province (``case_replies``); ``national.alerts`` holds the workflows' missed
 deadlines (``case_alerts``).
 Metrics live in ``sinks.metrics``; the consumer lag is recorded by what the caller passes in (``lag``).
@@ -28,7 +29,7 @@ from typing import Any, Callable, Iterable
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from schemas import topics as topic_headers
-from schemas.codec import EventCodec, FindingCodec, ReplyCodec, ServiceRequestCodec
+from schemas.codec import AssistCodec, EventCodec, FindingCodec, ReplyCodec, ServiceRequestCodec
 from schemas.errors import DecodeError
 from schemas.registry import make_registry
 from schemas.settings import Settings
@@ -40,8 +41,8 @@ from .metrics import COMMIT_FAILURES, REFUSED
 from schemas.pii import PiiMasker
 from .rows import (
     CASE_ALERT_COLUMNS, CASE_REPLY_COLUMNS, CHANGE_LOG_COLUMNS, DLQ_COLUMNS, QUALITY_COLUMNS, ROUTED_COLUMNS,
-    SERVICE_REQUEST_COLUMNS, alert_row, case_reply_row, change_log_row, dlq_row, finding_row, header_map, routed_row,
-    service_request_row,
+    SERVICE_REQUEST_COLUMNS, alert_row, assist_row, case_reply_row, change_log_row, dlq_row, finding_row, header_map,
+    routed_row, service_request_row,
 )
 from .store import ensure_schema, open_store
 from .writer import RULE_REFUSED, Ledger, NoLedger, StoreLedger, write_plan
@@ -57,7 +58,7 @@ RULE_INVALID_EVENT = "sink_invalid_event"
 TOP_UP_SECONDS = 0.05  # a batch is closed early when this long brings no more messages
 
 Decode = Callable[[bytes | None], tuple[int, dict[str, Any]]]
-DecodeRecord = Callable[[bytes | None], dict[str, Any]]  # a record that stands alone: a finding, a service request
+DecodeRecord = Callable[[bytes | None], dict[str, Any]]  # a record that stands alone: a finding, an assist request …
 RecordRow = Callable[[dict[str, Any], str, int, int, dt.datetime], tuple]  # (record, topic, partition, offset, now)
 
 
@@ -102,12 +103,13 @@ class BatchPlan:
 
 def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: PiiMasker,
                decode_finding: DecodeRecord | None = None, decode_request: DecodeRecord | None = None,
-               decode_reply: Decode | None = None) -> BatchPlan:
+               decode_reply: Decode | None = None, decode_assist: DecodeRecord | None = None) -> BatchPlan:
     """Turn polled messages into per-table inserts and the offsets to commit after them.
 
     Every row of the batch gets the same ``ingested_at``: the time the batch was planned.
-    Quality findings, service requests and forwarded case replies are stored only when their
-    decoder is given (without one, a reply on an inbound topic is decoded as a case: a dead letter).
+    Quality findings, service requests, forwarded case replies and assist requests are stored
+    only when their decoder is given (without one, a reply or an assist request on an inbound
+    topic is decoded as a case: a dead letter).
     """
     groups: dict[tuple[str, str, int], TableInsert] = {}
     next_offsets: dict[tuple[str, int], int] = {}
@@ -124,7 +126,7 @@ def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: 
         consumed += 1
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
         table, row = _row_for(msg, topic, partition, offset, roles, decode, pii, rejected, now,
-                              decode_finding, decode_request, decode_reply)
+                              decode_finding, decode_request, decode_reply, decode_assist)
         tp = (topic, partition)
         if next_offsets.get(tp, 0) <= offset:
             next_offsets[tp] = offset + 1
@@ -144,7 +146,8 @@ def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: 
 
 def _row_for(msg: Any, topic: str, partition: int, offset: int, roles: TopicRoles, decode: Decode, pii: PiiMasker,
              rejected: list[str], now: dt.datetime, decode_finding: DecodeRecord | None,
-             decode_request: DecodeRecord | None, decode_reply: Decode | None) -> tuple[str | None, tuple | None]:
+             decode_request: DecodeRecord | None, decode_reply: Decode | None,
+             decode_assist: DecodeRecord | None) -> tuple[str | None, tuple | None]:
     if topic == roles.dlq:
         return "dlq", dlq_row(msg, pii, ingested_at=now)
     if roles.quality and topic == roles.quality and decode_finding is not None:
@@ -159,9 +162,15 @@ def _row_for(msg: Any, topic: str, partition: int, offset: int, roles: TopicRole
     if topic != roles.changes and target is None:
         log.warning("message from unexpected topic %s[%s]@%s skipped", topic, partition, offset)
         return None, None
-    if target is not None and decode_reply is not None and topic_headers.REPLY_KIND in header_map(msg.headers()):
+    found = header_map(msg.headers()) if target is not None else {}
+    if decode_reply is not None and topic_headers.REPLY_KIND in found:
         return _record_row_for(msg, lambda value: decode_reply(value)[1], "case_replies",
                                lambda r, t, p, o, at: case_reply_row(r, t, p, o, msg.headers(), pii, at),
+                               pii, rejected, now)
+    if decode_assist is not None and found.get(topic_headers.ROUTED_KIND) == topic_headers.ASSIST:
+        return _record_row_for(msg, decode_assist, "routed_cases",
+                               lambda r, t, p, o, at: assist_row(r, t, p, o, msg.headers(), target, pii, at,
+                                                                 _message_time(msg)),
                                pii, rejected, now)
     try:
         schema_id, event = decode(msg.value())
@@ -242,14 +251,15 @@ def consumer_conf(settings: Settings, group_id: str | None = None) -> dict[str, 
 
 def run_sink(settings: Settings, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None = None,
              *, group_id: str | None = None, lag: Callable[[Any, str], Any] | None = None) -> None:
-    """Consume national changes, quality findings, service requests, dead letters, inbound cases and
-    replies, and the case workflows' alerts into the store until ``stop``.
+    """Consume national changes, quality findings, service requests, dead letters, inbound cases,
+    assist requests and replies, and the case workflows' alerts into the store until ``stop``.
 
     ``lag(consumer, group)``, when given, makes the recorder of the consumer's lag, ticked after each poll.
     """
     conf = consumer_conf(settings, group_id)
     registry = make_registry(settings.schema_registry_url or None)
-    codecs = (EventCodec(registry), FindingCodec(registry), ServiceRequestCodec(registry), ReplyCodec(registry))
+    codecs = (EventCodec(registry), FindingCodec(registry), ServiceRequestCodec(registry), ReplyCodec(registry),
+              AssistCodec(registry))
     pii = PiiMasker(settings.pii_key())
     roles = TopicRoles.from_settings(settings)
     database = settings.clickhouse_database
@@ -295,9 +305,10 @@ def take_batch(consumer: Any, size: int, flush_seconds: float, top_up: float = T
 
 
 def _loop(settings: Settings, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None,
-          codecs: tuple[EventCodec, FindingCodec, ServiceRequestCodec, ReplyCodec], pii: PiiMasker, roles: TopicRoles,
+          codecs: tuple[EventCodec, FindingCodec, ServiceRequestCodec, ReplyCodec, AssistCodec], pii: PiiMasker,
+          roles: TopicRoles,
           store: Any, consumer: Any, database: str, ledger: Ledger, lag: Any | None) -> None:
-    events, findings, requests, replies = codecs
+    events, findings, requests, replies, assists = codecs
     while not stop.is_set():
         try:
             messages = take_batch(consumer, settings.sink_batch_size, settings.sink_flush_seconds)
@@ -307,7 +318,8 @@ def _loop(settings: Settings, stop: threading.Event, on_batch: Callable[[BatchPl
             lag.tick()
         if not messages:
             continue
-        plan = plan_batch(messages, roles, events.decode, pii, findings.decode, requests.decode, replies.decode)
+        plan = plan_batch(messages, roles, events.decode, pii, findings.decode, requests.decode, replies.decode,
+                          assists.decode)
         for reason in plan.rejected:
             log.warning("stored as a dead letter: %s", reason)
         for reason in write_then_commit(store, consumer, plan, database, ledger, pii):

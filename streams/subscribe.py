@@ -1,5 +1,10 @@
 """The cases routed to one province, decoded, for its enforcement teams (``roadx subscribe``).
 
+An assist request (协查, header ``roadx.routed.kind: assist``) another party asks of the
+province comes the same way: it is shown with its routing headers, the entity asked about
+(``entity_key``) and ``assist`` (identifier, entity type, question, case number, whether the
+national register held the entity, when asked), and acknowledged like a case.
+
 The same inbound topic also brings the replies other provinces sent to the cases this one
 routed (forwarded by the case workflows, with ``roadx.reply.kind``): they are shown as
 replies. With ``receipts``, the subscriber acknowledges each case it shows with a receipt
@@ -21,7 +26,7 @@ from typing import Any, Iterator
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from schemas import topics as th
-from schemas.codec import EventCodec
+from schemas.codec import AssistCodec, EventCodec
 from schemas.codes import RECEIPT
 from schemas.errors import DecodeError, InvalidIdentifier
 from schemas.identifiers import check_region_within
@@ -38,18 +43,31 @@ HEADERS = {
 }
 
 
-def routed_case(value: bytes | None, headers: list[tuple[str, bytes]] | None, codec: EventCodec,
-                offset: int) -> dict[str, Any]:
-    """One routed message as a reader sees it: routing headers, then the decoded case."""
-    routed = {name: (dict(headers or {}).get(h) or b"").decode("utf-8", "replace") for h, name in HEADERS.items()}
+ASSIST_FIELDS = ("identifier", "entity_type", "question", "case_no", "in_register", "asked_at")
+
+
+def routed_case(value: bytes | None, headers: list[tuple[str, bytes]] | None, events: EventCodec,
+                assists: AssistCodec, offset: int) -> dict[str, Any]:
+    """One routed message as a reader sees it: routing headers, then the decoded case (or, with
+    ``roadx.routed.kind: assist``, the decoded assist request)."""
+    found = dict(headers or {})
+    routed = {name: (found.get(h) or b"").decode("utf-8", "replace") for h, name in HEADERS.items()}
     routed["offset"] = offset
+    is_assist = (found.get(th.ROUTED_KIND) or b"").decode("utf-8", "replace") == th.ASSIST
     try:
-        event = codec.decode(value)[1]
+        shown = _assist(assists.decode(value)) if is_assist else _case(events.decode(value)[1])
     except DecodeError as exc:
         return {**routed, "error": f"{exc.rule}: {exc}"}
-    routed.update(event_id=str(event["event_id"]), op=event["op"], entity_key=event["entity_key"],
-                  record=subject_record(event))
-    return routed
+    return {**routed, **shown}
+
+
+def _case(event: dict[str, Any]) -> dict[str, Any]:
+    return {"event_id": str(event["event_id"]), "op": event["op"], "entity_key": event["entity_key"],
+            "record": subject_record(event)}
+
+
+def _assist(request: dict[str, Any]) -> dict[str, Any]:
+    return {"entity_key": request["entity_key"], "assist": {name: request[name] for name in ASSIST_FIELDS}}
 
 
 def forwarded_reply(headers: list[tuple[str, bytes]] | None, offset: int) -> dict[str, Any]:
@@ -64,6 +82,12 @@ def format_line(item: dict[str, Any]) -> str:
         return f"{item['correlation_id']}  {item['to']}←{item['from']}  reply: {item['reply']}"
     if "error" in item:
         return f"@{item['offset']} undecodable: {item['error']}"
+    if "assist" in item:
+        assist = item["assist"]
+        return (f"{item['correlation_id']}  {item['from']}→{item['to']}  assist {assist['entity_type']} "
+                f"{assist['identifier']}: {' '.join(assist['question'].split())}  region={item.get('region') or '-'}"
+                + (f"  case={assist['case_no']}" if assist.get("case_no") else "")
+                + (f"  reason={item['reason']}" if item.get("reason") not in ("", th.ASSIST) else ""))
     record = item.get("record") or {}
     parties = " ".join(f"{k}={record[k]}" for k in ("involved_plate", "involved_operator_uscc", "involved_id_number")
                        if record.get(k))
@@ -74,9 +98,9 @@ def format_line(item: dict[str, Any]) -> str:
 def subscribe(settings: Settings, province: str, from_beginning: bool, stop: threading.Event,
               idle_exit: float | None = None, receipts: bool = False,
               region: str | None = None) -> Iterator[dict[str, Any]]:
-    """Yield every case routed to ``province`` (within ``region``, when given), and every reply
-    to a case it routed, until ``stop`` (or ``idle_exit`` seconds of silence); with
-    ``receipts``, acknowledge each case yielded."""
+    """Yield every case and assist request routed to ``province`` (within ``region``, when given),
+    and every reply to a case it routed, until ``stop`` (or ``idle_exit`` seconds of silence);
+    with ``receipts``, acknowledge each case and assist request yielded."""
     if province not in settings.provinces:
         raise StreamError(f"unknown province {province!r}: use one of {', '.join(settings.provinces)}")
     if region is not None:
@@ -85,7 +109,8 @@ def subscribe(settings: Settings, province: str, from_beginning: bool, stop: thr
         except InvalidIdentifier as exc:
             raise StreamError(f"--region: {exc}") from exc
     topic = settings.topics.province_inbound(province)
-    codec = EventCodec(make_registry(settings.schema_registry_url or None))
+    registry = make_registry(settings.schema_registry_url or None)
+    events, assists = EventCodec(registry), AssistCodec(registry)
     consumer = Consumer({**settings.kafka_conf(), "group.id": f"{settings.topics.prefix}roadx-subscribe-{province}",
                          "enable.auto.commit": False})
     acknowledging = ProvinceReplies(settings, province) if receipts else None
@@ -109,7 +134,7 @@ def subscribe(settings: Settings, province: str, from_beginning: bool, stop: thr
             if any(name == th.REPLY_KIND for name, _v in message.headers() or ()):
                 yield forwarded_reply(message.headers(), message.offset())
                 continue
-            item = routed_case(message.value(), message.headers(), codec, message.offset())
+            item = routed_case(message.value(), message.headers(), events, assists, message.offset())
             if region is not None and not item["region"].startswith(region):
                 continue
             if acknowledging is not None and "error" not in item and item.get("correlation_id"):

@@ -232,3 +232,43 @@ def test_a_city_subscribes_to_its_own_cases_and_acknowledges_only_those(exchange
                          ("11'; --", "is not a region prefix")):
         with pytest.raises(StreamError, match=message):
             list(subscribe(exchange, "11", True, stop, idle_exit=1.0, region=bad))
+
+
+def test_the_subscriber_shows_an_assist_request_decoded_and_acknowledges_it(exchange):
+    import threading
+
+    from schemas.codec import AssistCodec
+    from streams.subscribe import format_line, subscribe
+
+    ex = Exchange(exchange)
+    plate = {"plate": "京A12345", "plate_color": 2}
+    request = {"assist_id": str(uuid.uuid4()), "from_party": "44", "to_province": "11", "entity_type": "vehicle",
+               "entity_key": contract.entity_key("vehicle", plate), "identifier": "京A12345",
+               "question": "该车是否仍在营运?\n请核查", "case_no": "粤深交执2024041", "region": "110105",
+               "in_register": True, "asked_at": dt.datetime(2024, 6, 3, 8, tzinfo=dt.timezone.utc)}
+    inbound_11 = exchange.topics.province_inbound("11")
+
+    def ask(value, reason=th.ASSIST):
+        ex.producer.produce(inbound_11, value, request["entity_key"].encode(), headers=[
+            (th.ROUTED_FROM, b"44"), (th.ROUTED_TO, b"11"), (th.ROUTED_REASON, reason.encode()),
+            (th.ROUTED_CORRELATION_ID, request["assist_id"].encode()), (th.ROUTED_STAGE, b"requested"),
+            (th.ROUTED_REGION, b"110105"), (th.ROUTED_KIND, th.ASSIST.encode())])
+        assert ex.producer.flush(30) == 0
+
+    ask(AssistCodec(EmbeddedRegistry()).encode(request))
+    ask(b"\x00\x00\x00\x00\x07junk")  # undecodable
+    stop = threading.Event()
+    shown, junk = list(subscribe(exchange, "11", True, stop, idle_exit=2.0, receipts=True))
+    assert {k: shown[k] for k in ("from", "to", "reason", "correlation_id", "stage", "region", "entity_key")} == {
+        "from": "44", "to": "11", "reason": "assist", "correlation_id": request["assist_id"], "stage": "requested",
+        "region": "110105", "entity_key": "vehicle:京A12345:2"}
+    assert shown["assist"] == {name: request[name] for name in ("identifier", "entity_type", "question", "case_no",
+                                                                "in_register", "asked_at")}
+    assert format_line(shown) == (f"{request['assist_id']}  44→11  assist vehicle 京A12345: 该车是否仍在营运? 请核查  "
+                                  "region=110105  case=粤深交执2024041")
+    assert "error" in junk and "receipt" not in junk and format_line(junk).startswith(f"@{junk['offset']} undecodable")
+    [receipt] = [ex.replies.decode(m.value())[1] for m in ex.read(exchange.topics.province_replies("11"))]
+    assert (str(receipt["reply_id"]), receipt["correlation_id"], receipt["case_key"], receipt["kind"]) == (
+        shown["receipt"], request["assist_id"], "vehicle:京A12345:2", "receipt")
+    # as re-routed after a decline: the reason says so
+    assert format_line({**shown, "reason": th.REDIRECTED}).endswith("case=粤深交执2024041  reason=redirected")

@@ -5,7 +5,8 @@ inbound topics: each lands in its own table (``routed_cases``, ``case_replies``)
 workflows' alerts on ``national.alerts`` land in ``case_alerts``, an alert published twice
 stored once; a bad reply or alert is a dead letter naming what is wrong while the rest of the
 batch is stored; ``case_workflows`` gives each workflow's state, and the monthly report the
-timeliness per target province.
+timeliness per target province. An assist request (协查) routed, or re-routed after a decline,
+is a routed case in the store, its workflow and timeliness counted like one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from confluent_kafka import Producer
 
 from deploy.topics import create_topics, exchange_topics
 from schemas import contract, topics as th
-from schemas.codec import EventCodec, ReplyCodec
+from schemas.codec import AssistCodec, EventCodec, ReplyCodec
+from schemas.pii import PiiMasker
 from schemas.registry import EmbeddedRegistry
 from schemas.settings import Settings
 from schemas.deadlines import Deadlines
@@ -33,6 +35,7 @@ pytestmark = pytest.mark.integration
 
 EVENTS = EventCodec(EmbeddedRegistry())
 REPLIES = ReplyCodec(EmbeddedRegistry())
+ASSISTS = AssistCodec(EmbeddedRegistry())
 UTC = dt.timezone.utc
 JUNE = dt.date(2024, 6, 1)
 DEADLINES = Deadlines(86_400.0, 30 * 86_400.0)
@@ -50,6 +53,14 @@ def case(case_no, source="44"):
             "entity_key": contract.entity_key("case", record), "before": None, "after": record,
             "source": {"province": source, "system": "zhifa", "table": "case", "seq": 1, "snapshot": False},
             "ts_ms": 1_700_000_000_000}
+
+
+def assist(entity_type, record, asked_at, to="11", region="110105", case_no=None):
+    """An assist request from 44 as the information service writes it."""
+    entity_key = contract.entity_key(entity_type, record)
+    return {"assist_id": str(uuid.uuid4()), "from_party": "44", "to_province": to, "entity_type": entity_type,
+            "entity_key": entity_key, "identifier": entity_key.split(":")[1], "question": "请核查该对象的登记状态",
+            "case_no": case_no, "region": region, "in_register": True, "asked_at": asked_at}
 
 
 @pytest.fixture
@@ -77,6 +88,16 @@ class Publisher:
             (th.ROUTED_FROM, origin.encode()), (th.ROUTED_TO, target.encode()), (th.ROUTED_REASON, b"involved_plate"),
             (th.ROUTED_CORRELATION_ID, correlation.encode()), (th.ROUTED_STAGE, b"filed"),
             *([(th.ROUTED_REGION, region.encode())] if region is not None else [])], when)
+
+    def ask(self, request, target, when, reason=th.ASSIST, region=True, value=None):
+        """An assist request on ``target``'s inbound topic, as the information service writes it (``reason``
+        redirected: as the case workflows re-route it after a decline, naming no region)."""
+        self.send(self.settings.topics.province_inbound(target), value or ASSISTS.encode(request),
+                  request["entity_key"], [
+                      (th.ROUTED_FROM, request["from_party"].encode()), (th.ROUTED_TO, target.encode()),
+                      (th.ROUTED_REASON, reason.encode()), (th.ROUTED_CORRELATION_ID, request["assist_id"].encode()),
+                      (th.ROUTED_STAGE, b"requested"), (th.ROUTED_KIND, th.ASSIST.encode()),
+                      *([(th.ROUTED_REGION, request["region"].encode())] if region else [])], when)
 
     def forward(self, event, correlation, frm, kind, when, origin="44", **more):
         """A reply as the case workflows forward it to the originating province's inbound topic."""
@@ -208,3 +229,59 @@ def test_replies_routed_cases_and_alerts_land_once_in_their_tables_and_the_repor
     august = load_report(store, db, dt.date(2024, 8, 1), exchange.provinces, as_of=now, case_deadlines=DEADLINES)
     assert august.timeliness == {}
     assert "本月无跨省协同案件 no cross-province cases this month" in render_html(august)
+
+
+def test_assist_requests_are_routed_cases_with_workflows_and_timeliness_and_an_undecodable_one_a_dead_letter(
+        exchange, store_of):
+    pub = Publisher(exchange)
+    plate = assist("vehicle", {"plate": "京A12345", "plate_color": 2}, at(6, 3), case_no="粤深交执2024201")
+    person = assist("practitioner", {"id_number": "11010519491231002X"}, at(6, 4), region="110108")
+    # 11 acknowledges the vehicle within the hour and answers the next day; it declines the
+    # practitioner, re-routed to 31, which lets it lie.
+    pub.ask(plate, "11", at(6, 3, 9))
+    pub.ask(person, "11", at(6, 4, 9))
+    pub.forward(plate, plate["assist_id"], "11", "receipt", at(6, 3, 10))
+    pub.forward(plate, plate["assist_id"], "11", "answer", at(6, 4, 10), outcome="action_taken")
+    pub.forward(person, person["assist_id"], "11", "decline", at(6, 5), reason="registered in Shanghai",
+                redirect_to="31")
+    pub.ask(person, "31", at(6, 5), reason=th.REDIRECTED, region=False)
+    inbound_11 = exchange.topics.province_inbound("11")
+    pub.ask(plate, "11", at(6, 6), value=b"\x00\x00\x00\x00\x07junk")  # undecodable
+    pub.flush()
+
+    sink_until_drained(exchange, pub.sent)
+    store = store_of(exchange)
+    db = exchange.clickhouse_database
+    pii = PiiMasker(exchange.pii_key())
+
+    routed = store.query(f"SELECT event_id, entity_key, case_no, source_province, target_province, reason, stage, "
+                         f"topic, ts, correlation_id, routed_at, region FROM {db}.routed_cases FINAL "
+                         "ORDER BY routed_at").result_rows
+    assert [(str(row[0]), *(v.replace(tzinfo=UTC) if isinstance(v, dt.datetime) else v for v in row[1:]))
+            for row in routed] == [
+        (plate["assist_id"], "vehicle:京A12345:2", "粤深交执2024201", "44", "11", "assist", "requested", inbound_11,
+         at(6, 3), plate["assist_id"], at(6, 3, 9), "110105"),
+        (person["assist_id"], pii.entity_key(person["entity_key"]), "", "44", "11", "assist", "requested",
+         inbound_11, at(6, 4), person["assist_id"], at(6, 4, 9), "110108"),
+        (person["assist_id"], pii.entity_key(person["entity_key"]), "", "44", "31", "redirected", "requested",
+         exchange.topics.province_inbound("31"), at(6, 4), person["assist_id"], at(6, 5), ""),
+    ]
+    assert "11010519491231002X" not in str(routed)
+    dead = store.query(f"SELECT rule, origin_topic, reason FROM {db}.dlq FINAL").result_rows
+    assert [(rule, topic) for rule, topic, _ in dead] == [("sink_undecodable", inbound_11)]
+    assert scalar(store, f"SELECT count() FROM {db}.case_replies FINAL") == 3
+
+    now = dt.datetime(2024, 7, 1, tzinfo=UTC)
+    [answered] = find_workflows(store, db, plate["assist_id"], DEADLINES, now=now)
+    assert (answered.target, answered.origin, answered.state, answered.outcome, answered.replies, answered.region,
+            answered.case_no, answered.stages) == ("11", "44", "answered", "action_taken", 2, "110105",
+                                                   "粤深交执2024201", ("requested",))
+    assert answered.received_at == at(6, 3, 10) and answered.answered_at == at(6, 4, 10)
+    declined, moved = find_workflows(store, db, person["assist_id"], DEADLINES, now=now)
+    assert (declined.target, declined.state, declined.redirect_to) == ("11", "declined", "31")
+    assert (moved.target, moved.reasons, moved.state, moved.overdue) == ("31", "redirected", "routed", True)
+
+    june = load_report(store, db, JUNE, exchange.provinces, as_of=now, case_deadlines=DEADLINES)
+    eleven, thirty_one = june.timeliness["11"], june.timeliness["31"]
+    assert (eleven.routed, eleven.received_on_time, eleven.answered_on_time, eleven.open) == (2, 2, 2, 0)
+    assert (thirty_one.routed, thirty_one.received_on_time, thirty_one.open, thirty_one.overdue) == (1, 0, 1, 1)

@@ -1,4 +1,4 @@
-"""Store rows for every entity type, dead letters and routed cases."""
+"""Store rows for every entity type, dead letters, routed cases and assist requests."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sinks.errors import UnstorableMessage
 from schemas.pii import PiiMasker
 from sinks.rows import (
     CASE_ALERT_COLUMNS, CASE_REPLY_COLUMNS, CHANGE_LOG_COLUMNS, DLQ_COLUMNS, ROUTED_COLUMNS, alert_row,
-    case_reply_row, change_log_row, dlq_row, routed_row,
+    assist_row, case_reply_row, change_log_row, dlq_row, routed_row,
 )
 
 ID = "11010519491231002X"
@@ -162,6 +162,53 @@ def test_routed_row_names_target_case_and_stage():
 def test_routed_row_for_a_non_event_is_a_row_error():
     with pytest.raises(UnstorableMessage, match="not a routed case"):
         routed_row({"event_id": "x"}, "xprov.11.inbound", 0, 5, None, "11", PII)
+
+
+def assist(**overrides) -> dict:
+    from schemas.codec import AssistCodec
+    value = {"assist_id": str(uuid.UUID(int=9, version=4)), "from_party": "44", "to_province": "11",
+             "entity_type": "practitioner", "entity_key": f"practitioner:{ID}", "identifier": ID,
+             "question": "是否持有有效从业资格证", "case_no": None, "region": "110105", "in_register": True,
+             "asked_at": TS, **overrides}
+    codec = AssistCodec(EmbeddedRegistry())
+    return codec.decode(codec.encode(value))
+
+
+def assisted(reason: str = topics.ASSIST, stage: str = "requested") -> list[tuple[str, bytes]]:
+    return [(topics.ROUTED_FROM, b"44"), (topics.ROUTED_TO, b"11"), (topics.ROUTED_REASON, reason.encode()),
+            (topics.ROUTED_CORRELATION_ID, str(uuid.UUID(int=9, version=4)).encode()),
+            (topics.ROUTED_STAGE, stage.encode()), (topics.ROUTED_REGION, b"110105"),
+            (topics.ROUTED_KIND, topics.ASSIST.encode())]
+
+
+def test_assist_row_is_a_routed_case_row_with_the_entity_asked_about_masked():
+    sent = TS + dt.timedelta(seconds=2)
+    row = dict(zip(ROUTED_COLUMNS, assist_row(assist(), "xprov.11.inbound", 1, 8, assisted(), "11", PII, TS, sent)))
+    routed_case = dict(zip(ROUTED_COLUMNS, routed_row(decoded(make_event("practitioner"))[1], "xprov.11.inbound", 1,
+                                                      8, None, "11", PII)))
+    assert row["entity_key"] == routed_case["entity_key"] == f"practitioner:tok_{PII.token(ID)}"
+    assert row == {
+        "event_id": uuid.UUID(int=9, version=4), "entity_key": row["entity_key"], "case_no": "",
+        "source_province": "44", "target_province": "11", "reason": "assist", "stage": "requested",
+        "topic": "xprov.11.inbound", "partition": 1, "offset": 8, "ingested_at": TS, "ts": TS,
+        "correlation_id": str(uuid.UUID(int=9, version=4)), "routed_at": sent, "region": "110105"}
+
+
+def test_a_redirected_assist_row_keeps_the_header_reason_and_the_case_number():
+    row = dict(zip(ROUTED_COLUMNS, assist_row(assist(case_no="粤深交执2024101"), "xprov.31.inbound", 0, 2,
+                                              assisted(topics.REDIRECTED), "31", PII, TS)))
+    assert (row["reason"], row["case_no"], row["target_province"], row["routed_at"]) == (
+        topics.REDIRECTED, "粤深交执2024101", "31", TS)
+
+
+def test_an_assist_request_breaking_the_contract_is_a_row_error_naming_the_field():
+    bad = {**assist(), "region": "440300"}
+    with pytest.raises(UnstorableMessage, match="assist request .* at xprov.11.inbound\\[0\\]@3: field region"):
+        assist_row(bad, "xprov.11.inbound", 0, 3, assisted(), "11", PII)
+    missing = assist()
+    del missing["asked_at"]
+    with pytest.raises(UnstorableMessage, match="not an assist request"):
+        assist_row(missing, "xprov.11.inbound", 0, 3, assisted(), "11", PII)
 
 
 def finding(**overrides) -> dict:
