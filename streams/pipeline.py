@@ -165,10 +165,17 @@ class _Message:
     def _rules(self, event: Mapping[str, Any]) -> list[rules.Finding]:
         if event["op"] == "d":
             return []
-        self.last = last = self.state.get(ENTITY + event["entity_key"])
+        self.last = last = self.state.get(self._entity_state_key(event))
         facts = rules.Facts(self._owner, last, event["source"]["province"],
                             uscc_allow=self.ctx.uscc_allow, today=self.today)
         return rules.evaluate(event["entity_type"], subject_record(event), facts)
+
+    def _entity_state_key(self, event: Mapping[str, Any]) -> str:
+        """Where the entity's last accepted version is kept: another province's filing of a
+        practitioner working away has its own, so its source's seq is compared with its own."""
+        if routing.away_filing_home(event, self.province) is not None:
+            return f"{ENTITY}{event['entity_key']}@{self.province}"
+        return ENTITY + event["entity_key"]
 
     def _owner(self, key: str) -> str | None:
         """The registry's entry for ``key`` (``routing.owner_entry``), or None."""
@@ -217,7 +224,8 @@ class _Message:
     def _accept(self, event: dict[str, Any], event_id: str) -> None:
         result, province, ctx = self.result, self.province, self.ctx
         entity_key = event["entity_key"]
-        last = (self.last if self.last is not _UNREAD else self.state.get(ENTITY + entity_key)) or {}
+        state_key = self._entity_state_key(event)
+        last = (self.last if self.last is not _UNREAD else self.state.get(state_key)) or {}
         seq = int(event["source"]["seq"])
         self._write(SEEN + event_id, seen_value(self.now_ms, province, self.message.partition))
         result.accepted.append((self.index, event_id))
@@ -235,6 +243,15 @@ class _Message:
         result.counts[(ACCEPTED, province)] += 1
         entity = {"seq": seq, "hash": content, "deleted": event["op"] == "d"}
         region = routing.registration_region(event)
+        home = routing.away_filing_home(event, province)
+        if home is not None:  # another province's filing: its home is told, nothing changes hands
+            stage, entity["routes"] = routing.away_filing_routes(event, home, last.get("routes"))
+            if stage is not None and home in ctx.provinces:
+                self._route(event, home, [routing.WORKING_AWAY], routing.correlation_id(province, entity_key), stage,
+                            region)
+            self._write(state_key, entity)
+            self._forward(event, stale=False)
+            return
         for target in routing.move_targets(event, province, self._owner, ctx.provinces):
             where = region if target == province else (self._owner(entity_key) or "").partition("/")[2]
             self._route(event, target, ["moved"], routing.correlation_id(province, entity_key), "moved", where)
@@ -252,7 +269,7 @@ class _Message:
                 continue  # the ownership table says so already: an update within the province changes nothing there
             self.state[OWNER + key] = value
             result.ownership.append((key, value))
-        self._write(ENTITY + entity_key, entity)
+        self._write(state_key, entity)
         self._forward(event, stale=False)
 
     def _forward(self, event: Mapping[str, Any], stale: bool) -> None:

@@ -50,6 +50,34 @@ def owner_province(entry: str | None) -> str | None:
     return None if entry is None else entry.partition("/")[0]
 
 
+WORKING_AWAY = "working_away"  # the reason of a filing routed to the practitioner's home province
+AWAY_FILED, AWAY_ENDED = "filed", "ended"
+
+
+def away_filing_home(event: Mapping[str, Any], source: str) -> str | None:
+    """The province a practitioner is registered in when ``event`` is another province's filing of
+    them working there (异地从业人员备案): a practitioner record published by ``source`` whose
+    ``region_code`` (where they are registered) lies in another province; None otherwise. A
+    filing changes neither who owns the practitioner nor the home province's record."""
+    record = subject_record(event) or {}
+    if event.get("entity_type") != "practitioner":
+        return None
+    home = str(record.get("region_code") or "")[:2]
+    return home if len(home) == 2 and home != source else None
+
+
+def away_filing_routes(event: Mapping[str, Any], home: str, last: Mapping[str, Any] | None
+                       ) -> tuple[str | None, dict[str, list[str]]]:
+    """(the stage to deliver to ``home`` now, or None; the filing's routing state after it): a
+    filing reaches the home province once when made (``filed``) and once when ended (a delete)."""
+    stage = AWAY_ENDED if event.get("op") == "d" else AWAY_FILED
+    delivered = {t: list(stages) for t, stages in (last or {}).items()}
+    if stage in delivered.get(home, []):
+        return None, delivered
+    delivered.setdefault(home, []).append(stage)
+    return stage, delivered
+
+
 def registration_region(event: Mapping[str, Any]) -> str:
     """The 6-digit region an accepted register event's entity is registered in ("" when it says none)."""
     etype, record = event.get("entity_type"), subject_record(event) or {}

@@ -19,7 +19,7 @@ from schemas.pii import PiiMasker
 from ..errors import BadQuestion
 from ..state import StateStore
 from .questions import Question
-from .register import HOLDER, ID_TOKEN, LICENCE_NO, OPERATOR_VEHICLES, entry_key, index_prefix, indexed_key
+from .register import AWAY, HOLDER, ID_TOKEN, LICENCE_NO, OPERATOR_VEHICLES, entry_key, index_prefix, indexed_key
 
 
 class Answers:
@@ -44,6 +44,7 @@ class Answers:
             answer["licences"] = self._linked(HOLDER, found[0]["entity_key"])
         elif q.kind == "practitioner":
             answer["licences"] = self._linked(HOLDER, found[0]["entity_key"])
+            answer["working_away"] = self._filings(found[0]["entity_key"])
         return answer
 
     def registered(self, q: Question) -> dict[str, Any] | None:
@@ -92,6 +93,16 @@ class Answers:
             if held is not None and held["record"] is not None:
                 found.append(held)
         return found
+
+    def _filings(self, practitioner_key: str) -> list[dict[str, Any]]:
+        """Other provinces' filings of the practitioner working there (异地从业人员备案)."""
+        out = []
+        for province in self._linked(AWAY, practitioner_key):
+            held = self.store.get(entry_key(f"{practitioner_key}@{province}"))
+            if held is not None and held["record"] is not None:
+                out.append({"province": province, "employer_uscc": held["record"].get("employer_uscc"),
+                            "last_change": dt.datetime.fromtimestamp(held["ts_ms"] / 1000, dt.timezone.utc).isoformat()})
+        return out
 
     def _linked(self, index: str, value: str) -> list[str]:
         return [indexed_key(key) for key, _v in self._scan(index_prefix(index, value))]

@@ -10,6 +10,9 @@ Store keys (one RocksDB store per service worker, ``streams.state.StateStore``):
     x:holder:<holder key>\\x1f<entity key>  holder → their licences
     x:opveh:<uscc>\\x1f<entity key>         operator → its vehicles
     x:idtok:<token>\\x1f<entity key>        ID-number token (as the store shows it) → practitioner
+    x:away:<entity key>\\x1f<province>       a practitioner → the provinces that filed them as
+                                           working there (异地从业人员备案); each filing's entry is
+                                           e:<entity key>@<province>, beside the home entry
 
 A change is applied when its ``source.seq`` is not older than the entry's: a stale event
 (flagged by the stream worker, or older than what is held) changes nothing. A delete keeps
@@ -22,10 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
+from ..routing import away_filing_home
+
 ENTRY = "e:"
 INDEX = "x:"
 SEP = "\x1f"
-LICENCE_NO, HOLDER, OPERATOR_VEHICLES, ID_TOKEN = "lic", "holder", "opveh", "idtok"
+LICENCE_NO, HOLDER, OPERATOR_VEHICLES, ID_TOKEN, AWAY = "lic", "holder", "opveh", "idtok", "away"
 
 Tokenize = Callable[[str], str]
 Lookup = Callable[[str], Any]
@@ -90,15 +95,20 @@ def plan_change(change: Change, lookup: Lookup, tokenize: Tokenize) -> dict[str,
     event = change.envelope
     if change.stale:
         return {}
-    key = entry_key(event["entity_key"])
+    source = event["source"]["province"]
+    filed_away = away_filing_home(event, source) is not None
+    key = entry_key(f"{event['entity_key']}@{source}" if filed_away else event["entity_key"])
     held = lookup(key)
     seq = int(event["source"]["seq"])
     if held is not None and seq < held["seq"]:
         return {}
     entity_type = event["entity_type"]
-    writes: dict[str, Any] = {k: None for k in index_keys(entity_type, event["entity_key"],
-                                                           held["record"] if held else None, tokenize)}
     record = None if event["op"] == "d" else event["after"]
+    if filed_away:  # another province's filing: its own entry, listed beside the home one
+        writes: dict[str, Any] = {index_prefix(AWAY, event["entity_key"]) + source: None if record is None else 1}
+    else:
+        writes = {k: None for k in index_keys(entity_type, event["entity_key"], held["record"] if held else None,
+                                               tokenize)}
     writes[key] = {
         "entity_type": entity_type,
         "entity_key": event["entity_key"],
@@ -110,7 +120,7 @@ def plan_change(change: Change, lookup: Lookup, tokenize: Tokenize) -> dict[str,
         "ts_ms": millis(event["ts_ms"]),
         "record": record,
     }
-    for index in index_keys(entity_type, event["entity_key"], record, tokenize):
+    for index in [] if filed_away else index_keys(entity_type, event["entity_key"], record, tokenize):
         writes[index] = 1
     return writes
 

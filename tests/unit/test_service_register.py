@@ -128,3 +128,36 @@ def test_the_openapi_document_describes_every_route_and_its_refusals():
     assert "413" in doc["paths"]["/v1/lookups"]["post"]["responses"]
     assert {"200", "202", "400", "404", "503"} <= set(doc["paths"]["/v1/assists"]["post"]["responses"])
     assert doc["components"]["securitySchemes"]["party"]["scheme"] == "bearer"
+
+
+def test_another_provinces_filing_of_a_practitioner_sits_beside_the_home_record():
+    key = "practitioner:110105199001011232"
+    home = {"id_number": "110105199001011232", "region_code": "110105", "employer_uscc": "91110105MA0000001X"}
+    filed = {**home, "employer_uscc": USCC}  # 44 files them working for a 44 operator; still registered in 11
+    store = apply({}, event("practitioner", key, home, 5, "c", province="11"),
+                  event("practitioner", key, filed, 1, "c", province="44"))  # 44's own seq: not stale
+    assert store[entry_key(key)]["province"] == "11" and store[entry_key(key)]["record"] == home
+    assert store[entry_key(f"{key}@44")]["record"]["employer_uscc"] == USCC
+    assert index_prefix("away", key) + "44" in store
+    assert not [k for k in store if k.startswith(index_prefix("idtok", "T110105199001011232")) and "@" in k]
+    store = apply(store, event("practitioner", key, filed, 2, "d", province="44"))  # the filing ends
+    assert index_prefix("away", key) + "44" not in store and store[entry_key(f"{key}@44")]["record"] is None
+    assert store[entry_key(key)]["record"] == home
+
+
+def test_the_practitioner_answer_lists_the_provinces_they_are_filed_as_working_in():
+    from streams.service.answers import Answers
+    from schemas.pii import PiiMasker
+
+    class Sorted(dict):
+        def items_from(self, prefix):
+            return iter(sorted((k, v) for k, v in self.items() if k >= prefix))
+
+    key = "practitioner:110105199001011232"
+    home = {"id_number": "110105199001011232", "region_code": "110105", "employer_uscc": "91110105MA0000001X",
+            "name": "张三", "qualification_cert_no": "Q", "qualification_types": [], "status": "active"}
+    store = apply(Sorted(), event("practitioner", key, home, 5, "c", province="11"),
+                  event("practitioner", key, {**home, "employer_uscc": USCC}, 1, "c", province="44"))
+    answer = Answers(store, PiiMasker(b"k" * 32)).entity(question("practitioner", "110105199001011232"), "11")
+    assert answer["province"] == "11" and answer["record"]["employer_uscc"] == "91110105MA0000001X"
+    assert [(f["province"], f["employer_uscc"]) for f in answer["working_away"]] == [("44", USCC)]

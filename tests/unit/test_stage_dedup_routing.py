@@ -193,3 +193,44 @@ def test_content_digest_is_of_the_same_text_earlier_versions_stored():
     for record in records:
         text = json.dumps(record, sort_keys=True, ensure_ascii=False, default=_json_value, separators=(",", ":"))
         assert content_hash(record) == hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest(), record
+
+
+def test_a_practitioner_filed_as_working_in_another_province_notifies_home_once_and_changes_no_owner(ctx3):
+    from test_rules import practitioner
+
+    id_11 = "110105199001011232"  # passes GB 11643
+    state = {}
+    home = event("practitioner", practitioner(id_number=id_11, region_code="110105", employer_uscc=USCC_11),
+                 province="11")
+    process_batch([inbound(signed(seq(home, 5)), province="11")], ctx3, state)
+    key = f"practitioner:{id_11}"
+    assert state[f"reg:{key}"] == "11/110105"
+    # 44 files them as working for a 44 operator: registered in 11 still (region_code), seq of 44's own system
+    filing = event("practitioner", practitioner(id_number=id_11, region_code="110105", employer_uscc=USCC_44),
+                   province="44")
+    filed = process_batch([inbound(signed(seq(filing, 1)))], ctx3, state)
+    routed = [(o.topic, headers(o)[th.ROUTED_REASON], headers(o)[th.ROUTED_STAGE], headers(o)[th.ROUTED_REGION])
+              for o in filed.outputs if o.topic.startswith("t.xprov.")]
+    assert routed == [(TOPICS.province_inbound("11"), b"working_away", b"filed", b"110105")]
+    assert filed.counts == {("accepted", "44"): 1}  # not stale against 11's seq 5: its own history
+    assert filed.ownership == [] and state[f"reg:{key}"] == "11/110105"  # nothing changed hands
+    assert len(on(TOPICS.national_changes, filed)) == 1
+    changed = event("practitioner", practitioner(id_number=id_11, region_code="110105", employer_uscc=USCC_44,
+                                                 name="张三丰"), province="44", op="u")
+    again = process_batch([inbound(signed(seq(changed, 2)))], ctx3, state)
+    assert [o for o in again.outputs if o.topic.startswith("t.xprov.")] == []  # the filing is known at home
+    ended = event("practitioner", practitioner(id_number=id_11, region_code="110105", employer_uscc=USCC_44),
+                  province="44", op="d")
+    gone = process_batch([inbound(signed(seq(ended, 3)))], ctx3, state)
+    assert [(headers(o)[th.ROUTED_STAGE], headers(o)[th.ROUTED_CORRELATION_ID]) for o in gone.outputs
+            if o.topic.startswith("t.xprov.")] == [(b"ended", filed_correlation(filed))]
+    assert state[f"reg:{key}"] == "11/110105"
+    # 11's own next update is judged against its own history, not 44's filing
+    update = process_batch([inbound(signed(seq(event("practitioner", practitioner(
+        id_number=id_11, region_code="110105", employer_uscc=USCC_11, name="张三"), province="11", op="u"), 6)),
+        province="11")], ctx3, state)
+    assert update.counts in ({("accepted", "11"): 1}, {("unchanged", "11"): 1})
+
+
+def filed_correlation(result):
+    return next(headers(o)[th.ROUTED_CORRELATION_ID] for o in result.outputs if o.topic.startswith("t.xprov."))
