@@ -35,7 +35,7 @@ Tables (ReplacingMergeTree; ``topic``/``partition``/``offset`` = where the sink 
   (``national.audit``, ``ORDER BY (party, ts, request_id)``): ``request_id``, ``party``,
   ``credential_id``, ``method``, ``endpoint`` (route template), ``asked`` (Array(String):
   identifiers asked about, ID and mobile numbers as ``tok_<token>``), ``status`` (HTTP),
-  ``outcome`` (found | unknown | invalid | denied | limited | error), ``records``,
+  ``outcome`` (found | unknown | invalid | denied | limited | error | routed), ``records``,
   ``latency_ms``, ``ts`` (request received), ``ingested_at``.
 - ``case_replies`` — one row per province reply the case workflows forwarded to the
   originating province's inbound topic (``roadx.CaseReply``, ``ORDER BY (correlation_id,
@@ -51,7 +51,11 @@ Tables (ReplacingMergeTree; ``topic``/``partition``/``offset`` = where the sink 
 Views: ``current_operators``, ``current_vehicles``, ``current_practitioners``,
 ``current_licences``, ``current_cases``: one row per live entity (latest version by
 ``(seq, ts)``, deleted entities hidden) with the entity's typed fields plus ``entity_key``,
-``province``, ``last_op``, ``seq``, ``ts``. ``case_workflows``: one row per routed case's
+``province``, ``last_op``, ``seq``, ``ts`` (``current_practitioners``: the home province's
+record, not another province's filing). ``practitioner_filings``: one row per practitioner
+and province filing them as working there (异地从业人员备案) and not ended: ``entity_key``,
+``province`` (the filing one), ``employer_uscc``, ``home_region``, ``home_province``,
+``seq``, ``ts``. ``case_workflows``: one row per routed case's
 workflow (``correlation_id``, ``target``) as the store sees it: ``case_key``, ``case_no``,
 ``origin``, ``reasons``, ``stages``, ``routed_at`` (first routing), ``region`` (of the first
 routing), ``received_at`` (first
@@ -214,8 +218,40 @@ FROM (
         max(seq) AS latest_seq,
         argMax(ts, (seq, ts)) AS latest_ts
     FROM {db}.change_log FINAL
-    WHERE entity_type = '{entity_type}'
+    WHERE entity_type = '{entity_type}'{filter}
     GROUP BY entity_key
+)
+WHERE last_op != 'd'
+"""
+
+# A practitioner event published by another province than the one their region_code names is
+# that province's filing of them working there (异地从业人员备案, ``streams.routing``), not the
+# home province's record: ``current_practitioners`` leaves it out from migration 9 on, and
+# ``practitioner_filings`` lists the filings in force.
+_REGION_OF_EVENT = "JSONExtractString(if(op = 'd', before, after), 'region_code')"
+AWAY_FILING = f"(length({_REGION_OF_EVENT}) = 6 AND province != substring({_REGION_OF_EVENT}, 1, 2))"
+
+PRACTITIONER_FILINGS = f"""
+CREATE OR REPLACE VIEW {{db}}.practitioner_filings AS
+SELECT
+    entity_key,
+    province,
+    JSONExtractString(latest_after, 'employer_uscc') AS employer_uscc,
+    JSONExtractString(latest_after, 'region_code') AS home_region,
+    substring(home_region, 1, 2) AS home_province,
+    latest_seq AS seq,
+    latest_ts AS ts
+FROM (
+    SELECT
+        entity_key,
+        province,
+        argMax(after, (seq, ts)) AS latest_after,
+        argMax(op, (seq, ts)) AS last_op,
+        max(seq) AS latest_seq,
+        argMax(ts, (seq, ts)) AS latest_ts
+    FROM {{db}}.change_log FINAL
+    WHERE entity_type = 'practitioner' AND {AWAY_FILING}
+    GROUP BY entity_key, province
 )
 WHERE last_op != 'd'
 """
@@ -466,11 +502,20 @@ def base_tables() -> list[str]:
     return [_TABLE_DDL[t].replace("{window}", str(DEDUP_WINDOW)).strip() for t in TABLES]
 
 
-def current_views() -> list[str]:
-    """The ``current_*`` views (``{db}`` placeholder)."""
+def current_views(filings_apart: bool = False) -> list[str]:
+    """The ``current_*`` views (``{db}`` placeholder); with ``filings_apart`` (migration 9 on)
+    ``current_practitioners`` leaves other provinces' filings (``AWAY_FILING``) out."""
     return [_VIEW_DDL.replace("{view}", view).replace("{entity_type}", entity_type)
-            .replace("{columns}", ",\n    ".join(columns)).strip()
+            .replace("{columns}", ",\n    ".join(columns))
+            .replace("{filter}", f" AND NOT {AWAY_FILING}" if filings_apart and entity_type == "practitioner" else "")
+            .strip()
             for view, (entity_type, columns) in VIEWS.items()]
+
+
+def practitioner_filings() -> list[str]:
+    """``current_practitioners`` without other provinces' filings, and ``practitioner_filings``."""
+    return [v for v in current_views(filings_apart=True) if ".current_practitioners " in v] + [
+        PRACTITIONER_FILINGS.strip()]
 
 
 def quality_findings() -> list[str]:

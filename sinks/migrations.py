@@ -42,6 +42,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                  "the case_workflows view", tuple(ddl.case_workflows())),
     Migration(8, "routed_cases.region and case_workflows.region: the responsible county or city",
               tuple(ddl.case_regions())),
+    Migration(9, "practitioner_filings, and current_practitioners without other provinces' filings",
+              tuple(ddl.practitioner_filings())),
 )
 
 SCHEMA_MIGRATIONS = """

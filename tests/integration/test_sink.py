@@ -52,7 +52,7 @@ VEHICLE = {"plate": "粤B12345", "plate_color": 2, "vin": None, "vehicle_class":
            "tonnage_kg": 18000, "status": "active"}
 OTHER_VEHICLE = {**VEHICLE, "plate": "粤B54321"}
 PRACTITIONER = {"id_number": ID, "name": "张三", "qualification_cert_no": "QC0001",
-                "qualification_types": ["货运驾驶员"], "region_code": "110105",
+                "qualification_types": ["货运驾驶员"], "region_code": "440305",
                 "employer_uscc": "91350100M000100Y43", "status": "active"}
 CASE = {"case_no": "44-2024-000123", "region_code": "440300", "stage": "filed", "violation_code": "11001",
         "occurred_at": TS, "involved_plate": "京A12345", "involved_operator_uscc": None,

@@ -285,3 +285,32 @@ def test_assist_requests_are_routed_cases_with_workflows_and_timeliness_and_an_u
     eleven, thirty_one = june.timeliness["11"], june.timeliness["31"]
     assert (eleven.routed, eleven.received_on_time, eleven.answered_on_time, eleven.open) == (2, 2, 2, 0)
     assert (thirty_one.routed, thirty_one.received_on_time, thirty_one.open, thirty_one.overdue) == (1, 0, 1, 1)
+
+
+def test_another_provinces_filing_of_a_practitioner_is_kept_apart_from_the_home_record(exchange, store_of):
+    pub = Publisher(exchange)
+    id_11 = "110105199001011232"
+    home = {"id_number": id_11, "name": "张三", "qualification_cert_no": "Q-11", "qualification_types": [],
+            "region_code": "110105", "employer_uscc": "91110105MA0000001X", "status": "active"}
+    filing = {**home, "employer_uscc": "91440300MA5F0000XX"}
+
+    def practitioner(record, province, seq, op="c"):
+        return {"event_id": str(uuid.uuid4()), "op": op, "entity_type": "practitioner",
+                "entity_key": contract.entity_key("practitioner", record), "before": record if op == "d" else None,
+                "after": None if op == "d" else record,
+                "source": {"province": province, "system": "x", "table": "practitioner", "seq": seq,
+                           "snapshot": False}, "ts_ms": at(6, 3)}
+
+    changes = exchange.topics.national_changes
+    for event in (practitioner(home, "11", 5), practitioner(filing, "44", 9),  # 44's seq is its own: higher
+                  practitioner(filing, "31", 1), practitioner(filing, "31", 2, op="d")):  # 31 filed, then ended
+        pub.send(changes, EVENTS.encode(event), event["entity_key"])
+    pub.flush()
+    sink_until_drained(exchange, pub.sent)
+    store, db = store_of(exchange), exchange.clickhouse_database
+    current = store.query(f"SELECT province, employer_uscc FROM {db}.current_practitioners").result_rows
+    assert current == [("11", "91110105MA0000001X")]  # the home record, whatever the filings' seq
+    filings = store.query(f"SELECT province, employer_uscc, home_region, home_province "
+                          f"FROM {db}.practitioner_filings").result_rows
+    assert filings == [("44", "91440300MA5F0000XX", "110105", "11")]  # 31's filing ended
+    assert scalar(store, f"SELECT count() FROM {db}.change_log FINAL WHERE entity_type = 'practitioner'") == 4
