@@ -119,7 +119,7 @@ def identifier_home(kind: str, value: str) -> tuple[str, str] | None:
 
 def involved_provinces(event: Mapping[str, Any], owner: Lookup) -> dict[str, tuple[list[str], str]]:
     """Province → (the involved fields of a case that point to it, in field order; the region of
-    the first one's entity)."""
+    the first one's entity that names one below the province, else the province's ``PP0000``)."""
     record = subject_record(event)
     if event.get("entity_type") != "case" or record is None:
         return {}
@@ -128,8 +128,10 @@ def involved_provinces(event: Mapping[str, Any], owner: Lookup) -> dict[str, tup
         value = record.get(field)
         where = registered_at(kind, value, owner) if value else None
         if where:
-            fields, _region = found.setdefault(where[0], ([], where[1]))
-            fields.append(field)
+            fields, region = found.get(where[0], ([], ""))
+            if not region or (region.endswith("0000") and not where[1].endswith("0000")):
+                region = where[1]
+            found[where[0]] = ([*fields, field], region)
     return found
 
 

@@ -234,3 +234,13 @@ def test_a_practitioner_filed_as_working_in_another_province_notifies_home_once_
 
 def filed_correlation(result):
     return next(headers(o)[th.ROUTED_CORRELATION_ID] for o in result.outputs if o.topic.startswith("t.xprov."))
+
+
+def test_the_responsible_region_is_the_most_precise_an_involved_entity_names(ctx3):
+    record = case(involved_plate="京A12345", involved_operator_uscc=USCC_11)
+    state = {f"reg:operator:{USCC_11}": "11/110108"}  # the operator is registered in Haidian
+    result = process_batch([inbound(signed(event("case", record)))], ctx3, state)
+    routed = [(o.topic, headers(o)[th.ROUTED_REASON], headers(o)[th.ROUTED_REGION]) for o in result.outputs
+              if o.topic.startswith("t.xprov.")]
+    # the plate names only Beijing; the operator its district, though the plate came first
+    assert routed == [(TOPICS.province_inbound("11"), b"involved_plate,involved_operator_uscc", b"110108")]
