@@ -8,9 +8,10 @@ each changelog to its true end."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import threading
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import faust
 from faust.tables import TableManager
@@ -24,6 +25,7 @@ from schemas.settings import Settings
 from .errors import StateError
 
 STOP_POLL_SECONDS = 0.2
+STOP_SECONDS = 30.0  # how long the app may take to stop once asked
 
 
 def run_until_stopped(app: faust.App, stop: threading.Event) -> None:
@@ -31,12 +33,19 @@ def run_until_stopped(app: faust.App, stop: threading.Event) -> None:
 
 
 async def _serve(app: faust.App, stop: threading.Event) -> None:
-    await app.start()
+    # Started as a task: a stop asked for while the app is still starting (recovering its
+    # tables from a broker that has gone away, say) is not kept waiting for the start to end.
+    starting = asyncio.ensure_future(app.start())
     try:
         while not stop.is_set():
             await asyncio.sleep(STOP_POLL_SECONDS)
+            if starting.done():
+                starting.result()  # a start that failed fails the run
     finally:
-        await app.stop()
+        if not starting.done():
+            starting.cancel()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(app.stop(), STOP_SECONDS)
 
 
 def broker_credentials(settings: Settings) -> CredentialsT | None:
@@ -71,7 +80,11 @@ def table_manager(settings: Settings) -> type[TableManager]:
     class TrueEndRecovery(Recovery):
         async def _build_highwaters(self, consumer: Any, tps: Any, destination: Any, title: str) -> None:
             await super()._build_highwaters(consumer, tps, destination, title)
-            ends = await asyncio.to_thread(_last_offsets, conf, f"{self.app.conf.id}-recovery", list(tps))
+            try:
+                ends = await _in_daemon_thread(_last_offsets, conf, f"{self.app.conf.id}-recovery", list(tps))
+            except StateError as exc:  # the broker is gone: faust's own ends, and its own handling of that
+                self.log.warning("reading to the reported ends only: %s", exc)
+                return
             for tp, last in ends.items():  # destination is a Counter: its update() would add
                 destination[tp] = max(destination.get(tp, -1), last)
 
@@ -83,6 +96,29 @@ def table_manager(settings: Settings) -> type[TableManager]:
             return self._recovery
 
     return Tables
+
+
+async def _in_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on a daemon thread: a process told to stop does not wait for a read that
+    hangs on a broker that is gone (the default executor's threads are joined at exit)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(outcome)
+
+    def work() -> None:
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # handed to the awaiting coroutine
+            error = exc
+            settle(lambda: done.done() or done.set_exception(error))
+        else:
+            settle(lambda: done.done() or done.set_result(result))
+
+    threading.Thread(target=work, name="true-ends", daemon=True).start()
+    return await done
 
 
 def _last_offsets(conf: Mapping[str, Any], group: str, tps: list[TP]) -> dict[TP, int]:
