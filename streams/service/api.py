@@ -174,6 +174,14 @@ def refusal(exc: BadQuestion) -> aioweb.Response:
     return _json(exc.status, {"status": exc.status, "rule": exc.rule, "error": exc.message})
 
 
+def _json_body(raw: bytes) -> Any:
+    """A request's body as JSON; ``BadQuestion`` 400 ``malformed_body`` when it is not."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadQuestion(400, "malformed_body", f"the body is not JSON: {exc}") from None
+
+
 def _json(status: int, body: Any) -> aioweb.Response:
     return aioweb.Response(status=status, body=orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS), content_type="application/json",
                            charset="utf-8")
@@ -228,10 +236,7 @@ def add_routes(app: Any, service: Service) -> None:
             asked: list[str] = []
 
             async def work(c: Credential) -> Served:
-                try:
-                    body = orjson.loads(raw)
-                except orjson.JSONDecodeError as exc:
-                    raise BadQuestion(400, "malformed_body", f"the body is not JSON: {exc}") from None
+                body = _json_body(raw)
                 questions = lookup_questions(body, service.uscc_allow)
                 asked.extend(service.asked(str(i.get("kind")), i.get("id")) for i in body["lookups"]
                              if isinstance(i, Mapping))
@@ -248,11 +253,7 @@ def add_routes(app: Any, service: Service) -> None:
             asked: list[str] = []
 
             async def work(c: Credential) -> Served:
-                try:
-                    body = orjson.loads(raw)
-                except orjson.JSONDecodeError as exc:
-                    raise BadQuestion(400, "malformed_body", f"the body is not JSON: {exc}") from None
-                ask = assist_ask(body, service.uscc_allow)
+                ask = assist_ask(_json_body(raw), service.uscc_allow)
                 q = ask.question
                 asked.append(service.asked(q.kind, q.value))
                 entry = service.answers.registered(q)
