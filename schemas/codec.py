@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import re
 import struct
 import uuid
@@ -170,6 +171,36 @@ class AssistCodec(_RecordCodec):
         if problem:
             raise EncodeError(f"{self._named(record)}: field {problem}")
         return super().encode(record)
+
+
+class AlertCodec(_RecordCodec):
+    """Confluent-framed Avro for ``roadx.CaseAlert`` records (``national.alerts``); ``encode``
+    also refuses what ``contract.case_alert_problem`` finds wrong, naming the field.
+
+    ``decode`` also reads an alert written as a JSON object before alerts were Avro (its times
+    in epoch seconds), so what waits on the topic at an upgrade is still read; anything else
+    that is not framed Avro is a ``DecodeError``.
+    """
+
+    def __init__(self, registry: Registry, subject: str = "roadx-alerts-value") -> None:
+        super().__init__(registry, subject, contract.case_alert_schema(), "case alert", "alert_id")
+
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        problem = contract.case_alert_problem(record)
+        if problem:
+            raise EncodeError(f"{self._named(record)}: field {problem}")
+        return super().encode(record)
+
+    def decode(self, value: bytes | None) -> dict[str, Any]:
+        if value and value[:1] == b"{":
+            try:
+                legacy = json.loads(value)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise MalformedBodyError(f"an alert that is neither framed Avro nor JSON: {exc}") from exc
+            if not isinstance(legacy, dict):
+                raise MalformedBodyError("a JSON alert that is not an object")
+            return legacy
+        return super().decode(value)
 
 
 class ReplyCodec:

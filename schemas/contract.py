@@ -36,6 +36,7 @@ FINDING_FILE = "roadx.QualityFinding.avsc"
 SERVICE_REQUEST_FILE = "roadx.ServiceRequest.avsc"
 CASE_REPLY_FILE = "roadx.CaseReply.avsc"
 ASSIST_REQUEST_FILE = "roadx.AssistRequest.avsc"
+CASE_ALERT_FILE = "roadx.CaseAlert.avsc"
 SIGNATURE_FIELD = "signature"
 
 OPS = ("c", "u", "d", "r")
@@ -117,6 +118,12 @@ def assist_request_schema() -> dict[str, Any]:
     return _record_schema(ASSIST_REQUEST_FILE)
 
 
+@functools.cache
+def case_alert_schema() -> dict[str, Any]:
+    """A deadline a case workflow missed, published to ``national.alerts``, parsed."""
+    return _record_schema(CASE_ALERT_FILE)
+
+
 def _record_schema(file: str) -> dict[str, Any]:
     try:
         return load_schema(str(AVRO_DIR / file))
@@ -147,6 +154,11 @@ def historic_case_replies() -> list[tuple[str, dict[str, Any]]]:
 def historic_assist_requests() -> list[tuple[str, dict[str, Any]]]:
     """Every frozen earlier version of the assist request, oldest first, parsed."""
     return _historic("AssistRequest")
+
+
+def historic_case_alerts() -> list[tuple[str, dict[str, Any]]]:
+    """Every frozen earlier version of the case alert, oldest first, parsed."""
+    return _historic("CaseAlert")
 
 
 def _historic(name: str) -> list[tuple[str, dict[str, Any]]]:
@@ -314,6 +326,21 @@ def assist_request_problem(request: Mapping[str, Any]) -> str | None:
     region = request.get("region")
     if not isinstance(region, str) or len(region) != 6 or not region.isdigit() or region[:2] != request["to_province"]:
         return f"region {region!r} is not a 6-digit region of province {request['to_province']}"
+    return None
+
+
+ALERT_DEADLINES = ("receipt", "answer")
+
+
+def case_alert_problem(alert: Mapping[str, Any]) -> str | None:
+    """What is wrong with a case alert beyond its Avro types: ``"<field> <why>"``, else None."""
+    if alert.get("deadline") not in ALERT_DEADLINES:
+        return f"deadline {alert.get('deadline')!r} is not one of {', '.join(ALERT_DEADLINES)}"
+    for name in ("alert_id", "correlation_id", "case_key"):
+        if isinstance(alert.get(name), str) and not alert[name].strip():
+            return f"{name} is empty"
+    if alert.get("target") not in PROVINCES:
+        return f"target {alert.get('target')!r} is not a GB/T 2260 province code"
     return None
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 import uuid
 from typing import Any, Iterable, Mapping
 
@@ -47,10 +46,11 @@ CASE_REPLY_COLUMNS = (
     "reply_id", "correlation_id", "case_key", "from_province", "to_province", "kind", "outcome", "reason",
     "redirect_to", "ts", "topic", "partition", "offset", "ingested_at",
 )
-# An alert of the case workflows on national.alerts: its JSON fields, each with the type it must have.
+# An alert of the case workflows on national.alerts: its fields, each with the type it must have
+# (times: datetimes from roadx.CaseAlert, epoch seconds in the JSON alerts written before it).
 ALERT_FIELDS: Mapping[str, type | tuple[type, ...]] = {
     "alert_id": str, "deadline": str, "correlation_id": str, "case_key": str, "origin": str, "target": str,
-    "region": str, "state": str, "routed_at": (int, float), "at": (int, float),
+    "region": str, "state": str, "routed_at": (int, float, dt.datetime), "at": (int, float, dt.datetime),
 }
 CASE_ALERT_COLUMNS = (*ALERT_FIELDS, "topic", "partition", "offset", "ingested_at")
 
@@ -372,20 +372,14 @@ def case_reply_row(
 
 
 def alert_row(
-    value: bytes | None, topic: str, partition: int, offset: int, ingested_at: dt.datetime | None = None,
+    alert: Mapping[str, Any], topic: str, partition: int, offset: int, ingested_at: dt.datetime | None = None,
 ) -> tuple:
-    """One ``case_alerts`` row (``CASE_ALERT_COLUMNS`` order) from an alert's JSON.
+    """One ``case_alerts`` row (``CASE_ALERT_COLUMNS`` order) from a decoded alert
+    (``schemas.codec.AlertCodec``: a ``roadx.CaseAlert``, or an older JSON alert).
 
-    Not JSON, not an object, or a field of ``ALERT_FIELDS`` missing or of another type:
-    ``UnstorableMessage`` naming it.
+    A field of ``ALERT_FIELDS`` missing or of another type: ``UnstorableMessage`` naming it.
     """
     where = f"alert at {topic}[{partition}]@{offset}"
-    try:
-        alert = json.loads(value or b"")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UnstorableMessage(f"{where}: not JSON: {exc}") from exc
-    if not isinstance(alert, dict):
-        raise UnstorableMessage(f"{where}: not a JSON object")
     for name, kind in ALERT_FIELDS.items():
         if name not in alert:
             raise UnstorableMessage(f"{where}: field {name} is missing")
@@ -395,7 +389,8 @@ def alert_row(
     if not alert["alert_id"].strip():
         raise UnstorableMessage(f"{where}: field alert_id is empty")
     try:
-        times = [dt.datetime.fromtimestamp(alert[name], dt.timezone.utc) for name in ("routed_at", "at")]
+        times = [alert[name] if isinstance(alert[name], dt.datetime)
+                 else dt.datetime.fromtimestamp(alert[name], dt.timezone.utc) for name in ("routed_at", "at")]
     except (OverflowError, OSError, ValueError) as exc:
         raise UnstorableMessage(f"{where}: field routed_at or at is not a time: {exc}") from exc
     return (*(alert[name] for name in list(ALERT_FIELDS)[:-2]), *times, topic, int(partition), int(offset),

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from schemas import topics as topic_headers
-from schemas.codec import AssistCodec, EventCodec, FindingCodec, ReplyCodec, ServiceRequestCodec
+from schemas.codec import AlertCodec, AssistCodec, EventCodec, FindingCodec, ReplyCodec, ServiceRequestCodec
 from schemas.errors import DecodeError
 from schemas.registry import make_registry
 from schemas.settings import Settings
@@ -103,7 +103,8 @@ class BatchPlan:
 
 def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: PiiMasker,
                decode_finding: DecodeRecord | None = None, decode_request: DecodeRecord | None = None,
-               decode_reply: Decode | None = None, decode_assist: DecodeRecord | None = None) -> BatchPlan:
+               decode_reply: Decode | None = None, decode_assist: DecodeRecord | None = None,
+               decode_alert: DecodeRecord | None = None) -> BatchPlan:
     """Turn polled messages into per-table inserts and the offsets to commit after them.
 
     Every row of the batch gets the same ``ingested_at``: the time the batch was planned.
@@ -126,7 +127,7 @@ def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: 
         consumed += 1
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
         table, row = _row_for(msg, topic, partition, offset, roles, decode, pii, rejected, now,
-                              decode_finding, decode_request, decode_reply, decode_assist)
+                              decode_finding, decode_request, decode_reply, decode_assist, decode_alert)
         tp = (topic, partition)
         if next_offsets.get(tp, 0) <= offset:
             next_offsets[tp] = offset + 1
@@ -147,7 +148,7 @@ def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: 
 def _row_for(msg: Any, topic: str, partition: int, offset: int, roles: TopicRoles, decode: Decode, pii: PiiMasker,
              rejected: list[str], now: dt.datetime, decode_finding: DecodeRecord | None,
              decode_request: DecodeRecord | None, decode_reply: Decode | None,
-             decode_assist: DecodeRecord | None) -> tuple[str | None, tuple | None]:
+             decode_assist: DecodeRecord | None, decode_alert: DecodeRecord | None) -> tuple[str | None, tuple | None]:
     if topic == roles.dlq:
         return "dlq", dlq_row(msg, pii, ingested_at=now)
     if roles.quality and topic == roles.quality and decode_finding is not None:
@@ -155,9 +156,8 @@ def _row_for(msg: Any, topic: str, partition: int, offset: int, roles: TopicRole
                                lambda f, t, p, o, at: finding_row(f, t, p, o, pii, at), pii, rejected, now)
     if roles.audit and topic == roles.audit and decode_request is not None:
         return _record_row_for(msg, decode_request, "service_requests", service_request_row, pii, rejected, now)
-    if roles.alerts and topic == roles.alerts:
-        return _record_row_for(msg, lambda value: value, "case_alerts",
-                               lambda value, t, p, o, at: alert_row(value, t, p, o, at), pii, rejected, now)
+    if roles.alerts and topic == roles.alerts and decode_alert is not None:
+        return _record_row_for(msg, decode_alert, "case_alerts", alert_row, pii, rejected, now)
     target = roles.inbound.get(topic)
     if topic != roles.changes and target is None:
         log.warning("message from unexpected topic %s[%s]@%s skipped", topic, partition, offset)
@@ -259,7 +259,7 @@ def run_sink(settings: Settings, stop: threading.Event, on_batch: Callable[[Batc
     conf = consumer_conf(settings, group_id)
     registry = make_registry(settings.schema_registry_url or None)
     codecs = (EventCodec(registry), FindingCodec(registry), ServiceRequestCodec(registry), ReplyCodec(registry),
-              AssistCodec(registry))
+              AssistCodec(registry), AlertCodec(registry))
     pii = PiiMasker(settings.pii_key())
     roles = TopicRoles.from_settings(settings)
     database = settings.clickhouse_database
@@ -305,10 +305,11 @@ def take_batch(consumer: Any, size: int, flush_seconds: float, top_up: float = T
 
 
 def _loop(settings: Settings, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None,
-          codecs: tuple[EventCodec, FindingCodec, ServiceRequestCodec, ReplyCodec, AssistCodec], pii: PiiMasker,
+          codecs: tuple[EventCodec, FindingCodec, ServiceRequestCodec, ReplyCodec, AssistCodec, AlertCodec],
+          pii: PiiMasker,
           roles: TopicRoles,
           store: Any, consumer: Any, database: str, ledger: Ledger, lag: Any | None) -> None:
-    events, findings, requests, replies, assists = codecs
+    events, findings, requests, replies, assists, alerts = codecs
     while not stop.is_set():
         try:
             messages = take_batch(consumer, settings.sink_batch_size, settings.sink_flush_seconds)
@@ -319,7 +320,7 @@ def _loop(settings: Settings, stop: threading.Event, on_batch: Callable[[BatchPl
         if not messages:
             continue
         plan = plan_batch(messages, roles, events.decode, pii, findings.decode, requests.decode, replies.decode,
-                          assists.decode)
+                          assists.decode, alerts.decode)
         for reason in plan.rejected:
             log.warning("stored as a dead letter: %s", reason)
         for reason in write_then_commit(store, consumer, plan, database, ledger, pii):

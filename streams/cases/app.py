@@ -11,8 +11,8 @@ the provinces' replies, a table of workflows, a timer for deadlines.
 - Every ``ROADX_CASE_CHECK_SECONDS`` a tick goes to each partition of ``roadx-cases-ticks``
   (``TopicNames.cases_ticks``);
   its agent reports the workflows of that partition that missed a deadline on
-  ``national.alerts`` (JSON; the alert id is the workflow key and the deadline, the same if a
-  restarted worker reports it again), once each.
+  ``national.alerts`` (``roadx.CaseAlert``; the alert id is the workflow key and the deadline,
+  the same if a restarted worker reports it again), once each.
 
 Replies and inbound cases are keyed by the case's entity key and have the same partition
 count, so a case's workflow, its replies and its ticks meet in one partition of the table.
@@ -30,7 +30,7 @@ transitions before a kill.
 from __future__ import annotations
 
 import base64
-import json
+import datetime as dt
 import logging
 import threading
 import time
@@ -41,7 +41,7 @@ import faust
 from prometheus_client import Counter
 
 from schemas import topics as th
-from schemas.codec import EventCodec, ReplyCodec
+from schemas.codec import AlertCodec, EventCodec, ReplyCodec
 from schemas.deadlines import Deadlines
 from schemas.errors import DecodeError, SettingsError
 from schemas.registry import make_registry
@@ -75,6 +75,7 @@ def build_app(settings: Settings, deadlines: Deadlines) -> faust.App:
     workflows = app.Table("workflows", partitions=settings.partitions)  # JSON values: the app's default codec
     cases = EventCodec(make_registry(settings.schema_registry_url or None))
     codec = ReplyCodec(make_registry(settings.schema_registry_url or None))
+    alerts = AlertCodec(make_registry(settings.schema_registry_url or None))
     provinces = frozenset(settings.provinces)
     grace = settings.case_reply_grace_seconds
 
@@ -206,9 +207,10 @@ def build_app(settings: Settings, deadlines: Deadlines) -> faust.App:
                 for deadline in missed:
                     alert = {"alert_id": f"{key}/{deadline}", "deadline": deadline, "correlation_id": after.correlation_id,
                              "case_key": after.case_key, "origin": after.origin, "target": after.target,
-                             "region": after.region, "state": after.state, "routed_at": after.routed_at, "at": now}
+                             "region": after.region, "state": after.state, "routed_at": _moment(after.routed_at),
+                             "at": _moment(now)}
                     await app.topic(settings.topics.national_alerts, **raw).send(
-                        key=after.case_key.encode(), value=json.dumps(alert, ensure_ascii=False).encode())
+                        key=after.case_key.encode(), value=alerts.encode(alert))
                     ALERTS.labels(after.target, deadline).inc()
 
     @app.timer(settings.case_check_seconds)
@@ -222,6 +224,10 @@ def build_app(settings: Settings, deadlines: Deadlines) -> faust.App:
 def run(settings: Settings, stop: threading.Event) -> None:
     """Work the case workflows until ``stop`` is set."""
     run_until_stopped(build_app(settings, Deadlines.from_settings(settings)), stop)
+
+
+def _moment(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
 
 
 def _headers(event: Any) -> dict[str, str]:

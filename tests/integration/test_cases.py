@@ -6,7 +6,6 @@ reported once."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 import uuid
 
@@ -16,7 +15,7 @@ from confluent_kafka import Producer
 from deploy.topics import create_topics, exchange_topics
 from schemas import contract
 from schemas import topics as th
-from schemas.codec import EventCodec, ReplyCodec
+from schemas.codec import AlertCodec, EventCodec, ReplyCodec
 from schemas.kafka import read_topics
 from schemas.registry import EmbeddedRegistry
 from schemas.settings import Settings
@@ -141,7 +140,7 @@ def test_a_declined_case_goes_on_to_the_province_named_and_a_missed_receipt_is_a
         inbound_31 = exchange.topics.province_inbound("31")
         moved = wait_for(lambda: ex.read(inbound_31), lambda got: len(got) >= 1, proc, log_path, "the re-routing")
         def alerts():
-            return [json.loads(m.value()) for m in ex.read(exchange.topics.national_alerts)]
+            return [AlertCodec(EmbeddedRegistry()).decode(m.value()) for m in ex.read(exchange.topics.national_alerts)]
 
         wait_for(alerts, lambda got: any(a["correlation_id"] == c2 for a in got), proc, log_path, "the alert")
         # a later case's alert comes after many more checks (every 0.5 s) of the first one

@@ -390,3 +390,9 @@ def test_an_assist_request_round_trips():
 def test_a_bad_assist_request_is_refused_naming_the_field(changes, message):
     with pytest.raises(EncodeError, match=message):
         AssistCodec(EmbeddedRegistry()).encode(assist(**changes))
+
+
+def test_current_case_alert_reads_every_earlier_version():
+    history = contract.historic_case_alerts()
+    assert history, "at least the first version is frozen"
+    assert backward_transitive(contract.case_alert_schema(), history) == []

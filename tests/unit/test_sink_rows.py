@@ -10,7 +10,8 @@ import uuid
 import pytest
 
 from schemas import contract, topics
-from schemas.codec import EventCodec
+from schemas.codec import AlertCodec, EventCodec
+from schemas.errors import DecodeError, EncodeError
 from schemas.registry import EmbeddedRegistry
 from sinks.errors import UnstorableMessage
 from schemas.pii import PiiMasker
@@ -331,19 +332,43 @@ ALERT = {"alert_id": "c-1/11/receipt", "deadline": "receipt", "correlation_id": 
 
 
 def test_alert_row_has_every_field_and_its_times_in_utc():
-    row = dict(zip(CASE_ALERT_COLUMNS, alert_row(json.dumps(ALERT).encode(), "national.alerts", 1, 4)))
-    assert {k: row[k] for k in ("alert_id", "deadline", "target", "state", "partition", "offset")} == {
-        "alert_id": "c-1/11/receipt", "deadline": "receipt", "target": "11", "state": "routed", "partition": 1,
-        "offset": 4}
-    assert row["routed_at"] == dt.datetime(2024, 6, 1, 0, 0, 0, 500000, tzinfo=dt.timezone.utc)
+    codec = AlertCodec(EmbeddedRegistry())
+    avro = {**ALERT, "routed_at": dt.datetime(2024, 6, 1, 0, 0, 0, 500000, tzinfo=dt.timezone.utc),
+            "at": dt.datetime(2024, 6, 2, 3, 46, 40, tzinfo=dt.timezone.utc)}
+    for value in (codec.encode(avro), json.dumps(ALERT).encode()):  # an alert, and one written as JSON before
+        row = dict(zip(CASE_ALERT_COLUMNS, alert_row(codec.decode(value), "national.alerts", 1, 4)))
+        assert {k: row[k] for k in ("alert_id", "deadline", "target", "state", "partition", "offset")} == {
+            "alert_id": "c-1/11/receipt", "deadline": "receipt", "target": "11", "state": "routed", "partition": 1,
+            "offset": 4}
+        assert row["routed_at"] == dt.datetime(2024, 6, 1, 0, 0, 0, 500000, tzinfo=dt.timezone.utc)
+        assert row["at"] == dt.datetime(2024, 6, 2, 3, 46, 40, tzinfo=dt.timezone.utc)
 
 
 @pytest.mark.parametrize("value, message", [
-    (b"not json", "not JSON"), (b"[1]", "not a JSON object"),
-    (json.dumps({k: v for k, v in ALERT.items() if k != "deadline"}).encode(), "field deadline is missing"),
-    (json.dumps({**ALERT, "at": "yesterday"}).encode(), "field at is str"),
-    (json.dumps({**ALERT, "alert_id": ""}).encode(), "field alert_id is empty"),
+    (b"{not json", "neither framed Avro nor JSON"), (b"{}", "field alert_id is missing"),
+    (b"\x01junk", "not Confluent-framed Avro"),
 ])
-def test_a_malformed_alert_is_a_row_error_naming_what_is_wrong(value, message):
+def test_an_alert_that_does_not_decode_says_why(value, message):
+    with pytest.raises((DecodeError, UnstorableMessage), match=message):
+        alert_row(AlertCodec(EmbeddedRegistry()).decode(value), "national.alerts", 0, 1)
+
+
+@pytest.mark.parametrize("alert, message", [
+    ({k: v for k, v in ALERT.items() if k != "deadline"}, "field deadline is missing"),
+    ({**ALERT, "at": "yesterday"}, "field at is str"),
+    ({**ALERT, "alert_id": ""}, "field alert_id is empty"),
+])
+def test_a_malformed_alert_is_a_row_error_naming_what_is_wrong(alert, message):
     with pytest.raises(UnstorableMessage, match=message):
-        alert_row(value, "national.alerts", 0, 1)
+        alert_row(alert, "national.alerts", 0, 1)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"deadline": "lunch"}, "deadline 'lunch' is not one of receipt, answer"),
+    ({"alert_id": " "}, "alert_id is empty"), ({"target": "99"}, "target '99' is not a GB/T 2260 province code"),
+])
+def test_an_alert_breaking_the_contract_is_not_encoded(change, message):
+    avro = {**ALERT, **change, "routed_at": dt.datetime(2024, 6, 1, tzinfo=dt.timezone.utc),
+            "at": dt.datetime(2024, 6, 2, tzinfo=dt.timezone.utc)}
+    with pytest.raises(EncodeError, match=message):
+        AlertCodec(EmbeddedRegistry()).encode(avro)
