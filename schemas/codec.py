@@ -18,7 +18,7 @@ import json
 import re
 import struct
 import uuid
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.validation import ValidationError, validate
@@ -98,17 +98,23 @@ class EventCodec:
 class _RecordCodec:
     """Confluent-framed Avro for one record schema that stands alone (no union branch to
     pick, no signature of its own): what encodes also decodes, and a record that does not fit
-    is refused with ``EncodeError`` naming the field."""
+    — or that ``problem`` (the contract's check beyond the Avro types) finds wrong — is refused
+    with ``EncodeError`` naming the field."""
 
-    def __init__(self, registry: Registry, subject: str, schema: dict[str, Any], what: str, id_field: str) -> None:
+    def __init__(self, registry: Registry, subject: str, schema: dict[str, Any], what: str, id_field: str,
+                 problem: Callable[[Mapping[str, Any]], str | None] | None = None) -> None:
         self._registry = registry
         self._schema = schema
         self.schema_id = registry.id_for(subject, schema)
         self._header = _HEADER.pack(MAGIC, self.schema_id)
         self._logical = _logical_of(schema)
         self._what, self._id_field = what, id_field
+        self._problem = problem
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
+        problem = self._problem(record) if self._problem is not None else None
+        if problem:
+            raise EncodeError(f"{self._named(record)}: field {problem}")
         unreadable = _unreadable(record, self._logical)
         if unreadable:
             raise EncodeError(f"{self._named(record)}: field {unreadable} would not decode")
@@ -148,13 +154,8 @@ class ServiceRequestCodec(_RecordCodec):
     """
 
     def __init__(self, registry: Registry, subject: str = "roadx-audit-value") -> None:
-        super().__init__(registry, subject, contract.service_request_schema(), "service request", "request_id")
-
-    def encode(self, record: Mapping[str, Any]) -> bytes:
-        problem = contract.service_request_problem(record)
-        if problem:
-            raise EncodeError(f"{self._named(record)}: field {problem}")
-        return super().encode(record)
+        super().__init__(registry, subject, contract.service_request_schema(), "service request", "request_id",
+                         contract.service_request_problem)
 
 
 class AssistCodec(_RecordCodec):
@@ -164,13 +165,8 @@ class AssistCodec(_RecordCodec):
     ``contract.assist_request_problem`` finds wrong, naming the field."""
 
     def __init__(self, registry: Registry, subject: str = "roadx-assists-value") -> None:
-        super().__init__(registry, subject, contract.assist_request_schema(), "assist request", "assist_id")
-
-    def encode(self, record: Mapping[str, Any]) -> bytes:
-        problem = contract.assist_request_problem(record)
-        if problem:
-            raise EncodeError(f"{self._named(record)}: field {problem}")
-        return super().encode(record)
+        super().__init__(registry, subject, contract.assist_request_schema(), "assist request", "assist_id",
+                         contract.assist_request_problem)
 
 
 class AlertCodec(_RecordCodec):
@@ -183,13 +179,8 @@ class AlertCodec(_RecordCodec):
     """
 
     def __init__(self, registry: Registry, subject: str = "roadx-alerts-value") -> None:
-        super().__init__(registry, subject, contract.case_alert_schema(), "case alert", "alert_id")
-
-    def encode(self, record: Mapping[str, Any]) -> bytes:
-        problem = contract.case_alert_problem(record)
-        if problem:
-            raise EncodeError(f"{self._named(record)}: field {problem}")
-        return super().encode(record)
+        super().__init__(registry, subject, contract.case_alert_schema(), "case alert", "alert_id",
+                         contract.case_alert_problem)
 
     def decode(self, value: bytes | None) -> dict[str, Any]:
         if value and value[:1] == b"{":
@@ -215,14 +206,12 @@ class ReplyCodec:
     """
 
     def __init__(self, registry: Registry, subject: str = "roadx-replies-value") -> None:
-        self._record = _RecordCodec(registry, subject, contract.case_reply_schema(), "case reply", "reply_id")
+        self._record = _RecordCodec(registry, subject, contract.case_reply_schema(), "case reply", "reply_id",
+                                    contract.case_reply_problem)
         self.schema_id = self._record.schema_id
 
     def encode(self, reply: Mapping[str, Any], key: bytes) -> bytes:
         """Frame, encode and sign one reply with the replying province's ``key``."""
-        problem = contract.case_reply_problem(reply)
-        if problem:
-            raise EncodeError(f"{self._record._named(reply)}: field {problem}")
         unsigned = self._record.encode({**reply, contract.SIGNATURE_FIELD: signing.PLACEHOLDER})
         return signing.seal(unsigned, key)
 
