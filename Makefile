@@ -22,4 +22,4 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .roadx
+	rm -rf $(VENV) .roadx .roadx-parties

@@ -252,10 +252,11 @@ def entity_key(entity_type: str, record: Mapping[str, Any]) -> str:
 
 def change_event(*, event_id: str, op: str, entity_type: str, before: Mapping[str, Any] | None,
                  after: Mapping[str, Any] | None, province: str, system: str, table: str, seq: int, ts_ms: int,
-                 snapshot: bool = False, key: str | None = None) -> dict[str, Any]:
+                 snapshot: bool = False, key: str | None = None, submission: str | None = None) -> dict[str, Any]:
     """The envelope of one change, not yet encoded or signed.
 
-    The entity key is ``key`` when given, else that of ``after`` (``before`` for a delete).
+    The entity key is ``key`` when given, else that of ``after`` (``before`` for a delete);
+    ``submission`` names the submission it is sent in (``schemas.provenance``).
     """
     if key is None:
         record = after if after is not None else before
@@ -269,7 +270,8 @@ def change_event(*, event_id: str, op: str, entity_type: str, before: Mapping[st
         "entity_key": key,
         "before": before,
         "after": after,
-        "source": {"province": province, "system": system, "table": table, "seq": seq, "snapshot": snapshot},
+        "source": {"province": province, "system": system, "table": table, "seq": seq, "snapshot": snapshot,
+                   "submission": submission},
         "ts_ms": ts_ms,
     }
 

@@ -16,15 +16,11 @@ or that does not parse, is refused naming it. Issuing and revoking hold an exclu
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
-import stat
-import tempfile
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CredentialError
+from .private_files import file_signature, locked, read_private, write_private
 
 TOKEN_PREFIX = "rdx_"
 ID_HEX_DIGITS = 8
@@ -111,7 +108,7 @@ class Credentials:
 
         A file that cannot be used raises ``CredentialError`` and leaves the credentials as they were.
         """
-        if _signature(self.path) == self._seen:
+        if file_signature(self.path) == self._seen:
             return False
         self._read()
         return True
@@ -164,13 +161,7 @@ class Credentials:
 
         A change that is refused or cannot be written leaves the entries as the file holds them.
         """
-        self._make_directory()
-        try:
-            lock = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise CredentialError(f"cannot lock {self.path}: {exc.strerror}") from None
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with locked(self.path, CredentialError):
             self._read()
             stored = dict(self._entries)
             try:
@@ -179,56 +170,18 @@ class Credentials:
             except BaseException:
                 self._entries = stored
                 raise
-        finally:
-            os.close(lock)
-
-    def _make_directory(self) -> None:
-        directory = self.path.parent
-        try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(directory, 0o700)
-        except OSError as exc:
-            raise CredentialError(f"cannot make {directory} a private directory: {exc.strerror}") from None
 
     def _read(self) -> None:
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO in its place does not hang us
-        except FileNotFoundError:
-            self._entries, self._seen = {}, None
-            return
-        except OSError as exc:
-            raise CredentialError(f"cannot read {self.path}: {exc.strerror}") from None
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise CredentialError(f"{self.path} is not a regular file")
-            if info.st_mode & 0o077:
-                raise CredentialError(f"{self.path} is readable or writable by group or others "
-                                      f"(mode {stat.S_IMODE(info.st_mode):04o}): make it 0600 (chmod 600 {self.path})")
-            with os.fdopen(fd, "rb", closefd=False) as file:
-                data = file.read()
-        except OSError as exc:
-            raise CredentialError(f"cannot read {self.path}: {exc.strerror}") from None
-        finally:
-            os.close(fd)
-        self._entries = _parse(data, self.path)
-        self._seen = (info.st_ino, info.st_mtime_ns, info.st_size)
+        seen = file_signature(self.path)
+        data = read_private(self.path, CredentialError)
+        self._entries = {} if data is None else _parse(data, self.path)
+        self._seen = None if data is None else seen
 
     def _write(self) -> None:
         document = {"version": FORMAT_VERSION, "credentials": [
             {**credential.as_dict(), "sha256": self._entries[credential.id][1]} for credential in self.entries()]}
-        fd, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as file:  # mkstemp: mode 0600
-                json.dump(document, file, indent=1)
-                file.write("\n")
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, self.path)
-        except OSError as exc:
-            Path(temporary).unlink(missing_ok=True)
-            raise CredentialError(f"cannot write {self.path}: {exc.strerror}") from None
-        self._seen = _signature(self.path)
+        write_private(self.path, (json.dumps(document, indent=1) + "\n").encode("utf-8"), CredentialError)
+        self._seen = file_signature(self.path)
 
 
 def _digest(token: str) -> str:
@@ -238,14 +191,6 @@ def _digest(token: str) -> str:
 def _utc(moment: dt.datetime) -> dt.datetime:
     """``moment`` in UTC to the second (a naive one is taken as local time)."""
     return moment.astimezone(dt.timezone.utc).replace(microsecond=0)
-
-
-def _signature(path: Path) -> tuple[int, int, int] | None:
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return info.st_ino, info.st_mtime_ns, info.st_size
 
 
 def _parse(data: bytes, path: Path) -> dict[str, tuple[Credential, str]]:

@@ -10,7 +10,9 @@
     ├── RegistryError            a Schema Registry call failed
     ├── InvalidIdentifier        an identifier breaks its standard (rule + message)
     ├── SettingsError            a setting (``ROADX_*`` or a command's option) is unknown, missing or malformed
-    └── CredentialError          the API credentials file cannot be used, or an issue or revocation is refused
+    ├── CredentialError          the API credentials file cannot be used, or an issue or revocation is refused
+    ├── KeyStoreError            a party's or the hub's key files cannot be used, or a key change is refused
+    └── ProvenanceError          a manifest, receipt, seal or evidence entry does not parse or is refused
 """
 
 from __future__ import annotations
@@ -74,3 +76,15 @@ class SettingsError(ContractError):
 
 class CredentialError(ContractError):
     """The API credentials file cannot be used, or an issue or revocation is refused (``schemas.credentials``)."""
+
+
+class KeyStoreError(ContractError):
+    """A party's or the hub's key files cannot be used, or a key change is refused (``schemas.keys``)."""
+
+
+class ProvenanceError(ContractError):
+    """A manifest, receipt, seal or evidence entry does not parse or is refused; ``rule`` names why."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        self.rule = rule
+        super().__init__(f"{rule}: {message}")

@@ -7,6 +7,7 @@ silently falls back to a default. Secrets are read from files and never printed.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from dataclasses import dataclass, field, fields, replace
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import signing
+from .keys import HubKeys, PartyKey, PartyKeys, provision
 from .errors import SettingsError
 from .identifiers import PROVINCES, USCC_ALPHABET
 from .topics import TopicNames
@@ -35,6 +37,13 @@ class Settings:
     national_partitions: int = 6
     session_timeout_ms: int = 6000
     master_key_file: Path | None = None
+    # Where the parties' own sides keep their keys (``roadx keys init``), apart from the hub's
+    # data_dir; empty means "<data_dir>-parties" beside it.
+    parties_dir: Path | None = None
+    # Make and register a party's keys the first time they are needed, as the embedded stack and
+    # the demo do. A real deployment turns it off: each party runs ``roadx keys init`` on its own
+    # side and the hub ``roadx keys register``.
+    auto_keys: bool = True
     sink_batch_size: int = 5000
     sink_flush_seconds: float = 0.5
     # Most messages a stream worker takes per batch; each batch costs three flushes and a commit,
@@ -80,7 +89,7 @@ class Settings:
     # Early pilot credit codes (Fujian) valid in law but failing the GB 32100 checksum: a text file,
     # one code a line (# starts a comment). The file adapters and the stream stage accept them alike.
     uscc_allow_file: Path | None = None
-    _derived_keys: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+    _keys: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _uscc_allow: list[frozenset[str]] = field(default_factory=list, repr=False, compare=False)
 
     @property
@@ -147,24 +156,39 @@ class Settings:
         return key
 
     @property
-    def province_keys_dir(self) -> Path:
-        """One key file per province, ``<code>.key``: what each province signs with."""
-        return (self.master_key_file.parent if self.master_key_file else self.data_dir / "secrets") / "provinces"
+    def party_keys_dir(self) -> Path:
+        """Where the parties' own sides keep their keys, one directory per party."""
+        return self.parties_dir or Path(f"{self.data_dir.absolute()}-parties")
+
+    def party_keys(self, party: str) -> PartyKeys:
+        """The party's own key sets (its side, not the hub's)."""
+        if party not in self.provinces:
+            raise SettingsError(f"unknown party {party!r}")
+        keys = self._keys.get(party)
+        if keys is None:
+            keys = self._keys[party] = PartyKeys(self.party_keys_dir / party, party)
+        return keys
+
+    def hub_keys(self) -> HubKeys:
+        """The hub's own key pair and the parties' registered keys (``<data_dir>/keys``)."""
+        keys = self._keys.get("")
+        if keys is None:
+            keys = self._keys[""] = HubKeys.load(self.data_dir / "keys")
+        return keys
+
+    def party_key(self, party: str, now: dt.datetime | None = None) -> PartyKey:
+        """The key set ``party`` signs with now, from its own side; made and registered first
+        when ``auto_keys`` is on and it has none."""
+        now = now or dt.datetime.now(dt.timezone.utc)
+        keys = self.party_keys(party)
+        if self.auto_keys and f"provisioned:{party}" not in self._keys:
+            self._keys[f"provisioned:{party}"] = True
+            return provision(keys, self.hub_keys(), now, self.provinces)
+        return keys.current(now)
 
     def province_key(self, province: str) -> bytes:
-        """The province's signing key, from its key file (created from the master key when missing)."""
-        if province not in self.provinces:
-            raise SettingsError(f"unknown province {province!r}")
-        key = self._derived_keys.get(province)
-        if key is None:
-            path = self.province_keys_dir / f"{province}.key"
-            if not path.exists():
-                _write_secret(path, signing.derive_province_key(self.master_key(), province))
-            key = path.read_bytes()
-            if len(key) < 16:
-                raise SettingsError(f"province key file {path} holds fewer than 16 bytes")
-            self._derived_keys[province] = key
-        return key
+        """The event secret ``province`` signs its events and replies with (``party_key``)."""
+        return self.party_key(province).event_secret
 
     def uscc_allow(self) -> frozenset[str]:
         """The codes of ``uscc_allow_file`` (read once; none without the file)."""
@@ -231,7 +255,7 @@ def _write_secret(path: Path, secret: bytes) -> None:
 
 
 _FIELDS = {f.name: f for f in fields(Settings) if not f.name.startswith("_")}
-_PATH_FIELDS = ("data_dir", "master_key_file", "kafka_sasl_password_file", "kafka_ssl_ca_file",
+_PATH_FIELDS = ("data_dir", "master_key_file", "parties_dir", "kafka_sasl_password_file", "kafka_ssl_ca_file",
                 "kafka_ssl_certificate_file", "kafka_ssl_key_file", "uscc_allow_file")
 
 

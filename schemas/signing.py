@@ -22,11 +22,6 @@ def mac(key: bytes, data: bytes) -> bytes:
     return h.finalize()
 
 
-def derive_province_key(master: bytes, province: str) -> bytes:
-    """A province's key derived from the exchange's master secret."""
-    return mac(master, f"roadx/province-key/{province}".encode("ascii"))
-
-
 def seal(framed_with_placeholder: bytes, key: bytes) -> bytes:
     """Replace the placeholder signature at the end of a framed message with the MAC."""
     signed = framed_with_placeholder[: -MAC_LEN - 1]

@@ -79,7 +79,7 @@ class Outbound:
 class StageContext:
     codec: EventCodec
     topics: TopicNames
-    province_keys: Mapping[str, bytes]
+    province_keys: Mapping[str, tuple[bytes, ...]]  # each province's registered event secrets usable now
     provinces: frozenset[str]
     findings: FindingCodec | None = None  # None: a FindingCodec on the events' registry
     uscc_allow: frozenset[str] = frozenset()  # early pilot USCCs valid in law that fail the checksum
@@ -346,10 +346,11 @@ def _check_provenance(message: Inbound, event: Mapping[str, Any], province: str,
             "province_mismatch",
             f"{who}: province_mismatch: claims province {claimed!r} but arrived on {message.topic!r}",
         )
-    key = ctx.province_keys.get(claimed)
-    if claimed not in ctx.provinces or key is None:
-        raise Rejection("unknown_province", f"{who}: unknown_province: {claimed!r} is not a province of this exchange")
-    if not signing.verify(message.value, key):
+    keys = ctx.province_keys.get(claimed)
+    if claimed not in ctx.provinces or not keys:
+        raise Rejection("unknown_province", f"{who}: unknown_province: {claimed!r} is not a province of this exchange "
+                                            f"with a registered key")
+    if not any(signing.verify(message.value, key) for key in keys):
         raise Rejection("bad_signature", f"{who}: bad_signature: not signed with province {claimed}'s key")
 
 

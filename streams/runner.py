@@ -15,15 +15,18 @@ partition taken or given up is logged at INFO.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any, Callable
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from schemas.codec import EventCodec
+from schemas.errors import KeyStoreError
 from schemas.registry import make_registry
 from schemas.settings import Settings
 
@@ -44,9 +47,21 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
 
 
+KEYS_REFRESH_SECONDS = 5.0  # how often the registered keys are looked at again: a rotation never stops the line
+
+
+def province_keys(settings: Settings) -> dict[str, tuple[bytes, ...]]:
+    """Each province's event secrets the hub has registered and that are usable now."""
+    hub, now = settings.hub_keys(), dt.datetime.now(dt.timezone.utc)
+    return {p: hub.event_secrets(p, now) for p in settings.provinces}
+
+
 def stage_context(settings: Settings) -> StageContext:
     try:
-        keys = {p: settings.province_key(p) for p in settings.provinces}
+        if settings.auto_keys:
+            for p in settings.provinces:
+                settings.party_key(p)  # the embedded stack: every party has keys the hub knows
+        keys = province_keys(settings)
         codec = EventCodec(make_registry(settings.schema_registry_url or None))
     except Exception as exc:
         raise WorkerError(f"cannot prepare the stream stage: {exc}") from exc
@@ -83,6 +98,7 @@ class StreamRunner:
         self.owned: set[tuple[str, int]] = set()  # (province, partition) this worker is assigned
         self.handover = Handover(settings.topics, OutputPositions(AdminClient(conf)))
         self.positions_at = time.monotonic()
+        self.keys_at = time.monotonic()
         self.lag = lag(self.consumer, settings.topics.streams_group) if lag is not None else None
 
     def run(self, stop: threading.Event) -> None:
@@ -100,6 +116,19 @@ class StreamRunner:
         self.handover.positions.prime([names.national_changes, names.national_quality, names.national_dlq,
                                        *(names.province_inbound(p) for p in self.settings.provinces)])
         self.consumer.subscribe(self.source_topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    def refresh_keys(self) -> None:
+        """Take in keys registered, revoked, begun or expired since last looked at; a registry that
+        cannot be read now leaves the keys as they were (and says why)."""
+        self.keys_at = time.monotonic()
+        try:
+            self.settings.hub_keys().reload_if_changed()
+        except KeyStoreError as exc:
+            log.error("the key registry cannot be read, keeping the keys held: %s", exc)
+            return
+        keys = province_keys(self.settings)
+        if keys != self.ctx.province_keys:
+            self.ctx = replace(self.ctx, province_keys=keys)
 
     def close(self) -> None:
         self.producer.flush(FLUSH_SECONDS)
@@ -122,6 +151,8 @@ class StreamRunner:
         if time.monotonic() - self.positions_at > POSITIONS_REFRESH_SECONDS:
             self.handover.positions.refresh()
             self.positions_at = time.monotonic()
+        if time.monotonic() - self.keys_at > KEYS_REFRESH_SECONDS:
+            self.refresh_keys()
         batch = not_done(consumed, self.handover.done, self.handover.province_of)
         if not batch:
             if consumed:  # every message was written in full before: move the offsets past them

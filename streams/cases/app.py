@@ -43,7 +43,7 @@ from prometheus_client import Counter
 from schemas import topics as th
 from schemas.codec import AlertCodec, EventCodec, ReplyCodec
 from schemas.deadlines import Deadlines
-from schemas.errors import DecodeError, SettingsError
+from schemas.errors import DecodeError, KeyStoreError
 from schemas.registry import make_registry
 from schemas.settings import Settings
 
@@ -121,12 +121,16 @@ def build_app(settings: Settings, deadlines: Deadlines) -> faust.App:
             await _refuse(event, topic_province, "wrong_replies_topic",
                           f"a reply from {sender} on {event.topic}, the topic of {topic_province}")
             return
+        hub = settings.hub_keys()
         try:
-            signed = codec.signed_with(event.value, settings.province_key(sender))
-        except SettingsError as exc:
-            await _refuse(event, topic_province, "unknown_province", str(exc))
+            hub.reload_if_changed()
+        except KeyStoreError as exc:
+            log.error("the key registry cannot be read, keeping the keys held: %s", exc)
+        secrets = hub.event_secrets(sender, dt.datetime.now(dt.timezone.utc))
+        if not secrets:
+            await _refuse(event, topic_province, "unknown_province", f"{sender} has no registered key usable now")
             return
-        if not signed:
+        if not any(codec.signed_with(event.value, secret) for secret in secrets):
             await _refuse(event, sender, "bad_signature", f"reply {body['reply_id']} is not signed with {sender}'s key")
             return
         reply = Reply(str(body["reply_id"]), body["correlation_id"], sender, body["kind"],

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 
 CODEC = EventCodec(EmbeddedRegistry())
 FINDINGS = FindingCodec(EmbeddedRegistry())
-KEY = signing.derive_province_key(b"test-master", "44")
+KEY = signing.mac(b"test-master", "44".encode())
 TS_MS = 1_717_200_000_000  # June 2024
 JUNE = dt.date(2024, 6, 1)
 GRACE = 60
@@ -85,7 +85,7 @@ class Received:
 
 def store_outputs(store, settings, database, batch, seconds_ago=0):
     """The stage's outputs of ``batch`` (judged ``seconds_ago``), stored by the sink's planning and writing."""
-    ctx = StageContext(CODEC, settings.topics, {"44": KEY}, frozenset({"44"}))
+    ctx = StageContext(CODEC, settings.topics, {"44": (KEY,)}, frozenset({"44"}))
     result = process_batch(batch, ctx, {}, now_ms=int((time.time() - seconds_ago) * 1000))
     assert sum(n for (kind, _p), n in result.counts.items() if kind == "rejected") == 0
     offsets: dict[str, int] = {}

@@ -50,7 +50,8 @@ def test_file_event_id_is_the_same_for_the_same_file_key_and_op():
     change = Change("c", "operator:X", None, A, 2)
     first = file_event("44", "operator", state, 11, change, True)
     assert first == file_event("44", "operator", state, 11, change, True)
-    assert first["source"] == {"province": "44", "system": SYSTEM, "table": "day1.csv", "seq": 11, "snapshot": True}
+    assert first["source"] == {"province": "44", "system": SYSTEM, "table": "day1.csv", "seq": 11, "snapshot": True,
+                               "submission": None}
     assert uuid.UUID(first["event_id"]).version == 5
     other_op = file_event("44", "operator", state, 11, Change("u", "operator:X", A, B, 2), True)
     other_file = file_event("44", "operator", FileState("abd", *list(state.__dict__.values())[1:]), 11, change, True)

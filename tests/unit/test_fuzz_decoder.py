@@ -26,7 +26,7 @@ FUZZ = settings(max_examples=300, deadline=None, database=None, derandomize=True
 REGISTRY = EmbeddedRegistry()
 CODEC = EventCodec(REGISTRY)
 FINDINGS = FindingCodec(REGISTRY)
-KEY = signing.derive_province_key(b"fuzz-master", "44")
+KEY = signing.mac(b"fuzz-master", "44".encode())
 KNOWN_IDS = {CODEC.schema_id, FINDINGS.schema_id} | {
     REGISTRY.id_for("history", schema) for _name, schema in contract.historic_envelopes()}
 ENVELOPE_FIELDS = {f["name"] for f in contract.envelope_schema()["fields"]}
@@ -75,7 +75,8 @@ def events(draw):
         "entity_key": draw(text), "before": record if op == "d" else draw(st.none() | RECORDS[entity_type]),
         "after": None if op == "d" else record,
         "source": {"province": draw(text), "system": draw(text), "table": draw(text), "seq": draw(int64),
-                   "snapshot": draw(st.booleans())},
+                   "snapshot": draw(st.booleans()),
+                   "submission": draw(st.one_of(st.none(), st.text(min_size=1, max_size=20)))},
         "ts_ms": draw(millis),
     }
 

@@ -21,14 +21,14 @@ from schemas.errors import DecodeError, EncodeError
 from streams.pipeline import ACCEPTED, DUPLICATE, REJECTED, STALE, UNCHANGED, Inbound, StageContext, process_batch
 
 from test_pipeline import (CODEC, ID_11, ID_44, KEYS, MASTER, PROVINCES, TOPICS, USCC_11, USCC_31, USCC_44, case,
-                           event, operator)
+                           event, operator, registered)
 
 FUZZ = settings(max_examples=150, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-CTX = StageContext(CODEC, TOPICS, KEYS, PROVINCES)
+CTX = StageContext(CODEC, TOPICS, registered(KEYS), PROVINCES)
 FINDINGS = FindingCodec(CODEC.registry)
-ALL_KEYS = {**KEYS, "31": signing.derive_province_key(MASTER, "31")}
-FOREIGN_KEY = signing.derive_province_key(b"another-master", "44")
+ALL_KEYS = {**KEYS, "31": signing.mac(MASTER, "31".encode())}
+FOREIGN_KEY = signing.mac(b"another-master", "44".encode())
 OUTCOMES = (ACCEPTED, DUPLICATE, UNCHANGED, STALE, REJECTED)
 EVENT_IDS = [str(uuid.UUID(int=n)) for n in range(1, 6)]  # a few ids reused, so duplicates happen
 

@@ -23,7 +23,12 @@ MASTER = b"test-master"
 PROVINCES = frozenset({"11", "44"})
 TOPICS = TopicNames("t.")
 CODEC = EventCodec(EmbeddedRegistry())
-KEYS = {p: signing.derive_province_key(MASTER, p) for p in PROVINCES}
+KEYS = {p: signing.mac(MASTER, p.encode()) for p in PROVINCES}
+
+
+def registered(keys: dict[str, bytes]) -> dict[str, tuple[bytes, ...]]:
+    """The stage's view of ``keys``: each province's registered secrets (one each here)."""
+    return {p: (key,) for p, key in keys.items()}
 
 
 def valid_uscc(body17: str) -> str:
@@ -78,7 +83,7 @@ def inbound(value, province="44", offset=0, key=b"k"):
 
 @pytest.fixture
 def ctx():
-    return StageContext(CODEC, TOPICS, KEYS, PROVINCES)
+    return StageContext(CODEC, TOPICS, registered(KEYS), PROVINCES)
 
 
 def headers(out):
@@ -175,7 +180,7 @@ def test_invalid_uscc_goes_to_dlq_naming_the_entity_key(ctx):
 
 def test_bad_signature_goes_to_dlq(ctx):
     ev = event("operator", operator())
-    forged = CODEC.encode(ev, signing.derive_province_key(b"another-master", "44"))
+    forged = CODEC.encode(ev, signing.mac(b"another-master", "44".encode()))
     assert headers(only_dlq(process_batch([inbound(forged)], ctx, {})))[th.DLQ_RULE] == b"bad_signature"
 
 
@@ -193,7 +198,7 @@ def test_event_of_one_province_on_another_provinces_topic_is_rejected(ctx):
 
 def test_province_outside_the_exchange_is_rejected(ctx):
     ev = event("operator", operator(), province="31")
-    raw = CODEC.encode(ev, signing.derive_province_key(MASTER, "31"))
+    raw = CODEC.encode(ev, signing.mac(MASTER, "31".encode()))
     dead = only_dlq(process_batch([inbound(raw, province="31")], ctx, {}))
     assert headers(dead)[th.DLQ_RULE] == b"unknown_province"
 

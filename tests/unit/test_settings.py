@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.errors import SettingsError
+from schemas.errors import KeyStoreError, SettingsError
 from schemas.settings import resolve, to_environ
 
 
@@ -43,11 +43,22 @@ def test_children_resolve_the_same_settings_from_the_environment(tmp_path):
     assert resolve(to_environ(settings)) == settings
 
 
-def test_province_keys_are_stable_and_distinct(tmp_path):
-    settings = resolve({}, data_dir=str(tmp_path))
-    again = resolve({}, data_dir=str(tmp_path))
+def test_party_keys_are_stable_distinct_and_kept_on_the_party_side(tmp_path):
+    settings = resolve({}, data_dir=str(tmp_path / "hub"))
+    again = resolve({}, data_dir=str(tmp_path / "hub"))
     assert settings.province_key("44") == again.province_key("44") != settings.province_key("11")
-    assert (tmp_path / "secrets" / "master.key").stat().st_mode & 0o077 == 0
+    assert settings.party_keys_dir == tmp_path / "hub-parties"
+    key = settings.party_key("44")
+    assert (settings.party_keys_dir / "44" / "keys" / key.key_id / "sm2.key").stat().st_mode & 0o077 == 0
+    # The hub registered what it needs, and nothing of the party is derived from what it holds.
+    assert settings.hub_keys().event_secrets("44", key.not_before) == (key.event_secret,)
+    assert not (tmp_path / "hub" / "secrets").exists()
+
+
+def test_without_auto_keys_a_party_with_no_keys_is_told_how_to_make_them(tmp_path):
+    settings = resolve({"ROADX_AUTO_KEYS": "false"}, data_dir=str(tmp_path / "hub"))
+    with pytest.raises(KeyStoreError, match="roadx keys init --party 44"):
+        settings.province_key("44")
 
 
 def test_a_missing_master_key_file_is_an_error_not_a_new_key(tmp_path):

@@ -161,16 +161,16 @@ def test_correlation_id_is_stable_for_a_case():
 def ctx3():
     from streams.pipeline import StageContext
     from schemas import signing
-    from test_pipeline import KEYS, MASTER
-    keys = {**KEYS, "31": signing.derive_province_key(MASTER, "31")}
-    return StageContext(CODEC, TOPICS, keys, frozenset({"11", "31", "44"}))
+    from test_pipeline import KEYS, MASTER, registered
+    keys = {**KEYS, "31": signing.mac(MASTER, "31".encode())}
+    return StageContext(CODEC, TOPICS, registered(keys), frozenset({"11", "31", "44"}))
 
 
 @pytest.fixture
 def ctx():
     from streams.pipeline import StageContext
-    from test_pipeline import KEYS, PROVINCES
-    return StageContext(CODEC, TOPICS, KEYS, PROVINCES)
+    from test_pipeline import KEYS, PROVINCES, registered
+    return StageContext(CODEC, TOPICS, registered(KEYS), PROVINCES)
 
 
 def test_content_digest_is_of_the_same_text_earlier_versions_stored():

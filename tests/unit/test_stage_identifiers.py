@@ -12,7 +12,7 @@ from streams import rules
 from streams.pipeline import StageContext, process_batch
 
 from test_identifiers import gb32100, with_check_digit
-from test_pipeline import CODEC, KEYS, MASTER, TOPICS, USCC_44, case, event, inbound, operator, signed
+from test_pipeline import CODEC, KEYS, MASTER, TOPICS, registered, USCC_44, case, event, inbound, operator, signed
 from test_rules import vehicle
 
 PILOT = "91350100M000100Y44"  # a pilot code failing the GB 32100 checksum
@@ -77,11 +77,11 @@ def test_a_code_of_a_letter_registration_authority_is_accepted(authority):
 # ---- through the stage -------------------------------------------------------------------
 
 PROVINCES = frozenset({"11", "14", "44"})
-KEYS3 = {**KEYS, "14": signing.derive_province_key(MASTER, "14")}
+KEYS3 = {**KEYS, "14": signing.mac(MASTER, "14".encode())}
 
 
 def stage(**kw) -> StageContext:
-    return StageContext(CODEC, TOPICS, KEYS3, PROVINCES, **kw)
+    return StageContext(CODEC, TOPICS, registered(KEYS3), PROVINCES, **kw)
 
 
 def outcome(result):
