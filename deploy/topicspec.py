@@ -49,6 +49,10 @@ RETENTION_MS = {
     "national_audit": 30 * DAY_MS,
     "national_alerts": 30 * DAY_MS,
     "cases_ticks": DAY_MS // 24,  # a tick is read within seconds or never
+    "province_manifests": 30 * DAY_MS,
+    "province_receipts": 30 * DAY_MS,
+    "national_submissions": 7 * DAY_MS,
+    "national_evidence": -1,  # the evidence log is kept: the store holds it too, and verify reads either
 }
 MIN_INSYNC_REPLICAS = 2
 

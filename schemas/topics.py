@@ -17,6 +17,8 @@ from typing import Sequence
 CHANGES_TOPIC = "prov.{}.changes"
 REPLIES_TOPIC = "prov.{}.replies"
 INBOUND_TOPIC = "xprov.{}.inbound"
+MANIFESTS_TOPIC = "prov.{}.manifests"
+RECEIPTS_TOPIC = "xprov.{}.receipts"
 STATE_TOPIC = "roadx-streams-state.{}"
 NATIONAL_TOPIC = "national.{}"
 PROVINCE_CODE = "[0-9]{2}"
@@ -63,8 +65,9 @@ class ExchangeTopic:
     count (``ROADX_NATIONAL_PARTITIONS``) rather than the province one, whether it is compacted."""
 
     name: str
-    role: str  # province_changes | province_inbound | province_replies | national_changes | national_quality
-    #            | national_dlq | national_audit | national_alerts | stream_state | registry
+    role: str  # province_changes | province_inbound | province_replies | province_manifests | province_receipts
+    #            | national_changes | national_quality | national_dlq | national_audit | national_alerts
+    #            | national_submissions | national_evidence | stream_state | registry | cases_ticks
     national: bool = False
     compacted: bool = False
 
@@ -105,6 +108,18 @@ class TopicNames:
         return self.prefix + NATIONAL_TOPIC.format("alerts")
 
     @property
+    def national_submissions(self) -> str:
+        """The stream worker's tallies of the submissions' events (``roadx.SubmissionTally``), keyed by
+        ``<party>/<submission id>``; the hub's submission check reads them beside the manifests."""
+        return self.prefix + NATIONAL_TOPIC.format("submissions")
+
+    @property
+    def national_evidence(self) -> str:
+        """The evidence log (``schemas.evidence``): every manifest and receipt, hash-chained, all
+        under one key so they keep their order; written by the hub's submission check only."""
+        return self.prefix + NATIONAL_TOPIC.format("evidence")
+
+    @property
     def streams_group(self) -> str:
         """Consumer group of the stream worker."""
         return f"{self.prefix}roadx-streams"
@@ -132,6 +147,14 @@ class TopicNames:
         ``xprov.<Q>.inbound`` by the case's entity key."""
         return self.prefix + REPLIES_TOPIC.format(province)
 
+    def province_manifests(self, party: str) -> str:
+        """Where party ``P`` closes each submission with its SM2-signed manifest (JSON), keyed by submission id."""
+        return self.prefix + MANIFESTS_TOPIC.format(party)
+
+    def province_receipts(self, party: str) -> str:
+        """Where the hub answers each of ``P``'s manifests with its SM2-signed receipt (JSON), keyed by submission id."""
+        return self.prefix + RECEIPTS_TOPIC.format(party)
+
     def province_inbound(self, province: str) -> str:
         """Where the cases province ``Q`` must act on are delivered."""
         return self.prefix + INBOUND_TOPIC.format(province)
@@ -158,12 +181,16 @@ class TopicNames:
         topics += [ExchangeTopic(self.province_inbound(p), "province_inbound") for p in provinces]
         # Same partition count and key as xprov.<Q>.inbound: a case's replies share its partition.
         topics += [ExchangeTopic(self.province_replies(p), "province_replies") for p in provinces]
+        topics += [ExchangeTopic(self.province_manifests(p), "province_manifests") for p in provinces]
+        topics += [ExchangeTopic(self.province_receipts(p), "province_receipts") for p in provinces]
         topics += [
             ExchangeTopic(self.national_changes, "national_changes", national=True),
             ExchangeTopic(self.national_quality, "national_quality", national=True),
             ExchangeTopic(self.national_dlq, "national_dlq"),
             ExchangeTopic(self.national_audit, "national_audit", national=True),
             ExchangeTopic(self.national_alerts, "national_alerts", national=True),
+            ExchangeTopic(self.national_submissions, "national_submissions", national=True),
+            ExchangeTopic(self.national_evidence, "national_evidence"),
         ]
         # A changelog partition holds the state of the same partition of prov.<P>.changes.
         topics += [ExchangeTopic(self.stream_state(p), "stream_state", compacted=True) for p in provinces]
@@ -179,7 +206,7 @@ class TopicNames:
 
     def party_in_name(self, name: str) -> str | None:
         """The party a province topic or state changelog is named for (whatever its text), else None."""
-        for template in (STATE_TOPIC, CHANGES_TOPIC, REPLIES_TOPIC, INBOUND_TOPIC):
+        for template in (STATE_TOPIC, CHANGES_TOPIC, REPLIES_TOPIC, INBOUND_TOPIC, MANIFESTS_TOPIC, RECEIPTS_TOPIC):
             match = re.fullmatch(re.escape(self.prefix) + pattern(template, "(.*)"), name)
             if match:
                 return match[1]
@@ -188,7 +215,8 @@ class TopicNames:
     def managed_pattern(self) -> re.Pattern[str]:
         """Names that look like the exchange's topics under this prefix."""
         party = "[^.]+"
-        kinds = "|".join(pattern(t, party) for t in (CHANGES_TOPIC, REPLIES_TOPIC, INBOUND_TOPIC, NATIONAL_TOPIC))
+        kinds = "|".join(pattern(t, party) for t in (CHANGES_TOPIC, REPLIES_TOPIC, INBOUND_TOPIC, MANIFESTS_TOPIC,
+                                                     RECEIPTS_TOPIC, NATIONAL_TOPIC))
         return re.compile(f"{re.escape(self.prefix)}(?:{kinds})|{re.escape(self.prefix)}{pattern(STATE_TOPIC, party)}")
 
 

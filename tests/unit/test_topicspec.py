@@ -27,9 +27,10 @@ def _as_broker(topic: TopicSpec, **changes) -> BrokerTopic:
 def test_default_spec_names_every_topic_of_the_exchange():
     names = [t.name for t in default_spec(SETTINGS)]
     assert names == ["t.prov.11.changes", "t.prov.44.changes", "t.xprov.11.inbound", "t.xprov.44.inbound",
-                     "t.prov.11.replies", "t.prov.44.replies",
+                     "t.prov.11.replies", "t.prov.44.replies", "t.prov.11.manifests", "t.prov.44.manifests",
+                     "t.xprov.11.receipts", "t.xprov.44.receipts",
                      "t.national.changes", "t.national.quality", "t.national.dlq", "t.national.audit",
-                     "t.national.alerts", "t.roadx-streams-state.11", "t.roadx-streams-state.44", "t.roadx-registry",
+                     "t.national.alerts", "t.national.submissions", "t.national.evidence", "t.roadx-streams-state.11", "t.roadx-streams-state.44", "t.roadx-registry",
                      "t.roadx-cases-ticks"]
 
 
