@@ -1,6 +1,7 @@
 """The embedded stack: broker, stream worker, sink, information service and case workflows as supervised processes.
 
-``Stack`` is the supervisor. It starts the Tansu broker, creates the topics, spawns the
+``Stack`` is the supervisor. It makes every party's keys on the party's own side and registers
+them at the hub (``provision_parties``, with ``auto_keys``), starts the Tansu broker, creates the topics, spawns the
 stream worker, the sink, the information service and the case workflows (each a ``roadx worker PART`` child,
 ``deploy.worker``, with its settings passed as ``ROADX_*`` variables), waits until every part
 answers (``deploy.readiness``: the broker's port, each metrics endpoint, the store answering a
@@ -113,7 +114,8 @@ class Stack:
             )
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.settings.master_key()  # create it once, before children race to
+        self.settings.master_key()  # the personal-data token key's secret: made once, before children race to
+        provision_parties(self.settings)
         # The stream workers' local state is a cache of changelog topics, and the service's copy
         # of the register one of national.changes, which a new embedded broker does not have: a
         # copy left by an earlier stack would drop every event as seen, or stand past the topic's end.
@@ -213,6 +215,25 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def provision_parties(settings: Settings) -> None:
+    """With ``auto_keys`` (the embedded convenience), give every party keys on its own side
+    (``<parties-dir>/<P>``), registered at the hub (``<data-dir>/keys``), before any child needs them.
+
+    The hub's key pair is made here too, and a party holding another hub's public key (the
+    hub's data directory made anew beside the parties' old one) is given this hub's.
+    Without ``auto_keys`` nothing is made: each party runs ``roadx keys init`` and the hub
+    ``roadx keys register``.
+    """
+    if not settings.auto_keys:
+        return
+    hub_public = settings.hub_keys().hub_public_pem()
+    for party in settings.provinces:
+        settings.party_key(party)
+        keys = settings.party_keys(party)
+        if keys.hub_public_file.read_bytes() != hub_public:
+            keys.set_hub_public(hub_public)
 
 
 def _tail(path: Path, lines: int = 15) -> str:
