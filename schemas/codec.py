@@ -194,6 +194,35 @@ class AlertCodec(_RecordCodec):
         return super().decode(value)
 
 
+class SubmissionTallyCodec(_RecordCodec):
+    """Confluent-framed Avro for ``roadx.SubmissionTally`` records (``national.submissions``):
+    the stream worker's tally of one submission's events in one batch. ``encode`` also refuses
+    an empty party or submission id, an event outcome other than accepted, rejected or
+    duplicate, and a digest that is not 32 bytes (SM3), naming the field."""
+
+    def __init__(self, registry: Registry, subject: str = "roadx-submissions-value") -> None:
+        super().__init__(registry, subject, contract.submission_tally_schema(), "submission tally", "tally_id",
+                         _tally_problem)
+
+
+_TALLY_OUTCOMES = ("accepted", "rejected", "duplicate")  # schemas.provenance ACCEPTED, REJECTED, DUPLICATE
+
+
+def _tally_problem(tally: Mapping[str, Any]) -> str | None:
+    for name in ("tally_id", "party", "submission_id"):
+        if isinstance(tally.get(name), str) and not tally[name]:
+            return f"{name} is empty"
+    events = tally.get("events")
+    for i, event in enumerate(events if isinstance(events, (list, tuple)) else ()):
+        if not isinstance(event, Mapping):
+            return f"events[{i}] is not a record"
+        if event.get("outcome") not in _TALLY_OUTCOMES:
+            return f"events[{i}].outcome {event.get('outcome')!r} is not one of {', '.join(_TALLY_OUTCOMES)}"
+        if not isinstance(event.get("digest"), bytes) or len(event["digest"]) != 32:
+            return f"events[{i}].digest is not an SM3 digest (32 bytes)"
+    return None
+
+
 class ReplyCodec:
     """Confluent-framed, signed Avro for ``roadx.CaseReply`` records (``prov.<Q>.replies``):
     a province's receipt, progress, answer or decline of a case routed to it.

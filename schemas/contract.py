@@ -37,6 +37,7 @@ SERVICE_REQUEST_FILE = "roadx.ServiceRequest.avsc"
 CASE_REPLY_FILE = "roadx.CaseReply.avsc"
 ASSIST_REQUEST_FILE = "roadx.AssistRequest.avsc"
 CASE_ALERT_FILE = "roadx.CaseAlert.avsc"
+SUBMISSION_TALLY_FILE = "roadx.SubmissionTally.avsc"
 SIGNATURE_FIELD = "signature"
 
 OPS = ("c", "u", "d", "r")
@@ -124,6 +125,12 @@ def case_alert_schema() -> dict[str, Any]:
     return _record_schema(CASE_ALERT_FILE)
 
 
+@functools.cache
+def submission_tally_schema() -> dict[str, Any]:
+    """The stream worker's tally of a submission's events, published to ``national.submissions``, parsed."""
+    return _record_schema(SUBMISSION_TALLY_FILE)
+
+
 def _record_schema(file: str) -> dict[str, Any]:
     try:
         return load_schema(str(AVRO_DIR / file))
@@ -159,6 +166,11 @@ def historic_assist_requests() -> list[tuple[str, dict[str, Any]]]:
 def historic_case_alerts() -> list[tuple[str, dict[str, Any]]]:
     """Every frozen earlier version of the case alert, oldest first, parsed."""
     return _historic("CaseAlert")
+
+
+def historic_submission_tallies() -> list[tuple[str, dict[str, Any]]]:
+    """Every frozen earlier version of the submission tally, oldest first, parsed."""
+    return _historic("SubmissionTally")
 
 
 def _historic(name: str) -> list[tuple[str, dict[str, Any]]]:

@@ -14,7 +14,9 @@ from fastavro import parse_schema, schemaless_writer
 from fastavro.utils import generate_many
 
 from schemas import contract, signing
-from schemas.codec import AssistCodec, EventCodec, FindingCodec, ReplyCodec, ServiceRequestCodec, read_schema_id
+from schemas.codec import (
+    AssistCodec, EventCodec, FindingCodec, ReplyCodec, ServiceRequestCodec, SubmissionTallyCodec, read_schema_id,
+)
 from schemas.codes import REPLY_KINDS, REPLY_OUTCOMES
 from schemas.compatibility import backward_transitive, incompatibilities
 from schemas.errors import EncodeError, MalformedBodyError, NotFramedError, UnknownSchemaError
@@ -396,3 +398,35 @@ def test_current_case_alert_reads_every_earlier_version():
     history = contract.historic_case_alerts()
     assert history, "at least the first version is frozen"
     assert backward_transitive(contract.case_alert_schema(), history) == []
+
+
+def tally(**changes):
+    record = dict(tally_id="prov.44.changes:0:17", party="44", submission_id="file-2024-06-03.csv", source_partition=0,
+                  events=[dict(event_id=str(uuid.uuid4()), seq=5, digest=b"\x01" * 32, outcome="accepted"),
+                          dict(event_id=str(uuid.uuid4()), seq=6, digest=b"\x02" * 32, outcome="duplicate")],
+                  tallied_at=dt.datetime(2024, 6, 3, 9, 30, tzinfo=dt.timezone.utc))
+    record.update(changes)
+    return record
+
+
+def test_current_submission_tally_reads_every_earlier_version():
+    history = contract.historic_submission_tallies()
+    assert history, "at least the first version is frozen"
+    assert backward_transitive(contract.submission_tally_schema(), history) == []
+
+
+def test_a_submission_tally_round_trips():
+    codec, sent = SubmissionTallyCodec(EmbeddedRegistry()), tally()
+    assert codec.decode(codec.encode(sent)) == sent
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"submission_id": ""}, "submission_id is empty"),
+    ({"events": [dict(event_id="e", seq=1, digest=b"\x01" * 32, outcome="stale")]},
+     "events\\[0\\].outcome 'stale' is not one of accepted, rejected, duplicate"),
+    ({"events": [dict(event_id="e", seq=1, digest=b"\x01" * 31, outcome="accepted")]},
+     "events\\[0\\].digest is not an SM3 digest"),
+])
+def test_a_bad_submission_tally_is_refused_naming_the_field(changes, message):
+    with pytest.raises(EncodeError, match=message):
+        SubmissionTallyCodec(EmbeddedRegistry()).encode(tally(**changes))
