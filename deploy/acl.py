@@ -1,17 +1,23 @@
 """Kafka ACLs of the exchange, generated from the province list.
 
-Province ``P`` (principal ``User:prov-P``) may write only ``prov.P.changes`` and its replies to
-the cases routed to it, ``prov.P.replies``, and read only ``xprov.P.inbound`` (with consumer
-groups named ``prov-P-...``). The hub's principals get what their process uses:
-``User:roadx-streams`` reads every province's changes and writes the national topics but
-``national.audit`` and ``national.alerts``, the inbound topics and its state changelogs;
-``User:roadx-service`` (the information service) reads ``national.changes``, the register it
-keeps, and writes only ``national.audit``, its record of every request answered, which no party
-may read; ``User:roadx-cases`` (the case workflows) reads every province's replies and the
-inbound topics, writes the inbound topics (a reply goes on to the province the case came from)
-and ``national.alerts`` (overdue cases); ``User:roadx-sink`` reads the national and inbound
-topics it stores. Analysts get nothing on Kafka: they query ClickHouse. Output is either
-``kafka-acls.sh`` command lines or Strimzi ``KafkaUser`` resources.
+Province ``P`` (principal ``User:prov-P``) may write only ``prov.P.changes``, its replies to
+the cases routed to it, ``prov.P.replies``, and the manifests closing its submissions,
+``prov.P.manifests``; it may read only ``xprov.P.inbound`` and the hub's receipts for its
+submissions, ``xprov.P.receipts`` (with consumer groups named ``prov-P-...``). The hub's
+principals get what their process uses: ``User:roadx-streams`` reads every province's changes
+and writes the national topics but ``national.audit``, ``national.alerts`` and
+``national.evidence`` (its tallies of each submission's events go to ``national.submissions``),
+the inbound topics and its state changelogs; ``User:roadx-service`` (the information service)
+reads ``national.changes``, the register it keeps, and writes only ``national.audit``, its record
+of every request answered, which no party may read; ``User:roadx-cases`` (the case workflows)
+reads every province's replies and the inbound topics, writes the inbound topics (a reply goes
+on to the province the case came from) and ``national.alerts`` (overdue cases);
+``User:roadx-sink`` reads the national and inbound topics it stores and, as the hub's
+submission check, every party's manifests and the stream worker's tallies, answering each
+manifest on the party's ``xprov.P.receipts`` and appending both to ``national.evidence``, the
+log it alone writes (and reads back, to continue its chain). Analysts get nothing on Kafka:
+they query ClickHouse. Output is either ``kafka-acls.sh`` command lines or Strimzi
+``KafkaUser`` resources.
 """
 
 from __future__ import annotations
@@ -75,12 +81,15 @@ def exchange_acls(settings: Settings, provinces: Sequence[str]) -> list[AclRule]
         rules += [
             AclRule(who, "topic", names.province_changes(p), WRITE),
             AclRule(who, "topic", names.province_replies(p), WRITE),
+            AclRule(who, "topic", names.province_manifests(p), WRITE),
             AclRule(who, "topic", names.province_inbound(p), READ),
+            AclRule(who, "topic", names.province_receipts(p), READ),
             AclRule(who, "group", f"{prefix}{who}-", ("Read",), PREFIXED),
         ]
     national = (names.national_changes, names.national_quality, names.national_dlq)
     rules += [AclRule(STREAMS_PRINCIPAL, "topic", names.province_changes(p), READ) for p in provinces]
     rules += [AclRule(STREAMS_PRINCIPAL, "topic", t, WRITE) for t in national]
+    rules.append(AclRule(STREAMS_PRINCIPAL, "topic", names.national_submissions, WRITE))
     rules += [AclRule(STREAMS_PRINCIPAL, "topic", names.province_inbound(p), WRITE) for p in provinces]
     rules += [AclRule(STREAMS_PRINCIPAL, "topic", names.stream_state(p), ("Read", "Write", "Describe"))
               for p in provinces]
@@ -103,6 +112,11 @@ def exchange_acls(settings: Settings, provinces: Sequence[str]) -> list[AclRule]
     rules += [AclRule(SINK_PRINCIPAL, "topic", t, READ)
               for t in (*national, names.national_audit, names.national_alerts)]
     rules += [AclRule(SINK_PRINCIPAL, "topic", names.province_inbound(p), READ) for p in provinces]
+    # The submission check: manifests and tallies in, receipts and the evidence log out.
+    rules += [AclRule(SINK_PRINCIPAL, "topic", names.province_manifests(p), READ) for p in provinces]
+    rules.append(AclRule(SINK_PRINCIPAL, "topic", names.national_submissions, READ))
+    rules += [AclRule(SINK_PRINCIPAL, "topic", names.province_receipts(p), WRITE) for p in provinces]
+    rules.append(AclRule(SINK_PRINCIPAL, "topic", names.national_evidence, ("Read", "Write", "Describe")))
     rules.append(AclRule(SINK_PRINCIPAL, "group", names.sink_group, ("Read",)))
     return rules
 

@@ -16,17 +16,22 @@ EXPECTED_TWO_PROVINCES = [
     "# analysts: no Kafka ACLs (they query ClickHouse)",
     f"{HEAD} User:prov-11 --operation Write --operation Describe --topic prov.11.changes --resource-pattern-type literal",
     f"{HEAD} User:prov-11 --operation Write --operation Describe --topic prov.11.replies --resource-pattern-type literal",
+    f"{HEAD} User:prov-11 --operation Write --operation Describe --topic prov.11.manifests --resource-pattern-type literal",
     f"{HEAD} User:prov-11 --operation Read --operation Describe --topic xprov.11.inbound --resource-pattern-type literal",
+    f"{HEAD} User:prov-11 --operation Read --operation Describe --topic xprov.11.receipts --resource-pattern-type literal",
     f"{HEAD} User:prov-11 --operation Read --group prov-11- --resource-pattern-type prefixed",
     f"{HEAD} User:prov-12 --operation Write --operation Describe --topic prov.12.changes --resource-pattern-type literal",
     f"{HEAD} User:prov-12 --operation Write --operation Describe --topic prov.12.replies --resource-pattern-type literal",
+    f"{HEAD} User:prov-12 --operation Write --operation Describe --topic prov.12.manifests --resource-pattern-type literal",
     f"{HEAD} User:prov-12 --operation Read --operation Describe --topic xprov.12.inbound --resource-pattern-type literal",
+    f"{HEAD} User:prov-12 --operation Read --operation Describe --topic xprov.12.receipts --resource-pattern-type literal",
     f"{HEAD} User:prov-12 --operation Read --group prov-12- --resource-pattern-type prefixed",
     f"{HEAD} User:roadx-streams --operation Read --operation Describe --topic prov.11.changes --resource-pattern-type literal",
     f"{HEAD} User:roadx-streams --operation Read --operation Describe --topic prov.12.changes --resource-pattern-type literal",
     f"{HEAD} User:roadx-streams --operation Write --operation Describe --topic national.changes --resource-pattern-type literal",
     f"{HEAD} User:roadx-streams --operation Write --operation Describe --topic national.quality --resource-pattern-type literal",
     f"{HEAD} User:roadx-streams --operation Write --operation Describe --topic national.dlq --resource-pattern-type literal",
+    f"{HEAD} User:roadx-streams --operation Write --operation Describe --topic national.submissions --resource-pattern-type literal",
     f"{HEAD} User:roadx-streams --operation Write --operation Describe --topic xprov.11.inbound --resource-pattern-type literal",
     f"{HEAD} User:roadx-streams --operation Write --operation Describe --topic xprov.12.inbound --resource-pattern-type literal",
     f"{HEAD} User:roadx-streams --operation Read --operation Write --operation Describe --topic roadx-streams-state.11 "
@@ -57,6 +62,12 @@ EXPECTED_TWO_PROVINCES = [
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.alerts --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic xprov.11.inbound --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic xprov.12.inbound --resource-pattern-type literal",
+    f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic prov.11.manifests --resource-pattern-type literal",
+    f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic prov.12.manifests --resource-pattern-type literal",
+    f"{HEAD} User:roadx-sink --operation Read --operation Describe --topic national.submissions --resource-pattern-type literal",
+    f"{HEAD} User:roadx-sink --operation Write --operation Describe --topic xprov.11.receipts --resource-pattern-type literal",
+    f"{HEAD} User:roadx-sink --operation Write --operation Describe --topic xprov.12.receipts --resource-pattern-type literal",
+    f"{HEAD} User:roadx-sink --operation Read --operation Write --operation Describe --topic national.evidence --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --group roadx-sink --resource-pattern-type literal",
 ]
 
@@ -69,12 +80,33 @@ def test_kafka_acls_for_two_provinces_match_line_by_line(capsys):
         assert got == want, f"line {number}"
 
 
-def test_a_province_may_write_only_its_own_changes_and_replies_and_read_only_its_own_inbound():
+def test_a_province_may_write_only_its_own_changes_replies_and_manifests_and_read_only_its_inbound_and_receipts():
     rules = exchange_acls(Settings(), ("11", "12"))
     own = [r for r in rules if r.principal == "prov-11"]
     writes = {r.name for r in own if "Write" in r.operations}
     reads = {r.name for r in own if r.resource_type == "topic" and "Read" in r.operations}
-    assert writes == {"prov.11.changes", "prov.11.replies"} and reads == {"xprov.11.inbound"}
+    assert writes == {"prov.11.changes", "prov.11.replies", "prov.11.manifests"}
+    assert reads == {"xprov.11.inbound", "xprov.11.receipts"}
+
+
+def test_only_the_sink_answers_manifests_and_keeps_the_evidence_log_from_the_stream_workers_tallies():
+    settings = Settings()
+    rules = exchange_acls(settings, ("11", "44"))
+    names = settings.topics
+
+    def holders(topic: str) -> set[tuple[str, tuple[str, ...]]]:
+        return {(r.principal, r.operations) for r in rules if r.resource_type == "topic" and r.name == topic}
+
+    assert holders(names.province_manifests("44")) == {("prov-44", ("Write", "Describe")),
+                                                       ("roadx-sink", ("Read", "Describe"))}
+    assert holders(names.province_receipts("44")) == {("roadx-sink", ("Write", "Describe")),
+                                                      ("prov-44", ("Read", "Describe"))}
+    assert holders(names.national_submissions) == {("roadx-streams", ("Write", "Describe")),
+                                                   ("roadx-sink", ("Read", "Describe"))}
+    assert holders(names.national_evidence) == {("roadx-sink", ("Read", "Write", "Describe"))}
+    # No party sees another's manifests or receipts.
+    other = [r for r in rules if r.principal == "prov-11" and r.name.endswith((".manifests", ".receipts"))]
+    assert {r.name for r in other} == {"prov.11.manifests", "xprov.11.receipts"}
 
 
 def test_topic_prefix_applies_to_topics_and_groups_not_principals():
@@ -95,7 +127,8 @@ def test_strimzi_users_are_one_kafka_user_per_principal_with_the_same_acls(capsy
     prov11 = docs[0]["spec"]["authorization"]["acls"]
     assert prov11[0] == {"resource": {"type": "topic", "name": "prov.11.changes", "patternType": "literal"},
                          "operations": ["Write", "Describe"], "host": "*"}
-    assert prov11[3]["resource"] == {"type": "group", "name": "prov-11-", "patternType": "prefix"}
+    assert prov11[-1]["resource"] == {"type": "group", "name": "prov-11-", "patternType": "prefix"}
+    assert {"type": "topic", "name": "xprov.11.receipts", "patternType": "literal"} in [a["resource"] for a in prov11]
     total = sum(len(d["spec"]["authorization"]["acls"]) for d in docs)
     assert total == len(exchange_acls(Settings(), ("11", "12")))
 
