@@ -15,6 +15,15 @@ State is a key-value mapping read and written through ``state``: ``seen:<event_i
 ``entity:<entity key>`` (seq, content hash, stage, case routes) and ``reg:<key>`` (which
 province's register holds an entity, shared by every worker). ``BatchResult.changes`` and ``.ownership`` list what
 the batch wrote, for the runner to make durable.
+
+An event naming its submission (``source.submission``) is tallied for the hub's submission
+check: its id, seq, SM3 digest of the bytes as received and outcome. A stale event counts as
+accepted (it is kept in the log), an unchanged one as duplicate (it adds nothing); an event
+that does not decode names no submission and is not tallied. Each (party, submission, source
+partition) of a batch becomes one ``roadx.SubmissionTally`` on ``national.submissions``
+whose origin is the submission's last message of that partition in the batch, so the commit
+order and the handover treat it like any output: a batch processed again after a crash
+writes the same tally, or one holding a subset of the events already written (never fewer).
 """
 
 from __future__ import annotations
@@ -29,9 +38,10 @@ import orjson
 
 from schemas import codes, signing
 from schemas import topics as topic_headers
-from schemas.codec import EventCodec, FindingCodec
+from schemas.codec import EventCodec, FindingCodec, SubmissionTallyCodec
 from schemas.errors import DecodeError
 from schemas.identifiers import china_today
+from schemas.provenance import event_digest
 from schemas.topics import TopicNames
 
 from . import routing, rules
@@ -84,10 +94,13 @@ class StageContext:
     findings: FindingCodec | None = None  # None: a FindingCodec on the events' registry
     uscc_allow: frozenset[str] = frozenset()  # early pilot USCCs valid in law that fail the checksum
     today: Callable[[], date] = china_today  # the rules' day, read once per batch
+    tallies: SubmissionTallyCodec | None = None  # None: a SubmissionTallyCodec on the events' registry
 
     def __post_init__(self) -> None:
         if self.findings is None:
             object.__setattr__(self, "findings", FindingCodec(self.codec.registry))
+        if self.tallies is None:
+            object.__setattr__(self, "tallies", SubmissionTallyCodec(self.codec.registry))
 
 
 @dataclass
@@ -99,7 +112,8 @@ class BatchResult:
     (province, dimension, severity). ``accepted`` lists (index in the batch, event_id) of
     every accepted event, in order. ``changes`` lists (index, key, value) of the state the
     batch wrote for the partition of message ``index``; ``ownership`` lists (key, value)
-    written to the shared ownership table (None clears an entry).
+    written to the shared ownership table (None clears an entry). ``tallies`` maps (party,
+    submission, source partition) to [index of its last message, its tallied events].
     """
 
     outputs: list[Outbound] = field(default_factory=list)
@@ -110,6 +124,7 @@ class BatchResult:
     findings: Counter = field(default_factory=Counter)
     changes: list[tuple[int, str, Any]] = field(default_factory=list)
     ownership: list[tuple[str, Any]] = field(default_factory=list)
+    tallies: dict[tuple[str, str, int], list[Any]] = field(default_factory=dict)
 
 
 def process_batch(batch: Sequence[Inbound], ctx: StageContext, state: MutableMapping[str, Any],
@@ -124,7 +139,22 @@ def process_batch(batch: Sequence[Inbound], ctx: StageContext, state: MutableMap
     today = ctx.today()
     for index, message in enumerate(batch):
         _Message(index, message, ctx, state, result, now_ms, today).run()
+    if result.tallies:
+        result.outputs.extend(tally_outputs(batch, result.tallies, ctx, now_ms))
     return result
+
+
+def tally_outputs(batch: Sequence[Inbound], tallies: Mapping[tuple[str, str, int], list[Any]], ctx: StageContext,
+                  now_ms: int) -> list[Outbound]:
+    """One ``roadx.SubmissionTally`` per (party, submission, source partition), keyed ``<party>/<submission>``."""
+    outputs = []
+    for (party, submission, partition), (last, events) in tallies.items():
+        message = batch[last]
+        record = {"tally_id": f"{message.topic}:{partition}:{message.offset}", "party": party,
+                  "submission_id": submission, "source_partition": partition, "events": events, "tallied_at": now_ms}
+        outputs.append(Outbound(ctx.topics.national_submissions, _clip(f"{party}/{submission}".encode("utf-8")),
+                                ctx.tallies.encode(record), [], last))
+    return outputs
 
 
 class _Message:
@@ -146,6 +176,7 @@ class _Message:
             event_id = str(event["event_id"])
             if self.state.get(SEEN + event_id) is not None:
                 result.counts[(DUPLICATE, province)] += 1
+                self._tally(DUPLICATE)
                 return
             validate_shape(event)
             findings = self._rules(event)
@@ -181,8 +212,19 @@ class _Message:
         """The registry's entry for ``key`` (``routing.owner_entry``), or None."""
         return self.state.get(OWNER + key)
 
+    def _tally(self, outcome: str) -> None:
+        """Note the event's outcome for its submission's tally (none when it names no submission)."""
+        event = self.event
+        submission = _text_clip(event["source"].get("submission")) if event else None
+        if submission and self.message.value is not None:
+            held = self.result.tallies.setdefault((self.province, submission, self.message.partition), [0, []])
+            held[0] = self.index
+            held[1].append({"event_id": str(event["event_id"]), "seq": int(event["source"]["seq"]),
+                            "digest": event_digest(self.message.value), "outcome": outcome})
+
     def _reject(self, rejection: Rejection, findings: list[rules.Finding]) -> None:
         result, province = self.result, self.province
+        self._tally(REJECTED)
         result.outputs.append(dead_letter(self.message, rejection, self.ctx.topics, self.event, self.index))
         result.counts[(REJECTED, province)] += 1
         result.rejects[(rejection.rule, province)] += 1
@@ -232,6 +274,7 @@ class _Message:
         content = None if event["op"] == "d" else content_hash(event["after"])
         if last and seq < last.get("seq", -1):
             result.counts[(STALE, province)] += 1
+            self._tally(ACCEPTED)
             self._publish("stale_event", rules.RELATIONAL, rules.WARNING, None,
                           f"{describe(event)}: stale_event: source.seq {seq} is older than the last applied "
                           f"{last.get('seq')}; kept in the log, not applied")
@@ -239,8 +282,10 @@ class _Message:
             return
         if content is not None and content == last.get("hash") and not last.get("deleted"):
             result.counts[(UNCHANGED, province)] += 1
+            self._tally(DUPLICATE)
             return
         result.counts[(ACCEPTED, province)] += 1
+        self._tally(ACCEPTED)
         entity = {"seq": seq, "hash": content, "deleted": event["op"] == "d"}
         region = routing.registration_region(event)
         home = routing.away_filing_home(event, province)

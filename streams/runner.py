@@ -114,6 +114,7 @@ class StreamRunner:
         self.ownership.catch_up()
         names = self.settings.topics
         self.handover.positions.prime([names.national_changes, names.national_quality, names.national_dlq,
+                                       names.national_submissions,
                                        *(names.province_inbound(p) for p in self.settings.provinces)])
         self.consumer.subscribe(self.source_topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
 

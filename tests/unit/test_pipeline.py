@@ -321,3 +321,47 @@ def test_small_rejected_message_keeps_its_whole_value_in_the_dlq(ctx):
     raw = signed(event("operator", operator(uscc="91440300MA5F0000X0")))
     dlq = only_dlq(process_batch([inbound(raw)], ctx, {}))
     assert dlq.value == raw and th.DLQ_VALUE_BYTES not in headers(dlq)
+
+
+def submitted(record, submission, seq, **kw):
+    ev = event("operator", record, **kw)
+    ev["source"] = {**ev["source"], "seq": seq, "submission": submission}
+    return ev
+
+
+def tallies(result):
+    from schemas.codec import SubmissionTallyCodec
+
+    codec = SubmissionTallyCodec(CODEC.registry)
+    return [(o, codec.decode(o.value)) for o in result.outputs if o.topic == TOPICS.national_submissions]
+
+
+def test_each_submission_of_a_batch_is_tallied_once_per_source_partition_with_every_outcome(ctx):
+    from schemas.provenance import event_digest
+
+    first = signed(submitted(operator(), "f1", 1))
+    again = signed(submitted(operator(), "f1", 2))  # same content, another event: unchanged
+    older = signed(submitted(operator(name="深圳运输二公司"), "f1", 0))  # older seq than the last applied: stale
+    forged = CODEC.encode(submitted(operator(uscc=USCC_11), "f1", 3), b"not-44s-key-at-all-0123456789")
+    other = signed(submitted(operator(uscc=valid_uscc("91440300MA5F0001X")), "f1", 4))
+    plain = signed(event("operator", operator(uscc=valid_uscc("91440300MA5F0002X"))))
+    batch = [inbound(first, offset=0), inbound(first, offset=1), inbound(again, offset=2), inbound(older, offset=3),
+             inbound(forged, offset=4), inbound(b"garbage", offset=5), inbound(plain, offset=6),
+             Inbound(TOPICS.province_changes("44"), 1, 9, b"k", other)]
+    result = process_batch(batch, ctx, {})
+
+    found = tallies(result)
+    assert len(found) == 2
+    (out0, tally0), (out1, tally1) = sorted(found, key=lambda pair: pair[1]["source_partition"])
+    assert out0.key == b"44/f1" and out0.origin == 4 and out1.origin == 7
+    assert tally0["tally_id"] == f"{TOPICS.province_changes('44')}:0:4"
+    assert (tally0["party"], tally0["submission_id"]) == ("44", "f1")
+    assert [(e["seq"], e["outcome"]) for e in tally0["events"]] == [
+        (1, "accepted"), (1, "duplicate"), (2, "duplicate"), (0, "accepted"), (3, "rejected")]
+    assert tally0["events"][0]["digest"] == event_digest(first)
+    assert [(e["seq"], e["outcome"], e["digest"]) for e in tally1["events"]] == [(4, "accepted", event_digest(other))]
+
+
+def test_events_naming_no_submission_add_no_output(ctx):
+    result = process_batch([inbound(signed(event("operator", operator())))], ctx, {})
+    assert tallies(result) == []
