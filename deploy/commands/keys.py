@@ -77,7 +77,7 @@ def _add_signing_keys(keys_sub: argparse._SubParsersAction, with_data_dir: Calla
 
     register = with_data_dir(keys_sub.add_parser(
         "register", help="(hub side) register a party's key from its registration.json"))
-    register.add_argument("file", type=Path, metavar="FILE", help="the registration.json roadx keys init made")
+    register.add_argument("file", type=Path, metavar="FILE", help="the registration.json roadx keys init made (- for standard input)")
     register.set_defaults(handler=cmd_keys_register)
 
     withdraw = with_data_dir(keys_sub.add_parser(
@@ -149,21 +149,22 @@ def cmd_keys_trust_hub(settings: Settings, args: argparse.Namespace) -> int:
 
 # -- the hub's side ------------------------------------------------------------------------
 def cmd_keys_register(settings: Settings, args: argparse.Namespace) -> int:
+    source = "standard input" if str(args.file) == "-" else str(args.file)
     try:
-        text = args.file.read_text("utf-8")
+        text = sys.stdin.read() if source == "standard input" else args.file.read_text("utf-8")
     except FileNotFoundError:
-        raise KeyStoreError(f"no registration file {args.file}") from None
+        raise KeyStoreError(f"no registration file {source}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise KeyStoreError(f"cannot read {args.file}: {exc}") from None
+        raise KeyStoreError(f"cannot read {source}: {exc}") from None
     try:
         registration = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise KeyStoreError(f"{args.file} is not a registration: it does not parse as JSON ({exc})") from None
+        raise KeyStoreError(f"{source} is not a registration: it does not parse as JSON ({exc})") from None
     hub = settings.hub_keys()
     try:
         entry = hub.register(registration, _now(), settings.provinces)
     except KeyStoreError as exc:
-        raise KeyStoreError(f"{args.file}: {exc}") from None
+        raise KeyStoreError(f"cannot register {source}: {exc}") from None
     print(f"registered key {entry.key_id} of party {entry.party}, valid from {entry.not_before.isoformat()} "
           f"to {entry.not_after.isoformat()}, in {hub.registry_file}")
     usable = [k.key_id for k in hub.entries() if k.party == entry.party and k.usable_at(_now())]
