@@ -20,11 +20,14 @@ import yaml
 from deploy.acl import CASES_PRINCIPAL, SERVICE_PRINCIPAL, SINK_PRINCIPAL, STREAMS_PRINCIPAL
 from schemas.credentials import Credentials, credentials_file
 from schemas.errors import SettingsError
+from schemas.keys import HubKeys, PartyKeys
 from schemas.settings import Settings, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "deploy" / "cluster"
 ROADX_SERVICES = ("roadx-topics", "roadx-streams", "roadx-sink", "roadx-service", "roadx-cases")
+# The hub's workers: each reads the parties' registered keys and the hub's own in <data-dir>/keys.
+HUB_WORKERS = ("roadx-streams", "roadx-sink", "roadx-service", "roadx-cases")
 # The series a prometheus_client metric of each kind exposes, after the name it is given.
 SERIES_SUFFIXES = {"Counter": ("_total",), "Gauge": ("",), "Histogram": ("_bucket", "_sum", "_count"),
                    "Summary": ("_sum", "_count")}
@@ -123,12 +126,12 @@ def test_compose_runs_the_information_service_replicas_with_health_check_and_cre
     assert int(container_port) == settings.service_port and int(last or first) - int(first) + 1 >= replicas
     check = service["healthcheck"]["test"]
     assert check[0] == "CMD" and f"http://127.0.0.1:{settings.service_port}/v1/health" in " ".join(check)
-    # The credentials: read-only in the service, written by the roadx-service-keys tool (not started by up).
+    # The credentials: read-only in the service, written by the roadx-hub-keys tool (not started by up).
     keys_dir = str(credentials_file(settings.data_dir).parent)
     (keys,) = [v for v in service["volumes"] if v.split(":")[1] == keys_dir]
     volume = keys.split(":")[0]
     assert keys.endswith(":ro") and volume in compose["volumes"]
-    tool = services["roadx-service-keys"]
+    tool = services["roadx-hub-keys"]
     assert tool["profiles"] == ["tools"] and tool["entrypoint"] == ["roadx", "keys"]
     tool_settings = resolve(_roadx_env(tool["environment"]))
     assert f"{volume}:{str(credentials_file(tool_settings.data_dir).parent)}" in tool["volumes"]
@@ -137,7 +140,7 @@ def test_compose_runs_the_information_service_replicas_with_health_check_and_cre
     assert f"chmod 700 {keys_dir}" in dockerfile and f"mkdir -p {keys_dir}" in dockerfile
 
 
-def test_compose_runs_the_case_workflows_after_the_topics_with_the_province_keys(compose):
+def test_compose_runs_the_case_workflows_after_the_topics_with_the_registered_keys(compose):
     services = compose["services"]
     cases = services["roadx-cases"]
     assert cases["command"] == ["roadx", "worker", "cases"]
@@ -145,14 +148,52 @@ def test_compose_runs_the_case_workflows_after_the_topics_with_the_province_keys
     assert cases["depends_on"]["roadx-keys"] == {"condition": "service_completed_successfully"}
     assert "container_name" not in cases and "ports" not in cases  # scaled by partitions, no HTTP API
     settings = resolve(_roadx_env(cases["environment"]))
-    # It verifies replies with the province keys, beside the master key in the shared volume.
-    assert settings.province_keys_dir.parent == settings.master_key_file.parent
+    # It verifies replies with the parties' registered event secrets, in the hub's key directory.
+    assert f"roadx-hub-keys:{settings.data_dir / 'keys'}:ro" in cases["volumes"]
+    assert not settings.auto_keys
     assert min(settings.case_receipt_seconds, settings.case_answer_seconds, settings.case_check_seconds,
                settings.case_reply_grace_seconds) > 0
     # The deadlines are shared: the sink judges timeliness by the ones the workflows alert by.
     sink = resolve(_roadx_env(services["roadx-sink"]["environment"]))
     assert (sink.case_receipt_seconds, sink.case_answer_seconds) == (settings.case_receipt_seconds,
                                                                      settings.case_answer_seconds)
+
+
+def _hub_keys_dir(settings: Settings) -> Path:
+    """Where the hub's workers read the parties' registered keys and the hub's own key pair."""
+    keys = HubKeys(settings.data_dir / "keys")
+    assert keys.registry_file.parent == keys.hub_private_file.parent == settings.data_dir / "keys"
+    return keys.directory
+
+
+def test_every_compose_hub_worker_reads_the_hub_keys_volume_and_makes_no_party_key(compose):
+    services = compose["services"]
+    for name in HUB_WORKERS:
+        settings = resolve(_roadx_env(services[name]["environment"]))
+        assert settings.auto_keys is False, name
+        volumes = services[name]["volumes"]
+        assert f"roadx-hub-keys:{_hub_keys_dir(settings)}:ro" in volumes, name
+        # Nothing of a party's own side: no volume where the parties' keys would be.
+        mounts = [Path(v.split(":")[1]) for v in volumes]
+        assert not [m for m in mounts if m == settings.party_keys_dir or settings.party_keys_dir in m.parents], name
+        assert services[name]["depends_on"]["roadx-keys"] == {"condition": "service_completed_successfully"}
+    assert "roadx-hub-keys" in compose["volumes"] and "roadx-province-keys" not in compose["volumes"]
+
+
+def test_compose_makes_the_hub_key_pair_once_and_its_tool_registers_and_withdraws_party_keys(compose):
+    services = compose["services"]
+    once = services["roadx-keys"]
+    settings = resolve(_roadx_env(once["environment"]))
+    command = once["entrypoint"][-1]
+    assert once["restart"] == "no" and "roadx keys hub-public" in command
+    assert f"test -s {settings.master_key_file}" in command  # the master key is kept, for PII tokens
+    assert f"roadx-hub-keys:{_hub_keys_dir(settings)}" in once["volumes"]  # written: no ":ro"
+    tool = services["roadx-hub-keys"]
+    assert tool["entrypoint"] == ["roadx", "keys"] and tool["profiles"] == ["tools"]
+    assert f"roadx-hub-keys:{_hub_keys_dir(resolve(_roadx_env(tool['environment'])))}" in tool["volumes"]
+    text = (CLUSTER / "compose.yaml").read_text("utf-8")
+    assert "run --rm -T roadx-hub-keys register - < registration.json" in text
+    assert "roadx-hub-keys withdraw" in text and "roadx-hub-keys hub-public" in text
 
 
 def test_prometheus_scrapes_each_roadx_service_on_its_metrics_port(compose):
@@ -230,17 +271,65 @@ def test_k8s_workers_use_their_acl_principal_and_expose_the_metrics_port(k8s_doc
         assert template["metadata"]["annotations"]["prometheus.io/port"] == str(settings.metrics_port)
 
 
-@pytest.mark.parametrize("name", ["roadx-streams", "roadx-cases"])
-def test_the_k8s_workers_that_verify_provinces_mount_a_key_for_every_configured_province(k8s_docs, name):
+HUB_KEYS_FILES = ("hub-sm2.key", "hub.pem", "parties.json")
+
+
+def _hub_keys_sidecar(k8s_docs, name: str):
+    """(settings, pod spec, container, sidecar) of a hub worker Deployment."""
     configmaps = {d["metadata"]["name"]: d["data"] for d in k8s_docs if d["kind"] == "ConfigMap"}
-    worker = next(d for d in k8s_docs if d["metadata"]["name"] == name)
-    spec = worker["spec"]["template"]["spec"]
-    settings = resolve(_container_env(spec["containers"][0], configmaps))
-    volume = next(v for v in spec["volumes"] if v["name"] == "secrets")
-    paths = {item["path"] for source in volume["projected"]["sources"] for item in source["secret"]["items"]}
-    keys_dir = settings.province_keys_dir.relative_to(settings.master_key_file.parent)
-    assert {f"{keys_dir}/{p}.key" for p in settings.provinces} <= paths
-    assert settings.master_key_file.name in paths
+    spec = _k8s_named(k8s_docs, "Deployment", name)["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    (sidecar,) = spec["initContainers"]
+    return resolve(_container_env(container, configmaps)), spec, container, sidecar
+
+
+@pytest.mark.parametrize("name", HUB_WORKERS)
+def test_every_k8s_hub_worker_reads_the_hub_keys_0600_copied_from_their_secret(k8s_docs, name):
+    settings, spec, container, sidecar = _hub_keys_sidecar(k8s_docs, name)
+    assert settings.auto_keys is False
+    keys_dir = _hub_keys_dir(settings)
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    (keys,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(keys_dir)]
+    assert keys["readOnly"] is True and volumes[keys["name"]]["emptyDir"]["medium"] == "Memory"
+    # The sidecar copies every file of its source directory into that volume, and keeps doing so.
+    assert sidecar["restartPolicy"] == "Always"
+    mounts = {m["name"]: m for m in sidecar["volumeMounts"]}
+    assert mounts[keys["name"]]["mountPath"] == str(keys_dir) and not mounts[keys["name"]].get("readOnly")
+    (source_name,) = [n for n in mounts if n != keys["name"]]
+    source = volumes[source_name]
+    secrets = ([source["secret"]["secretName"]] if "secret" in source
+               else [s["secret"]["name"] for s in source["projected"]["sources"]])
+    assert "roadx-hub-keys" in secrets
+    hub_keys = source["secret"] if "secret" in source else next(
+        s["secret"] for s in source["projected"]["sources"] if s["secret"]["name"] == "roadx-hub-keys")
+    assert "items" not in hub_keys  # the whole Secret: hub-sm2.key, hub.pem, parties.json
+    script = sidecar["command"][-1]
+    assert f"src={mounts[source_name]['mountPath']}\n" in script and f"dst={keys_dir}\n" in script
+    assert "install -m 0600" in script
+    probe = " ".join(sidecar["startupProbe"]["exec"]["command"])
+    assert f"test -s {keys_dir}/hub-sm2.key" in probe and f"test -s {keys_dir}/hub.pem" in probe
+
+
+def test_the_k8s_sidecars_are_one_script_and_no_manifest_names_a_province_key():
+    texts = {p.name: p.read_text("utf-8") for p in (CLUSTER / "k8s").glob("*.yaml")}
+    texts["compose.yaml"] = (CLUSTER / "compose.yaml").read_text("utf-8")
+    for name, text in texts.items():
+        assert "roadx-province-keys" not in text and "provinces/" not in text, name
+        # No party's private key file: the only private keys are the hub's and the master key.
+        assert not re.search(r"\bsm2\.key\b", text.replace("hub-sm2.key", "")), name
+        assert not re.search(r"\b\d\d\.key\b", text), name
+
+
+def test_the_k8s_workers_mount_no_secret_but_the_hub_keys_the_master_key_and_kafka_credentials(k8s_docs):
+    allowed = {"roadx-hub-keys", "roadx-secrets", "roadx-kafka-ca", "roadx-service-credentials"}
+    for workload in [d for d in k8s_docs if d["kind"] == "Deployment"]:
+        for volume in workload["spec"]["template"]["spec"]["volumes"]:
+            names = ([volume["secret"]["secretName"]] if "secret" in volume
+                     else [s["secret"]["name"] for s in volume.get("projected", {}).get("sources", [])])
+            for secret in names:
+                assert secret in allowed or secret.endswith("-kafka"), (workload["metadata"]["name"], secret)
+            if "secret" in volume and volume["secret"]["secretName"] == "roadx-secrets":
+                assert [i["key"] for i in volume["secret"]["items"]] == ["master.key"]
 
 
 def _k8s_named(docs, kind: str, name: str) -> dict:
@@ -298,66 +387,70 @@ def test_the_k8s_case_workflows_run_as_their_principal_with_no_service(k8s_docs)
     assert not [d for d in k8s_docs if d["kind"] == "Service" and d["metadata"]["name"] == "roadx-cases"]
 
 
-def _credentials_sidecar(k8s_docs):
-    configmaps = {d["metadata"]["name"]: d["data"] for d in k8s_docs if d["kind"] == "ConfigMap"}
-    spec = _k8s_named(k8s_docs, "Deployment", "roadx-service")["spec"]["template"]["spec"]
-    (container,) = spec["containers"]
-    (sidecar,) = spec["initContainers"]
-    return resolve(_container_env(container, configmaps)), spec, container, sidecar
-
-
-def test_the_k8s_information_service_reads_its_credentials_0600_copied_from_the_secret(k8s_docs):
-    settings, spec, container, sidecar = _credentials_sidecar(k8s_docs)
+def test_the_k8s_information_service_reads_its_credentials_beside_the_hub_keys(k8s_docs):
+    settings, spec, container, sidecar = _hub_keys_sidecar(k8s_docs, "roadx-service")
     path = credentials_file(settings.data_dir)
+    assert path.parent == _hub_keys_dir(settings)
     volumes = {v["name"]: v for v in spec["volumes"]}
-    (keys,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(path.parent)]
-    assert keys["readOnly"] is True and "emptyDir" in volumes[keys["name"]]
-    # A sidecar (restartPolicy Always) keeps the copy in step with the Secret; the service starts after the first.
-    assert sidecar["restartPolicy"] == "Always"
-    assert sidecar["startupProbe"]["exec"]["command"] == ["test", "-s", str(path)]
-    sidecar_mounts = {m["name"]: m for m in sidecar["volumeMounts"]}
-    copy_mount = sidecar_mounts[keys["name"]]
-    assert copy_mount["mountPath"] == str(path.parent) and not copy_mount.get("readOnly")
-    (secret,) = [volumes[name]["secret"] for name in sidecar_mounts if "secret" in volumes[name]]
-    assert secret["secretName"] == "roadx-service-credentials"
-    secret_mount = next(m for name, m in sidecar_mounts.items() if "secret" in volumes[name])
-    items = {item["key"]: item["path"] for item in secret["items"]}
-    script = sidecar["command"][-1]
-    assert f"src={secret_mount['mountPath']}/{items[path.name]}" in script
-    assert f"dst={path}" in script and "install -m 0600" in script
+    mounts = {m["name"]: m for m in sidecar["volumeMounts"]}
+    (source,) = [volumes[n] for n in mounts if "projected" in volumes[n]]
+    credentials = next(s["secret"] for s in source["projected"]["sources"]
+                       if s["secret"]["name"] == "roadx-service-credentials")
+    assert credentials["items"] == [{"key": path.name, "path": path.name}]
+    assert f"test -s {path}" in " ".join(sidecar["startupProbe"]["exec"]["command"])
 
 
 @pytest.mark.skipif(not all(shutil.which(tool) for tool in ("sh", "cmp", "install")), reason="needs sh, cmp, install")
-def test_the_credentials_sidecar_copies_the_file_0600_and_again_when_it_changes(k8s_docs, tmp_path):
-    _settings, _spec, _container, sidecar = _credentials_sidecar(k8s_docs)
+def test_the_keys_sidecar_copies_each_file_0600_and_again_when_it_changes(k8s_docs, tmp_path):
+    _settings, _spec, _container, sidecar = _hub_keys_sidecar(k8s_docs, "roadx-service")
     script = sidecar["command"][-1]
     assert "sleep 30" in script
-    source_dir, keys_dir = tmp_path / "secret", tmp_path / "keys"
+    # Every worker runs the same sidecar.
+    assert {_hub_keys_sidecar(k8s_docs, name)[3]["command"][-1] for name in HUB_WORKERS} == {script}
+    source_dir, keys_dir, party_dir = tmp_path / "secret", tmp_path / "keys", tmp_path / "party"
     source_dir.mkdir()
     keys_dir.mkdir()
-    script = re.sub(r"src=\S+", f"src={source_dir}/api-credentials.json", script)
-    script = re.sub(r"dst=\S+", f"dst={keys_dir}/api-credentials.json", script).replace("sleep 30", "sleep 0.05")
-    source = source_dir / "api-credentials.json"
-    Credentials.load(source).issue("44", dt.datetime.now(dt.timezone.utc))
-    source.chmod(0o440)  # as the kubelet leaves a Secret's file with fsGroup
-    copy = keys_dir / "api-credentials.json"
+    script = re.sub(r"src=\S+", f"src={source_dir}", script)
+    script = re.sub(r"dst=\S+", f"dst={keys_dir}", script).replace("sleep 30", "sleep 0.05")
+    now = dt.datetime.now(dt.timezone.utc)
+    # The hub's side, made as roadx keys would, then left in the Secret's mode (0440 with fsGroup).
+    hub = HubKeys.load(source_dir)
+    hub.hub_public_pem()
+    party = PartyKeys(party_dir, "44")
+    hub.register(party.init(now).registration(), now, ("44",))
+    Credentials.load(source_dir / "api-credentials.json").issue("44", now)
+    for path in source_dir.iterdir():
+        if not path.name.endswith(".lock"):
+            path.chmod(0o440)
+    for path in source_dir.glob("*.lock"):
+        path.unlink()
 
     def wait_for(condition) -> None:
         deadline = time.monotonic() + 10
         while not condition():
-            assert time.monotonic() < deadline, "the sidecar did not copy the file"
+            assert time.monotonic() < deadline, "the sidecar did not copy the files"
             time.sleep(0.02)
+
+    def copied() -> bool:
+        return all((keys_dir / p.name).exists() and (keys_dir / p.name).read_bytes() == p.read_bytes()
+                   for p in source_dir.iterdir())
 
     process = subprocess.Popen([*sidecar["command"][:-1], script])
     try:
-        wait_for(lambda: copy.exists() and copy.read_bytes() == source.read_bytes())
-        assert copy.stat().st_mode & 0o777 == 0o600
-        assert [c.party for c in Credentials.load(copy).entries()] == ["44"]
-        source.chmod(0o600)
-        Credentials.load(source).issue("11", dt.datetime.now(dt.timezone.utc))  # the Secret changes
-        wait_for(lambda: copy.read_bytes() == source.read_bytes())
-        assert sorted(c.party for c in Credentials.load(copy).entries()) == ["11", "44"]
-        assert copy.stat().st_mode & 0o777 == 0o600
+        wait_for(copied)
+        assert sorted(p.name for p in keys_dir.iterdir()) == sorted(
+            [*HUB_KEYS_FILES, "api-credentials.json"])
+        assert {p.stat().st_mode & 0o777 for p in keys_dir.iterdir()} == {0o600}
+        copy = HubKeys.load(keys_dir)
+        assert [k.party for k in copy.entries()] == ["44"] and copy.hub_public_pem() == hub.hub_public_pem()
+        assert [c.party for c in Credentials.load(keys_dir / "api-credentials.json").entries()] == ["44"]
+        # The Secret changes: a key withdrawn; the copy follows and a worker sees it on reload.
+        (source_dir / "parties.json").chmod(0o600)
+        withdrawn = hub.revoke(copy.entries()[0].key_id, now)
+        (source_dir / "parties.json").chmod(0o440)
+        wait_for(copied)
+        assert copy.reload_if_changed() and copy.entries()[0].revoked == withdrawn.revoked
+        assert (keys_dir / "parties.json").stat().st_mode & 0o777 == 0o600
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
