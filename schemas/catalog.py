@@ -58,7 +58,7 @@ LABELS_ZH: Mapping[str, Mapping[str, str]] = MappingProxyType({
     "licence": {
         "licence_no": "证照编号", "licence_type": "证照类型", "holder_key": "持证主体",
         "issuer_region_code": "发证机关行政区划代码", "valid_from": "有效期起", "valid_until": "有效期止",
-        "status": "证照状态",
+        "status": "证照状态", "seal": "电子印章",
     },
     "case": {
         "case_no": "案件编号", "region_code": "行政区划代码", "stage": "案件阶段", "violation_code": "违法行为代码",

@@ -58,8 +58,9 @@ KEY_FIELDS: Mapping[str, tuple[str, ...]] = {
     "case": ("case_no",),
 }
 # The kinds of value an entity field holds, from its Avro type: string, int, long, date (days
-# since 1970-01-01, Avro ``date``), timestamp (epoch ms, ``timestamp-millis``), string_array.
-KINDS = ("string", "int", "long", "date", "timestamp", "string_array")
+# since 1970-01-01, Avro ``date``), timestamp (epoch ms, ``timestamp-millis``), string_array,
+# record (a nested record: a licence's seal, ``schemas.seals``).
+KINDS = ("string", "int", "long", "date", "timestamp", "string_array", "record")
 # What the information service made of a request (``roadx.ServiceRequest.outcome``).
 SERVICE_OUTCOMES = ("found", "unknown", "invalid", "denied", "limited", "error", "routed")
 _TOKEN = re.compile(f"tok_[0-9a-f]{{{2 * TOKEN_BYTES}}}")  # a personal identifier as schemas.pii tokenizes it
@@ -248,6 +249,8 @@ def _kind(name: str, ftype: Any) -> str:
             return "timestamp"
         if ftype.get("type") == "array" and ftype.get("items") == "string":
             return "string_array"
+        if ftype.get("type") == "record":
+            return "record"
         ftype = ftype.get("type")
     if ftype in ("string", "int", "long"):
         return ftype

@@ -57,6 +57,11 @@ class Verdict:
     register_status: str | None = None
     checked_on: str | None = None
     reason: str | None = None  # why an answer is unknown without a lookup (an ill-formed number)
+    # the issuing authority's seal (schemas.seals): valid | invalid | unknown_key | unsealed | unchecked
+    seal: str | None = None
+    seal_key_id: str | None = None
+    sealed_at: str | None = None
+    seal_reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         # every field is a str or None: a shallow copy is the whole answer (asdict would deep-copy
@@ -133,5 +138,9 @@ def format_verdict(v: Verdict) -> str:
         ("登记状态 register status", v.register_status or ""),
         ("核验日期 checked on", v.checked_on or ""),
     ]
+    if v.seal is not None:
+        rows.append(("电子印章 seal", " ".join(p for p in (v.seal, v.seal_key_id, v.sealed_at) if p)))
+        if v.seal_reason:
+            rows.append(("印章说明 seal note", v.seal_reason))
     lines += [f"  {label:<20} {value}" for label, value in rows]
     return "\n".join(lines)
