@@ -77,7 +77,8 @@ def _add_signing_keys(keys_sub: argparse._SubParsersAction, with_data_dir: Calla
 
     register = with_data_dir(keys_sub.add_parser(
         "register", help="(hub side) register a party's key from its registration.json"))
-    register.add_argument("file", type=Path, metavar="FILE", help="the registration.json roadx keys init made (- for standard input)")
+    register.add_argument("file", type=Path, metavar="FILE",
+                          help="the registration.json roadx keys init made (- for standard input)")
     register.set_defaults(handler=cmd_keys_register)
 
     withdraw = with_data_dir(keys_sub.add_parser(
