@@ -5,6 +5,8 @@
     ├── SpoolError             the local spool file cannot be opened, read or written
     ├── EventEncodeError       an event does not encode with the contract's codec
     ├── PublishError           the broker refused spooled entries permanently
+    ├── SubmissionError        a submission cannot be recorded, closed or sent again
+    ├── ReceiptError           receipts cannot be read from the broker
     ├── MetricsError           a metric is given an unknown adapter label
     ├── FileAdapterError       the daily file adapter cannot go on
     │   ├── FileRejected       a file cannot be read at all (moved aside with its reason)
@@ -43,6 +45,14 @@ class PublishError(ProducerError):
     def __init__(self, message: str, failures: list[tuple[str, str]] | None = None) -> None:
         self.failures = failures or []
         super().__init__(message)
+
+
+class SubmissionError(ProducerError):
+    pass
+
+
+class ReceiptError(ProducerError):
+    pass
 
 
 class FileAdapterError(ProducerError):

@@ -4,6 +4,11 @@ The producer is idempotent (``enable.idempotence``, ``acks=all``): librdkafka's 
 never duplicate or reorder a partition. Compression defaults to none: Tansu accepts lz4,
 but not every client that reads the topics decodes it (aiokafka, which provinces' subscribers
 may use, decodes lz4/zstd/snappy only when ``cramjam`` is installed).
+
+With a ``SubmissionBook`` (``producers.submissions``), each acknowledgement also releases the
+manifests whose submissions the broker has now acknowledged whole: they join the spool and
+are sent like any entry. Manifests are not events: ``on_acked`` and the counts returned
+count events only.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from schemas.kafka import produce
 
 from .errors import PublishError
 from .spool import Spool, SpoolEntry
+from .submissions import SubmissionBook
 
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "linger.ms": 20,
@@ -43,7 +49,7 @@ class SpoolPublisher:
 
     def __init__(self, spool: Spool, kafka_conf: dict[str, Any] | None = None, *,
                  producer: Producer | None = None, chunk: int = 10_000, flush_timeout: float = 150.0,
-                 on_acked: Callable[[int], None] | None = None) -> None:
+                 on_acked: Callable[[int], None] | None = None, book: SubmissionBook | None = None) -> None:
         if producer is None and kafka_conf is None:
             raise PublishError("a SpoolPublisher needs kafka_conf or a shared producer")
         self.spool = spool
@@ -53,8 +59,11 @@ class SpoolPublisher:
         self._flush_timeout = flush_timeout
         self._sent_upto = 0
         self._delivered: list[int] = []
+        self._delivered_aside: list[int] = []  # manifests: acknowledged, not counted as events
         self._failed: list[tuple[int, str, str]] = []
         self._on_acked = on_acked
+        self._book = book
+        self._aside = frozenset([book.topic]) if book is not None else frozenset()
 
     def send(self, limit: int | None = None) -> int:
         """Hand up to ``limit`` not-yet-sent pending entries to the producer; returns how many."""
@@ -92,13 +101,20 @@ class SpoolPublisher:
         producer.poll(0)
 
     def commit_delivered(self) -> int:
-        """Mark entries whose delivery succeeded so far as acknowledged; returns how many."""
+        """Mark entries whose delivery succeeded so far as acknowledged, release the manifests
+        this completes; returns how many events."""
         self._producer.poll(0)
         done = self._delivered[:]
         del self._delivered[:len(done)]
         acked = self.spool.mark_acked(done)
+        if self._delivered_aside:
+            aside = self._delivered_aside[:]
+            del self._delivered_aside[:len(aside)]
+            self.spool.mark_acked(aside)
         if acked and self._on_acked is not None:
             self._on_acked(acked)
+        if self._book is not None:
+            self._book.release_ready()
         return acked
 
     def finish(self) -> int:
@@ -120,16 +136,19 @@ class SpoolPublisher:
         return acked
 
     def drain(self, progress: Callable[[int], None] | None = None) -> int:
-        """Send every pending entry; returns how many were acknowledged."""
+        """Send every pending entry (and the manifests their acknowledgement releases); returns how
+        many events were acknowledged."""
         acked = 0
-        while self.send():
-            acked += self.commit_delivered()
+        while True:
+            while self.send():
+                acked += self.commit_delivered()
+                if progress is not None:
+                    progress(acked)
+            acked += self.finish()
             if progress is not None:
                 progress(acked)
-        acked += self.finish()
-        if progress is not None:
-            progress(acked)
-        return acked
+            if self.spool.first_pending(self._sent_upto) is None:
+                return acked
 
     def close(self) -> None:
         """Flush an owned producer (entries not delivered stay pending in the spool)."""
@@ -139,6 +158,6 @@ class SpoolPublisher:
 
     def _on_delivery(self, entry_id: int, err, msg) -> None:
         if err is None:
-            self._delivered.append(entry_id)
+            (self._delivered_aside if msg.topic() in self._aside else self._delivered).append(entry_id)
         else:
             self._failed.append((entry_id, msg.topic(), str(err)))

@@ -12,6 +12,6 @@ from schemas.exports import lazy_names
 
 __all__ = ["CycleReport", "DbAdapter", "DbAdapterConfig"]
 _HOMES = {  # public name -> the module that defines it
-    "CycleReport": "adapter", "DbAdapter": "adapter", "DbAdapterConfig": "adapter",
+    "CycleReport": "report", "DbAdapter": "adapter", "DbAdapterConfig": "adapter",
 }
 __getattr__ = lazy_names(__name__, _HOMES)

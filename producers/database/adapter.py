@@ -18,18 +18,27 @@ position, which moves only when the spool is fully acknowledged by the broker.
 With the broker unreachable, reading goes on until ``spool_limit`` events wait; on
 restart, waiting events are resent first (the same bytes, so the same ``event_id``).
 Metrics (``producers.metrics``, adapter ``db``): read when spooled, sent when acknowledged.
+
+Each poll batch is a submission (``producers.submissions``; at most ``batch_size`` rows, so
+at most twice as many events): its events name it (province, source, first ``seq``), and its
+manifest, signed with the province's SM2 key, is written with the batch, kept with the events
+in the spool, and sent once the broker acknowledged them. Each cycle takes the hub's receipts
+(``producers.receipts``) into the spool's ``submissions`` table; a submission without one
+``receipt_seconds`` after its manifest is sent once more (events and the same manifest), then
+counted missing. ``CycleReport`` shows how many wait and how many came.
 ``<state>.errors.jsonl`` reports rejected rows and identifiers written in canonical form.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from schemas import contract
+from schemas import contract, provenance
 from schemas.codec import EventCodec
 from schemas.errors import EncodeError
 from schemas.registry import make_registry
@@ -37,10 +46,14 @@ from schemas.settings import Settings
 
 from .. import metrics
 from . import changes as db_changes
-from .source import Position, TableReader, Unorderable, connect, redact_url, value_text
+from .source import Position, TableReader, connect, redact_url, value_text
 from ..errors import ProducerError, PublishError, RowRejected, SourceSchemaError
 from ..publisher import SpoolPublisher, make_producer
+from .report import CycleReport
 from .store import AdapterStore, Known, Plan
+from ..receipts import MISSING, RECEIVED, REFUSED, RESENT, ReceiptDesk
+from ..errors import ReceiptError
+from ..submissions import SubmissionBook, db_submission
 
 _OPS = {"c": "c", "i": "c", "insert": "c", "create": "c", "u": "u", "update": "u", "d": "d", "delete": "d"}
 _IN_FLIGHT_CAP = 20_000
@@ -63,8 +76,9 @@ class DbAdapterConfig:
     deleted_column: str | None = None
     column_map: Mapping[str, str] = field(default_factory=dict)
     system: str = "db"
-    batch_size: int = 1000
+    batch_size: int = 1000  # rows per poll, and so per submission
     spool_limit: int = 50_000
+    receipt_seconds: float = 60.0  # send a submission once more when no receipt came this long; 0: no receipts
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.spool_limit < 1:
@@ -82,9 +96,11 @@ class DbAdapterConfig:
 
 
 def plan_changes(config: DbAdapterConfig, rows: Iterable[Mapping[str, Any]], lookup: Callable[[str], Known | None],
-                 encode: Callable[[dict[str, Any]], bytes], topic: str, next_seq: int, now_ms: int) -> Plan:
-    """Turn polled rows into encoded change events (pure apart from ``lookup``/``encode``)."""
-    plan = Plan(next_seq=next_seq)
+                 encode: Callable[[dict[str, Any]], bytes], topic: str, next_seq: int, now_ms: int,
+                 submission: str | None = None) -> Plan:
+    """Turn polled rows into encoded change events sent in ``submission``, each with its digest
+    (pure apart from ``lookup``/``encode``)."""
+    plan = Plan(next_seq=next_seq, submission=submission)
     for row in rows:
         key = value_text(row[config.key])
         cursor = row[config.cursor]
@@ -99,19 +115,23 @@ def plan_changes(config: DbAdapterConfig, rows: Iterable[Mapping[str, Any]], loo
         if not changes:
             plan.ignored += 1
             continue
-        encoded, seq = [], plan.next_seq
+        encoded, digests, seq = [], [], plan.next_seq
         try:
             for part, (op, before, record) in enumerate(changes):
                 event = db_changes.change_event(
                     event_id=db_changes.event_id(config.province, config.table, key, value_text(cursor), str(part)),
                     op=op, entity_type=config.entity, before=before, after=record, province=config.province,
-                    system=config.system, table=config.table, seq=seq, ts_ms=db_changes.source_ts_ms(cursor, now_ms))
-                encoded.append((topic, event["entity_key"].encode("utf-8"), encode(event)))
+                    system=config.system, table=config.table, seq=seq, ts_ms=db_changes.source_ts_ms(cursor, now_ms),
+                    submission=submission)
+                value = encode(event)
+                encoded.append((topic, event["entity_key"].encode("utf-8"), value))
+                digests.append((seq, provenance.event_digest(value)))
                 seq += 1
         except (EncodeError, KeyError, ProducerError) as exc:
             plan.rejected.append((RowRejected(key, "", "does_not_encode", str(exc)), dict(row)))
             continue
         plan.entries += encoded
+        plan.digests += digests
         plan.normalised += [(key, *note) for note in notes]
         plan.next_seq = seq
         plan.known[key] = after
@@ -168,33 +188,6 @@ def _payload(config: DbAdapterConfig, row: Mapping[str, Any], key: str) -> Mappi
     return data
 
 
-@dataclass
-class CycleReport:
-    read: int = 0
-    spooled: int = 0
-    ignored: int = 0
-    acked: int = 0
-    pending: int = 0
-    rejected: list[RowRejected] = field(default_factory=list)
-    normalised: int = 0  # identifiers written in canonical form
-    unorderable: Unorderable | None = None  # set by a read: rows with a NULL cursor or key
-    broker_error: str | None = None
-    full: bool = False  # reading stopped at the spool limit
-
-    def add(self, other: "CycleReport") -> None:
-        self.read += other.read
-        self.spooled += other.spooled
-        self.ignored += other.ignored
-        self.acked += other.acked
-        self.pending = other.pending
-        self.rejected += other.rejected
-        self.normalised += other.normalised
-        if other.unorderable is not None:
-            self.unorderable = other.unorderable
-        self.broker_error = other.broker_error
-        self.full = self.full or other.full
-
-
 class DbAdapter:
     """Runs one source: ``cycle`` reads what is new into the spool and drains what it can."""
 
@@ -215,8 +208,16 @@ class DbAdapter:
             self._connection.close()
             raise
         try:
-            self._producer = make_producer({**ADAPTER_PRODUCER_CONF, **(kafka_conf or settings.kafka_conf())})
-            self.publisher = SpoolPublisher(self.store, producer=self._producer, on_acked=self._acked)
+            conf = kafka_conf or settings.kafka_conf()
+            topics = settings.topics
+            self.book = SubmissionBook(self.store, config.province, topics.province_manifests(config.province),
+                                       keep_events=True, clock=clock)
+            self._producer = make_producer({**ADAPTER_PRODUCER_CONF, **conf})
+            self.publisher = SpoolPublisher(self.store, producer=self._producer, on_acked=self._acked, book=self.book)
+            self.desk = ReceiptDesk(conf, topics.province_receipts(config.province),
+                                    f"{topics.prefix}roadx-db-{config.state_name}-receipts", config.province,
+                                    settings.party_keys(config.province).hub_public, self.book, METRICS_LABEL,
+                                    config.receipt_seconds, clock=clock)
         except ProducerError:
             self.close()
             raise
@@ -247,9 +248,12 @@ class DbAdapter:
             rows = self.reader.poll(position, self.config.batch_size)
             if not rows:
                 break
-            plan = plan_changes(self.config, rows, self.store.known, self._encode, self.topic,
-                                int(self.store.meta("next_seq") or 1), int(self._clock() * 1000))
-            self.store.commit_plan(plan)
+            next_seq = int(self.store.meta("next_seq") or 1)
+            submission = db_submission(self.config.province, self.config.state_name, next_seq)
+            plan = plan_changes(self.config, rows, self.store.known, self._encode, self.topic, next_seq,
+                                int(self._clock() * 1000), submission)
+            self.store.commit_plan(plan, self._closing(plan))
+            report.submissions += 1 if plan.entries else 0
             metrics.events_read(self.config.province, METRICS_LABEL, len(plan.entries))
             metrics.spool_depth(self.config.province, METRICS_LABEL, self.store.depth())
             self._write_report(plan)
@@ -282,11 +286,50 @@ class DbAdapter:
                 self.store.set_acked_position(checkpoint)
         return report
 
+    def _closing(self, plan: Plan) -> list:
+        """The statements keeping the batch as a submission: its events, digests and signed manifest."""
+        if not plan.entries or plan.submission is None:
+            return []
+        key = self.settings.party_key(self.config.province)
+        manifest = provenance.sign_manifest(
+            party=self.config.province, key_id=key.key_id, private=key.private, submission_id=plan.submission,
+            seqs_and_digests=plan.digests, created=dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc))
+        return [self.book.part(plan.submission, 0, plan.digests, plan.entries), self.book.close(manifest)]
+
+    def receipts(self, timeout: float = 0.0) -> CycleReport:
+        """Take the receipts that came into the spool; send once more the submissions whose receipt is overdue."""
+        report = CycleReport()
+        if self.config.receipt_seconds <= 0:
+            return report
+        try:
+            outcomes = self.desk.check(timeout)
+        except ReceiptError as exc:
+            report.broker_error = str(exc)
+            outcomes = []
+        for outcome in outcomes:
+            if outcome.outcome == RECEIVED:
+                report.receipts += 1
+            elif outcome.outcome == REFUSED:
+                report.refused_receipts.append(f"{outcome.submission or '?'}: {outcome.reason}")
+            elif outcome.outcome == RESENT:
+                report.resent += 1
+            elif outcome.outcome == MISSING:
+                report.missing += 1
+        if report.resent:
+            report.acked += self._send()
+        report.waiting_receipts = self.waiting_receipts()
+        return report
+
+    def waiting_receipts(self) -> int:
+        counts = self.book.counts()
+        return counts["held"] + counts["sent"]
+
     def cycle(self, wait: float = 5.0) -> CycleReport:
-        """Resend what waits, read what is new, drain: one polling round."""
+        """Resend what waits, read what is new, drain, take receipts: one polling round."""
         report = self.publish(0)
         report.add(self.read())
         report.add(self.publish(wait))
+        report.add(self.receipts())
         return report
 
     def run_once(self, timeout: float = 60.0, progress: Callable[[CycleReport], None] | None = None) -> CycleReport:
@@ -308,6 +351,8 @@ class DbAdapter:
     def close(self) -> None:
         """Stop: undelivered events stay in the spool for the next run."""
         try:
+            if hasattr(self, "desk"):
+                self.desk.close()
             if hasattr(self, "_producer"):
                 self._producer.flush(1.0)
                 self.publisher.commit_delivered()

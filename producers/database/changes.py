@@ -176,9 +176,11 @@ def source_ts_ms(cursor: Any, now_ms: int) -> int:
 
 
 def change_event(*, event_id: str, op: str, entity_type: str, before: dict | None, after: dict | None,
-                 province: str, system: str, table: str, seq: int, ts_ms: int) -> dict[str, Any]:
-    """The envelope of one change (not yet encoded or signed)."""
+                 province: str, system: str, table: str, seq: int, ts_ms: int,
+                 submission: str | None = None) -> dict[str, Any]:
+    """The envelope of one change (not yet encoded or signed), sent in ``submission``."""
     if after is None and before is None:
         raise ProducerError(f"event {event_id}: a change needs a before or an after record")
     return contract.change_event(event_id=event_id, op=op, entity_type=entity_type, before=before, after=after,
-                                 province=province, system=system, table=table, seq=seq, ts_ms=ts_ms)
+                                 province=province, system=system, table=table, seq=seq, ts_ms=ts_ms,
+                                 submission=submission)

@@ -35,6 +35,8 @@ class Plan:
     ignored: int = 0
     next_seq: int = 1
     position: Position | None = None
+    submission: str | None = None  # the submission the entries are sent in
+    digests: list[tuple[int, bytes]] = field(default_factory=list)  # (seq, digest) of each entry
 
 
 
@@ -66,13 +68,14 @@ class AdapterStore(Spool):
         rows = self.select("SELECT value FROM db_meta WHERE name = ?", (name,))
         return rows[0][0] if rows else None
 
-    def commit_plan(self, plan: Plan) -> None:
-        """Spool the plan's events with its read position, known records and next seq: all or nothing."""
+    def commit_plan(self, plan: Plan, statements: list = ()) -> None:
+        """Spool the plan's events with its read position, known records, next seq and ``statements``
+        (its submission): all or nothing."""
         known_rows = [(k, v.entity_key, json.dumps(v.record, ensure_ascii=False)) for k, v in plan.known.items() if v]
         gone = [(k,) for k, v in plan.known.items() if v is None]
         self.append(plan.entries, checkpoint=plan.position.to_json() if plan.position is not None else None,
                     statements=[(self._SET_KNOWN, known_rows), ("DELETE FROM db_known WHERE key = ?", gone),
-                                (self._SET_META, [("next_seq", str(plan.next_seq))])])
+                                (self._SET_META, [("next_seq", str(plan.next_seq))]), *statements])
 
     def set_acked_position(self, position: str) -> None:
         self.write([(self._SET_META, [("acked_position", position)])])

@@ -5,6 +5,9 @@ A file is picked up when its size and mtime did not change between two scans at 
 ``~$…``, hidden files) are never picked up. Loaded files move to ``processed/`` with
 their error report; unreadable ones to ``rejected/`` with a ``.reason`` file. The
 entity comes from ``--entity`` or from the file name (``vehicle_20240601.csv``).
+
+Receipts never hold up the folder: each cycle takes the receipts that came for the files
+loaded before (written beside them in ``processed/``), and sends once more those overdue.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from typing import Callable
 from schemas.settings import Settings
 
 from .daily_file import REASON_SUFFIX, REPORT_SUFFIX, move_aside, report_path
-from ..errors import FileAdapterError, FileRejected, PublishError
+from ..errors import FileAdapterError, FileRejected, PublishError, ReceiptError
+from ..receipts import ReceiptOutcome
 from .adapter import FileAdapter, FileAdapterOptions, FileResult, Progress
 from .headers import entity_from_name
+from .receipt_files import RECEIPT_SUFFIX, receipt_path
 
 PROCESSED_DIR = "processed"
 WRITING_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".download", ".filepart", ".swp")
@@ -36,7 +41,7 @@ def scan(directory: Path) -> Stats:
     stats: Stats = {}
     for path in directory.iterdir():
         name = path.name
-        if still_being_written(name) or name.endswith((REPORT_SUFFIX, REASON_SUFFIX)):
+        if still_being_written(name) or name.endswith((REPORT_SUFFIX, REASON_SUFFIX, RECEIPT_SUFFIX)):
             continue
         try:
             st = path.stat()
@@ -81,8 +86,10 @@ class DropFolder:
         return results
 
     def run(self, settle_s: float, poll_s: float, report: Callable[[FileResult], None],
-            stop: threading.Event | None = None, once: bool = False) -> list[FileResult]:
-        """Poll until ``stop`` is set; with ``once``, two scans ``settle_s`` apart and return."""
+            stop: threading.Event | None = None, once: bool = False,
+            on_receipt: Callable[[ReceiptOutcome], None] | None = None) -> list[FileResult]:
+        """Poll until ``stop`` is set; with ``once``, two scans ``settle_s`` apart and return.
+        Each cycle also checks receipts, handing each outcome to ``on_receipt``."""
         stop = stop or threading.Event()
         everything: list[FileResult] = []
         self._previous = scan(self.directory)
@@ -93,9 +100,23 @@ class DropFolder:
             for result in self.poll(settle_s):
                 report(result)
                 everything.append(result)
+            for outcome in self.check_receipts():
+                if on_receipt is not None:
+                    on_receipt(outcome)
             if once:
                 break
         return everything
+
+    def check_receipts(self) -> list[ReceiptOutcome]:
+        """The receipts that came for files loaded before, and the submissions resent or given up;
+        a broker outage leaves them for the next cycle."""
+        outcomes: list[ReceiptOutcome] = []
+        for adapter in self._adapters.values():
+            try:
+                outcomes += adapter.check_receipts()
+            except (PublishError, ReceiptError):  # the broker is away: next cycle
+                continue
+        return outcomes
 
     def close(self) -> None:
         for adapter in self._adapters.values():
@@ -120,6 +141,8 @@ class DropFolder:
                                                       f"sent on the next poll")
         if result.status in ("loaded", "duplicate"):
             result.moved_to = _move_processed(path)
+            if result.submission is not None:
+                adapter.relocate(result.submission, result.moved_to)
         return result
 
 
@@ -133,4 +156,7 @@ def _move_processed(path: Path) -> Path:
     path.replace(target)
     if report.exists():
         report.replace(report_path(target))
+    receipt = receipt_path(path)
+    if receipt.exists():
+        receipt.replace(receipt_path(target))
     return target

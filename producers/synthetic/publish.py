@@ -9,16 +9,28 @@ restarted run also continues after each province's checkpoint ``{"seed", "genera
 the generator is deterministic by seed, so it regenerates and skips what the spool
 already holds (``skipped``) instead of spooling it again as new work. ``Pacer`` keeps
 generation to a rate (events per second); a set ``stop`` ends the run after the chunk in hand.
+
+Each province's chunk is a submission (``producers.submissions``): its events name it in
+``source.submission`` (province, seed, a token of the run, the chunk's number); its manifest,
+signed with the province's SM2 key over the digests of the events as spooled, is held in the
+spool with the chunk and sent once the broker acknowledged them. A duplicate sent within the
+chunk of its original is the same bytes, one event of the manifest; in a later chunk it is
+that chunk's event (the hub counts it duplicate). Receipts are not awaited here: the demo,
+chaos and bench read them where they check the hub. ``manifests=False`` sends the events
+alone, naming no submission (the line as it was before manifests, for comparison).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
+from schemas import provenance
 from schemas.codec import EventCodec
 from schemas.errors import EncodeError
 from schemas.registry import make_registry
@@ -29,6 +41,7 @@ from ..errors import EventEncodeError, GeneratorConfigError
 from .generator import SyntheticProvinces
 from ..publisher import SpoolPublisher, make_producer
 from ..spool import Spool
+from ..submissions import SubmissionBook, distinct_events, synthetic_submission
 
 Progress = Callable[[int, int], None]
 ADAPTER = "synthetic"
@@ -52,7 +65,7 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
                       invalid_rate: float = 0.01, progress: Progress | None = None, *,
                       cross_province_case_share: float = 0.15, chunk: int = 2000, resume: bool = False,
                       on_spooled: Callable[[int], None] | None = None,
-                      stop: threading.Event | None = None) -> SyntheticReport:
+                      stop: threading.Event | None = None, manifests: bool = True) -> SyntheticReport:
     """Generate ``total`` events for ``settings.provinces`` and publish them; returns the counts.
 
     ``resume``: skip, per province, the events up to its spool checkpoint (same seed only).
@@ -68,22 +81,42 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
     keys = {p: settings.province_key(p) for p in settings.provinces}
     topics = {p: settings.topics.province_changes(p) for p in settings.provinces}
     spools: dict[str, Spool] = {}
+    run = uuid.uuid4().hex[:8]
     try:
         for province in settings.provinces:
             spools[province] = Spool(settings.spool_dir / f"{province}.db")
         spooled_upto = {p: resume_point(spool, seed, total) for p, spool in spools.items()} if resume else {}
+        books = {p: SubmissionBook(spool, p, settings.topics.province_manifests(p)) for p, spool in spools.items()}
+        party_keys = {p: settings.party_key(p) for p in settings.provinces} if manifests else {}
         producer = make_producer(settings.kafka_conf())
-        publishers = {p: SpoolPublisher(spool, producer=producer, on_acked=_acked_counter(p, spool))
+        publishers = {p: SpoolPublisher(spool, producer=producer, on_acked=_acked_counter(p, spool), book=books[p])
                       for p, spool in spools.items()}
         resent = sum(publisher.drain() for publisher in publishers.values())
         buffers: dict[str, list[tuple[str, bytes, bytes]]] = {p: [] for p in settings.provinces}
+        digests: dict[str, list[tuple[int, bytes]]] = {p: [] for p in settings.provinces}
+        chunks = {p: 0 for p in settings.provinces}
+        submissions = {p: synthetic_submission(p, seed, run, 0) if manifests else None for p in settings.provinces}
         acked = 0
+
+        def closing(province: str) -> list:
+            """The statement holding the chunk's signed manifest; the next chunk opens the next submission."""
+            if not manifests:
+                return []
+            key = party_keys[province]
+            manifest = provenance.sign_manifest(
+                party=province, key_id=key.key_id, private=key.private, submission_id=str(submissions[province]),
+                seqs_and_digests=distinct_events(digests[province]), created=dt.datetime.now(dt.timezone.utc))
+            digests[province].clear()
+            chunks[province] += 1
+            submissions[province] = synthetic_submission(province, seed, run, chunks[province])
+            return [books[province].close(manifest)]
 
         def spool_and_send(province: str, generated: int) -> None:
             nonlocal acked
             metrics.events_read(province, ADAPTER, len(buffers[province]))
             appended = spools[province].append_entries(
-                buffers[province], checkpoint=json.dumps({"seed": seed, "generated": generated}))
+                buffers[province], checkpoint=json.dumps({"seed": seed, "generated": generated}),
+                statements=closing(province))
             buffers[province].clear()
             metrics.spool_depth(province, ADAPTER, spools[province].depth())
             if on_spooled is not None:
@@ -101,6 +134,8 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
             if generated <= spooled_upto.get(province, 0):
                 skipped += 1
                 continue
+            # set on the generator's dict itself: a duplicate is encoded again, naming the submission it is sent in
+            event["source"]["submission"] = submissions[province]
             try:
                 value = encode(event, keys[province])
             except EncodeError as exc:
@@ -108,6 +143,8 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
                                        f"({event.get('entity_key')}): {exc}") from exc
             buffer = buffers[province]
             buffer.append((topics[province], event["entity_key"].encode("utf-8"), value))
+            if manifests:
+                digests[province].append((event["source"]["seq"], provenance.event_digest(value)))
             if len(buffer) >= chunk:
                 spool_and_send(province, generated)
                 if stop is not None and stop.is_set():
@@ -117,9 +154,7 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
             if buffer and not stopped:
                 spool_and_send(province, generated)
         for publisher in publishers.values():
-            while not stopped and publisher.send():
-                pass
-            acked += publisher.finish()
+            acked += publisher.finish() if stopped else publisher.drain()
         if progress is not None:
             progress(acked, total)
     finally:
