@@ -19,7 +19,7 @@ from typing import Iterable, Mapping
 from schemas import catalog, contract
 
 from ..errors import FileRejected, MappingError, BadRow
-from .rows import parse_cell
+from .rows import column_fields, parse_cell
 
 CONSTANTS = "constants"  # the mapping file's section of one value per field for every row
 
@@ -31,7 +31,10 @@ _SYNONYMS: dict[str, dict[str, str]] = {
         "核定座位数": "seats", "核定载质量": "tonnage_kg", "状态": "status",
     },
     "practitioner": {"身份证号码": "id_number", "公民身份号码": "id_number", "统一社会信用代码": "employer_uscc"},
-    "licence": {"行政区划代码": "issuer_region_code", "状态": "status"},
+    "licence": {"行政区划代码": "issuer_region_code", "状态": "status",
+                "印章密钥标识": "seal_key_id", "签章密钥标识": "seal_key_id", "电子印章密钥标识": "seal_key_id",
+                "印章签名值": "seal_signature", "签名值": "seal_signature", "电子印章签名值": "seal_signature",
+                "签章时间": "sealed_at", "盖章时间": "sealed_at"},
     "case": {
         "发生时间": "occurred_at", "车牌号码": "involved_plate", "统一社会信用代码": "involved_operator_uscc",
         "身份证号": "involved_id_number", "身份证号码": "involved_id_number", "公民身份号码": "involved_id_number",
@@ -97,7 +100,7 @@ def load_mapping(path: Path, entity: str) -> HeaderMapping:
         raise MappingError(f"mapping file {path} is not readable JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise MappingError(f"mapping file {path} must hold an object {{\"label\": \"field\"}}")
-    fields = set(contract.entity_fields(entity))
+    fields = set(column_fields(entity))
     constants = _constants(path, entity, data.pop(CONSTANTS) if isinstance(data.get(CONSTANTS), dict) else {})
     mapping: dict[str, str | None] = {}
     for label, field in data.items():
@@ -130,7 +133,7 @@ def _constants(path: Path, entity: str, given: Mapping[str, object]) -> dict[str
 def map_header(entity: str, header: tuple[str, ...], required: Iterable[str],
                mapping: Mapping[str, str | None] = {}) -> tuple[str | None, ...]:
     """The canonical field of each column (None: ignored). Raises ``FileRejected``."""
-    fields = contract.entity_fields(entity)
+    fields = column_fields(entity)
     labels = {normalize_label(f): f for f in fields}
     labels.update({normalize_label(label): field for label, field in DEFAULT_LABELS[entity].items()})
     constants = constants_of(mapping)

@@ -8,17 +8,25 @@ spaces, dashes or full-width characters, capitals) and checked with ``schemas.id
 a value that had to be rewritten is noted (``Normalised``) for the row report. Chinese code
 labels (车牌颜色 黄, 案件阶段 立案, 状态 正常 …) are turned into the contract's codes. A field the
 file has no column for may take one value for every row from the mapping (``constants``).
+
+A licence's seal (``schemas.seals``) is passed through when the export has it: in three columns
+(``seal_key_id`` 印章密钥标识, ``seal_signature`` 印章签名值 in base64, ``sealed_at`` 签章时间), or
+in one (``seal`` 电子印章) holding the licence's QR payload; a row without them is unsealed. A
+seal given in part, malformed, or of another licence number is a bad row; whether it verifies is
+the hub's to say.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
 import re
 from typing import Any, Callable, Mapping, NamedTuple
 
-from schemas import codes, contract, identifiers
+from schemas import codes, contract, identifiers, seals
 from schemas.contract import FieldSpec, field_specs
-from schemas.errors import InvalidIdentifier
+from schemas.errors import InvalidIdentifier, ProvenanceError
 
 from ..errors import BadRow
 from .tabular import formula_like
@@ -32,6 +40,13 @@ _TIME = re.compile(r"^(?P<d>[^ T]+)(?:[ T](?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\
 _LIST_SPLIT = re.compile(r"[;；,，、|]")
 
 _COLOR_BY_NAME = {name: code for code, name in identifiers.PLATE_COLORS.items()} | {"黄色": 2, "蓝色": 1, "绿色": 5}
+SEAL_COLUMNS = ("seal_key_id", "seal_signature", "sealed_at")  # a licence's seal in three columns
+
+
+def column_fields(entity: str) -> list[str]:
+    """What a column may give: the entity's fields, and for a licence the seal's three parts."""
+    names = contract.entity_fields(entity)
+    return [*names, *SEAL_COLUMNS] if seals.SEAL_FIELD in names and entity == "licence" else names
 
 
 class Normalised(NamedTuple):
@@ -66,9 +81,9 @@ class RowParser:
         Identifiers rewritten into canonical form are appended to ``notes``.
         """
         self._check_width(cells)
-        record = {}
+        record: dict[str, Any] = {}
         for spec in self._specs:
-            record[spec.name] = self._value(spec, cells)
+            record[spec.name] = self._seal(cells, record) if spec.kind == "record" else self._value(spec, cells)
         _CHECKS[self.entity](record, self._uscc_allow, self._today)
         if notes is not None:
             for name, index in self._canonical:
@@ -91,6 +106,48 @@ class RowParser:
         width = len(self.columns)
         if len(cells) != width and not (len(cells) > width and not any(c.strip() for c in cells[width:])):
             raise BadRow(None, "wrong_column_count", f"has {len(cells)} cells, the header has {width} columns")
+
+    def _seal(self, cells: tuple[str, ...], record: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The licence's seal from its columns (None: the row has none)."""
+        given = {}
+        for name in (seals.SEAL_FIELD, *SEAL_COLUMNS):
+            index = self._index.get(name)
+            text = cells[index].strip() if index is not None and index < len(cells) else ""
+            if formula_like(text):
+                raise BadRow(name, "formula_injection", f"value {text!r} starts like a spreadsheet formula and is refused")
+            if text:
+                given[name] = text
+        if not given:
+            return None
+        if seals.SEAL_FIELD in given:
+            if len(given) > 1:
+                raise BadRow("seal", "duplicate_seal", "the row gives its seal both as a QR payload and in parts")
+            try:
+                scanned = seals.parse_qr(given[seals.SEAL_FIELD])
+            except ProvenanceError as exc:
+                raise BadRow("seal", exc.rule, str(exc)) from exc
+            if scanned.licence_no != record.get("licence_no"):
+                raise BadRow("seal", "seal_of_another_licence",
+                             f"the seal is of licence {scanned.licence_no!r}, the row's is {record.get('licence_no')!r}")
+            seal = scanned.seal
+            return {"key_id": seal.key_id, "signature": base64.b64encode(seal.signature).decode("ascii"),
+                    "sealed_at": int(seal.sealed_at.timestamp() * 1000)}
+        missing = [name for name in SEAL_COLUMNS if name not in given]
+        if missing:
+            raise BadRow(missing[0], "incomplete_seal", "a seal needs its key id, signature and sealed time; "
+                                                        f"{', '.join(missing)} empty")
+        try:
+            raw = base64.b64decode(given["seal_signature"].replace("-", "+").replace("_", "/")
+                                   + "=" * (-len(given["seal_signature"]) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRow("seal_signature", "malformed_seal", "the signature is not base64") from None
+        seal = {"key_id": given["seal_key_id"], "signature": base64.b64encode(raw).decode("ascii"),
+                "sealed_at": _timestamp(given["sealed_at"], "sealed_at", self.entity)}
+        try:
+            seals.read_seal(seal)
+        except ValueError as exc:
+            raise BadRow("seal", "malformed_seal", str(exc)) from exc
+        return seal
 
     def _value(self, spec: FieldSpec, cells: tuple[str, ...]) -> Any:
         index = self._index.get(spec.name)

@@ -8,6 +8,7 @@ import re
 import orjson
 import pytest
 
+from producers.errors import FileRejected
 from producers.files.headers import DEFAULT_LABELS, entity_from_name, map_header
 from schemas import catalog, contract, pii
 from streams.rules import RULES
@@ -144,9 +145,24 @@ def old_labels(entity: str) -> dict[str, str]:
     return {label: field for label, field in {**OLD_COMMON, **OLD_DEFAULT_LABELS[entity]}.items() if field in fields}
 
 
+SEAL_LABELS = {"电子印章": "seal", "印章密钥标识": "seal_key_id", "签章密钥标识": "seal_key_id",
+               "电子印章密钥标识": "seal_key_id", "印章签名值": "seal_signature", "签名值": "seal_signature",
+               "电子印章签名值": "seal_signature", "签章时间": "sealed_at", "盖章时间": "sealed_at"}
+
+
 @pytest.mark.parametrize("entity", contract.ENTITY_TYPES)
 def test_the_default_labels_are_the_old_ones_exactly(entity):
-    assert DEFAULT_LABELS[entity] == old_labels(entity)
+    """The old labels, and a licence's seal labels besides them (the seal came later)."""
+    added = SEAL_LABELS if entity == "licence" else {}
+    assert DEFAULT_LABELS[entity] == {**old_labels(entity), **added}
+
+
+def test_a_licence_export_names_its_seal_columns_in_chinese_or_by_field():
+    header = ("证照编号", "印章密钥标识", "印章签名值", "签章时间", "seal_key_id")
+    assert map_header("licence", header[:4], ()) == ("licence_no", "seal_key_id", "seal_signature", "sealed_at")
+    assert map_header("licence", ("电子印章",), ()) == ("seal",)
+    with pytest.raises(FileRejected, match="duplicate_columns|both give seal_key_id"):
+        map_header("licence", header, ())
 
 
 @pytest.mark.parametrize("entity", contract.ENTITY_TYPES)

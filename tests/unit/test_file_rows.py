@@ -214,3 +214,61 @@ def test_a_rewritten_identifier_is_a_note_in_the_row_report_not_a_bad_row(tmp_pa
     assert repr(f"{USCC[:8]} {USCC[8:]}") in note.message and repr(USCC) in note.message
     report = write_error_report(path, parsed.failures + parsed.notes).read_text("utf-8-sig").splitlines()
     assert report[1].startswith("2,uscc,normalised,")
+
+
+SEALED = (*LICENCE, "seal_key_id", "seal_signature", "sealed_at")
+LICENCE_ROW = ("粤交运管许可广字440106000123号", "经营许可证", "operator:91440101MA5CXXXX1X", "440106",
+               "2022-03-01", "2026-03-02", "有效")
+
+
+@pytest.fixture(scope="module")
+def sealed_licence(tmp_path_factory):
+    from schemas import seals
+    from schemas.keys import PartyKeys
+
+    key = PartyKeys(tmp_path_factory.mktemp("keys") / "44", "44").init(datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc))
+    record = RowParser("licence", LICENCE).parse(LICENCE_ROW)
+    return seals.seal_licence(record, key, datetime.datetime(2024, 6, 1, 8, 0, tzinfo=datetime.timezone.utc))
+
+
+def test_a_licence_row_without_seal_columns_is_unsealed():
+    assert RowParser("licence", LICENCE).parse(LICENCE_ROW)["seal"] is None
+    assert RowParser("licence", SEALED).parse((*LICENCE_ROW, "", "", ""))["seal"] is None
+
+
+def test_a_licence_row_passes_its_seal_through_from_columns_or_a_qr_payload(sealed_licence):
+    from schemas import seals
+
+    seal = sealed_licence["seal"]
+    urlsafe = seal["signature"].replace("+", "-").replace("/", "_").rstrip("=")
+    from_columns = RowParser("licence", columns("licence", [*map(str, LICENCE), "印章密钥标识", "印章签名值", "签章时间"]))
+    record = from_columns.parse((*LICENCE_ROW, seal["key_id"], urlsafe, "2024-06-01 16:00:00"))  # China time
+    assert record["seal"] == {"key_id": seal["key_id"], "signature": seal["signature"], "sealed_at": 1_717_228_800_000}
+    assert seals.canonical_content(record) == seals.canonical_content(sealed_licence)
+    from_qr = RowParser("licence", (*LICENCE, "seal")).parse((*LICENCE_ROW, seals.qr_payload(sealed_licence)))
+    assert from_qr["seal"] == record["seal"]
+
+
+@pytest.mark.parametrize("cells, field, rule", [
+    (("44-0123abcd", "", ""), "seal_signature", "incomplete_seal"),
+    (("", "MEUCIQ", "2024-06-01 08:00"), "seal_key_id", "incomplete_seal"),
+    (("44-0123abcd", "not base64!", "2024-06-01 08:00"), "seal_signature", "malformed_seal"),
+    (("440123abcd", "MEUCIQ==", "2024-06-01 08:00"), "seal", "malformed_seal"),
+    (("44-0123abcd", "MEUCIQ==", "yesterday"), "sealed_at", "invalid_timestamp"),
+    (("=cmd|x", "MEUCIQ==", "2024-06-01 08:00"), "seal_key_id", "formula_injection"),
+])
+def test_a_seal_given_in_part_or_malformed_is_a_row_error(cells, field, rule):
+    with pytest.raises(BadRow) as bad:
+        RowParser("licence", SEALED).parse((*LICENCE_ROW, *cells))
+    assert (bad.value.field, bad.value.rule) == (field, rule)
+
+
+def test_a_qr_seal_of_another_licence_or_malformed_is_a_row_error(sealed_licence):
+    from schemas import seals
+
+    parser = RowParser("licence", (*LICENCE, "seal"))
+    other = seals.qr_payload({**sealed_licence, "licence_no": "粤交运管许可广字440106000124号"})
+    for payload, rule in ((other, "seal_of_another_licence"), ("RDXL1:nonsense", "malformed_qr")):
+        with pytest.raises(BadRow) as bad:
+            parser.parse((*LICENCE_ROW, payload))
+        assert bad.value.rule == rule
