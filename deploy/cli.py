@@ -34,8 +34,8 @@ def with_data_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     # Each command module's ``add_parser`` registers its subcommands and sets
     # ``handler(settings, args) -> exit status`` as their default; the order is ``roadx --help``'s.
-    from .commands import (acl, bench, cases, chaos, demo, keys, produce, stack, status, store, subscribe, topics,
-                           worker)
+    from .commands import (acl, bench, cases, chaos, demo, evidence, keys, produce, stack, status, store, subscribe,
+                           topics, worker)
 
     parser = argparse.ArgumentParser(prog="roadx", description="National road-transport data-exchange backbone.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(sub, with_data_dir)
     status.add_parser(sub, with_data_dir)
     chaos.add_parser(sub, with_data_dir)
+    evidence.add_parser(sub, with_data_dir)  # evidence verify: the log of manifests and receipts
     return parser
 
 

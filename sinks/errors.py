@@ -5,6 +5,8 @@
     │                        (after the sink's retries)
     ├── QueryError           an analyst's SQL was rejected; carries the server message
     ├── DownloadError        a bulk download asked for with a bad parameter (names it and the rule)
+    ├── PublishError         receipts or evidence entries could not be sent now (the store holds
+    │                        them; they are sent again)
     └── UnstorableMessage    a message cannot become a store row (names the record); it is
                              stored as a dead letter instead
 """
@@ -36,6 +38,10 @@ class DownloadError(SinkError):
         self.parameter = parameter
         self.rule = rule
         super().__init__(f"{parameter}: {rule}")
+
+
+class PublishError(SinkError):
+    """Receipts or evidence entries could not be sent now; the submission check sends them again from the store."""
 
 
 class UnstorableMessage(SinkError):

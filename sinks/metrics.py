@@ -63,3 +63,32 @@ def observe_batch(rows: int) -> None:
     """Count one batch written and committed, of ``rows`` rows."""
     BATCHES.inc()
     BATCH_SIZE.observe(rows)
+
+
+# The submission check (``sinks.submission_check``).
+RECEIPTS = Counter("roadx_sink_receipts", "Receipts the hub signed, by status", ["status"])
+PROVENANCE_FINDINGS = Counter("roadx_sink_provenance_findings",
+                              "Provenance findings of the submission check (refusals, mismatches, repeats), by rule",
+                              ["rule"])
+RECEIPTS_RESENT = Counter("roadx_sink_receipts_resent",
+                          "Stored receipts sent again: a manifest repeated, or what a restart found unsent")
+_RECEIPT_COUNTS: dict[str, int] = {}
+
+
+def observe_receipt(status: str, rules: Sequence[str]) -> None:
+    """Count one receipt signed with ``status`` and the rules of its findings."""
+    RECEIPTS.labels(status=status).inc()
+    _RECEIPT_COUNTS[status] = _RECEIPT_COUNTS.get(status, 0) + 1
+    for rule in rules:
+        PROVENANCE_FINDINGS.labels(rule=rule).inc()
+
+
+def observe_repeat(rule: str) -> None:
+    RECEIPTS_RESENT.inc()
+    PROVENANCE_FINDINGS.labels(rule=rule).inc()
+
+
+def receipts_status() -> str:
+    """A status line: the receipts this process signed, by status."""
+    counts = ", ".join(f"{status} {count}" for status, count in sorted(_RECEIPT_COUNTS.items()))
+    return f"receipts signed: {counts or 'none'}"

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from . import ddl
+from .submission_store import submission_tables
 from .errors import StoreError
 
 
@@ -44,6 +45,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               tuple(ddl.case_regions())),
     Migration(9, "practitioner_filings, and current_practitioners without other provinces' filings",
               tuple(ddl.practitioner_filings())),
+    Migration(10, "the submission check: submission_manifests, submission_tallies, evidence_log, submission_findings",
+              tuple(submission_tables())),
 )
 
 SCHEMA_MIGRATIONS = """

@@ -13,7 +13,9 @@ A message on an inbound topic is a routed case (``routed_cases``), with a
 ``roadx.routed.kind: assist`` header an assist request (协查) stored as a routed case too, or,
 with a ``roadx.reply.kind`` header, a province's reply the case workflows forwarded to the
 originating province (``case_replies``); ``national.alerts`` holds the workflows' missed
-deadlines (``case_alerts``).
+deadlines (``case_alerts``). Manifests (``prov.<P>.manifests``) and the stream worker's
+submission tallies (``national.submissions``) are stored for the submission check
+(``sinks.submission_check``), which the sink runs after its batches and while idle.
 Metrics live in ``sinks.metrics``; the consumer lag is recorded by what the caller passes in (``lag``).
 """
 
@@ -29,8 +31,10 @@ from typing import Any, Callable, Iterable
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from schemas import topics as topic_headers
-from schemas.codec import AlertCodec, AssistCodec, EventCodec, FindingCodec, ReplyCodec, ServiceRequestCodec
-from schemas.errors import DecodeError
+from schemas.codec import (
+    AlertCodec, AssistCodec, EventCodec, FindingCodec, ReplyCodec, ServiceRequestCodec, SubmissionTallyCodec,
+)
+from schemas.errors import DecodeError, KeyStoreError
 from schemas.registry import make_registry
 from schemas.settings import Settings
 
@@ -45,13 +49,16 @@ from .rows import (
     routed_row, service_request_row,
 )
 from .store import ensure_schema, open_store
+from .submission_check import DEFAULT_WAIT_SECONDS, SubmissionChecker, owns_check
+from .submission_store import MANIFEST_COLUMNS, TALLY_COLUMNS, manifest_row, tally_row
 from .writer import RULE_REFUSED, Ledger, NoLedger, StoreLedger, write_plan
 
 log = logging.getLogger("roadx.sinks")
 
 COLUMNS = {"change_log": CHANGE_LOG_COLUMNS, "dlq": DLQ_COLUMNS, "routed_cases": ROUTED_COLUMNS,
            "quality_findings": QUALITY_COLUMNS, "service_requests": SERVICE_REQUEST_COLUMNS,
-           "case_replies": CASE_REPLY_COLUMNS, "case_alerts": CASE_ALERT_COLUMNS}
+           "case_replies": CASE_REPLY_COLUMNS, "case_alerts": CASE_ALERT_COLUMNS,
+           "submission_manifests": MANIFEST_COLUMNS, "submission_tallies": TALLY_COLUMNS}
 RULE_UNDECODABLE = "sink_undecodable"
 RULE_INVALID_EVENT = "sink_invalid_event"
 
@@ -72,18 +79,21 @@ class TopicRoles:
     quality: str = ""  # quality findings; none subscribed when empty
     audit: str = ""  # the information service's requests; none subscribed when empty
     alerts: str = ""  # the case workflows' missed deadlines; none subscribed when empty
+    manifests: dict[str, str] = field(default_factory=dict)  # prov.<P>.manifests topic -> party
+    submissions: str = ""  # the stream worker's submission tallies; none subscribed when empty
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "TopicRoles":
         names = settings.topics
         return cls(names.national_changes, names.national_dlq,
                    {names.province_inbound(p): p for p in settings.provinces}, names.national_quality,
-                   names.national_audit, names.national_alerts)
+                   names.national_audit, names.national_alerts,
+                   {names.province_manifests(p): p for p in settings.provinces}, names.national_submissions)
 
     @property
     def topics(self) -> list[str]:
-        return [self.changes, self.dlq, *self.inbound,
-                *(topic for topic in (self.quality, self.audit, self.alerts) if topic)]
+        return [self.changes, self.dlq, *self.inbound, *self.manifests,
+                *(topic for topic in (self.quality, self.audit, self.alerts, self.submissions) if topic)]
 
 
 @dataclass
@@ -104,7 +114,7 @@ class BatchPlan:
 def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: PiiMasker,
                decode_finding: DecodeRecord | None = None, decode_request: DecodeRecord | None = None,
                decode_reply: Decode | None = None, decode_assist: DecodeRecord | None = None,
-               decode_alert: DecodeRecord | None = None) -> BatchPlan:
+               decode_alert: DecodeRecord | None = None, decode_tally: DecodeRecord | None = None) -> BatchPlan:
     """Turn polled messages into per-table inserts and the offsets to commit after them.
 
     Every row of the batch gets the same ``ingested_at``: the time the batch was planned.
@@ -127,7 +137,7 @@ def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: 
         consumed += 1
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
         table, row = _row_for(msg, topic, partition, offset, roles, decode, pii, rejected, now,
-                              decode_finding, decode_request, decode_reply, decode_assist, decode_alert)
+                              decode_finding, decode_request, decode_reply, decode_assist, decode_alert, decode_tally)
         tp = (topic, partition)
         if next_offsets.get(tp, 0) <= offset:
             next_offsets[tp] = offset + 1
@@ -148,9 +158,15 @@ def plan_batch(messages: Iterable[Any], roles: TopicRoles, decode: Decode, pii: 
 def _row_for(msg: Any, topic: str, partition: int, offset: int, roles: TopicRoles, decode: Decode, pii: PiiMasker,
              rejected: list[str], now: dt.datetime, decode_finding: DecodeRecord | None,
              decode_request: DecodeRecord | None, decode_reply: Decode | None,
-             decode_assist: DecodeRecord | None, decode_alert: DecodeRecord | None) -> tuple[str | None, tuple | None]:
+             decode_assist: DecodeRecord | None, decode_alert: DecodeRecord | None,
+             decode_tally: DecodeRecord | None = None) -> tuple[str | None, tuple | None]:
     if topic == roles.dlq:
         return "dlq", dlq_row(msg, pii, ingested_at=now)
+    party = roles.manifests.get(topic)
+    if party is not None:
+        return "submission_manifests", manifest_row(msg, party, now)
+    if roles.submissions and topic == roles.submissions and decode_tally is not None:
+        return _record_row_for(msg, decode_tally, "submission_tallies", tally_row, pii, rejected, now)
     if roles.quality and topic == roles.quality and decode_finding is not None:
         return _record_row_for(msg, decode_finding, "quality_findings",
                                lambda f, t, p, o, at: finding_row(f, t, p, o, pii, at), pii, rejected, now)
@@ -250,36 +266,46 @@ def consumer_conf(settings: Settings, group_id: str | None = None) -> dict[str, 
 
 
 def run_sink(settings: Settings, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None = None,
-             *, group_id: str | None = None, lag: Callable[[Any, str], Any] | None = None) -> None:
+             *, group_id: str | None = None, lag: Callable[[Any, str], Any] | None = None,
+             submission_wait: float | None = None) -> None:
     """Consume national changes, quality findings, service requests, dead letters, inbound cases,
-    assist requests and replies, and the case workflows' alerts into the store until ``stop``.
+    assist requests and replies, the case workflows' alerts, manifests and submission tallies into
+    the store until ``stop``, and run the submission check when this sink owns it.
 
     ``lag(consumer, group)``, when given, makes the recorder of the consumer's lag, ticked after each poll.
+    ``submission_wait``: seconds a submission's manifest waits for its events, and events for their
+    manifest, before the receipt says what is missing (default ``submission_wait_seconds`` of the
+    settings, else ``DEFAULT_WAIT_SECONDS``).
     """
     conf = consumer_conf(settings, group_id)
     registry = make_registry(settings.schema_registry_url or None)
     codecs = (EventCodec(registry), FindingCodec(registry), ServiceRequestCodec(registry), ReplyCodec(registry),
-              AssistCodec(registry), AlertCodec(registry))
+              AssistCodec(registry), AlertCodec(registry), SubmissionTallyCodec(registry))
     pii = PiiMasker(settings.pii_key())
     roles = TopicRoles.from_settings(settings)
     database = settings.clickhouse_database
     store = open_store(settings)
     try:
         ensure_schema(store, database)
+        wait = submission_wait if submission_wait is not None else \
+            float(getattr(settings, "submission_wait_seconds", DEFAULT_WAIT_SECONDS))
         try:
+            checker = SubmissionChecker(settings, store, wait)
             consumer = Consumer(conf)
-        except KafkaException as exc:
+        except (KafkaException, KeyStoreError) as exc:
             raise SinkError(f"cannot start the sink consumer: {exc}") from exc
         try:
             ledger = StoreLedger(store, database)
             consumer.subscribe(roles.topics, on_assign=lambda *_: ledger.forget(),
                                on_revoke=lambda *_: ledger.forget())
             recorder = lag(consumer, conf["group.id"]) if lag is not None else None
-            _loop(settings, stop, on_batch, codecs, pii, roles, store, consumer, database, ledger, recorder)
+            _loop(settings, stop, on_batch, codecs, pii, roles, store, consumer, database, ledger, recorder,
+                  lambda: checker.tick(owns_check(consumer, roles.submissions)))
         except KafkaException as exc:
             raise SinkError(f"the sink consumer failed: {exc}") from exc
         finally:
             consumer.close()
+            checker.close()
     finally:
         store.close()
 
@@ -305,12 +331,15 @@ def take_batch(consumer: Any, size: int, flush_seconds: float, top_up: float = T
 
 
 def _loop(settings: Settings, stop: threading.Event, on_batch: Callable[[BatchPlan], None] | None,
-          codecs: tuple[EventCodec, FindingCodec, ServiceRequestCodec, ReplyCodec, AssistCodec, AlertCodec],
+          codecs: tuple[EventCodec, FindingCodec, ServiceRequestCodec, ReplyCodec, AssistCodec, AlertCodec,
+                        SubmissionTallyCodec],
           pii: PiiMasker,
           roles: TopicRoles,
-          store: Any, consumer: Any, database: str, ledger: Ledger, lag: Any | None) -> None:
-    events, findings, requests, replies, assists, alerts = codecs
+          store: Any, consumer: Any, database: str, ledger: Ledger, lag: Any | None,
+          check: Callable[[], None] = lambda: None) -> None:
+    events, findings, requests, replies, assists, alerts, tallies = codecs
     while not stop.is_set():
+        check()
         try:
             messages = take_batch(consumer, settings.sink_batch_size, settings.sink_flush_seconds)
         except KafkaException as exc:
@@ -320,7 +349,7 @@ def _loop(settings: Settings, stop: threading.Event, on_batch: Callable[[BatchPl
         if not messages:
             continue
         plan = plan_batch(messages, roles, events.decode, pii, findings.decode, requests.decode, replies.decode,
-                          assists.decode, alerts.decode)
+                          assists.decode, alerts.decode, tallies.decode)
         for reason in plan.rejected:
             log.warning("stored as a dead letter: %s", reason)
         for reason in write_then_commit(store, consumer, plan, database, ledger, pii):

@@ -44,7 +44,7 @@ _CODE = re.compile(r"Code: (\d+)")
 # The column telling two rows of one table apart, to confirm a row is really stored.
 IDENTITY = {"change_log": "event_id", "routed_cases": "event_id", "quality_findings": "finding_id",
             "service_requests": "request_id", "case_replies": "reply_id", "case_alerts": "alert_id",
-            "dlq": "raw_base64"}
+            "dlq": "raw_base64", "submission_manifests": "manifest_digest", "submission_tallies": "tally_id"}
 
 
 def error_code(exc: BaseException) -> int | None:
