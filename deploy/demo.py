@@ -137,7 +137,7 @@ def run_demo(
         progress.done(f"embedded stack up: broker {info.bootstrap_servers}, store {settings.store_path}")
         live = settings.with_overrides(bootstrap_servers=info.bootstrap_servers)
         report = publish_synthetic(
-            live, events, seed, duplicate_rate=duplicate_rate, invalid_rate=invalid_rate,
+            live, events, seed, duplicate_rate=duplicate_rate, invalid_rate=invalid_rate, seal=True,
             progress=lambda done, total: progress.show(f"publishing {done:,}/{total:,} events"),
         )
         progress.done(f"published {report.produced:,} events from {len(settings.provinces)} provinces")

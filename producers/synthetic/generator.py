@@ -7,6 +7,13 @@ dicts (``roadx.ChangeEvent`` without its signature). Injected at the given rates
 of an earlier valid event (``duplicate``, the same dict) and records that break one
 identifier rule (``invalid``, never updated or resent later). ``expected`` tells what a
 correct pipeline must make of them.
+
+Given ``seal_keys`` (province → its own ``schemas.keys.PartyKey``), the generator seals each
+licence issued from ``seal_from`` on (default 2022-07-01: older ones stay unsealed, as licences
+issued before sealing began) with the issuing province's key, and seals it again when it changes,
+as a provincial licensing system does (``schemas.seals``; at ``seal_clock()``, the real time, in
+the key's validity). Without keys licences are unsealed. A seal costs an SM2 signature (≈0.5 ms):
+sealing takes generation from ≈70k to ≈15k events/s, so bench fills leave it off.
 """
 
 from __future__ import annotations
@@ -15,11 +22,12 @@ import bisect
 import datetime
 import random
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
 from schemas.codes import CASE_STAGES
 from schemas.contract import change_event, entity_key
 from schemas.identifiers import PROVINCE_OF_PLATE_CHAR, PROVINCES
+from schemas.seals import issuing_party, seal_licence
 
 from . import identities as ids
 from ..errors import GeneratorConfigError
@@ -32,6 +40,7 @@ BASE_TS_MS = 1_717_200_000_000  # 2024-06-01T00:00:00Z
 _DAY_MS = 86_400_000
 _ISSUED_FIRST = datetime.date(2019, 1, 1).toordinal()
 _ISSUED_SPAN = datetime.date(2024, 5, 31).toordinal() - _ISSUED_FIRST
+SEALING_BEGAN = datetime.date(2022, 7, 1)
 _SCOPES = ("道路旅客运输", "道路普通货物运输", "道路危险货物运输", "道路旅客运输;道路普通货物运输", "出租汽车客运")
 # vehicle class -> (weight, qualification types of its drivers)
 _CLASSES = {
@@ -75,7 +84,9 @@ class SyntheticProvinces:
     RECENT = 512  # resends are drawn from this many latest valid events per province
 
     def __init__(self, provinces: Sequence[str], seed: int, duplicate_rate: float = 0.02,
-                 invalid_rate: float = 0.01, cross_province_case_share: float = 0.15) -> None:
+                 invalid_rate: float = 0.01, cross_province_case_share: float = 0.15,
+                 seal_keys: Mapping[str, Any] | None = None, seal_from: datetime.date = SEALING_BEGAN,
+                 seal_clock: Callable[[], datetime.datetime] | None = None) -> None:
         codes = list(provinces)
         if not codes:
             raise GeneratorConfigError("at least one province is needed")
@@ -93,6 +104,8 @@ class SyntheticProvinces:
         self._bad = duplicate_rate + invalid_rate
         self._cross = cross_province_case_share
         self._provinces = [ProvinceRegister(code) for code in codes]
+        self._seal_keys, self._seal_from = dict(seal_keys or {}), seal_from
+        self._seal_clock = seal_clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
         weights = [0.5 + self._rng.random() * 1.5 for _ in codes]
         total = sum(weights)
         acc, self._cumulative = 0.0, []
@@ -274,8 +287,9 @@ class SyntheticProvinces:
         record = {
             "licence_no": number, "licence_type": ltype, "holder_key": key, "issuer_region_code": region,
             "valid_from": valid_from, "valid_until": valid_from + datetime.timedelta(days=365 * years + 1),
-            "status": "valid",
+            "status": "valid", "seal": None,
         }
+        record = self._sealed(record)
         state.pools["licence"].add(entity_key("licence", record), record)
         return self._emit(state, "c", "licence", None, record)
 
@@ -347,8 +361,16 @@ class SyntheticProvinces:
             new["status"] = "suspended" if old["status"] == "valid" else "valid"
         else:
             new["status"] = "suspended" if old["status"] == "active" else "active"
+        if etype == "licence":  # the issuing authority seals the changed licence again
+            new = self._sealed({**new, "seal": None})
         pool.records[key] = new
         return self._emit(state, "u", etype, old, new)
+
+    def _sealed(self, licence: dict[str, Any]) -> dict[str, Any]:
+        key = self._seal_keys.get(issuing_party(licence))
+        if key is None or licence["valid_from"] < self._seal_from:
+            return licence
+        return seal_licence(licence, key, self._seal_clock())
 
     def _delete(self, state: ProvinceRegister) -> dict[str, Any] | None:
         rng = self._rng

@@ -301,3 +301,29 @@ def test_event_ids_are_the_version_4_uuid_text_of_the_random_bits():
     rng = random.Random(3)
     for bits in [0, 2 ** 128 - 1] + [rng.getrandbits(128) for _ in range(2000)]:
         assert uuid4_text(bits) == str(uuid.UUID(int=bits, version=4))
+
+
+def test_with_keys_licences_issued_since_sealing_began_are_sealed_by_their_province(tmp_path):
+    import datetime as dt
+
+    from schemas import seals
+    from schemas.keys import HubKeys, PartyKeys
+
+    now = dt.datetime.now(dt.timezone.utc)
+    hub = HubKeys(tmp_path / "hub")
+    keys = {p: PartyKeys(tmp_path / p, p).init(now - dt.timedelta(days=1)) for p in ("44", "11")}
+    for key in keys.values():
+        hub.register(key.registration(), now, list(keys))
+    licences = [g.event for g in SyntheticProvinces(["44", "11"], seed=4, seal_keys=keys).events(3000)
+                if g.event["entity_type"] == "licence" and g.event["after"] is not None]
+    verdicts = collections.Counter()
+    for event in licences:
+        record = event["after"]
+        check = seals.check_seal(record, hub.public_key)
+        verdicts[check.seal, event["op"]] += 1
+        assert check.seal == ("valid" if record["valid_from"] >= dt.date(2022, 7, 1) else "unsealed"), check
+        if check.seal == "valid":
+            assert check.key_id == keys[event["source"]["province"]].key_id
+    assert verdicts["valid", "c"] and verdicts["valid", "u"] and verdicts["unsealed", "c"], verdicts
+    unsealed = [g.event for g in SyntheticProvinces(["44"], seed=4).events(500) if g.event["entity_type"] == "licence"]
+    assert unsealed and all((e["after"] or e["before"])["seal"] is None for e in unsealed)
