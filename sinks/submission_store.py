@@ -77,7 +77,7 @@ ORDER BY (party, submission_id, tally_id)
 SETTINGS non_replicated_deduplication_window = {window}
 """, """
 CREATE TABLE IF NOT EXISTS {db}.evidence_log (
-    index UInt64,
+    `index` UInt64,
     kind LowCardinality(String) COMMENT 'manifest | receipt',
     party LowCardinality(String),
     submission_id String,
@@ -88,7 +88,7 @@ CREATE TABLE IF NOT EXISTS {db}.evidence_log (
     origin String COMMENT 'the manifest message answered (<topic>:<partition>:<offset>); empty: unannounced',
     logged_at DateTime64(3, 'UTC')
 ) ENGINE = ReplacingMergeTree
-ORDER BY index
+ORDER BY `index`
 SETTINGS non_replicated_deduplication_window = {window}
 """, """
 CREATE TABLE IF NOT EXISTS {db}.submission_findings (
