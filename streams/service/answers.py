@@ -3,14 +3,21 @@ verification, a batch of lookups.
 
 A caller sees personal data (ID numbers, phone numbers, entity keys holding them) in clear
 only for the entities its own party registered; for every other party's entity they come
-masked and tokenised exactly as the analytical store shows them (``schemas.pii``).
+masked and tokenised exactly as the analytical store shows them (``schemas.pii``); a masked
+licence's seal keeps its key id and time but not its signature (``schemas.seals.masked_seal``).
+
+A verification answers the issuing authority's seal beside the status (``seal``: valid | invalid
+| unknown_key | unsealed, with ``seal_key_id``, ``sealed_at`` and ``seal_reason``); given a
+scanned QR payload, the scanned seal is checked against the register's content of its licence.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any, Iterator, Mapping
 
+from schemas import seals
 from schemas.contract import entity_key
 from schemas.identifiers import china_today
 from schemas.licences import LicenceRecord, choose, verdict
@@ -20,14 +27,16 @@ from ..errors import BadQuestion
 from ..state import StateStore
 from .questions import Question
 from .register import AWAY, HOLDER, ID_TOKEN, LICENCE_NO, OPERATOR_VEHICLES, entry_key, index_prefix, indexed_key
+from .seals import SealChecker
 
 
 class Answers:
     """Looks questions up in ``store`` and shows the entries to one party at a time."""
 
-    def __init__(self, store: StateStore, masker: PiiMasker) -> None:
+    def __init__(self, store: StateStore, masker: PiiMasker, seal_checker: SealChecker | None = None) -> None:
         self.store = store
         self.masker = masker
+        self.seals = seal_checker or SealChecker(None)
 
     def entity(self, q: Question, party: str) -> dict[str, Any]:
         """The current record(s) answering ``q``; ``BadQuestion`` 404 when there is none."""
@@ -52,13 +61,32 @@ class Answers:
         found = self._entries(q)
         return found[0] if found else None
 
-    def verification(self, licence_no: str, party: str, today: dt.date | None = None) -> dict[str, Any]:
-        """valid / suspended / revoked / expired / unknown, decided now (``schemas.licences``)."""
-        records = [_licence_record(e["record"]) for e in self._licences(licence_no)]
-        answer = verdict(licence_no, choose(records, licence_no), today or china_today()).as_dict()
+    def verification(self, licence_no: str, party: str, today: dt.date | None = None,
+                     scanned: seals.Seal | None = None) -> dict[str, Any]:
+        """valid / suspended / revoked / expired / unknown, decided now (``schemas.licences``), with
+        the verdict on the licence's seal, or on the ``scanned`` seal over its registered content."""
+        entries = [e["record"] for e in self._licences(licence_no)]
+        records = [_licence_record(e) for e in entries]
+        chosen = choose(records, licence_no)
+        decided = verdict(licence_no, chosen, today or china_today())
+        if chosen is not None:
+            checks = [self.seals.check(entries[records.index(chosen)], scanned)]
+            if scanned is not None and checks[0].seal != seals.VALID:  # a number several licence types share
+                checks += [self.seals.check(e, scanned) for e, r in zip(entries, records) if r is not chosen]
+            check = next((c for c in checks if c.seal == seals.VALID), checks[0])
+            decided = dataclasses.replace(decided, seal=check.seal, seal_key_id=check.key_id,
+                                          sealed_at=check.sealed_at, seal_reason=check.reason)
+        answer = decided.as_dict()
         if answer["holder"] and not self._own(answer["holder"], party):
             answer["holder"] = self.masker.entity_key(answer["holder"])
         return answer
+
+    def scanned(self, qr: seals.QrSeal, party: str, today: dt.date | None = None) -> dict[str, Any]:
+        """The verification of the licence a scanned QR payload names, its seal checked against the
+        register's content; ``BadQuestion`` 404 when no such licence is registered."""
+        if not self._licences(qr.licence_no):
+            raise BadQuestion(404, "not_found", f"no licence {self.masker.text(qr.licence_no)} in the national register")
+        return self.verification(qr.licence_no, party, today, qr.seal)
 
     def lookups(self, asked: list[Question | BadQuestion], party: str) -> list[dict[str, Any]]:
         """One answer per question, in order: ``status`` 200 with the answer, or the refusal."""
@@ -123,8 +151,12 @@ class Answers:
             "seq": entry["seq"],
             "last_change": dt.datetime.fromtimestamp(entry["ts_ms"] / 1000, dt.timezone.utc).isoformat(),
             "masked": not own,
-            "record": dict(entry["record"]) if own else self.masker.record(entry["record"]),
+            "record": dict(entry["record"]) if own else self._masked(entry),
         }
+
+    def _masked(self, entry: Mapping[str, Any]) -> dict[str, Any]:
+        masked = self.masker.record(entry["record"]) or {}
+        return seals.masked_seal(entry["record"], masked) if entry["entity_type"] == "licence" else masked
 
     def _own(self, holder: str, party: str) -> bool:
         held = self.store.get(entry_key(holder))

@@ -35,7 +35,7 @@ from ..errors import BadQuestion
 from .answers import Answers
 from .assists import KafkaAssists, assist_ask, assist_request, home_of
 from .openapi import openapi_document
-from .questions import MAX_IDENTIFIER, is_token, lookup_questions, question
+from .questions import MAX_IDENTIFIER, is_token, lookup_questions, question, scanned_question
 
 log = logging.getLogger("streams.service")
 
@@ -222,6 +222,40 @@ def add_routes(app: Any, service: Service) -> None:
             return await service.serve(request, path, [service.asked(kind, raw)], work)
         get.__name__ = f"{kind}_view"
         app.page(path)(get)
+
+    class ScannedVerification(View):
+        """A scanned licence QR payload: ``POST {"qr": "RDXL1:…"}``, or ``GET ?qr=RDXL1:…``. Registered
+        before the entity views: ``/v1/licences/verification`` is not a licence numbered "verification"."""
+
+        async def post(self, request: aioweb.Request, **_match: str) -> aioweb.StreamResponse:
+            raw = await request.read()
+
+            async def qr() -> Any:
+                body = _json_body(raw)
+                if not isinstance(body, Mapping) or not isinstance(body.get("qr"), str):
+                    raise BadQuestion(400, "malformed_body", 'the body is {"qr": "<the payload scanned from a licence>"}')
+                return body["qr"]
+            return await self._answer(request, qr)
+
+        async def get(self, request: aioweb.Request, **_match: str) -> aioweb.StreamResponse:
+            payload = request.query.getall("qr", [])
+
+            async def qr() -> Any:
+                if len(payload) != 1:
+                    raise BadQuestion(400, "malformed_qr", "give the scanned payload once, as ?qr=RDXL1:…")
+                return payload[0]
+            return await self._answer(request, qr)
+
+        async def _answer(self, request: aioweb.Request, qr: Callable[[], Awaitable[Any]]) -> aioweb.StreamResponse:
+            asked: list[str] = []
+
+            async def work(c: Credential) -> Served:
+                scanned = scanned_question(await qr())
+                asked.append(service.asked("verification", scanned.licence_no))
+                return Served(service.answers.scanned(scanned, c.party))
+            return await service.serve(request, "/v1/licences/verification", asked, work)
+
+    app.page("/v1/licences/verification")(ScannedVerification)
 
     for kind, path, param in (("operator", "/v1/operators/{uscc}", "uscc"),
                               ("vehicle", "/v1/vehicles/{plate}", "plate"),

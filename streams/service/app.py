@@ -29,6 +29,7 @@ from .api import Service, StoreAccess, add_routes
 from .assists import KafkaAssists
 from .audit import KafkaAudit
 from .replica import RegisterReplica
+from .seals import SealChecker
 
 log = logging.getLogger("streams.service")
 
@@ -78,7 +79,7 @@ def run(settings: Settings, stop: threading.Event, store_access: StoreAccess | N
         masker = PiiMasker(settings.pii_key())
         audit = KafkaAudit(settings, masker)
         assists = KafkaAssists(settings)
-        service = Service(Answers(store, masker), Credentials.load(credentials_file(settings.data_dir)), masker,
+        service = Service(Answers(store, masker, SealChecker(settings.hub_keys())), Credentials.load(credentials_file(settings.data_dir)), masker,
                           settings.provinces, settings.service_rate_per_second, store_access, audit,
                           settings.uscc_allow(), ready=replica.ready.is_set, assists=assists)
         port = service_port(settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas import seals
 from schemas.contract import ASSIST_QUESTION_MAX
 
 from .assists import KINDS as ASSIST_KINDS
@@ -19,6 +20,20 @@ def _refusals(*statuses: int) -> dict[str, Any]:
                503: "the request could not be passed on now; send it again"}
     return {str(s): {"description": reasons[s], "content": {"application/json": {"schema": _ERROR}}}
             for s in statuses}
+
+
+_QR = {"type": "string", "maxLength": seals.QR_MAX_CHARS, "pattern": f"^{seals.QR_PREFIX}:",
+       "description": f"{seals.QR_PREFIX}:<licence_no>:<key_id>:<sealed_at: ms since 1970 UTC>:<SM2 signature, DER, "
+                      "unpadded base64url>"}
+_VERIFICATION = {"description": "the verdict with its reason and validity, and the seal beside it",
+                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Verification"}}}}
+
+
+def _scan_refusals() -> dict[str, Any]:
+    refusals = _refusals(400, 401, 404, 429)
+    refusals["400"]["description"] = "rule malformed_qr: the payload is not a licence's QR payload (or malformed_body)"
+    refusals["404"]["description"] = "rule not_found: the licence the payload names is not in the national register"
+    return refusals
 
 
 def _entity(summary: str, param: str, description: str, extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -54,10 +69,22 @@ def openapi_document() -> dict[str, Any]:
                 "公民身份号码 (GB 11643), or the 32-hex-digit token the store shows"),
             "/v1/licences/{licence_no}": _entity("A licence 电子证照 by number", "licence_no", "证照编号"),
             "/v1/licences/{licence_no}/verification": {"get": {
-                "summary": "Online verification 在线核验: valid / suspended / revoked / expired / unknown, decided now",
+                "summary": "Online verification 在线核验: valid / suspended / revoked / expired / unknown, decided now, "
+                           "with the issuing authority's seal 电子印章",
                 "parameters": [{"name": "licence_no", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "the verdict with its reason and validity"},
-                              **_refusals(400, 401, 429)}}},
+                "responses": {"200": _VERIFICATION, **_refusals(400, 401, 429)}}},
+            "/v1/licences/verification": {
+                "post": {
+                    "summary": "Verify a scanned licence 扫码核验: the QR payload read from a licence, its seal checked "
+                               "against the register's content of that licence (a licence changed since the code "
+                               "was printed answers seal invalid)",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["qr"], "properties": {"qr": _QR}}}}},
+                    "responses": {"200": _VERIFICATION, **_scan_refusals()}},
+                "get": {
+                    "summary": "The same, the payload given as the query parameter qr (URL-encoded)",
+                    "parameters": [{"name": "qr", "in": "query", "required": True, "schema": _QR}],
+                    "responses": {"200": _VERIFICATION, **_scan_refusals()}}},
             "/v1/lookups": {"post": {
                 "summary": f"Up to {MAX_LOOKUPS} identifiers of mixed kinds, answered in order",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -108,6 +135,23 @@ def openapi_document() -> dict[str, Any]:
             "schemas": {
                 "Refusal": {"type": "object", "required": ["status", "rule", "error"], "properties": {
                     "status": {"type": "integer"}, "rule": {"type": "string"}, "error": {"type": "string"}}},
+                "Verification": {"type": "object", "required": ["licence_no", "status"], "properties": {
+                    "licence_no": {"type": "string"},
+                    "status": {"enum": ["valid", "suspended", "revoked", "expired", "unknown"]},
+                    "licence_type": {"type": ["string", "null"]}, "issuing_province": {"type": ["string", "null"]},
+                    "issuing_province_name": {"type": ["string", "null"]},
+                    "issuer_region_code": {"type": ["string", "null"]},
+                    "valid_from": {"type": ["string", "null"], "format": "date"},
+                    "valid_until": {"type": ["string", "null"], "format": "date"},
+                    "holder": {"type": ["string", "null"]}, "register_status": {"type": ["string", "null"]},
+                    "checked_on": {"type": ["string", "null"], "format": "date"}, "reason": {"type": ["string", "null"]},
+                    "seal": {"enum": [*seals.VERDICTS, None], "description":
+                             "valid; invalid (changed after sealing); unknown_key (not registered, another party's, "
+                             "revoked or expired when sealed); unsealed (issued before sealing began: a warning); "
+                             "null when the licence is unknown"},
+                    "seal_key_id": {"type": ["string", "null"]},
+                    "sealed_at": {"type": ["string", "null"], "format": "date-time"},
+                    "seal_reason": {"type": ["string", "null"]}}},
                 "Entity": {"type": "object", "properties": {
                     "entity_type": {"type": "string"}, "entity_key": {"type": "string"},
                     "province": {"type": "string"}, "version": {"type": "integer"}, "seq": {"type": "integer"},

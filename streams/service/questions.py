@@ -6,6 +6,7 @@ standard the stream stage checks it with, refused (400) under the same rule name
     practitioner  an ID number (GB 11643), or its token    rule invalid_id_number
                   as the store shows it (32 hex digits)
     licence       a licence number                        rule ill_formed_licence_no
+    scanned QR    a licence's QR payload (schemas.seals)  rule malformed_qr
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from schemas import identifiers
-from schemas.errors import InvalidIdentifier
+from schemas import identifiers, seals
+from schemas.errors import InvalidIdentifier, ProvenanceError
 from schemas.licences import ill_formed_reason, well_formed
 
 from ..errors import BadQuestion
@@ -60,6 +61,14 @@ def question(kind: str, raw: str, color: str | int | None = None, uscc_allow: It
     except InvalidIdentifier as exc:
         raise BadQuestion(400, exc.rule, str(exc)) from exc
     return Question(kind, value, _color(color) if kind == "vehicle" else None)
+
+
+def scanned_question(payload: Any) -> seals.QrSeal:
+    """The licence number and seal of a scanned QR payload; ``BadQuestion`` 400 ``malformed_qr``."""
+    try:
+        return seals.parse_qr(payload)
+    except ProvenanceError as exc:
+        raise BadQuestion(400, exc.rule, str(exc)) from None
 
 
 def lookup_questions(body: Any, uscc_allow: Iterable[str] = ()) -> list[Question | BadQuestion]:
