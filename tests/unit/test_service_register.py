@@ -124,7 +124,12 @@ def test_the_openapi_document_describes_every_route_and_its_refusals():
     assert doc["openapi"] == "3.1.0"
     assert {"/v1/catalog", "/v1/operators/{uscc}", "/v1/vehicles/{plate}", "/v1/practitioners/{id_number}",
             "/v1/licences/{licence_no}", "/v1/licences/{licence_no}/verification", "/v1/lookups",
-            "/v1/downloads", "/v1/health", "/v1/openapi.json", "/v1/assists"} == set(doc["paths"])
+            "/v1/downloads", "/v1/health", "/v1/openapi.json", "/v1/assists",
+            "/v1/licences/verification"} == set(doc["paths"])
+    scan = doc["paths"]["/v1/licences/verification"]
+    assert {"200", "400", "404"} <= set(scan["post"]["responses"]) and "malformed_qr" in scan["post"]["responses"]["400"]["description"]
+    assert scan["get"]["parameters"][0]["name"] == "qr"
+    assert "unknown_key" in doc["components"]["schemas"]["Verification"]["properties"]["seal"]["enum"]
     assert "413" in doc["paths"]["/v1/lookups"]["post"]["responses"]
     assert {"200", "202", "400", "404", "503"} <= set(doc["paths"]["/v1/assists"]["post"]["responses"])
     assert doc["components"]["securitySchemes"]["party"]["scheme"] == "bearer"
