@@ -117,7 +117,8 @@ def exchange_acls(settings: Settings, provinces: Sequence[str]) -> list[AclRule]
     rules.append(AclRule(SINK_PRINCIPAL, "topic", names.national_submissions, READ))
     rules += [AclRule(SINK_PRINCIPAL, "topic", names.province_receipts(p), WRITE) for p in provinces]
     rules.append(AclRule(SINK_PRINCIPAL, "topic", names.national_evidence, ("Read", "Write", "Describe")))
-    rules.append(AclRule(SINK_PRINCIPAL, "group", names.sink_group, ("Read",)))
+    # Its consumer group and the one its evidence reader names (roadx-sink-evidence, no offsets committed).
+    rules.append(AclRule(SINK_PRINCIPAL, "group", names.sink_group, ("Read",), PREFIXED))
     return rules
 
 

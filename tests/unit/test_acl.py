@@ -68,7 +68,7 @@ EXPECTED_TWO_PROVINCES = [
     f"{HEAD} User:roadx-sink --operation Write --operation Describe --topic xprov.11.receipts --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Write --operation Describe --topic xprov.12.receipts --resource-pattern-type literal",
     f"{HEAD} User:roadx-sink --operation Read --operation Write --operation Describe --topic national.evidence --resource-pattern-type literal",
-    f"{HEAD} User:roadx-sink --operation Read --group roadx-sink --resource-pattern-type literal",
+    f"{HEAD} User:roadx-sink --operation Read --group roadx-sink --resource-pattern-type prefixed",
 ]
 
 
