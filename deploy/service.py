@@ -64,17 +64,24 @@ def _closing(chunks: Any, client: Any) -> Any:
         client.close()
 
 
-def ask_verification(service_url: str, token: str, licence_no: str, timeout: float = 10) -> Verdict:
-    """The service's verdict on ``licence_no`` (``service_url`` ends in ``/v1/``); a number the
-    service refuses as ill-formed is answered unknown with the reason, as the store's runner does."""
-    url = f"{service_url.rstrip('/')}/licences/{urllib.parse.quote(licence_no.strip(), safe='')}/verification"
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+def ask_verification(service_url: str, token: str, licence_no: str, timeout: float = 10,
+                     qr: str | None = None) -> Verdict:
+    """The service's verdict on ``licence_no``, or on the licence a scanned ``qr`` payload names with
+    its seal checked (``service_url`` ends in ``/v1/``); a number or payload the service refuses as
+    ill-formed, or a scanned licence it does not know, is answered unknown with the reason."""
+    if qr is not None:
+        url, data = f"{service_url.rstrip('/')}/licences/verification", json.dumps({"qr": qr}).encode("utf-8")
+    else:
+        url = f"{service_url.rstrip('/')}/licences/{urllib.parse.quote(licence_no.strip(), safe='')}/verification"
+        data = None
+    request = urllib.request.Request(url, data=data, headers={"Authorization": f"Bearer {token}",
+                                                              "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             return Verdict(**json.loads(answer.read()))
     except urllib.error.HTTPError as exc:
         body = _refusal_body(exc)
-        if exc.code == 400:
+        if exc.code == 400 or (exc.code == 404 and qr is not None):
             return Verdict(licence_no, "unknown", reason=body.get("error", str(exc)))
         raise DeployError(f"the service at {service_url} answered {exc.code}: {body.get('error', exc.reason)}") from exc
     except (urllib.error.URLError, OSError, ValueError, TypeError) as exc:

@@ -22,6 +22,25 @@ from .submission_store import submission_tables
 from .errors import StoreError
 
 
+# A licence's seal (schemas.seals) as current_licences shows it: NULL for a licence without one; the
+# signature (base64) only where the stored content is the sealed content (sinks.rows keeps none of
+# a licence carrying a personal number). Set here, not in ddl.VIEWS, so migration 1 stays as it ran.
+SEAL_COLUMNS = (
+    "JSONExtract(latest_after, 'seal', 'key_id', 'Nullable(String)') AS seal_key_id",
+    "JSONExtract(latest_after, 'seal', 'signature', 'Nullable(String)') AS seal_signature",
+    "parseDateTime64BestEffortOrNull(JSONExtractString(latest_after, 'seal', 'sealed_at'), 3, 'UTC') AS sealed_at",
+)
+
+
+def sealed_licences() -> str:
+    """``current_licences`` with the seal's columns after the licence's own."""
+    view = next(v for v in ddl.current_views(filings_apart=True) if ".current_licences " in v)
+    anchor = ",\n    latest_province AS province"
+    if view.count(anchor) != 1:
+        raise StoreError("current_licences is not shaped as sinks.migrations expects: the seal cannot be added")
+    return view.replace(anchor, "".join(f",\n    {column}" for column in SEAL_COLUMNS) + anchor)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -47,6 +66,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               tuple(ddl.practitioner_filings())),
     Migration(10, "the submission check: submission_manifests, submission_tallies, evidence_log, submission_findings",
               tuple(submission_tables())),
+    Migration(11, "current_licences.seal_key_id, seal_signature, sealed_at: the issuing authority's seal",
+              (sealed_licences(),)),
 )
 
 SCHEMA_MIGRATIONS = """

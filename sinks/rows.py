@@ -19,6 +19,7 @@ from schemas import contract, topics as topic_headers
 
 from .errors import UnstorableMessage
 from schemas.pii import PiiMasker, mask_raw
+from schemas.seals import masked_seal
 
 CHANGE_LOG_COLUMNS = (
     "event_id", "op", "entity_type", "entity_key", "province", "source_system", "source_table",
@@ -131,8 +132,8 @@ def change_log_row(
             int(source["seq"]),
             bool(source.get("snapshot", False)),
             _utc(event["ts_ms"], "ts_ms", event_id),
-            to_json(pii.record(event.get("before"))),
-            to_json(pii.record(event.get("after"))),
+            to_json(_masked(event, "before", pii)),
+            to_json(_masked(event, "after", pii)),
             int(schema_id),
             topic,
             int(partition),
@@ -141,6 +142,16 @@ def change_log_row(
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UnstorableMessage(f"event {event_id} at {topic}[{partition}]@{offset}: not a change event: {exc!r}") from exc
+
+
+def _masked(event: Mapping[str, Any], side: str, pii: PiiMasker) -> dict[str, Any] | None:
+    """An event's record as the store keeps it: personal data masked; a licence's seal without its
+    signature when masking changed the sealed content (``schemas.seals.masked_seal``)."""
+    record = event.get(side)
+    masked = pii.record(record)
+    if masked is None or event.get("entity_type") != "licence":
+        return masked
+    return masked_seal(record, masked)
 
 
 def dlq_row(

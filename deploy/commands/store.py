@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from schemas.errors import SettingsError
 from schemas.settings import Settings
 from sinks.errors import SinkError
 
@@ -33,9 +34,14 @@ def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None
     report.set_defaults(handler=cmd_report)
 
     verify = with_data_dir(sub.add_parser(
-        "verify", help="verify a licence: valid / suspended / revoked / expired / unknown",
-        description="Exit status: 0 valid, 1 any other answer, 2 an error."))
-    verify.add_argument("licence_no", help="the licence number (证照编号)")
+        "verify", help="verify a licence: valid / suspended / revoked / expired / unknown, and its seal",
+        description="Answers the licence's status and, beside it, the issuing authority's seal (valid / invalid "
+                    "/ unknown_key / unsealed, or unchecked where the store keeps no signature). Exit status: "
+                    "0 valid (and its seal not invalid or unknown_key), 1 any other answer, 2 an error."))
+    verify.add_argument("licence_no", nargs="?", help="the licence number (证照编号); or give --qr")
+    verify.add_argument("--qr", metavar="PAYLOAD",
+                        help="the payload scanned from the licence's QR code (RDXL1:<licence_no>:<key_id>:"
+                             "<sealed_at ms>:<signature>): its seal is checked against the register's licence")
     verify.add_argument("--json", action="store_true", help="print the answer as JSON")
     verify.add_argument("--token", help="a party's credential (roadx keys issue): ask the information service")
     verify.add_argument("--service", metavar="URL",
@@ -88,13 +94,18 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     """Ask the information service when one runs and a credential is given, else the store."""
     from schemas.licences import format_verdict
+    from schemas.seals import parse_qr
 
+    if (args.licence_no is None) == (args.qr is None):
+        raise SettingsError("give the licence number or --qr PAYLOAD, one of them")
+    scanned = parse_qr(args.qr) if args.qr is not None else None  # malformed: ProvenanceError rule malformed_qr
+    number = scanned.licence_no if scanned is not None else args.licence_no
     info = StackInfo.read(settings.stack_file)
     service_url = args.service or (info.service_url if info is not None else "")
     if service_url and args.token:
         from ..service import ask_verification
 
-        answer = ask_verification(service_url, args.token, args.licence_no)
+        answer = ask_verification(service_url, args.token, number, qr=args.qr)
     else:
         if service_url:
             print(f"roadx: note: answered from the store; give --token to ask the service at {service_url}",
@@ -103,14 +114,15 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
 
         client = open_store_client(settings)
         try:
-            answer = verify_licence(client, settings.clickhouse_database, args.licence_no, _pii(settings))
+            answer = verify_licence(client, settings.clickhouse_database, number, _pii(settings),
+                                    public_key_for=settings.hub_keys().public_key, qr=scanned)
         finally:
             client.close()
     if args.json:
         print(json.dumps(answer.as_dict(), ensure_ascii=False, indent=1))
     else:
         print(format_verdict(answer))
-    return 0 if answer.status == "valid" else 1
+    return 0 if answer.status == "valid" and answer.seal not in ("invalid", "unknown_key") else 1
 
 
 def _pii(settings: Settings) -> Any:
