@@ -5,13 +5,23 @@ stack of the data directory (``deploy.stack.with_running_broker``), asked only a
 options are checked. Both serve Prometheus metrics on ``metrics_host:metrics_port`` when
 ``metrics_port`` > 0.
 
+Every batch they send is a submission closed by a manifest signed with the province's SM2
+key (a file; a poll batch of ``--batch`` rows), and the hub answers each with a receipt signed
+with its own key, verified here with the hub's public key (``roadx keys hub-public``).
+``produce files PATH...`` waits up to ``--receipt-seconds`` for each file's receipt, writes it
+beside the file as ``<file>.receipt.json``, sends a file once more when none came, and says so
+when still none comes; ``--watch`` never waits: each cycle it takes the receipts that came
+(written beside the files in ``processed/``). ``produce db`` keeps receipts in its state file,
+resends the same way, and shows how many submissions wait for one. ``--receipt-seconds 0``
+sends the manifests without waiting for receipts.
+
 Their long-running modes (``files --watch``, ``db`` without ``--once``) run through the
 worker shell (``deploy.worker``): SIGTERM or Ctrl-C stops them after the file or poll in
 hand, and their exit status is the shell's table. Exit status of ``produce files``: 0 every
-file loaded without bad rows (or skipped as already processed), 1 a file was rejected, had
-bad rows or waits for the broker; of ``produce db --once``: 0 every row read and
-acknowledged, 1 rows were rejected; of both, 2 an error (``roadx: error: ...``), 70 a
-failure while watching or polling.
+file loaded without bad rows (or skipped as already processed) and receipted, 1 a file was
+rejected, had bad rows, waits for the broker or got no valid receipt; of ``produce db
+--once``: 0 every row read and acknowledged, 1 rows were rejected; of both, 2 an error
+(``roadx: error: ...``), 70 a failure while watching or polling.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from typing import Any, Callable
 from producers.database import CycleReport, DbAdapter, DbAdapterConfig
 from producers.errors import FileAdapterError, ProducerError
 from producers.files import DropFolder, FileAdapter, FileAdapterOptions, FileResult, ReadLimits, load_mapping
+from producers.receipts import ReceiptOutcome
 from schemas.contract import ENTITY_TYPES
 from schemas.settings import Settings
 
@@ -76,7 +87,10 @@ def _add_files(kinds: argparse._SubParsersAction) -> None:
                    help="seconds to wait for the broker before giving up; events stay spooled (default 120)")
     p.add_argument("--allow-mass-delete", action="store_true",
                    help="load a snapshot even if it deletes more than half of the previous one")
-    p.add_argument("--json", action="store_true", help="print one JSON object per file")
+    p.add_argument("--receipt-seconds", type=float, default=FileAdapterOptions.receipt_seconds,
+                   help="wait this long for the hub's receipt of a file, then send the file once more and wait "
+                        f"again; 0: do not wait (default {FileAdapterOptions.receipt_seconds:g})")
+    p.add_argument("--json", action="store_true", help="print one JSON object per file (after its receipt)")
     p.set_defaults(handler=run_files)
 
 
@@ -90,8 +104,9 @@ def run_files(settings: Settings, args: argparse.Namespace) -> int:
     for name in ("max_line_bytes", "max_file_bytes", "spool_limit"):
         if getattr(args, name) < 1:
             raise FileAdapterError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.delivery_timeout <= 0 or args.settle_seconds < 0 or args.poll_seconds <= 0:
-        raise FileAdapterError("--delivery-timeout and --poll-seconds must be positive, --settle-seconds not negative")
+    if args.delivery_timeout <= 0 or args.settle_seconds < 0 or args.poll_seconds <= 0 or args.receipt_seconds < 0:
+        raise FileAdapterError("--delivery-timeout and --poll-seconds must be positive, --settle-seconds and "
+                               "--receipt-seconds not negative")
     missing = [str(p) for p in args.paths if not p.is_file()]
     if missing:
         raise FileAdapterError(f"no such file: {', '.join(missing)}")
@@ -101,7 +116,7 @@ def run_files(settings: Settings, args: argparse.Namespace) -> int:
         limits=ReadLimits(max_file_bytes=args.max_file_bytes, max_line_bytes=args.max_line_bytes),
         max_pending=args.spool_limit, delivery_timeout_s=args.delivery_timeout,
         max_delete_share=None if args.allow_mass_delete else FileAdapterOptions.max_delete_share,
-        uscc_allow=settings.uscc_allow(),
+        uscc_allow=settings.uscc_allow(), receipt_seconds=args.receipt_seconds,
     )
     settings = with_running_broker(settings)
     serve_metrics(settings)
@@ -110,7 +125,10 @@ def run_files(settings: Settings, args: argparse.Namespace) -> int:
 
     def report(result: FileResult) -> None:
         progress.clear()
-        print(json.dumps(result.as_dict(), ensure_ascii=False) if args.json else describe(result), flush=True)
+        if args.json and args.watch:
+            print(json.dumps(result.as_dict(), ensure_ascii=False), flush=True)
+        elif not args.json:  # by PATH, the JSON of a file is printed once its receipt came (or did not)
+            print(describe(result), flush=True)
         results.append(result)
 
     if args.watch:
@@ -120,12 +138,23 @@ def run_files(settings: Settings, args: argparse.Namespace) -> int:
             report(resumed)
         for path in args.paths:
             report(adapter.process(path))
-    return _files_status(results)
+        if options.receipt_seconds > 0 and any(r.submission for r in results):
+            if not args.json:
+                print(f"waiting for the hub's receipts (up to {options.receipt_seconds:g}s, then once more)",
+                      file=sys.stderr, flush=True)
+            adapter.await_receipts(results)
+    for result in results:
+        if args.json:
+            print(json.dumps(result.as_dict(), ensure_ascii=False), flush=True)
+        elif result.submission and options.receipt_seconds > 0:
+            print(describe_receipt(result), flush=True)
+    return _files_status(results, options.receipt_seconds > 0)
 
 
-def _files_status(results: list[FileResult]) -> int:
-    return EXIT_DONE if all(r.status in ("loaded", "duplicate") and not r.bad_rows for r in results) \
-        else EXIT_INPUT_REFUSED
+def _files_status(results: list[FileResult], receipts: bool = False) -> int:
+    loaded = all(r.status in ("loaded", "duplicate") and not r.bad_rows for r in results)
+    receipted = not receipts or all(r.receipt_status is not None for r in results if r.submission)
+    return EXIT_DONE if loaded and receipted else EXIT_INPUT_REFUSED
 
 
 def _watch(settings: Settings, args: argparse.Namespace, options: FileAdapterOptions,
@@ -136,7 +165,8 @@ def _watch(settings: Settings, args: argparse.Namespace, options: FileAdapterOpt
     def watch(stop: threading.Event) -> int:
         if not args.once:
             print(f"watching {args.watch} for province {args.province} (Ctrl-C to stop)", file=sys.stderr)
-        folder.run(args.settle_seconds, args.poll_seconds, report, stop, once=args.once)
+        folder.run(args.settle_seconds, args.poll_seconds, report, stop, once=args.once,
+                   on_receipt=lambda outcome: print(describe_outcome(outcome), flush=True))
         return _files_status(results)
 
     try:
@@ -161,6 +191,28 @@ def describe(result: FileResult) -> str:
     if result.normalised:
         text += f"; {result.normalised} identifiers written in canonical form, noted in {result.error_report}"
     return text
+
+
+def describe_receipt(result: FileResult) -> str:
+    """The receipt line of a loaded file."""
+    name = result.path.name
+    again = f" after sending it {result.resent + 1} times" if result.resent else ""
+    if result.receipt_status is None:
+        return f"{name}: no receipt{again}: {result.receipt_problem or 'none came'}"
+    where = f", written to {result.receipt}" if result.receipt else ""
+    return f"{name}: receipt {result.receipt_status}{again}{where}"
+
+
+def describe_outcome(outcome: ReceiptOutcome) -> str:
+    """One line for a receipt the drop folder took, refused, or is still without."""
+    name = Path(outcome.place).name if outcome.place else outcome.submission
+    if outcome.outcome == "received":
+        return f"{name}: receipt {outcome.status}, written beside it"
+    if outcome.outcome == "refused":
+        return f"{name}: receipt refused, {outcome.reason}"
+    if outcome.outcome == "resent":
+        return f"{name}: no receipt yet, sent once more"
+    return f"{name}: no receipt: {outcome.reason}"
 
 
 class ProgressLine:
@@ -212,7 +264,12 @@ def _add_db(kinds: argparse._SubParsersAction) -> None:
     p.add_argument("--spool-limit", type=int, default=50_000,
                    help="stop reading while this many events wait for the broker (default 50000)")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between polls (default 5)")
-    p.add_argument("--once", action="store_true", help="read everything new, wait until acknowledged, exit")
+    p.add_argument("--receipt-seconds", type=float, default=DbAdapterConfig.receipt_seconds,
+                   help="send a submission (a poll batch) once more when the hub's receipt has not come after this "
+                        f"many seconds; 0: take no receipts (default {DbAdapterConfig.receipt_seconds:g})")
+    p.add_argument("--once", action="store_true",
+                   help="read everything new, wait until acknowledged, exit (receipts still to come are taken "
+                        "by the next run)")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="--once: give up waiting for the broker after this many seconds (default 120)")
     p.set_defaults(handler=run_db_adapter)
@@ -229,13 +286,13 @@ def parse_map(items: list[str]) -> dict[str, str]:
 
 
 def run_db_adapter(settings: Settings, args: argparse.Namespace) -> int:
-    if args.interval <= 0 or args.timeout <= 0:
-        raise ProducerError("--interval and --timeout must be positive")
+    if args.interval <= 0 or args.timeout <= 0 or args.receipt_seconds < 0:
+        raise ProducerError("--interval and --timeout must be positive, --receipt-seconds not negative")
     config = DbAdapterConfig(
         province=args.province, url=args.url, table=args.table, entity=args.entity, key=args.key,
         cursor=args.cursor, outbox=args.outbox, op_column=args.op_column, payload_column=args.payload_column,
         deleted_column=args.deleted_column, column_map=parse_map(args.map), system=args.system,
-        batch_size=args.batch, spool_limit=args.spool_limit)
+        batch_size=args.batch, spool_limit=args.spool_limit, receipt_seconds=args.receipt_seconds)
     settings = with_running_broker(settings)
     settings.province_key(config.province)  # unknown province: a clear error before connecting
     serve_metrics(settings)
@@ -256,7 +313,8 @@ def _poll_until_stopped(adapter: DbAdapter, interval: float, stop: threading.Eve
     while not stop.is_set():
         report = adapter.cycle(wait=min(interval, 5.0))
         unorderable = report.unorderable.count if report.unorderable else 0
-        if report.read or report.rejected or report.broker_error or unorderable != last_unorderable:
+        if report.read or report.rejected or report.broker_error or unorderable != last_unorderable \
+                or report.receipts or report.refused_receipts or report.resent or report.missing:
             _report(adapter, report, final=False)
         last_unorderable = unorderable
         stop.wait(interval)
@@ -281,6 +339,12 @@ def _report(adapter: DbAdapter, report: CycleReport, final: bool) -> None:
     print(f"{adapter.config.table}: read {report.read} rows, {report.spooled} events spooled, "
           f"{report.acked} acknowledged, {report.pending} waiting, {len(report.rejected)} rows rejected",
           file=out)
+    if report.submissions or report.receipts or report.waiting_receipts:
+        print(f"  submissions: {report.submissions} closed, {report.receipts} receipts received, "
+              f"{report.waiting_receipts} waiting for a receipt, {report.resent} sent again, "
+              f"{report.missing} still without one", file=out)
+    for refused in report.refused_receipts:
+        print(f"  receipt refused: {refused}", file=sys.stderr)
     for problem in report.rejected[:_SHOWN_REJECTS]:
         print(f"  rejected: {problem}", file=sys.stderr)
     if report.rejected:

@@ -279,7 +279,7 @@ class DbAdapter:
                 report.broker_error = str(exc)
         elif report.acked == 0 and wait > 0:
             report.broker_error = f"broker not acknowledging ({len(self._producer)} events in flight)"
-        report.pending = self.store.depth()
+        report.pending = self._pending_events()
         if report.pending == 0:
             checkpoint = self.store.checkpoint()
             if checkpoint is not None and checkpoint != self.store.meta("acked_position"):
@@ -298,7 +298,7 @@ class DbAdapter:
 
     def receipts(self, timeout: float = 0.0) -> CycleReport:
         """Take the receipts that came into the spool; send once more the submissions whose receipt is overdue."""
-        report = CycleReport()
+        report = CycleReport(pending=self._pending_events())
         if self.config.receipt_seconds <= 0:
             return report
         try:
@@ -318,7 +318,12 @@ class DbAdapter:
         if report.resent:
             report.acked += self._send()
         report.waiting_receipts = self.waiting_receipts()
+        report.pending = self._pending_events()
         return report
+
+    def _pending_events(self) -> int:
+        """Events (not manifests) the broker has not acknowledged yet."""
+        return int(self.store.select("SELECT count(*) FROM entries WHERE topic = ?", (self.topic,))[0][0])
 
     def waiting_receipts(self) -> int:
         counts = self.book.counts()
@@ -341,7 +346,7 @@ class DbAdapter:
             total.add(report)
             if progress is not None:
                 progress(total)
-            if report.read == 0 and not report.full and report.pending == 0:
+            if report.read == 0 and not report.full and report.pending == 0 and self.store.depth() == 0:
                 return total
             if time.monotonic() >= deadline:
                 raise PublishError(f"{report.pending} events not acknowledged by the broker after {timeout:.0f}s "

@@ -107,7 +107,8 @@ def test_gbk_csv_with_chinese_headers_publishes_one_signed_create_per_row(settin
     first = next(e for e in events if e["entity_key"] == f"operator:{rows[0][0]}")
     assert first["after"]["name"] == "深圳顺达0运输有限公司" and first["after"]["status"] == "active"
     assert first["source"] == {"province": "44", "system": "file-adapter", "table": path.name,
-                               "seq": first["source"]["seq"], "snapshot": True}
+                               "seq": first["source"]["seq"], "snapshot": True, "submission": result.submission}
+    assert result.submission.startswith("44/file/operator/")
 
 
 def test_xlsx_vehicle_file_publishes_typed_records(settings, tmp_path):
@@ -200,7 +201,7 @@ def test_unreadable_files_are_moved_aside_and_the_other_files_still_load(setting
     for name, value in to_environ(settings).items():
         monkeypatch.setenv(name, value)
 
-    status = cli.main(["produce", "files", "--province", "44", "--entity", "operator",
+    status = cli.main(["produce", "files", "--province", "44", "--entity", "operator", "--receipt-seconds", "0",
                        str(empty), str(binary), str(unknown), str(good)])
     out = capsys.readouterr().out
     assert status == 1
@@ -260,7 +261,7 @@ def test_adapter_killed_mid_file_resumes_and_delivers_every_change_once(settings
         out.writelines(f"粤B{i:05d},2,货车,{OWNER},,18000,正常\n" for i in range(total))
     env = {**os.environ, **to_environ(settings)}
     command = [sys.executable, "-m", "deploy.cli", "produce", "files", "--province", "44", "--entity", "vehicle",
-               str(path)]
+               "--receipt-seconds", "0", str(path)]  # no hub answers here: receipts are tested apart
     spool_path = settings.spool_dir / "files.44.vehicle.db"
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
