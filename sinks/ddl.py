@@ -46,6 +46,9 @@ Tables (ReplacingMergeTree; ``topic``/``partition``/``offset`` = where the sink 
   an alert published again collapses under ``FINAL``): ``alert_id``, ``deadline`` (receipt |
   answer), ``correlation_id``, ``case_key``, ``origin``, ``target``, ``region``, ``state`` (of
   the workflow when alerted), ``routed_at``, ``at`` (when alerted).
+- ``submission_manifests``, ``submission_tallies``, ``evidence_log``, ``submission_findings`` —
+  the submission check's manifests, tallied events, hash-chained evidence log of manifests and
+  receipts, and provenance findings (see ``sinks.submission_store``).
 - ``schema_migrations`` — ``version``, ``description``, ``applied_at`` (see migrations.py).
 
 Views: ``current_operators``, ``current_vehicles``, ``current_practitioners``,

@@ -30,7 +30,10 @@ pytestmark = pytest.mark.integration
 CODEC = EventCodec(EmbeddedRegistry())
 WAIT_SECONDS = 120
 SUBMISSION_WAIT = 4.0  # how long the hub waits for missing events or a manifest
-NOW = dt.datetime.now(dt.timezone.utc)
+
+
+def now():
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def operator(n, bad=False):
@@ -77,7 +80,7 @@ class Party:
     def manifest(self, submission: str, extra: list[tuple[int, bytes]] = (), signer=None) -> bytes:
         document = provenance.sign_manifest(party="44", key_id=self.key.key_id, private=signer or self.key.private,
                                             submission_id=submission, seqs_and_digests=[*self.sent[submission], *extra],
-                                            created=NOW)
+                                            created=now())
         return provenance.document_bytes(document)
 
     def close(self, submission: str, raw: bytes) -> None:
@@ -201,3 +204,56 @@ def test_submissions_get_signed_receipts_logged_as_evidence_that_verifies(hub, t
     out = capsys.readouterr().out
     assert f"PROBLEM entry {good_receipt} (receipt of 44/good): altered_entry" in out
     assert roadx(["evidence", "verify", "--data-dir", str(tmp_path), "--party", "11"]) == 0
+    assert "checked 0 manifests and 0 receipts" in capsys.readouterr().out
+    assert roadx(["evidence", "verify", "--data-dir", str(tmp_path), "--month", now().strftime("%Y-%m"),
+                  "--party", "44"]) == 1
+    assert f"PROBLEM entry {good_receipt} (receipt of 44/good)" in capsys.readouterr().out
+    assert roadx(["evidence", "verify", "--data-dir", str(tmp_path), "--month", "1999-01"]) == 0
+
+
+def read_all(settings, topic):
+    from schemas.kafka import read_topics
+
+    return [(m.key(), m.value()) for batch in read_topics(settings.kafka_conf(), f"{settings.topic_prefix}reader",
+                                                          [topic], error=AssertionError, what=f"read {topic}")
+            for m in batch]
+
+
+def test_evidence_the_store_holds_but_the_broker_never_got_is_sent_again_byte_for_byte(hub):
+    from sinks import submissions as sub
+    from sinks.store import ensure_schema
+    from sinks.submission_check import SubmissionChecker, last_published
+
+    key = hub.party_key("44")
+    at = now()
+    event_digest = sm2.sm3(b"an event")
+    manifest = provenance.sign_manifest(party="44", key_id=key.key_id, private=key.private, submission_id="f1",
+                                        seqs_and_digests=[(1, event_digest)], created=at)
+    message = sub.ManifestMessage("44", "f1", provenance.document_bytes(manifest).decode(),
+                                  f"{hub.topics.province_manifests('44')}:0:0", at)
+    store = open_store(hub)
+    try:
+        ensure_schema(store, hub.clickhouse_database)
+        checker = SubmissionChecker(hub, store, wait_seconds=1)
+        checked = sub.check_manifest(message, hub.hub_keys().public_key, at)
+        answer = sub.answer(message, checked, None, [provenance.TalliedEvent("e1", 1, event_digest, "accepted")],
+                            at, 1)
+        hub_key_id, hub_private = hub.hub_keys().hub_key()
+        receipt = sub.sign(answer, at, hub_key_id, hub_private)
+        entries = sub.evidence_entries(None, answer, receipt, at)
+        checker.db.log(entries, message.origin, at)  # stored, then the sink died before sending
+
+        checker.tick(active=True)
+        evidence = read_all(hub, hub.topics.national_evidence)
+        assert [value for _key, value in evidence] == [sub.entry_value(e) for e in entries]
+        assert read_all(hub, hub.topics.province_receipts("44")) == [(b"f1", receipt.encode())]
+        assert json.loads(receipt)["status"] == "accepted"
+
+        checker.synced, checker.next_at = False, 0.0  # started again: nothing more to send
+        checker.tick(active=True)
+        assert last_published(hub.kafka_conf(), "reader", hub.topics.national_evidence) == 1
+        assert len(read_all(hub, hub.topics.national_evidence)) == 2
+        assert len(read_all(hub, hub.topics.province_receipts("44"))) == 1
+        checker.close()
+    finally:
+        store.close()
