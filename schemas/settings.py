@@ -69,6 +69,9 @@ class Settings:
     case_receipt_seconds: float = 86_400.0
     case_answer_seconds: float = 30 * 86_400.0
     case_check_seconds: float = 60.0
+    # How long a submission's manifest waits for its events, and events naming a submission wait
+    # for its manifest, before the hub's receipt says what is missing (seconds).
+    submission_wait_seconds: float = 300.0
     # How long a reply may wait for the case it answers to be taken in before it is refused.
     case_reply_grace_seconds: float = 3600.0
     # Address the metrics endpoint binds to; 0.0.0.0 in containers so Prometheus can scrape it.

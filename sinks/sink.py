@@ -49,7 +49,7 @@ from .rows import (
     routed_row, service_request_row,
 )
 from .store import ensure_schema, open_store
-from .submission_check import DEFAULT_WAIT_SECONDS, SubmissionChecker, owns_check
+from .submission_check import SubmissionChecker, owns_check
 from .submission_store import MANIFEST_COLUMNS, TALLY_COLUMNS, manifest_row, tally_row
 from .writer import RULE_REFUSED, Ledger, NoLedger, StoreLedger, write_plan
 
@@ -275,7 +275,7 @@ def run_sink(settings: Settings, stop: threading.Event, on_batch: Callable[[Batc
     ``lag(consumer, group)``, when given, makes the recorder of the consumer's lag, ticked after each poll.
     ``submission_wait``: seconds a submission's manifest waits for its events, and events for their
     manifest, before the receipt says what is missing (default ``submission_wait_seconds`` of the
-    settings, else ``DEFAULT_WAIT_SECONDS``).
+    settings when not given).
     """
     conf = consumer_conf(settings, group_id)
     registry = make_registry(settings.schema_registry_url or None)
@@ -287,8 +287,7 @@ def run_sink(settings: Settings, stop: threading.Event, on_batch: Callable[[Batc
     store = open_store(settings)
     try:
         ensure_schema(store, database)
-        wait = submission_wait if submission_wait is not None else \
-            float(getattr(settings, "submission_wait_seconds", DEFAULT_WAIT_SECONDS))
+        wait = submission_wait if submission_wait is not None else settings.submission_wait_seconds
         try:
             checker = SubmissionChecker(settings, store, wait)
             consumer = Consumer(conf)

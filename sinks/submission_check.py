@@ -40,7 +40,6 @@ from .submissions import (
 log = logging.getLogger("roadx.sinks")
 
 CHECK_SECONDS = 1.0
-DEFAULT_WAIT_SECONDS = 300.0
 FLUSH_SECONDS = 30.0
 EVIDENCE_KEY = b"roadx-evidence"  # one key: every entry in one partition, in order
 
@@ -48,12 +47,12 @@ EVIDENCE_KEY = b"roadx-evidence"  # one key: every entry in one partition, in or
 class SubmissionChecker:
     """Answers submissions from the store; ``tick(active)`` after each batch of the sink."""
 
-    def __init__(self, settings: Settings, store: Any, wait_seconds: float = DEFAULT_WAIT_SECONDS,
+    def __init__(self, settings: Settings, store: Any, wait_seconds: float | None = None,
                  clock: Callable[[], dt.datetime] | None = None) -> None:
         self.settings, self.topics = settings, settings.topics
         self.db = SubmissionStore(store, settings.clickhouse_database)
         self.hub = settings.hub_keys()
-        self.wait = wait_seconds
+        self.wait = settings.submission_wait_seconds if wait_seconds is None else wait_seconds
         self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self.producer = Producer(settings.kafka_conf(**{"enable.idempotence": True, "acks": "all", "linger.ms": 5,
                                                         "client.id": "roadx-submission-check"}))
