@@ -10,8 +10,10 @@ Three adapters, one sub-package each:
 
 What all three share lives here: the durable spool every event is written to before it is
 sent (``spool``), the state file helper it and the snapshot store open their SQLite files
-with (``state``), the publisher that drains a spool to Kafka (``publisher``), the adapter
-metrics (``metrics``) and the error tree (``errors``).
+with (``state``), the publisher that drains a spool to Kafka (``publisher``), the
+submissions every batch is sent as and their signed manifests (``submissions``), the hub's
+receipts as an adapter verifies and keeps them (``receipts``), the adapter metrics
+(``metrics``) and the error tree (``errors``).
 """
 
 from __future__ import annotations
@@ -19,5 +21,6 @@ from __future__ import annotations
 from schemas.exports import lazy_modules
 
 
-__all__ = ["database", "errors", "files", "metrics", "publisher", "spool", "state", "synthetic"]
+__all__ = ["database", "errors", "files", "metrics", "publisher", "receipts", "spool", "state", "submissions",
+           "synthetic"]
 __getattr__ = lazy_modules(__name__, __all__)

@@ -75,18 +75,24 @@ class SpoolPublisher:
         """Hand entries the spool returned from ``append_entries`` to the producer without reading
         them back; returns how many entries were handed over.
 
-        When older pending entries are still unsent (or ``appended`` is not the next pending run),
-        sends everything pending from the spool instead, so the order stays the spool's.
+        Older pending entries not sent yet (a few: manifests released since) are sent first; when
+        there are many, or ``appended`` is not the next pending run, sends everything pending from
+        the spool instead, so the order stays the spool's.
         """
         if not appended:
             return 0
+        sent = 0
         if self.spool.first_pending(self._sent_upto) != appended[0].id:
-            sent = 0
-            while batch := self.send():
-                sent += batch
-            return sent
+            older = self.spool.pending(self._chunk, after_id=self._sent_upto, before_id=appended[0].id)
+            if older and len(older) < self._chunk:  # a few older entries not sent yet (released manifests): first
+                self._produce(older)
+                sent = len(older)
+            if self.spool.first_pending(self._sent_upto) != appended[0].id:
+                while batch := self.send():
+                    sent += batch
+                return sent
         self._produce(appended)
-        return len(appended)
+        return sent + len(appended)
 
     def _produce(self, entries: list[SpoolEntry]) -> None:
         producer, on_delivery, failed = self._producer, self._on_delivery, self._failed
@@ -106,15 +112,17 @@ class SpoolPublisher:
         self._producer.poll(0)
         done = self._delivered[:]
         del self._delivered[:len(done)]
-        acked = self.spool.mark_acked(done)
-        if self._delivered_aside:
-            aside = self._delivered_aside[:]
-            del self._delivered_aside[:len(aside)]
-            self.spool.mark_acked(aside)
+        aside = self._delivered_aside[:]
+        del self._delivered_aside[:len(aside)]
+        book = self._book
+        release = book.release_statements() if book is not None and (done or aside) else []
+        acked = self.spool.mark_acked(done, aside, release)  # one transaction: acknowledge, then release
+        if release:
+            book.released()
+        elif book is not None:  # nothing acknowledged now: a manifest held since earlier may still be due
+            book.release_ready()
         if acked and self._on_acked is not None:
             self._on_acked(acked)
-        if self._book is not None:
-            self._book.release_ready()
         return acked
 
     def finish(self) -> int:

@@ -110,22 +110,27 @@ class Spool:
                 db.executemany(sql, params)
         return first
 
-    def pending(self, limit: int, after_id: int = 0) -> list[SpoolEntry]:
-        """Up to ``limit`` unacknowledged entries with id > ``after_id``, oldest first."""
-        rows = self._file.query("SELECT id, topic, key, value FROM entries WHERE id > ? ORDER BY id LIMIT ?",
-                                (after_id, limit))
+    def pending(self, limit: int, after_id: int = 0, before_id: int = 1 << 62) -> list[SpoolEntry]:
+        """Up to ``limit`` unacknowledged entries with ``after_id`` < id < ``before_id``, oldest first."""
+        rows = self._file.query("SELECT id, topic, key, value FROM entries WHERE id > ? AND id < ? ORDER BY id "
+                                "LIMIT ?", (after_id, before_id, limit))
         return [SpoolEntry(*row) for row in rows]
 
-    def mark_acked(self, ids: Iterable[int]) -> int:
-        """Record the broker's acknowledgement of these entries by deleting them; returns how many
-        were still pending."""
-        runs = id_runs(ids)
-        if not runs:
+    def mark_acked(self, ids: Iterable[int], aside: Iterable[int] = (), statements: Iterable[Statement] = ()) -> int:
+        """Record the broker's acknowledgement of these entries by deleting them, with the ``aside``
+        entries (not counted) and the owner's ``statements`` run after, in one transaction; returns
+        how many of ``ids`` were still pending."""
+        runs, aside_runs, statements = id_runs(ids), id_runs(aside), list(statements)
+        if not runs and not aside_runs:
             return 0
         with self._file.transaction("mark entries acknowledged in") as db:
             before = db.total_changes
             db.executemany("DELETE FROM entries WHERE id BETWEEN ? AND ?", runs)
-            return db.total_changes - before
+            counted = db.total_changes - before
+            db.executemany("DELETE FROM entries WHERE id BETWEEN ? AND ?", aside_runs)
+            for sql, params in statements:
+                db.executemany(sql, params)
+            return counted
 
     def first_pending(self, after_id: int = 0) -> int | None:
         """The id of the oldest unacknowledged entry after ``after_id``, or None."""

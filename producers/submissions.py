@@ -203,6 +203,26 @@ class SubmissionBook:
         return {state: int(found.get(state, 0)) for state in STATES}
 
     # moving on
+    def release_statements(self) -> list[Statement]:
+        """Statements releasing, in the caller's transaction after its acknowledgements, the manifests
+        of the submissions whose events are now all acknowledged (none while no manifest is held)."""
+        if self._held <= 0:
+            return []
+        now = int(self._clock() * 1000)
+        return [
+            ("UPDATE submissions SET state = 'releasing' WHERE state = 'held' AND after_entry < "
+             "coalesce((SELECT min(id) FROM entries), 1 << 62)", [()]),
+            ("INSERT INTO entries (topic, key, value) SELECT ?, CAST(submission AS BLOB), manifest FROM submissions "
+             "WHERE state = 'releasing' ORDER BY rowid", [(self.topic,)]),
+            ("UPDATE submissions SET state = 'sent', released_ms = ?, manifest_entry = (SELECT max(id) FROM entries "
+             "WHERE topic = ? AND key = CAST(submissions.submission AS BLOB)) WHERE state = 'releasing'",
+             [(now, self.topic)])]
+
+    def released(self) -> None:
+        """The caller ran ``release_statements``: count the manifests still held again."""
+        if self._held > 0:
+            self._held = self._count(HELD)
+
     def release_ready(self) -> int:
         """Put into the spool the manifests of submissions whose events the broker has all acknowledged."""
         if self._held <= 0:
