@@ -102,6 +102,16 @@ def test_events_built_while_the_broker_is_unreachable_count_as_read_and_stay_in_
     assert depth("45", "files") == 12
 
 
+class Delivered:
+    """What a delivery report names: the message's topic."""
+
+    def __init__(self, topic: str) -> None:
+        self._topic = topic
+
+    def topic(self) -> str:
+        return self._topic
+
+
 class AcknowledgingProducer:
     """Delivers every produced message successfully on the next poll or flush."""
 
@@ -109,12 +119,12 @@ class AcknowledgingProducer:
         self.waiting: list = []
 
     def produce(self, topic, value, key, on_delivery):
-        self.waiting.append(on_delivery)
+        self.waiting.append((on_delivery, Delivered(topic)))
 
     def poll(self, _timeout):
         done, self.waiting = self.waiting, []
-        for callback in done:
-            callback(None, None)
+        for callback, message in done:
+            callback(None, message)
         return len(done)
 
     def flush(self, _timeout):

@@ -144,6 +144,8 @@ def _as_read(record):
     if record is None:
         return None
     out = dict(record)
+    if "licence_no" in out:
+        out.setdefault("seal", None)  # an optional field the writer left out reads as its default
     for name in ("valid_from", "valid_until"):
         if name in out:
             out[name] = dt.date(1970, 1, 1) + dt.timedelta(days=out[name])
