@@ -30,6 +30,7 @@ from streams.routing import correlation_id
 
 from ..errors import DeployError
 from .cases import EXAMPLES, CaseResult, CaseStore
+from .receipts import ReceiptResult
 
 VIEW_OF_TYPE = {entity_type: view for view, (entity_type, _columns) in VIEWS.items()}
 # View columns that describe the stored version rather than the entity itself.
@@ -270,10 +271,12 @@ class ChaosReport:
     seconds: float
     problems: list[str] = field(default_factory=list)  # of the run itself (a stall, a part that stayed down)
     cases: CaseResult | None = None  # the case workflows against the replies sent (deploy.chaos.cases)
+    receipts: ReceiptResult | None = None  # the hub's receipts against the events sent (deploy.chaos.receipts)
 
     @property
     def ok(self) -> bool:
-        return self.check.ok and not self.problems and (self.cases is None or self.cases.ok)
+        return self.check.ok and not self.problems and (self.cases is None or self.cases.ok) \
+            and (self.receipts is None or self.receipts.ok)
 
     @property
     def exit_status(self) -> int:
@@ -304,6 +307,12 @@ def format_report(report: ChaosReport, rounds: int) -> str:
         rows.append(("undecodable on output topics", c.undecodable_on_topic, ""))
     if report.cases is not None:
         rows += case_rows(report.cases)
+    if report.receipts is not None:
+        r = report.receipts
+        rows += [("submissions", r.submissions, f"({r.receipted:,} with exactly one receipt of the hub; "
+                                                f"{r.receipts_sent_again:,} receipts sent again as the same bytes)"),
+                 ("submissions without one receipt", r.submissions - r.receipted, ""),
+                 ("receipts not the truth", r.counts_differ, "(status or counts)")]
     rows += [
         ("kills survived", sum(report.kills.values()), f"({kills})"),
         ("outages survived", report.outages, f"({report.outage_seconds:.1f}s broker unreachable)"),
@@ -317,7 +326,8 @@ def format_report(report: ChaosReport, rounds: int) -> str:
         crashes = ", ".join(f"{t} {n}" for t, n in sorted(report.crashes.items()))
         lines.append(f"  unplanned exits (restarted): {crashes}")
     lines.append("PASSED: nothing lost, nothing doubled" if report.ok else "FAILED:")
-    lines += [f"  - {p}" for p in (*report.problems, *c.problems, *(report.cases.problems if report.cases else ()))]
+    lines += [f"  - {p}" for p in (*report.problems, *c.problems, *(report.cases.problems if report.cases else ()),
+                                   *(report.receipts.problems if report.receipts else ()))]
     return "\n".join(lines)
 
 

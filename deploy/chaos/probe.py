@@ -74,6 +74,29 @@ def store_counts(settings: Settings) -> tuple[int, int] | None:
     return events, routed
 
 
+def submissions_answered(settings: Settings) -> tuple[int, int] | None:
+    """(submissions whose manifest the store holds, of them answered by a receipt in the evidence log),
+    from the running sink's store; None while it cannot be reached."""
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    from sinks.errors import SinkError
+    from sinks.store_client import store_client
+
+    db = settings.clickhouse_database
+    try:
+        client = store_client(settings, served_store(settings, wait_seconds=0.5))
+        try:
+            manifests = int(client.command(f"SELECT uniqExact(party, submission_key) FROM {db}.submission_manifests"))
+            answered = int(client.command(
+                f"SELECT uniqExact(party, submission_id) FROM {db}.evidence_log WHERE kind = 'receipt' "
+                f"AND (party, submission_id) IN (SELECT party, submission_key FROM {db}.submission_manifests)"))
+        finally:
+            client.close()
+    except (SinkError, StackError, ClickHouseError, OSError):  # the sink is down or starting: unknown for now
+        return None
+    return manifests, answered
+
+
 def served_case_store(settings: Settings) -> CaseStore | None:
     """The case workflows as the running sink's store shows them, or None if unreachable."""
     from clickhouse_connect.driver.exceptions import ClickHouseError

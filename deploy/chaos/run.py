@@ -43,9 +43,10 @@ from .check import ChaosReport, TopicSnapshot, Truth, build_truth, check
 from .desk import ProvinceDesks
 from .plan import KILL, PAUSE_BROKER, RESTART, RESUME_BROKER, Action, ChaosPlan, plan_chaos
 from .probe import (
-    read_snapshot, read_stored_ids, read_topic_counts, served_case_store, spooled_so_far, store_counts, trace_lost,
-    trace_missing_routes,
+    read_snapshot, read_stored_ids, read_topic_counts, served_case_store, spooled_so_far, store_counts,
+    submissions_answered, trace_lost, trace_missing_routes,
 )
+from .receipts import ReceiptResult, check_receipts, hub_public_key, read_submissions
 
 ADAPTER, SINK, CASES = "adapter", "sink", "cases"
 TICK = 0.2
@@ -164,6 +165,7 @@ class ChaosRun:
             snapshot = read_snapshot(self.settings)
             result = check(truth, snapshot, topics)
             cases = check_cases(self._case_truth(truth), snapshot.cases, topics)
+            receipts = self._check_receipts(truth)
             if result.lost:
                 self.say(f"tracing the {result.lost} lost events through the topics")
                 self.problems += trace_lost(self.settings, truth, read_stored_ids(self.settings))
@@ -175,7 +177,8 @@ class ChaosRun:
             self._shutdown()
         return ChaosReport(check=result, kills=dict(self.kills), outages=self.outages,
                            outage_seconds=round(self.outage_seconds, 1), crashes=dict(self.crashes),
-                           seconds=round(time.monotonic() - started, 1), problems=self.problems, cases=cases)
+                           seconds=round(time.monotonic() - started, 1), problems=self.problems, cases=cases,
+                           receipts=receipts)
 
     def _case_truth(self, truth: Truth) -> CaseTruth:
         return CaseTruth(routed=truth.workflows, sent=list(self.desks.sent) if self.desks else [])
@@ -190,6 +193,17 @@ class ChaosRun:
             self.problems.append(str(exc))
             self.say(self.problems[-1])
             return None
+
+    def _check_receipts(self, truth: Truth) -> ReceiptResult | None:
+        """Every submission's receipt against the events sent in it, read from the topics (None if unreadable)."""
+        self.say("reading the events, manifests and receipts for one true receipt per submission")
+        try:
+            sent = read_submissions(self.settings)
+        except DeployError as exc:
+            self.problems.append(str(exc))
+            self.say(self.problems[-1])
+            return None
+        return check_receipts(sent, truth.valid_ids, hub_public_key(self.settings))
 
     def _start(self) -> Truth:
         settings, opts = self.settings, self.options
@@ -317,7 +331,9 @@ class ChaosRun:
         names = self.settings.topics
         inbound = [names.province_inbound(p) for p in self.settings.provinces]
         source = [names.province_changes(p) for p in self.settings.provinces]
-        sunk = [names.national_changes, names.national_dlq, names.national_quality, *inbound]
+        manifests = [names.province_manifests(p) for p in self.settings.provinces]
+        sunk = [names.national_changes, names.national_dlq, names.national_quality, names.national_submissions,
+                *inbound, *manifests]
         replies = [names.province_replies(p) for p in self.settings.provinces]
         want = (truth.valid, len(truth.routed))
         lags = [(GroupLag(self.settings.kafka_conf(), names.streams_group), source),
@@ -333,8 +349,10 @@ class ChaosRun:
                 self._stored = stored or self._stored
                 workflows = self._case_progress(truth)
                 self._show("draining", truth)
-                seen = (stored, behind, self.parts[ADAPTER].finished, workflows, len(self.desks.sent))
-                if self.parts[ADAPTER].finished and stored == want and behind == 0 and workflows == "settled":
+                receipts = submissions_answered(self.settings)
+                seen = (stored, behind, self.parts[ADAPTER].finished, workflows, len(self.desks.sent), receipts)
+                if self.parts[ADAPTER].finished and stored == want and behind == 0 and workflows == "settled" \
+                        and receipts is not None and receipts[0] == receipts[1]:
                     drained_since = drained_since or time.monotonic()
                     if time.monotonic() - drained_since >= SETTLE_SECONDS:
                         self.say(f"drained: {truth.valid:,} valid events and {len(truth.routed):,} routed cases "
@@ -347,7 +365,8 @@ class ChaosRun:
                 elif time.monotonic() - changed > self.options.stall_seconds:
                     self.problems.append(
                         f"no progress for {self.options.stall_seconds:.0f}s while draining (store holds "
-                        f"{stored} of {want} (events, routed cases), {behind} messages behind, adapter "
+                        f"{stored} of {want} (events, routed cases), {behind} messages behind, receipts for "
+                        f"{receipts[1] if receipts else '?'} of {receipts[0] if receipts else '?'} submissions, adapter "
                         f"{'finished' if self.parts[ADAPTER].finished else 'not finished'}, case workflows: "
                         f"{workflows}); logs in {self.log_dir}")
                     self.say(self.problems[-1])
