@@ -44,7 +44,7 @@ def make_producer(kafka_conf: dict[str, Any]) -> Producer:
 class SpoolPublisher:
     """Drains one spool. Several publishers may share one producer (``producer=``).
 
-    ``on_acked(n)`` is called each time ``n`` more entries are recorded as acknowledged.
+    ``on_acked(n)`` is called each time ``n`` more events are recorded as acknowledged (0 when only manifests were).
     """
 
     def __init__(self, spool: Spool, kafka_conf: dict[str, Any] | None = None, *,
@@ -121,8 +121,8 @@ class SpoolPublisher:
             book.released()
         elif book is not None:  # nothing acknowledged now: a manifest held since earlier may still be due
             book.release_ready()
-        if acked and self._on_acked is not None:
-            self._on_acked(acked)
+        if (acked or aside) and self._on_acked is not None:
+            self._on_acked(acked)  # a manifest acknowledged moves no event count, but the spool's depth
         return acked
 
     def finish(self) -> int:
