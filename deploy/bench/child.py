@@ -1,7 +1,8 @@
 """Processes the benchmark starts besides the workers: ``python -m deploy.bench.child adapter|faust``.
 
 ``adapter`` publishes synthetic provinces through the real adapter path (generate,
-encode, sign, spool, send) and writes its timing to ``--result``.
+encode, sign, spool, send; each chunk a submission closed by its manifest, unless
+``--no-manifests``) and writes its timing to ``--result``.
 ``faust`` is the peer to beat: a naive faust agent that takes one event at a time,
 does one table lookup and one send; it writes the time of its first and its
 ``--count``-th event to ``--result`` and then idles until stopped.
@@ -20,11 +21,11 @@ from pathlib import Path
 from schemas.settings import Settings, resolve
 
 
-def run_adapter(settings: Settings, events: int, seed: int, result: Path) -> None:
+def run_adapter(settings: Settings, events: int, seed: int, result: Path, manifests: bool = True) -> None:
     from producers.synthetic import publish_synthetic
 
     started = time.time()
-    report = publish_synthetic(settings, events, seed)
+    report = publish_synthetic(settings, events, seed, manifests=manifests)
     finished = time.time()
     _write(result, {"started": started, "finished": finished, "produced": report.produced,
                     "valid": report.valid, "duplicates": report.duplicates, "invalid": report.invalid})
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     adapter.add_argument("--events", type=int, required=True)
     adapter.add_argument("--seed", type=int, required=True)
     adapter.add_argument("--result", type=Path, required=True)
+    adapter.add_argument("--no-manifests", action="store_true", help="send the events alone, closing no submission")
     agent = sub.add_parser("faust")
     agent.add_argument("--app-id", required=True)
     agent.add_argument("--source", required=True)
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s bench-child %(levelname)s %(message)s")
     settings = resolve()
     if args.kind == "adapter":
-        run_adapter(settings, args.events, args.seed, args.result)
+        run_adapter(settings, args.events, args.seed, args.result, manifests=not args.no_manifests)
     else:
         sys.argv = [sys.argv[0], "worker"]
         run_faust_agent(settings, args.app_id, args.source, args.target, args.count, args.result)

@@ -1,10 +1,12 @@
 """The phases of ``roadx bench``, in the order ``PHASES`` runs them; each adds its figures to the run.
 
 Each on its own topic prefix and data directory under the run's temporary directory:
-``ceilings`` (fastavro encode/decode of the envelope and a plain confluent-kafka
-consume→produce loop, in this process; the naive faust agent as a child process),
-``pipeline`` (adapter child → ``roadx worker streams`` over the loaded ``prov.*`` topics →
-``roadx worker sink`` over what the worker wrote, one after the other), ``end_to_end``
+``ceilings`` (fastavro encode/decode of the envelope, licence seals signed and verified and
+a plain confluent-kafka consume→produce loop, in this process; the naive faust agent as a
+child process), ``pipeline`` (adapter child → ``roadx worker streams`` over the loaded
+``prov.*`` topics → ``roadx worker sink`` over what the worker wrote, one after the other;
+then the same events sent without submissions through a fresh worker, for what manifests
+cost it), ``end_to_end``
 (worker and sink running, an adapter child publishes; then a paced producer at a fixed
 rate for the latency figures), ``state_worker`` (a worker opening a state store filled
 with many entities) and ``service`` (the information service: ``deploy.bench.service``).
@@ -13,6 +15,7 @@ Rates of the workers are read from outside: committed offsets of their consumer 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import time
@@ -29,6 +32,7 @@ from .service import service
 from .watch import Child, CommitLog, GroupProgress, count_messages, cpu_seconds, wait_until
 
 CEILING_SAMPLE = 50_000
+SEAL_SAMPLE = 2_000
 LOOP_MAX = 200_000
 TIMEOUT = 900.0
 
@@ -46,6 +50,7 @@ def ceilings(bench: Bench) -> None:
     encode, decode, _bodies = avro_rates(events)
     bench.add("avro_encode", "fastavro encode (envelope, schemaless)", encode, EVENTS_PER_S, f"{sample:,} events")
     bench.add("avro_decode", "fastavro decode (envelope, schemaless)", decode, EVENTS_PER_S, f"{sample:,} events")
+    seal_rates(bench, settings)
 
     codec = EventCodec(make_registry(None))
     keys = {p: settings.province_key(p) for p in settings.provinces}
@@ -76,11 +81,12 @@ def ceilings(bench: Bench) -> None:
     bench.add_rss("rss_faust_mib", "peak RSS naive faust agent", child)
 
 
-def run_adapter(bench: Bench, settings: Settings, events: int, seed: int) -> tuple[Child, dict]:
+def run_adapter(bench: Bench, settings: Settings, events: int, seed: int,
+                manifests: bool = True) -> tuple[Child, dict]:
     """Publish ``events`` through an adapter child process; returns it (reaped) and its timing."""
     result = settings.data_dir / f"adapter-{seed}.json"
     child = bench.spawn("adapter", "deploy.bench.child", settings, "adapter", "--events", str(events),
-                        "--seed", str(seed), "--result", str(result))
+                        "--seed", str(seed), "--result", str(result), *([] if manifests else ["--no-manifests"]))
     status = child.wait(TIMEOUT)
     if status != 0:
         raise StackError(f"the adapter process exited with code {status}; see {child.log_path}:\n"
@@ -101,8 +107,9 @@ def pipeline(bench: Bench) -> None:
 
     source_topics = [names.province_changes(p) for p in settings.provinces]
     figure, worker = _drain(bench, settings, "stream_worker", "streams", names.streams_group, source_topics)
-    bench.add("stream_worker", "stream worker (provenance, rules, dedup, routing)", *figure)
+    bench.add("stream_worker", "stream worker (provenance, rules, dedup, routing, submission tallies)", *figure)
     bench.add_rss("rss_stream_worker_mib", "peak RSS stream worker", worker)
+    _without_manifests(bench, figure[0])
 
     from sinks.sink import TopicRoles
 
@@ -110,6 +117,43 @@ def pipeline(bench: Bench) -> None:
     figure, sink = _drain(bench, settings, "sink", "sink", names.sink_group, sink_topics)
     bench.add("sink", "sink (messages → rows in the store)", *figure)
     bench.add_rss("rss_sink_mib", "peak RSS sink", sink)
+
+
+def _without_manifests(bench: Bench, with_manifests: float) -> None:
+    """The same events again, sent alone (no submissions, no manifests), through a fresh stream worker:
+    what closing every submission with a manifest costs the worker."""
+    opts = bench.options
+    settings = bench.phase("plain")
+    bench.say(f"stream worker without manifests: publishing {opts.events:,} events that name no submission")
+    run_adapter(bench, settings, opts.events, opts.seed, manifests=False)
+    source_topics = [settings.topics.province_changes(p) for p in settings.provinces]
+    figure, _worker = _drain(bench, settings, "stream_worker_plain", "streams", settings.topics.streams_group,
+                             source_topics)
+    bench.add("stream_worker_plain", "stream worker, events without submissions", *figure)
+    bench.add("manifest_ratio", "stream worker with manifests ÷ without", with_manifests / figure[0], "×")
+
+
+def seal_rates(bench: Bench, settings: Settings) -> None:
+    """SM2 seals of licences: how many a party signs, and the hub (or an officer's scanner) verifies, a second."""
+    from schemas import seals
+
+    key = settings.party_key("44")
+    licence = {"licence_no": "粤交运管许可穗字440100000001号", "licence_type": "operating_permit",
+               "holder_key": "operator:91440101MA5CXXXX0X", "issuer_region_code": "440100",
+               "valid_from": dt.date(2024, 1, 1), "valid_until": dt.date(2030, 1, 1), "status": "valid"}
+    now = dt.datetime.now(dt.timezone.utc)
+    count = SEAL_SAMPLE
+    started = time.perf_counter()
+    sealed = [seals.seal_licence(licence, key, now) for _ in range(count)]
+    signing = rate(count, time.perf_counter() - started)
+    hub = settings.hub_keys()
+    started = time.perf_counter()
+    verdicts = [seals.check_seal(record, hub.public_key).verdict for record in sealed]
+    verifying = rate(count, time.perf_counter() - started)
+    if set(verdicts) != {seals.VALID}:
+        raise StackError(f"seal check: {sorted(set(verdicts))} where every seal is valid")
+    bench.add("seal_sign", "licence seals signed (SM2, one core)", signing, "seals/s", f"{count:,} licences")
+    bench.add("seal_verify", "licence seals verified (SM2, one core)", verifying, "seals/s", f"{count:,} licences")
 
 
 def _drain(bench: Bench, settings: Settings, name: str, part: str, group: str,

@@ -26,7 +26,9 @@ CEILINGS: dict[str, str] = {
     "avro_encode": "×encode",
     "faust_agent": "×faust",
 }
-STAGES = ("adapter", "stream_worker", "sink", "end_to_end")
+STAGES = ("adapter", "stream_worker", "stream_worker_plain", "manifest_ratio", "sink", "end_to_end")
+# Signed proof: licence seals signed and verified a second (SM2, one core).
+SEALS = ("seal_sign", "seal_verify")
 LATENCIES = ("latency_p50_ms", "latency_p99_ms")
 # The information service: lookup latency at each offered rate (requests/s), freshness, start-up.
 SERVICE_LOOKUP_RATES = (200, 1_000)
@@ -41,7 +43,7 @@ SERVICE = (*(lookup_figure(q, r) for r in SERVICE_LOOKUP_RATES for q in (50, 99)
            "service_freshness_p99_ms", "service_new_worker_s", "service_recovery_s")
 MEMORY = ("rss_adapter_mib", "rss_stream_worker_mib", "rss_sink_mib", "rss_e2e_stream_worker_mib", "rss_e2e_sink_mib",
           "rss_faust_mib", "rss_state_worker_mib", "rss_service_mib")
-ALL_FIGURES = (*CEILINGS, *STAGES, *LATENCIES, *SERVICE, *MEMORY)
+ALL_FIGURES = (*CEILINGS, *SEALS, *STAGES, *LATENCIES, *SERVICE, *MEMORY)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Verdict:
 
 TARGETS: tuple[Target, ...] = (
     Target("stream_worker", ">=", 5.0, "faust_agent"),
+    Target("manifest_ratio", ">=", 0.95),
     Target("sink", ">=", 0.5, "avro_decode"),
     Target("adapter", ">=", 0.5, "avro_encode"),
     Target("end_to_end", ">=", 15_000),
