@@ -65,7 +65,7 @@ def verify(entries: Iterable[Mapping[str, Any]], party_key: Callable[[str, str, 
     """
     problems: list[Problem] = []
     expected_index, prev = first_index, first_prev
-    refused: dict[tuple[str, str], str] = {}  # (party, submission) -> manifest digest a receipt refused
+    refused: set[tuple[str, str, str]] = set()  # (party, submission, manifest digest) a receipt refused
     manifests: list[tuple[int, Mapping[str, Any], dict[str, Any]]] = []
     for entry in entries:
         index = int(entry["index"])
@@ -85,7 +85,7 @@ def verify(entries: Iterable[Mapping[str, Any]], party_key: Callable[[str, str, 
                 if not signature_valid(receipt, hub_public):
                     problems.append(Problem(index, "bad_signature", f"receipt {receipt['receipt_id']} is not the hub's"))
                 if receipt["status"] == "refused":
-                    refused[(receipt["party"], receipt["submission_id"])] = receipt["manifest_digest"]
+                    refused.add((receipt["party"], receipt["submission_id"], receipt["manifest_digest"]))
             elif entry["kind"] == "manifest":
                 manifest = parse_manifest(str(entry["document"]).encode("utf-8"))
                 manifests.append((index, entry, manifest))
@@ -94,7 +94,7 @@ def verify(entries: Iterable[Mapping[str, Any]], party_key: Callable[[str, str, 
         except ProvenanceError as exc:
             problems.append(Problem(index, exc.rule, str(exc)))
     for index, entry, manifest in manifests:
-        if refused.get((manifest["party"], manifest["submission_id"])) == digest_of(manifest):
+        if (manifest["party"], manifest["submission_id"], digest_of(manifest)) in refused:
             continue  # the hub refused it, and said so in its receipt
         try:
             public = party_key(manifest["party"], manifest["key_id"], dt.datetime.fromisoformat(manifest["created"]))

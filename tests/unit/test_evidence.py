@@ -100,3 +100,13 @@ def test_a_slice_verifies_from_the_entry_before_it(entries):
 def test_an_entry_of_an_unknown_kind_is_refused():
     with pytest.raises(ProvenanceError):
         evidence.append(None, "note", "44", "f1", provenance.now_text(NOW), "{}")
+
+
+def test_two_forged_manifests_for_one_submission_both_refused_are_no_problem_but_an_unrefused_forgery_is():
+    forger = sm2.generate()
+    first, second = submission("f9", refuse=True, signer=forger), submission("f9", refuse=True, signer=forger)
+    assert check(log(("f9", first), ("f9", second))) == []
+    forged_manifest, _ = submission("f8", signer=forger)
+    _, honest_receipt = submission("f8")
+    problems = check(log(("f8", (forged_manifest, honest_receipt))))
+    assert [(p.index, p.rule) for p in problems] == [(0, "bad_signature")]
