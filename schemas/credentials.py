@@ -21,14 +21,13 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import CredentialError
-from .private_files import file_signature, locked, read_private, write_private
+from .private_files import PrivateRegistry
 
 TOKEN_PREFIX = "rdx_"
 ID_HEX_DIGITS = 8
@@ -72,13 +71,11 @@ class Credential:
                 "revoked": self.revoked.isoformat() if self.revoked else None}
 
 
-class Credentials:
-    """The credentials of one file: loaded, checked against tokens, issued and revoked."""
+class Credentials(PrivateRegistry):
+    """The credentials of one file: loaded, checked against tokens, issued and revoked.
+    Entries: id -> (credential, sha256 of its token)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._entries: dict[str, tuple[Credential, str]] = {}  # id -> (credential, sha256 of its token)
-        self._seen: tuple[int, int, int] | None = None  # (inode, mtime_ns, size) of the file last read
+    error = CredentialError
 
     @classmethod
     def load(cls, path: Path) -> Credentials:
@@ -102,16 +99,6 @@ class Credentials:
         if not hmac.compare_digest(_digest(token), digest) or not credential.active:
             return None
         return credential
-
-    def reload_if_changed(self) -> bool:
-        """Read the file again if it was replaced, changed or removed since last read; True if it was.
-
-        A file that cannot be used raises ``CredentialError`` and leaves the credentials as they were.
-        """
-        if file_signature(self.path) == self._seen:
-            return False
-        self._read()
-        return True
 
     def issue(self, party: str, now: dt.datetime,
               parties: Collection[str] | None = None) -> tuple[Credential, str]:
@@ -155,33 +142,12 @@ class Credentials:
                 self._entries[credential.id] = (revoked[-1], digest)
         return revoked
 
-    @contextmanager
-    def _changing(self) -> Iterator[None]:
-        """Hold the file's lock, read it afresh, let the caller change the entries, then write them.
+    def _parse(self, data: bytes) -> dict[str, tuple[Credential, str]]:
+        return _parse(data, self.path)
 
-        A change that is refused or cannot be written leaves the entries as the file holds them.
-        """
-        with locked(self.path, CredentialError):
-            self._read()
-            stored = dict(self._entries)
-            try:
-                yield
-                self._write()
-            except BaseException:
-                self._entries = stored
-                raise
-
-    def _read(self) -> None:
-        seen = file_signature(self.path)
-        data = read_private(self.path, CredentialError)
-        self._entries = {} if data is None else _parse(data, self.path)
-        self._seen = None if data is None else seen
-
-    def _write(self) -> None:
-        document = {"version": FORMAT_VERSION, "credentials": [
+    def _document(self) -> dict[str, Any]:
+        return {"version": FORMAT_VERSION, "credentials": [
             {**credential.as_dict(), "sha256": self._entries[credential.id][1]} for credential in self.entries()]}
-        write_private(self.path, (json.dumps(document, indent=1) + "\n").encode("utf-8"), CredentialError)
-        self._seen = file_signature(self.path)
 
 
 def _digest(token: str) -> str:

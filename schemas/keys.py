@@ -27,15 +27,14 @@ import datetime as dt
 import json
 import re
 import secrets
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import sm2
 from .errors import KeyStoreError, ProvenanceError
-from .private_files import file_signature, locked, make_private_directory, read_private, write_private
+from .private_files import PrivateRegistry, locked, make_private_directory, read_private, write_private
 
 SECRET_BYTES = 32
 FORMAT_VERSION = 1
@@ -191,14 +190,16 @@ class RegisteredKey:
                 "revoked": self.revoked.isoformat() if self.revoked else None}
 
 
-class HubKeys:
-    """The hub's own SM2 key pair and the parties' registered keys, in ``<data-dir>/keys``."""
+class HubKeys(PrivateRegistry):
+    """The hub's own SM2 key pair and the parties' registered keys, in ``<data-dir>/keys``
+    (the registry: ``parties.json``, key id -> ``RegisteredKey``)."""
+
+    error = KeyStoreError
 
     def __init__(self, directory: Path) -> None:
+        super().__init__(directory / "parties.json")
         self.directory = directory
-        self._entries: dict[str, RegisteredKey] = {}
         self._publics: dict[str, sm2.PublicKey] = {}
-        self._seen: tuple[int, int, int] | None = None
         self._hub: tuple[str, sm2.PrivateKey] | None = None
 
     @classmethod
@@ -209,7 +210,7 @@ class HubKeys:
 
     @property
     def registry_file(self) -> Path:
-        return self.directory / "parties.json"
+        return self.path
 
     @property
     def hub_private_file(self) -> Path:
@@ -297,38 +298,13 @@ class HubKeys:
             public = self._publics[key_id] = sm2.load_public(entry.public_pem, f"registered key {key_id}")
         return public
 
-    def reload_if_changed(self) -> bool:
-        """Read the registry again if it changed since last read; True if it did."""
-        if file_signature(self.registry_file) == self._seen:
-            return False
-        self._read()
-        return True
+    def _parse(self, data: bytes) -> dict[str, RegisteredKey]:
+        return _parse_registry(data, self.path)
 
-    @contextmanager
-    def _changing(self) -> Iterator[None]:
-        """Hold the registry's lock, re-read it, let the caller change it, write it; a refused change writes nothing."""
-        with locked(self.registry_file, KeyStoreError):
-            self._read()
-            stored = dict(self._entries)
-            try:
-                yield
-                self._write()
-            except BaseException:
-                self._entries = stored
-                raise
-
-    def _read(self) -> None:
-        seen = file_signature(self.registry_file)
-        data = read_private(self.registry_file, KeyStoreError)
-        self._entries = {} if data is None else _parse_registry(data, self.registry_file)
-        self._seen = None if data is None else seen
-
-    def _write(self) -> None:
-        document = {"version": FORMAT_VERSION, "keys": [
+    def _document(self) -> dict[str, Any]:
+        return {"version": FORMAT_VERSION, "keys": [
             {**entry.listing(), "public_key": entry.public_pem.decode("ascii"),
              "event_secret": base64.b64encode(entry.event_secret).decode("ascii")} for entry in self.entries()]}
-        write_private(self.registry_file, (json.dumps(document, indent=1) + "\n").encode("utf-8"), KeyStoreError)
-        self._seen = file_signature(self.registry_file)
 
 
 def _registration(item: Any) -> RegisteredKey:

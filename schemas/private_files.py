@@ -4,18 +4,21 @@ Each is read refusing a file that group or others can read or write (naming the 
 that fixes it), that is not a regular file, or that cannot be read; each is written whole to
 a private temporary file, synced and renamed (or linked) into place in a 0700 directory, so
 no reader ever sees half a file. ``locked`` holds an exclusive lock beside a file while a
-change re-reads and rewrites it. Errors are raised as the caller's own error class.
+change re-reads and rewrites it. Errors are raised as the caller's own error class. ``PrivateRegistry`` is a JSON file of
+entries kept that way: read when loaded, read again when it changed, changed under its lock.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .errors import ContractError
 
@@ -101,3 +104,57 @@ def file_signature(path: Path) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     return info.st_ino, info.st_mtime_ns, info.st_size
+
+
+class PrivateRegistry:
+    """Entries kept in one private JSON file (``path``): ``_parse`` turns its bytes into
+    ``_entries``, ``_document`` turns them back into JSON; errors are ``error``."""
+
+    error: type[ContractError] = ContractError
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._entries: dict[str, Any] = {}
+        self._seen: tuple[int, int, int] | None = None  # (inode, mtime_ns, size) of the file last read
+
+    def reload_if_changed(self) -> bool:
+        """Read the file again if it was replaced, changed or removed since last read; True if it was.
+
+        A file that cannot be used raises the registry's error and leaves the entries as they were.
+        """
+        if file_signature(self.path) == self._seen:
+            return False
+        self._read()
+        return True
+
+    def _parse(self, data: bytes) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _document(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Hold the file's lock, read it afresh, let the caller change the entries, then write them.
+
+        A change that is refused or cannot be written leaves the entries as the file holds them.
+        """
+        with locked(self.path, self.error):
+            self._read()
+            stored = dict(self._entries)
+            try:
+                yield
+                self._write()
+            except BaseException:
+                self._entries = stored
+                raise
+
+    def _read(self) -> None:
+        seen = file_signature(self.path)
+        data = read_private(self.path, self.error)
+        self._entries = {} if data is None else self._parse(data)
+        self._seen = None if data is None else seen
+
+    def _write(self) -> None:
+        write_private(self.path, (json.dumps(self._document(), indent=1) + "\n").encode("utf-8"), self.error)
+        self._seen = file_signature(self.path)
