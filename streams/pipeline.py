@@ -157,6 +157,22 @@ def tally_outputs(batch: Sequence[Inbound], tallies: Mapping[tuple[str, str, int
     return outputs
 
 
+def event_findings(event: Mapping[str, Any], registered: Callable[[str], str | None], last: Any,
+                   uscc_allow: frozenset[str] = frozenset(), today: date | None = None) -> list[rules.Finding]:
+    """The data-quality findings the stage makes on a decoded event whose shape passed
+    (``validate_shape``), errors first; none for a delete. ``registered`` and ``last`` are
+    what ``rules.Facts`` reads: the registry's entry of a key, the entity's last accepted state."""
+    if event["op"] == "d":
+        return []
+    facts = rules.Facts(registered, last, event["source"]["province"], uscc_allow=uscc_allow, today=today)
+    return rules.evaluate(event["entity_type"], subject_record(event), facts)
+
+
+def rejecting_rule(findings: Sequence[rules.Finding]) -> str | None:
+    """The rule an event with these findings goes to the DLQ under (its first error), or None: accepted."""
+    return next((f.rule.code for f in findings if f.rule.severity == rules.ERROR), None)
+
+
 class _Message:
     """One message's trip through the stage."""
 
@@ -186,9 +202,8 @@ class _Message:
             return
         errors = [f for f in findings if f.rule.severity == rules.ERROR]
         if errors:
-            first = errors[0]
             text = "; ".join(f.text for f in errors)
-            self._reject(Rejection(first.rule.code, f"{describe(event)}: {text}"), findings)
+            self._reject(Rejection(rejecting_rule(findings), f"{describe(event)}: {text}"), findings)
             return
         self._publish_findings(findings)
         self._accept(event, event_id)
@@ -197,9 +212,7 @@ class _Message:
         if event["op"] == "d":
             return []
         self.last = last = self.state.get(self._entity_state_key(event))
-        facts = rules.Facts(self._owner, last, event["source"]["province"],
-                            uscc_allow=self.ctx.uscc_allow, today=self.today)
-        return rules.evaluate(event["entity_type"], subject_record(event), facts)
+        return event_findings(event, self._owner, last, self.ctx.uscc_allow, self.today)
 
     def _entity_state_key(self, event: Mapping[str, Any]) -> str:
         """Where the entity's last accepted version is kept: another province's filing of a
