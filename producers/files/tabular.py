@@ -4,7 +4,9 @@ CSV is read line by line from bytes: the encoding is detected from the first 64 
 (UTF-8 with or without BOM, else GB18030, which contains GBK), a line longer than
 ``max_line_bytes`` is skipped and reported, never held in memory whole. XLSX is read
 with openpyxl in read-only mode; formulas are kept as their text (``=...``) so that
-formula injection is seen. A file that cannot be read at all raises ``FileRejected``.
+formula injection is seen; a workbook with data on a second sheet (``extra_sheets``) or merged
+cells in its header row (``merged_header``) is refused rather than guessed at. A file that
+cannot be read at all raises ``FileRejected``.
 """
 
 from __future__ import annotations
@@ -220,8 +222,52 @@ def _open_xlsx(path: Path, limits: ReadLimits) -> Table:
     if header_cells is None:
         workbook.close()
         raise FileRejected("no_header", f"{path.name}: the first sheet has no header row")
+    try:
+        _check_layout(path, workbook, number)
+    except FileRejected:
+        workbook.close()
+        raise
     header = _trim_header(tuple(_clean_label(cell_text(v)) for v in header_cells))
     return Table(path, "xlsx", "xlsx", header, _xlsx_rows(values, number, limits.max_line_bytes, workbook))
+
+
+def _check_layout(path: Path, workbook, header_number: int) -> None:
+    """Refuse data on a sheet after the first, and merged cells in the header row."""
+    try:
+        extra = [sheet.title for sheet in workbook.worksheets[1:]
+                 if any(v not in (None, "") for row in sheet.iter_rows(values_only=True) for v in row)]
+        merged = sorted(ref for ref, first, last in _merged_ranges(workbook.worksheets[0])
+                        if first <= header_number <= last)
+    except Exception as exc:  # openpyxl raises many types on a damaged workbook
+        raise FileRejected("not_xlsx", f"{path.name} is not a readable Excel workbook: {type(exc).__name__}: {exc}") from exc
+    if extra:
+        raise FileRejected("extra_sheets", f"{path.name} has data on more than one sheet (also {', '.join(extra)}): "
+                           f"a daily file holds one register on its first sheet; put the others in files of their own")
+    if merged:
+        raise FileRejected("merged_header", f"{path.name}: header cells {', '.join(merged)} are merged: unmerge them "
+                           f"so that every column has a label of its own")
+
+
+_MERGE_REF = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?"')
+
+
+def _merged_ranges(sheet) -> set[tuple[str, int, int]]:
+    """(range, first row, last row) of every merged range of a read-only sheet, scanning its XML."""
+    found: set[tuple[str, int, int]] = set()
+    source = sheet._get_source()
+    try:
+        tail = b""
+        while chunk := source.read(1 << 20):
+            data = tail + chunk
+            for m in _MERGE_REF.finditer(data):
+                first = int(m[2])
+                last = int(m[4]) if m[4] else first
+                ref = f"{m[1].decode()}{first}" + (f":{m[3].decode()}{last}" if m[3] else "")
+                found.add((ref, first, last))
+            tail = data[-256:]
+    finally:
+        source.close()
+    return found
 
 
 def _xlsx_rows(values, header_number: int, max_line: int, workbook) -> Iterator[RawRow]:
