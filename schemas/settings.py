@@ -18,6 +18,7 @@ from . import signing
 from .keys import HubKeys, PartyKey, PartyKeys, provision
 from .errors import SettingsError
 from .identifiers import PROVINCES, USCC_ALPHABET
+from .parties import PROVINCE, Parties, load_parties
 from .topics import TopicNames
 
 ENV_PREFIX = "ROADX_"
@@ -32,7 +33,11 @@ class Settings:
     clickhouse_url: str = ""
     clickhouse_database: str = "roadx"
     schema_registry_url: str = ""
+    # The parties taking part (``ROADX_PARTIES``, or ``ROADX_PROVINCES``, its first name): codes of
+    # the party set (``parties()``), or ``all``; by default every party of kind province.
     provinces: tuple[str, ...] = tuple(PROVINCES)
+    # A JSON or TOML file replacing the built-in party set (``schemas.parties``); empty: the built-in one.
+    parties_file: Path | None = None
     partitions: int = 3
     national_partitions: int = 6
     session_timeout_ms: int = 6000
@@ -94,6 +99,7 @@ class Settings:
     uscc_allow_file: Path | None = None
     _keys: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _uscc_allow: list[frozenset[str]] = field(default_factory=list, repr=False, compare=False)
+    _parties: dict[Path | None, Parties] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def embedded(self) -> bool:
@@ -199,6 +205,18 @@ class Settings:
             self._uscc_allow.append(_read_uscc_allow(self.uscc_allow_file) if self.uscc_allow_file else frozenset())
         return self._uscc_allow[0]
 
+    def parties(self) -> Parties:
+        """The party set: ``parties_file``'s, else the built-in one (read once)."""
+        parties = self._parties.get(self.parties_file)
+        if parties is None:
+            parties = self._parties[self.parties_file] = load_parties(self.parties_file)
+        return parties
+
+    def registers_of(self) -> dict[str, frozenset[str]]:
+        """The registers each party taking part may publish."""
+        parties = self.parties()
+        return {p: frozenset(parties[p].registers) for p in self.provinces if p in parties}
+
     def pii_key(self) -> bytes:
         return signing.mac(self.master_key(), b"roadx/pii-token")
 
@@ -259,7 +277,9 @@ def _write_secret(path: Path, secret: bytes) -> None:
 
 _FIELDS = {f.name: f for f in fields(Settings) if not f.name.startswith("_")}
 _PATH_FIELDS = ("data_dir", "master_key_file", "parties_dir", "kafka_sasl_password_file", "kafka_ssl_ca_file",
-                "kafka_ssl_certificate_file", "kafka_ssl_key_file", "uscc_allow_file")
+                "kafka_ssl_certificate_file", "kafka_ssl_key_file", "uscc_allow_file", "parties_file")
+# ROADX_PARTIES is the selection's name; ROADX_PROVINCES, its first one, stays an alias.
+_ALIASES = {"parties": "provinces"}
 
 
 def _convert(name: str, raw: str) -> Any:
@@ -287,20 +307,33 @@ def resolve(environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:
     """Build settings from the environment, then flags (``None`` flags are ignored)."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    given: dict[str, str] = {}  # field -> the variable that set it
     for var, raw in environ.items():
         if not var.startswith(ENV_PREFIX):
             continue
         name = var[len(ENV_PREFIX):].lower()
+        name = _ALIASES.get(name, name)
         if name not in _FIELDS:
-            known = ", ".join(ENV_PREFIX + n.upper() for n in sorted(_FIELDS))
+            known = ", ".join(ENV_PREFIX + n.upper() for n in sorted([*_FIELDS, *_ALIASES]))
             raise SettingsError(f"unknown setting {var}; known settings: {known}")
-        values[name] = _convert(name, raw)
+        value = _convert(name, raw)
+        if name in values and values[name] != value:
+            raise SettingsError(f"{given[name]} and {var} disagree ({','.join(values[name])} against "
+                                f"{','.join(value)}): set one of them")
+        values[name], given[name] = value, var
     for name, value in flags.items():
         if name not in _FIELDS:
             raise SettingsError(f"unknown setting {name!r}")
         if value is not None:
             values[name] = Path(value) if name == "data_dir" else value
     settings = Settings(**values)
+    parties = settings.parties()  # a bad parties file fails here, at the entry point
+    if "provinces" in values:
+        settings = replace(settings, provinces=parties.select(values["provinces"], given.get("provinces", "provinces")))
+    elif settings.parties_file is not None:
+        settings = replace(settings, provinces=parties.of_kind(PROVINCE))
+        if not settings.provinces:
+            raise SettingsError(f"{parties.source} has no province: select the parties taking part with ROADX_PARTIES")
     _validate(settings)
     return settings
 
@@ -308,9 +341,13 @@ def resolve(environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:
 def _validate(settings: Settings) -> None:
     if settings.partitions < 1 or settings.national_partitions < 1:
         raise SettingsError("partition counts must be at least 1")
-    unknown = [p for p in settings.provinces if p not in PROVINCES]
+    parties = settings.parties()
+    unknown = [p for p in settings.provinces if p not in parties]
     if unknown:
-        raise SettingsError(f"unknown province codes {unknown}: use two-digit GB/T 2260 codes")
+        raise SettingsError(f"unknown party codes {unknown}: the parties of {parties.source} are "
+                            f"{', '.join(parties)} (ROADX_PARTIES selects among them)")
+    if not settings.provinces:
+        raise SettingsError("ROADX_PARTIES selects no party")
     if settings.sink_batch_size < 1 or settings.stream_batch_size < 1:
         raise SettingsError("batch sizes must be at least 1")
     if settings.dedup_retention_hours <= 0:
@@ -357,6 +394,7 @@ def to_environ(settings: Settings) -> dict[str, str]:
             continue
         if name == "provinces":
             text = ",".join(value)
+            env[ENV_PREFIX + "PARTIES"] = text  # both names, so a child's environment never holds two selections
         elif isinstance(value, Path):
             text = str(value.resolve())
         else:

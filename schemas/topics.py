@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
-# "{}" is the party: a two-digit GB/T 2260 province code for the province topics.
+# "{}" is the party (``schemas.parties``): a two-digit GB/T 2260 code for a province, "66" for the
+# Xinjiang Production and Construction Corps, letters for a navigation administration ("CJ", "ZJ").
 CHANGES_TOPIC = "prov.{}.changes"
 REPLIES_TOPIC = "prov.{}.replies"
 INBOUND_TOPIC = "xprov.{}.inbound"
@@ -21,7 +22,11 @@ MANIFESTS_TOPIC = "prov.{}.manifests"
 RECEIPTS_TOPIC = "xprov.{}.receipts"
 STATE_TOPIC = "roadx-streams-state.{}"
 NATIONAL_TOPIC = "national.{}"
-PROVINCE_CODE = "[0-9]{2}"
+# Every party code, whatever its kind: 2 to 8 capitals or digits (no dot, so it cannot run into the
+# name's other parts). The patterns below accept any configured party; which parties take part is
+# the settings' selection, checked where it matters (the stage's unknown_province, topic specs, ACLs).
+PARTY_CODE = "[0-9A-Z]{2,8}"
+PROVINCE_CODE = PARTY_CODE  # its first name, from when every party was a province
 
 # Kafka Connect-style headers that travel with a dead letter or a routed case.
 DLQ_REASON = "roadx.error.reason"
@@ -77,8 +82,8 @@ def pattern(template: str, party: str) -> str:
     return party.join(re.escape(part) for part in template.split("{}"))
 
 
-# A prov.<P>.changes topic under any prefix; group 1 is the province.
-ANY_PREFIX_CHANGES = re.compile(pattern(CHANGES_TOPIC, f"({PROVINCE_CODE})") + "$")
+# A prov.<P>.changes topic under any prefix; group 1 is the party.
+ANY_PREFIX_CHANGES = re.compile(pattern(CHANGES_TOPIC, f"({PARTY_CODE})") + "$")
 
 
 @dataclass(frozen=True)
@@ -201,7 +206,7 @@ class TopicNames:
         return topics
 
     def province_of_changes_topic(self, topic: str) -> str | None:
-        """The province a ``prov.<P>.changes`` topic belongs to, else None."""
+        """The party (a province or another party) a ``prov.<P>.changes`` topic belongs to, else None."""
         return _province_in(self.prefix, CHANGES_TOPIC, topic)
 
     def party_in_name(self, name: str) -> str | None:
@@ -222,6 +227,6 @@ class TopicNames:
 
 @lru_cache(maxsize=4096)
 def _province_in(prefix: str, template: str, topic: str) -> str | None:
-    """The two-digit province of ``<prefix><template>``, else None (asked per message)."""
-    match = re.fullmatch(re.escape(prefix) + pattern(template, f"({PROVINCE_CODE})"), topic)
+    """The party code of ``<prefix><template>``, else None (asked per message)."""
+    match = re.fullmatch(re.escape(prefix) + pattern(template, f"({PARTY_CODE})"), topic)
     return match[1] if match else None
