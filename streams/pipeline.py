@@ -1,9 +1,9 @@
 """The stream stage as a pure function over a batch: no Kafka; its one clock is
 ``StageContext.today`` (the day birth dates are compared with), which tests set.
 
-Per message, in order: decode → provenance (source topic, known province, signature)
-→ dedup (``event_id`` seen before) → shape → data-quality rules (``streams.rules``) →
-content dedup (same content as the entity's last version) and staleness (older
+Per message, in order: decode → provenance (source topic, known party, signature, a register
+the party may publish, ``register_not_allowed``) → dedup (``event_id`` seen before) → shape →
+data-quality rules (``streams.rules``) → content dedup (same content as the entity's last version) and staleness (older
 ``source.seq``) → forward to ``national.changes``, route cases to ``xprov.<Q>.inbound``,
 notify both provinces of a move. A message failing provenance, shape or an ``error``
 rule goes to the DLQ with its raw bytes and origin; every rule that fires is also
@@ -95,6 +95,7 @@ class StageContext:
     uscc_allow: frozenset[str] = frozenset()  # early pilot USCCs valid in law that fail the checksum
     today: Callable[[], date] = china_today  # the rules' day, read once per batch
     tallies: SubmissionTallyCodec | None = None  # None: a SubmissionTallyCodec on the events' registry
+    registers: Mapping[str, frozenset[str]] | None = None  # each party's registers (schemas.parties); None: any
 
     def __post_init__(self) -> None:
         if self.findings is None:
@@ -363,7 +364,7 @@ class _Message:
 
 
 _UNREAD = object()
-PROVENANCE_RULES = frozenset({"bad_signature", "unknown_province", "province_mismatch"})
+PROVENANCE_RULES = frozenset({"bad_signature", "unknown_province", "province_mismatch", "register_not_allowed"})
 
 
 def _text_clip(text: str | None, limit: int = HEADER_MAX_BYTES) -> str | None:
@@ -410,6 +411,10 @@ def _check_provenance(message: Inbound, event: Mapping[str, Any], province: str,
                                             f"with a registered key")
     if not any(signing.verify(message.value, key) for key in keys):
         raise Rejection("bad_signature", f"{who}: bad_signature: not signed with province {claimed}'s key")
+    allowed = None if ctx.registers is None else ctx.registers.get(claimed, frozenset())
+    if allowed is not None and event["entity_type"] not in allowed:
+        raise Rejection("register_not_allowed", f"{who}: register_not_allowed: party {claimed} may not publish "
+                                                f"the {event['entity_type']} register ({', '.join(sorted(allowed))})")
 
 
 def dead_letter(message: Inbound, rejection: Rejection, topics: TopicNames,

@@ -65,7 +65,8 @@ def stage_context(settings: Settings) -> StageContext:
         codec = EventCodec(make_registry(settings.schema_registry_url or None))
     except Exception as exc:
         raise WorkerError(f"cannot prepare the stream stage: {exc}") from exc
-    return StageContext(codec, settings.topics, keys, frozenset(settings.provinces), uscc_allow=settings.uscc_allow())
+    return StageContext(codec, settings.topics, keys, frozenset(settings.provinces), uscc_allow=settings.uscc_allow(),
+                        registers=settings.registers_of())
 
 
 class StreamRunner:

@@ -28,7 +28,7 @@ def test_unknown_variable_is_rejected_with_the_known_ones_listed():
 @pytest.mark.parametrize("env, message", [
     ({"ROADX_PARTITIONS": "four"}, "ROADX_PARTITIONS='four'"),
     ({"ROADX_PARTITIONS": "0"}, "at least 1"),
-    ({"ROADX_PROVINCES": "44,99"}, "unknown province codes"),
+    ({"ROADX_PROVINCES": "44,99"}, "ROADX_PROVINCES: unknown party code\\(s\\) 99"),
     ({"ROADX_PROVINCES": " , "}, "empty list"),
     ({"ROADX_REFERENCE_GRACE_SECONDS": "-1"}, "ROADX_REFERENCE_GRACE_SECONDS must be 0 or more"),
     ({"ROADX_REFERENCE_GRACE_SECONDS": "an hour"}, "ROADX_REFERENCE_GRACE_SECONDS='an hour'"),
