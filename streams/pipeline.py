@@ -3,9 +3,9 @@
 
 Per message, in order: decode → provenance (source topic, known party, signature, a register
 the party may publish, ``register_not_allowed``) → dedup (``event_id`` seen before) → shape →
-data-quality rules (``streams.rules``) → content dedup (same content as the entity's last version) and staleness (older
-``source.seq``) → forward to ``national.changes``, route cases to ``xprov.<Q>.inbound``,
-notify both provinces of a move. A message failing provenance, shape or an ``error``
+data-quality rules (``streams.rules``) → content dedup (same content as the entity's last
+version) and staleness (older ``source.seq``) → forward to ``national.changes``, route cases
+to ``xprov.<Q>.inbound``, notify both provinces of a move. A message failing provenance, shape or an ``error``
 rule goes to the DLQ with its raw bytes and origin; every rule that fires is also
 published to ``national.quality``; the rest of the batch flows on. Accepted events
 forward their original bytes, so signatures stay verifiable downstream.
