@@ -34,8 +34,8 @@ def with_data_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     # Each command module's ``add_parser`` registers its subcommands and sets
     # ``handler(settings, args) -> exit status`` as their default; the order is ``roadx --help``'s.
-    from .commands import (acl, bench, cases, chaos, demo, evidence, keys, produce, stack, status, store, subscribe,
-                           topics, worker)
+    from .commands import (acl, bench, cases, chaos, check, demo, evidence, keys, produce, stack, status, store,
+                           subscribe, topics, worker)
 
     parser = argparse.ArgumentParser(prog="roadx", description="National road-transport data-exchange backbone.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_parser(sub, with_data_dir)  # query, report, verify
     worker.add_parser(sub, with_data_dir)  # roadx worker streams|sink: the worker shell
     produce.add_parser(sub, with_data_dir)
+    check.add_parser(sub, with_data_dir)  # check FILE: a daily file against the hub's rules, offline
     topics.add_parser(sub, with_data_dir)
     acl.add_parser(sub, with_data_dir)
     subscribe.add_parser(sub, with_data_dir)

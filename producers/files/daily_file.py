@@ -102,12 +102,12 @@ def report_path(input_path: Path) -> Path:
     return input_path.with_name(input_path.name + REPORT_SUFFIX)
 
 
-def write_error_report(input_path: Path, failures: list[RowFailure]) -> Path:
-    """Write ``<input>.errors.csv`` (UTF-8 with BOM, opens in Excel) beside the input.
+def write_error_report(input_path: Path, failures: list[RowFailure], target: Path | None = None) -> Path:
+    """Write ``<input>.errors.csv`` (UTF-8 with BOM, opens in Excel) beside the input, or at ``target``.
 
     ``failures`` may hold notes (rule ``normalised``) too; rows are written in row order.
     """
-    path = report_path(input_path)
+    path = Path(target) if target is not None else report_path(input_path)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)
