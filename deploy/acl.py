@@ -1,6 +1,6 @@
-"""Kafka ACLs of the exchange, generated from the province list.
+"""Kafka ACLs of the exchange, generated from the parties taking part (``schemas.parties``).
 
-Province ``P`` (principal ``User:prov-P``) may write only ``prov.P.changes``, its replies to
+Party ``P`` (a province, the Corps, a navigation administration; principal ``User:prov-P``) may write only ``prov.P.changes``, its replies to
 the cases routed to it, ``prov.P.replies``, and the manifests closing its submissions,
 ``prov.P.manifests``; it may read only ``xprov.P.inbound`` and the hub's receipts for its
 submissions, ``xprov.P.receipts`` (with consumer groups named ``prov-P-...``). The hub's
@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from schemas.errors import SettingsError
-from schemas.identifiers import PROVINCES
 from schemas.settings import Settings
 
 
@@ -56,18 +55,20 @@ def province_principal(province: str) -> str:
 
 
 def select_provinces(settings: Settings, text: str | None) -> tuple[str, ...]:
-    """Provinces named in ``text`` (``11,12``), or all configured ones; unknown codes are an error."""
+    """Parties named in ``text`` (``11,12,CJ``), or all taking part; unknown codes are an error."""
     if text is None:
         return tuple(settings.provinces)
     codes = tuple(dict.fromkeys(c.strip() for c in text.split(",") if c.strip()))
     if not codes:
-        raise SettingsError("--provinces names no province (use codes like 11,12)")
-    unknown = [c for c in codes if c not in PROVINCES]
+        raise SettingsError("--parties names no party (use codes like 11,12,CJ)")
+    parties = settings.parties()
+    unknown = [c for c in codes if c not in parties]
     if unknown:
-        raise SettingsError(f"unknown province code(s) {', '.join(unknown)}: use two-digit GB/T 2260 codes")
+        raise SettingsError(f"unknown party code(s) {', '.join(unknown)}: the parties are {', '.join(parties)} "
+                            f"(roadx parties)")
     missing = [c for c in codes if c not in settings.provinces]
     if missing:
-        raise SettingsError(f"province(s) {', '.join(missing)} are not configured (ROADX_PROVINCES)")
+        raise SettingsError(f"party(ies) {', '.join(missing)} do not take part (ROADX_PARTIES)")
     return codes
 
 

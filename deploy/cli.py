@@ -34,8 +34,8 @@ def with_data_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     # Each command module's ``add_parser`` registers its subcommands and sets
     # ``handler(settings, args) -> exit status`` as their default; the order is ``roadx --help``'s.
-    from .commands import (acl, bench, cases, chaos, check, demo, evidence, keys, produce, stack, status, store,
-                           subscribe, topics, worker)
+    from .commands import (acl, bench, cases, chaos, check, demo, evidence, keys, parties, produce, stack, status,
+                           store, subscribe, topics, worker)
 
     parser = argparse.ArgumentParser(prog="roadx", description="National road-transport data-exchange backbone.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_parser(sub, with_data_dir)  # check FILE: a daily file against the hub's rules, offline
     topics.add_parser(sub, with_data_dir)
     acl.add_parser(sub, with_data_dir)
+    parties.add_parser(sub, with_data_dir)  # parties: code, name, kind, registers of each party
     subscribe.add_parser(sub, with_data_dir)
     cases.add_parser(sub, with_data_dir)  # cases list|show|receipt|progress|answer|decline
     keys.add_parser(sub, with_data_dir)  # keys issue|revoke|list: the information service's credentials

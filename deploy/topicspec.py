@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from schemas.identifiers import PROVINCES
 from schemas.settings import Settings
 
 from .errors import TopicError
@@ -208,10 +207,11 @@ def _province_errors(name: str, settings: Settings) -> list[str]:
     code = settings.topics.party_in_name(name)
     if code is None:
         return []
-    if code not in PROVINCES:
-        return [f"unknown province code {code!r} (use a two-digit GB/T 2260 code)"]
+    if code not in settings.parties():
+        return [f"unknown party code {code!r} (roadx parties lists them: a province's two-digit GB/T 2260 code, "
+                f"66, CJ, ZJ …)"]
     if code not in settings.provinces:
-        return [f"province {code} is not one of the configured provinces (ROADX_PROVINCES)"]
+        return [f"party {code} is not one of the parties taking part (ROADX_PARTIES)"]
     return []
 
 

@@ -31,8 +31,9 @@ def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None
     """Register ``cases list|show|receipt|progress|answer|decline`` on the roadx parser."""
     cases = with_data_dir(sub.add_parser("cases", help="list, show and reply to routed cross-province cases"))
     actions = cases.add_subparsers(dest="action", required=True)
-    listing = actions.add_parser("list", help="the workflows of the cases routed to a province")
-    listing.add_argument("--province", required=True, help="the target province, two-digit code")
+    listing = actions.add_parser("list", help="the workflows of the cases routed to a party")
+    listing.add_argument("--party", "--province", dest="province", required=True, metavar="P",
+                         help="the target party's code (see roadx parties; --province: its first name)")
     listing.add_argument("--region", metavar="CODE",
                          help="only those whose responsible region lies within CODE (4403: a city)")
     listing.add_argument("--open", action="store_true", help="only those not answered or declined yet")
@@ -47,10 +48,11 @@ def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None
                        (ANSWER, "answer a case with its outcome"), (DECLINE, "decline a case with a reason")):
         reply = actions.add_parser(kind, help=what)
         reply.add_argument("correlation_id")
-        reply.add_argument("--province", required=True, help="the province replying: the case's target")
+        reply.add_argument("--party", "--province", dest="province", required=True, metavar="P",
+                           help="the party replying: the case's target (--province: its first name)")
         reply.add_argument("--outcome", help=f"an answer's: {' | '.join(REPLY_OUTCOMES)}")
         reply.add_argument("--reason", help="a decline's: why the case is not the province's")
-        reply.add_argument("--redirect-to", metavar="P", help="a decline's, optional: the province the case belongs to")
+        reply.add_argument("--redirect-to", metavar="P", help="a decline's, optional: the party the case belongs to")
         reply.add_argument("--note", help="free text for the originating province")
         reply.add_argument("--json", action="store_true", help="print the reply sent as JSON")
         reply.set_defaults(handler=cmd_reply, kind=kind)
@@ -139,7 +141,7 @@ def cmd_reply(settings: Settings, args: argparse.Namespace) -> int:
 
 def _check_province(settings: Settings, province: str) -> None:
     if province not in settings.provinces:
-        raise SettingsError(f"--province {province!r} is not a province of the exchange "
+        raise SettingsError(f"--party {province!r} is not a party of the exchange "
                             f"({', '.join(settings.provinces)})")
 
 
@@ -156,7 +158,7 @@ def _check_reply(settings: Settings, args: argparse.Namespace) -> None:
         raise SettingsError(f"--reason and --redirect-to are a decline's, not a {args.kind}'s")
     if args.redirect_to is not None and (args.redirect_to == args.province
                                          or args.redirect_to not in settings.provinces):
-        raise SettingsError(f"--redirect-to {args.redirect_to!r}: another province of the exchange "
+        raise SettingsError(f"--redirect-to {args.redirect_to!r}: another party of the exchange "
                             f"({', '.join(p for p in settings.provinces if p != args.province)})")
 
 

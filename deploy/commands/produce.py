@@ -60,11 +60,13 @@ def _add_files(kinds: argparse._SubParsersAction) -> None:
     """Register ``files`` under ``roadx produce``."""
     p = kinds.add_parser(
         "files", help="load daily CSV/XLSX register files (full snapshots or upserts)",
-        description="Load daily files of one province: CSV (UTF-8, UTF-8 BOM, GBK/GB18030) or XLSX with canonical "
+        description="Load daily files of one party: CSV (UTF-8, UTF-8 BOM, GBK/GB18030) or XLSX with canonical "
                     "or Chinese column labels. A file is a full snapshot by default: creates, updates and deletes "
                     "against the previous one. Bad rows go to <file>.errors.csv; unreadable files to rejected/.")
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files to load, in order")
-    p.add_argument("--province", required=True, help="two-digit GB/T 2260 province code")
+    p.add_argument("--party", "--province", dest="province", required=True, metavar="P",
+                   help="the party whose files these are: a province's two-digit GB/T 2260 code, 66 (the Corps), "
+                        "CJ or ZJ (the navigation administrations); see roadx parties (--province: its first name)")
     p.add_argument("--entity", choices=ENTITY_TYPES,
                    help="what the files hold (required with PATH; with --watch, else taken from each file name)")
     p.add_argument("--watch", type=Path, metavar="DIR", help="load files dropped into DIR as they are complete")
@@ -74,7 +76,7 @@ def _add_files(kinds: argparse._SubParsersAction) -> None:
     p.add_argument("--poll-seconds", type=float, default=2.0, help="--watch: seconds between scans (default 2)")
     p.add_argument("--incremental", action="store_true", help="rows are upserts; a missing row is not a delete")
     p.add_argument("--mapping", type=Path, metavar="FILE",
-                   help='JSON {"column label": "field"} for this province\'s headers (null ignores a column); '
+                   help='JSON {"column label": "field"} for this party\'s headers (null ignores a column); '
                         '"constants": {"field": "value"} gives every row a value for a field without a column')
     p.add_argument("--max-line-bytes", type=int, default=ReadLimits.max_line_bytes,
                    help=f"longest accepted line or sheet row (default {ReadLimits.max_line_bytes})")
@@ -101,6 +103,10 @@ def run_files(settings: Settings, args: argparse.Namespace) -> int:
         raise FileAdapterError("--entity is required when loading files by PATH")
     if args.mapping and not args.entity:
         raise FileAdapterError("--mapping needs --entity (a mapping belongs to one entity)")
+    refusal = settings.parties().refusal(args.province, args.entity) \
+        if args.entity and args.province in settings.provinces else None
+    if refusal is not None:  # before any file is read or the broker touched
+        raise FileAdapterError(f"register_not_allowed: {refusal}")
     for name in ("max_line_bytes", "max_file_bytes", "spool_limit"):
         if getattr(args, name) < 1:
             raise FileAdapterError(f"--{name.replace('_', '-')} must be at least 1")
@@ -164,7 +170,7 @@ def _watch(settings: Settings, args: argparse.Namespace, options: FileAdapterOpt
 
     def watch(stop: threading.Event) -> int:
         if not args.once:
-            print(f"watching {args.watch} for province {args.province} (Ctrl-C to stop)", file=sys.stderr)
+            print(f"watching {args.watch} for party {args.province} (Ctrl-C to stop)", file=sys.stderr)
         folder.run(args.settle_seconds, args.poll_seconds, report, stop, once=args.once,
                    on_receipt=lambda outcome: print(describe_outcome(outcome), flush=True))
         return _files_status(results)
@@ -246,7 +252,8 @@ def _add_db(kinds: argparse._SubParsersAction) -> None:
         description="Poll a table by a monotonic cursor column (or read an outbox table) and publish "
                     "signed change events to prov.<P>.changes. Deletes: --deleted-column (cursor mode) "
                     "or the op column of an --outbox table; hard SQL deletes are not seen by cursor polling.")
-    p.add_argument("--province", required=True, help="two-digit GB/T 2260 province code")
+    p.add_argument("--party", "--province", dest="province", required=True, metavar="P",
+                   help="the party whose database this is (see roadx parties; --province: its first name)")
     p.add_argument("--url", required=True, help="sqlite:///path/to.db or postgresql://user@host:port/db")
     p.add_argument("--table", required=True, help="table (or schema.table) to read")
     p.add_argument("--entity", required=True, help="operator | vehicle | practitioner | licence | case")
@@ -293,8 +300,12 @@ def run_db_adapter(settings: Settings, args: argparse.Namespace) -> int:
         cursor=args.cursor, outbox=args.outbox, op_column=args.op_column, payload_column=args.payload_column,
         deleted_column=args.deleted_column, column_map=parse_map(args.map), system=args.system,
         batch_size=args.batch, spool_limit=args.spool_limit, receipt_seconds=args.receipt_seconds)
+    refusal = settings.parties().refusal(config.province, config.entity) \
+        if config.province in settings.provinces else None
+    if refusal is not None:  # before the broker or the source is touched
+        raise ProducerError(f"register_not_allowed: {refusal}")
     settings = with_running_broker(settings)
-    settings.province_key(config.province)  # unknown province: a clear error before connecting
+    settings.province_key(config.province)  # unknown party: a clear error before connecting
     serve_metrics(settings)
     adapter = DbAdapter(settings, config)
     try:

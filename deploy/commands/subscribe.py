@@ -1,4 +1,4 @@
-"""``roadx subscribe``: the cases routed to one province, decoded, for its enforcement teams.
+"""``roadx subscribe``: the cases routed to one party, decoded, for its enforcement teams.
 
 Reads ``xprov.<P>.inbound`` on the configured cluster, else the running embedded stack's
 broker (``deploy.stack.with_running_broker``); ``streams.subscribe`` decodes each case.
@@ -19,13 +19,15 @@ from ..stack import with_running_broker
 
 
 def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None:
-    p = with_data_dir(sub.add_parser("subscribe", help="show the cases routed to a province"))
-    p.add_argument("--province", required=True, help="two-digit province code")
+    p = with_data_dir(sub.add_parser("subscribe", help="show the cases routed to a party"))
+    p.add_argument("--party", "--province", dest="province", required=True, metavar="P",
+                   help="the party's code: a province's two-digit GB/T 2260 code, 66, CJ, ZJ … (see roadx parties; "
+                        "--province: its first name)")
     p.add_argument("--from-beginning", action="store_true", help="start from the first routed case")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--idle-exit", type=float, default=None, help="stop after this many seconds without a case")
     p.add_argument("--receipts", action="store_true",
-                   help="acknowledge each case shown with a receipt (回执) signed as the province")
+                   help="acknowledge each case shown with a receipt (回执) signed as the party")
     p.add_argument("--region", metavar="CODE",
                    help="only cases whose responsible region lies within CODE (4403: a city, 440305: a county)")
     p.set_defaults(handler=run_subscribe)

@@ -195,7 +195,10 @@ class DbAdapter:
                  clock: Callable[[], float] = time.time) -> None:
         self.settings, self.config, self._clock = settings, config, clock
         self.topic = settings.topics.province_changes(config.province)
-        self._key = settings.province_key(config.province)
+        self._key = settings.province_key(config.province)  # an unknown party fails here
+        refusal = settings.parties().refusal(config.province, config.entity)
+        if refusal is not None:  # before the source is read: the hub would refuse every event of it
+            raise ProducerError(f"register_not_allowed: {refusal}")
         self._codec = EventCodec(make_registry(settings.schema_registry_url or None))
         self.state_path = settings.data_dir / "adapters" / f"{config.state_name}.db"
         self.errors_path = self.state_path.with_suffix(".errors.jsonl")

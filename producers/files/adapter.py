@@ -129,6 +129,9 @@ class FileAdapter:
             raise FileAdapterError(f"unknown province {province!r}: use one of {', '.join(settings.provinces)}")
         if entity not in ENTITY_TYPES:
             raise FileAdapterError(f"unknown entity {entity!r}: use one of {', '.join(ENTITY_TYPES)}")
+        refusal = settings.parties().refusal(province, entity)
+        if refusal is not None:  # before anything is read: the hub would refuse every event of it
+            raise FileAdapterError(f"register_not_allowed: {refusal}")
         self.settings, self.province, self.entity, self.options = settings, province, entity, options
         self._progress = progress or (lambda _phase, _done, _total: None)
         state_dir = settings.data_dir / "adapters"

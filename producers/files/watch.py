@@ -71,6 +71,10 @@ class DropFolder:
         self._previous: Stats = {}
         if not self.directory.is_dir():
             raise FileAdapterError(f"--watch {self.directory} is not a directory")
+        refusal = None if entity is None or province not in settings.provinces \
+            else settings.parties().refusal(province, entity)
+        if refusal is not None:
+            raise FileAdapterError(f"register_not_allowed: {refusal}")
 
     def poll(self, settle_s: float) -> list[FileResult]:
         """One scan: load every file that is ready. A broker outage stops the scan (retried next poll)."""
@@ -129,6 +133,10 @@ class DropFolder:
             rejection = FileRejected("unknown_entity", f"{path.name}: the file name does not start with an entity "
                                      f"(operator, vehicle, practitioner, licence, case or 经营业户, 营运车辆, "
                                      f"从业人员, 电子证照, 执法案件); or run with --entity")
+            return FileResult(path, "rejected", reason=str(rejection), moved_to=move_aside(path, rejection))
+        refusal = self.settings.parties().refusal(self.province, entity)
+        if refusal is not None:  # a file of a register the party may not publish: refused whole, the folder goes on
+            rejection = FileRejected("register_not_allowed", f"{path.name}: {refusal}")
             return FileResult(path, "rejected", reason=str(rejection), moved_to=move_aside(path, rejection))
         adapter = self._adapters.get(entity)
         if adapter is None:

@@ -78,10 +78,10 @@ def test_a_province_replies_with_roadx_cases_and_the_origin_and_the_store_see_it
             (("answer", correlation, "--province", "11"), "an answer says its outcome"),
             (("decline", correlation, "--province", "11"), "a decline says why"),
             (("receipt", correlation, "--province", "31"), "was routed to 11, not 31"),
-            (("receipt", correlation, "--province", "99"), "--province '99' is not a province of the exchange"),
+            (("receipt", correlation, "--province", "99"), "--party '99' is not a party of the exchange"),
             (("receipt", str(uuid.uuid4()), "--province", "11"), "unknown correlation id"),
             (("show", str(uuid.uuid4())), "unknown correlation id"),
-            (("list", "--province", "xx"), "is not a province"),
+            (("list", "--party", "xx"), "is not a party"),
             (("list", "--province", "11", "--region", "4403"), "--region: invalid_region_code: '4403' is not within province 11"),
             (("list", "--province", "11", "--region", "11'--"), "is not a region prefix")):
         refused = roadx("cases", *args, *d)

@@ -150,7 +150,7 @@ def test_an_unknown_province_in_the_spec_changes_nothing(env, tmp_path, capsys):
     path = tmp_path / "bad.toml"
     path.write_text(text, "utf-8")
     assert main(["topics", "apply", "--spec", str(path)]) == 2
-    assert "unknown province code '97'" in capsys.readouterr().err
+    assert "unknown party code '97'" in capsys.readouterr().err
     assert _exchange_topics(env["ROADX_BOOTSTRAP_SERVERS"], prefix) == set()
 
 

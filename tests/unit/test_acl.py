@@ -178,9 +178,9 @@ def test_analysts_get_no_kafka_acl():
 
 
 @pytest.mark.parametrize("provinces, message", [
-    ("11,99", "unknown province code.*99"),
-    ("1x", "unknown province code.*1x"),
-    (" , ", "names no province"),
+    ("11,99", "unknown party code.*99"),
+    ("1x", "unknown party code.*1x"),
+    (" , ", "names no party"),
 ])
 def test_unknown_province_codes_are_a_clear_error(provinces, message):
     with pytest.raises(SettingsError, match=message):
@@ -188,11 +188,11 @@ def test_unknown_province_codes_are_a_clear_error(provinces, message):
 
 
 def test_a_known_but_unconfigured_province_is_refused():
-    with pytest.raises(SettingsError, match="44 are not configured"):
+    with pytest.raises(SettingsError, match="44 do not take part"):
         select_provinces(Settings(provinces=("11", "12")), "11,44")
 
 
 def test_the_cli_prints_an_error_and_no_acl_for_an_unknown_province(capsys):
     assert main(["acl", "--format", "kafka", "--provinces", "11,99"]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and "unknown province code(s) 99" in err
+    assert out == "" and "unknown party code(s) 99" in err

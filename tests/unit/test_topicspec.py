@@ -120,14 +120,14 @@ def test_numbers_in_configs_are_read_as_kafka_strings():
     (GOOD.replace('"retention.ms"', '"retention.days"'), "unknown topic config 'retention.days'"),
     (GOOD.replace("604800000", "'a week'"), "config retention.ms must be a whole number"),
     (GOOD.replace('"min.insync.replicas" = "2"', '"min.insync.replicas" = "4"'), "exceeds replication_factor 3"),
-    (GOOD.replace("t.prov.11.changes", "t.prov.99.changes"), "unknown province code '99'"),
-    (GOOD.replace("t.prov.11.changes", "t.xprov.46.inbound"), "province 46 is not one of the configured"),
-    (GOOD.replace("t.prov.11.changes", "t.prov.46.replies"), "province 46 is not one of the configured"),
-    (GOOD.replace("t.prov.11.changes", "t.prov.97.replies"), "unknown province code '97'"),
+    (GOOD.replace("t.prov.11.changes", "t.prov.99.changes"), "unknown party code '99'"),
+    (GOOD.replace("t.prov.11.changes", "t.xprov.46.inbound"), "party 46 is not one of the parties taking part"),
+    (GOOD.replace("t.prov.11.changes", "t.prov.46.replies"), "party 46 is not one of the parties taking part"),
+    (GOOD.replace("t.prov.11.changes", "t.prov.97.replies"), "unknown party code '97'"),
     (GOOD.replace("t.prov.11.changes", "bad topic/name"), "not a legal topic name"),
     (GOOD + GOOD.replace("version = 1", ""), "topic #2 \\(t.prov.11.changes\\): topic named twice"),
     (GOOD.replace("t.prov.11.changes", "t.roadx-streams-state.11"), "must have cleanup.policy"),
-    (GOOD.replace("t.prov.11.changes", "t.roadx-streams-state.98"), "unknown province code '98'"),
+    (GOOD.replace("t.prov.11.changes", "t.roadx-streams-state.98"), "unknown party code '98'"),
 ])
 def test_a_malformed_spec_is_rejected_naming_the_topic_and_the_rule(text, message):
     with pytest.raises(TopicError, match=message):
@@ -138,7 +138,7 @@ def test_every_problem_of_a_spec_is_listed_at_once():
     bad = GOOD.replace("partitions = 3", "partitions = -1").replace("t.prov.11", "t.prov.99")
     with pytest.raises(TopicError) as caught:
         parse_spec(bad, SETTINGS)
-    assert "unknown province code '99'" in str(caught.value) and "partitions must be" in str(caught.value)
+    assert "unknown party code '99'" in str(caught.value) and "partitions must be" in str(caught.value)
     assert "nothing was changed" in str(caught.value)
 
 
