@@ -39,8 +39,9 @@ def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None
                     "scores and the first findings. Exit status: 0 every row would be accepted, 1 a row would be "
                     "rejected, 2 the file cannot be read or bad usage."))
     p.add_argument("path", type=Path, metavar="FILE", help="the CSV or XLSX file to check")
-    p.add_argument("--party", "--province", dest="party", required=True,
-                   help="the party sending the file (two-digit GB/T 2260 code for a province)")
+    p.add_argument("--party", "--province", dest="party", required=True, metavar="P",
+                   help="the party sending the file: a province's two-digit GB/T 2260 code, or another party's "
+                        "code (see roadx parties; --province: its first name)")
     p.add_argument("--register", "--entity", dest="register", required=True, choices=ENTITY_TYPES,
                    help="the register the file holds")
     p.add_argument("--mapping", type=Path, metavar="FILE",
@@ -63,6 +64,9 @@ def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     if args.party not in settings.provinces:
         raise CheckError(f"unknown party {args.party!r}: use one of {', '.join(settings.provinces)}")
+    refusal = settings.parties().refusal(args.party, args.register)
+    if refusal is not None:  # the adapter refuses to start, the hub would refuse every event
+        raise CheckError(f"register_not_allowed: {refusal}")
     if not args.path.is_file():
         raise CheckError(f"no such file: {args.path}")
     if args.show < 0 or args.max_line_bytes < 1 or args.max_file_bytes < 1:

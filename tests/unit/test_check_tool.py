@@ -220,6 +220,14 @@ def test_bad_usage_exits_2(clean_env, capsys, tmp_path, argv, message):
     assert status == 2 and message in err
 
 
+def test_a_register_the_party_may_not_publish_exits_2(clean_env, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("ROADX_PARTIES", "44,CJ")
+    path = write_csv(tmp_path / "vehicles.csv", GOOD)
+    status, _, err = run(["check", str(path), "--party", "CJ", "--register", "vehicle"], capsys)
+    assert status == 2 and "register_not_allowed: party CJ" in err
+    assert run(["check", str(path), "--party", "44", "--register", "vehicle"], capsys)[0] == 0
+
+
 def test_missing_file_and_unknown_register_exit_2(clean_env, capsys, tmp_path):
     status, _, err = run(["check", str(tmp_path / "none.csv"), "--party", "44", "--register", "vehicle"], capsys)
     assert status == 2 and "no such file" in err
