@@ -1,16 +1,16 @@
 """The data-resource catalog (数据资源目录): the registers the exchange holds, as data.
 
-A register is one entity type of the contract (``contract.ENTITY_TYPES``, in that order).
-The catalog adds to the contract what only it says: each register's Chinese and English
-name (``REGISTER_NAMES``), each field's preferred Chinese label (``LABELS_ZH``, the JT/T
-697.7-style data-element name a provincial export heads its column with) and the standard
-the hub checks a field's values against (``FIELD_STANDARDS``). Everything else is read from
-where it is said already: fields, their kinds and whether they are required from
-``contract.field_specs``, key fields from ``contract.KEY_FIELDS``, personal fields from
-``pii.ID_NUMBER_FIELDS`` and ``pii.PHONE_FIELDS``.
+Every register is read from its declaration (``schemas.registers``, in their order): its
+Chinese and English name (``REGISTER_NAMES``), each field's preferred Chinese label
+(``LABELS_ZH``, the JT/T 697.7-style data-element name a provincial export heads its column
+with), kind, whether it is required, the standard the hub checks its values against
+(``FIELD_STANDARDS``) and whether it is personal (masked in the store). A register the line
+carries (an entity type of ``contract.ENTITY_TYPES``) must agree with its Avro record field by
+field; a register declared but not yet carried (no record in the contract, so no adapter,
+stage or store takes it) is listed with ``carried`` False and no publishers.
 
 ``catalog_entries(parties)`` is the JSON-ready catalog; ``registers(parties)`` the same as
-dataclasses. Every party given publishes every register.
+dataclasses. Every party given publishes every register the line carries.
 """
 
 from __future__ import annotations
@@ -20,63 +20,45 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
-from . import contract, pii
+from . import contract
+from . import registers as declared
 from .errors import SchemaLoadError
 
 __all__ = [
-    "CatalogField", "FIELD_STANDARDS", "LABELS_ZH", "REGISTER_NAMES", "Register", "catalog_entries", "catalog_fields",
-    "registers",
+    "CatalogField", "FIELD_STANDARDS", "LABELS_ZH", "REGISTER_NAMES", "Register", "carried", "catalog_entries",
+    "catalog_fields", "registers",
 ]
 
 # entity type -> (Chinese name, English name) of its register
 REGISTER_NAMES: Mapping[str, tuple[str, str]] = MappingProxyType({
-    "operator": ("经营业户", "Road-transport operators"),
-    "vehicle": ("营运车辆", "Operating vehicles"),
-    "practitioner": ("从业人员", "Road-transport practitioners"),
-    "licence": ("电子证照", "Electronic licences"),
-    "case": ("执法案件", "Law-enforcement cases"),
+    register.entity_type: (register.name_zh, register.name_en) for register in declared.declarations()
 })
 
 # entity type -> field -> its preferred Chinese label, fields in schema order. Other labels
-# provincial exports use for a column are the file adapter's synonyms.
+# provincial exports use for a column are declared beside it (``FieldDecl.labels``).
 LABELS_ZH: Mapping[str, Mapping[str, str]] = MappingProxyType({
-    "operator": {
-        "uscc": "统一社会信用代码", "name": "业户名称", "region_code": "行政区划代码", "permit_no": "经营许可证号",
-        "business_scope": "经营范围", "status": "经营状态", "legal_rep_id_number": "法定代表人身份证号",
-        "contact_phone": "联系电话",
-    },
-    "vehicle": {
-        "plate": "车牌号码", "plate_color": "车牌颜色", "vin": "车辆识别代号", "vehicle_class": "车辆类型",
-        "operator_uscc": "业户统一社会信用代码", "transport_cert_no": "道路运输证号", "seats": "核定座位",
-        "tonnage_kg": "核定吨位", "status": "车辆状态",
-    },
-    "practitioner": {
-        "id_number": "身份证号", "name": "姓名", "qualification_cert_no": "从业资格证号",
-        "qualification_types": "从业资格类别", "region_code": "行政区划代码",
-        "employer_uscc": "所属业户统一社会信用代码", "status": "状态",
-    },
-    "licence": {
-        "licence_no": "证照编号", "licence_type": "证照类型", "holder_key": "持证主体",
-        "issuer_region_code": "发证机关行政区划代码", "valid_from": "有效期起", "valid_until": "有效期止",
-        "status": "证照状态", "seal": "电子印章",
-    },
-    "case": {
-        "case_no": "案件编号", "region_code": "行政区划代码", "stage": "案件阶段", "violation_code": "违法行为代码",
-        "occurred_at": "违法时间", "involved_plate": "涉案车牌", "involved_operator_uscc": "涉案业户统一社会信用代码",
-        "involved_id_number": "当事人身份证号", "penalty_cents": "罚款金额(分)",
-    },
+    register.entity_type: MappingProxyType({field.name: field.label_zh for field in register.fields})
+    for register in declared.declarations()
 })
 
-_USCC, _ID_NUMBER, _PLATE, _REGION = "GB 32100-2015", "GB 11643-1999", "GA 36-2018", "GB/T 2260"
-# field name -> the standard the hub checks its values against (schemas.identifiers); a field
-# of the same name means the same thing in every register. Fields not listed follow none.
-FIELD_STANDARDS: Mapping[str, str] = MappingProxyType({
-    "uscc": _USCC, "operator_uscc": _USCC, "employer_uscc": _USCC, "involved_operator_uscc": _USCC,
-    "id_number": _ID_NUMBER, "legal_rep_id_number": _ID_NUMBER, "involved_id_number": _ID_NUMBER,
-    "plate": _PLATE, "involved_plate": _PLATE,
-    "plate_color": "JT/T 697.7",  # its plate-colour code table (identifiers.PLATE_COLORS)
-    "region_code": _REGION, "issuer_region_code": _REGION,
-})
+
+def _field_standards() -> Mapping[str, str]:
+    """Field name -> the standard the hub checks its values against; a field of the same name
+    means the same thing in every register, so two registers may not give it two standards."""
+    standards: dict[str, str] = {}
+    for register in declared.declarations():
+        for field in register.fields:
+            if field.standard is None:
+                continue
+            if standards.setdefault(field.name, field.standard) != field.standard:
+                raise SchemaLoadError(f"field {field.name!r} is checked against {standards[field.name]} in one "
+                                      f"register and {field.standard} in {register.entity_type}")
+    return MappingProxyType(standards)
+
+
+# field name -> the standard the hub checks its values against (schemas.identifiers,
+# schemas.water_identifiers). Fields not listed follow none.
+FIELD_STANDARDS: Mapping[str, str] = _field_standards()
 
 
 @dataclass(frozen=True)
@@ -101,7 +83,7 @@ class CatalogField:
 @dataclass(frozen=True)
 class Register:
     """One register of the catalog: an entity type, its names, key fields, fields in schema
-    order and the parties that publish it."""
+    order, the parties that publish it and whether the line carries it yet."""
 
     entity_type: str
     name_zh: str
@@ -109,22 +91,30 @@ class Register:
     key_fields: tuple[str, ...]
     fields: tuple[CatalogField, ...]
     publishers: tuple[str, ...]
+    carried: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """The register as JSON-ready values (lists, strings, booleans, None)."""
         return {"entity_type": self.entity_type, "name_zh": self.name_zh, "name_en": self.name_en,
                 "key_fields": list(self.key_fields), "fields": [field.to_dict() for field in self.fields],
-                "publishers": list(self.publishers)}
+                "publishers": list(self.publishers), "carried": self.carried}
 
 
 def registers(parties: Iterable[str]) -> tuple[Register, ...]:
-    """Every register in contract order, each published by every party of ``parties``
-    (in the order given, each once)."""
+    """Every declared register in declaration order; each the line carries is published by
+    every party of ``parties`` (in the order given, each once), the others by none yet."""
     publishers = tuple(dict.fromkeys(parties))
     return tuple(
-        Register(entity, *REGISTER_NAMES[entity], contract.KEY_FIELDS[entity], catalog_fields(entity), publishers)
-        for entity in contract.ENTITY_TYPES
+        Register(register.entity_type, register.name_zh, register.name_en, register.key_fields,
+                 catalog_fields(register.entity_type), publishers if carried(register.entity_type) else (),
+                 carried(register.entity_type))
+        for register in declared.declarations()
     )
+
+
+def carried(entity_type: str) -> bool:
+    """Whether the line carries a register: the contract has its record."""
+    return entity_type in contract.ENTITY_RECORDS
 
 
 def catalog_entries(parties: Iterable[str]) -> list[dict[str, Any]]:
@@ -134,13 +124,17 @@ def catalog_entries(parties: Iterable[str]) -> list[dict[str, Any]]:
 
 @functools.cache
 def catalog_fields(entity_type: str) -> tuple[CatalogField, ...]:
-    """The catalog's fields of one register, in schema order."""
-    labels = LABELS_ZH[entity_type]
-    personal = frozenset((*pii.ID_NUMBER_FIELDS, *pii.PHONE_FIELDS))
-    fields = []
-    for spec in contract.field_specs(entity_type):
-        if spec.name not in labels:
-            raise SchemaLoadError(f"{entity_type} field {spec.name!r} has no Chinese label in the catalog")
-        fields.append(CatalogField(spec.name, labels[spec.name], spec.kind, spec.required,
-                                   FIELD_STANDARDS.get(spec.name), spec.name in personal))
-    return tuple(fields)
+    """The catalog's fields of one register, in schema order; for a register the line
+    carries, checked against its Avro record (``SchemaLoadError`` when they disagree)."""
+    try:
+        register = declared.declaration(entity_type)
+    except KeyError:
+        raise ValueError(f"unknown entity type {entity_type!r}") from None
+    fields = tuple(CatalogField(field.name, field.label_zh, field.kind, field.required, field.standard,
+                                field.personal is not None) for field in register.fields)
+    if carried(entity_type):
+        in_record = [(spec.name, spec.kind, spec.required) for spec in contract.field_specs(entity_type)]
+        if [(field.name, field.kind, field.required) for field in fields] != in_record:
+            raise SchemaLoadError(f"the declaration of {entity_type} does not match its Avro record "
+                                  f"{contract.ENTITY_RECORDS[entity_type]} (names, order, kinds, required)")
+    return fields
