@@ -75,10 +75,7 @@ def _text(rule: str, value: Any, form: Callable[[str], str] = canonical) -> str:
 
 def check_imo(value: str) -> None:
     """IMO ship identification number: 7 digits, the last a check digit (python-stdnum's ``imo``)."""
-    _text("invalid_imo", value)
-    if value.startswith("IMO"):
-        raise InvalidIdentifier("invalid_imo", value, f"carries the IMO prefix; the register holds the 7 digits "
-                                                      f"{canonical_imo(value)!r}")
+    _text("invalid_imo", value, canonical_imo)
     if not (value.isascii() and _DIGITS.fullmatch(value)) or len(value) != 7:
         raise InvalidIdentifier("invalid_imo", value, "is not 7 digits (six and a check digit)")
     try:
