@@ -15,6 +15,7 @@ from html import escape
 
 from schemas.catalog import REGISTER_NAMES
 from schemas.identifiers import PROVINCES
+from schemas.parties import default_parties
 
 from .report import DIMENSIONS, OUTCOMES, ProvinceMonth, ReportData
 
@@ -45,9 +46,13 @@ section.province{border:1px solid #ddd;border-radius:6px;padding:10px 14px;margi
 """
 
 
+_PARTIES = default_parties()
+
+
 def province_label(code: str) -> str:
-    name = PROVINCES.get(code, ("",))[0]
-    english = ENGLISH_NAMES.get(code, "")
+    party = _PARTIES.get(code)  # a party that is not a province: the Corps, a navigation administration
+    name = PROVINCES.get(code, (party.name if party else "",))[0]
+    english = ENGLISH_NAMES.get(code, party.name_en if party else "")
     return " ".join(part for part in (code, name, english) if part)
 
 
@@ -150,7 +155,7 @@ def heat_map(provinces: list[str], flows: dict[tuple[str, str], int], title: str
              f'<text x="0" y="14" font-size="12" font-weight="bold">{escape(title)}</text>',
              f'<text x="{left}" y="32" font-size="10">→ 目标省份 target province</text>']
     for i, code in enumerate(provinces):
-        name = PROVINCES.get(code, ("",))[0]
+        name = PROVINCES.get(code, (_PARTIES[code].name if code in _PARTIES else "",))[0]
         parts.append(f'<text x="{left - 4}" y="{top + i * cell + cell / 2 + 4}" font-size="10" '
                      f'text-anchor="end">{escape(code)} {escape(name)}</text>')
         parts.append(f'<text x="{left + i * cell + cell / 2}" y="{top - 6}" font-size="10" '

@@ -143,3 +143,10 @@ def test_party_keys_are_known_for_a_navigation_administration(tmp_path):
     assert settings.party_keys("CJ").party == "CJ"
     with pytest.raises(SettingsError, match="unknown party 'ZJ'"):
         settings.party_keys("ZJ")  # a party of the set that does not take part
+
+
+def test_the_monthly_report_names_parties_that_are_not_provinces():
+    from sinks.report_html import province_label
+    assert province_label("CJ") == "CJ 长江航务管理局 Changjiang River Administration of Navigational Affairs"
+    assert province_label("66").startswith("66 新疆生产建设兵团")
+    assert province_label("44") == "44 广东 Guangdong"
