@@ -83,11 +83,13 @@ def test_catalog_counts_match_the_store(national, store):
     status, catalog = caller.json("/v1/catalog")
     assert status == 200
     expected = register_counts(store, settings.clickhouse_database)
-    assert [e["entity_type"] for e in catalog] == ["operator", "vehicle", "practitioner", "licence", "case"]
+    assert [e["entity_type"] for e in catalog] == ["operator", "vehicle", "practitioner", "licence", "case", "ship",
+                                                   "shipping_enterprise", "port_enterprise", "waterway_project"]
+    assert [e["carried"] for e in catalog] == [True] * 5 + [False] * 4
     for entry in catalog:
-        assert entry["publishers"] == list(PROVINCES)
+        assert entry["publishers"] == (list(PROVINCES) if entry["carried"] else [])
         assert entry["fields"] and all(f["label_zh"] for f in entry["fields"])
-        counts = {party: (n, last) for party, (n, last) in expected[entry["entity_type"]].items()}
+        counts = {party: (n, last) for party, (n, last) in expected.get(entry["entity_type"], {}).items()}
         assert {p: c["records"] for p, c in entry["parties"].items()} == {p: n for p, (n, _l) in counts.items()}
 
 
