@@ -125,11 +125,9 @@ def catalog_entries(parties: Iterable[str]) -> list[dict[str, Any]]:
 @functools.cache
 def catalog_fields(entity_type: str) -> tuple[CatalogField, ...]:
     """The catalog's fields of one register, in schema order; for a register the line
-    carries, checked against its Avro record (``SchemaLoadError`` when they disagree)."""
-    try:
-        register = declared.declaration(entity_type)
-    except KeyError:
-        raise ValueError(f"unknown entity type {entity_type!r}") from None
+    carries, checked against its Avro record (``SchemaLoadError`` when they disagree);
+    ``KeyError`` for a register no one declared."""
+    register = declared.declaration(entity_type)
     fields = tuple(CatalogField(field.name, field.label_zh, field.kind, field.required, field.standard,
                                 field.personal is not None) for field in register.fields)
     if carried(entity_type):
