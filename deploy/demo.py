@@ -22,7 +22,8 @@ from .errors import StackError
 from .case_check import CaseCheck, answer_cases
 from .scrape import scrape, totals
 from .service_check import ServiceCheck, check_service
-from .stack import Stack, StackInfo
+from .evidence_check import check_evidence
+from .stack import Stack, StackInfo, submissions_answered
 
 STORE_TABLES = (
     "change_log", "dlq", "routed_cases", "current_operators", "current_vehicles",
@@ -51,6 +52,11 @@ class DemoSummary:
     findings_by_dimension: dict[str, int] = field(default_factory=dict)  # quality findings published
     service: ServiceCheck = field(default_factory=ServiceCheck)  # the information service against the store
     cases: CaseCheck = field(default_factory=CaseCheck)  # the provinces' replies through the case workflows
+    submissions: int = 0  # submissions the provinces closed with a manifest, as the store holds them
+    receipts: dict[str, int] = field(default_factory=dict)  # the hub's receipts by status
+    evidence_entries: int = 0  # entries of the evidence log, re-checked after the run
+    evidence_problems: list[str] = field(default_factory=list)
+    keys: str = ""  # where each side's keys are
 
     @property
     def reconciled(self) -> bool:
@@ -86,6 +92,9 @@ def reconcile(s: DemoSummary) -> list[str]:
     if s.routed_by_target and s.cases.workflows == 0:
         problems.append("cases were routed, but the store shows no case workflow")
     problems += [f"case workflows: {p}" for p in s.cases.problems]
+    if sum(s.receipts.values()) != s.submissions or set(s.receipts) - {"accepted"}:
+        problems.append(f"{s.submissions} submissions were closed, the hub's receipts say {s.receipts}")
+    problems += [f"evidence log: {p}" for p in s.evidence_problems]
     if s.service.checked == 0:
         problems.append("the information service was not checked: the store holds no licence or operator")
     elif s.service.agreed != s.service.checked:
@@ -142,6 +151,7 @@ def run_demo(
         )
         progress.done(f"published {report.produced:,} events from {len(settings.provinces)} provinces")
         _wait_until_drained(stack, live, progress, stall_seconds)
+        _wait_for_receipts(live, progress, stall_seconds)
         samples = scrape(info.metrics["streams"])
         progress.show("asking the information service what the store says", force=True)
         service = check_service(live, info)
@@ -160,6 +170,11 @@ def run_demo(
                                       else f"SELECT count() FROM {db}.{t}")) for t in STORE_TABLES}
         routed = {str(q): int(n) for q, n in client.query(
             f"SELECT target_province, count() FROM {db}.routed_cases FINAL GROUP BY target_province").result_rows}
+        submissions = int(client.command(f"SELECT uniqExact(party, submission_key) FROM {db}.submission_manifests"))
+        receipts = {str(status): int(n) for status, n in client.query(
+            f"SELECT JSONExtractString(document, 'status'), count() FROM {db}.evidence_log WHERE kind = 'receipt' "
+            f"GROUP BY 1").result_rows}
+        entries, _before, evidence_problems = check_evidence(settings, client)
     finally:
         client.close()
     summary = DemoSummary(
@@ -172,16 +187,38 @@ def run_demo(
         stored_events=rows["change_log"], table_rows=rows, seconds=round(time.monotonic() - started, 1),
         unchanged=outcomes["unchanged"], stale=outcomes["stale"],
         findings_by_dimension=dict(sorted(totals(samples, "roadx_quality_findings_total", "dimension").items())),
-        service=service, cases=cases,
+        service=service, cases=cases, submissions=submissions, receipts=receipts, evidence_entries=len(entries),
+        evidence_problems=[str(p) for p in evidence_problems],
+        keys=(f"each province's SM2 private key and event secret on its own side, {settings.party_keys_dir}/<P>/keys; "
+              f"the hub's registry of {len(settings.hub_keys().entries())} public keys and its own key pair in "
+              f"{settings.data_dir / 'keys'}"),
     )
     summary.problems = reconcile(summary)
     return summary
 
 
+def _wait_for_receipts(settings: Settings, progress: Progress, stall_seconds: float) -> None:
+    """Wait until the hub has answered every manifest the store holds with a receipt."""
+    last_change, last_seen = time.monotonic(), None
+    while True:
+        answered = submissions_answered(settings)
+        if answered is not None:
+            progress.show(f"receipts: {answered[1]:,} of {answered[0]:,} submissions answered")
+            if answered[0] and answered[0] == answered[1]:
+                progress.done(f"receipts: the hub answered all {answered[0]:,} submissions")
+                return
+        if answered != last_seen:
+            last_seen, last_change = answered, time.monotonic()
+        elif time.monotonic() - last_change > stall_seconds:
+            raise StackError(f"no progress for {stall_seconds:.0f}s waiting for receipts ({answered})")
+        time.sleep(0.5)
+
+
 def _wait_until_drained(stack: Stack, settings: Settings, progress: Progress, stall_seconds: float) -> None:
     names = settings.topics
     source_topics = [names.province_changes(p) for p in settings.provinces]
-    sink_topics = [names.national_changes, names.national_dlq] + [names.province_inbound(p) for p in settings.provinces]
+    sink_topics = [names.national_changes, names.national_dlq, names.national_submissions] + \
+        [names.province_inbound(p) for p in settings.provinces] + [names.province_manifests(p) for p in settings.provinces]
     streams_lag = GroupLag(settings.kafka_conf(), names.streams_group)
     sink_lag = GroupLag(settings.kafka_conf(), names.sink_group)
     try:
@@ -225,6 +262,11 @@ def format_summary(s: DemoSummary) -> str:
     lines.append(f"  information service {s.service.agreed:>6,} of {s.service.checked:,} answers agree with the store "
                  f"(licence verifications and operators, asked as party {s.service.party}; caught up "
                  f"{s.service.caught_up_seconds:.1f}s after the line drained)")
+    lines.append(f"  submissions         {s.submissions:>10,}  receipts signed by the hub: "
+                 + (", ".join(f"{status} {n:,}" for status, n in sorted(s.receipts.items())) or "none"))
+    lines.append(f"  evidence log        {s.evidence_entries:>10,}  entries, every signature and the hash chain "
+                 + ("checked" if not s.evidence_problems else f"with {len(s.evidence_problems)} problems"))
+    lines.append(f"  keys                {s.keys}")
     lines.append("  rows per table")
     lines += [f"    {t:<22}{n:>10,}" for t, n in s.table_rows.items()]
     verdict = "reconciled: produced = stored + duplicates dropped + rejected" if s.reconciled else "NOT reconciled:"

@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Callable, TypeVar
 
 from schemas.settings import Settings, to_environ
 
@@ -30,6 +31,8 @@ from .errors import StackError
 from .readiness import Part, client_probe, endpoint_probe, health_probe, metrics_probe, port_probe, wait_ready
 from .topics import create_topics, exchange_topics
 from .worker import worker_argv
+
+T = TypeVar("T")
 
 PARTS = ("streams", "sink", "service", "cases")  # each started as ``roadx worker PART`` (deploy.worker)
 STOP_ORDER = ("service", "streams", "cases", "sink")
@@ -275,3 +278,31 @@ def served_store(settings: Settings, wait_seconds: float = 30) -> str:
     except StackError as exc:
         raise StackError(f"the sink does not serve the store on {endpoint}: {exc}") from exc
     return endpoint
+
+
+def from_served_store(settings: Settings, read: Callable[[Any, str], T]) -> T | None:
+    """``read(client, database)`` on the running stack's store, or None while it cannot be reached."""
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    from sinks.errors import SinkError
+    from sinks.store_client import store_client
+
+    try:
+        client = store_client(settings, served_store(settings, wait_seconds=0.5))
+        try:
+            return read(client, settings.clickhouse_database)
+        finally:
+            client.close()
+    except (SinkError, StackError, ClickHouseError, OSError):  # the sink is down or starting: unknown for now
+        return None
+
+
+def submissions_answered(settings: Settings) -> tuple[int, int] | None:
+    """(submissions whose manifest the store holds, of them answered by a receipt in the evidence log),
+    from the running stack's store; None while it cannot be reached."""
+    def read(client: Any, db: str) -> tuple[int, int]:
+        return (int(client.command(f"SELECT uniqExact(party, submission_key) FROM {db}.submission_manifests")),
+                int(client.command(
+                    f"SELECT uniqExact(party, submission_id) FROM {db}.evidence_log WHERE kind = 'receipt' "
+                    f"AND (party, submission_id) IN (SELECT party, submission_key FROM {db}.submission_manifests)")))
+    return from_served_store(settings, read)

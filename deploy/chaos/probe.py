@@ -16,19 +16,17 @@ import json
 import sqlite3
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Iterable, Sequence
 
 from schemas import topics as th
 from schemas.kafka import read_topics
 from schemas.settings import Settings
 
-from ..errors import DeployError, StackError
-from ..stack import served_store
+from ..errors import DeployError
+from ..stack import from_served_store
 from .cases import REDIRECTED, CaseStore, StoredWorkflow
 from .check import StoreSnapshot, TopicSnapshot, Truth
 from .trace import Located, LogEntry, explain_missing_routes, origin_of, parse_worker_log
-
-T = TypeVar("T")
 
 
 def spooled_so_far(settings: Settings) -> int:
@@ -55,40 +53,12 @@ def spooled_so_far(settings: Settings) -> int:
 ROUTED_BY_STREAMS = f"reason != '{REDIRECTED}'"
 
 
-def from_served_store(settings: Settings, read: Callable[[Any, str], T]) -> T | None:
-    """``read(client, database)`` on the running sink's store, or None while it cannot be reached."""
-    from clickhouse_connect.driver.exceptions import ClickHouseError
-
-    from sinks.errors import SinkError
-    from sinks.store_client import store_client
-
-    try:
-        client = store_client(settings, served_store(settings, wait_seconds=0.5))
-        try:
-            return read(client, settings.clickhouse_database)
-        finally:
-            client.close()
-    except (SinkError, StackError, ClickHouseError, OSError):  # the sink is down or starting: unknown for now
-        return None
-
-
 def store_counts(settings: Settings) -> tuple[int, int] | None:
     """(distinct event ids in change_log, distinct routed cases) from the running sink, or None if unreachable."""
     def read(client: Any, db: str) -> tuple[int, int]:
         return (int(client.command(f"SELECT uniqExact(event_id) FROM {db}.change_log")),
                 int(client.command(f"SELECT uniqExact(event_id, target_province) FROM {db}.routed_cases "
                                    f"WHERE {ROUTED_BY_STREAMS}")))
-    return from_served_store(settings, read)
-
-
-def submissions_answered(settings: Settings) -> tuple[int, int] | None:
-    """(submissions whose manifest the store holds, of them answered by a receipt in the evidence log),
-    from the running sink's store; None while it cannot be reached."""
-    def read(client: Any, db: str) -> tuple[int, int]:
-        return (int(client.command(f"SELECT uniqExact(party, submission_key) FROM {db}.submission_manifests")),
-                int(client.command(
-                    f"SELECT uniqExact(party, submission_id) FROM {db}.evidence_log WHERE kind = 'receipt' "
-                    f"AND (party, submission_id) IN (SELECT party, submission_key FROM {db}.submission_manifests)")))
     return from_served_store(settings, read)
 
 

@@ -35,7 +35,7 @@ from ..broker import EmbeddedBroker, die_with_parent, free_port, wait_for_port
 from ..consumer_lag import GroupLag
 from ..demo import Progress
 from ..errors import DeployError, StackError
-from ..stack import StackInfo
+from ..stack import StackInfo, submissions_answered
 from ..topics import create_topics, exchange_topics
 from ..worker import worker_argv
 from .cases import CaseTruth, check_cases
@@ -43,8 +43,8 @@ from .check import ChaosReport, TopicSnapshot, Truth, build_truth, check
 from .desk import ProvinceDesks
 from .plan import KILL, PAUSE_BROKER, RESTART, RESUME_BROKER, Action, ChaosPlan, plan_chaos
 from .probe import (
-    read_snapshot, read_stored_ids, read_topic_counts, served_case_store, spooled_so_far, store_counts,
-    submissions_answered, trace_lost, trace_missing_routes,
+    read_snapshot, read_stored_ids, read_topic_counts, served_case_store, spooled_so_far, store_counts, trace_lost,
+    trace_missing_routes,
 )
 from .receipts import ReceiptResult, check_receipts, hub_public_key, read_submissions
 

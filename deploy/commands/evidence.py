@@ -13,10 +13,11 @@ import argparse
 import re
 from typing import Any, Callable
 
-from schemas import evidence, sm2
-from schemas.errors import KeyStoreError, SettingsError
+from schemas import evidence
+from schemas.errors import SettingsError
 from schemas.settings import Settings
 
+from ..evidence_check import check_evidence
 from .store import open_store_client
 
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
@@ -36,21 +37,14 @@ def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None
 
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from sinks.submission_store import evidence_slice
-
     month = args.month or ""
     if month and not _MONTH.fullmatch(month):
         raise SettingsError(f"--month {month!r} is not a month (YYYY-MM)")
-    hub = settings.hub_keys()
-    hub_public = _hub_public(hub)
     client = open_store_client(settings)
     try:
-        entries, before = evidence_slice(client, settings.clickhouse_database, month)
+        entries, before, problems = check_evidence(settings, client, month)
     finally:
         client.close()
-    first_index = int(before["index"]) + 1 if before else 0
-    first_prev = str(before["hash"]) if before else evidence.GENESIS
-    problems = evidence.verify(entries, hub.public_key, hub_public, first_index, first_prev)
     by_index = {int(e["index"]): e for e in entries}
     if args.party:
         problems = [p for p in problems
@@ -75,12 +69,3 @@ def _summary(checked: list[dict[str, Any]], entries: list[dict[str, Any]], befor
     chain = f"from entry {before['index']} ({str(before['hash'])[:16]}…)" if before else "from the start of the log"
     return (f"evidence log{' (' + scope + ')' if scope else ''}: checked {kinds['manifest']} manifests and "
             f"{kinds['receipt']} receipts; chain through {span} {chain}")
-
-
-def _hub_public(hub: Any) -> Any:
-    """The hub's public key: ``hub.pem`` beside its key, else from the hub's own key."""
-    if hub.hub_public_file.exists():
-        return sm2.load_public(hub.hub_public_file.read_bytes(), str(hub.hub_public_file))
-    if hub.hub_private_file.exists():
-        return sm2.load_public(hub.hub_public_pem(), "the hub's public key")
-    raise KeyStoreError(f"no hub key in {hub.directory}: the evidence log's receipts cannot be checked here")
