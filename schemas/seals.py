@@ -252,7 +252,7 @@ def qr_payload(record: Mapping[str, Any]) -> str:
     if ":" in licence_no or not well_formed(licence_no):
         raise ValueError(f"licence number {licence_no!r} cannot go in a QR payload")
     signature = base64.urlsafe_b64encode(seal.signature).rstrip(b"=").decode("ascii")
-    millis = int(seal.sealed_at.timestamp() * 1000)
+    millis = (seal.sealed_at - dt.datetime(1970, 1, 1, tzinfo=_UTC)) // dt.timedelta(milliseconds=1)  # exact, no float
     return f"{QR_PREFIX}:{licence_no}:{seal.key_id}:{millis}:{signature}"
 
 
