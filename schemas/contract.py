@@ -1,9 +1,13 @@
-"""The Avro contract: the change-event envelope and the five entity records, the quality
+"""The Avro contract: the change-event envelope and the entity records it carries, the quality
 finding, the information service's request record and a province's reply to a routed case.
 
-Schemas are read from ``schemas/avro/*.avsc`` once per process. Everything else about an
-entity is read from there too: its fields and their kinds (``field_specs``), which of them
-are required, and its key fields (``KEY_FIELDS``). Entity keys follow
+Schemas are read from ``schemas/avro/*.avsc`` once per process. The registers the line
+carries are those whose record the envelope's ``before``/``after`` union names, in union
+order (``ENTITY_RECORDS``); what else is known about each is its declaration's
+(``schemas.registers``): its key fields (``KEY_FIELDS``). Its fields and their kinds
+(``field_specs``) and which of them are required are read from its Avro record. The record
+files of the water registers are written from their declarations (``RegisterDecl.avro_record``)
+and a test keeps them equal. Entity keys follow
 ``<entity_type>:<natural key>`` so that all events of one entity share a partition;
 ``change_event`` builds the (unsigned, unencoded) envelope every adapter publishes;
 ``service_request_problem`` says what is wrong with a service request beyond its Avro types
@@ -19,11 +23,13 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from fastavro import parse_schema
 from fastavro.schema import load_schema, to_parsing_canonical_form
 
+from . import registers
 from .codes import ANSWER, DECLINE, REPLY_KINDS, REPLY_OUTCOMES
 from .errors import SchemaLoadError
 from .identifiers import PROVINCES
@@ -41,26 +47,32 @@ SUBMISSION_TALLY_FILE = "roadx.SubmissionTally.avsc"
 SIGNATURE_FIELD = "signature"
 
 OPS = ("c", "u", "d", "r")
-ENTITY_RECORDS = {
-    "operator": "roadx.Operator",
-    "vehicle": "roadx.Vehicle",
-    "practitioner": "roadx.Practitioner",
-    "licence": "roadx.Licence",
-    "case": "roadx.Case",
-}
+
+
+def _carried_records() -> dict[str, str]:
+    """Entity type → Avro record of every declared register the envelope's union names, in union order."""
+    try:
+        envelope = json.loads((AVRO_DIR / ENVELOPE_FILE).read_text("utf-8"))
+        union = next(f["type"] for f in envelope["fields"] if f["name"] == "after")
+    except (OSError, ValueError, KeyError, StopIteration) as exc:
+        raise SchemaLoadError(f"cannot read the entity records of {ENVELOPE_FILE}: {exc}") from exc
+    by_record = {register.record: register.entity_type for register in registers.declarations()}
+    undeclared = [name for name in union if name != "null" and name not in by_record]
+    if undeclared:
+        raise SchemaLoadError(f"{ENVELOPE_FILE} carries records no register declares: {', '.join(undeclared)}")
+    return {by_record[name]: name for name in union if name != "null"}
+
+
+ENTITY_RECORDS: Mapping[str, str] = MappingProxyType(_carried_records())
 ENTITY_TYPES = tuple(ENTITY_RECORDS)
-# The fields whose values, joined by ":", are an entity's natural key.
-KEY_FIELDS: Mapping[str, tuple[str, ...]] = {
-    "operator": ("uscc",),
-    "vehicle": ("plate", "plate_color"),
-    "practitioner": ("id_number",),
-    "licence": ("licence_type", "licence_no"),
-    "case": ("case_no",),
-}
+# The fields whose values, joined by ":", are an entity's natural key (its declaration's ``key``).
+KEY_FIELDS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    entity_type: registers.declaration(entity_type).key_fields for entity_type in ENTITY_TYPES
+})
 # The kinds of value an entity field holds, from its Avro type: string, int, long, date (days
 # since 1970-01-01, Avro ``date``), timestamp (epoch ms, ``timestamp-millis``), string_array,
-# record (a nested record: a licence's seal, ``schemas.seals``).
-KINDS = ("string", "int", "long", "date", "timestamp", "string_array", "record")
+# record (a nested record: a licence's seal, ``schemas.seals``). The declarations' kinds.
+KINDS = registers.KINDS
 # What the information service made of a request (``roadx.ServiceRequest.outcome``).
 SERVICE_OUTCOMES = ("found", "unknown", "invalid", "denied", "limited", "error", "routed")
 _TOKEN = re.compile(f"tok_[0-9a-f]{{{2 * TOKEN_BYTES}}}")  # a personal identifier as schemas.pii tokenizes it
@@ -236,25 +248,8 @@ def _field_spec(field: dict[str, Any]) -> FieldSpec:
     nullable = isinstance(ftype, list) and "null" in ftype
     if isinstance(ftype, list):
         ftype = next(t for t in ftype if t != "null")
-    return FieldSpec(field["name"], _kind(field["name"], ftype), not nullable and "default" not in field,
+    return FieldSpec(field["name"], registers.kind_of(field["name"], ftype), not nullable and "default" not in field,
                      field.get("default"))
-
-
-def _kind(name: str, ftype: Any) -> str:
-    if isinstance(ftype, dict):
-        logical = ftype.get("logicalType")
-        if logical == "date":
-            return "date"
-        if logical == "timestamp-millis":
-            return "timestamp"
-        if ftype.get("type") == "array" and ftype.get("items") == "string":
-            return "string_array"
-        if ftype.get("type") == "record":
-            return "record"
-        ftype = ftype.get("type")
-    if ftype in ("string", "int", "long"):
-        return ftype
-    raise SchemaLoadError(f"entity field {name!r} has a type the contract does not know: {ftype!r}")
 
 
 def entity_key(entity_type: str, record: Mapping[str, Any]) -> str:

@@ -430,3 +430,76 @@ def test_a_submission_tally_round_trips():
 def test_a_bad_submission_tally_is_refused_naming_the_field(changes, message):
     with pytest.raises(EncodeError, match=message):
         SubmissionTallyCodec(EmbeddedRegistry()).encode(tally(**changes))
+
+
+# ---- the water registers: carried, from their declarations ------------------------------
+
+WATER = ("ship", "shipping_enterprise", "port_enterprise", "waterway_project")
+
+
+def test_the_envelope_carries_every_declared_register_in_declaration_order():
+    from schemas import registers
+
+    assert contract.ENTITY_TYPES == tuple(r.entity_type for r in registers.declarations())
+    assert contract.ENTITY_TYPES[5:] == WATER
+    assert dict(contract.ENTITY_RECORDS) == {r.entity_type: r.record for r in registers.declarations()}
+    assert dict(contract.KEY_FIELDS) == {r.entity_type: r.key_fields for r in registers.declarations()}
+    union = next(f["type"] for f in contract.envelope_schema()["fields"] if f["name"] == "after")
+    named = [t if isinstance(t, str) else t["name"] for t in union]
+    assert named[-4:] == ["roadx.Ship", "roadx.ShippingEnterprise", "roadx.PortEnterprise", "roadx.WaterwayProject"]
+
+
+@pytest.mark.parametrize("entity", WATER)
+def test_a_water_records_avsc_file_is_its_declarations_record(entity):
+    import json
+
+    from schemas import registers
+
+    declared = registers.declaration(entity)
+    written = json.loads((contract.AVRO_DIR / f"{declared.record}.avsc").read_text("utf-8"))
+    assert written == declared.avro_record()
+
+
+def test_the_envelope_before_the_water_registers_is_frozen_and_still_read():
+    names = [name for name, _schema in contract.historic_envelopes()]
+    assert names[:2] == ["ChangeEvent.v1.avsc", "ChangeEvent.v2.avsc"]
+    v2 = dict(contract.historic_envelopes())["ChangeEvent.v2.avsc"]
+    assert [t if isinstance(t, str) else t["name"] for t in v2["fields"][4]["type"]] == [
+        "null", "roadx.Operator", "roadx.Vehicle", "roadx.Practitioner", "roadx.Licence", "roadx.Case"]
+
+
+def ship_event(**after_changes):
+    after = dict(ship_id="CN20190001", name="长航货运1号", imo="9074729", mmsi="413000001", port_of_registry="武汉",
+                 gross_tonnage=2999, ship_type="bulk_carrier", operator_uscc="91350100M000100Y43", status="active")
+    after.update(after_changes)
+    return dict(event_id=str(uuid.UUID(int=9, version=4)), op="c", entity_type="ship",
+                entity_key=contract.entity_key("ship", after), before=None, after=after,
+                source=dict(province="CJ", system="cj-ships", table="ships", seq=1, snapshot=False),
+                ts_ms=1_700_000_000_000)
+
+
+def test_a_ship_event_round_trips_and_its_key_is_the_ship_id():
+    codec = EventCodec(EmbeddedRegistry())
+    cj_key = signing.mac(b"test-master", b"CJ")
+    framed = codec.encode(ship_event(), cj_key)
+    assert signing.verify(framed, cj_key)
+    _, event = codec.decode(framed)
+    assert event["entity_key"] == "ship:CN20190001" and event["after"]["mmsi"] == "413000001"
+    assert contract.required_fields("ship") == ("ship_id", "name", "port_of_registry", "ship_type", "operator_uscc",
+                                                "status")
+
+
+def test_a_case_may_involve_a_ship_and_an_earlier_case_reads_without_one():
+    spec = contract.field_specs("case")[-1]
+    assert (spec.name, spec.kind, spec.required, spec.default) == ("involved_ship_id", "string", False, None)
+    codec = EventCodec(EmbeddedRegistry())
+    case = dict(case_no="粤交执2024001", region_code="440300", stage="filed", violation_code="W01",
+                occurred_at=dt.datetime(2024, 6, 3, tzinfo=dt.timezone.utc), involved_plate=None,
+                involved_operator_uscc=None, involved_id_number=None, penalty_cents=None,
+                involved_ship_id="CN20190001")
+    event = dict(ship_event(), entity_type="case", entity_key="case:粤交执2024001", after=case,
+                 source=dict(province="44", system="s", table="cases", seq=1, snapshot=False))
+    assert codec.decode(codec.encode(event, KEY))[1]["after"]["involved_ship_id"] == "CN20190001"
+    v2 = dict(contract.historic_envelopes())["ChangeEvent.v2.avsc"]
+    old_case = next(t for t in v2["fields"][4]["type"] if isinstance(t, dict) and t["name"] == "roadx.Case")
+    assert "involved_ship_id" not in [f["name"] for f in old_case["fields"]]
