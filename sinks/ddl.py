@@ -51,8 +51,11 @@ Tables (ReplacingMergeTree; ``topic``/``partition``/``offset`` = where the sink 
   receipts, and provenance findings (see ``sinks.submission_store``).
 - ``schema_migrations`` — ``version``, ``description``, ``applied_at`` (see migrations.py).
 
-Views: ``current_operators``, ``current_vehicles``, ``current_practitioners``,
-``current_licences``, ``current_cases``: one row per live entity (latest version by
+Views: one ``current_*`` view per declared register (``sinks.views``, from ``schemas.registers``):
+``current_operators``, ``current_vehicles``, ``current_practitioners``, ``current_licences``,
+``current_cases``, and from migration 12 the water registers' ``current_ships``,
+``current_shipping_enterprises``, ``current_port_enterprises``, ``current_waterway_projects``:
+one row per live entity (latest version by
 ``(seq, ts)``, deleted entities hidden) with the entity's typed fields plus ``entity_key``,
 ``province``, ``last_op``, ``seq``, ``ts`` (``current_practitioners``: the home province's
 record, not another province's filing). ``practitioner_filings``: one row per practitioner
@@ -89,6 +92,10 @@ Quality score of province P, month M, dimension D (completeness / conformity / r
 from __future__ import annotations
 
 import re
+from typing import Iterable
+
+from . import views
+from .views import AWAY_FILING, PRACTITIONER_FILINGS, VIEWS
 
 DEDUP_WINDOW = 1000
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -156,108 +163,6 @@ ORDER BY (target_province, event_id)
 SETTINGS non_replicated_deduplication_window = {window}
 """,
 }
-
-
-def _s(field: str) -> str:
-    return f"JSONExtractString(latest_after, '{field}') AS {field}"
-
-
-def _n(field: str, ch_type: str) -> str:
-    return f"JSONExtract(latest_after, '{field}', 'Nullable({ch_type})') AS {field}"
-
-
-def _date(field: str) -> str:
-    return f"toDateOrNull(JSONExtractString(latest_after, '{field}')) AS {field}"
-
-
-def _time(field: str) -> str:
-    return f"parseDateTime64BestEffortOrNull(JSONExtractString(latest_after, '{field}'), 3, 'UTC') AS {field}"
-
-
-# view name -> (entity_type, typed columns extracted from the latest ``after``)
-VIEWS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "current_operators": ("operator", (
-        _s("uscc"), _s("name"), _s("region_code"), _n("permit_no", "String"), _n("business_scope", "String"),
-        _s("status"), _n("legal_rep_id_number", "String"), _n("legal_rep_id_number_token", "String"),
-        _n("contact_phone", "String"), _n("contact_phone_token", "String"),
-    )),
-    "current_vehicles": ("vehicle", (
-        _s("plate"), "JSONExtractInt(latest_after, 'plate_color') AS plate_color", _n("vin", "String"),
-        _s("vehicle_class"), _s("operator_uscc"), _n("transport_cert_no", "String"), _n("seats", "Int32"),
-        _n("tonnage_kg", "Int32"), _s("status"),
-    )),
-    "current_practitioners": ("practitioner", (
-        _s("id_number"), _s("id_number_token"), _s("name"), _s("qualification_cert_no"),
-        "JSONExtract(latest_after, 'qualification_types', 'Array(String)') AS qualification_types",
-        _s("region_code"), _n("employer_uscc", "String"), _s("status"),
-    )),
-    "current_licences": ("licence", (
-        _s("licence_no"), _s("licence_type"), _s("holder_key"), _s("issuer_region_code"),
-        _date("valid_from"), _date("valid_until"), _s("status"),
-    )),
-    "current_cases": ("case", (
-        _s("case_no"), _s("region_code"), _s("stage"), _s("violation_code"), _time("occurred_at"),
-        _n("involved_plate", "String"), _n("involved_operator_uscc", "String"),
-        _n("involved_id_number", "String"), _n("involved_id_number_token", "String"),
-        _n("penalty_cents", "Int64"),
-    )),
-}
-
-_VIEW_DDL = """
-CREATE OR REPLACE VIEW {db}.{view} AS
-SELECT
-    entity_key,
-    {columns},
-    latest_province AS province,
-    last_op,
-    latest_seq AS seq,
-    latest_ts AS ts
-FROM (
-    SELECT
-        entity_key,
-        argMax(after, (seq, ts)) AS latest_after,
-        argMax(province, (seq, ts)) AS latest_province,
-        argMax(op, (seq, ts)) AS last_op,
-        max(seq) AS latest_seq,
-        argMax(ts, (seq, ts)) AS latest_ts
-    FROM {db}.change_log FINAL
-    WHERE entity_type = '{entity_type}'{filter}
-    GROUP BY entity_key
-)
-WHERE last_op != 'd'
-"""
-
-# A practitioner event published by another province than the one their region_code names is
-# that province's filing of them working there (异地从业人员备案, ``streams.routing``), not the
-# home province's record: ``current_practitioners`` leaves it out from migration 9 on, and
-# ``practitioner_filings`` lists the filings in force.
-_REGION_OF_EVENT = "JSONExtractString(if(op = 'd', before, after), 'region_code')"
-AWAY_FILING = f"(length({_REGION_OF_EVENT}) = 6 AND province != substring({_REGION_OF_EVENT}, 1, 2))"
-
-PRACTITIONER_FILINGS = f"""
-CREATE OR REPLACE VIEW {{db}}.practitioner_filings AS
-SELECT
-    entity_key,
-    province,
-    JSONExtractString(latest_after, 'employer_uscc') AS employer_uscc,
-    JSONExtractString(latest_after, 'region_code') AS home_region,
-    substring(home_region, 1, 2) AS home_province,
-    latest_seq AS seq,
-    latest_ts AS ts
-FROM (
-    SELECT
-        entity_key,
-        province,
-        argMax(after, (seq, ts)) AS latest_after,
-        argMax(op, (seq, ts)) AS last_op,
-        max(seq) AS latest_seq,
-        argMax(ts, (seq, ts)) AS latest_ts
-    FROM {{db}}.change_log FINAL
-    WHERE entity_type = 'practitioner' AND {AWAY_FILING}
-    GROUP BY entity_key, province
-)
-WHERE last_op != 'd'
-"""
 
 
 QUALITY_FINDINGS = """
@@ -505,20 +410,19 @@ def base_tables() -> list[str]:
     return [_TABLE_DDL[t].replace("{window}", str(DEDUP_WINDOW)).strip() for t in TABLES]
 
 
-def current_views(filings_apart: bool = False) -> list[str]:
-    """The ``current_*`` views (``{db}`` placeholder); with ``filings_apart`` (migration 9 on)
-    ``current_practitioners`` leaves other provinces' filings (``AWAY_FILING``) out."""
-    return [_VIEW_DDL.replace("{view}", view).replace("{entity_type}", entity_type)
-            .replace("{columns}", ",\n    ".join(columns))
-            .replace("{filter}", f" AND NOT {AWAY_FILING}" if filings_apart and entity_type == "practitioner" else "")
-            .strip()
-            for view, (entity_type, columns) in VIEWS.items()]
+def current_views(filings_apart: bool = False, entity_types: Iterable[str] | None = None,
+                  leave_out: Iterable[str] = ()) -> list[str]:
+    """The ``current_*`` views (``{db}`` placeholder) of ``entity_types`` (every declared register by
+    default, ``sinks.views``), without the fields named in ``leave_out``; with ``filings_apart``
+    (migration 9 on) ``current_practitioners`` leaves other provinces' filings (``AWAY_FILING``) out."""
+    return views.current_views(entity_types, filings_apart, leave_out)
 
 
-def practitioner_filings() -> list[str]:
-    """``current_practitioners`` without other provinces' filings, and ``practitioner_filings``."""
-    return [v for v in current_views(filings_apart=True) if ".current_practitioners " in v] + [
-        PRACTITIONER_FILINGS.strip()]
+def practitioner_filings(leave_out: Iterable[str] = ()) -> list[str]:
+    """``current_practitioners`` without other provinces' filings (and the fields in ``leave_out``),
+    and ``practitioner_filings``."""
+    return [views.view_ddl("current_practitioners", filings_apart=True, leave_out=tuple(leave_out)),
+            PRACTITIONER_FILINGS.strip()]
 
 
 def quality_findings() -> list[str]:

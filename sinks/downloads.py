@@ -1,7 +1,7 @@
 """Bulk downloads of a national register (数据下载), streamed from the store.
 
-A download is the current records of one register: the rows of its ``current_*`` view
-(``sinks.ddl``, personal numbers masked there) without the views' bookkeeping columns
+A download is the current records of one register (any declared one, road or water): the rows
+of its ``current_*`` view (``sinks.views``, personal numbers masked there) without the views' bookkeeping columns
 (``last_op``, ``seq``), ordered by ``entity_key``; optionally only one party's (``province``),
 only those whose latest version was committed at or after a time (``ts``), only the first
 ``limit``.
@@ -48,14 +48,13 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-from schemas.contract import ENTITY_TYPES
-
 from .ddl import VIEWS, check_identifier
 from .errors import DownloadError, QueryError, StoreError
 from .query import server_message
 
-REGISTERS = ENTITY_TYPES
+# every declared register, road and water, in catalog order (``schemas.registers``, ``sinks.views``)
 REGISTER_VIEWS = {entity_type: view for view, (entity_type, _columns) in VIEWS.items()}
+REGISTERS = tuple(REGISTER_VIEWS)
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from . import ddl
+from . import ddl, views
 from .submission_store import submission_tables
 from .errors import StoreError
 
@@ -32,13 +32,36 @@ SEAL_COLUMNS = (
 )
 
 
-def sealed_licences() -> str:
+# Fields declared after migration 11: the migrations up to it leave them out, as they ran, and
+# migration 12 re-creates the views that show them.
+LATER_FIELDS = ("involved_ship_id",)
+
+
+def sealed_licences(leave_out: tuple[str, ...] = ()) -> str:
     """``current_licences`` with the seal's columns after the licence's own."""
-    view = next(v for v in ddl.current_views(filings_apart=True) if ".current_licences " in v)
+    view = views.view_ddl("current_licences", filings_apart=True, leave_out=leave_out)
     anchor = ",\n    latest_province AS province"
     if view.count(anchor) != 1:
         raise StoreError("current_licences is not shaped as sinks.migrations expects: the seal cannot be added")
     return view.replace(anchor, "".join(f",\n    {column}" for column in SEAL_COLUMNS) + anchor)
+
+
+def current_definition(view: str) -> str:
+    """A ``current_*`` view as the declarations and the migrations so far define it: every declared
+    column, ``current_practitioners`` without other provinces' filings, ``current_licences`` with
+    the seal."""
+    if view == "current_licences":
+        return sealed_licences()
+    return views.view_ddl(view, filings_apart=True)
+
+
+# The registers whose views migration 1 created, and those migration 12 added: history, not the
+# declarations (a register declared later gets its view from ``declared_views``).
+ROAD_REGISTERS = ("operator", "vehicle", "practitioner", "licence", "case")
+WATER_REGISTERS = ("ship", "shipping_enterprise", "port_enterprise", "waterway_project")
+# The road views that show a field of LATER_FIELDS, re-created by migration 12.
+WIDENED_VIEWS = tuple(view for view, (_e, columns) in views.VIEWS.items()
+                      if any(column.endswith(f" AS {field}") for field in LATER_FIELDS for column in columns))
 
 
 @dataclass(frozen=True)
@@ -50,7 +73,7 @@ class Migration:
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "change_log, dlq, routed_cases and the current_* views",
-              (*ddl.base_tables(), *ddl.current_views())),
+              (*ddl.base_tables(), *ddl.current_views(entity_types=ROAD_REGISTERS, leave_out=LATER_FIELDS))),
     Migration(2, "routed_cases.ts: source commit time of a routed case", (ddl.ROUTED_CASES_TS,)),
     Migration(3, "quality_findings from national.quality", tuple(ddl.quality_findings())),
     Migration(4, "aggregates events_daily, quality_monthly, case_flows_daily with materialized views",
@@ -63,12 +86,25 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "routed_cases.region and case_workflows.region: the responsible county or city",
               tuple(ddl.case_regions())),
     Migration(9, "practitioner_filings, and current_practitioners without other provinces' filings",
-              tuple(ddl.practitioner_filings())),
+              tuple(ddl.practitioner_filings(leave_out=LATER_FIELDS))),
     Migration(10, "the submission check: submission_manifests, submission_tallies, evidence_log, submission_findings",
               tuple(submission_tables())),
     Migration(11, "current_licences.seal_key_id, seal_signature, sealed_at: the issuing authority's seal",
-              (sealed_licences(),)),
+              (sealed_licences(LATER_FIELDS),)),
+    Migration(12, "the water registers' views: current_ships, current_shipping_enterprises, "
+                  "current_port_enterprises, current_waterway_projects; current_cases.involved_ship_id",
+              (*ddl.current_views(entity_types=WATER_REGISTERS), *map(current_definition, WIDENED_VIEWS))),
 )
+
+
+def declared_views() -> list[str]:
+    """``CREATE VIEW IF NOT EXISTS`` of every declared register's view no migration creates (a
+    register declared after the last migration): run after the migrations at every start, so a
+    new register's view exists without a migration of its own (``{db}`` placeholder)."""
+    statements = [s for m in MIGRATIONS for s in m.statements]
+    made = {view for view in views.VIEWS if any(f".{view} AS" in s for s in statements)}
+    return [views.view_ddl(view).replace("CREATE OR REPLACE VIEW", "CREATE VIEW IF NOT EXISTS", 1)
+            for view in views.VIEWS if view not in made]
 
 SCHEMA_MIGRATIONS = """
 CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
@@ -117,6 +153,8 @@ def apply_migrations(client: Any, database: str, migrations: Sequence[Migration]
         except ClickHouseError as exc:
             raise StoreError(f"cannot record migration {migration.version}: {exc}") from exc
         done.append(migration.version)
+    for statement in declared_views() if migrations is MIGRATIONS else ():
+        _run(client, ddl.render(statement, db), "a declared register's view")
     return done
 
 

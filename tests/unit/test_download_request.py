@@ -57,7 +57,8 @@ def test_the_message_names_the_parameter_and_the_rule():
     error = refusal({"register": "ships"})
     assert isinstance(error, SinkError)
     assert (error.parameter, str(error)) == (
-        "register", "register: unknown register 'ships'; one of operator, vehicle, practitioner, licence, case")
+        "register", "register: unknown register 'ships'; one of operator, vehicle, practitioner, licence, case, "
+                     "ship, shipping_enterprise, port_enterprise, waterway_project")
 
 
 @pytest.mark.parametrize("params, parameter, rule", [
