@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from schemas.contract import entity_key, required_fields
-
 from ..errors import FileRejected, BadRow
-from .headers import constants_of, map_header
+from . import fields
+from .headers import column_scales, constants_of, map_header
 from .rows import Normalised, RowParser
 from .tabular import ReadLimits, formula_like, open_table
 
@@ -61,8 +60,9 @@ def parse_daily_file(path: Path, entity: str, mapping: Mapping[str, str | None] 
     """
     table = open_table(path, limits)
     try:
-        columns = map_header(entity, table.header, required_fields(entity), mapping)
-        parser = RowParser(entity, columns, uscc_allow, constants_of(mapping), today)
+        columns = map_header(entity, table.header, fields.required_fields(entity), mapping)
+        parser = RowParser(entity, columns, uscc_allow, constants_of(mapping), today,
+                           column_scales(entity, table.header, columns))
         parsed = ParsedFile(table.format, table.encoding)
         current, failures = parsed.current, parsed.failures
         normalised: list[Normalised] = []
@@ -82,7 +82,7 @@ def parse_daily_file(path: Path, entity: str, mapping: Mapping[str, str | None] 
                 if key is not None:
                     parsed.bad_keys.add(key)
                 continue
-            key = entity_key(entity, record)
+            key = fields.entity_key(entity, record)
             first = current.get(key)
             if first is not None:
                 failures.append(RowFailure(raw.number, None, "duplicate_key",

@@ -1,68 +1,60 @@
-"""Header mapping: column labels of a provincial export → canonical entity fields.
+"""Header mapping: column labels of a party's export → canonical entity fields.
 
-A column may be labelled with the canonical field name or with a Chinese data-element label
-a provincial system exports (JT/T 697.7 names): the field's preferred label in the catalog
-(``schemas.catalog.LABELS_ZH``) or one of the synonyms listed here. A province may supply
-its own mapping file (JSON ``{"label": "field"}``; ``null`` ignores a column), which is
+A column may be labelled with the canonical field name or with a Chinese label a party's
+system exports: the field's preferred label or one of the other labels its register
+declaration gives it (``schemas.registers``, ``RegisterDecl.column_labels()``: JT/T 697.7
+names for the road registers, the 2019 water-transport plan's for the water ones). A party may
+supply its own mapping file (JSON ``{"label": "field"}``; ``null`` ignores a column), which is
 applied before the defaults. For a field its export has no column for, the mapping file
 may give one value for every row (as Kafka Connect's InsertField static value), read as a
 cell of that field would be: ``{"constants": {"status": "营业"}}``. Unknown, duplicated or
 missing required columns reject the file.
+
+A money column (a field in yuan, ``*_yuan``) may say its unit in its label: a declared label
+with the unit in brackets replaced or added, ``总投资(万元)``, ``总投资（亿元）``, ``总投资(元)``;
+its bare numbers are then in that unit (``column_scales``), converted to yuan row by row.
+
+A file name announces its register by its first word (``entity_from_name``): the entity type,
+its plural, the register's Chinese name, or that name's last word when no other register
+shares it (经营业户 → 业户, 营运车辆 → 车辆, 营运船舶 → 船舶).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from schemas import catalog, contract
+from schemas import registers
 
 from ..errors import FileRejected, MappingError, BadRow
+from . import fields
 from .rows import column_fields, parse_cell
 
 CONSTANTS = "constants"  # the mapping file's section of one value per field for every row
 
-# Labels provincial exports use for a column besides the catalog's preferred label of its field.
-_SYNONYMS: dict[str, dict[str, str]] = {
-    "operator": {"经营业户名称": "name", "状态": "status"},
-    "vehicle": {
-        "号牌号码": "plate", "车架号": "vin", "车辆类别": "vehicle_class", "统一社会信用代码": "operator_uscc",
-        "核定座位数": "seats", "核定载质量": "tonnage_kg", "状态": "status",
-    },
-    "practitioner": {"身份证号码": "id_number", "公民身份号码": "id_number", "统一社会信用代码": "employer_uscc"},
-    "licence": {"行政区划代码": "issuer_region_code", "状态": "status",
-                "印章密钥标识": "seal_key_id", "签章密钥标识": "seal_key_id", "电子印章密钥标识": "seal_key_id",
-                "印章签名值": "seal_signature", "签名值": "seal_signature", "电子印章签名值": "seal_signature",
-                "签章时间": "sealed_at", "盖章时间": "sealed_at"},
-    "case": {
-        "发生时间": "occurred_at", "车牌号码": "involved_plate", "统一社会信用代码": "involved_operator_uscc",
-        "身份证号": "involved_id_number", "身份证号码": "involved_id_number", "公民身份号码": "involved_id_number",
-    },
-}
-
-
-def _default_labels(entity: str) -> dict[str, str]:
-    """Label → field of one entity: the catalog's preferred labels, then the synonyms."""
-    labels = {label: field for field, label in catalog.LABELS_ZH[entity].items()}
-    for label, field in _SYNONYMS[entity].items():
-        if label in labels:
-            raise ValueError(f"{entity} column label {label!r} is given twice (for {labels[label]} and {field})")
-        labels[label] = field
-    return labels
-
-
 # entity -> column label -> canonical field: every label a column may carry besides the field's name.
-DEFAULT_LABELS: dict[str, dict[str, str]] = {entity: _default_labels(entity) for entity in contract.ENTITY_TYPES}
+DEFAULT_LABELS: dict[str, dict[str, str]] = {
+    register.entity_type: register.column_labels() for register in registers.declarations()}
 
-_FILE_NAME_WORDS = {  # what a file name may start with besides the register's Chinese name
-    "operator": ("operator", "operators", "业户"),
-    "vehicle": ("vehicle", "vehicles", "车辆"),
-    "practitioner": ("practitioner", "practitioners"),
-    "licence": ("licence", "licences", "license", "证照"),
-    "case": ("case", "cases", "案件"),
-}
-_ENTITY_ALIASES = {entity: (*words, catalog.REGISTER_NAMES[entity][0]) for entity, words in _FILE_NAME_WORDS.items()}
+_SPELLINGS = {"licence": ("license",)}  # English spellings of an entity type besides the declared one
+_UNIT = re.compile(r"^(?P<base>.*?)\((?P<unit>元|万元|亿元)\)$")
+
+
+def _file_name_words() -> dict[str, tuple[str, ...]]:
+    """Entity → the words a file name of it may start with."""
+    declared = registers.declarations()
+    short = [register.name_zh[2:] for register in declared]
+    words = {}
+    for register in declared:
+        entity, tail = register.entity_type, register.name_zh[2:]
+        own = (entity, f"{entity}s", *_SPELLINGS.get(entity, ()), register.name_zh)
+        words[entity] = (*own, tail) if len(tail) >= 2 and short.count(tail) == 1 else own
+    return words
+
+
+_ENTITY_ALIASES = _file_name_words()
 
 
 def normalize_label(label: str) -> str:
@@ -71,11 +63,19 @@ def normalize_label(label: str) -> str:
 
 
 def entity_from_name(name: str) -> str | None:
-    """The entity a file name announces by its first word (``vehicle_20240601.csv``, ``营运车辆-0601.xlsx``)."""
+    """The entity a file name announces by its first word (``vehicle_20240601.csv``, ``营运车辆-0601.xlsx``);
+    the longest word wins (``shipping_enterprise_…`` is not a ``ship`` file)."""
     stem = name.lower()
-    for entity, aliases in _ENTITY_ALIASES.items():
-        if any(stem.startswith(alias) for alias in aliases):
-            return entity
+    found = [(len(alias), entity) for entity, aliases in _ENTITY_ALIASES.items() for alias in aliases
+             if stem.startswith(alias)]
+    return max(found)[1] if found else None
+
+
+def register_of(name: str) -> str | None:
+    """The register a directory of the inbox names: its entity type or its Chinese name."""
+    for register in registers.declarations():
+        if name in (register.entity_type, register.name_zh):
+            return register.entity_type
     return None
 
 
@@ -133,9 +133,7 @@ def _constants(path: Path, entity: str, given: Mapping[str, object]) -> dict[str
 def map_header(entity: str, header: tuple[str, ...], required: Iterable[str],
                mapping: Mapping[str, str | None] = {}) -> tuple[str | None, ...]:
     """The canonical field of each column (None: ignored). Raises ``FileRejected``."""
-    fields = column_fields(entity)
-    labels = {normalize_label(f): f for f in fields}
-    labels.update({normalize_label(label): field for label, field in DEFAULT_LABELS[entity].items()})
+    labels = _labels(entity)
     constants = constants_of(mapping)
     columns: list[str | None] = []
     unknown: list[str] = []
@@ -145,6 +143,8 @@ def map_header(entity: str, header: tuple[str, ...], required: Iterable[str],
             columns.append(mapping[key])
         elif key in labels:
             columns.append(labels[key])
+        elif _money_column(labels, key) is not None:
+            columns.append(_money_column(labels, key)[0])
         else:
             unknown.append(repr(label) if label else f"(column {index} has no label)")
             columns.append(None)
@@ -168,3 +168,35 @@ def map_header(entity: str, header: tuple[str, ...], required: Iterable[str],
                            f"map a column to them with --mapping, or, if every row has the same value, give it in "
                            f"the --mapping file as {example}")
     return tuple(columns)
+
+
+def _labels(entity: str) -> dict[str, str]:
+    """Normalised label (and field name) → field of one entity."""
+    labels = {normalize_label(f): f for f in column_fields(entity)}
+    labels.update({normalize_label(label): field for label, field in DEFAULT_LABELS[entity].items()})
+    return labels
+
+
+def _money_column(labels: Mapping[str, str], key: str) -> tuple[str, int] | None:
+    """(field, yuan per unit) of a money column whose label names its unit, e.g. ``总投资(万元)``."""
+    match = _UNIT.match(key)
+    if match is None:
+        return None
+    base = match["base"]
+    for candidate in (base, f"{base}(元)"):
+        field = labels.get(candidate)
+        if field is not None and fields.is_yuan(field):
+            return field, fields.YUAN_UNITS[match["unit"]]
+    return None
+
+
+def column_scales(entity: str, header: tuple[str, ...], columns: tuple[str | None, ...]) -> dict[str, int]:
+    """Field → yuan per unit of the bare numbers of its money column, where the label names a unit."""
+    labels = _labels(entity)
+    scales = {}
+    for label, field in zip(header, columns):
+        if field is not None and fields.is_yuan(field):
+            money = _money_column(labels, normalize_label(label))
+            if money is not None and money[0] == field:
+                scales[field] = money[1]
+    return scales

@@ -6,8 +6,17 @@ times without a zone are China Standard Time) and the list of qualification type
 Identifiers are written in their canonical form (``schemas.identifiers.canonical``: no
 spaces, dashes or full-width characters, capitals) and checked with ``schemas.identifiers``;
 a value that had to be rewritten is noted (``Normalised``) for the row report. Chinese code
-labels (车牌颜色 黄, 案件阶段 立案, 状态 正常 …) are turned into the contract's codes. A field the
-file has no column for may take one value for every row from the mapping (``constants``).
+labels (车牌颜色 黄, 案件阶段 立案, 状态 正常, 船舶种类 散货船 …) are turned into the codes of the field's
+code table. What each field is — kind, canonical form, code table, unit, the checks of its
+declared error rules — comes from the register's declaration (``fields``), so a register is
+parsed without code of its own. A value outside a code table rejects the row when the
+declaration makes its rule an error (the road registers), and passes as given when it makes it
+a warning (the water registers' unconfirmed tables: the stage warns). A field the file has no
+column for may take one value for every row from the mapping (``constants``).
+
+Amounts of money are whole yuan (a field named ``*_yuan``): a cell may carry its unit
+(``3200万元``, ``1.5亿元``, ``120000元``); a bare number is in the column's unit, yuan unless the
+header says otherwise (``总投资(万元)``: ``scales`` from ``headers.column_scales``).
 
 A licence's seal (``schemas.seals``) is passed through when the export has it: in three columns
 (``seal_key_id`` 印章密钥标识, ``seal_signature`` 印章签名值 in base64, ``sealed_at`` 签章时间), or
@@ -21,14 +30,19 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import functools
 import re
 from typing import Any, Callable, Mapping, NamedTuple
 
-from schemas import codes, contract, identifiers, seals
-from schemas.contract import FieldSpec, field_specs
-from schemas.errors import InvalidIdentifier, ProvenanceError
+from decimal import Decimal, InvalidOperation
+
+from schemas import identifiers, registers, seals
+from schemas.contract import FieldSpec
+from schemas.errors import ProvenanceError
 
 from ..errors import BadRow
+from . import fields
+from .fields import YUAN_UNITS, field_specs
 from .tabular import formula_like
 
 CHINA_TZ = datetime.timezone(datetime.timedelta(hours=8))
@@ -40,13 +54,12 @@ _TIME = re.compile(r"^(?P<d>[^ T]+)(?:[ T](?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\
 _LIST_SPLIT = re.compile(r"[;；,，、|]")
 
 _COLOR_BY_NAME = {name: code for code, name in identifiers.PLATE_COLORS.items()} | {"黄色": 2, "蓝色": 1, "绿色": 5}
-SEAL_COLUMNS = ("seal_key_id", "seal_signature", "sealed_at")  # a licence's seal in three columns
+SEAL_COLUMNS = fields.nested_columns("licence", seals.SEAL_FIELD)  # a licence's seal in three columns
 
 
 def column_fields(entity: str) -> list[str]:
-    """What a column may give: the entity's fields, and for a licence the seal's three parts."""
-    names = contract.entity_fields(entity)
-    return [*names, *SEAL_COLUMNS] if seals.SEAL_FIELD in names and entity == "licence" else names
+    """What a column may give: the entity's fields, and a nested field's columns (a licence's seal's three parts)."""
+    return list(fields.column_fields(entity))
 
 
 class Normalised(NamedTuple):
@@ -61,19 +74,25 @@ class RowParser:
     """Parses the rows of one file whose columns map to ``columns`` (None: ignored).
 
     ``constants`` gives the cell text of fields without a column, the same for every row;
-    ``today`` is the day birth dates must not be after (None: not compared).
+    ``today`` is the day birth dates must not be after (None: not compared); ``scales`` the unit of
+    a money column's bare numbers, in yuan (``headers.column_scales``; default: yuan).
     """
 
     def __init__(self, entity: str, columns: tuple[str | None, ...], uscc_allow: frozenset[str] = frozenset(),
-                 constants: Mapping[str, str] | None = None, today: datetime.date | None = None) -> None:
+                 constants: Mapping[str, str] | None = None, today: datetime.date | None = None,
+                 scales: Mapping[str, int] | None = None) -> None:
         self.entity = entity
         self.columns = columns
         self._specs = field_specs(entity)
         self._uscc_allow = uscc_allow
         self._constants = dict(constants or {})
         self._today = today
+        self._scales = dict(scales or {})
+        self._checks = fields.record_checks(entity)
         self._index = {name: i for i, name in enumerate(columns) if name is not None}
-        self._canonical = [(name, i) for name, i in self._index.items() if name in identifiers.CANONICAL_FIELDS]
+        names = {spec.name for spec in self._specs}
+        self._canonical = [(name, i, form) for name, i in self._index.items()
+                           if name in names and (form := fields.canonical_form(entity, name)) is not None]
 
     def parse(self, cells: tuple[str, ...], notes: list[Normalised] | None = None) -> dict[str, Any]:
         """The record of one row; raises ``BadRow`` for the first rule it breaks.
@@ -84,23 +103,25 @@ class RowParser:
         record: dict[str, Any] = {}
         for spec in self._specs:
             record[spec.name] = self._seal(cells, record) if spec.kind == "record" else self._value(spec, cells)
-        _CHECKS[self.entity](record, self._uscc_allow, self._today)
+        for check in self._checks:
+            check(record, self._uscc_allow, self._today)
         if notes is not None:
-            for name, index in self._canonical:
+            for name, index, form in self._canonical:
                 raw = cells[index]
-                if record[name] is not None and identifiers.canonicalise(raw)[1]:
+                if record[name] is not None and form(raw) != raw.strip(" \t\r\n"):
                     notes.append(Normalised(name, raw, record[name]))
         return record
 
     def key_of(self, cells: tuple[str, ...]) -> str | None:
         """The entity key of a row whose key fields parse, even if other fields do not."""
         try:
-            parts = {spec.name: self._value(spec, cells) for spec in self._specs if spec.name in contract.KEY_FIELDS[self.entity]}
+            keys = fields.key_fields(self.entity)
+            parts = {spec.name: self._value(spec, cells) for spec in self._specs if spec.name in keys}
         except (BadRow, IndexError):
             return None
         if any(v is None for v in parts.values()):
             return None
-        return contract.entity_key(self.entity, parts)
+        return fields.entity_key(self.entity, parts)
 
     def _check_width(self, cells: tuple[str, ...]) -> None:
         width = len(self.columns)
@@ -151,9 +172,10 @@ class RowParser:
 
     def _value(self, spec: FieldSpec, cells: tuple[str, ...]) -> Any:
         index = self._index.get(spec.name)
+        scale = self._scales.get(spec.name, 1)
         if index is None and spec.name in self._constants:
-            return _cell(self.entity, spec, self._constants[spec.name])
-        return _cell(self.entity, spec, cells[index] if index is not None and index < len(cells) else "")
+            return _cell(self.entity, spec, self._constants[spec.name], scale)
+        return _cell(self.entity, spec, cells[index] if index is not None and index < len(cells) else "", scale)
 
 
 def parse_cell(entity: str, name: str, text: str) -> Any:
@@ -167,7 +189,7 @@ def parse_cell(entity: str, name: str, text: str) -> Any:
     return _cell(entity, spec, text)
 
 
-def _cell(entity: str, spec: FieldSpec, text: str) -> Any:
+def _cell(entity: str, spec: FieldSpec, text: str, scale: int = 1) -> Any:
     text = text.strip()
     if formula_like(text):
         raise BadRow(spec.name, "formula_injection",
@@ -177,7 +199,9 @@ def _cell(entity: str, spec: FieldSpec, text: str) -> Any:
             raise BadRow(spec.name, "missing_required", f"{spec.name} is required and empty")
         return list(spec.default or []) if spec.kind == "string_array" else None
     try:
-        return _PARSERS.get(f"{entity}.{spec.name}", _KIND_PARSERS[spec.kind])(text, spec.name, entity)
+        if fields.is_yuan(spec.name):
+            return _yuan(text, spec.name, scale, _INT_BOUNDS[spec.kind])
+        return _parser(entity, spec.name, spec.kind)(text, spec.name, entity)
     except BadRow:
         raise
     except ValueError as exc:
@@ -185,14 +209,28 @@ def _cell(entity: str, spec: FieldSpec, text: str) -> Any:
 
 
 def _string(text: str, name: str, entity: str) -> str:
-    code = f"{entity}.{name}"
-    if code in codes.CODE_TABLES:
-        value = codes.LABELS[code].get(text, text.lower())
-        if value not in codes.CODE_TABLES[code]:
-            raise BadRow(name, "unknown_code", f"{text!r} is not one of {', '.join(sorted(codes.CODE_TABLES[code]))} "
-                           f"(or {', '.join(codes.LABELS[code])})")
+    table = fields.code_table(entity, name)
+    if table is not None:
+        return _code(table, text, name, entity)
+    form = fields.canonical_form(entity, name)
+    return form(text) if form is not None else text
+
+
+def _code(table: str, text: str, name: str, entity: str) -> str:
+    """The code a label (or a code) of ``table`` names; a value outside it is a bad row, or given as it
+    is when its rule is a warning."""
+    labels, known = fields.code_labels(table), registers.code_tables()[table]
+    value = labels.get(text, text.lower())
+    if value in known:
         return value
-    return identifiers.canonical(text) if name in identifiers.CANONICAL_FIELDS else text
+    if not fields.strict_codes(entity, name):
+        return text
+    raise BadRow(name, "unknown_code", f"{text!r} is not one of {', '.join(sorted(known))} (or {', '.join(labels)})")
+
+
+def _codes(text: str, name: str, entity: str) -> list[str]:
+    table = fields.code_table(entity, name)
+    return [_code(table, part, name, entity) for part in _strings(text, name, entity)]
 
 
 INT_RANGE = (-(2 ** 31), 2 ** 31 - 1)  # Avro int
@@ -247,6 +285,24 @@ def _plate_color(text: str, name: str, _entity: str) -> int:
     return code
 
 
+_YUAN = re.compile(r"^(?P<n>[0-9]+(?:\.[0-9]+)?)(?P<u>元|万元|亿元)?$")
+
+
+def _yuan(text: str, name: str, scale: int, bounds: tuple[int, int]) -> int:
+    """Whole yuan; a cell's unit (``万元``, ``亿元``, ``元``) wins over the column's ``scale``."""
+    match = _YUAN.match(text.replace(",", "").replace("，", "").replace(" ", ""))
+    if not match:
+        raise BadRow(name, "not_a_number", f"{text!r} is not an amount (yuan, or 万元/亿元 with the unit)")
+    factor = YUAN_UNITS[match["u"]] if match["u"] else scale
+    try:
+        amount = Decimal(match["n"]) * factor
+    except InvalidOperation as exc:
+        raise BadRow(name, "not_a_number", f"{text!r} is not an amount") from exc
+    if amount != amount.to_integral_value():
+        raise BadRow(name, "not_a_number", f"{text!r} is not a whole number of yuan")
+    return _in_range(int(amount), bounds, text, name)
+
+
 def parse_date(text: str) -> datetime.date:
     match = _DATE.match(text.split(" ")[0].split("T")[0])
     if not match:
@@ -292,63 +348,16 @@ _KIND_PARSERS: dict[str, Callable[[str, str, str], Any]] = {
     "string": _string, "int": _integer, "long": _long, "date": _date, "timestamp": _timestamp,
     "string_array": _strings,
 }
-_PARSERS: dict[str, Callable[[str, str, str], Any]] = {
-    "vehicle.tonnage_kg": _tonnage, "vehicle.plate_color": _plate_color,
-}
+_INT_BOUNDS = {"int": INT_RANGE, "long": LONG_RANGE}
 
 
-def _identifier(field: str, check: Callable[..., Any], value: Any, *args: Any) -> None:
-    if value is None:
-        return
-    try:
-        check(value, *args)
-    except InvalidIdentifier as exc:
-        raise BadRow(field, exc.rule, str(exc)) from exc
-
-
-def _uscc(field: str, value: str | None, allow: frozenset[str]) -> None:
-    _identifier(field, identifiers.check_uscc, value, allow)
-
-
-def _id_number(field: str, value: str | None, today: datetime.date | None) -> None:
-    _identifier(field, identifiers.check_id_number, value, today)
-
-
-Today = datetime.date | None
-
-
-def _check_operator(r: dict, allow: frozenset[str], today: Today) -> None:
-    _uscc("uscc", r["uscc"], allow)
-    _identifier("region_code", identifiers.check_region_code, r["region_code"])
-    _id_number("legal_rep_id_number", r["legal_rep_id_number"], today)
-
-
-def _check_vehicle(r: dict, allow: frozenset[str], _today: Today) -> None:
-    _identifier("plate", identifiers.check_plate, r["plate"])
-    _identifier("plate_color", identifiers.check_plate_color, r["plate_color"])
-    _uscc("operator_uscc", r["operator_uscc"], allow)
-
-
-def _check_practitioner(r: dict, allow: frozenset[str], today: Today) -> None:
-    _id_number("id_number", r["id_number"], today)
-    _identifier("region_code", identifiers.check_region_code, r["region_code"])
-    _uscc("employer_uscc", r["employer_uscc"], allow)
-
-
-def _check_licence(r: dict, _allow: frozenset[str], _today: Today) -> None:
-    _identifier("issuer_region_code", identifiers.check_region_code, r["issuer_region_code"])
-    if r["valid_from"] > r["valid_until"]:
-        raise BadRow("valid_until", "invalid_validity", "有效期止 is before 有效期起")
-
-
-def _check_case(r: dict, allow: frozenset[str], today: Today) -> None:
-    _identifier("region_code", identifiers.check_region_code, r["region_code"])
-    _identifier("involved_plate", identifiers.check_plate, r["involved_plate"])
-    _uscc("involved_operator_uscc", r["involved_operator_uscc"], allow)
-    _id_number("involved_id_number", r["involved_id_number"], today)
-
-
-_CHECKS: dict[str, Callable[[dict, frozenset[str], Today], None]] = {
-    "operator": _check_operator, "vehicle": _check_vehicle, "practitioner": _check_practitioner,
-    "licence": _check_licence, "case": _check_case,
-}
+@functools.cache
+def _parser(entity: str, name: str, kind: str) -> Callable[[str, str, str], Any]:
+    """The parser of a field: by its declared unit (``_kg``), code table or rules, else by its kind."""
+    if name.endswith("_kg") and kind == "int":
+        return _tonnage
+    if kind == "int" and "invalid_plate_color" in registers.declaration(entity).field(name).errors:
+        return _plate_color
+    if kind == "string_array" and fields.code_table(entity, name) is not None:
+        return _codes
+    return _KIND_PARSERS[kind]

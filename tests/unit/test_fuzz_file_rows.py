@@ -58,8 +58,17 @@ GOOD = {  # cells a province would send, per field
     "penalty_cents": ["20000", ""], "qualification_types": ["货运驾驶员；押运人员", ""],
     "holder_key": ["operator:91350100M000100Y43"],
 }
+GOOD.update({  # the water registers' fields
+    "owner_uscc": ["91350100M000100Y43"], "imo": ["9074729", "IMO 9074729", ""], "mmsi": ["413000001", ""],
+    "ship_id": ["CN20190001"], "port_of_registry": ["武汉"], "gross_tonnage": ["1200", "1,200", ""],
+    "ship_type": ["散货船", "bulk_carrier", "渔船"], "business_scope": ["国内沿海；省际", "inland", ""],
+    "port": ["宁波舟山港"], "total_investment_yuan": ["1200000", "3200万元", "1.5亿元", ""],
+    "start_date": ["2024-06-01", ""], "end_date": ["2026-12-31", ""],
+})
 STATUS = {"operator": ["正常", "active", "注销"], "vehicle": ["营运", "active", "报废"],
-          "practitioner": ["有效", "active"], "licence": ["有效", "valid", "过期"]}
+          "practitioner": ["有效", "active"], "licence": ["有效", "valid", "过期"],
+          "ship": ["营运", "active", "停航"], "shipping_enterprise": ["营业", "active"],
+          "port_enterprise": ["正常", "closed"], "waterway_project": ["在建", "completed", "已审批"]}
 ODD_NUMBERS = ["-1", "+5", "0", "00012", "1e5", "1.5", "12.0", "12.", "１２", "٤٥", "9" * 11, "9" * 20, "9" * 400,
                "-" + "9" * 30, "99999999999t", "0.0001t", "1,2,3", "NaN", "inf", "-0", "4 5"]
 ODD_DATES = ["2024-13-01", "2024-02-30", "0000-01-01", "0001-01-01", "9999-12-31", "9999-12-31 23:59:59",
