@@ -25,8 +25,9 @@ from schemas.pii import PiiMasker
 
 from ..errors import BadQuestion
 from ..state import StateStore
-from .questions import Question
-from .register import AWAY, HOLDER, ID_TOKEN, LICENCE_NO, OPERATOR_VEHICLES, entry_key, index_prefix, indexed_key
+from .questions import WATER_LOOKUPS, Question
+from .register import (AWAY, ENTERPRISE_SHIPS, HOLDER, ID_TOKEN, LICENCE_NO, OPERATOR_VEHICLES, SHIP_IMO, SHIP_MMSI,
+                       entry_key, index_prefix, indexed_key)
 from .seals import SealChecker
 
 
@@ -44,8 +45,10 @@ class Answers:
             return self.verification(q.value, party)
         found = self._entries(q)
         if not found:
-            raise BadQuestion(404, "not_found", f"no {q.kind} {self.shown(q)} in the national register")
-        if q.kind == "vehicle" and q.color is None and len(found) > 1:
+            asked = (f"{WATER_LOOKUPS[q.kind][0]} with {WATER_LOOKUPS[q.kind][1]}" if q.kind in WATER_LOOKUPS
+                     else q.kind)
+            raise BadQuestion(404, "not_found", f"no {asked} {self.shown(q)} in the national register")
+        if ((q.kind == "vehicle" and q.color is None) or q.kind in ("ship_imo", "ship_mmsi")) and len(found) > 1:
             return {"matches": [self._present(e, party) for e in found]}
         answer = self._present(found[0], party)
         if q.kind == "operator":
@@ -54,6 +57,8 @@ class Answers:
         elif q.kind == "practitioner":
             answer["licences"] = self._linked(HOLDER, found[0]["entity_key"])
             answer["working_away"] = self._filings(found[0]["entity_key"])
+        elif q.kind == "shipping_enterprise":
+            answer["ships"] = self._linked(ENTERPRISE_SHIPS, q.value)
         return answer
 
     def registered(self, q: Question) -> dict[str, Any] | None:
@@ -109,6 +114,13 @@ class Answers:
             return [e for e in (self.store.get(entry_key(k)) for k in keys) if e is not None and e["record"] is not None]
         if q.kind == "vehicle" and q.color is None:
             return [v for _k, v in self._scan(entry_key(f"vehicle:{q.value}:")) if v["record"] is not None]
+        if q.kind in ("ship_imo", "ship_mmsi"):
+            keys = self._linked(SHIP_IMO if q.kind == "ship_imo" else SHIP_MMSI, q.value)
+            return [e for e in (self.store.get(entry_key(k)) for k in keys) if e is not None and e["record"] is not None]
+        if q.kind in WATER_LOOKUPS:  # by the register's own key: one register per kind
+            register, field = WATER_LOOKUPS[q.kind]
+            held = self.store.get(entry_key(entity_key(register, {field: q.value})))
+            return [held] if held is not None and held["record"] is not None else []
         fields = {"operator": {"uscc": q.value}, "practitioner": {"id_number": q.value},
                   "vehicle": {"plate": q.value, "plate_color": q.color}}[q.kind]
         held = self.store.get(entry_key(entity_key(q.kind, fields)))

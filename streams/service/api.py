@@ -35,6 +35,7 @@ from ..errors import BadQuestion
 from .answers import Answers
 from .assists import KafkaAssists, assist_ask, assist_request, home_of
 from .openapi import openapi_document
+from .openapi import WATER_ROUTES
 from .questions import MAX_IDENTIFIER, is_token, lookup_questions, question, scanned_question
 
 log = logging.getLogger("streams.service")
@@ -261,7 +262,8 @@ def add_routes(app: Any, service: Service) -> None:
                               ("vehicle", "/v1/vehicles/{plate}", "plate"),
                               ("practitioner", "/v1/practitioners/{id_number}", "id_number"),
                               ("licence", "/v1/licences/{licence_no}", "licence_no"),
-                              ("verification", "/v1/licences/{licence_no}/verification", "licence_no")):
+                              ("verification", "/v1/licences/{licence_no}/verification", "licence_no"),
+                              *WATER_ROUTES):
         entity_view(kind, path, param)
 
     class Lookups(View):

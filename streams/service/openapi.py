@@ -12,6 +12,24 @@ from .questions import KINDS, MAX_LOOKUPS
 
 _ERROR = {"$ref": "#/components/schemas/Refusal"}
 
+# The water registers' lookups: (question kind, route, path parameter, summary, what the parameter is)
+WATER_ENTITIES = (
+    ("ship", "/v1/ships/{ship_id}", "ship_id", "An operating ship 营运船舶 by its ship identification number",
+     "船舶识别号"),
+    ("ship_imo", "/v1/ships/by-imo/{imo}", "imo", "An operating ship 营运船舶 by IMO number",
+     "IMO编号: 7 digits, the last a check digit, with or without the IMO prefix (400 invalid_imo)"),
+    ("ship_mmsi", "/v1/ships/by-mmsi/{mmsi}", "mmsi", "An operating ship 营运船舶 by MMSI",
+     "MMSI: 9 digits (400 invalid_mmsi)"),
+    ("shipping_enterprise", "/v1/shipping-enterprises/{uscc}", "uscc",
+     "A shipping enterprise 航运企业 by USCC, with its ships (not an operator 经营业户 of the same USCC)",
+     "统一社会信用代码 (GB 32100; 400 invalid_uscc)"),
+    ("port_enterprise", "/v1/port-enterprises/{uscc}", "uscc", "A port enterprise 港口企业 by USCC",
+     "统一社会信用代码 (GB 32100; 400 invalid_uscc)"),
+    ("waterway_project", "/v1/waterway-projects/{project_code}", "project_code",
+     "A water-transport construction project 水运建设项目 by project code", "项目代码 (投资项目统一代码)"),
+)
+WATER_ROUTES = tuple((kind, path, param) for kind, path, param, _summary, _what in WATER_ENTITIES)
+
 
 def _refusals(*statuses: int) -> dict[str, Any]:
     reasons = {400: "a malformed identifier or request (rule names the check)",
@@ -68,6 +86,7 @@ def openapi_document() -> dict[str, Any]:
                 "A practitioner 从业人员 by ID number or its token, with their licences", "id_number",
                 "公民身份号码 (GB 11643), or the 32-hex-digit token the store shows"),
             "/v1/licences/{licence_no}": _entity("A licence 电子证照 by number", "licence_no", "证照编号"),
+            **{path: _entity(summary, param, what) for _kind, path, param, summary, what in WATER_ENTITIES},
             "/v1/licences/{licence_no}/verification": {"get": {
                 "summary": "Online verification 在线核验: valid / suspended / revoked / expired / unknown, decided now, "
                            "with the issuing authority's seal 电子印章",

@@ -7,6 +7,14 @@ standard the stream stage checks it with, refused (400) under the same rule name
                   as the store shows it (32 hex digits)
     licence       a licence number                        rule ill_formed_licence_no
     scanned QR    a licence's QR payload (schemas.seals)  rule malformed_qr
+    ship          its ship identification number (船舶识别号, format not checked)
+    ship_imo      a ship by IMO number (7 digits, check digit; "IMO" prefix allowed)   rule invalid_imo
+    ship_mmsi     a ship by MMSI (9 digits)               rule invalid_mmsi
+    shipping_enterprise, port_enterprise   a USCC (GB 32100)   rule invalid_uscc
+    waterway_project   a national investment-project code (its format is not confirmed: not checked)
+
+The water kinds each ask one register: an operator (经营业户) and a shipping enterprise (航运企业)
+may share a USCC, and each is answered from its own register.
 """
 
 from __future__ import annotations
@@ -15,13 +23,19 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from schemas import identifiers, seals
+from schemas import identifiers, seals, water_identifiers
 from schemas.errors import InvalidIdentifier, ProvenanceError
 from schemas.licences import ill_formed_reason, well_formed
 
 from ..errors import BadQuestion
 
-KINDS = ("operator", "vehicle", "practitioner", "licence", "verification")
+ROAD_KINDS = ("operator", "vehicle", "practitioner", "licence", "verification")
+WATER_KINDS = ("ship", "ship_imo", "ship_mmsi", "shipping_enterprise", "port_enterprise", "waterway_project")
+KINDS = ROAD_KINDS + WATER_KINDS
+# kind -> (the register it asks, the field of its records the identifier is)
+WATER_LOOKUPS = {"ship": ("ship", "ship_id"), "ship_imo": ("ship", "imo"), "ship_mmsi": ("ship", "mmsi"),
+                 "shipping_enterprise": ("shipping_enterprise", "uscc"), "port_enterprise": ("port_enterprise", "uscc"),
+                 "waterway_project": ("waterway_project", "project_code")}
 MAX_LOOKUPS = 1_000
 MAX_IDENTIFIER = 64  # longer text is no identifier of any register
 _TOKEN = re.compile(r"[0-9a-f]{32}")  # schemas.pii: 16 bytes of keyed hash, hex
@@ -48,6 +62,8 @@ def question(kind: str, raw: str, color: str | int | None = None, uscc_allow: It
         raise BadQuestion(400, "identifier_too_long", f"{kind}: {len(raw)} characters, at most {MAX_IDENTIFIER}")
     if kind == "practitioner" and is_token(raw.strip()):
         return Question(kind, raw.strip(), token=True)
+    if kind in WATER_KINDS:
+        return _water_question(kind, raw, uscc_allow)
     value = identifiers.canonical(raw) if kind not in ("licence", "verification") else raw.strip()
     try:
         if kind == "operator":
@@ -61,6 +77,25 @@ def question(kind: str, raw: str, color: str | int | None = None, uscc_allow: It
     except InvalidIdentifier as exc:
         raise BadQuestion(400, exc.rule, str(exc)) from exc
     return Question(kind, value, _color(color) if kind == "vehicle" else None)
+
+
+def _water_question(kind: str, raw: str, uscc_allow: Iterable[str]) -> Question:
+    """A question of one of ``WATER_KINDS``, its identifier in the form the register keeps it."""
+    try:
+        if kind == "ship_imo":
+            value = water_identifiers.canonical_imo(raw)
+            water_identifiers.check_imo(value)
+        elif kind == "ship_mmsi":
+            value = identifiers.canonical(raw)
+            water_identifiers.check_mmsi(value)
+        elif kind in ("shipping_enterprise", "port_enterprise"):
+            value = identifiers.canonical(raw)
+            identifiers.check_uscc(value, uscc_allow)
+        else:  # a ship id or a project code: kept as written, but for spaces and full-width characters
+            value = water_identifiers.plain(raw)
+    except InvalidIdentifier as exc:
+        raise BadQuestion(400, exc.rule, str(exc)) from exc
+    return Question(kind, value)
 
 
 def scanned_question(payload: Any) -> seals.QrSeal:

@@ -13,6 +13,11 @@ Store keys (one RocksDB store per service worker, ``streams.state.StateStore``):
     x:away:<entity key>\\x1f<province>       a practitioner → the provinces that filed them as
                                            working there (异地从业人员备案); each filing's entry is
                                            e:<entity key>@<province>, beside the home entry
+    x:imo:<imo>\\x1f<entity key>            IMO number → ship
+    x:mmsi:<mmsi>\\x1f<entity key>          MMSI → ship
+    x:entship:<uscc>\\x1f<entity key>       shipping enterprise (the ship's operator) → its ships;
+                                           apart from x:opveh, as an operator (经营业户) and a
+                                           shipping enterprise may share a USCC
 
 A change is applied when its ``source.seq`` is not older than the entry's: a stale event
 (flagged by the stream worker, or older than what is held) changes nothing. A delete keeps
@@ -31,6 +36,7 @@ ENTRY = "e:"
 INDEX = "x:"
 SEP = "\x1f"
 LICENCE_NO, HOLDER, OPERATOR_VEHICLES, ID_TOKEN, AWAY = "lic", "holder", "opveh", "idtok", "away"
+SHIP_IMO, SHIP_MMSI, ENTERPRISE_SHIPS = "imo", "mmsi", "entship"
 
 Tokenize = Callable[[str], str]
 Lookup = Callable[[str], Any]
@@ -74,6 +80,10 @@ def index_keys(entity_type: str, entity_key: str, record: Mapping[str, Any] | No
         keys.append(index_prefix(OPERATOR_VEHICLES, str(record["operator_uscc"])) + entity_key)
     elif entity_type == "practitioner" and record.get("id_number"):
         keys.append(index_prefix(ID_TOKEN, tokenize(str(record["id_number"]))) + entity_key)
+    elif entity_type == "ship":
+        for index, field in ((SHIP_IMO, "imo"), (SHIP_MMSI, "mmsi"), (ENTERPRISE_SHIPS, "operator_uscc")):
+            if record.get(field):
+                keys.append(index_prefix(index, str(record[field])) + entity_key)
     return keys
 
 
