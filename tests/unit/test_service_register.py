@@ -89,7 +89,7 @@ def test_a_run_of_changes_sees_its_own_earlier_writes():
     ("practitioner", "440304199001011230", "invalid_id_number"),
     ("licence", "a\"b", "ill_formed_licence_no"),
     ("licence", "", "missing_identifier"),
-    ("ship", "x", "unknown_kind"),
+    ("boat", "x", "unknown_kind"),
     ("operator", "9" * 65, "identifier_too_long"),
 ])
 def test_bad_identifiers_name_the_rule(kind, raw, rule):
