@@ -6,8 +6,9 @@ follow the source commit time (``change_log.ts``, a finding's ``event_ts_ms``), 
 aggregates ``events_daily``, ``quality_monthly`` and ``case_flows_daily`` do; when a
 store predates them, the same numbers come from ``change_log``, ``quality_findings`` and
 ``routed_cases``. Dead letters carry no source time, so they count by arrival month. The
-information service's use per party (``service_requests``) counts by the month a request
-was received: requests, by outcome, distinct endpoints, p50 and p99 latency. Cross-province
+registers' current records per party (road and water, from the ``current_*`` views) are
+counted when the report is made. The information service's use per party (``service_requests``)
+counts by the month a request was received: requests, by outcome, distinct endpoints, p50 and p99 latency. Cross-province
 case timeliness per target province (``case_workflows``) counts the workflows routed in the
 month: received within the receipt deadline, answered (or declined) within the answer
 deadline, the median time to that answer, those still open and overdue at ``as_of``
@@ -43,7 +44,7 @@ from schemas.deadlines import Deadlines
 from schemas.topics import ANY_PREFIX_CHANGES
 
 from .cases import OPEN, OVERDUE, deadline_parameters
-from .ddl import check_identifier
+from .ddl import VIEWS, check_identifier
 from .errors import QueryError, SinkError
 
 DIMENSIONS = QUALITY_DIMENSIONS
@@ -116,6 +117,8 @@ class ReportData:
     timeliness: dict[str, CaseTimeliness] = field(default_factory=dict)  # target province -> its cases this month
     # (target province, city "PPCC00" or "" when the routing named no region) -> its cases this month
     timeliness_by_city: dict[tuple[str, str], CaseTimeliness] = field(default_factory=dict)
+    # register -> party -> its current records (the register's current_* view when the report was made)
+    records: dict[str, dict[str, int]] = field(default_factory=dict)
     generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     sources: list[str] = field(default_factory=list)
 
@@ -188,6 +191,7 @@ def load_report(client: Any, database: str, month: dt.date, provinces: Iterable[
     _dead_letters(store, data, this)
     _flows(store, data, this)
     _service_use(store, data, this)
+    _records(store, data)
     if case_deadlines is not None:
         _timeliness(store, data, {**this, **deadline_parameters(case_deadlines, as_of or data.generated_at)})
     seen = {p for p, _m in data.stats} | set(data.by_entity) | {p for pair in data.flows for p in pair}
@@ -325,6 +329,15 @@ def _service_use(store: _Store, data: ReportData, this: dict) -> None:
             **this, **outcomes):
         data.service_use[party] = ServiceUse(int(requests), {o: int(n) for o, n in zip(OUTCOMES, counts) if n},
                                              int(endpoints), float(latency[0]), float(latency[1]))
+
+
+def _records(store: _Store, data: ReportData) -> None:
+    """Per declared register (road and water) and party: the current records of its view."""
+    present = [(view, register) for view, (register, _columns) in VIEWS.items() if store.has(view)]
+    data.sources.append(f"current records: {len(present)} registers' current_* views")
+    for view, register in present:
+        data.records[register] = {party: int(n) for party, n in store.rows(
+            f"SELECT province, count() FROM {{DB}}.{view} GROUP BY province")}
 
 
 # What the timeliness is counted per: the target province, or the target's city (the first four

@@ -5,7 +5,10 @@ Pure: no store, no clock. Every label is bilingual (中文 / English). Each prov
 the cross-province case flows are a province × province heat map; the information service's
 use per party is one table (``<section class="service-use">``), or a line saying there were no
 requests that month; so is the timeliness of cross-province cases per target province
-(``<section class="case-timeliness">``).
+(``<section class="case-timeliness">``). Every declared register, road and water, has its events
+this month and current records per party (``<section class="registers">``, one table per
+family), and the parties that are not provinces — the navigation administrations, the Corps —
+are listed by name with what they sent (``<section class="parties">``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from html import escape
 
 from schemas.catalog import REGISTER_NAMES
 from schemas.identifiers import PROVINCES
-from schemas.parties import default_parties
+from schemas.parties import PROVINCE, ROAD_REGISTERS, default_parties
+from schemas.registers import declarations
 
 from .report import DIMENSIONS, OUTCOMES, ProvinceMonth, ReportData
 
@@ -221,6 +225,8 @@ runs (撤销 withdrawn {sum(s.withdrawn for (_p, m), s in data.stats.items() if 
 <div class="pair">{flows}</div>
 {_timeliness_section(data)}
 {_service_section(data)}
+{_registers_section(data)}
+{_parties_section(data)}
 </body></html>
 """
 
@@ -294,5 +300,46 @@ def _timeliness_section(data: ReportData) -> str:
 <h2>跨省协同 Cross-province cases</h2>
 <p class="muted">按转办月份 by the month routed; 办结 answered = 答复或退回 an answer or a decline;
 超期 overdue = 未办结且已过签收或办结时限 open and past the receipt or answer deadline</p>
+{body}
+</section>"""
+
+
+def _registers_section(data: ReportData) -> str:
+    """Per register (road, then water) and party: events this month and current records."""
+    tables = []
+    for family, label in (("road", "道路运输 Road transport"), ("water", "水路运输 Water transport")):
+        registers = [r.entity_type for r in declarations() if (r.entity_type in ROAD_REGISTERS) == (family == "road")]
+        rows = []
+        for register in registers:
+            records = data.records.get(register, {})
+            parties = sorted({p for p, per in data.by_entity.items() if per.get(register)} | set(records))
+            rows += [[ENTITY_LABELS.get(register, register), province_label(party),
+                      f"{data.by_entity.get(party, {}).get(register, 0):,}", f"{records.get(party, 0):,}"]
+                     for party in parties]
+        body = (_table(["登记簿 register", "参与方 party", "本月事件 events this month", "当前记录 current records"],
+                       rows, numeric_from=2) if rows else '<p class="muted">无数据 no data</p>')
+        tables.append(f'<div data-family="{family}"><h3>{escape(label)}</h3>{body}</div>')
+    return f"""<section class="registers">
+<h2>登记簿 Registers</h2>
+<p class="muted">当前记录 current records = 报告生成时各登记簿的现行记录 live records when the report was made</p>
+<div class="pair">{"".join(tables)}</div>
+</section>"""
+
+
+def _parties_section(data: ReportData) -> str:
+    """The parties that are not provinces, by name: kind, jurisdiction, registers, and their month."""
+    rows = []
+    for code, party in _PARTIES.items():
+        if party.kind == PROVINCE:
+            continue
+        now = data.at(code)
+        sent = ", ".join(f"{ENTITY_LABELS.get(e, e)} {n:,}" for e, n in sorted(data.by_entity.get(code, {}).items()))
+        rows.append([code, party.name, party.name_en, party.jurisdiction,
+                     ", ".join(ENTITY_LABELS.get(r, r) for r in party.registers), sent or "—", f"{now.events:,}",
+                     f"{now.rejected:,}"])
+    body = _table(["代码 code", "名称 name", "Name", "管辖 jurisdiction", "登记簿 registers", "按登记簿 by register",
+                   "事件 events", "拒收 rejected"], rows, numeric_from=6)
+    return f"""<section class="parties">
+<h2>非省级参与方 Parties that are not provinces</h2>
 {body}
 </section>"""
