@@ -8,6 +8,10 @@ options are checked. Both serve Prometheus metrics on ``metrics_host:metrics_por
 Every batch they send is a submission closed by a manifest signed with the province's SM2
 key (a file; a poll batch of ``--batch`` rows), and the hub answers each with a receipt signed
 with its own key, verified here with the hub's public key (``roadx keys hub-public``).
+``produce files --watch DIR`` without ``--entity`` serves the party's inbox, one process for
+all its registers: ``DIR/<register>/<YYYYMMDD>/<file>.xlsx|csv`` (``producers.files.watch``);
+with ``--entity`` DIR holds that register's files only.
+
 ``produce files PATH...`` waits up to ``--receipt-seconds`` for each file's receipt, writes it
 beside the file as ``<file>.receipt.json``, sends a file once more when none came, and says so
 when still none comes; ``--watch`` never waits: each cycle it takes the receipts that came
@@ -62,14 +66,19 @@ def _add_files(kinds: argparse._SubParsersAction) -> None:
         "files", help="load daily CSV/XLSX register files (full snapshots or upserts)",
         description="Load daily files of one party: CSV (UTF-8, UTF-8 BOM, GBK/GB18030) or XLSX with canonical "
                     "or Chinese column labels. A file is a full snapshot by default: creates, updates and deletes "
-                    "against the previous one. Bad rows go to <file>.errors.csv; unreadable files to rejected/.")
+                    "against the previous one. Bad rows go to <file>.errors.csv; unreadable files to rejected/. "
+                    "--watch DIR without --entity serves the party's inbox of every register it publishes, laid "
+                    "out DIR/<register>/<YYYYMMDD>/<file> (前置机文件交换, 按日传输).")
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files to load, in order")
     p.add_argument("--party", "--province", dest="province", required=True, metavar="P",
                    help="the party whose files these are: a province's two-digit GB/T 2260 code, 66 (the Corps), "
                         "CJ or ZJ (the navigation administrations); see roadx parties (--province: its first name)")
     p.add_argument("--entity", choices=ENTITY_TYPES,
-                   help="what the files hold (required with PATH; with --watch, else taken from each file name)")
-    p.add_argument("--watch", type=Path, metavar="DIR", help="load files dropped into DIR as they are complete")
+                   help="the register the files hold (required with PATH; with --watch, DIR holds only its files; "
+                        "without it --watch DIR is the party's inbox of every register)")
+    p.add_argument("--watch", type=Path, metavar="DIR",
+                   help="load files dropped into DIR as they are complete: with --entity, files directly in DIR; "
+                        "without, the party's inbox DIR/<register>/<YYYYMMDD>/<file>.xlsx|csv (deploy/README.md)")
     p.add_argument("--once", action="store_true", help="--watch: load what is ready now, then exit")
     p.add_argument("--settle-seconds", type=float, default=2.0,
                    help="--watch: a file must be unchanged this long to be picked up (default 2)")
