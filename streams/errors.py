@@ -2,6 +2,7 @@
 
     StreamError
     ├── Rejection        an event breaks a rule; it goes to the DLQ (rule + message)
+    ├── RuleTableError   a register declaration names a rule the stage cannot make
     ├── WorkerError      the stream worker cannot be built, started or write a batch
     ├── StateError       the local state store cannot be opened, written or restored
     └── ServiceError     the information service cannot start or read the register
@@ -26,6 +27,11 @@ class Rejection(StreamError):
         self.rule = rule
         self.message = message
         super().__init__(message)
+
+
+class RuleTableError(StreamError):
+    """A register declaration names a rule the stream stage does not know, or cannot make
+    (``streams.declared_rules``): raised when the rule table is built."""
 
 
 class WorkerError(StreamError):

@@ -8,7 +8,8 @@ version) and staleness (older ``source.seq``) → forward to ``national.changes`
 to ``xprov.<Q>.inbound``, notify both provinces of a move. A message failing provenance, shape or an ``error``
 rule goes to the DLQ with its raw bytes and origin; every rule that fires is also
 published to ``national.quality``; the rest of the batch flows on. Accepted events
-forward their original bytes, so signatures stay verifiable downstream.
+forward their original bytes, so signatures stay verifiable downstream. The messages in and
+out, the provenance checks and the dead letter are ``streams.messages``'.
 
 State is a key-value mapping read and written through ``state``: ``seen:<event_id>``
 (when and on which partition it was accepted, ``streams.retention``),
@@ -36,16 +37,18 @@ from typing import Any, Callable, Mapping, MutableMapping, Sequence
 
 import orjson
 
-from schemas import codes, signing
+from schemas import codes
 from schemas import topics as topic_headers
 from schemas.codec import EventCodec, FindingCodec, SubmissionTallyCodec
-from schemas.errors import DecodeError
 from schemas.identifiers import china_today
 from schemas.provenance import event_digest
 from schemas.topics import TopicNames
 
 from . import routing, rules
 from .errors import Rejection
+from .messages import (HEADER_MAX_BYTES, PROVENANCE_RULES, Inbound, Outbound, check_provenance, dead_letter, decode,
+                       unexpected)
+from .messages import clip as _clip
 from .retention import SEEN, seen_value
 from .validation import describe, subject_record, validate_shape
 
@@ -56,33 +59,8 @@ SOURCE_OFFSET = "roadx.source.offset"
 
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 UNCHANGED, STALE = "unchanged", "stale"
-HEADER_MAX_BYTES = 4096  # reasons, keys and ids copied into DLQ headers and findings are cut to this
 ENTITY, OWNER = "entity:", "reg:"  # OWNER: which province's register holds an entity
 UNKNOWN_PROVINCE = "unknown"
-
-Headers = list[tuple[str, bytes]]
-
-
-@dataclass(frozen=True)
-class Inbound:
-    """One consumed message."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-
-@dataclass(frozen=True)
-class Outbound:
-    """One message to produce; ``origin`` is the index in the batch of the message it comes from."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
-    origin: int = -1
 
 
 @dataclass(frozen=True)
@@ -188,8 +166,9 @@ class _Message:
     def run(self) -> None:
         result, province = self.result, self.province
         try:
-            self.event = event = _decode(self.message, self.ctx)
-            _check_provenance(self.message, event, province, self.ctx)
+            self.event = event = decode(self.message, self.ctx.codec)
+            check_provenance(self.message, event, province, self.ctx.province_keys, self.ctx.provinces,
+                             self.ctx.registers)
             event_id = str(event["event_id"])
             if self.state.get(SEEN + event_id) is not None:
                 result.counts[(DUPLICATE, province)] += 1
@@ -198,7 +177,7 @@ class _Message:
             validate_shape(event)
             findings = self._rules(event)
         except Exception as exc:  # bad input never stops the batch
-            rejection = exc if isinstance(exc, Rejection) else _unexpected(self.message, exc)
+            rejection = exc if isinstance(exc, Rejection) else unexpected(self.message, exc)
             self._reject(rejection, [])
             return
         errors = [f for f in findings if f.rule.severity == rules.ERROR]
@@ -322,8 +301,7 @@ class _Message:
             for target, (reasons, responsible) in deliver.items():
                 stage = routing.DELETED_STAGE if event["op"] == "d" else str(record.get("stage"))
                 self._route(event, target, reasons, routing.correlation_id(province, entity_key), stage, responsible)
-        for key in routing.ownership_keys(event):
-            value = None if event["op"] == "d" else routing.owner_entry(province, region)
+        for key, value in routing.ownership_entries(event, routing.owner_entry(province, region)):
             if self.state.get(OWNER + key) == value:
                 continue  # the ownership table says so already: an update within the province changes nothing there
             self.state[OWNER + key] = value
@@ -364,7 +342,6 @@ class _Message:
 
 
 _UNREAD = object()
-PROVENANCE_RULES = frozenset({"bad_signature", "unknown_province", "province_mismatch", "register_not_allowed"})
 
 
 def _text_clip(text: str | None, limit: int = HEADER_MAX_BYTES) -> str | None:
@@ -390,72 +367,5 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"cannot hash a {type(value).__name__}")
 
 
-def _decode(message: Inbound, ctx: StageContext) -> dict[str, Any]:
-    try:
-        return ctx.codec.decode(message.value)[1]
-    except DecodeError as exc:
-        raise Rejection(exc.rule, f"{_origin(message)}: {exc.rule}: {exc}") from exc
-
-
-def _check_provenance(message: Inbound, event: Mapping[str, Any], province: str, ctx: StageContext) -> None:
-    claimed = event["source"]["province"]
-    who = describe(event)
-    if claimed != province:
-        raise Rejection(
-            "province_mismatch",
-            f"{who}: province_mismatch: claims province {claimed!r} but arrived on {message.topic!r}",
-        )
-    keys = ctx.province_keys.get(claimed)
-    if claimed not in ctx.provinces or not keys:
-        raise Rejection("unknown_province", f"{who}: unknown_province: {claimed!r} is not a province of this exchange "
-                                            f"with a registered key")
-    if not any(signing.verify(message.value, key) for key in keys):
-        raise Rejection("bad_signature", f"{who}: bad_signature: not signed with province {claimed}'s key")
-    allowed = None if ctx.registers is None else ctx.registers.get(claimed, frozenset())
-    if allowed is not None and event["entity_type"] not in allowed:
-        raise Rejection("register_not_allowed", f"{who}: register_not_allowed: party {claimed} may not publish "
-                                                f"the {event['entity_type']} register ({', '.join(sorted(allowed))})")
-
-
-def dead_letter(message: Inbound, rejection: Rejection, topics: TopicNames,
-                event: Mapping[str, Any] | None = None, origin: int = -1) -> Outbound:
-    """The DLQ record of a rejected message: raw bytes and key as received, reason in headers;
-    the event id and entity key too when the message decoded.
-
-    A value over ``DLQ_MAX_VALUE_BYTES`` is cut to that size, with its original size in a
-    header: an oversized message must not stop the worker's own writes to the DLQ.
-    """
-    headers = [
-        (topic_headers.DLQ_REASON, _clip(rejection.message.encode("utf-8"))),
-        (topic_headers.DLQ_RULE, rejection.rule.encode("utf-8")),
-        (topic_headers.DLQ_TOPIC, message.topic.encode("utf-8")),
-        (topic_headers.DLQ_PARTITION, str(message.partition).encode("ascii")),
-        (topic_headers.DLQ_OFFSET, str(message.offset).encode("ascii")),
-    ]
-    if event is not None:
-        for header, name in ((topic_headers.DLQ_EVENT_ID, "event_id"), (topic_headers.DLQ_ENTITY_KEY, "entity_key")):
-            if event.get(name) is not None:
-                headers.append((header, _clip(str(event[name]).encode("utf-8"))))
-    value = message.value
-    if value is not None and len(value) > topic_headers.DLQ_MAX_VALUE_BYTES:
-        headers.append((topic_headers.DLQ_VALUE_BYTES, str(len(value)).encode("ascii")))
-        value = value[:topic_headers.DLQ_MAX_VALUE_BYTES]
-    key = None if message.key is None else _clip(message.key)
-    return Outbound(topics.national_dlq, key, value, headers, origin)
-
-
-def _clip(raw: bytes, limit: int = HEADER_MAX_BYTES) -> bytes:
-    """At most ``limit`` bytes: reasons, keys and identifiers in headers stay small."""
-    return raw if len(raw) <= limit else raw[:limit]
-
-
-def _unexpected(message: Inbound, exc: Exception) -> Rejection:
-    return Rejection("processing_error", f"{_origin(message)}: processing_error: {type(exc).__name__}: {exc}")
-
-
 def _epoch_ms(ts: Any) -> int:
     return int(ts.timestamp() * 1000) if isinstance(ts, datetime) else int(ts)
-
-
-def _origin(message: Inbound) -> str:
-    return f"message {message.topic}[{message.partition}]@{message.offset}"

@@ -1,7 +1,8 @@
-"""Cross-province routing: which provinces must act on an enforcement case, and moves.
+"""Cross-party routing: which parties must act on an enforcement case, and moves; and the
+ownership table's entries.
 
-A case involving another province's vehicle (plate), operator (USCC) or practitioner
-(ID number) goes to that province's ``xprov.<Q>.inbound``. The province an identifier
+A case involving another party's vehicle (plate), operator (USCC), practitioner (ID number)
+or ship (ship ID) goes to that party's ``xprov.<Q>.inbound``. The province an identifier
 belongs to is looked up in the registry first (where the entity's own record came
 from) and read from the identifier's embedded region only when the registry does not
 know it. Once a case went to a province, every later stage follows it there; each
@@ -12,7 +13,15 @@ code of the involved entity's registration. The registry keeps it beside the pro
 (``owner_entry``: ``"<province>/<region>"``; entries written before hold the province alone):
 an operator's or practitioner's ``region_code``, a vehicle's operator's (its USCC's region).
 An entity the registry does not know gets the region its identifier embeds: a USCC's
-registration region, an ID number's region of issue, a plate's province (``<PP>0000``).
+registration region, an ID number's region of issue, a plate's province (``<PP>0000``). A ship
+ID embeds nothing: a ship no register holds is routed nowhere.
+
+The ownership table's entries (``ownership_entries``) follow the declarations: an accepted
+event of a register another register's field refers to (``schemas.registers``) sets its
+entity key, and the key ``<field>:<value>`` for a reference by a field that is not its whole
+key (a vehicle's ``plate:<plate>``); a register some field's ``<register>_without_permit``
+rule names also sets ``permit:<entity key>`` while its filing holds a valid permit (a permit
+number and the status ``active``) and clears it when not.
 """
 
 from __future__ import annotations
@@ -20,7 +29,8 @@ from __future__ import annotations
 import uuid
 from typing import Any, Callable, Mapping
 
-from schemas import identifiers
+from schemas import identifiers, registers
+from schemas.registers import ENTITY_KEY, Reference
 
 from .validation import subject_record
 
@@ -33,7 +43,7 @@ HOME_OF_IDENTIFIER: dict[str, tuple[Callable[[str], str | None], Callable[[str, 
 }
 # A case's fields naming another party's entity, and the registry kind of each.
 INVOLVED_FIELDS = (("involved_plate", "plate"), ("involved_operator_uscc", "operator"),
-                   ("involved_id_number", "practitioner"))
+                   ("involved_id_number", "practitioner"), ("involved_ship_id", "ship"))
 MOVABLE = ("vehicle", "practitioner")
 CORRELATION_NAMESPACE = uuid.UUID("6f1c0a52-4f0e-5d7b-9b8e-2a4f3c1d0e11")
 DELETED_STAGE = "deleted"
@@ -79,23 +89,82 @@ def away_filing_routes(event: Mapping[str, Any], home: str, last: Mapping[str, A
 
 
 def registration_region(event: Mapping[str, Any]) -> str:
-    """The 6-digit region an accepted register event's entity is registered in ("" when it says none)."""
-    etype, record = event.get("entity_type"), subject_record(event) or {}
-    if etype == "vehicle":
-        uscc = str(record.get("operator_uscc") or "")
-        return uscc[2:8] if len(uscc) == 18 else ""
+    """The 6-digit region an accepted register event's entity is registered in: its
+    ``region_code``, else (a vehicle, a ship) its operator's USCC's; "" when it says none."""
+    record = subject_record(event) or {}
     region = str(record.get("region_code") or "")
-    return region if len(region) == 6 and region.isdigit() else ""
+    if len(region) == 6 and region.isdigit():
+        return region
+    if "region_code" in record:
+        return ""
+    uscc = str(record.get("operator_uscc") or "")
+    return uscc[2:8] if len(uscc) == 18 else ""
+
+
+PERMIT = "permit:"  # an entity whose last accepted filing holds a valid permit
+PERMIT_STATUS = "active"
+
+
+def permit_key(entity_key: str) -> str:
+    return PERMIT + entity_key
+
+
+def registry_keys(reference: Reference, value: str) -> list[str]:
+    """The registry keys under which an entity a reference field names would be, one per register."""
+    keys = []
+    for name in reference.registers:
+        if reference.by == ENTITY_KEY:
+            key = value
+        elif registers.declaration(name).key_fields == (reference.by,):
+            key = f"{name}:{value}"
+        else:
+            key = f"{reference.by}:{value}"
+        keys.append(key)
+    return list(dict.fromkeys(keys))
+
+
+def _owned() -> dict[str, tuple[tuple[str, ...], bool]]:
+    """Register → (the fields besides its whole key by which another register's field names its
+    entities, whether a ``<register>_without_permit`` rule reads its permit), for every register referred to."""
+    owned: dict[str, tuple[set[str], bool]] = {}
+    for register in registers.declarations():
+        for field in register.fields:
+            if field.refers_to is None:
+                continue
+            for name in field.refers_to.registers:
+                by, permit = owned.setdefault(name, (set(), False))
+                if field.refers_to.by != ENTITY_KEY and registers.declaration(name).key_fields != (field.refers_to.by,):
+                    by.add(field.refers_to.by)
+                owned[name] = (by, permit or f"{name}_without_permit" in field.rules)
+    return {name: (tuple(sorted(by)), permit) for name, (by, permit) in owned.items()}
+
+
+OWNED = _owned()
 
 
 def ownership_keys(event: Mapping[str, Any]) -> list[str]:
-    """The ownership entries an accepted register event sets (or clears, on delete)."""
+    """The ownership entries an accepted register event sets (or clears, on delete); its
+    ``permit:`` entry only when the filing holds a valid permit (``ownership_entries``)."""
+    return [key for key, held in _entries(event) if held]
+
+
+def ownership_entries(event: Mapping[str, Any], entry: str) -> list[tuple[str, str | None]]:
+    """(key, value) of every ownership entry an accepted register event writes: ``entry``
+    (``owner_entry``), or None to clear it (a delete; a permit no longer held)."""
+    deleted = event.get("op") == "d"
+    return [(key, entry if held and not deleted else None) for key, held in _entries(event)]
+
+
+def _entries(event: Mapping[str, Any]) -> list[tuple[str, bool]]:
     etype, record = event.get("entity_type"), subject_record(event)
-    if record is None or etype not in ("operator", "vehicle", "practitioner"):
+    if record is None or etype not in OWNED:
         return []
-    keys = [event["entity_key"]]
-    if etype == "vehicle" and record.get("plate"):
-        keys.append(f"plate:{record['plate']}")
+    by, permit = OWNED[etype]
+    keys = [(event["entity_key"], True)]
+    keys += [(f"{field}:{record[field]}", True) for field in by if record.get(field)]
+    if permit:
+        held = bool(record.get("permit_no")) and record.get("status") == PERMIT_STATUS
+        keys.append((permit_key(event["entity_key"]), held))
     return keys
 
 
@@ -103,12 +172,16 @@ def registered_at(kind: str, value: str, owner: Lookup) -> tuple[str, str] | Non
     """(province, region) where an involved entity is registered: the registry's, else the identifier's."""
     province, _, region = (owner(f"plate:{value}" if kind == "plate" else f"{kind}:{value}") or "").partition("/")
     if province:
-        return province, region or HOME_OF_IDENTIFIER[kind][1](value, province)
+        return province, region or (HOME_OF_IDENTIFIER[kind][1](value, province) if kind in HOME_OF_IDENTIFIER
+                                    else f"{province}0000")
     return identifier_home(kind, value)
 
 
 def identifier_home(kind: str, value: str) -> tuple[str, str] | None:
-    """(province, region) an identifier of ``kind`` (plate, operator, practitioner) names, or None."""
+    """(province, region) an identifier of ``kind`` (plate, operator, practitioner) names, or None
+    (also for a kind whose identifier embeds no region: a ship)."""
+    if kind not in HOME_OF_IDENTIFIER:
+        return None
     province_of, region_of = HOME_OF_IDENTIFIER[kind]
     try:
         province = province_of(value) or ""

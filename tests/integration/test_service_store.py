@@ -85,7 +85,7 @@ def test_catalog_counts_match_the_store(national, store):
     expected = register_counts(store, settings.clickhouse_database)
     assert [e["entity_type"] for e in catalog] == ["operator", "vehicle", "practitioner", "licence", "case", "ship",
                                                    "shipping_enterprise", "port_enterprise", "waterway_project"]
-    assert [e["carried"] for e in catalog] == [True] * 5 + [False] * 4
+    assert [e["carried"] for e in catalog] == [True] * 9
     for entry in catalog:
         assert entry["publishers"] == (list(PROVINCES) if entry["carried"] else [])
         assert entry["fields"] and all(f["label_zh"] for f in entry["fields"])

@@ -14,28 +14,30 @@ from schemas import catalog, contract, pii
 from streams.rules import RULES
 
 PARTIES = ["11", "44", "65"]
+ROAD = ("operator", "vehicle", "practitioner", "licence", "case")
 WATER = ("ship", "shipping_enterprise", "port_enterprise", "waterway_project")
 CJK = re.compile(r"[\u4e00-\u9fff]")
 # The rules that check a field's values against a standard, by their code.
-STANDARD_RULES = ("invalid_uscc", "invalid_id_number", "invalid_plate", "invalid_plate_color", "invalid_region_code")
+STANDARD_RULES = ("invalid_uscc", "invalid_id_number", "invalid_plate", "invalid_plate_color", "invalid_region_code",
+                  "invalid_imo", "invalid_mmsi")
 
 
 def test_the_registers_are_the_contract_entity_types_in_order_with_their_names_and_key_fields():
-    entries = catalog.catalog_entries(PARTIES)[:len(contract.ENTITY_TYPES)]
-    assert [entry["entity_type"] for entry in entries] == list(contract.ENTITY_TYPES)
+    entries = catalog.catalog_entries(PARTIES)[:len(ROAD)]
+    assert [entry["entity_type"] for entry in entries] == list(contract.ENTITY_TYPES[:len(ROAD)]) == list(ROAD)
     assert [entry["name_zh"] for entry in entries] == ["经营业户", "营运车辆", "从业人员", "电子证照", "执法案件"]
     for entry in entries:
         assert entry["key_fields"] == list(contract.KEY_FIELDS[entry["entity_type"]])
         assert entry["name_en"] and not CJK.search(entry["name_en"])
 
 
-def test_the_catalog_lists_all_nine_registers_the_water_ones_declared_but_not_carried_yet():
+def test_the_catalog_lists_all_nine_registers_the_water_ones_carried_now_the_contract_has_them():
     entries = catalog.catalog_entries(PARTIES)
-    assert [entry["entity_type"] for entry in entries] == [*contract.ENTITY_TYPES, *WATER]
+    assert [entry["entity_type"] for entry in entries] == list(contract.ENTITY_TYPES) == [*ROAD, *WATER]
     assert [entry["name_zh"] for entry in entries[5:]] == ["营运船舶", "航运企业", "港口企业", "水运建设项目"]
-    assert [entry["carried"] for entry in entries] == [True] * 5 + [False] * 4
+    assert [entry["carried"] for entry in entries] == [True] * 9
     for entry in entries[5:]:
-        assert entry["publishers"] == [], "a register the line cannot carry has no publishers yet"
+        assert entry["publishers"] == PARTIES, "a register the line carries is published by the parties given"
         assert entry["name_en"] and not CJK.search(entry["name_en"])
         assert entry["fields"] and all(CJK.search(f["label_zh"]) or f["name"] == "mmsi" for f in entry["fields"])
     ship = {f["name"]: f for f in entries[5]["fields"]}
@@ -54,7 +56,7 @@ def test_every_field_of_the_avro_record_appears_in_schema_order_with_its_kind_an
 def test_every_field_has_one_chinese_label_and_no_label_names_two_fields(entity):
     assert list(catalog.LABELS_ZH[entity]) == contract.entity_fields(entity)
     labels = [field.label_zh for field in catalog.catalog_fields(entity)]
-    assert all(CJK.search(label) for label in labels), labels
+    assert all(CJK.search(label) for label in labels if label != "MMSI"), labels
     assert len(set(labels)) == len(labels)
 
 
@@ -83,7 +85,7 @@ def test_standards_are_on_exactly_the_fields_a_rule_checks_against_that_standard
 
 def test_the_standards_named_are_the_ones_the_project_checks():
     road = {name: standard for name, standard in catalog.FIELD_STANDARDS.items()
-            if any(name in contract.entity_fields(entity) for entity in contract.ENTITY_TYPES)}
+            if any(name in contract.entity_fields(entity) for entity in ROAD)}
     assert set(road.values()) == {"GB 32100-2015", "GB 11643-1999", "GA 36-2018", "JT/T 697.7", "GB/T 2260"}
     assert set(catalog.FIELD_STANDARDS) - set(road) == {"imo", "mmsi", "owner_uscc"}
     licence = {f.name: f.standard for f in catalog.catalog_fields("licence")}
@@ -167,10 +169,13 @@ SEAL_LABELS = {"电子印章": "seal", "印章密钥标识": "seal_key_id", "签
                "电子印章签名值": "seal_signature", "签章时间": "sealed_at", "盖章时间": "sealed_at"}
 
 
-@pytest.mark.parametrize("entity", contract.ENTITY_TYPES)
+SHIP_LABELS = {"涉案船舶识别号": "involved_ship_id", "涉案船舶识别码": "involved_ship_id"}
+
+
+@pytest.mark.parametrize("entity", ROAD)
 def test_the_default_labels_are_the_old_ones_exactly(entity):
-    """The old labels, and a licence's seal labels besides them (the seal came later)."""
-    added = SEAL_LABELS if entity == "licence" else {}
+    """The old labels, and a licence's seal labels and a case's ship labels besides them (they came later)."""
+    added = {"licence": SEAL_LABELS, "case": SHIP_LABELS}.get(entity, {})
     assert DEFAULT_LABELS[entity] == {**old_labels(entity), **added}
 
 
@@ -182,7 +187,7 @@ def test_a_licence_export_names_its_seal_columns_in_chinese_or_by_field():
         map_header("licence", header, ())
 
 
-@pytest.mark.parametrize("entity", contract.ENTITY_TYPES)
+@pytest.mark.parametrize("entity", ROAD)
 def test_every_old_label_still_names_the_same_column(entity):
     for label, field in old_labels(entity).items():
         assert map_header(entity, (label,), ()) == (field,), label

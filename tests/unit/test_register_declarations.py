@@ -54,6 +54,7 @@ OLD_LABELS_ZH = {
         "case_no": "案件编号", "region_code": "行政区划代码", "stage": "案件阶段", "violation_code": "违法行为代码",
         "occurred_at": "违法时间", "involved_plate": "涉案车牌", "involved_operator_uscc": "涉案业户统一社会信用代码",
         "involved_id_number": "当事人身份证号", "penalty_cents": "罚款金额(分)",
+        "involved_ship_id": "涉案船舶识别号",  # added with the water registers
     },
 }
 _USCC, _ID_NUMBER, _PLATE, _REGION = "GB 32100-2015", "GB 11643-1999", "GA 36-2018", "GB/T 2260"
@@ -142,7 +143,7 @@ def test_code_tables_are_the_contracts_on_the_same_fields():
 def test_every_rule_on_a_field_is_declared_on_that_field_with_its_severity():
     from_rules = {(r.entity, r.field, r.code, r.severity) for r in RULES
                   if r.field is not None and r.code not in COMPLETENESS_RULES}
-    declared = {(e, f.name, code, severity) for e in ROAD for f in DECLARED[e].fields
+    declared = {(e, f.name, code, severity) for e in DECLARED for f in DECLARED[e].fields
                 for severity, codes_ in (("error", f.errors), ("warning", f.warnings)) for code in codes_}
     assert declared == from_rules
 
@@ -153,23 +154,27 @@ def test_rules_on_the_whole_record_are_declared_on_the_register():
                 for severity, codes_ in (("error", DECLARED[e].errors), ("warning", DECLARED[e].warnings))
                 for code in codes_}
     assert declared == from_rules
-    assert {r.entity for r in RULES if r.code in UNIVERSAL_RULES} == set(ROAD)
+    assert {r.entity for r in RULES if r.code in UNIVERSAL_RULES} == set(DECLARED)
 
 
 def test_completeness_rules_follow_required_text_fields_and_expected_fields():
     required = {e: {f.name for f in DECLARED[e].fields if f.required and f.kind == "string"} for e in ROAD}
     assert required == {e: set(fields) for e, fields in REQUIRED.items()}
     expected = {(r.entity, r.field) for r in RULES if r.code == "expected_field"}
-    assert expected == {(e, f.name) for e in ROAD for f in DECLARED[e].fields if f.expected}
+    assert expected == {(e, f.name) for e in DECLARED for f in DECLARED[e].fields if f.expected}
+    made = {(r.entity, r.field) for r in RULES if r.code == "required_field" and r.entity not in REQUIRED}
+    assert made == {(e, f.name) for e in DECLARED if e not in ROAD for f in DECLARED[e].fields
+                    if f.required and f.kind == "string"}
 
 
 def test_references_are_the_rules_and_the_routings():
-    declared = {(e, f.name): f.refers_to for e in ROAD for f in DECLARED[e].fields if f.refers_to}
+    every = {(e, f.name): f.refers_to for e in DECLARED for f in DECLARED[e].fields if f.refers_to}
     for rule in RULES:
         if rule.refers_to:
-            assert rule.refers_to in declared[(rule.entity, rule.field)].registers, rule.code
+            assert rule.refers_to in every[(rule.entity, rule.field)].registers, rule.code
+    declared = {key: ref for key, ref in every.items() if key[0] in ROAD}
     registry_kind = {"plate": ("vehicle", "plate"), "operator": ("operator", "uscc"),
-                     "practitioner": ("practitioner", "id_number")}
+                     "practitioner": ("practitioner", "id_number"), "ship": ("ship", "ship_id")}
     routed = {("case", field): registry_kind[kind] for field, kind in routing.INVOLVED_FIELDS}
     assert {key: (ref.registers[0], ref.by) for key, ref in declared.items() if key[0] == "case"} == routed
     assert set(declared) == {*routed, ("vehicle", "operator_uscc"), ("licence", "holder_key")}
