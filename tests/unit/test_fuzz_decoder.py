@@ -60,7 +60,19 @@ RECORDS = {
     "case": st.fixed_dictionaries({
         "case_no": text, "region_code": text, "stage": text, "violation_code": text, "occurred_at": millis,
         "involved_plate": maybe_text, "involved_operator_uscc": maybe_text, "involved_id_number": maybe_text,
-        "penalty_cents": st.none() | int64}),
+        "penalty_cents": st.none() | int64, "involved_ship_id": maybe_text}),
+    "ship": st.fixed_dictionaries({
+        "ship_id": text, "name": text, "imo": maybe_text, "mmsi": maybe_text, "port_of_registry": text,
+        "gross_tonnage": st.none() | int32, "ship_type": text, "operator_uscc": text, "status": text}),
+    "shipping_enterprise": st.fixed_dictionaries({
+        "uscc": text, "name": text, "permit_no": maybe_text, "business_scope": st.lists(text, max_size=4),
+        "region_code": text, "status": text}),
+    "port_enterprise": st.fixed_dictionaries({
+        "uscc": text, "name": text, "permit_no": maybe_text, "port": text, "region_code": text, "status": text}),
+    "waterway_project": st.fixed_dictionaries({
+        "project_code": text, "name": text, "owner_uscc": text, "region_code": text,
+        "total_investment_yuan": st.none() | int64, "start_date": st.none() | days, "end_date": st.none() | days,
+        "status": text}),
 }
 
 
@@ -146,8 +158,8 @@ def _as_read(record):
     out = dict(record)
     if "licence_no" in out:
         out.setdefault("seal", None)  # an optional field the writer left out reads as its default
-    for name in ("valid_from", "valid_until"):
-        if name in out:
+    for name in ("valid_from", "valid_until", "start_date", "end_date"):
+        if out.get(name) is not None:
             out[name] = dt.date(1970, 1, 1) + dt.timedelta(days=out[name])
     if "occurred_at" in out:
         out["occurred_at"] = EPOCH + dt.timedelta(milliseconds=out["occurred_at"])
