@@ -40,6 +40,17 @@ RECORDS = {
     "case": {"case_no": "44-2024-000123", "region_code": "440300", "stage": "filed", "violation_code": "11001",
              "occurred_at": TS, "involved_plate": "京A12345", "involved_operator_uscc": None,
              "involved_id_number": ID, "penalty_cents": 200000},
+    "ship": {"ship_id": "CN20190001234", "name": "长江之星", "imo": "9074729", "mmsi": "413123456",
+             "port_of_registry": "武汉", "gross_tonnage": 2999, "ship_type": "bulk_carrier",
+             "operator_uscc": "91350100M000100Y43", "status": "active"},
+    "shipping_enterprise": {"uscc": "91350100M000100Y43", "name": "长航货运有限公司", "permit_no": "交XS2017001",
+                            "business_scope": ["inland"], "region_code": "420100", "status": "active"},
+    "port_enterprise": {"uscc": "91350100M000100Y43", "name": "武汉港务集团", "permit_no": None, "port": "武汉港",
+                        "region_code": "420100", "status": "active"},
+    "waterway_project": {"project_code": "2019-420100-55-01-012345", "name": "长江航道整治工程",
+                         "owner_uscc": "91350100M000100Y43", "region_code": "420100",
+                         "total_investment_yuan": 1_250_000_000, "start_date": dt.date(2019, 3, 1), "end_date": None,
+                         "status": "active"},
 }
 
 
@@ -68,6 +79,7 @@ def test_change_log_row_for_each_entity_type(entity_type):
     assert (row["op"], row["entity_type"], row["province"], row["seq"]) == ("c", entity_type, "44", 7)
     assert (row["topic"], row["partition"], row["offset"], row["schema_id"]) == ("national.changes", 3, 42, schema_id)
     assert row["ts"] == TS and row["before"] == ""
+    assert row["entity_key"] == contract.entity_key(entity_type, RECORDS[entity_type]).replace(ID, f"tok_{PII.token(ID)}")
     after = json.loads(row["after"])
     assert set(contract.entity_fields(entity_type)) <= set(after)
     assert ID not in row["after"] and ID not in row["entity_key"] and "13812345678" not in row["after"]
