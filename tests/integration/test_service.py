@@ -219,7 +219,7 @@ def test_lookups_answer_in_order_and_keep_the_rest_of_the_batch(served):
         {"kind": "operator", "id": USCC_44},
         {"kind": "operator", "id": "91440300MA5F00000"},  # check digit wrong
         {"kind": "licence", "id": "粤交运许可440300000002"},
-        {"kind": "ship", "id": "x"},
+        {"kind": "boat", "id": "x"},  # no such kind ("ship" is one: the water registers)
         "not an object",
         {"kind": "verification", "id": "粤交运许可440300000003"},
         {"kind": "practitioner", "id": "' OR 1=1 --"},
