@@ -8,6 +8,10 @@ of an earlier valid event (``duplicate``, the same dict) and records that break 
 identifier rule (``invalid``, never updated or resent later). ``expected`` tells what a
 correct pipeline must make of them.
 
+When a navigation administration (``CJ``, ``ZJ``) is among the parties, the water registers are
+generated too (``water``): the administrations publish them alone, each province beside its road
+registers. Without one, the output of a seed is what it always was.
+
 Given ``seal_keys`` (province → its own ``schemas.keys.PartyKey``), the generator seals each
 licence issued from ``seal_from`` on (default 2022-07-01: older ones stay unsealed, as licences
 issued before sealing began) with the issuing province's key, and seals it again when it changes,
@@ -32,10 +36,11 @@ from schemas.seals import issuing_party, seal_licence
 from . import identities as ids
 from ..errors import GeneratorConfigError
 from .registers import ProvinceRegister
+from .water import TABLES as WATER_TABLES, WATER_ONLY, WATER_SHARE, WaterParty, WaterRegisters, water_parties
 
 Kind = Literal["valid", "invalid", "duplicate"]
 TABLES = {"operator": "operators", "vehicle": "vehicles", "practitioner": "practitioners",
-          "licence": "licences", "case": "cases"}
+          "licence": "licences", "case": "cases", **WATER_TABLES}
 BASE_TS_MS = 1_717_200_000_000  # 2024-06-01T00:00:00Z
 _DAY_MS = 86_400_000
 _ISSUED_FIRST = datetime.date(2019, 1, 1).toordinal()
@@ -90,9 +95,10 @@ class SyntheticProvinces:
         codes = list(provinces)
         if not codes:
             raise GeneratorConfigError("at least one province is needed")
-        unknown = [p for p in codes if p not in PROVINCES]
+        unknown = [p for p in codes if p not in PROVINCES and p not in WATER_ONLY]
         if unknown or len(set(codes)) != len(codes):
-            raise GeneratorConfigError(f"provinces must be distinct two-digit GB/T 2260 codes, got {codes}")
+            raise GeneratorConfigError(f"parties must be distinct two-digit GB/T 2260 codes or navigation "
+                                       f"administrations ({', '.join(WATER_ONLY)}), got {codes}")
         for name, rate in (("duplicate_rate", duplicate_rate), ("invalid_rate", invalid_rate),
                            ("cross_province_case_share", cross_province_case_share)):
             if not 0.0 <= rate <= 1.0:
@@ -103,7 +109,10 @@ class SyntheticProvinces:
         self._dup = duplicate_rate
         self._bad = duplicate_rate + invalid_rate
         self._cross = cross_province_case_share
-        self._provinces = [ProvinceRegister(code) for code in codes]
+        self._provinces = [ProvinceRegister(code) if code in PROVINCES else WaterParty(code) for code in codes]
+        if water_parties(codes):
+            for state in self._provinces:
+                state.water = WaterRegisters(state.code, self._rng)
         self._seal_keys, self._seal_from = dict(seal_keys or {}), seal_from
         self._seal_clock = seal_clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
         weights = [0.5 + self._rng.random() * 1.5 for _ in codes]
@@ -132,14 +141,16 @@ class SyntheticProvinces:
         index = bisect.bisect_right(self._cumulative, rng.random())
         state = self._provinces[min(index, len(self._provinces) - 1)]
         roll = rng.random()
+        water = state.water is not None and (state.water.only or rng.random() < WATER_SHARE)
         if roll < self._dup and state.recent:
             event, kind = state.recent[int(rng.random() * len(state.recent))], "duplicate"
             self.expected.duplicates += 1
         elif roll < self._bad:
-            event, kind = self._invalid(state), "invalid"
+            event = state.water.invalid(self._emitter(state)) if water else self._invalid(state)
+            kind = "invalid"
             self.expected.invalid += 1
         else:
-            event, kind = self._valid(state), "valid"
+            event, kind = state.water.valid(self._emitter(state)) if water else self._valid(state), "valid"
             self.expected.valid += 1
             if len(state.recent) < self.RECENT:
                 state.recent.append(event)
@@ -168,12 +179,17 @@ class SyntheticProvinces:
             self.expected.cases_created += 1
             self.expected.cross_province_cases += bool(targets)
 
-    def _emit(self, state: ProvinceRegister, op: str, etype: str, before: dict | None, after: dict | None) -> dict[str, Any]:
+    def _emit(self, state: ProvinceRegister, op: str, etype: str, before: dict | None, after: dict | None,
+              system: str | None = None) -> dict[str, Any]:
         state.seq += 1
         self._ts += 1 + int(self._rng.random() * 20)
         return change_event(event_id=ids.uuid4_text(self._rng.getrandbits(128)), op=op, entity_type=etype,
-                            before=before, after=after, province=state.code, system=state.system,
+                            before=before, after=after, province=state.code, system=system or state.system,
                             table=TABLES[etype], seq=state.seq, ts_ms=self._ts)
+
+    def _emitter(self, state: ProvinceRegister):
+        system = state.water.system
+        return lambda op, etype, before, after: self._emit(state, op, etype, before, after, system)
 
     def _valid(self, state: ProvinceRegister) -> dict[str, Any]:
         rng = self._rng
@@ -297,7 +313,8 @@ class SyntheticProvinces:
         rng = self._rng
         where = state
         if rng.random() < self._cross:
-            others = [p for p in self._provinces if p is not state and p.pools["vehicle"]]
+            others = [p for p in self._provinces
+                      if p is not state and isinstance(p, ProvinceRegister) and p.pools["vehicle"]]
             if not others:
                 return None
             where = others[int(rng.random() * len(others))]
@@ -403,3 +420,4 @@ class SyntheticProvinces:
         else:
             record["uscc"] = self._unique(state, lambda: ids.broken_uscc(record["uscc"]))
         return self._emit(state, "c", "operator", None, record)
+

@@ -59,6 +59,7 @@ class ProvinceRegister:
         self.permits = 0
         self.cases = 0
         self.recent: list[dict[str, Any]] = []
+        self.water: Any = None  # its water registers (``water.WaterRegisters``) when they are generated
 
     def live(self) -> int:
         return sum(map(len, self._pool_keys))
