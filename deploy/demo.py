@@ -22,13 +22,12 @@ from .errors import StackError
 from .case_check import CaseCheck, answer_cases
 from .scrape import scrape, totals
 from .service_check import ServiceCheck, check_service
+from sinks.ddl import VIEWS
+
 from .evidence_check import check_evidence
 from .stack import Stack, StackInfo, submissions_answered
 
-STORE_TABLES = (
-    "change_log", "dlq", "routed_cases", "current_operators", "current_vehicles",
-    "current_practitioners", "current_licences", "current_cases",
-)
+STORE_TABLES = ("change_log", "dlq", "routed_cases", *VIEWS)  # the log, and every register's current view
 
 
 @dataclass
@@ -57,6 +56,7 @@ class DemoSummary:
     evidence_entries: int = 0  # entries of the evidence log, re-checked after the run
     evidence_problems: list[str] = field(default_factory=list)
     keys: str = ""  # where each side's keys are
+    other_parties: list[str] = field(default_factory=list)  # parties taking part that are not provinces, by name
 
     @property
     def reconciled(self) -> bool:
@@ -149,7 +149,7 @@ def run_demo(
             live, events, seed, duplicate_rate=duplicate_rate, invalid_rate=invalid_rate, seal=True,
             progress=lambda done, total: progress.show(f"publishing {done:,}/{total:,} events"),
         )
-        progress.done(f"published {report.produced:,} events from {len(settings.provinces)} provinces")
+        progress.done(f"published {report.produced:,} events from {len(settings.provinces)} parties")
         _wait_until_drained(stack, live, progress, stall_seconds)
         _wait_for_receipts(live, progress, stall_seconds)
         samples = scrape(info.metrics["streams"])
@@ -178,7 +178,10 @@ def run_demo(
     finally:
         client.close()
     summary = DemoSummary(
-        provinces=len(settings.provinces), produced=report.produced,
+        provinces=sum(1 for p in settings.provinces if settings.parties()[p].kind == "province"),
+        other_parties=[f"{p} {settings.parties()[p].name}" for p in settings.provinces
+                       if settings.parties()[p].kind != "province"],
+        produced=report.produced,
         injected_duplicates=report.duplicates, injected_invalid=report.invalid,
         accepted=outcomes["accepted"], duplicates_dropped=outcomes["duplicate"], rejected=outcomes["rejected"],
         rejected_by_rule=dict(totals(samples, "roadx_stream_rejected_total", "rule")),
@@ -246,7 +249,8 @@ def _wait_until_drained(stack: Stack, settings: Settings, progress: Progress, st
 
 def format_summary(s: DemoSummary) -> str:
     lines = [
-        f"roadx national demo — {s.provinces} provinces, {s.seconds}s",
+        f"roadx national demo — {s.provinces} provinces"
+        + (f" and {', '.join(s.other_parties)}" if s.other_parties else "") + f", {s.seconds}s",
         f"  produced            {s.produced:>10,}  (injected: {s.injected_duplicates:,} duplicates, {s.injected_invalid:,} invalid)",
         f"  stored              {s.stored_events:>10,}",
         f"  duplicates dropped  {s.duplicates_dropped:>10,}",
