@@ -4,6 +4,7 @@ the real stream stage and the sink into a chDB store, every row intact."""
 from __future__ import annotations
 
 import csv
+import json
 import random
 import threading
 import time
@@ -64,10 +65,12 @@ def write_vehicles_gbk_csv(path: Path, rows: list[list]) -> Path:
     return path
 
 
-def produce_files(monkeypatch, settings: Settings, entity: str, path: Path) -> int:
+def produce_files(monkeypatch, settings: Settings, entity: str, path: Path, receipt_seconds: str = "60") -> int:
+    """``roadx produce files``: it waits ``receipt_seconds`` for the hub's receipt ("0": the line runs no sink)."""
     for name, value in to_environ(settings).items():
         monkeypatch.setenv(name, value)
-    return cli.main(["produce", "files", "--province", "44", "--entity", entity, str(path)])
+    return cli.main(["produce", "files", "--province", "44", "--entity", entity, "--receipt-seconds", receipt_seconds,
+                     str(path)])
 
 
 class Background:
@@ -125,16 +128,20 @@ def test_gbk_csv_with_chinese_headers_and_an_xlsx_load_end_to_end_into_the_store
     gbk = write_vehicles_gbk_csv(tmp_path / "营运车辆_20240601.csv", vehicles)
     assert gbk.read_bytes().decode("gbk").startswith("车牌号码")  # really GBK on disk
 
-    assert produce_files(monkeypatch, settings, "operator", xlsx) == 0
-    assert produce_files(monkeypatch, settings, "vehicle", gbk) == 0
-
     workers = [Background("stream-worker", lambda stop: run_stream_worker(settings, stop)),
                Background("sink", lambda stop: run_sink(settings, stop))]
     try:
+        # Each file is a submission: produce files returns once the hub's receipt is beside it.
+        assert produce_files(monkeypatch, settings, "operator", xlsx) == 0
+        assert produce_files(monkeypatch, settings, "vehicle", gbk) == 0
         wait_for_rows(settings, len(operators) + len(vehicles), workers)
     finally:
         for worker in workers:
             worker.stop()
+    for path, rows in ((xlsx, operators), (gbk, vehicles)):
+        receipt = json.loads(path.with_name(path.name + ".receipt.json").read_text("utf-8"))
+        assert (receipt["status"], receipt["expected"], receipt["accepted"], receipt["rejected"]) == (
+            "accepted", len(rows), len(rows), 0)
 
     db = settings.clickhouse_database
     store = open_store(settings)

@@ -22,10 +22,10 @@ pytestmark = pytest.mark.integration
 def test_files_loaded_by_produce_files_are_answered_by_the_service(monkeypatch, settings, tmp_path):  # noqa: F811
     operators = operator_rows()
     vehicles = vehicle_rows([row[0] for row in operators])
-    assert produce_files(monkeypatch, settings, "operator",
-                         write_operators_xlsx(tmp_path / "经营业户_20240601.xlsx", operators)) == 0
+    assert produce_files(monkeypatch, settings, "operator",  # no sink here: no hub to answer with a receipt
+                         write_operators_xlsx(tmp_path / "经营业户_20240601.xlsx", operators), "0") == 0
     assert produce_files(monkeypatch, settings, "vehicle",
-                         write_vehicles_gbk_csv(tmp_path / "营运车辆_20240601.csv", vehicles)) == 0
+                         write_vehicles_gbk_csv(tmp_path / "营运车辆_20240601.csv", vehicles), "0") == 0
     served = dataclasses.replace(settings, service_port=free_port(), service_rate_per_second=1000)
     now = dt.datetime.now(dt.timezone.utc)
     _c, own = Credentials.load(credentials_file(served.data_dir)).issue("44", now, served.provinces)
