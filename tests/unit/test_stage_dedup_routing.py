@@ -173,7 +173,7 @@ def ctx():
     return StageContext(CODEC, TOPICS, registered(KEYS), PROVINCES)
 
 
-def test_content_digest_is_of_the_same_text_earlier_versions_stored():
+def test_content_digest_is_of_the_same_text_earlier_versions_stored(tmp_path):
     import datetime as dt
     import hashlib
     import json
@@ -184,7 +184,7 @@ def test_content_digest_is_of_the_same_text_earlier_versions_stored():
     from schemas.registry import EmbeddedRegistry
     from streams.pipeline import _json_value, content_hash
 
-    settings, codec = Settings(), EventCodec(EmbeddedRegistry())
+    settings, codec = Settings(data_dir=tmp_path / "hub"), EventCodec(EmbeddedRegistry())
     records = [codec.decode(codec.encode(g.event, settings.province_key(g.province)))[1]["after"]
                for g in SyntheticProvinces(settings.provinces, 3, 0.0, 0.0, 0.2).events(2000)]
     records = [r for r in records if r is not None]
