@@ -192,7 +192,7 @@ def run_demo(
         findings_by_dimension=dict(sorted(totals(samples, "roadx_quality_findings_total", "dimension").items())),
         service=service, cases=cases, submissions=submissions, receipts=receipts, evidence_entries=len(entries),
         evidence_problems=[str(p) for p in evidence_problems],
-        keys=(f"each province's SM2 private key and event secret on its own side, {settings.party_keys_dir}/<P>/keys; "
+        keys=(f"each party's SM2 private key and event secret on its own side, {settings.party_keys_dir}/<P>/keys; "
               f"the hub's registry of {len(settings.hub_keys().entries())} public keys and its own key pair in "
               f"{settings.data_dir / 'keys'}"),
     )
@@ -272,7 +272,8 @@ def format_summary(s: DemoSummary) -> str:
                  + ("checked" if not s.evidence_problems else f"with {len(s.evidence_problems)} problems"))
     lines.append(f"  keys                {s.keys}")
     lines.append("  rows per table")
-    lines += [f"    {t:<22}{n:>10,}" for t, n in s.table_rows.items()]
+    width = max(map(len, s.table_rows), default=0) + 2
+    lines += [f"    {t:<{width}}{n:>10,}" for t, n in s.table_rows.items()]
     verdict = "reconciled: produced = stored + duplicates dropped + rejected" if s.reconciled else "NOT reconciled:"
     lines.append(verdict)
     lines += [f"  - {p}" for p in s.problems]
