@@ -25,6 +25,7 @@ from fastavro.validation import ValidationError, validate
 
 from . import contract, signing
 from .errors import EncodeError, MalformedBodyError, NotFramedError
+from .provenance import OUTCOME_LETTERS, SM3_BYTES
 from .registry import Registry
 
 MAGIC = 0
@@ -196,30 +197,26 @@ class AlertCodec(_RecordCodec):
 
 class SubmissionTallyCodec(_RecordCodec):
     """Confluent-framed Avro for ``roadx.SubmissionTally`` records (``national.submissions``):
-    the stream worker's tally of one submission's events in one batch. ``encode`` also refuses
-    an empty party or submission id, an event outcome other than accepted, rejected or
-    duplicate, and a digest that is not 32 bytes (SM3), naming the field."""
+    the stream worker's tally of one submission's events in one batch, in columns. ``encode``
+    also refuses an empty party or submission id, columns of different lengths, digests that
+    are not 32 bytes (SM3) an event and an outcome letter other than a, r or d, naming the field."""
 
     def __init__(self, registry: Registry, subject: str = "roadx-submissions-value") -> None:
         super().__init__(registry, subject, contract.submission_tally_schema(), "submission tally", "tally_id",
                          _tally_problem)
 
 
-_TALLY_OUTCOMES = ("accepted", "rejected", "duplicate")  # schemas.provenance ACCEPTED, REJECTED, DUPLICATE
-
-
 def _tally_problem(tally: Mapping[str, Any]) -> str | None:
     for name in ("tally_id", "party", "submission_id"):
         if isinstance(tally.get(name), str) and not tally[name]:
             return f"{name} is empty"
-    events = tally.get("events")
-    for i, event in enumerate(events if isinstance(events, (list, tuple)) else ()):
-        if not isinstance(event, Mapping):
-            return f"events[{i}] is not a record"
-        if event.get("outcome") not in _TALLY_OUTCOMES:
-            return f"events[{i}].outcome {event.get('outcome')!r} is not one of {', '.join(_TALLY_OUTCOMES)}"
-        if not isinstance(event.get("digest"), bytes) or len(event["digest"]) != 32:
-            return f"events[{i}].digest is not an SM3 digest (32 bytes)"
+    ids, seqs, digests, outcomes = (tally.get(name) for name in ("event_ids", "seqs", "digests", "outcomes"))
+    if not isinstance(ids, (list, tuple)) or not isinstance(seqs, (list, tuple)) or len(seqs) != len(ids):
+        return "seqs is not one source seq an event of event_ids"
+    if not isinstance(digests, bytes) or len(digests) != SM3_BYTES * len(ids):
+        return f"digests is not one SM3 digest ({SM3_BYTES} bytes) an event"
+    if not isinstance(outcomes, str) or len(outcomes) != len(ids) or outcomes.strip(OUTCOME_LETTERS):
+        return f"outcomes is not one letter ({', '.join(OUTCOME_LETTERS)}) an event"
     return None
 
 

@@ -39,13 +39,17 @@ RECEIPT_FIELDS = ("receipt_id", "party", "submission_id", "manifest_digest", "st
 SUBMISSION_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._:/-]{0,127}")
 _ROOT = re.compile(r"[0-9a-f]{64}")
 ACCEPTED, REJECTED, DUPLICATE = "accepted", "rejected", "duplicate"  # an event's outcome at the hub
+OUTCOME_OF_LETTER = {"a": ACCEPTED, "r": REJECTED, "d": DUPLICATE}  # a tally's outcomes column, a letter an event
+LETTER_OF_OUTCOME = {outcome: letter for letter, outcome in OUTCOME_OF_LETTER.items()}
+OUTCOME_LETTERS = "".join(OUTCOME_OF_LETTER)
+SM3_BYTES = 32
 STATUSES = ("accepted", "mismatch", "refused", "unannounced")
 EMPTY_ROOT = sm2.sm3(b"").hex()
 
 
-def event_digest(framed: bytes) -> bytes:
-    """The digest a manifest's root is built from: SM3 of the event's framed bytes as sent."""
-    return sm2.sm3(framed)
+# The digest a manifest's root is built from: SM3 of the event's framed bytes as sent. The same
+# function as sm2.sm3, named for what it is here (the stream worker takes one per event).
+event_digest = sm2.sm3
 
 
 def merkle_root(digests: Sequence[bytes]) -> bytes:
@@ -157,6 +161,14 @@ class Decision:
     duplicate: int
     root: str
     findings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def tallied(tally: Mapping[str, Any]) -> list[TalliedEvent]:
+    """The events of a ``roadx.SubmissionTally`` (its columns), in the order the worker saw them."""
+    digests = tally["digests"]
+    return [TalliedEvent(str(event_id), int(seq), bytes(digests[i * SM3_BYTES:(i + 1) * SM3_BYTES]),
+                         OUTCOME_OF_LETTER[letter])
+            for i, (event_id, seq, letter) in enumerate(zip(tally["event_ids"], tally["seqs"], tally["outcomes"]))]
 
 
 def first_outcomes(events: Iterable[TalliedEvent]) -> list[TalliedEvent]:

@@ -30,7 +30,7 @@ from typing import Any
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from schemas import sm2
+from schemas import provenance, sm2
 
 from .errors import StoreError, UnstorableMessage
 from .submissions import ManifestMessage, REPEATED, Receipted, receipted_from, tallied_events
@@ -120,11 +120,10 @@ def manifest_row(msg: Any, party: str, ingested_at: dt.datetime) -> tuple:
 def tally_row(tally: Mapping[str, Any], topic: str, partition: int, offset: int, ingested_at: dt.datetime) -> tuple:
     """One ``submission_tallies`` row from a decoded ``roadx.SubmissionTally``."""
     try:
-        events = tally["events"]
+        events = provenance.tallied(tally)
         return (tally["tally_id"], tally["party"], tally["submission_id"], int(tally["source_partition"]),
-                [str(e["event_id"]) for e in events], [int(e["seq"]) for e in events],
-                [bytes(e["digest"]).hex() for e in events], [str(e["outcome"]) for e in events],
-                tally["tallied_at"], topic, int(partition), int(offset), ingested_at)
+                [e.event_id for e in events], [e.seq for e in events], [e.digest.hex() for e in events],
+                [e.outcome for e in events], tally["tallied_at"], topic, int(partition), int(offset), ingested_at)
     except (KeyError, TypeError, ValueError) as exc:
         raise UnstorableMessage(f"tally at {topic}[{partition}]@{offset}: {type(exc).__name__}: {exc}") from exc
 

@@ -41,7 +41,7 @@ from schemas import codes
 from schemas import topics as topic_headers
 from schemas.codec import EventCodec, FindingCodec, SubmissionTallyCodec
 from schemas.identifiers import china_today
-from schemas.provenance import event_digest
+from schemas.provenance import LETTER_OF_OUTCOME, event_digest
 from schemas.topics import TopicNames
 
 from . import routing, rules
@@ -92,7 +92,8 @@ class BatchResult:
     every accepted event, in order. ``changes`` lists (index, key, value) of the state the
     batch wrote for the partition of message ``index``; ``ownership`` lists (key, value)
     written to the shared ownership table (None clears an entry). ``tallies`` maps (party,
-    submission, source partition) to [index of its last message, its tallied events].
+    submission, source partition) to [index of its last message, and its events' ids, seqs, digests and
+    outcome letters].
     """
 
     outputs: list[Outbound] = field(default_factory=list)
@@ -127,10 +128,11 @@ def tally_outputs(batch: Sequence[Inbound], tallies: Mapping[tuple[str, str, int
                   now_ms: int) -> list[Outbound]:
     """One ``roadx.SubmissionTally`` per (party, submission, source partition), keyed ``<party>/<submission>``."""
     outputs = []
-    for (party, submission, partition), (last, events) in tallies.items():
+    for (party, submission, partition), (last, ids, seqs, digests, outcomes) in tallies.items():
         message = batch[last]
         record = {"tally_id": f"{message.topic}:{partition}:{message.offset}", "party": party,
-                  "submission_id": submission, "source_partition": partition, "events": events, "tallied_at": now_ms}
+                  "submission_id": submission, "source_partition": partition, "event_ids": ids, "seqs": seqs,
+                  "digests": b"".join(digests), "outcomes": "".join(outcomes), "tallied_at": now_ms}
         outputs.append(Outbound(ctx.topics.national_submissions, _clip(f"{party}/{submission}".encode("utf-8")),
                                 ctx.tallies.encode(record), [], last))
     return outputs
@@ -161,6 +163,7 @@ class _Message:
         self.now_ms, self.today = now_ms, today
         self.province = ctx.topics.province_of_changes_topic(message.topic) or UNKNOWN_PROVINCE
         self.event: dict[str, Any] | None = None
+        self.event_id: str | None = None  # the event's id as text, once read
         self.last: Any = _UNREAD  # the entity's state as the rules read it
 
     def run(self) -> None:
@@ -169,7 +172,7 @@ class _Message:
             self.event = event = decode(self.message, self.ctx.codec)
             check_provenance(self.message, event, province, self.ctx.province_keys, self.ctx.provinces,
                              self.ctx.registers)
-            event_id = str(event["event_id"])
+            self.event_id = event_id = str(event["event_id"])
             if self.state.get(SEEN + event_id) is not None:
                 result.counts[(DUPLICATE, province)] += 1
                 self._tally(DUPLICATE)
@@ -207,13 +210,22 @@ class _Message:
 
     def _tally(self, outcome: str) -> None:
         """Note the event's outcome for its submission's tally (none when it names no submission)."""
-        event = self.event
-        submission = _text_clip(event["source"].get("submission")) if event else None
-        if submission and self.message.value is not None:
-            held = self.result.tallies.setdefault((self.province, submission, self.message.partition), [0, []])
-            held[0] = self.index
-            held[1].append({"event_id": str(event["event_id"]), "seq": int(event["source"]["seq"]),
-                            "digest": event_digest(self.message.value), "outcome": outcome})
+        event, value = self.event, self.message.value
+        if not event or value is None:
+            return
+        source = event["source"]
+        submission = source.get("submission")
+        if not submission:
+            return
+        key = (self.province, submission[:HEADER_MAX_BYTES], self.message.partition)
+        held = self.result.tallies.get(key)
+        if held is None:
+            held = self.result.tallies[key] = [0, [], [], [], []]
+        held[0] = self.index
+        held[1].append(self.event_id or str(event["event_id"]))
+        held[2].append(source["seq"])
+        held[3].append(event_digest(value))
+        held[4].append(LETTER_OF_OUTCOME[outcome])
 
     def _reject(self, rejection: Rejection, findings: list[rules.Finding]) -> None:
         result, province = self.result, self.province

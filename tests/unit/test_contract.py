@@ -13,7 +13,7 @@ import pytest
 from fastavro import parse_schema, schemaless_writer
 from fastavro.utils import generate_many
 
-from schemas import contract, signing
+from schemas import contract, provenance, signing
 from schemas.codec import (
     AssistCodec, EventCodec, FindingCodec, ReplyCodec, ServiceRequestCodec, SubmissionTallyCodec, read_schema_id,
 )
@@ -402,9 +402,8 @@ def test_current_case_alert_reads_every_earlier_version():
 
 def tally(**changes):
     record = dict(tally_id="prov.44.changes:0:17", party="44", submission_id="file-2024-06-03.csv", source_partition=0,
-                  events=[dict(event_id=str(uuid.uuid4()), seq=5, digest=b"\x01" * 32, outcome="accepted"),
-                          dict(event_id=str(uuid.uuid4()), seq=6, digest=b"\x02" * 32, outcome="duplicate")],
-                  tallied_at=dt.datetime(2024, 6, 3, 9, 30, tzinfo=dt.timezone.utc))
+                  event_ids=[str(uuid.uuid4()), str(uuid.uuid4())], seqs=[5, 6], digests=b"\x01" * 32 + b"\x02" * 32,
+                  outcomes="ad", tallied_at=dt.datetime(2024, 6, 3, 9, 30, tzinfo=dt.timezone.utc))
     record.update(changes)
     return record
 
@@ -418,14 +417,16 @@ def test_current_submission_tally_reads_every_earlier_version():
 def test_a_submission_tally_round_trips():
     codec, sent = SubmissionTallyCodec(EmbeddedRegistry()), tally()
     assert codec.decode(codec.encode(sent)) == sent
+    assert [(e.seq, e.digest, e.outcome) for e in provenance.tallied(sent)] == [
+        (5, b"\x01" * 32, "accepted"), (6, b"\x02" * 32, "duplicate")]
 
 
 @pytest.mark.parametrize("changes, message", [
     ({"submission_id": ""}, "submission_id is empty"),
-    ({"events": [dict(event_id="e", seq=1, digest=b"\x01" * 32, outcome="stale")]},
-     "events\\[0\\].outcome 'stale' is not one of accepted, rejected, duplicate"),
-    ({"events": [dict(event_id="e", seq=1, digest=b"\x01" * 31, outcome="accepted")]},
-     "events\\[0\\].digest is not an SM3 digest"),
+    ({"outcomes": "as"}, "outcomes is not one letter \\(a, r, d\\) an event"),
+    ({"outcomes": "a"}, "outcomes is not one letter"),
+    ({"digests": b"\x01" * 63}, "digests is not one SM3 digest \\(32 bytes\\) an event"),
+    ({"seqs": [5]}, "seqs is not one source seq an event of event_ids"),
 ])
 def test_a_bad_submission_tally_is_refused_naming_the_field(changes, message):
     with pytest.raises(EncodeError, match=message):

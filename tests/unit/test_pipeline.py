@@ -337,7 +337,7 @@ def tallies(result):
 
 
 def test_each_submission_of_a_batch_is_tallied_once_per_source_partition_with_every_outcome(ctx):
-    from schemas.provenance import event_digest
+    from schemas.provenance import event_digest, tallied
 
     first = signed(submitted(operator(), "f1", 1))
     again = signed(submitted(operator(), "f1", 2))  # same content, another event: unchanged
@@ -356,10 +356,11 @@ def test_each_submission_of_a_batch_is_tallied_once_per_source_partition_with_ev
     assert out0.key == b"44/f1" and out0.origin == 4 and out1.origin == 7
     assert tally0["tally_id"] == f"{TOPICS.province_changes('44')}:0:4"
     assert (tally0["party"], tally0["submission_id"]) == ("44", "f1")
-    assert [(e["seq"], e["outcome"]) for e in tally0["events"]] == [
+    events0, events1 = tallied(tally0), tallied(tally1)
+    assert [(e.seq, e.outcome) for e in events0] == [
         (1, "accepted"), (1, "duplicate"), (2, "duplicate"), (0, "accepted"), (3, "rejected")]
-    assert tally0["events"][0]["digest"] == event_digest(first)
-    assert [(e["seq"], e["outcome"], e["digest"]) for e in tally1["events"]] == [(4, "accepted", event_digest(other))]
+    assert events0[0].digest == event_digest(first)
+    assert [(e.seq, e.outcome, e.digest) for e in events1] == [(4, "accepted", event_digest(other))]
 
 
 def test_events_naming_no_submission_add_no_output(ctx):
