@@ -23,14 +23,6 @@ from schemas.registers import declarations
 
 from .report import DIMENSIONS, OUTCOMES, ProvinceMonth, ReportData
 
-ENGLISH_NAMES = {
-    "11": "Beijing", "12": "Tianjin", "13": "Hebei", "14": "Shanxi", "15": "Inner Mongolia", "21": "Liaoning",
-    "22": "Jilin", "23": "Heilongjiang", "31": "Shanghai", "32": "Jiangsu", "33": "Zhejiang", "34": "Anhui",
-    "35": "Fujian", "36": "Jiangxi", "37": "Shandong", "41": "Henan", "42": "Hubei", "43": "Hunan",
-    "44": "Guangdong", "45": "Guangxi", "46": "Hainan", "50": "Chongqing", "51": "Sichuan", "52": "Guizhou",
-    "53": "Yunnan", "54": "Tibet", "61": "Shaanxi", "62": "Gansu", "63": "Qinghai", "64": "Ningxia",
-    "65": "Xinjiang",
-}
 DIMENSION_LABELS = {"completeness": "完整性 completeness", "conformity": "规范性 conformity",
                     "relational": "关联性 relational"}
 DIMENSION_COLOURS = {"completeness": "#1f77b4", "conformity": "#2ca02c", "relational": "#d62728"}
@@ -56,7 +48,7 @@ _PARTIES = default_parties()
 def province_label(code: str) -> str:
     party = _PARTIES.get(code)  # a party that is not a province: the Corps, a navigation administration
     name = PROVINCES.get(code, (party.name if party else "",))[0]
-    english = ENGLISH_NAMES.get(code, party.name_en if party else "")
+    english = party.name_en if party else ""
     return " ".join(part for part in (code, name, english) if part)
 
 
