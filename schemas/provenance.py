@@ -114,12 +114,7 @@ def sign_manifest(*, party: str, key_id: str, private: sm2.PrivateKey, submissio
 
 def parse_manifest(data: bytes) -> dict[str, Any]:
     """A manifest from its bytes, every field checked; ``ProvenanceError`` (``malformed_manifest``) names the first wrong."""
-    try:
-        document = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProvenanceError("malformed_manifest", f"does not parse as JSON: {exc}") from None
-    if not isinstance(document, dict) or set(document) != {*MANIFEST_FIELDS, "signature"}:
-        raise ProvenanceError("malformed_manifest", f"expected the fields {', '.join(MANIFEST_FIELDS)}, signature")
+    document = _signed_document(data, MANIFEST_FIELDS, "malformed_manifest")
     checks = (("party", lambda v: isinstance(v, str) and 0 < len(v) <= 32),
               ("key_id", lambda v: isinstance(v, str) and 0 < len(v) <= 64),
               ("submission_id", lambda v: isinstance(v, str) and SUBMISSION_ID.fullmatch(v)),
@@ -228,12 +223,18 @@ def sign_receipt(*, party: str, submission_id: str, manifest: Mapping[str, Any] 
 
 def parse_receipt(data: bytes) -> dict[str, Any]:
     """A receipt from its bytes; ``ProvenanceError`` (``malformed_receipt``) when it is not one."""
+    document = _signed_document(data, RECEIPT_FIELDS, "malformed_receipt")
+    if document["status"] not in STATUSES:
+        raise ProvenanceError("malformed_receipt", f"status {document['status']!r} is none of {', '.join(STATUSES)}")
+    return document
+
+
+def _signed_document(data: bytes, fields: Sequence[str], rule: str) -> dict[str, Any]:
+    """A JSON object holding exactly ``fields`` and ``signature``; else ``ProvenanceError`` (``rule``)."""
     try:
         document = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProvenanceError("malformed_receipt", f"does not parse as JSON: {exc}") from None
-    if not isinstance(document, dict) or set(document) != {*RECEIPT_FIELDS, "signature"}:
-        raise ProvenanceError("malformed_receipt", f"expected the fields {', '.join(RECEIPT_FIELDS)}, signature")
-    if document["status"] not in STATUSES:
-        raise ProvenanceError("malformed_receipt", f"status {document['status']!r} is none of {', '.join(STATUSES)}")
+        raise ProvenanceError(rule, f"does not parse as JSON: {exc}") from None
+    if not isinstance(document, dict) or set(document) != {*fields, "signature"}:
+        raise ProvenanceError(rule, f"expected the fields {', '.join(fields)}, signature")
     return document
