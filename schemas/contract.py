@@ -33,6 +33,7 @@ from . import registers
 from .codes import ANSWER, DECLINE, REPLY_KINDS, REPLY_OUTCOMES
 from .errors import SchemaLoadError
 from .identifiers import PROVINCES
+from .parties import is_party_code
 from .pii import TOKEN_BYTES, mask_raw, may_hold_personal_number
 
 AVRO_DIR = Path(__file__).with_name("avro")
@@ -351,8 +352,8 @@ def case_alert_problem(alert: Mapping[str, Any]) -> str | None:
     for name in ("alert_id", "correlation_id", "case_key"):
         if isinstance(alert.get(name), str) and not alert[name].strip():
             return f"{name} is empty"
-    if alert.get("target") not in PROVINCES:
-        return f"target {alert.get('target')!r} is not a GB/T 2260 province code"
+    if not is_party_code(alert.get("target")):
+        return f"target {alert.get('target')!r} is not a party code"
     return None
 
 
@@ -361,8 +362,8 @@ def case_reply_problem(reply: Mapping[str, Any]) -> str | None:
 
     The kind must be one of ``REPLY_KINDS`` and the case key the entity key of what was routed
     (a case's, or for an assist request the entity asked about); the replying
-    province and a decline's ``redirect_to`` GB/T 2260 province codes, the latter not the
-    replier's own. An answer says its outcome (one of ``REPLY_OUTCOMES``), a decline its reason;
+    party and a decline's ``redirect_to`` party codes (``parties.is_party_code``), the latter not
+    the replier's own. An answer says its outcome (one of ``REPLY_OUTCOMES``), a decline its reason;
     no other kind carries either, nor a ``redirect_to``.
     """
     kind, outcome, reason, redirect = (reply.get(name) for name in ("kind", "outcome", "reason", "redirect_to"))
@@ -378,8 +379,8 @@ def case_reply_problem(reply: Mapping[str, Any]) -> str | None:
             return (f"case_key {case_key!r} is not the entity key of a case (case:<case_no>) "
                     f"or of an entity asked about ({', '.join(ROUTABLE_TYPES[1:])})")
     sender = reply.get("from_province")
-    if isinstance(sender, str) and sender not in PROVINCES:
-        return f"from_province {sender!r} is not a GB/T 2260 province code"
+    if isinstance(sender, str) and not is_party_code(sender):
+        return f"from_province {sender!r} is not a party code"
     if kind == ANSWER and outcome not in REPLY_OUTCOMES:
         return f"outcome {outcome!r} is not one of {', '.join(REPLY_OUTCOMES)} (an answer says what was done)"
     if kind != ANSWER and outcome is not None:
@@ -387,8 +388,8 @@ def case_reply_problem(reply: Mapping[str, Any]) -> str | None:
     if kind == DECLINE:
         if not isinstance(reason, str) or not reason.strip():
             return f"reason {reason!r}: a decline says why the case is not the province's"
-        if redirect is not None and (redirect not in PROVINCES or redirect == sender):
-            return f"redirect_to {redirect!r} is not another province's GB/T 2260 code"
+        if redirect is not None and (not is_party_code(redirect) or redirect == sender):
+            return f"redirect_to {redirect!r} is not another party's code"
     else:
         for name, value in (("reason", reason), ("redirect_to", redirect)):
             if value is not None:

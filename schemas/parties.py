@@ -225,3 +225,11 @@ def _entry(entry: Any, number: int, source: str) -> Party:
                             f"not {regions!r}")
     return Party(code, text("name"), text("name_en"), kind, text("jurisdiction"),
                  tuple(dict.fromkeys(registers)), tuple(regions))
+
+
+def is_party_code(code: Any) -> bool:
+    """Whether ``code`` can name a party in a record (a reply's sender, a redirect, an alert's target):
+    a province's GB/T 2260 code, the Corps' ``66``, or capitals and digits with a letter (``CJ``).
+    Where a record is taken in, its party is checked against the exchange's own parties."""
+    return isinstance(code, str) and (code in PROVINCES or code == CORPS_CODE
+                                      or (re.fullmatch(PARTY_CODE, code) is not None and not code.isdigit()))

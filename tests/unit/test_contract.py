@@ -330,7 +330,8 @@ def test_every_kind_and_every_outcome_of_the_contract_encodes():
     ({"case_key": "route:粤B12345:2"}, "case_key .route:粤B12345:2. is not the entity key of a case"),
     ({"case_key": "case:"}, "case_key .case:. is not the entity key of a case"),
     ({"correlation_id": ""}, "correlation_id is empty"),
-    ({"from_province": "99"}, "from_province '99' is not a GB/T 2260 province code"),
+    ({"from_province": "99"}, "from_province '99' is not a party code"),
+    ({"from_province": "cj"}, "from_province 'cj' is not a party code"),
     ({"from_province": None}, "from_province"),
     ({"ts": 2**62}, "ts 4611686018427387904 \\(a timestamp-millis outside"),
     ({"note": 7}, "note"),
@@ -504,3 +505,10 @@ def test_a_case_may_involve_a_ship_and_an_earlier_case_reads_without_one():
     v2 = dict(contract.historic_envelopes())["ChangeEvent.v2.avsc"]
     old_case = next(t for t in v2["fields"][4]["type"] if isinstance(t, dict) and t["name"] == "roadx.Case")
     assert "involved_ship_id" not in [f["name"] for f in old_case["fields"]]
+
+
+def test_a_navigation_administration_replies_and_redirects_like_a_province():
+    assert contract.case_reply_problem(case_reply(from_province="CJ")) is None
+    declined = case_reply(from_province="CJ", kind="decline", outcome=None, reason="上游辖区", redirect_to="ZJ")
+    assert contract.case_reply_problem(declined) is None
+    assert contract.case_reply_problem({**declined, "redirect_to": "CJ"}) == "redirect_to 'CJ' is not another party's code"

@@ -377,7 +377,7 @@ def test_a_malformed_alert_is_a_row_error_naming_what_is_wrong(alert, message):
 
 @pytest.mark.parametrize("change, message", [
     ({"deadline": "lunch"}, "deadline 'lunch' is not one of receipt, answer"),
-    ({"alert_id": " "}, "alert_id is empty"), ({"target": "99"}, "target '99' is not a GB/T 2260 province code"),
+    ({"alert_id": " "}, "alert_id is empty"), ({"target": "99"}, "target '99' is not a party code"),
 ])
 def test_an_alert_breaking_the_contract_is_not_encoded(change, message):
     avro = {**ALERT, **change, "routed_at": dt.datetime(2024, 6, 1, tzinfo=dt.timezone.utc),
