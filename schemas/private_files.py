@@ -15,6 +15,7 @@ import json
 import os
 import stat
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,7 +107,7 @@ def file_signature(path: Path) -> tuple[int, int, int] | None:
     return info.st_ino, info.st_mtime_ns, info.st_size
 
 
-class PrivateRegistry:
+class PrivateRegistry(ABC):
     """Entries kept in one private JSON file (``path``): ``_parse`` turns its bytes into
     ``_entries``, ``_document`` turns them back into JSON; errors are ``error``."""
 
@@ -127,11 +128,13 @@ class PrivateRegistry:
         self._read()
         return True
 
+    @abstractmethod
     def _parse(self, data: bytes) -> dict[str, Any]:
-        raise NotImplementedError
+        """The entries of the file's bytes, each checked."""
 
+    @abstractmethod
     def _document(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The entries as the JSON document the file holds."""
 
     @contextmanager
     def _changing(self) -> Iterator[None]:
