@@ -2,12 +2,13 @@
 finding, the information service's request record and a province's reply to a routed case.
 
 Schemas are read from ``schemas/avro/*.avsc`` once per process. The registers the line
-carries are those whose record the envelope's ``before``/``after`` union names, in union
-order (``ENTITY_RECORDS``); what else is known about each is its declaration's
-(``schemas.registers``): its key fields (``KEY_FIELDS``). Its fields and their kinds
-(``field_specs``) and which of them are required are read from its Avro record. The record
-files of the water registers are written from their declarations (``RegisterDecl.avro_record``)
-and a test keeps them equal. Entity keys follow
+carries are the declared ones (``schemas.registers``), in declaration order
+(``ENTITY_RECORDS``): the envelope's ``before``/``after`` union is made at load from their
+records (``RegisterDecl.avro_record``), so a register declared in the configured directory is
+carried with no other change. The envelope file names the exchange's own registers in that
+union, and each of their record files is what its declaration makes: tests keep both equal
+to the declarations. What else is known about a register is its declaration's: its key fields
+(``KEY_FIELDS``), its fields and their kinds (``field_specs``). Entity keys follow
 ``<entity_type>:<natural key>`` so that all events of one entity share a partition;
 ``change_event`` builds the (unsigned, unencoded) envelope every adapter publishes;
 ``service_request_problem`` says what is wrong with a service request beyond its Avro types
@@ -51,17 +52,8 @@ OPS = ("c", "u", "d", "r")
 
 
 def _carried_records() -> dict[str, str]:
-    """Entity type → Avro record of every declared register the envelope's union names, in union order."""
-    try:
-        envelope = json.loads((AVRO_DIR / ENVELOPE_FILE).read_text("utf-8"))
-        union = next(f["type"] for f in envelope["fields"] if f["name"] == "after")
-    except (OSError, ValueError, KeyError, StopIteration) as exc:
-        raise SchemaLoadError(f"cannot read the entity records of {ENVELOPE_FILE}: {exc}") from exc
-    by_record = {register.record: register.entity_type for register in registers.declarations()}
-    undeclared = [name for name in union if name != "null" and name not in by_record]
-    if undeclared:
-        raise SchemaLoadError(f"{ENVELOPE_FILE} carries records no register declares: {', '.join(undeclared)}")
-    return {by_record[name]: name for name in union if name != "null"}
+    """Entity type → Avro record of every declared register, in declaration order."""
+    return {register.entity_type: register.record for register in registers.declarations()}
 
 
 ENTITY_RECORDS: Mapping[str, str] = MappingProxyType(_carried_records())
@@ -90,14 +82,26 @@ __all__ = [
 
 @functools.cache
 def envelope_schema() -> dict[str, Any]:
-    """The current envelope, parsed (named entity types resolved from their files)."""
+    """The current envelope, parsed: the envelope file with the declared registers' records as
+    the ``before``/``after`` union (``schemas.registers``)."""
     try:
-        schema = load_schema(str(AVRO_DIR / ENVELOPE_FILE))
-    except (OSError, ValueError, KeyError) as exc:
-        raise SchemaLoadError(f"cannot load {ENVELOPE_FILE}: {exc}") from exc
+        envelope = json.loads((AVRO_DIR / ENVELOPE_FILE).read_text("utf-8"))
+        records = [register.avro_record() for register in registers.declarations()]
+        for field in envelope["fields"]:
+            if field["name"] in ("before", "after"):
+                field["type"] = ["null", *(records if field["name"] == "before" else
+                                           (record_name(record) for record in records))]
+        schema = parse_schema(envelope)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SchemaLoadError(f"cannot load {ENVELOPE_FILE} with the declared registers' records: {exc}") from exc
     if schema["fields"][-1]["name"] != SIGNATURE_FIELD:
         raise SchemaLoadError("the envelope's last field must be 'signature'")
     return schema
+
+
+def record_name(record: Mapping[str, Any]) -> str:
+    """The full name of an Avro record schema (``roadx.Ship``)."""
+    return f"{record['namespace']}.{record['name']}" if record.get("namespace") else record["name"]
 
 
 @functools.cache

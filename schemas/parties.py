@@ -35,17 +35,22 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from .errors import SettingsError
 from .identifiers import PROVINCES
+from .registers import declarations
 from .topics import PARTY_CODE
 
 PROVINCE, NAVIGATION_ADMINISTRATION, CORPS = "province", "navigation_administration", "corps"
 KINDS = (PROVINCE, NAVIGATION_ADMINISTRATION, CORPS)
 
-# The registers by family. The road registers exist; the water registers are names a party may be
-# allowed to publish before their declarations exist (an event of an undeclared register is refused
-# by its shape anyway).
+# The exchange's own registers by family, as the built-in party set allows them. A parties file may
+# allow any declared register (``schemas.registers``: a register declared in the configured
+# directory too).
 ROAD_REGISTERS = ("operator", "vehicle", "practitioner", "licence", "case")
 WATER_REGISTERS = ("ship", "shipping_enterprise", "port_enterprise", "waterway_project")
-KNOWN_REGISTERS = ROAD_REGISTERS + WATER_REGISTERS
+
+
+def known_registers() -> tuple[str, ...]:
+    """Every declared register's entity type: what a party may be allowed to publish."""
+    return tuple(register.entity_type for register in declarations())
 
 # GB/T 2260 province-level codes that are no party of this exchange: no other party may take them.
 OTHER_REGION_CODES = {"71": "台湾", "81": "香港", "82": "澳门"}
@@ -211,14 +216,14 @@ def _entry(entry: Any, number: int, source: str) -> Party:
     if kind != PROVINCE and (code in PROVINCES or code in OTHER_REGION_CODES):
         raise SettingsError(f"{where}: field 'code': {code} is a GB/T 2260 province-level code; "
                             f"a {kind} takes a code no province has")
-    registers = entry.get("registers")
+    registers, known = entry.get("registers"), known_registers()
     if not isinstance(registers, list) or not registers or not all(isinstance(r, str) for r in registers):
         raise SettingsError(f"{where}: field 'registers' must be a non-empty list of register names "
-                            f"({', '.join(KNOWN_REGISTERS)}), not {registers!r}")
-    bad = [r for r in registers if r not in KNOWN_REGISTERS]
+                            f"({', '.join(known)}), not {registers!r}")
+    bad = [r for r in registers if r not in known]
     if bad:
         raise SettingsError(f"{where}: field 'registers': unknown register(s) {', '.join(bad)}; "
-                            f"known: {', '.join(KNOWN_REGISTERS)}")
+                            f"known: {', '.join(known)}")
     regions = entry.get("regions", [])
     if not isinstance(regions, list) or not all(isinstance(r, str) and _REGION.fullmatch(r) for r in regions):
         raise SettingsError(f"{where}: field 'regions' must be a list of GB/T 2260 prefixes (2, 4 or 6 digits), "

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import signing
+from . import registers, signing
 from .keys import HubKeys, PartyKey, PartyKeys, provision
 from .errors import SettingsError
 from .identifiers import PROVINCES, USCC_ALPHABET
@@ -38,6 +38,9 @@ class Settings:
     provinces: tuple[str, ...] = tuple(PROVINCES)
     # A JSON or TOML file replacing the built-in party set (``schemas.parties``); empty: the built-in one.
     parties_file: Path | None = None
+    # A directory of register declarations replacing the built-in one (``schemas.registers``); empty:
+    # the built-in one. Read once when a process starts, from its environment (ROADX_REGISTERS_DIR).
+    registers_dir: Path | None = None
     partitions: int = 3
     national_partitions: int = 6
     session_timeout_ms: int = 6000
@@ -277,7 +280,7 @@ def _write_secret(path: Path, secret: bytes) -> None:
 
 _FIELDS = {f.name: f for f in fields(Settings) if not f.name.startswith("_")}
 _PATH_FIELDS = ("data_dir", "master_key_file", "parties_dir", "kafka_sasl_password_file", "kafka_ssl_ca_file",
-                "kafka_ssl_certificate_file", "kafka_ssl_key_file", "uscc_allow_file", "parties_file")
+                "kafka_ssl_certificate_file", "kafka_ssl_key_file", "uscc_allow_file", "parties_file", "registers_dir")
 # ROADX_PARTIES is the selection's name; ROADX_PROVINCES, its first one, stays an alias.
 _ALIASES = {"parties": "provinces"}
 
@@ -341,6 +344,11 @@ def resolve(environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:
 def _validate(settings: Settings) -> None:
     if settings.partitions < 1 or settings.national_partitions < 1:
         raise SettingsError("partition counts must be at least 1")
+    if (settings.registers_dir or registers.DIRECTORY).absolute() != registers.directory().absolute():
+        raise SettingsError(f"registers_dir {settings.registers_dir} is not the directory this process reads its "
+                            f"register declarations from ({registers.directory()}): they are read once when a "
+                            f"process starts, so set {registers.DIRECTORY_ENV} in its environment")
+    registers.declarations()  # a bad declaration fails here, at the entry point
     parties = settings.parties()
     unknown = [p for p in settings.provinces if p not in parties]
     if unknown:

@@ -37,11 +37,18 @@ them once per process (``loader``), as frozen dataclasses (``declaration``). A f
     codes = {bulk_carrier = ["散货船"]}   # code -> the Chinese labels files use for it
 
 Code tables a register does not define are ``schemas.codes.CODE_TABLES``'.
+
+Where the declarations are read from is configuration: this directory, unless
+``ROADX_REGISTERS_DIR`` names another (``directory()``). It is read once per process, before
+anything else is: the envelope's union, the stage's rules, the store's views and the catalog are
+made from it at load, so a register added there is carried end to end with no change of code —
+every process of one exchange must read the same directory.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
@@ -52,17 +59,24 @@ from .declaration import (ENTITY_KEY, KINDS, PERSONAL_KINDS, CodeTable, Column, 
 from .loader import INDEX, load
 
 __all__ = [
-    "CodeTable", "Column", "DIRECTORY", "ENTITY_KEY", "FieldDecl", "INDEX", "KINDS", "PERSONAL_KINDS", "Reference",
-    "RegisterDecl", "code_tables", "declaration", "declarations", "kind_of", "load",
+    "CodeTable", "Column", "DIRECTORY", "DIRECTORY_ENV", "ENTITY_KEY", "FieldDecl", "INDEX", "KINDS", "PERSONAL_KINDS", "Reference",
+    "RegisterDecl", "code_tables", "declaration", "declarations", "directory", "kind_of", "load",
 ]
 
-DIRECTORY = Path(__file__).parent
+DIRECTORY = Path(__file__).parent  # the exchange's own declarations
+DIRECTORY_ENV = "ROADX_REGISTERS_DIR"
+
+
+def directory() -> Path:
+    """The directory the declarations are read from: ``ROADX_REGISTERS_DIR``, else ``DIRECTORY``."""
+    configured = os.environ.get(DIRECTORY_ENV, "").strip()
+    return Path(configured) if configured else DIRECTORY
 
 
 @functools.cache
 def declarations() -> tuple[RegisterDecl, ...]:
-    """Every register this package declares, in catalog order."""
-    return load(DIRECTORY)
+    """Every register declared (``directory()``), in catalog order; read once per process."""
+    return load(directory())
 
 
 def declaration(entity_type: str) -> RegisterDecl:

@@ -50,7 +50,7 @@ def _read(path: Path) -> dict[str, Any]:
         with path.open("rb") as file:
             return tomllib.load(file)
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SchemaLoadError(f"cannot read register declaration {path.name}: {exc}") from exc
+        raise SchemaLoadError(f"cannot read register declaration {path}: {exc}") from exc
 
 
 def _known_keys(data: Mapping[str, Any], known: set[str], where: str) -> None:

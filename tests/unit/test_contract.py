@@ -451,15 +451,30 @@ def test_the_envelope_carries_every_declared_register_in_declaration_order():
     assert named[-4:] == ["roadx.Ship", "roadx.ShippingEnterprise", "roadx.PortEnterprise", "roadx.WaterwayProject"]
 
 
-@pytest.mark.parametrize("entity", WATER)
-def test_a_water_records_avsc_file_is_its_declarations_record(entity):
+@pytest.mark.parametrize("entity", contract.ENTITY_TYPES)
+def test_a_registers_avsc_file_is_its_declarations_record(entity):
     import json
 
     from schemas import registers
 
     declared = registers.declaration(entity)
     written = json.loads((contract.AVRO_DIR / f"{declared.record}.avsc").read_text("utf-8"))
-    assert written == declared.avro_record()
+    assert written == declared.avro_record(), (
+        f"{declared.record}.avsc is not what {entity}.toml declares: write it again from the declaration "
+        f"(json.dumps(registers.declaration({entity!r}).avro_record(), ensure_ascii=False, indent=2))")
+
+
+def test_the_envelope_file_names_the_declared_records_and_the_loaded_envelope_carries_them():
+    import json
+
+    from schemas import registers
+
+    written = json.loads((contract.AVRO_DIR / contract.ENVELOPE_FILE).read_text("utf-8"))
+    declared = ["null", *(register.record for register in registers.declarations())]
+    for field in ("before", "after"):
+        assert next(f["type"] for f in written["fields"] if f["name"] == field) == declared
+    loaded = next(f["type"] for f in contract.envelope_schema()["fields"] if f["name"] == "before")
+    assert [t if isinstance(t, str) else contract.record_name(t) for t in loaded] == declared
 
 
 def test_the_envelope_before_the_water_registers_is_frozen_and_still_read():

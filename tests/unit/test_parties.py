@@ -9,8 +9,8 @@ import pytest
 from schemas import parties
 from schemas.errors import SettingsError
 from schemas.identifiers import PROVINCES
-from schemas.parties import (CORPS, KNOWN_REGISTERS, NAVIGATION_ADMINISTRATION, PROVINCE, ROAD_REGISTERS,
-                             WATER_REGISTERS, default_parties, load_parties, parse_parties)
+from schemas.parties import (CORPS, NAVIGATION_ADMINISTRATION, PROVINCE, ROAD_REGISTERS,
+                             WATER_REGISTERS, default_parties, known_registers, load_parties, parse_parties)
 from schemas.settings import resolve, to_environ
 
 
@@ -36,7 +36,7 @@ def test_the_corps_code_is_no_province_level_region_code():
 
 def test_who_publishes_which_register():
     set_ = default_parties()
-    assert set(set_["44"].registers) == set(KNOWN_REGISTERS)  # a province: road and its own waters
+    assert set(set_["44"].registers) == set(known_registers())  # a province: road and its own waters
     assert set(set_["66"].registers) == set(ROAD_REGISTERS)
     assert set(set_["CJ"].registers) == set(WATER_REGISTERS) | {"case"}
     assert set_.refusal("CJ", "case") is None and set_.refusal("CJ", "ship") is None
