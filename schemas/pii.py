@@ -6,7 +6,8 @@ keyed token (``<field>_token``: hex of HMAC-SM3 under the exchange's PII key, tr
 to 16 bytes), stable for the same value and key so analysts can still join on it.
 Entity keys that carry an ID number (``practitioner:<id>``, a licence's ``holder_key``)
 use ``tok_<token>`` in its place (a mobile number in a key likewise). Any other ID-number-
-or mobile-number-shaped text in a record, a reason or a message is masked.
+or mobile-number-shaped text in a record, a reason or a message is masked. Which fields are
+personal is what the register declarations say (a field's ``personal``; ``schemas.registers``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,23 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from . import signing
+from . import registers, signing
 
 TOKEN_BYTES = 16
-ID_NUMBER_FIELDS = ("legal_rep_id_number", "id_number", "involved_id_number")
-PHONE_FIELDS = ("contact_phone",)
-KEY_FIELDS = ("holder_key",)
+
+
+def _declared(kind: str) -> tuple[str, ...]:
+    """The fields any register declares personal as ``kind`` (``schemas.registers``), or, for
+    ``"key"``, that hold a whole entity key (which may carry an ID number), in declaration order."""
+    return tuple(dict.fromkeys(
+        field.name for register in registers.declarations() for field in register.fields
+        if (field.personal == kind if kind != "key" else
+            field.refers_to is not None and field.refers_to.by == registers.ENTITY_KEY)))
+
+
+ID_NUMBER_FIELDS = _declared("id_number")
+PHONE_FIELDS = _declared("phone")
+KEY_FIELDS = _declared("key")
 
 # GB 11643 shape: region, birth date YYYYMMDD, sequence, check character.
 _ID_SHAPE = (

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from schemas import identifiers
-from schemas.codes import CASE_STAGES, QUALITY_DIMENSIONS
+from schemas.codes import QUALITY_DIMENSIONS
 from schemas.errors import InvalidIdentifier
 
 COMPLETENESS, CONFORMITY, RELATIONAL = QUALITY_DIMENSIONS
@@ -164,13 +164,6 @@ def plausible_date(field: str) -> Check:
     return check
 
 
-def validity(record: Record, facts: Facts) -> str | None:
-    start, end = as_date(record.get("valid_from")), as_date(record.get("valid_until"))
-    if start and end and start > end:
-        return f"valid_until {end.isoformat()} is before valid_from {start.isoformat()}"
-    return None
-
-
 def text_lengths(record: Record, facts: Facts) -> str | None:
     for name, value in record.items():
         if isinstance(value, str) and len(value) > MAX_TEXT:
@@ -183,27 +176,24 @@ def reference_key(value: str, entity: str) -> str:
     return value if ":" in value else f"{entity}:{value}"
 
 
-def known(field: str, entity: str) -> Check:
+def plate_province(field: str) -> Check:
+    """A plate (GA 36) of the province publishing the record."""
     def check(record: Record, facts: Facts) -> str | None:
-        value = record.get(field)
-        if not value:
+        plate = record.get(field) or ""
+        province = identifiers.province_of_plate(plate)
+        if province is None or province == facts.province:
             return None
-        key = reference_key(value, entity)
-        return None if facts.registered(key) is not None else f"{key} is not in any province's register"
+        return f"plate {plate} belongs to province {province}, the record to {facts.province}"
     return check
 
 
-def plate_province(record: Record, facts: Facts) -> str | None:
-    plate_province = identifiers.province_of_plate(record.get("plate") or "")
-    if plate_province is None or plate_province == facts.province:
+def forward_only(field: str, order: tuple[str, ...]) -> Check:
+    """The value never comes before the entity's last accepted value in ``order`` (a case's stage)."""
+    def check(record: Record, facts: Facts) -> str | None:
+        value, last = record.get(field), (facts.last or {}).get(field)
+        if value not in order or last not in order:
+            return None
+        if order.index(value) < order.index(last):
+            return f"{field} {value!r} comes before the entity's last {field} {last!r}"
         return None
-    return f"plate {record.get('plate')} belongs to province {plate_province}, the record to {facts.province}"
-
-
-def stage_forward(record: Record, facts: Facts) -> str | None:
-    stage, last = record.get("stage"), (facts.last or {}).get("stage")
-    if stage not in CASE_STAGES or last not in CASE_STAGES:
-        return None
-    if CASE_STAGES.index(stage) < CASE_STAGES.index(last):
-        return f"stage {stage!r} comes before the case's last stage {last!r}"
-    return None
+    return check

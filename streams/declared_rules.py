@@ -5,15 +5,21 @@ What a declaration says becomes rules, with the severity it gives each (``errors
 
 - completeness: a required text field that is missing (``required_field``, error); an
   expected field not given (``expected_field``, warning);
+- completeness of the record: ``<register>_without_party`` (declared on the register): none of
+  its fields that refer to another register holds a value (a case that names no one involved);
 - conformity: every text field's length (``field_too_long``); a field's identifier rules
   (``schemas.water_identifiers.CHECKS``: ``invalid_imo``, ``invalid_mmsi``,
   ``mmsi_foreign_mid`` …; ``invalid_uscc``, ``uscc_unknown_org_type``,
-  ``invalid_region_code``); a code table's rule (``unknown_<what>`` on a field with a
-  ``code_table``, each value of a list checked); ``implausible_date``; ``invalid_period`` (a
-  date before the register's date field preceding it);
+  ``invalid_region_code``, ``invalid_plate``, ``invalid_plate_color``, ``invalid_id_number``);
+  a code table's rule (``unknown_<what>`` on a field with a ``code_table``, each value of a
+  list checked); ``implausible_date``; ``invalid_period`` and ``invalid_validity`` (a date
+  before the register's date field preceding it);
 - relational: a reference rule (``unknown_<what>`` on a field that ``refers_to`` registers):
   the entity it names is in the registry under one of them (a finding carries the first
   register's key as ``ref_key``, so it stays provisional until that entity arrives);
+  ``<what>_backwards`` on a field with a code table: the value never comes before the entity's
+  last accepted one in the table's order (a case's stage); ``plate_province_mismatch``: a plate
+  of the province publishing the record;
   ``<register>_without_permit``: the referenced entity's last accepted filing holds a valid
   permit (a permit number and the status ``active``), which the stage keeps in the
   registry as ``permit:<entity key>`` (``streams.routing.ownership_entries``) — a permit's
@@ -66,10 +72,24 @@ def register_rules(register: RegisterDecl) -> list[Rule]:
                     and dimension == RELATIONAL else None
                 rules.append(Rule(code, entity, dimension, severity, field.name, message, check, refers_to))
     for severity, codes in ((ERROR, register.errors), (WARNING, register.warnings)):
-        if codes:
-            raise RuleTableError(f"{entity}: rules on the whole record ({', '.join(codes)}) are not made from a "
-                                 f"declaration; declare them on a field")
+        for code in codes:
+            if code != f"{entity}_without_party":
+                raise RuleTableError(f"{entity}: rule {code} on the whole record is no rule the stream stage "
+                                     f"knows (it knows {entity}_without_party); declare the others on a field")
+            rules.append(_without_party(register, code, severity))
     return rules
+
+
+def _without_party(register: RegisterDecl, code: str, severity: str) -> Rule:
+    """``<register>_without_party``: the record names no entity of another register (a case, no one involved)."""
+    named = tuple(field.name for field in register.fields if field.refers_to is not None)
+    if not named:
+        raise RuleTableError(f"{register.entity_type}: rule {code} needs fields that refer to another register")
+
+    def run(record: Record, facts: Facts) -> str | None:
+        return None if any(record.get(name) for name in named) else f"none of {', '.join(named)} is given"
+    return Rule(code, register.entity_type, COMPLETENESS, severity, None, f"the {register.entity_type} names no "
+                f"entity of another register", run)
 
 
 def _field_rule(register: RegisterDecl, field: FieldDecl, code: str) -> FieldRule:
@@ -83,6 +103,8 @@ def _field_rule(register: RegisterDecl, field: FieldDecl, code: str) -> FieldRul
         return FIELD_RULES[code]
     if code == f"{_referenced(field)}_without_permit":
         return _permit
+    if code.endswith("_backwards") and field.code_table is not None:
+        return _forward_only
     if code.startswith("unknown_") and field.code_table is not None:
         return _code_table
     if code.startswith("unknown_") and field.refers_to is not None:
@@ -127,6 +149,28 @@ def _uscc_org_type(register: RegisterDecl, field: FieldDecl, code: str) -> tuple
 def _region_code(register: RegisterDecl, field: FieldDecl, code: str) -> tuple[str, str, Check]:
     return CONFORMITY, _standard(field, "not a GB/T 2260 code"), checks.identifier(field.name,
                                                                                  identifiers.check_region_code)
+
+
+def _plate(register: RegisterDecl, field: FieldDecl, code: str) -> tuple[str, str, Check]:
+    return CONFORMITY, _standard(field, "plate fails GA 36"), checks.identifier(field.name, identifiers.check_plate)
+
+
+def _plate_color(register: RegisterDecl, field: FieldDecl, code: str) -> tuple[str, str, Check]:
+    return CONFORMITY, "plate colour not in JT/T 697.7", checks.identifier(field.name, identifiers.check_plate_color)
+
+
+def _id_number(register: RegisterDecl, field: FieldDecl, code: str) -> tuple[str, str, Check]:
+    return CONFORMITY, _standard(field, "ID number fails GB 11643"), checks.id_number(field.name)
+
+
+def _plate_province(register: RegisterDecl, field: FieldDecl, code: str) -> tuple[str, str, Check]:
+    return RELATIONAL, "the plate belongs to another province", checks.plate_province(field.name)
+
+
+def _forward_only(register: RegisterDecl, field: FieldDecl, code: str) -> tuple[str, str, Check]:
+    order = registers.code_tables()[field.code_table]
+    return RELATIONAL, f"a {field.name} only moves forward (in the order of {field.code_table})", \
+        checks.forward_only(field.name, tuple(order))
 
 
 def _date(register: RegisterDecl, field: FieldDecl, code: str) -> tuple[str, str, Check]:
@@ -197,6 +241,11 @@ def _permit(register: RegisterDecl, field: FieldDecl, code: str) -> tuple[str, s
 
 FIELD_RULES: dict[str, FieldRule] = {
     "invalid_uscc": _uscc,
+    "invalid_plate": _plate,
+    "invalid_plate_color": _plate_color,
+    "invalid_id_number": _id_number,
+    "plate_province_mismatch": _plate_province,
+    "invalid_validity": _period,
     "uscc_unknown_org_type": _uscc_org_type,
     "invalid_region_code": _region_code,
     "region_outside_party": _region_in_party,

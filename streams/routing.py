@@ -41,9 +41,23 @@ HOME_OF_IDENTIFIER: dict[str, tuple[Callable[[str], str | None], Callable[[str, 
     "operator": (identifiers.province_of_uscc, lambda uscc, _province: uscc[2:8]),
     "practitioner": (identifiers.province_of_id_number, lambda number, _province: number[:6]),
 }
-# A case's fields naming another party's entity, and the registry kind of each.
-INVOLVED_FIELDS = (("involved_plate", "plate"), ("involved_operator_uscc", "operator"),
-                   ("involved_id_number", "practitioner"), ("involved_ship_id", "ship"))
+ROUTED_REGISTER = "case"  # the register whose records are routed to the parties they involve
+
+
+def _involved_fields() -> tuple[tuple[str, str], ...]:
+    """The routed register's fields naming another party's entity (those its declaration says
+    refer to another register), each with its registry kind: the register named, or the field of
+    theirs it names them by when that is not their key (a vehicle by ``plate``)."""
+    kinds = []
+    for field in registers.declaration(ROUTED_REGISTER).fields:
+        if field.refers_to is not None:
+            named = field.refers_to.registers[0]
+            by = field.refers_to.by
+            kinds.append((field.name, named if registers.declaration(named).key_fields == (by,) else by))
+    return tuple(kinds)
+
+
+INVOLVED_FIELDS = _involved_fields()
 MOVABLE = ("vehicle", "practitioner")
 CORRELATION_NAMESPACE = uuid.UUID("6f1c0a52-4f0e-5d7b-9b8e-2a4f3c1d0e11")
 DELETED_STAGE = "deleted"
@@ -194,7 +208,7 @@ def involved_provinces(event: Mapping[str, Any], owner: Lookup) -> dict[str, tup
     """Province → (the involved fields of a case that point to it, in field order; the region of
     the first one's entity that names one below the province, else the province's ``PP0000``)."""
     record = subject_record(event)
-    if event.get("entity_type") != "case" or record is None:
+    if event.get("entity_type") != ROUTED_REGISTER or record is None:
         return {}
     found: dict[str, tuple[list[str], str]] = {}
     for field, kind in INVOLVED_FIELDS:

@@ -60,7 +60,8 @@ def test_a_clean_record_raises_no_finding(entity):
     assert codes(entity, record) == []
 
 
-@pytest.mark.parametrize("entity,field", [(e, f) for e, fs in rules.REQUIRED.items() for f in fs])
+@pytest.mark.parametrize("entity,field", [(r.entity, r.field) for r in rules.RULES if r.code == "required_field"
+                                          and r.entity in ("operator", "vehicle", "practitioner", "licence")])
 def test_an_empty_required_field_is_a_completeness_error(entity, field):
     found = rules.evaluate(entity, {**RECORDS[entity](), field: ""}, facts())
     assert any(f.rule.code == "required_field" and f.rule.field == field and f.rule.severity == rules.ERROR
