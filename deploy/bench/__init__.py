@@ -5,6 +5,8 @@
                  the information service
     service.py   the information service's phase: a big register, start-up, recovery,
                  lookups, freshness
+    scale.py     ``--scale``: a national initial load in rounds, the curve of rates, memory
+                 and store bytes per entity (and its fill child)
     measure.py   what is measured in this process: Avro, a plain Kafka loop, paced sends
     http_load.py load on the information service's API: open-loop lookups, freshness
     watch.py     watching the parts: child processes and their peak RSS, group progress

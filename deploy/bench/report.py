@@ -43,7 +43,10 @@ SERVICE = (*(lookup_figure(q, r) for r in SERVICE_LOOKUP_RATES for q in (50, 99)
            "service_freshness_p99_ms", "service_new_worker_s", "service_recovery_s")
 MEMORY = ("rss_adapter_mib", "rss_stream_worker_mib", "rss_sink_mib", "rss_e2e_stream_worker_mib", "rss_e2e_sink_mib",
           "rss_faust_mib", "rss_state_worker_mib", "rss_service_mib")
-ALL_FIGURES = (*CEILINGS, *SEALS, *STAGES, *LATENCIES, *SERVICE, *MEMORY)
+# A national initial load (``roadx bench --scale``): each part's rate at the last point ÷ at the first,
+# and memory; the rate and the store's bytes at each point follow them (``deploy.bench.scale``).
+SCALE = ("scale_worker_ratio", "scale_sink_ratio", "rss_scale_worker_mib", "rss_scale_sink_mib")
+ALL_FIGURES = (*CEILINGS, *SEALS, *STAGES, *LATENCIES, *SERVICE, *MEMORY, *SCALE)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,10 @@ TARGETS: tuple[Target, ...] = (
     Target(lookup_figure(99, 1_000), "<", 20),
     Target("service_freshness_p99_ms", "<", 1_000),
     Target("service_recovery_s", "<", 30),
+    Target("scale_worker_ratio", ">=", 0.8),
+    Target("scale_sink_ratio", ">=", 0.8),
+    Target("rss_scale_worker_mib", "<", 1_024),
+    Target("rss_scale_sink_mib", "<", 1_024),
 )
 
 

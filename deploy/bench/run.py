@@ -40,6 +40,8 @@ class BenchOptions:
     service_entities: int = 1_000_000
     service_seconds: float = 10.0
     seed: int = 7
+    scale_points: tuple[int, ...] = (1_000_000, 5_000_000, 20_000_000)
+    scale_round: int = 1_000_000
 
     def validate(self) -> None:
         if self.events < 100:
@@ -50,6 +52,10 @@ class BenchOptions:
             raise DeployError("--latency-rate and --latency-seconds must be positive")
         if self.service_entities < 2 or not self.service_seconds > 0:
             raise DeployError("--service-entities must be at least 2 and --service-seconds positive")
+        if not self.scale_points or list(self.scale_points) != sorted(set(self.scale_points)) \
+                or self.scale_points[0] < 1 or self.scale_round < 1:
+            raise DeployError(f"--scale-points must be increasing positive counts of entities and --scale-round "
+                              f"positive, got {','.join(map(str, self.scale_points))} and {self.scale_round}")
 
 
 def machine_facts() -> dict[str, Any]:

@@ -34,19 +34,38 @@ def add_parser(sub: Any, with_data_dir: Any) -> None:
     bench.add_argument("--phases", metavar="NAME[,NAME…]",
                        help="run only these phases, in their usual order: ceilings, pipeline, end_to_end, "
                             "state_worker, service (default: all; ratios need the ceilings in the same run)")
+    bench.add_argument("--scale", action="store_true",
+                       help="run only the national initial load: the worker's and the sink's rate, memory and the "
+                            "store's bytes per entity at each of --scale-points (long: about an hour for 20M)")
+    bench.add_argument("--scale-points", type=_counts, default=(1_000_000, 5_000_000, 20_000_000), metavar="N[,N…]",
+                       help="entities loaded at each point of the curve (default 1000000,5000000,20000000)")
+    bench.add_argument("--scale-round", type=int, default=1_000_000,
+                       help="events loaded, then drained, at a time (default 1000000)")
     bench.set_defaults(handler=cmd_bench)
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part.replace("_", "")) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of counts") from None
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     from ..bench.phases import PHASES, chosen_phases
     from ..bench.report import format_table, report_json
     from ..bench.run import Bench, BenchOptions, describe_machine, machine_facts, write_json
+    from ..bench.scale import scale
+    from ..errors import DeployError
 
     options = BenchOptions(events=args.events, state_entities=args.state_entities, faust_events=args.faust_events,
                            latency_rate=args.latency_rate, latency_seconds=args.latency_seconds,
-                           service_entities=args.service_entities, service_seconds=args.service_seconds, seed=args.seed)
+                           service_entities=args.service_entities, service_seconds=args.service_seconds, seed=args.seed,
+                           scale_points=args.scale_points, scale_round=args.scale_round)
     options.validate()
-    phases = chosen_phases(PHASES, args.phases)
+    if args.scale and args.phases:
+        raise DeployError("--scale runs the initial load alone: give it or --phases, not both")
+    phases = [scale] if args.scale else chosen_phases(PHASES, args.phases)
     facts = machine_facts()
 
     def say(text: str) -> None:

@@ -53,6 +53,11 @@ def _chars(rng: random.Random, alphabet: str, n: int) -> str:
 def organisation_code(rng: random.Random) -> str:
     """Nine characters of a GB 11714 organisation code (body + check character)."""
     body = ("MA" + _chars(rng, "0123456789ABCDEFGHJKLMNPQRTUWXY", 6)) if rng.random() < 0.5 else _chars(rng, _DIGITS, 8)
+    return organisation_code_of(body)
+
+
+def organisation_code_of(body: str) -> str:
+    """The eight-character body of a GB 11714 organisation code with its check character."""
     total = sum((int(c) if c.isdigit() else ord(c) - 55) * w for c, w in zip(body, _ORG_WEIGHTS))
     check = 11 - total % 11
     return body + ("X" if check == 10 else "0" if check == 11 else str(check))
@@ -60,7 +65,12 @@ def organisation_code(rng: random.Random) -> str:
 
 def make_uscc(rng: random.Random, region_code: str) -> str:
     """A GB 32100 code for an enterprise (登记管理部门 9, 类别 1) registered in ``region_code``."""
-    body = "91" + region_code + organisation_code(rng)
+    return uscc_of(region_code, organisation_code(rng))
+
+
+def uscc_of(region_code: str, organisation: str) -> str:
+    """The GB 32100 code of an enterprise registered in ``region_code`` with organisation code ``organisation``."""
+    body = "91" + region_code + organisation
     return body + uscc.calc_check_digit(body)
 
 
