@@ -32,7 +32,8 @@ FULL = figures(kafka_loop=160_000, avro_decode=150_000, avro_encode=140_000, fau
                rss_adapter_mib=60, rss_stream_worker_mib=80, rss_sink_mib=400, rss_e2e_stream_worker_mib=90,
                rss_e2e_sink_mib=450, rss_faust_mib=64, rss_state_worker_mib=700,
                service_p50_200_ms=2, service_p99_200_ms=6, service_p50_1000_ms=3, service_p99_1000_ms=25,
-               service_freshness_p99_ms=450, service_new_worker_s=60, service_recovery_s=4.5, rss_service_mib=450)
+               service_freshness_p99_ms=450, service_new_worker_s=60, service_recovery_s=4.5, rss_service_mib=450,
+               scale_worker_ratio=0.85, scale_sink_ratio=0.7, rss_scale_worker_mib=300, rss_scale_sink_mib=900)
 
 
 def test_rate_is_events_over_seconds():
@@ -94,6 +95,12 @@ def test_service_targets_bound_lookup_p99_at_1000_freshness_and_recovery():
     assert verdicts["service_recovery_s"].met is True
     assert {t.figure for t in TARGETS} & set(SERVICE) == {"service_p99_1000_ms", "service_freshness_p99_ms",
                                                           "service_recovery_s"}
+
+
+def test_the_initial_loads_ratios_are_held_within_20_percent_and_its_memory_under_1_gib():
+    verdicts = {v.target.figure: v for v in evaluate(FULL)}
+    assert (verdicts["scale_worker_ratio"].met, verdicts["scale_sink_ratio"].met) == (True, False)
+    assert verdicts["rss_scale_worker_mib"].met is True and verdicts["rss_scale_sink_mib"].met is True
 
 
 def test_lookup_figures_are_named_by_percentile_and_offered_rate():
