@@ -7,8 +7,8 @@ child process), ``pipeline`` (adapter child → ``roadx worker streams`` over th
 ``prov.*`` topics → ``roadx worker sink`` over what the worker wrote, one after the other;
 then the same events sent without submissions through a fresh worker, for what manifests
 cost it), ``end_to_end``
-(worker and sink running, an adapter child publishes; then a paced producer at a fixed
-rate for the latency figures), ``state_worker`` (a worker opening a state store filled
+(worker and sink running, an adapter child publishes; then a paced producer at a quarter, half and
+all of ``--latency-rate`` for the latency figures), ``state_worker`` (a worker opening a state store filled
 with many entities) and ``service`` (the information service: ``deploy.bench.service``).
 Rates of the workers are read from outside: committed offsets of their consumer groups.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import time
 from typing import Callable
@@ -233,35 +234,56 @@ def end_to_end(bench: Bench) -> None:
                   f"CPU seconds used: adapter {cpu[3]:.1f}, worker {cpu[0]:.1f}, sink {cpu[1]:.1f}, "
                   f"broker {cpu[2]:.1f} (of {os.cpu_count() or 1} cores × {done - began:.1f}s)")
 
-        count = int(opts.latency_rate * opts.latency_seconds)
-        events = [g.event for g in SyntheticProvinces(settings.provinces, opts.seed + 2, 0.0, 0.0).events(count)]
-        bench.say(f"latency: offering {opts.latency_rate:,} events/s for {opts.latency_seconds:g}s")
-        sent, start_ms = paced_send(settings, events, opts.latency_rate, bench.say)
-        drain("the latency run")
+        runs: list[tuple[int, int, float]] = []  # (offered per second, sent, start ms), in the order run
+        for n, per_second in enumerate(latency_sweep(opts.latency_rate)):
+            count = max(1, int(per_second * opts.latency_seconds))
+            events = [g.event for g in SyntheticProvinces(settings.provinces, opts.seed + 2 + n, 0.0, 0.0).events(count)]
+            bench.say(f"latency: offering {per_second:,} events/s for {opts.latency_seconds:g}s")
+            sent, start_ms = paced_send(settings, events, per_second, bench.say)
+            drain(f"the latency run at {per_second:,}/s")
+            runs.append((per_second, sent, start_ms))
     finally:
         for closing in (streams_state, sink_state, streams, sink):
             closing.close()
         for part in parts:
             part.stop()
-    samples, stored = _latencies(settings, start_ms)
-    p50, p99 = latency_percentiles(samples)
+    percentiles = {}
+    for (per_second, sent, start_ms), after in zip(runs, [*(r[2] for r in runs[1:]), math.inf]):
+        samples, stored = _latencies(settings, start_ms, after)
+        percentiles[per_second] = (*latency_percentiles(samples), sent, len(samples), stored)
+    p50, p99, sent, measured, stored = percentiles[opts.latency_rate]
     note = f"{sent:,} events at {opts.latency_rate:,}/s offered; store ingested_at − event ts_ms (set at send)"
     bench.add("latency_p50_ms", "latency p50", p50, MS, note)
-    bench.add("latency_p99_ms", "latency p99", p99, MS, f"{len(samples):,} rows measured; {stored:,} rows stored")
+    bench.add("latency_p99_ms", "latency p99", p99, MS, f"{measured:,} rows measured; {stored:,} rows stored")
+    under = [rate_ for rate_, (_p50, p99_, *_rest) in percentiles.items() if p99_ < LATENCY_BOUND_MS]
+    bench.add("latency_max_rate", f"highest offered rate with p99 < {LATENCY_BOUND_MS / 1000:g} s",
+              max(under, default=0), EVENTS_PER_S,
+              "offered " + ", ".join(f"{r:,}/s: p99 {v[1]:,.0f} ms" for r, v in sorted(percentiles.items()))
+              + ("" if under else "; none stayed under"))
     bench.add_rss("rss_e2e_stream_worker_mib", "peak RSS stream worker, end to end", parts[0],
                   "end-to-end and latency runs")
     bench.add_rss("rss_e2e_sink_mib", "peak RSS sink, end to end", parts[1], "end-to-end and latency runs")
 
 
-def _latencies(settings: Settings, start_ms: float) -> tuple[list[float], int]:
+LATENCY_BOUND_MS = 2_000.0
+
+
+def latency_sweep(rate_: int) -> list[int]:
+    """The offered rates of the latency runs, lowest first: a quarter, a half and all of ``rate_``."""
+    return sorted({max(1, rate_ // 4), max(1, rate_ // 2), rate_})
+
+
+def _latencies(settings: Settings, start_ms: float, end_ms: float = math.inf) -> tuple[list[float], int]:
+    """(latency of each stored event sent from ``start_ms`` until ``end_ms``, rows in the store)."""
     from sinks.store import open_store
 
     client = open_store(settings)
     try:
         db = settings.clickhouse_database
+        before = "" if math.isinf(end_ms) else f" AND ts < fromUnixTimestamp64Milli(toInt64({int(end_ms)}))"
         rows = client.query(
             f"SELECT toUnixTimestamp64Milli(ingested_at) - toUnixTimestamp64Milli(ts) FROM {db}.change_log "
-            f"WHERE ts >= fromUnixTimestamp64Milli(toInt64({int(start_ms)}))").result_rows
+            f"WHERE ts >= fromUnixTimestamp64Milli(toInt64({int(start_ms)})){before}").result_rows
         stored = int(client.command(f"SELECT count() FROM {db}.change_log"))
     finally:
         client.close()

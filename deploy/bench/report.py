@@ -29,7 +29,7 @@ CEILINGS: dict[str, str] = {
 STAGES = ("adapter", "stream_worker", "stream_worker_plain", "manifest_ratio", "sink", "end_to_end")
 # Signed proof: licence seals signed and verified a second (SM2, one core).
 SEALS = ("seal_sign", "seal_verify")
-LATENCIES = ("latency_p50_ms", "latency_p99_ms")
+LATENCIES = ("latency_p50_ms", "latency_p99_ms", "latency_max_rate")
 # The information service: lookup latency at each offered rate (requests/s), freshness, start-up.
 SERVICE_LOOKUP_RATES = (200, 1_000)
 

@@ -36,7 +36,8 @@ def test_small_bench_prints_every_figure_and_writes_json(tmp_path, capsys):
     data = json.loads(out.read_text("utf-8"))
     assert set(data["figures"]) == set(ALL_FIGURES) - set(SCALE)  # the initial load runs alone (--scale)
     for key, figure in data["figures"].items():
-        assert figure["value"] > 0, key
+        # 0 is a finding for the highest rate under the latency bound: no rate offered stayed under it
+        assert figure["value"] > 0 or (key == "latency_max_rate" and "none stayed under" in figure["note"]), key
         assert figure["label"] in printed.out, key
     assert {t["figure"] for t in data["targets"]} == {t.figure for t in TARGETS}
     assert all(t["met"] in (True, False) for t in data["targets"] if t["figure"] not in SCALE)

@@ -28,7 +28,7 @@ def figures(**values: float) -> dict[str, Figure]:
 FULL = figures(kafka_loop=160_000, avro_decode=150_000, avro_encode=140_000, faust_agent=5_000,
                adapter=80_000, stream_worker=30_000, stream_worker_plain=30_500, manifest_ratio=0.98, sink=60_000,
                end_to_end=16_000, seal_sign=2_800, seal_verify=1_500,
-               latency_p50_ms=300, latency_p99_ms=2_500,
+               latency_p50_ms=300, latency_p99_ms=2_500, latency_max_rate=2_500,
                rss_adapter_mib=60, rss_stream_worker_mib=80, rss_sink_mib=400, rss_e2e_stream_worker_mib=90,
                rss_e2e_sink_mib=450, rss_faust_mib=64, rss_state_worker_mib=700,
                service_p50_200_ms=2, service_p99_200_ms=6, service_p50_1000_ms=3, service_p99_1000_ms=25,
