@@ -80,6 +80,22 @@ class Party:
     def may_publish(self, register: str) -> bool:
         return register in self.registers
 
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        """The region prefixes its jurisdiction lies in: its own code when it is digits (a
+        province's GB/T 2260 code, the Corps' ``66``), then its declared ``regions``."""
+        return tuple(dict.fromkeys(((self.code,) if self.code.isdigit() else ()) + self.regions))
+
+    def covers(self, region: str) -> bool:
+        """Whether ``region`` (a region code or a prefix of one) lies in the party's jurisdiction."""
+        return isinstance(region, str) and region.isdigit() and any(region.startswith(p) for p in self.prefixes)
+
+    def whole(self) -> str:
+        """The region that stands for the party as a whole where a 6-digit one is asked for:
+        ``<code>0000`` (``440000`` Guangdong, ``660000`` the Corps, ``CJ0000`` the Changjiang
+        administration), what a routing names when nothing below the party is known."""
+        return f"{self.code}0000"
+
     def as_dict(self) -> dict[str, Any]:
         return {"code": self.code, "name": self.name, "name_en": self.name_en, "kind": self.kind,
                 "jurisdiction": self.jurisdiction, "registers": list(self.registers), "regions": list(self.regions)}
