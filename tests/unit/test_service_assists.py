@@ -16,6 +16,7 @@ from streams.service.assists import KINDS, assist_ask, assist_request, home_of
 PARTIES = default_parties()
 TAKING_PART = ("11", "44", "66", "CJ")
 ENTERPRISE_USCC = "91420100MA4K0000X" + uscc.calc_check_digit("91420100MA4K0000X")
+CORPS_USCC = "91660100MA7800000" + uscc.calc_check_digit("91660100MA7800000")
 NOW = dt.datetime(2024, 6, 3, 9, 30, tzinfo=dt.timezone.utc)
 
 
@@ -61,6 +62,7 @@ def test_an_entity_in_a_register_is_registered_where_its_publisher_is_in_its_reg
 def test_an_entity_no_register_holds_is_registered_where_its_identifier_says_or_nowhere():
     assert home_of(ask().question, None) is None  # a ship id embeds no region
     assert home_of(ask(kind="shipping_enterprise", id=ENTERPRISE_USCC).question, None) == ("42", "420100")
+    assert home_of(ask(kind="operator", id=CORPS_USCC).question, None) == ("66", "660100")
 
 
 def test_the_request_names_a_region_of_the_party_asked_else_the_party_as_a_whole():
@@ -72,6 +74,7 @@ def test_the_request_names_a_region_of_the_party_asked_else_the_party_as_a_whole
     outside = assist_request(ask(), "44", PARTIES["CJ"], "440300", None, NOW)
     assert (outside["region"], outside["entity_key"], outside["in_register"]) == ("CJ0000", "ship:CN20190001", False)
     assert assist_request(ask(), "44", PARTIES["CJ"], "", None, NOW)["region"] == "CJ0000"
-    province = assist_request(ask(kind="shipping_enterprise", id=ENTERPRISE_USCC), "44", PARTIES["11"], "420100",
-                              None, NOW)
-    assert (province["region"], province["entity_key"]) == ("110000", f"shipping_enterprise:{ENTERPRISE_USCC}")
+    corps = assist_request(ask(kind="operator", id=CORPS_USCC), "44", PARTIES["66"], "660100", None, NOW)
+    assert (corps["region"], corps["entity_key"]) == ("660100", f"operator:{CORPS_USCC}")
+    assert assist_request(ask(kind="operator", id=CORPS_USCC), "44", PARTIES["11"], "660100", None,
+                          NOW)["region"] == "110000"
