@@ -10,7 +10,9 @@ field; a register declared but not yet carried (no record in the contract, so no
 stage or store takes it) is listed with ``carried`` False and no publishers.
 
 ``catalog_entries(parties)`` is the JSON-ready catalog; ``registers(parties)`` the same as
-dataclasses. Every party given publishes every register the line carries.
+dataclasses. A register's publishers are the parties given (those taking part, by code) that
+may publish it (``schemas.parties``: a province its road and water registers, the Corps its
+road registers, a navigation administration the water registers and cases).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from . import contract
 from . import registers as declared
 from .errors import SchemaLoadError
+from .parties import Party
 
 __all__ = [
     "CatalogField", "FIELD_STANDARDS", "LABELS_ZH", "REGISTER_NAMES", "Register", "carried", "catalog_entries",
@@ -100,14 +103,14 @@ class Register:
                 "publishers": list(self.publishers), "carried": self.carried}
 
 
-def registers(parties: Iterable[str]) -> tuple[Register, ...]:
-    """Every declared register in declaration order; each the line carries is published by
-    every party of ``parties`` (in the order given, each once), the others by none yet."""
-    publishers = tuple(dict.fromkeys(parties))
+def registers(parties: Mapping[str, Party]) -> tuple[Register, ...]:
+    """Every declared register in declaration order; each the line carries is published by the
+    parties of ``parties`` (code → party, in their order) allowed to publish it, the others by none yet."""
     return tuple(
         Register(register.entity_type, register.name_zh, register.name_en, register.key_fields,
-                 catalog_fields(register.entity_type), publishers if carried(register.entity_type) else (),
-                 carried(register.entity_type))
+                 catalog_fields(register.entity_type),
+                 tuple(code for code, party in parties.items() if party.may_publish(register.entity_type))
+                 if carried(register.entity_type) else (), carried(register.entity_type))
         for register in declared.declarations()
     )
 
@@ -117,7 +120,7 @@ def carried(entity_type: str) -> bool:
     return entity_type in contract.ENTITY_RECORDS
 
 
-def catalog_entries(parties: Iterable[str]) -> list[dict[str, Any]]:
+def catalog_entries(parties: Mapping[str, Party]) -> list[dict[str, Any]]:
     """The catalog as JSON-ready dicts: ``registers(parties)``, each ``to_dict()``."""
     return [register.to_dict() for register in registers(parties)]
 

@@ -13,6 +13,7 @@ a uuid that is not one, or a date or timestamp beyond what the reader can repres
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import json
 import re
@@ -25,6 +26,7 @@ from fastavro.validation import ValidationError, validate
 
 from . import contract, signing
 from .errors import EncodeError, MalformedBodyError, NotFramedError
+from .parties import Party
 from .provenance import OUTCOME_LETTERS, SM3_BYTES
 from .registry import Registry
 
@@ -163,11 +165,13 @@ class AssistCodec(_RecordCodec):
     """Confluent-framed Avro for ``roadx.AssistRequest`` records (``xprov.<Q>.inbound``, header
     ``roadx.routed.kind: assist``): written by the information service for the party whose
     credential asked, so not signed by a province; ``encode`` also refuses what
-    ``contract.assist_request_problem`` finds wrong, naming the field."""
+    ``contract.assist_request_problem`` finds wrong, naming the field — against ``parties`` (the
+    exchange's, by code) when given, so that what the service writes names its own parties."""
 
-    def __init__(self, registry: Registry, subject: str = "roadx-assists-value") -> None:
+    def __init__(self, registry: Registry, subject: str = "roadx-assists-value",
+                 parties: Mapping[str, Party] | None = None) -> None:
         super().__init__(registry, subject, contract.assist_request_schema(), "assist request", "assist_id",
-                         contract.assist_request_problem)
+                         functools.partial(contract.assist_request_problem, parties=parties))
 
 
 class AlertCodec(_RecordCodec):

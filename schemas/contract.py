@@ -34,7 +34,7 @@ from . import registers
 from .codes import ANSWER, DECLINE, REPLY_KINDS, REPLY_OUTCOMES
 from .errors import SchemaLoadError
 from .identifiers import PROVINCES
-from .parties import is_party_code
+from .parties import Party, is_party_code, known_registers
 from .pii import TOKEN_BYTES, mask_raw, may_hold_personal_number
 
 AVRO_DIR = Path(__file__).with_name("avro")
@@ -323,26 +323,51 @@ def service_request_problem(request: Mapping[str, Any]) -> str | None:
     return None
 
 
-# What a routed message (and so a reply) is keyed by: a case, or the entity an assist request asks about.
-ROUTABLE_TYPES = ("case", "operator", "vehicle", "practitioner", "licence")
+# What a routed message (and so a reply) is keyed by: a case, or the entity an assist request
+# asks about (``ASSIST_TYPES``: any register's but the case's, road or water).
+ROUTABLE_TYPES = ("case",) + tuple(r for r in known_registers() if r != "case")
+ASSIST_TYPES = ROUTABLE_TYPES[1:]
 ASSIST_QUESTION_MAX = 1_000
 
 
-def assist_request_problem(request: Mapping[str, Any]) -> str | None:
-    """What is wrong with an assist request beyond its Avro types: ``"<field> <why>"``, else None."""
+def assist_request_problem(request: Mapping[str, Any], parties: Mapping[str, Party] | None = None) -> str | None:
+    """What is wrong with an assist request beyond its Avro types: ``"<field> <why>"``, else None.
+
+    ``from_party`` and ``to_province`` are party codes (``parties.is_party_code``: a province's,
+    the Corps' ``66``, ``CJ`` …), two different ones, and members of ``parties`` when it is given
+    (the exchange's own: the information service checks what it writes against them; a reader
+    without the party set checks the shape). The entity asked about is one of ``ASSIST_TYPES``.
+    ``region`` is the responsible region below the party asked: ``<code>0000`` (the party as a
+    whole, ``Party.whole``), or a 6-digit GB/T 2260 code in its jurisdiction — for a province
+    one of its own, for a party that is not a province one its declared regions cover
+    (``Party.covers``: the Corps' ``66xxxx`` and ``6590xx``, the provinces along the Changjiang
+    for ``CJ``); without the party set, for such a party any code of a known province or of its own.
+    """
     for name in ("from_party", "to_province"):
-        if request.get(name) not in PROVINCES:
-            return f"{name} {request.get(name)!r} is not a GB/T 2260 province code"
-    if request.get("from_party") == request.get("to_province"):
-        return f"to_province {request.get('to_province')!r}: a party does not ask itself"
-    if request.get("entity_type") not in ROUTABLE_TYPES[1:]:
-        return f"entity_type {request.get('entity_type')!r} is not one of {', '.join(ROUTABLE_TYPES[1:])}"
+        code = request.get(name)
+        if not is_party_code(code):
+            return f"{name} {code!r} is not a party code (a province's GB/T 2260 code, 66, CJ, ZJ …)"
+        if parties is not None and code not in parties:
+            return f"{name} {code!r} is not a party of this exchange ({', '.join(parties)})"
+    target = request["to_province"]
+    if request.get("from_party") == target:
+        return f"to_province {target!r}: a party does not ask itself"
+    if request.get("entity_type") not in ASSIST_TYPES:
+        return f"entity_type {request.get('entity_type')!r} is not one of {', '.join(ASSIST_TYPES)}"
     question = request.get("question")
     if not isinstance(question, str) or not question.strip() or len(question) > ASSIST_QUESTION_MAX:
         return f"question: 1 to {ASSIST_QUESTION_MAX:,} characters saying what to check"
     region = request.get("region")
-    if not isinstance(region, str) or len(region) != 6 or not region.isdigit() or region[:2] != request["to_province"]:
-        return f"region {region!r} is not a 6-digit region of province {request['to_province']}"
+    if region == f"{target}0000":
+        return None
+    if not isinstance(region, str) or len(region) != 6 or not region.isdigit():
+        return f"region {region!r} is not a 6-digit region code, nor {target}0000 (the party as a whole)"
+    party = parties.get(target) if parties is not None else None
+    if party is not None and not party.covers(region):
+        return (f"region {region!r} is not in the jurisdiction of party {target} "
+                f"(regions {', '.join(party.prefixes)}), nor {target}0000")
+    if party is None and region[:2] != target and (target in PROVINCES or region[:2] not in PROVINCES):
+        return f"region {region!r} is not a region of party {target}"
     return None
 
 

@@ -36,6 +36,13 @@ PROVINCES: dict[str, tuple[str, str]] = {
     "63": ("青海", "青"), "64": ("宁夏", "宁"), "65": ("新疆", "新"),
 }
 PROVINCE_OF_PLATE_CHAR = {plate: code for code, (_name, plate) in PROVINCES.items()}
+# The Xinjiang Production and Construction Corps' own registration region (兵团, ``66xxxx``): the
+# prefix its registration authorities give the unified social credit codes they issue (characters
+# 3-8, e.g. ``9166…``), and the code it takes part under (``schemas.parties.CORPS_CODE``). No
+# GB/T 2260 province-level code is 66; STANDARDS.md leaves the Corps' code unverified, so it is
+# said here once. ``REGISTRATION_REGIONS``: the first two digits a registration region may have.
+CORPS_REGION = "66"
+REGISTRATION_REGIONS = frozenset(PROVINCES) | {CORPS_REGION}
 
 PLATE_COLORS = {1: "蓝", 2: "黄", 3: "黑", 4: "白", 5: "绿", 9: "其他", 91: "农黄", 92: "农绿", 93: "黄绿", 94: "渐变绿"}
 
@@ -100,8 +107,8 @@ def check_uscc(value: str, allow: Iterable[str] = ()) -> None:
     """GB 32100 unified social credit code; ``allow`` lists pilot codes accepted as-is.
 
     Position 1 is a registration authority of GB 32100's table (``1``–``9``, ``A``, ``N``,
-    ``Y``), positions 3–8 a region code of a known province, and the check character is
-    python-stdnum's. The organisation type (position 2) is ``check_uscc_org_type``'s.
+    ``Y``), positions 3–8 a region code of a known province or the Corps' ``66xxxx``
+    (``REGISTRATION_REGIONS``), and the check character is python-stdnum's. The organisation type (position 2) is ``check_uscc_org_type``'s.
     """
     if value in allow:
         return
@@ -119,7 +126,7 @@ def check_uscc(value: str, allow: Iterable[str] = ()) -> None:
         raise InvalidIdentifier("invalid_uscc", value, f"has {value[2:8]!r} in positions 3-8, not a GB/T 2260 code")
     if value[-1] != uscc.calc_check_digit(value):
         raise InvalidIdentifier("invalid_uscc", value, "fails the GB 32100 check character")
-    if value[2:4] not in PROVINCES:
+    if value[2:4] not in REGISTRATION_REGIONS:
         raise InvalidIdentifier("invalid_uscc", value, f"has unknown province {value[2:4]!r} in its region code")
 
 
@@ -209,24 +216,24 @@ def check_plate_color(value: int) -> None:
 
 
 def check_region_code(value: str) -> None:
-    """Six-digit GB/T 2260 code whose first two digits are a known province."""
+    """Six-digit GB/T 2260 code whose first two digits are a known province (or the Corps' 66)."""
     if not isinstance(value, str) or not _REGION.fullmatch(value):
         raise InvalidIdentifier("invalid_region_code", value, "is not a 6-digit GB/T 2260 code")
-    if value[:2] not in PROVINCES:
+    if value[:2] not in REGISTRATION_REGIONS:
         raise InvalidIdentifier("invalid_region_code", value, f"has unknown province {value[:2]!r}")
 
 
-def check_region_within(value: str, province: str) -> None:
-    """A region to select by, below ``province``: the first 2, 4 or 6 digits of a GB/T 2260
-    code starting with the province's (``44`` the province, ``4403`` a city, ``440305`` a county)."""
-    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{2}(?:[0-9]{2}){0,2}", value):
-        raise InvalidIdentifier("invalid_region_code", str(value),
-                                "is not a region prefix: 2, 4 or 6 digits of a GB/T 2260 code (e.g. 4403)")
-    if value[:2] != province:
-        raise InvalidIdentifier("invalid_region_code", value, f"is not within province {province}")
+def party_of_uscc(value: str) -> str:
+    """The party whose authority registered a valid USCC: the first two digits of its
+    registration region (characters 3-8) — a province's GB/T 2260 code, or the Corps' ``66``.
 
-
-def province_of_uscc(value: str) -> str:
+    A code the Corps' own authorities issued (``66xxxx``, e.g. ``9166…``) names the Corps, party
+    ``66``, which takes part in its own right: it is neither refused nor sent to Xinjiang (65),
+    whose area the Corps lies in. A code a Xinjiang authority issued (``65xxxx``) names Xinjiang,
+    also for the cities the Corps administers (GB/T 2260 ``6590xx``): the registration region
+    says which authority registered the entity, and the registering party is the one asked.
+    Whether the party takes part is the router's to check (a code may name one that does not).
+    """
     return value[2:4]
 
 

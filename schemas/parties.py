@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from .errors import SettingsError
-from .identifiers import PROVINCES
+from .errors import InvalidIdentifier, SettingsError
+from .identifiers import CORPS_REGION, PROVINCES
 from .registers import declarations
 from .topics import PARTY_CODE
 
@@ -63,7 +63,7 @@ PROVINCE_NAMES_EN = {
     "53": "Yunnan", "54": "Tibet", "61": "Shaanxi", "62": "Gansu", "63": "Qinghai", "64": "Ningxia",
     "65": "Xinjiang",
 }
-CORPS_CODE = "66"
+CORPS_CODE = CORPS_REGION  # also the prefix of the registration regions of the codes its authorities issue
 CHANGJIANG, ZHUJIANG = "CJ", "ZJ"
 
 _FIELDS = ("code", "name", "name_en", "kind", "jurisdiction", "registers", "regions")
@@ -84,6 +84,22 @@ class Party:
 
     def may_publish(self, register: str) -> bool:
         return register in self.registers
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        """The region prefixes its jurisdiction lies in: its own code when it is digits (a
+        province's GB/T 2260 code, the Corps' ``66``), then its declared ``regions``."""
+        return tuple(dict.fromkeys(((self.code,) if self.code.isdigit() else ()) + self.regions))
+
+    def covers(self, region: str) -> bool:
+        """Whether ``region`` (a region code or a prefix of one) lies in the party's jurisdiction."""
+        return isinstance(region, str) and region.isdigit() and any(region.startswith(p) for p in self.prefixes)
+
+    def whole(self) -> str:
+        """The region that stands for the party as a whole where a 6-digit one is asked for:
+        ``<code>0000`` (``440000`` Guangdong, ``660000`` the Corps, ``CJ0000`` the Changjiang
+        administration), what a routing names when nothing below the party is known."""
+        return f"{self.code}0000"
 
     def as_dict(self) -> dict[str, Any]:
         return {"code": self.code, "name": self.name, "name_en": self.name_en, "kind": self.kind,
@@ -230,6 +246,32 @@ def _entry(entry: Any, number: int, source: str) -> Party:
                             f"not {regions!r}")
     return Party(code, text("name"), text("name_en"), kind, text("jurisdiction"),
                  tuple(dict.fromkeys(registers)), tuple(regions))
+
+
+def region_filter(value: Any, party: Party, parties: Mapping[str, Party]) -> str | None:
+    """What to select a party's routed cases by, from a ``--region`` given with ``party``: a prefix
+    of the responsible regions its routings name, or None for all of them.
+
+    ``value`` is the party's own code (the party as a whole: None), or the first 2, 4 or 6 digits of a GB/T 2260 code in its jurisdiction
+    (``Party.covers``: ``4403`` for Guangdong, ``4201`` for the Changjiang administration, ``6601``
+    for the Corps). ``InvalidIdentifier`` (rule ``invalid_region_code``) says which it is not:
+    another party's code, no party of ``parties`` at all, or a region outside the jurisdiction.
+    """
+    if value == party.code:
+        return None
+    if not isinstance(value, str) or not _REGION.fullmatch(value):
+        if isinstance(value, str) and value in parties:
+            raise InvalidIdentifier("invalid_region_code", value,
+                                    f"is another party's code, not a region of party {party.code} "
+                                    f"(give {party.code} itself or a prefix of {', '.join(party.prefixes)})")
+        raise InvalidIdentifier("invalid_region_code", str(value),
+                                f"is neither a party of the exchange ({', '.join(parties)}) nor a region prefix: "
+                                f"2, 4 or 6 digits of a GB/T 2260 code (e.g. 4403)")
+    if not party.covers(value):
+        raise InvalidIdentifier("invalid_region_code", value,
+                                f"is not within the jurisdiction of party {party.code} ({party.name}: regions "
+                                f"{', '.join(party.prefixes) or 'none declared'})")
+    return value
 
 
 def is_party_code(code: Any) -> bool:

@@ -18,7 +18,7 @@ from . import registers, signing
 from .keys import HubKeys, PartyKey, PartyKeys, provision
 from .errors import SettingsError
 from .identifiers import PROVINCES, USCC_ALPHABET
-from .parties import PROVINCE, Parties, load_parties
+from .parties import PROVINCE, Parties, Party, load_parties
 from .topics import TopicNames
 
 ENV_PREFIX = "ROADX_"
@@ -215,10 +215,14 @@ class Settings:
             parties = self._parties[self.parties_file] = load_parties(self.parties_file)
         return parties
 
+    def taking_part(self) -> dict[str, Party]:
+        """The parties taking part (``provinces``), by code, in their order."""
+        parties = self.parties()
+        return {p: parties[p] for p in self.provinces if p in parties}
+
     def registers_of(self) -> dict[str, frozenset[str]]:
         """The registers each party taking part may publish."""
-        parties = self.parties()
-        return {p: frozenset(parties[p].registers) for p in self.provinces if p in parties}
+        return {code: frozenset(party.registers) for code, party in self.taking_part().items()}
 
     def pii_key(self) -> bytes:
         return signing.mac(self.master_key(), b"roadx/pii-token")

@@ -38,7 +38,7 @@ from .validation import subject_record
 # the region from the identifier and that province.
 HOME_OF_IDENTIFIER: dict[str, tuple[Callable[[str], str | None], Callable[[str, str], str]]] = {
     "plate": (identifiers.province_of_plate, lambda _plate, province: f"{province}0000"),
-    "operator": (identifiers.province_of_uscc, lambda uscc, _province: uscc[2:8]),
+    "operator": (identifiers.party_of_uscc, lambda uscc, _province: uscc[2:8]),  # the Corps' 66 too
     "practitioner": (identifiers.province_of_id_number, lambda number, _province: number[:6]),
 }
 ROUTED_REGISTER = "case"  # the register whose records are routed to the parties they involve

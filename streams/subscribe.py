@@ -12,10 +12,12 @@ replies. With ``receipts``, the subscriber acknowledges each case it shows with 
 from the case and the province, so a case shown again is acknowledged with the same reply,
 which the workflow takes as a repeat.
 
-With ``region`` (``4403``: a city; ``440305``: a county), only the cases whose responsible
+With ``region`` (``4403``: a city; ``440305``: a county; for a party that is not a province a
+prefix its jurisdiction covers, ``4201`` for the Changjiang administration — ``schemas.parties.
+region_filter``; the party's own code selects everything), only the cases whose responsible
 region (``roadx.routed.region``: the involved entity's registration) lies within it are
-shown and acknowledged, so a province's system can hand each city its own; replies to the
-province's own cases are shown whatever the region.
+shown and acknowledged, so a party's system can hand each city its own; replies to the
+party's own cases are shown whatever the region.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from schemas import topics as th
 from schemas.codec import AssistCodec, EventCodec
 from schemas.codes import RECEIPT
 from schemas.errors import DecodeError, InvalidIdentifier
-from schemas.identifiers import check_region_within
+from schemas.parties import region_filter
 from schemas.registry import make_registry
 from schemas.settings import Settings
 
@@ -105,7 +107,7 @@ def subscribe(settings: Settings, province: str, from_beginning: bool, stop: thr
         raise StreamError(f"unknown province {province!r}: use one of {', '.join(settings.provinces)}")
     if region is not None:
         try:
-            check_region_within(region, province)
+            region = region_filter(region, settings.parties()[province], settings.taking_part())
         except InvalidIdentifier as exc:
             raise StreamError(f"--region: {exc}") from exc
     topic = settings.topics.province_inbound(province)

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from schemas.codes import ANSWER, DECLINE, PROGRESS, RECEIPT, REPLY_OUTCOMES
 from schemas.errors import InvalidIdentifier, SettingsError
-from schemas.identifiers import check_region_within
+from schemas.parties import region_filter
 from schemas.settings import Settings
 
 from ..stack import with_running_broker
@@ -35,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None
     listing.add_argument("--party", "--province", dest="province", required=True, metavar="P",
                          help="the target party's code (see roadx parties; --province: its first name)")
     listing.add_argument("--region", metavar="CODE",
-                         help="only those whose responsible region lies within CODE (4403: a city)")
+                         help="only those whose responsible region lies within CODE, a region prefix in the "
+                              "party's jurisdiction (4403: a city; 4201 for CJ) or the party's own code (all)")
     listing.add_argument("--open", action="store_true", help="only those not answered or declined yet")
     listing.add_argument("--overdue", action="store_true", help="only those open past their receipt or answer deadline")
     listing.add_argument("--json", action="store_true", help="one JSON array")
@@ -64,15 +65,16 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     from sinks.cases import list_workflows
 
     _check_province(settings, args.province)
+    region = None
     if args.region is not None:
         try:
-            check_region_within(args.region, args.province)
+            region = region_filter(args.region, settings.parties()[args.province], settings.taking_part())
         except InvalidIdentifier as exc:
             raise SettingsError(f"--region: {exc}") from exc
     client = open_store_client(settings)
     try:
         found = list_workflows(client, settings.clickhouse_database, _deadlines(settings), target=args.province,
-                               region=args.region, open_only=args.open, overdue_only=args.overdue)
+                               region=region, open_only=args.open, overdue_only=args.overdue)
     finally:
         client.close()
     if args.json:

@@ -29,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction, with_data_dir: Callable) -> None
     p.add_argument("--receipts", action="store_true",
                    help="acknowledge each case shown with a receipt (回执) signed as the party")
     p.add_argument("--region", metavar="CODE",
-                   help="only cases whose responsible region lies within CODE (4403: a city, 440305: a county)")
+                   help="only cases whose responsible region lies within CODE, a region prefix in the party's "
+                        "jurisdiction (4403: a city, 440305: a county; 4201 for CJ) or the party's own code (all)")
     p.set_defaults(handler=run_subscribe)
 
 

@@ -29,6 +29,7 @@ from prometheus_client import Counter, Histogram
 
 from schemas.catalog import catalog_entries
 from schemas.credentials import Credential, Credentials
+from schemas.parties import Party
 from schemas.pii import PiiMasker
 
 from ..errors import BadQuestion
@@ -80,14 +81,14 @@ class Served:
 class Service:
     """The routes' shared parts: who is asking, how fast, what they asked, and the answers."""
 
-    def __init__(self, answers: Answers, credentials: Credentials, masker: PiiMasker, parties: Iterable[str],
+    def __init__(self, answers: Answers, credentials: Credentials, masker: PiiMasker, parties: Mapping[str, Party],
                  rate_per_second: float, store: StoreAccess | None, audit: Audit | None,
                  uscc_allow: Iterable[str] = (), ready: Callable[[], bool] = lambda: True,
                  assists: KafkaAssists | None = None) -> None:
         self.answers = answers
         self.credentials = credentials
         self.masker = masker
-        self.parties = tuple(parties)
+        self.parties = dict(parties)  # the parties taking part, by code
         self.rate = rate_per_second
         self.store = store
         self.audit = audit
@@ -289,23 +290,26 @@ def add_routes(app: Any, service: Service) -> None:
             asked: list[str] = []
 
             async def work(c: Credential) -> Served:
-                ask = assist_ask(_json_body(raw), service.uscc_allow)
+                ask = assist_ask(_json_body(raw), service.uscc_allow, service.parties, c.party)
                 q = ask.question
                 asked.append(service.asked(q.kind, q.value))
                 entry = service.answers.registered(q)
-                if entry is not None and not ask.ask_province:
+                if entry is not None and not ask.ask_province and ask.to_party is None:
                     return Served({"status": "answered", "source": "national_register",
                                    "answer": service.answers.entity(q, c.party)})
                 home = home_of(q, entry)
-                if home is None or home[0] not in service.parties:
+                if ask.to_party is not None:
+                    home = (ask.to_party, home[1] if home is not None else "")
+                elif home is None or home[0] not in service.parties:
                     raise BadQuestion(404, "no_province_to_ask",
                                       f"no {q.kind} {service.answers.shown(q)} in the national register, and its "
-                                      "identifier names no province of the exchange to ask")
-                if home[0] == c.party:
+                                      "identifier names no party of the exchange to ask (name one: to_party)")
+                elif home[0] == c.party:
                     raise BadQuestion(400, "own_entity", f"the {q.kind} is registered in {c.party}'s own register")
                 if service.assists is None:
                     raise BadQuestion(503, "not_routed", "this service routes no assist requests")
-                routed = assist_request(ask, c.party, home[0], home[1], entry, dt.datetime.now(dt.timezone.utc))
+                routed = assist_request(ask, c.party, service.parties[home[0]], home[1], entry,
+                                        dt.datetime.now(dt.timezone.utc))
                 await asyncio.to_thread(service.assists.route, routed)
                 return Served({"status": "in_progress", "assist_id": routed["assist_id"], "to_province": home[0],
                                "region": routed["region"], "in_register": entry is not None},

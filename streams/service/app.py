@@ -80,7 +80,7 @@ def run(settings: Settings, stop: threading.Event, store_access: StoreAccess | N
         audit = KafkaAudit(settings, masker)
         assists = KafkaAssists(settings)
         service = Service(Answers(store, masker, SealChecker(settings.hub_keys())), Credentials.load(credentials_file(settings.data_dir)), masker,
-                          settings.provinces, settings.service_rate_per_second, store_access, audit,
+                          settings.taking_part(), settings.service_rate_per_second, store_access, audit,
                           settings.uscc_allow(), ready=replica.ready.is_set, assists=assists)
         port = service_port(settings)
         failed: list[BaseException] = []

@@ -116,7 +116,8 @@ def openapi_document() -> dict[str, Any]:
                               **_refusals(400, 401, 413, 429)}}},
             "/v1/assists": {"post": {
                 "summary": "An assist request 协查: answered at once from the national register, or sent to the "
-                           "province that registered the entity as a workflow (receipt, answer, deadlines)",
+                           "party that registered the entity (or the one named) as a workflow (receipt, answer, "
+                           "deadlines)",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["kind", "id", "question"], "properties": {
                         "kind": {"enum": list(ASSIST_KINDS)}, "id": {"type": "string", "maxLength": 64},
@@ -124,13 +125,16 @@ def openapi_document() -> dict[str, Any]:
                         "question": {"type": "string", "minLength": 1, "maxLength": ASSIST_QUESTION_MAX},
                         "case_no": {"type": "string", "maxLength": 64},
                         "ask_province": {"type": "boolean", "default": False,
-                                         "description": "ask the province even when the register holds the entity"}}}}}},
+                                         "description": "ask the registering party even when the register holds "
+                                                        "the entity"},
+                        "to_party": {"type": "string", "description": "the party to ask (a province's code, 66, CJ, "
+                                                                      "ZJ …), whoever registered the entity"}}}}}},
                 "responses": {
                     "200": {"description": "status answered: the entity from the national register"},
                     "202": {"description": "status in_progress: the assist_id (the workflow's correlation id), the "
-                                           "province asked and the responsible region; the receipt and answer come "
+                                           "party asked (to_province) and the responsible region; the receipt and answer come "
                                            "to the asking party's inbound topic"},
-                    "404": {"description": "no register holds the entity and its identifier names no province",
+                    "404": {"description": "no register holds the entity and its identifier names no party",
                             "content": {"application/json": {"schema": _ERROR}}},
                     **_refusals(400, 401, 429, 503)}}},
             "/v1/downloads": {"get": {

@@ -1,7 +1,8 @@
 """Assist requests (协查) on the real broker: ``POST /v1/assists`` answered at once from the
-national register, or routed to the province that registered the entity, where the case
-workflows take it in; the province's receipt and answer reach the asking party. Every bad
-request is refused with its rule."""
+national register, or routed to the party that registered the entity (a province, or for a ship
+the navigation administration that filed it) or the one named, where the case workflows take it
+in; that party's receipt and answer reach the asking party. Every bad request is refused with
+its rule, naming the field."""
 
 from __future__ import annotations
 
@@ -17,9 +18,13 @@ from schemas.credentials import Credentials, credentials_file
 from schemas.kafka import read_topics
 from schemas.registry import EmbeddedRegistry
 
+from deploy.topics import create_topics, exchange_topics
+from deploy.broker import free_port
 from parts import running_part
+from schemas.settings import Settings
 from test_service import (NOW, USCC_11, USCC_44, Caller, change, new_settings, operator, publish, running_service,
                           wait_until)
+from test_water_worker import enterprise, ship
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +38,13 @@ def headers(message):
     return {k: v.decode() for k, v in (message.headers() or [])}
 
 
-def reply(settings, assist_id, entity_key, kind, **more):
-    """11's signed reply to the assist request, as its system sends it."""
-    body = {"reply_id": str(uuid.uuid4()), "correlation_id": assist_id, "case_key": entity_key, "from_province": "11",
+def reply(settings, assist_id, entity_key, kind, frm="11", **more):
+    """The signed reply of the party asked (11 unless ``frm``) to the assist request, as its system sends it."""
+    body = {"reply_id": str(uuid.uuid4()), "correlation_id": assist_id, "case_key": entity_key, "from_province": frm,
             "kind": kind, "outcome": None, "reason": None, "redirect_to": None, "note": None, "ts": NOW, **more}
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "partitioner": "murmur2_random"})
-    producer.produce(settings.topics.province_replies("11"), ReplyCodec(EmbeddedRegistry()).encode(
-        body, settings.province_key("11")), entity_key.encode())
+    producer.produce(settings.topics.province_replies(frm), ReplyCodec(EmbeddedRegistry()).encode(
+        body, settings.province_key(frm)), entity_key.encode())
     assert producer.flush(30) == 0
     return body["reply_id"]
 
@@ -97,6 +102,48 @@ def test_an_assist_request_is_answered_from_the_register_or_worked_by_the_provin
         assert len(audit) >= 3  # every assist request answered is recorded, the routed ones as such
 
 
+def test_an_assist_about_a_ship_goes_to_the_navigation_administration_that_registered_it_and_comes_back_answered(
+        bootstrap, tmp_path):
+    settings = Settings(data_dir=tmp_path, bootstrap_servers=bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+                        provinces=("11", "44", "CJ"), service_port=free_port(), service_rate_per_second=500,
+                        case_check_seconds=0.5)
+    create_topics(bootstrap, exchange_topics(settings))
+    publish(settings, [change("shipping_enterprise", enterprise(), "CJ"), change("ship", ship(), "CJ")])
+    _c, token = Credentials.load(credentials_file(settings.data_dir)).issue("44", NOW, settings.provinces)
+    service_log, cases_log = settings.data_dir / "service.log", settings.data_dir / "cases.log"
+    with running_service(settings, service_log) as service, running_part("cases", settings, cases_log) as cases:
+        as44 = Caller(settings, token)
+        wait_until(lambda: as44.json("/v1/health")[0] == 200, service, service_log, "the register to catch up")
+        ask = {"kind": "ship", "id": "CN20190001", "question": "该船是否仍在营运？", "case_no": "粤深交执2024009"}
+        status, at_once = as44.json("/v1/assists", ask)
+        assert status == 200 and at_once["answer"]["province"] == "CJ", at_once
+        status, routed = as44.json("/v1/assists", {**ask, "ask_province": True})
+        assert status == 202 and (routed["to_province"], routed["region"], routed["in_register"]) == (
+            "CJ", "420100", True), routed
+        status, named = as44.json("/v1/assists", {"kind": "operator", "id": USCC_11, "question": "是否有营运船舶？",
+                                                  "to_party": "CJ"})
+        assert status == 202 and (named["to_province"], named["region"], named["in_register"]) == (
+            "CJ", "CJ0000", False), named  # a Beijing region is not Changjiang's: the administration as a whole
+
+        sent = read(settings, settings.topics.province_inbound("CJ"))
+        first = next(m for m in sent if headers(m)[th.ROUTED_CORRELATION_ID] == routed["assist_id"])
+        request = AssistCodec(EmbeddedRegistry()).decode(first.value())
+        assert (request["to_province"], request["entity_type"], request["entity_key"], headers(first)[th.ROUTED_TO]) \
+            == ("CJ", "ship", "ship:CN20190001", "CJ")
+
+        key = first.key().decode()
+        receipt = reply(settings, routed["assist_id"], key, "receipt", frm="CJ")
+        answer = reply(settings, routed["assist_id"], key, "answer", frm="CJ", outcome="action_taken", note="在航")
+
+        def back():
+            return [headers(m) for m in read(settings, settings.topics.province_inbound("44"))]
+
+        wait_until(lambda: len(back()) >= 2, cases, cases_log, "CJ's replies at 44")
+        assert [(h[th.REPLY_KIND], h[th.REPLY_ID], h[th.ROUTED_CORRELATION_ID]) for h in back()] == [
+            ("receipt", receipt, routed["assist_id"]), ("answer", answer, routed["assist_id"])]
+        assert read(settings, settings.topics.national_dlq) == []
+
+
 @pytest.mark.parametrize("body, status, rule", [
     (b"not json", 400, "malformed_body"),
     ([1, 2], 400, "malformed_body"),
@@ -111,6 +158,11 @@ def test_an_assist_request_is_answered_from_the_register_or_worked_by_the_provin
     ({"kind": "operator", "id": USCC_44, "question": "?", "ask_province": True}, 400, "own_entity"),
     ({"kind": "vehicle", "id": "粤B00001", "question": "?"}, 400, "own_entity"),
     ({"kind": "licence", "id": "京交运许可110105999999", "question": "?"}, 404, "no_province_to_ask"),
+    ({"kind": "ship", "id": "CN20190009", "question": "?"}, 404, "no_province_to_ask"),
+    ({"kind": "operator", "id": USCC_11, "question": "?", "to_party": "ZZ"}, 400, "unknown_party"),
+    ({"kind": "operator", "id": USCC_11, "question": "?", "to_party": "CJ"}, 400, "unknown_party"),  # not taking part
+    ({"kind": "operator", "id": USCC_11, "question": "?", "to_party": ["11"]}, 400, "unknown_party"),
+    ({"kind": "operator", "id": USCC_11, "question": "?", "to_party": "44"}, 400, "asks_itself"),
 ])
 def test_a_bad_assist_request_is_refused_with_its_rule(assist_service, body, status, rule):
     as44 = assist_service

@@ -227,8 +227,8 @@ def test_a_city_subscribes_to_its_own_cases_and_acknowledges_only_those(exchange
     assert sorted(i["correlation_id"] for i in everything) == sorted([c_haidian, c_chaoyang])
     receipts = [ex.replies.decode(m.value())[1] for m in ex.read(exchange.topics.province_replies("11"))]
     assert [r["correlation_id"] for r in receipts] == [c_haidian]  # only the case shown was acknowledged
-    for bad, message in (("4403", "not within province 11"), ("11010", "is not a region prefix"),
-                         ("11'; --", "is not a region prefix")):
+    for bad, message in (("4403", "not within the jurisdiction of party 11"), ("11010", "nor a region prefix"),
+                         ("11'; --", "nor a region prefix"), ("ZZ", "is neither a party of the exchange")):
         with pytest.raises(StreamError, match=message):
             list(subscribe(exchange, "11", True, stop, idle_exit=1.0, region=bad))
 

@@ -82,8 +82,12 @@ def test_a_province_replies_with_roadx_cases_and_the_origin_and_the_store_see_it
             (("receipt", str(uuid.uuid4()), "--province", "11"), "unknown correlation id"),
             (("show", str(uuid.uuid4())), "unknown correlation id"),
             (("list", "--party", "xx"), "is not a party"),
-            (("list", "--province", "11", "--region", "4403"), "--region: invalid_region_code: '4403' is not within province 11"),
-            (("list", "--province", "11", "--region", "11'--"), "is not a region prefix")):
+            (("list", "--province", "11", "--region", "4403"),
+             "--region: invalid_region_code: '4403' is not within the jurisdiction of party 11"),
+            (("list", "--province", "11", "--region", "11'--"), "nor a region prefix"),
+            (("list", "--province", "11", "--region", "ZZ"), "'ZZ' is neither a party of the exchange"),
+            # CJ is a party, but not one taking part in this exchange
+            (("list", "--province", "11", "--region", "CJ"), "'CJ' is neither a party of the exchange")):
         refused = roadx("cases", *args, *d)
         assert refused.returncode == 2 and refused.stderr.startswith("roadx: error: ") and message in refused.stderr, \
             (args, refused.stderr)
@@ -107,6 +111,8 @@ def test_a_province_replies_with_roadx_cases_and_the_origin_and_the_store_see_it
     assert [(w["correlation_id"], w["region"]) for w in json.loads(listed.stdout)] == [(correlation, "110105")]
     city = roadx("cases", "list", "--province", "11", "--region", "1101", *d)
     assert city.returncode == 0 and correlation in city.stdout and "110105" in city.stdout
+    whole = roadx("cases", "list", "--party", "11", "--region", "11", *d)  # the party's own code: all of it
+    assert whole.returncode == 0 and correlation in whole.stdout
     other_city = roadx("cases", "list", "--province", "11", "--region", "1102", *d)
     assert other_city.returncode == 0 and other_city.stdout.strip() == "no cases routed to 11"
     still_open = roadx("cases", "list", "--province", "11", "--open", *d)

@@ -29,7 +29,11 @@ from test_service import NOW, Caller, publish, running_service, wait_until
 
 pytestmark = pytest.mark.integration
 
+ROAD, WATER = ("operator", "vehicle", "practitioner", "licence"), ("ship", "shipping_enterprise", "port_enterprise",
+                                                                   "waterway_project")
+
 PROVINCES = ("44", "11")
+PARTIES = (*PROVINCES, "66", "CJ")  # taking part; the generator fills the provinces' registers
 
 
 def fill_store(settings: Settings, events: list[dict]) -> None:
@@ -50,7 +54,7 @@ def national(broker, tmp_path_factory):
     bootstrap = broker.bootstrap_servers
     data_dir = tmp_path_factory.mktemp("service-store")
     settings = Settings(data_dir=data_dir, bootstrap_servers=bootstrap, topic_prefix=f"ts{free_port()}.",
-                        provinces=PROVINCES, service_port=free_port(), service_rate_per_second=1000)
+                        provinces=PARTIES, service_port=free_port(), service_rate_per_second=1000)
     create_topics(bootstrap, exchange_topics(settings))
     events = [g.event for g in SyntheticProvinces(PROVINCES, seed=5, duplicate_rate=0, invalid_rate=0).events(600)]
     fill_store(settings, events)
@@ -59,7 +63,7 @@ def national(broker, tmp_path_factory):
     server = StoreServer.start(settings.store_path, free_port())
     StackInfo(supervisor_pid=os.getpid(), bootstrap_servers=bootstrap, data_dir=str(data_dir),
               store_http=f"127.0.0.1:{server.port}").write(settings.stack_file)
-    _credential, token = Credentials.load(credentials_file(data_dir)).issue("44", NOW, PROVINCES)
+    _credential, token = Credentials.load(credentials_file(data_dir)).issue("44", NOW, PARTIES)
     log_path = data_dir / "service.log"
     try:
         with running_service(settings, log_path) as proc:
@@ -87,7 +91,8 @@ def test_catalog_counts_match_the_store(national, store):
                                                    "shipping_enterprise", "port_enterprise", "waterway_project"]
     assert [e["carried"] for e in catalog] == [True] * 9
     for entry in catalog:
-        assert entry["publishers"] == (list(PROVINCES) if entry["carried"] else [])
+        allowed = ["66"] if entry["entity_type"] in ROAD else ["CJ"] if entry["entity_type"] in WATER else ["66", "CJ"]
+        assert entry["publishers"] == [*PROVINCES, *allowed]  # who may publish it, of those taking part
         assert entry["fields"] and all(f["label_zh"] for f in entry["fields"])
         counts = {party: (n, last) for party, (n, last) in expected.get(entry["entity_type"], {}).items()}
         assert {p: c["records"] for p, c in entry["parties"].items()} == {p: n for p, (n, _l) in counts.items()}

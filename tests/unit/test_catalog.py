@@ -11,9 +11,10 @@ import pytest
 from producers.errors import FileRejected
 from producers.files.headers import DEFAULT_LABELS, entity_from_name, map_header
 from schemas import catalog, contract, pii
+from schemas.parties import default_parties
 from streams.rules import RULES
 
-PARTIES = ["11", "44", "65"]
+PARTIES = {code: default_parties()[code] for code in ("11", "44", "65")}
 ROAD = ("operator", "vehicle", "practitioner", "licence", "case")
 WATER = ("ship", "shipping_enterprise", "port_enterprise", "waterway_project")
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -37,7 +38,7 @@ def test_the_catalog_lists_all_nine_registers_the_water_ones_carried_now_the_con
     assert [entry["name_zh"] for entry in entries[5:]] == ["营运船舶", "航运企业", "港口企业", "水运建设项目"]
     assert [entry["carried"] for entry in entries] == [True] * 9
     for entry in entries[5:]:
-        assert entry["publishers"] == PARTIES, "a register the line carries is published by the parties given"
+        assert entry["publishers"] == list(PARTIES), "a province publishes the water registers too"
         assert entry["name_en"] and not CJK.search(entry["name_en"])
         assert entry["fields"] and all(CJK.search(f["label_zh"]) or f["name"] == "mmsi" for f in entry["fields"])
     ship = {f["name"]: f for f in entries[5]["fields"]}
@@ -92,16 +93,28 @@ def test_the_standards_named_are_the_ones_the_project_checks():
     assert licence["licence_no"] is None and licence["issuer_region_code"] == "GB/T 2260"
 
 
-def test_the_catalog_is_json_and_every_register_is_published_by_every_party():
-    entries = catalog.catalog_entries(iter(PARTIES))
+def test_the_catalog_is_json_and_every_province_publishes_every_register():
+    entries = catalog.catalog_entries(PARTIES)
     assert orjson.loads(orjson.dumps(entries)) == entries
-    assert all(entry["publishers"] == PARTIES for entry in entries if entry["carried"])
-    assert all(entry["publishers"] == [] for entry in catalog.catalog_entries([]))
-    assert catalog.catalog_entries(["44", "44"])[0]["publishers"] == ["44"]
+    assert all(entry["publishers"] == list(PARTIES) for entry in entries if entry["carried"])
+    assert all(entry["publishers"] == [] for entry in catalog.catalog_entries({}))
+
+
+def test_a_registers_publishers_are_the_parties_allowed_to_publish_it():
+    every = default_parties()
+    entries = {entry["entity_type"]: entry["publishers"] for entry in catalog.catalog_entries(every)}
+    provinces = list(every.of_kind("province"))
+    assert {register: entries[register] for register in ROAD} == {
+        "operator": [*provinces, "66"], "vehicle": [*provinces, "66"], "practitioner": [*provinces, "66"],
+        "licence": [*provinces, "66"], "case": [*provinces, "66", "CJ", "ZJ"]}
+    assert all(entries[register] == [*provinces, "CJ", "ZJ"] for register in WATER)
+    taking_part = {code: every[code] for code in ("44", "CJ", "66")}
+    served = {entry["entity_type"]: entry["publishers"] for entry in catalog.catalog_entries(taking_part)}
+    assert (served["operator"], served["ship"], served["case"]) == (["44", "66"], ["44", "CJ"], ["44", "CJ", "66"])  # in the order given
 
 
 def test_a_register_as_served():
-    vehicle = catalog.catalog_entries(["44"])[1]
+    vehicle = catalog.catalog_entries({"44": default_parties()["44"]})[1]
     assert {k: v for k, v in vehicle.items() if k != "fields"} == {
         "entity_type": "vehicle", "name_zh": "营运车辆", "name_en": "Operating vehicles",
         "key_fields": ["plate", "plate_color"], "publishers": ["44"], "carried": True}

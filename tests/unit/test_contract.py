@@ -20,6 +20,7 @@ from schemas.codec import (
 from schemas.codes import REPLY_KINDS, REPLY_OUTCOMES
 from schemas.compatibility import backward_transitive, incompatibilities
 from schemas.errors import EncodeError, MalformedBodyError, NotFramedError, UnknownSchemaError
+from schemas.parties import default_parties
 from schemas.pii import PiiMasker
 from schemas.registry import EmbeddedRegistry, fingerprint_id
 
@@ -383,16 +384,47 @@ def test_an_assist_request_round_trips():
 
 @pytest.mark.parametrize("changes, message", [
     ({"to_province": "44"}, "a party does not ask itself"),
-    ({"from_party": "99"}, "from_party '99' is not a GB/T 2260 province code"),
-    ({"entity_type": "case"}, "entity_type 'case' is not one of operator, vehicle, practitioner, licence"),
+    ({"from_party": "99"}, "from_party '99' is not a party code"),
+    ({"to_province": "cj"}, "to_province 'cj' is not a party code"),
+    ({"entity_type": "case"}, "entity_type 'case' is not one of operator, vehicle, practitioner, licence, ship, "
+                              "shipping_enterprise, port_enterprise, waterway_project"),
     ({"question": " "}, "question: 1 to 1,000 characters"),
     ({"question": "x" * 1001}, "question: 1 to 1,000 characters"),
-    ({"region": "440300"}, "region '440300' is not a 6-digit region of province 11"),
+    ({"region": "440300"}, "region '440300' is not a region of party 11"),
+    ({"region": "CJ0000"}, "region 'CJ0000' is not a 6-digit region code, nor 110000"),
+    ({"to_province": "CJ", "region": "990100"}, "region '990100' is not a region of party CJ"),
     ({"assist_id": "nope"}, "assist_id 'nope' \\(not a UUID\\) would not decode"),
 ])
 def test_a_bad_assist_request_is_refused_naming_the_field(changes, message):
     with pytest.raises(EncodeError, match=message):
         AssistCodec(EmbeddedRegistry()).encode(assist(**changes))
+
+
+@pytest.mark.parametrize("changes", [
+    {"to_province": "CJ", "entity_type": "ship", "entity_key": "ship:CN20190001", "identifier": "CN20190001",
+     "region": "420100"},
+    {"to_province": "CJ", "entity_type": "ship", "entity_key": "ship:CN20190001", "identifier": "CN20190001",
+     "region": "CJ0000"},
+    {"to_province": "66", "entity_type": "operator", "region": "660100"},
+    {"to_province": "66", "entity_type": "operator", "region": "659001"},
+    {"from_party": "ZJ", "to_province": "44", "entity_type": "port_enterprise", "region": "440000"},
+])
+def test_an_assist_request_asks_any_party_about_any_register(changes):
+    codec = AssistCodec(EmbeddedRegistry(), parties=default_parties())
+    assert codec.decode(codec.encode(assist(**changes)))["to_province"] == changes["to_province"]
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"to_province": "ZZ"}, "to_province 'ZZ' is not a party of this exchange"),
+    ({"to_province": "CJ", "region": "440300"}, "region '440300' is not in the jurisdiction of party CJ "
+                                                "\\(regions 53, 51, 50, 42, 43, 36, 34, 32, 31\\), nor CJ0000"),
+    ({"to_province": "66", "region": "650100"}, "region '650100' is not in the jurisdiction of party 66 "
+                                                "\\(regions 66, 6590\\)"),
+])
+def test_against_the_exchanges_parties_the_party_asked_is_one_of_them_and_the_region_in_its_jurisdiction(
+        changes, message):
+    with pytest.raises(EncodeError, match=message):
+        AssistCodec(EmbeddedRegistry(), parties=default_parties()).encode(assist(**changes))
 
 
 def test_current_case_alert_reads_every_earlier_version():

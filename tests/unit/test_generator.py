@@ -203,7 +203,7 @@ def _targets(case: dict, source: str) -> set[str]:
     if case["involved_plate"]:
         found.add(identifiers.province_of_plate(case["involved_plate"]))
     if case["involved_operator_uscc"]:
-        found.add(identifiers.province_of_uscc(case["involved_operator_uscc"]))
+        found.add(identifiers.party_of_uscc(case["involved_operator_uscc"]))
     if case["involved_id_number"]:
         found.add(identifiers.province_of_id_number(case["involved_id_number"]))
     return found - {source}

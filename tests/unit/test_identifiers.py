@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from stdnum.cn import ric
+from stdnum.cn import ric, uscc
 
 from schemas import identifiers as ids
 from schemas.errors import InvalidIdentifier
@@ -184,17 +184,17 @@ def test_a_birth_date_after_today_is_refused():
         ids.check_id_number(born_2024_06_02, today=datetime.date(2024, 6, 1))
 
 
-@pytest.mark.parametrize("prefix", ["44", "4403", "440305"])
-def test_a_region_prefix_within_the_province_is_accepted(prefix):
-    ids.check_region_within(prefix, "44")
+def test_a_uscc_the_corps_registered_is_valid_and_names_the_corps_not_xinjiang():
+    corps = with_uscc_check("91660100MA7800000")
+    ids.check_uscc(corps)
+    assert ids.party_of_uscc(corps) == ids.CORPS_REGION == "66"
+    shihezi = with_uscc_check("91659001MA7800000")  # a Xinjiang authority in a city the Corps administers
+    ids.check_uscc(shihezi)
+    assert ids.party_of_uscc(shihezi) == "65"
+    with pytest.raises(InvalidIdentifier, match="unknown province '67'"):
+        ids.check_uscc(with_uscc_check("91670100MA7800000"))
+    ids.check_region_code("660100")
 
 
-@pytest.mark.parametrize("prefix, message", [
-    ("4", "is not a region prefix"), ("440", "is not a region prefix"), ("4403050", "is not a region prefix"),
-    ("44a3", "is not a region prefix"), ("", "is not a region prefix"), ("1101", "is not within province 44"),
-    ("４４", "is not a region prefix"),
-])
-def test_a_region_prefix_that_is_malformed_or_outside_the_province_is_refused(prefix, message):
-    with pytest.raises(InvalidIdentifier, match=message) as refused:
-        ids.check_region_within(prefix, "44")
-    assert refused.value.rule == "invalid_region_code"
+def with_uscc_check(body17: str) -> str:
+    return body17 + uscc.calc_check_digit(body17)

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from schemas import parties
-from schemas.errors import SettingsError
+from schemas.errors import InvalidIdentifier, SettingsError
 from schemas.identifiers import PROVINCES
-from schemas.parties import (CORPS, NAVIGATION_ADMINISTRATION, PROVINCE, ROAD_REGISTERS,
-                             WATER_REGISTERS, default_parties, known_registers, load_parties, parse_parties)
+from schemas.parties import (CORPS, NAVIGATION_ADMINISTRATION, PROVINCE, ROAD_REGISTERS, WATER_REGISTERS,
+                             default_parties, known_registers, load_parties, parse_parties, region_filter)
 from schemas.settings import resolve, to_environ
 
 
@@ -150,3 +150,33 @@ def test_the_monthly_report_names_parties_that_are_not_provinces():
     assert province_label("CJ") == "CJ 长江航务管理局 Changjiang River Administration of Navigational Affairs"
     assert province_label("66").startswith("66 新疆生产建设兵团")
     assert province_label("44") == "44 广东 Guangdong"
+
+
+TAKING_PART = {code: default_parties()[code] for code in ("11", "44", "66", "CJ")}
+
+
+@pytest.mark.parametrize("party, given, selected", [
+    ("44", "44", None), ("44", "4403", "4403"), ("44", "440305", "440305"),
+    ("CJ", "CJ", None), ("CJ", "42", "42"), ("CJ", "4201", "4201"), ("CJ", "320100", "320100"),
+    ("66", "66", None), ("66", "6601", "6601"), ("66", "659001", "659001"),
+])
+def test_a_region_filter_is_the_partys_own_code_or_a_region_in_its_jurisdiction(party, given, selected):
+    assert region_filter(given, TAKING_PART[party], TAKING_PART) == selected
+
+
+@pytest.mark.parametrize("party, given, message", [
+    ("44", "4", "is neither a party of the exchange \\(11, 44, 66, CJ\\) nor a region prefix"),
+    ("44", "440", "nor a region prefix"), ("44", "4403050", "nor a region prefix"), ("44", "44a3", "nor a region prefix"),
+    ("44", "", "nor a region prefix"), ("44", "４４", "nor a region prefix"), ("44", "11'; --", "nor a region prefix"),
+    ("44", "1101", "is not within the jurisdiction of party 44 \\(广东: regions 44\\)"),
+    ("CJ", "4403", "is not within the jurisdiction of party CJ \\(长江航务管理局: regions 53, 51, 50, 42, 43, 36, 34, 32, 31\\)"),
+    ("66", "6501", "is not within the jurisdiction of party 66"),
+    ("CJ", "ZZ", "'ZZ' is neither a party of the exchange"),
+    ("CJ", "ZJ", "'ZJ' is neither a party of the exchange"),  # a party, but not one taking part
+    ("CJ", "44", "is not within the jurisdiction of party CJ"),
+    ("44", "CJ", "'CJ' is another party's code, not a region of party 44 \\(give 44 itself or a prefix of 44\\)"),
+])
+def test_a_region_filter_that_is_malformed_unknown_or_outside_the_jurisdiction_is_refused(party, given, message):
+    with pytest.raises(InvalidIdentifier, match=message) as refused:
+        region_filter(given, TAKING_PART[party], TAKING_PART)
+    assert refused.value.rule == "invalid_region_code"

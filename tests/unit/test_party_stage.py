@@ -4,6 +4,7 @@ refusing a register a party may not publish (``register_not_allowed``)."""
 from __future__ import annotations
 
 import pytest
+from stdnum.cn import uscc
 
 from schemas import signing
 from schemas import topics as th
@@ -84,3 +85,23 @@ def test_without_a_register_list_every_party_publishes_anything():
     open_ctx = StageContext(CODEC, TOPICS, registered(KEYS), frozenset(PARTIES))
     raw = signed(event("operator", operator(), province="CJ"))
     assert process_batch([inbound(raw, province="CJ")], open_ctx, {}).counts == {("accepted", "CJ"): 1}
+
+
+CORPS_USCC = "91660100MA7800000" + uscc.calc_check_digit("91660100MA7800000")
+
+
+def test_a_case_involving_an_operator_the_corps_registered_goes_to_the_corps_not_xinjiang(ctx):
+    unknown = signed(event("case", case(involved_plate=None, involved_operator_uscc=CORPS_USCC)))
+    result = process_batch([inbound(unknown)], ctx, {})
+    assert result.counts == {("accepted", "44"): 1}  # the code is valid: not refused
+    (routed,) = [o for o in result.outputs if o.topic.startswith("t.xprov.")]
+    assert routed.topic == TOPICS.province_inbound("66") and headers(routed)[th.ROUTED_TO] == b"66"
+    assert headers(routed)[th.ROUTED_REASON] == b"involved_operator_uscc"
+    assert headers(routed)[th.ROUTED_REGION] == b"660100"
+
+
+def test_the_corps_publishes_an_operator_of_its_own_registration_region(ctx):
+    raw = signed(event("operator", operator(uscc=CORPS_USCC, region_code="660100",
+                                            permit_no="兵交运管许可石字660100000001"), province="66"))
+    result = process_batch([inbound(raw, province="66")], ctx, {})
+    assert result.counts == {("accepted", "66"): 1}
