@@ -67,7 +67,8 @@ def main(party: str, files: list[tuple[str, Path]], expected_rows: int) -> dict:
         "check": {"rows": checked.rows, "rejected_rows": checked.rejected_rows,
                   "findings": sorted([f.stage, f.row, f.key, f.rule, f.dimension] for f in checked.findings
                                      if f.rule != "normalised")},
-        "catalog": [entry for entry in catalog_entries(settings.provinces) if entry["entity_type"] == register],
+        "catalog": [entry for entry in catalog_entries({p: settings.parties()[p] for p in settings.provinces})
+                    if entry["entity_type"] == register],
         "adapter_report": last.with_name(last.name + ".errors.csv").read_text("utf-8-sig"),
         "check_report": last.with_name("check.errors.csv").read_text("utf-8-sig"),
     }

@@ -93,7 +93,7 @@ def test_a_register_declared_alone_is_carried_checked_stored_and_receipted_end_t
     assert [(r["status"], r["expected"], r["accepted"]) for r in line["receipts"]] == [("accepted", 1, 1),
                                                                                       ("accepted", 3, 3)]
     (entry,) = line["catalog"]
-    assert (entry["name_zh"], entry["key_fields"]) == ("港口泊位", ["berth_code"])
+    assert (entry["name_zh"], entry["key_fields"], entry["publishers"]) == ("港口泊位", ["berth_code"], [PARTY])
     # The hub ran the rules the declaration names, and only those.
     assert sorted((key, rule) for key, rule, _severity, _dimension in line["findings"]) == [
         ("berth:NJ-LT-02", "expected_field"), ("berth:NJ-LT-02", "unknown_port_enterprise"),
