@@ -56,7 +56,8 @@ class Child:
     def check(self) -> None:
         """Raise ``StackError`` if the process ended (it should run until stopped)."""
         self._read_peak_rss()
-        if self.process.poll() is not None:
+        if self.process.poll() is not None:  # reaped by Popen: stop() has nothing left to reap
+            self.exit_status = self.process.returncode
             raise StackError(f"the {self.name} process exited with code {self.process.returncode}; "
                              f"see {self.log_path}:\n{_tail(self.log_path)}")
 
