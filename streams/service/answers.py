@@ -25,7 +25,7 @@ from schemas.pii import PiiMasker
 
 from ..errors import BadQuestion
 from ..state import StateStore
-from .questions import WATER_LOOKUPS, Question
+from .questions import REGISTER, WATER_LOOKUPS, Question
 from .register import (AWAY, ENTERPRISE_SHIPS, HOLDER, ID_TOKEN, LICENCE_NO, OPERATOR_VEHICLES, SHIP_IMO, SHIP_MMSI,
                        entry_key, index_prefix, indexed_key)
 from .seals import SealChecker
@@ -46,7 +46,7 @@ class Answers:
         found = self._entries(q)
         if not found:
             asked = (f"{WATER_LOOKUPS[q.kind][0]} with {WATER_LOOKUPS[q.kind][1]}" if q.kind in WATER_LOOKUPS
-                     else q.kind)
+                     else f"{q.register} with key" if q.kind == REGISTER else q.kind)
             raise BadQuestion(404, "not_found", f"no {asked} {self.shown(q)} in the national register")
         if ((q.kind == "vehicle" and q.color is None) or q.kind in ("ship_imo", "ship_mmsi")) and len(found) > 1:
             return {"matches": [self._present(e, party) for e in found]}
@@ -107,6 +107,9 @@ class Answers:
         return out
 
     def _entries(self, q: Question) -> list[dict[str, Any]]:
+        if q.kind == REGISTER:
+            held = self.store.get(entry_key(f"{q.register}:{q.value}"))
+            return [held] if held is not None and held["record"] is not None else []
         if q.kind == "licence":
             return self._licences(q.value)
         if q.kind == "practitioner" and q.token:

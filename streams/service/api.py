@@ -37,7 +37,8 @@ from .answers import Answers
 from .assists import KafkaAssists, assist_ask, assist_request, home_of
 from .openapi import openapi_document
 from .openapi import WATER_ROUTES
-from .questions import MAX_IDENTIFIER, is_token, lookup_questions, question, scanned_question
+from .questions import (MAX_IDENTIFIER, REGISTER, is_token, lookup_questions, question, register_question,
+                        scanned_question)
 
 log = logging.getLogger("streams.service")
 
@@ -150,6 +151,8 @@ class Service:
         text = str(raw)[:MAX_IDENTIFIER]
         if kind == "practitioner" and not is_token(text):
             return f"tok_{self.masker.token(text)}"
+        if kind == REGISTER:  # a register's key may hold an ID or mobile number: tokenised as in entity keys
+            return self.masker.entity_key(text)
         return text
 
     def _authenticate(self, request: aioweb.Request) -> Credential:
@@ -266,6 +269,12 @@ def add_routes(app: Any, service: Service) -> None:
                               ("verification", "/v1/licences/{licence_no}/verification", "licence_no"),
                               *WATER_ROUTES):
         entity_view(kind, path, param)
+
+    @app.page("/v1/registers/{register}/{key}")
+    async def register_view(self: Any, request: aioweb.Request, register: str, key: str) -> aioweb.StreamResponse:
+        async def work(c: Credential) -> Served:
+            return Served(service.answers.entity(register_question(register, key), c.party))
+        return await service.serve(request, "/v1/registers/{register}/{key}", [service.asked(REGISTER, f"{register}:{key}")], work)
 
     class Lookups(View):
         async def post(self, request: aioweb.Request, **_match: str) -> aioweb.StreamResponse:

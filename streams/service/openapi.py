@@ -87,6 +87,12 @@ def openapi_document() -> dict[str, Any]:
                 "公民身份号码 (GB 11643), or the 32-hex-digit token the store shows"),
             "/v1/licences/{licence_no}": _entity("A licence 电子证照 by number", "licence_no", "证照编号"),
             **{path: _entity(summary, param, what) for _kind, path, param, summary, what in WATER_ENTITIES},
+            "/v1/registers/{register}/{key}": _entity(
+                "Any declared register's entity by its natural key (a register declared in the configured "
+                "directory too); 404 unknown_register for a register not declared", "key",
+                "the values of the register's key fields (the catalog's key_fields), joined by ':' (400 malformed_key)",
+                [{"name": "register", "in": "path", "required": True, "schema": {"type": "string"},
+                  "description": "the register's entity type, as the catalog names it"}]),
             "/v1/licences/{licence_no}/verification": {"get": {
                 "summary": "Online verification 在线核验: valid / suspended / revoked / expired / unknown, decided now, "
                            "with the issuing authority's seal 电子印章",

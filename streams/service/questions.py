@@ -15,6 +15,10 @@ standard the stream stage checks it with, refused (400) under the same rule name
 
 The water kinds each ask one register: an operator (经营业户) and a shipping enterprise (航运企业)
 may share a USCC, and each is answered from its own register.
+
+Any declared register (``schemas.registers``: one declared in the configured directory too) is
+also asked by its natural key (``register_question``): the values of its key fields joined by
+":", each put in its canonical form when the field has one; kind ``register``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from schemas import identifiers, seals, water_identifiers
+from schemas import identifiers, registers, seals, water_identifiers
 from schemas.errors import InvalidIdentifier, ProvenanceError
 from schemas.licences import ill_formed_reason, well_formed
 
@@ -50,6 +54,31 @@ class Question:
     value: str
     color: int | None = None
     token: bool = False  # a practitioner asked by the token of the ID number
+    register: str | None = None  # the register a question of kind ``register`` asks
+
+
+REGISTER = "register"  # the kind of a question about any declared register by its natural key
+
+
+def register_question(register: str, raw: Any) -> Question:
+    """A question about ``register`` by its natural key; ``BadQuestion`` 404 for an undeclared register,
+    400 for a missing, overlong or malformed key."""
+    try:
+        declared = registers.declaration(register)
+    except KeyError:
+        known = ", ".join(r.entity_type for r in registers.declarations())
+        raise BadQuestion(404, "unknown_register", f"no register {register!r}; the registers are {known}") from None
+    if not isinstance(raw, str) or not raw.strip():
+        raise BadQuestion(400, "missing_identifier", f"{register}: a key is required")
+    if len(raw) > MAX_IDENTIFIER:
+        raise BadQuestion(400, "identifier_too_long", f"{register}: {len(raw)} characters, at most {MAX_IDENTIFIER}")
+    parts = raw.strip().split(":")
+    if len(parts) != len(declared.key_fields) or not all(part.strip() for part in parts):
+        raise BadQuestion(400, "malformed_key", f"{register}: its key is {' : '.join(declared.key_fields)}, "
+                                                f"the values joined by ':'")
+    value = ":".join(identifiers.canonical(part) if declared.field(name).canonical else water_identifiers.plain(part)
+                     for name, part in zip(declared.key_fields, parts))
+    return Question(REGISTER, value, register=register)
 
 
 def question(kind: str, raw: str, color: str | int | None = None, uscc_allow: Iterable[str] = ()) -> Question:

@@ -5,6 +5,7 @@ a project; bad identifiers are refused naming the rule."""
 from __future__ import annotations
 
 import uuid
+from urllib.parse import quote
 
 import pytest
 
@@ -83,3 +84,28 @@ def test_bad_or_unknown_water_identifiers_are_refused_naming_the_rule(water_serv
     as_cj, _as_44 = water_served
     answered, body = as_cj.json(path)
     assert (answered, body["rule"]) == (status, rule)
+
+
+def test_any_declared_register_is_answered_by_its_natural_key(water_served):
+    as_cj, as_44 = water_served
+    status, ship = as_cj.json("/v1/registers/ship/CN20190001234")
+    assert status == 200 and (ship["entity_key"], ship["masked"]) == ("ship:CN20190001234", False)
+    assert ship == as_cj.json("/v1/ships/CN20190001234")[1]
+    status, operator_answer = as_44.json(f"/v1/registers/operator/{USCC.lower()}")  # put in canonical form
+    assert status == 200 and operator_answer["entity_key"] == f"operator:{USCC}"
+    status, project = as_44.json("/v1/registers/waterway_project/2019-420100-55-01-012345")
+    assert status == 200 and project["province"] == "CJ"
+
+
+@pytest.mark.parametrize("path, status, rule", [
+    ("/v1/registers/berth/NJ-LT-01", 404, "unknown_register"),
+    (f"/v1/registers/vehicle/{quote('粤B12345')}", 400, "malformed_key"),  # a vehicle's key: plate and colour
+    (f"/v1/registers/vehicle/{quote('粤B12345:')}", 400, "malformed_key"),
+    ("/v1/registers/ship/CN00000000000", 404, "not_found"),
+    (f"/v1/registers/ship/{'9' * 65}", 400, "identifier_too_long"),
+])
+def test_a_register_lookup_of_an_unknown_register_or_a_malformed_key_is_refused_naming_the_rule(
+        water_served, path, status, rule):
+    as_cj, _as_44 = water_served
+    answered, body = as_cj.json(path)
+    assert (answered, body["rule"]) == (status, rule), body

@@ -127,7 +127,7 @@ def test_the_openapi_document_describes_every_route_and_its_refusals():
             "/v1/downloads", "/v1/health", "/v1/openapi.json", "/v1/assists",
             "/v1/licences/verification", "/v1/ships/{ship_id}", "/v1/ships/by-imo/{imo}", "/v1/ships/by-mmsi/{mmsi}",
             "/v1/shipping-enterprises/{uscc}", "/v1/port-enterprises/{uscc}",
-            "/v1/waterway-projects/{project_code}"} == set(doc["paths"])
+            "/v1/waterway-projects/{project_code}", "/v1/registers/{register}/{key}"} == set(doc["paths"])
     scan = doc["paths"]["/v1/licences/verification"]
     assert {"200", "400", "404"} <= set(scan["post"]["responses"]) and "malformed_qr" in scan["post"]["responses"]["400"]["description"]
     assert scan["get"]["parameters"][0]["name"] == "qr"
