@@ -36,7 +36,10 @@ TAKE_WITHIN_SECONDS = 0.2
 
 
 def run_faust(settings: Settings, app_id: str, out_prefix: str, state_dir: Path) -> None:
+    import weakref
+
     import faust
+    from faust.streams import _current_event as current_event
 
     stage = PeerStage.from_settings(settings, out_prefix)
     app = faust.App(
@@ -59,8 +62,9 @@ def run_faust(settings: Settings, app_id: str, out_prefix: str, state_dir: Path)
             for event in events:
                 parts.setdefault(event.message.partition, []).append(event)
             for part in parts.values():
-                # a table reads and writes the partition of the event at hand: one partition at a time
-                stream._set_current_event(part[0])
+                # a table reads and writes the partition of the event at hand (faust's context variable; not
+                # the stream's ``current_event``, which take_events reads to fill its next batch)
+                current_event.set(weakref.ref(part[0]))
                 batch = [Inbound(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                                  e.message.value) for e in part]
                 run = stage.run(batch, state.get, registry.get)

@@ -132,13 +132,14 @@ def _load_and_drain(bench: Bench, settings: Settings) -> None:
 def peers(bench: Bench) -> None:
     """faust-streaming and Quix Streams running the worker's stage over the topics the worker processed,
     each a child process with its own group and output prefix; their outputs checked against the worker's."""
-    from .outputs import read_written, verdict
+    from .outputs import read_crossing, read_written, verdict
 
     if bench.loaded is None:
         _load_and_drain(bench, bench.phase("pipe"))
     settings = bench.loaded
     sources = [settings.topics.province_changes(p) for p in settings.provinces]
-    expected = read_written(bench.bootstrap, settings.topics, settings.provinces)
+    apart = read_crossing(bench.bootstrap, sources)
+    expected = read_written(bench.bootstrap, settings.topics, settings.provinces, apart)
     measured: dict[str, tuple[float, float]] = {}
     for kind, label in PEER_LABELS.items():
         out = bench.phase(f"peer{kind}").topics
@@ -146,7 +147,7 @@ def peers(bench: Bench) -> None:
         drained = _drain(bench, settings, f"peer_{kind}", None, group, sources,
                          start=lambda: bench.spawn(f"peer_{kind}", "deploy.bench.peer_child", settings, kind,
                                                    "--group", group, "--out-prefix", out.prefix))
-        same = verdict(expected, read_written(bench.bootstrap, out, settings.provinces))
+        same = verdict(expected, read_written(bench.bootstrap, out, settings.provinces, apart))
         bench.add(f"peer_{kind}", label, drained.rate, EVENTS_PER_S, f"{drained.note}; {same}")
         bench.add(f"cpu_peer_{kind}", f"{kind} peer, CPU per 100k events", drained.cpu, PER_100K, drained.cpu_note)
         bench.add_rss(f"rss_peer_{kind}_mib", f"peak RSS {kind} peer", drained.child)

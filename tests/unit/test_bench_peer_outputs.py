@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.bench.outputs import differences, verdict, written
+from deploy.bench.outputs import crossing, differences, verdict, written
 from deploy.bench.peers import PeerStage
 from schemas.topics import ORIGIN, TopicNames
 from streams.pipeline import OWNER
@@ -86,3 +86,18 @@ def test_the_registry_is_read_under_its_prefix_and_its_entries_written_as_the_wo
     stage = PeerStage(_Ctx(), "peer.")  # type: ignore[arg-type]
     [out] = stage.registry_outputs(StageRun([], [], [("vehicle:粤B1", "44/440300")]))
     assert (out.topic, out.key, out.value) == ("peer.roadx-registry", "vehicle:粤B1".encode(), b'"44/440300"')
+
+
+def test_an_entity_on_two_provinces_topics_is_counted_apart_in_every_kind_of_output():
+    apart = crossing([("w.prov.11.changes", b"vehicle:A", b"e1"), ("w.prov.44.changes", b"vehicle:A", b"e2"),
+                      ("w.prov.44.changes", b"vehicle:B", b"e3"), ("w.prov.44.changes", b"vehicle:B", b"e4")],
+                     digest=lambda value: value.upper())
+    assert apart.keys == {b"vehicle:A"} and apart.digests == {b"E1", b"E2"}
+    tallied = {**tally(["a", "b"], "AS"), "digests": b"E1" + b"E3"}
+    got = written([("w.national.changes", b"vehicle:A", b"e2", [("roadx.stale", b"true")]),
+                   ("w.national.changes", b"vehicle:B", b"e3", None),
+                   ("w.national.submissions", b"44/s1", tallied, None)],
+                  NAMES, PROVINCES, lambda v: v, lambda v: v, frozenset(), apart)
+    assert got.crossing == 2  # vehicle:A's change and its tallied event
+    assert got.sets["changes"] == {(b"vehicle:B", b"e3", ())}
+    assert [entry[2] for entry in got.sets["tallies"]] == ["b"]
