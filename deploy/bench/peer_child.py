@@ -9,8 +9,9 @@ the bench reads its progress from its group's committed offsets, as it does the 
             taking ``stream.take_events`` batches (run through the stage a source partition at
             a time), the stage's state (seen event ids, entity versions) in a RocksDB table
             with its changelog, co-partitioned with the source; the registry in a RocksDB
-            global table; outputs sent with
-            ``topic.send``; offsets committed by faust (every second).
+            global table; outputs sent with ``topic.send`` (lingering 5 ms, as the worker's
+            producer); offsets committed by faust every second; no terminal spinner (it would
+            turn the root logger to DEBUG).
 ``quix``    Quix Streams: an ``Application`` (at-least-once, commits every second) with one
             ``StreamingDataFrame`` a province topic, the stage run per message in a stateful
             ``apply`` on its RocksDB state and changelog (state is kept per message key, the
@@ -32,6 +33,7 @@ from streams.pipeline import Inbound
 from .peers import PeerStage
 
 COMMIT_SECONDS = 1.0
+LINGER_SECONDS = 0.005  # the producers' linger, as the worker's (``linger.ms`` 5, librdkafka's default)
 TAKE_WITHIN_SECONDS = 0.2
 
 
@@ -46,7 +48,7 @@ def run_faust(settings: Settings, app_id: str, out_prefix: str, state_dir: Path)
         app_id, broker=f"kafka://{settings.bootstrap_servers}", store="rocksdb://",
         topic_partitions=settings.partitions, broker_session_timeout=settings.session_timeout_ms / 1000,
         broker_heartbeat_interval=1.0, broker_commit_interval=COMMIT_SECONDS, consumer_auto_offset_reset="earliest",
-        web_enabled=False, datadir=str(state_dir.absolute()),
+        producer_linger=LINGER_SECONDS, web_enabled=False, datadir=str(state_dir.absolute()),
     )
     json = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
     state = app.Table("stage-state", partitions=settings.partitions, schema=json)
@@ -79,7 +81,9 @@ def run_faust(settings: Settings, app_id: str, out_prefix: str, state_dir: Path)
                     await outbound[out.topic].send(key=out.key, value=out.value, headers=out.headers)
 
     sys.argv = [sys.argv[0], "worker"]
-    faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+    worker.spinner = None  # no terminal to spin on, and the spinner would turn the root logger to DEBUG
+    worker.execute_from_commandline()
 
 
 def run_quix(settings: Settings, group: str, out_prefix: str, state_dir: Path) -> None:
