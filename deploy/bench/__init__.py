@@ -1,7 +1,7 @@
 """``roadx bench``: the ceilings of this machine and the stages of the line, measured in one run.
 
     run.py       one run: options, its fresh embedded broker and temporary directory, figures
-    phases.py    the phases in order (``PHASES``): ceilings, pipeline, end to end, big state,
+    phases.py    the phases in order (``PHASES``): ceilings, pipeline, peers, end to end, big state,
                  the information service
     service.py   the information service's phase: a big register, start-up, recovery,
                  lookups, freshness
@@ -12,7 +12,11 @@
     watch.py     watching the parts: child processes and their peak RSS, group progress
     report.py    figures, ceilings and targets as plain data: ratios, verdicts, table, JSON
     child.py     ``python -m deploy.bench.child adapter|faust``: the processes it starts
-                 besides the workers
+                 besides the workers and the peers
+    peers.py     the worker's pure stage as a peer framework runs it (``PeerStage``)
+    peer_child.py ``python -m deploy.bench.peer_child faust|quix``: the peers, faust-streaming and
+                 Quix Streams running that stage with their own state, changelogs and commits
+    outputs.py   what a run of the stage wrote, reduced to what the worker's and a peer's are compared by
 
 The command is ``deploy.commands.bench``. The names below are loaded on first use, so that
 ``python -m deploy.bench.child`` does not load the run into the processes whose memory it measures.

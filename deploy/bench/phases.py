@@ -6,7 +6,8 @@ a plain confluent-kafka consume→produce loop, in this process; the naive faust
 child process), ``pipeline`` (adapter child → ``roadx worker streams`` over the loaded
 ``prov.*`` topics → ``roadx worker sink`` over what the worker wrote, one after the other;
 then the same events sent without submissions through a fresh worker, for what manifests
-cost it), ``end_to_end``
+cost it), ``peers`` (faust-streaming and Quix Streams running the worker's stage over the topics the
+worker processed, ``deploy.bench.peer_child``, their outputs compared with the worker's), ``end_to_end``
 (worker and sink running, an adapter child publishes; then a paced producer at a quarter, half and
 all of ``--latency-rate`` for the latency figures), ``state_worker`` (a worker opening a state store filled
 with many entities) and ``service`` (the information service: ``deploy.bench.service``).
@@ -16,10 +17,12 @@ Rates of the workers are read from outside: committed offsets of their consumer 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 from schemas.settings import Settings
@@ -27,7 +30,7 @@ from schemas.settings import Settings
 from ..errors import StackError
 from ..topics import create_topics
 from .measure import STATE_FILL_BATCH, avro_rates, fill_topic, kafka_loop_rate, latency_percentiles, paced_send
-from .report import EVENTS_PER_S, MS, rate
+from .report import EVENTS_PER_S, MS, PER_100K, against_peers, cpu_per_100k, rate
 from .run import Bench
 from .service import service
 from .watch import Child, CommitLog, GroupProgress, count_messages, cpu_seconds, wait_until
@@ -96,28 +99,74 @@ def run_adapter(bench: Bench, settings: Settings, events: int, seed: int,
 
 
 def pipeline(bench: Bench) -> None:
-    opts = bench.options
     settings = bench.phase("pipe")
-    names = settings.topics
+    _load_and_drain(bench, settings)
+    _without_manifests(bench, bench.figures["stream_worker"].value)
+
+    from sinks.sink import TopicRoles
+
+    sink_topics = TopicRoles.from_settings(settings).topics
+    drained = _drain(bench, settings, "sink", "sink", settings.topics.sink_group, sink_topics)
+    bench.add("sink", "sink (messages → rows in the store)", drained.rate, EVENTS_PER_S, drained.note)
+    bench.add_rss("rss_sink_mib", "peak RSS sink", drained.child)
+
+
+def _load_and_drain(bench: Bench, settings: Settings) -> None:
+    """The adapter fills ``settings``' province topics, then a stream worker processes them: their figures.
+    The peers run over the same topics afterwards (``bench.loaded``)."""
+    opts = bench.options
     bench.say(f"adapter: publishing {opts.events:,} synthetic events (a child process)")
     child, timing = run_adapter(bench, settings, opts.events, opts.seed)
     bench.add("adapter", "adapter (generate, encode, sign, spool, send)",
               rate(timing["produced"], timing["finished"] - timing["started"]), EVENTS_PER_S,
               f"{timing['produced']:,} events")
     bench.add_rss("rss_adapter_mib", "peak RSS adapter", child)
+    names = settings.topics
+    drained = _drain(bench, settings, "stream_worker", "streams", names.streams_group,
+                     [names.province_changes(p) for p in settings.provinces])
+    bench.add("stream_worker", "stream worker (provenance, rules, dedup, routing, submission tallies)",
+              drained.rate, EVENTS_PER_S, drained.note)
+    bench.add("cpu_stream_worker", "stream worker, CPU per 100k events", drained.cpu, PER_100K, drained.cpu_note)
+    bench.add_rss("rss_stream_worker_mib", "peak RSS stream worker", drained.child)
+    bench.loaded = settings
 
-    source_topics = [names.province_changes(p) for p in settings.provinces]
-    figure, worker = _drain(bench, settings, "stream_worker", "streams", names.streams_group, source_topics)
-    bench.add("stream_worker", "stream worker (provenance, rules, dedup, routing, submission tallies)", *figure)
-    bench.add_rss("rss_stream_worker_mib", "peak RSS stream worker", worker)
-    _without_manifests(bench, figure[0])
 
-    from sinks.sink import TopicRoles
+def peers(bench: Bench) -> None:
+    """faust-streaming and Quix Streams running the worker's stage over the topics the worker processed,
+    each a child process with its own group and output prefix; their outputs checked against the worker's."""
+    from .outputs import read_crossing, read_written, verdict
 
-    sink_topics = TopicRoles.from_settings(settings).topics
-    figure, sink = _drain(bench, settings, "sink", "sink", names.sink_group, sink_topics)
-    bench.add("sink", "sink (messages → rows in the store)", *figure)
-    bench.add_rss("rss_sink_mib", "peak RSS sink", sink)
+    if bench.loaded is None:
+        _load_and_drain(bench, bench.phase("pipe"))
+    settings = bench.loaded
+    sources = [settings.topics.province_changes(p) for p in settings.provinces]
+    apart = read_crossing(bench.bootstrap, sources)
+    expected = read_written(bench.bootstrap, settings.topics, settings.provinces, apart)
+    measured: dict[str, tuple[float, float]] = {}
+    for kind, label in PEER_LABELS.items():
+        if kind == "quix" and importlib.util.find_spec("quixstreams") is None:
+            bench.say("peer quix: not measured: Quix Streams is not installed (pip install 'roadx[bench]')")
+            continue
+        out = bench.phase(f"peer{kind}").topics
+        group = f"{settings.topic_prefix}peer-{kind}"
+        drained = _drain(bench, settings, f"peer_{kind}", None, group, sources,
+                         start=lambda: bench.spawn(f"peer_{kind}", "deploy.bench.peer_child", settings, kind,
+                                                   "--group", group, "--out-prefix", out.prefix))
+        same = verdict(expected, read_written(bench.bootstrap, out, settings.provinces, apart))
+        bench.add(f"peer_{kind}", label, drained.rate, EVENTS_PER_S, f"{drained.note}; {same}")
+        bench.add(f"cpu_peer_{kind}", f"{kind} peer, CPU per 100k events", drained.cpu, PER_100K, drained.cpu_note)
+        bench.add_rss(f"rss_peer_{kind}_mib", f"peak RSS {kind} peer", drained.child)
+        measured[kind] = (drained.rate, drained.cpu)
+    worker = (bench.figures["stream_worker"].value, bench.figures["cpu_stream_worker"].value)
+    faster, leaner = against_peers(worker, measured)
+    bench.add("worker_vs_peers", "stream worker ÷ the fastest peer, events/s", faster, "×")
+    bench.add("worker_cpu_vs_peers", "the leanest peer's CPU per event ÷ the stream worker's", leaner, "×")
+
+
+PEER_LABELS = {
+    "faust": "faust-streaming app (the stage on take_events batches, RocksDB tables and changelogs)",
+    "quix": "Quix Streams app (the stage per message, RocksDB state and changelogs, at-least-once)",
+}
 
 
 def _without_manifests(bench: Bench, with_manifests: float) -> None:
@@ -128,10 +177,10 @@ def _without_manifests(bench: Bench, with_manifests: float) -> None:
     bench.say(f"stream worker without manifests: publishing {opts.events:,} events that name no submission")
     run_adapter(bench, settings, opts.events, opts.seed, manifests=False)
     source_topics = [settings.topics.province_changes(p) for p in settings.provinces]
-    figure, _worker = _drain(bench, settings, "stream_worker_plain", "streams", settings.topics.streams_group,
-                             source_topics)
-    bench.add("stream_worker_plain", "stream worker, events without submissions", *figure)
-    bench.add("manifest_ratio", "stream worker with manifests ÷ without", with_manifests / figure[0], "×")
+    drained = _drain(bench, settings, "stream_worker_plain", "streams", settings.topics.streams_group, source_topics)
+    bench.add("stream_worker_plain", "stream worker, events without submissions", drained.rate, EVENTS_PER_S,
+              drained.note)
+    bench.add("manifest_ratio", "stream worker with manifests ÷ without", with_manifests / drained.rate, "×")
 
 
 def seal_rates(bench: Bench, settings: Settings) -> None:
@@ -157,32 +206,48 @@ def seal_rates(bench: Bench, settings: Settings) -> None:
     bench.add("seal_verify", "licence seals verified (SM2, one core)", verifying, "seals/s", f"{count:,} licences")
 
 
-def _drain(bench: Bench, settings: Settings, name: str, part: str, group: str,
-           topics: list[str]) -> tuple[tuple[float, str, str], Child]:
-    """Run worker ``part`` over loaded ``topics`` until its group committed them all; (rate, unit, note), child."""
+@dataclass(frozen=True)
+class Drained:
+    rate: float
+    note: str
+    cpu: float  # CPU seconds per 100k events, over the same span as the rate
+    cpu_note: str
+    child: Child
+
+
+def _drain(bench: Bench, settings: Settings, name: str, part: str | None, group: str, topics: list[str],
+           start: Callable[[], Child] | None = None) -> Drained:
+    """Run worker ``part`` (or the child ``start`` starts) over loaded ``topics`` until ``group`` committed
+    them all: its rate and CPU per event from its first commit to its last (from the group's
+    formation when the first commit held nearly everything)."""
     total = count_messages(bench.bootstrap, topics)
-    bench.say(f"{name}: processing {total:,} loaded messages (roadx worker {part})")
+    bench.say(f"{name}: processing {total:,} loaded messages" + (f" (roadx worker {part})" if part else ""))
     group_state = GroupProgress(bench.bootstrap, group)
     commits = CommitLog(bench.bootstrap, group, topics)
     try:
-        child = bench.spawn_worker(name, part, settings)
+        child = start() if start is not None else bench.spawn_worker(name, part, settings)
+        commits.cpu = child.cpu_seconds
         formed = wait_until(group_state.stable, 180, f"the {name} group to form", child.check, every=0.05)
+        cpu_formed = child.cpu_seconds()
         seen = wait_until(lambda: commits.latest >= total, TIMEOUT, f"the {name} to commit {total} messages",
                           child.check, every=0.05)
-        done = commits.first_reaching(total) or seen
-        first = commits.first_commit()
+        last = commits.sample_reaching(total)
+        first = commits.sample_reaching(1)
     finally:
         group_state.close()
         commits.close()
     child.stop()
+    done, cpu_done = (last[0], last[2]) if last else (seen, child.cpu_seconds())
     overall = rate(total, done - formed)
     if first is not None and total - first[1] >= total // 10 and done > first[0]:
-        value = rate(total - first[1], done - first[0])
+        value, cpu = rate(total - first[1], done - first[0]), cpu_per_100k(cpu_done - first[2], total - first[1])
         note = (f"{total:,} messages; first to last commit; from group formation "
                 f"(incl. start-up) {overall:,.0f}/s")
     else:
-        value, note = overall, f"{total:,} messages; from group formation (incl. start-up), one batch only"
-    return (value, EVENTS_PER_S, note), child
+        value, cpu = overall, cpu_per_100k(cpu_done - cpu_formed, total)
+        note = f"{total:,} messages; from group formation (incl. start-up), one batch only"
+    cpu_note = f"the process's CPU time over the span of its rate; {cpu_done - cpu_formed:.1f} s from group formation"
+    return Drained(value, note, cpu, cpu_note, child)
 
 
 def end_to_end(bench: Bench) -> None:
@@ -316,13 +381,12 @@ def state_worker(bench: Bench) -> None:
     size_mib = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1024 ** 2
     batch = max(settings.stream_batch_size * 2, 2_000)
     publish_synthetic(settings, batch, opts.seed + 3)
-    figure, worker = _drain(bench, settings, "state_stream_worker", "streams",
-                            settings.topics.streams_group, [settings.topics.province_changes(p)
-                                                            for p in settings.provinces])
-    bench.add_rss("rss_state_worker_mib", "peak RSS stream worker, big state", worker,
+    drained = _drain(bench, settings, "state_stream_worker", "streams", settings.topics.streams_group,
+                     [settings.topics.province_changes(p) for p in settings.provinces])
+    bench.add_rss("rss_state_worker_mib", "peak RSS stream worker, big state", drained.child,
                   f"{opts.state_entities:,} entities (an entity record and its create event's id each) written to its RocksDB store with StateStore.apply "
                   f"({fill_seconds:.0f}s, {size_mib:,.0f} MiB on disk), then the worker process opened it "
-                  f"and processed {batch:,} events ({figure[0]:,.0f}/s)")
+                  f"and processed {batch:,} events ({drained.rate:,.0f}/s)")
 
 
 def _entities(first: int, last: int, entity_prefix: str, seen_prefix: str) -> dict[str, object]:
@@ -334,7 +398,7 @@ def _entities(first: int, last: int, entity_prefix: str, seen_prefix: str) -> di
     return state
 
 
-PHASES = (ceilings, pipeline, end_to_end, state_worker, service)
+PHASES = (ceilings, pipeline, peers, end_to_end, state_worker, service)
 
 
 def chosen_phases(phases: tuple[Callable[[Bench], None], ...], names: str | None) -> list[Callable[[Bench], None]]:

@@ -27,6 +27,11 @@ CEILINGS: dict[str, str] = {
     "faust_agent": "×faust",
 }
 STAGES = ("adapter", "stream_worker", "stream_worker_plain", "manifest_ratio", "sink", "end_to_end")
+# The peers running the worker's stage (deploy.bench.peer_child), CPU seconds per 100k events, and the worker
+# against the best of them: events/s over the fastest peer's, the leanest peer's CPU per event over its own.
+PEERS = ("peer_faust", "peer_quix", "worker_vs_peers", "worker_cpu_vs_peers")
+PER_100K = "CPU s/100k"
+CPU = ("cpu_stream_worker", "cpu_peer_faust", "cpu_peer_quix")
 # Signed proof: licence seals signed and verified a second (SM2, one core).
 SEALS = ("seal_sign", "seal_verify")
 LATENCIES = ("latency_p50_ms", "latency_p99_ms", "latency_max_rate")
@@ -42,11 +47,11 @@ def lookup_figure(q: int, per_second: int) -> str:
 SERVICE = (*(lookup_figure(q, r) for r in SERVICE_LOOKUP_RATES for q in (50, 99)),
            "service_freshness_p99_ms", "service_new_worker_s", "service_recovery_s")
 MEMORY = ("rss_adapter_mib", "rss_stream_worker_mib", "rss_sink_mib", "rss_e2e_stream_worker_mib", "rss_e2e_sink_mib",
-          "rss_faust_mib", "rss_state_worker_mib", "rss_service_mib")
+          "rss_faust_mib", "rss_peer_faust_mib", "rss_peer_quix_mib", "rss_state_worker_mib", "rss_service_mib")
 # A national initial load (``roadx bench --scale``): each part's rate at the last point ÷ at the first,
 # and memory; the rate and the store's bytes at each point follow them (``deploy.bench.scale``).
 SCALE = ("scale_worker_ratio", "scale_sink_ratio", "rss_scale_worker_mib", "rss_scale_sink_mib")
-ALL_FIGURES = (*CEILINGS, *SEALS, *STAGES, *LATENCIES, *SERVICE, *MEMORY, *SCALE)
+ALL_FIGURES = (*CEILINGS, *SEALS, *STAGES, *PEERS, *CPU, *LATENCIES, *SERVICE, *MEMORY, *SCALE)
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,8 @@ class Verdict:
 
 TARGETS: tuple[Target, ...] = (
     Target("stream_worker", ">=", 5.0, "faust_agent"),
+    Target("worker_vs_peers", ">=", 2.0),
+    Target("worker_cpu_vs_peers", ">=", 2.5),
     Target("manifest_ratio", ">=", 0.95),
     Target("sink", ">=", 0.5, "avro_decode"),
     Target("adapter", ">=", 0.5, "avro_encode"),
@@ -110,6 +117,23 @@ def rate(count: int, seconds: float) -> float:
     if count < 0 or not seconds > 0 or math.isinf(seconds):
         raise DeployError(f"cannot make a rate of {count} events over {seconds} s")
     return count / seconds
+
+
+def cpu_per_100k(cpu_seconds: float, count: int) -> float:
+    """CPU seconds per 100,000 events; raises ``DeployError`` for a count or time that cannot make one."""
+    if count <= 0 or cpu_seconds < 0:
+        raise DeployError(f"cannot make CPU per event of {cpu_seconds} s over {count} events")
+    return cpu_seconds * 100_000 / count
+
+
+def against_peers(worker: tuple[float, float], peers: Mapping[str, tuple[float, float]]) -> tuple[float, float]:
+    """The worker's (events/s, CPU per event) against the best peer's in each:
+    (its rate ÷ the fastest peer's, the leanest peer's CPU per event ÷ its own)."""
+    if not peers or worker[1] <= 0 or any(rate_ <= 0 for rate_, _cpu in peers.values()):
+        raise DeployError("the worker against its peers needs a peer, and positive rates and CPU times")
+    fastest = max(rate_ for rate_, _cpu in peers.values())
+    leanest = min(cpu for _rate, cpu in peers.values())
+    return worker[0] / fastest, leanest / worker[1]
 
 
 def ratio(value: float, ceiling: float | None) -> float | None:

@@ -91,6 +91,7 @@ class Bench:
         self.children: list[Child] = []
         self.bootstrap = ""
         self.broker_pid = 0
+        self.loaded: Settings | None = None  # the province topics a stream worker processed, for the peers
 
     def run(self, phases: Iterable[Callable[["Bench"], None]]) -> dict[str, Figure]:
         """Run ``phases`` in order on a fresh embedded broker; the figures by key."""

@@ -85,12 +85,12 @@ def scale(bench: Bench) -> None:
         if fill.wait(FILL_TIMEOUT) != 0:
             raise StackError(f"the scale fill exited with code {fill.wait(0)}; see {fill.log_path}")
         source = [settings.topics.province_changes(p) for p in settings.provinces]
-        (worker_rate, _u, _n), worker = _drain(bench, settings, f"scale_worker_{number}", "streams",
-                                               settings.topics.streams_group, source)
-        (sink_rate, _u, _n), sink = _drain(bench, settings, f"scale_sink_{number}", "sink",
-                                           settings.topics.sink_group, TopicRoles.from_settings(settings).topics)
-        rss["worker"] = max(rss["worker"], worker.peak_rss_mib)
-        rss["sink"] = max(rss["sink"], sink.peak_rss_mib)
+        worker = _drain(bench, settings, f"scale_worker_{number}", "streams", settings.topics.streams_group, source)
+        sink = _drain(bench, settings, f"scale_sink_{number}", "sink", settings.topics.sink_group,
+                      TopicRoles.from_settings(settings).topics)
+        worker_rate, sink_rate = worker.rate, sink.rate
+        rss["worker"] = max(rss["worker"], worker.child.peak_rss_mib)
+        rss["sink"] = max(rss["sink"], sink.child.peak_rss_mib)
         _delete_topics(bench.bootstrap, [name for name, *_rest in wanted])
         _forget_round_positions(settings)
         loaded = first + count

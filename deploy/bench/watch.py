@@ -56,8 +56,8 @@ class Child:
     def check(self) -> None:
         """Raise ``StackError`` if the process ended (it should run until stopped)."""
         self._read_peak_rss()
-        if self.process.poll() is not None:  # reaped by Popen: stop() has nothing left to reap
-            self.exit_status = self.process.returncode
+        if self.process.poll() is not None:
+            self.exit_status = self.process.returncode  # reaped: stopping it later finds nothing to do
             raise StackError(f"the {self.name} process exited with code {self.process.returncode}; "
                              f"see {self.log_path}:\n{_tail(self.log_path)}")
 
@@ -191,7 +191,8 @@ class CommitLog:
         self._progress = GroupProgress(bootstrap_servers, group)
         self._progress.watch(topics)
         self._every = every
-        self._samples: list[tuple[float, int]] = []
+        self._samples: list[tuple[float, int, float]] = []  # (wall time, committed, CPU seconds of ``cpu``)
+        self.cpu: Callable[[], float] | None = None  # the committing process's CPU time, sampled with each total
         self._stop = threading.Event()
         self._failure: Exception | None = None
         self._thread = threading.Thread(target=self._run, name=f"commits-{group}", daemon=True)
@@ -200,7 +201,8 @@ class CommitLog:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                self._samples.append((time.time(), self._progress.committed()))
+                at, done = time.time(), self._progress.committed()
+                self._samples.append((at, done, self.cpu() if self.cpu is not None else 0.0))
                 self._stop.wait(self._every)
         except Exception as exc:  # reported by the reader of the samples
             self._failure = exc
@@ -215,11 +217,17 @@ class CommitLog:
 
     def first_reaching(self, total: int) -> float | None:
         """Wall time of the first sample at or above ``total``."""
-        return next((at for at, done in list(self._samples) if done >= total), None)
+        sample = self.sample_reaching(total)
+        return sample[0] if sample else None
+
+    def sample_reaching(self, total: int) -> tuple[float, int, float] | None:
+        """(wall time, total, CPU seconds) of the first sample at or above ``total``."""
+        return next((sample for sample in list(self._samples) if sample[1] >= total), None)
 
     def first_commit(self) -> tuple[float, int] | None:
         """(wall time, total) of the first sample with anything committed."""
-        return next(((at, done) for at, done in list(self._samples) if done > 0), None)
+        sample = self.sample_reaching(1)
+        return sample[:2] if sample else None
 
     def close(self) -> None:
         self._stop.set()

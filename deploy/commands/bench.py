@@ -32,8 +32,9 @@ def add_parser(sub: Any, with_data_dir: Any) -> None:
                        help="length of each lookup and freshness run against the service (default 10)")
     bench.add_argument("--seed", type=int, default=7, help="seed of the synthetic provinces")
     bench.add_argument("--phases", metavar="NAME[,NAME…]",
-                       help="run only these phases, in their usual order: ceilings, pipeline, end_to_end, "
-                            "state_worker, service (default: all; ratios need the ceilings in the same run)")
+                       help="run only these phases, in their usual order: ceilings, pipeline, peers, end_to_end, "
+                            "state_worker, service (default: all; ratios need the ceilings in the same run; "
+                            "peers runs over the pipeline's topics, or fills its own)")
     bench.add_argument("--scale", action="store_true",
                        help="run only the national initial load: the worker's and the sink's rate, memory and the "
                             "store's bytes per entity at each of --scale-points (long: about an hour for 20M)")

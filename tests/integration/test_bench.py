@@ -6,6 +6,7 @@ No timing is asserted: the figures depend on the machine.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 
 import pytest
@@ -34,13 +35,16 @@ def test_small_bench_prints_every_figure_and_writes_json(tmp_path, capsys):
     printed = capsys.readouterr()
     assert status == 0
     data = json.loads(out.read_text("utf-8"))
-    assert set(data["figures"]) == set(ALL_FIGURES) - set(SCALE)  # the initial load runs alone (--scale)
+    unmeasured = set(SCALE)  # the initial load runs alone (--scale)
+    if importlib.util.find_spec("quixstreams") is None:  # the Quix peer is the bench extra
+        unmeasured |= {"peer_quix", "cpu_peer_quix", "rss_peer_quix_mib"}
+    assert set(data["figures"]) == set(ALL_FIGURES) - unmeasured
     for key, figure in data["figures"].items():
         # 0 is a finding for the highest rate under the latency bound: no rate offered stayed under it
         assert figure["value"] > 0 or (key == "latency_max_rate" and "none stayed under" in figure["note"]), key
         assert figure["label"] in printed.out, key
     assert {t["figure"] for t in data["targets"]} == {t.figure for t in TARGETS}
-    assert all(t["met"] in (True, False) for t in data["targets"] if t["figure"] not in SCALE)
+    assert all(t["met"] in (True, False) for t in data["targets"] if t["figure"] not in unmeasured)
     assert data["figures"]["stream_worker"]["ratios"]["faust_agent"] > 0
     assert data["machine"]["nproc"] >= 1
     assert data["options"]["service_entities"] == 2000

@@ -7,13 +7,17 @@ import json
 import pytest
 
 from deploy.bench.report import (
-    ALL_FIGURES, CEILINGS, EVENTS_PER_S, MIB, MS, SECONDS, SERVICE, SERVICE_LOOKUP_RATES, TARGETS, Figure, Target,
-    evaluate, format_table, lookup_figure, percentile, rate, ratio, report_json,
+    ALL_FIGURES, CEILINGS, EVENTS_PER_S, MIB, MS, PER_100K, SECONDS, SERVICE, SERVICE_LOOKUP_RATES, TARGETS, Figure, Target,
+    against_peers, cpu_per_100k, evaluate, format_table, lookup_figure, percentile, rate, ratio, report_json,
 )
 from deploy.errors import DeployError
 
 
 def unit(key: str) -> str:
+    if key.startswith("cpu_"):
+        return PER_100K
+    if key.endswith("vs_peers"):
+        return "×"
     if key.endswith("_ms"):
         return MS
     if key.endswith("_s"):
@@ -28,6 +32,8 @@ def figures(**values: float) -> dict[str, Figure]:
 FULL = figures(kafka_loop=160_000, avro_decode=150_000, avro_encode=140_000, faust_agent=5_000,
                adapter=80_000, stream_worker=30_000, stream_worker_plain=30_500, manifest_ratio=0.98, sink=60_000,
                end_to_end=16_000, seal_sign=2_800, seal_verify=1_500,
+               peer_faust=6_000, peer_quix=12_000, worker_vs_peers=2.5, worker_cpu_vs_peers=2.0,
+               cpu_stream_worker=30, cpu_peer_faust=160, cpu_peer_quix=60, rss_peer_faust_mib=200, rss_peer_quix_mib=150,
                latency_p50_ms=300, latency_p99_ms=2_500, latency_max_rate=2_500,
                rss_adapter_mib=60, rss_stream_worker_mib=80, rss_sink_mib=400, rss_e2e_stream_worker_mib=90,
                rss_e2e_sink_mib=450, rss_faust_mib=64, rss_state_worker_mib=700,
@@ -50,6 +56,31 @@ def test_ratio_divides_by_the_ceiling_and_is_none_without_one():
     assert ratio(30_000, 5_000) == 6.0
     assert ratio(1.0, 0.0) is None
     assert ratio(1.0, None) is None
+
+
+def test_cpu_per_100k_scales_the_cpu_time_to_100k_events():
+    assert cpu_per_100k(3.0, 10_000) == pytest.approx(30.0)
+    with pytest.raises(DeployError, match="cannot make CPU per event"):
+        cpu_per_100k(3.0, 0)
+
+
+def test_the_worker_is_held_against_the_fastest_peer_and_the_leanest_peer_apart():
+    # faust is leaner here but slower: the rate is held against quix, the CPU against faust
+    faster, leaner = against_peers((30_000, 30.0), {"faust": (6_000, 50.0), "quix": (12_000, 60.0)})
+    assert faster == pytest.approx(2.5)
+    assert leaner == pytest.approx(50.0 / 30.0)
+
+
+@pytest.mark.parametrize("peers", [{}, {"faust": (0.0, 50.0)}])
+def test_the_worker_against_no_peer_or_a_stopped_one_is_refused(peers):
+    with pytest.raises(DeployError, match="needs a peer"):
+        against_peers((30_000, 30.0), peers)
+
+
+def test_the_peer_targets_are_ratios_met_at_2x_events_and_2_5x_cpu():
+    verdicts = {v.target.figure: v for v in evaluate(FULL)}
+    assert verdicts["worker_vs_peers"].met is True  # 2.5 >= 2
+    assert verdicts["worker_cpu_vs_peers"].met is False  # 2.0 < 2.5
 
 
 def test_percentile_interpolates_between_closest_ranks():
