@@ -179,3 +179,38 @@ def test_lz4_compressed_entries_round_trip_on_the_broker(settings):
         assert publisher.drain() == 50
     messages = consume_all(settings, [settings.topics.province_changes("44")], expected=50)
     assert sorted(m.value() for m in messages) == sorted(value for _t, _k, value in entries)
+
+
+def test_a_case_naming_an_administrations_ship_is_sent_after_the_ship_and_the_wait_the_caller_gives(
+        bootstrap, unique, tmp_path):
+    """Each province chunk holding a case about a CJ or ZJ ship goes out only after the ship is on the
+    administration's topic and the wait ``settle`` returned for it has been called."""
+    settings = Settings(data_dir=tmp_path, bootstrap_servers=bootstrap, provinces=("44", "11", "CJ", "ZJ"),
+                        topic_prefix=f"t{unique}.")
+    create_topics(bootstrap, exchange_topics(settings))
+    codec = EventCodec(EmbeddedRegistry())
+    on_topic: dict[str, set[str]] = {"CJ": set(), "ZJ": set()}  # ship keys on the party's topic when waited for
+    waited: list[str] = []
+
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t{unique}.probe"})
+
+    def settle(party):
+        topic = settings.topics.province_changes(party)
+        ends = sum(probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                   for p in range(settings.partitions))
+        keys = {m.key().decode() for m in consume_all(settings, [topic], ends, timeout=30)}
+        return lambda: (waited.append(party), on_topic[party].update(keys))
+
+    try:
+        report = publish_synthetic(settings, total=10_000, seed=7, settle=settle)
+    finally:
+        probe.close()
+    assert report.produced == 10_000 and set(waited) == {"CJ", "ZJ"}
+    provinces = [settings.topics.province_changes(p) for p in ("44", "11")]
+    named = set()
+    for message in consume_all(settings, provinces, sum(report.per_province[p] for p in ("44", "11"))):
+        event = codec.decode(message.value())[1]
+        if event["entity_type"] == "case" and (event["after"] or {}).get("involved_ship_id"):
+            named.add(f"ship:{event['after']['involved_ship_id']}")
+    assert named and named <= on_topic["CJ"] | on_topic["ZJ"]
+    assert {q: report.expected_routed.get(q, 0) > 0 for q in ("CJ", "ZJ")} == {"CJ": True, "ZJ": True}
