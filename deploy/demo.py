@@ -223,23 +223,27 @@ def _wait_for_receipts(settings: Settings, progress: Progress, stall_seconds: fl
 
 
 def _taken_in(stack: Stack, settings: Settings, lag: GroupLag, party: str,
-              stall_seconds: float) -> Callable[[], None]:
-    """A wait until the stream worker has committed what ``party``'s changes topic holds now: a case
-    published after it that names one of the party's ships finds the ship registered."""
+              stall_seconds: float) -> Callable[[bool], bool]:
+    """Whether the stream worker has committed what ``party``'s changes topic holds now (with
+    ``block``: once it has): a case published after it that names one of the party's ships finds
+    the ship registered."""
     marks = lag.ends([settings.topics.province_changes(party)])
     reached = False
 
-    def wait() -> None:
+    def taken_in(block: bool) -> bool:
         nonlocal reached
         started = time.monotonic()
-        while not reached and not lag.reached(marks):
+        while not reached:
+            reached = lag.reached(marks)
+            if reached or not block:
+                break
             stack.check()
             if time.monotonic() - started > stall_seconds:
                 raise StackError(f"the stream worker took {party}'s events in for {stall_seconds:.0f}s without "
                                  f"catching up; logs are in {stack.log_dir}")
             time.sleep(0.05)
-        reached = True
-    return wait
+        return reached
+    return taken_in
 
 
 def _wait_until_drained(stack: Stack, settings: Settings, progress: Progress, stall_seconds: float) -> None:

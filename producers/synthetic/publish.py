@@ -50,6 +50,7 @@ from ..spool import Spool
 from ..submissions import SubmissionBook, distinct_events, synthetic_submission
 
 Progress = Callable[[int, int], None]
+LATE_CHUNKS = 2  # a chunk waiting for what it refers to fills up to this many chunks, then waits
 ADAPTER = "synthetic"
 
 
@@ -72,7 +73,7 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
                       cross_province_case_share: float = 0.15, chunk: int = 2000, resume: bool = False,
                       on_spooled: Callable[[int], None] | None = None,
                       stop: threading.Event | None = None, manifests: bool = True,
-                      seal: bool = False, settle: Callable[[str], Callable[[], None]] | None = None
+                      seal: bool = False, settle: Callable[[str], Callable[[bool], bool]] | None = None
                       ) -> SyntheticReport:
     """Generate ``total`` events for ``settings.provinces`` and publish them; returns the counts.
 
@@ -83,9 +84,11 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
     generated again by a resumed run. ``seal``: each province seals the licences it issues with its
     own key (``SyntheticProvinces``: about a fifth of the generation rate; the demo seals, bench fills do not).
     ``settle(party)``: called once the party's events sent so far are delivered, when an event
-    referring to one of them is buffered; it returns a wait, called before that event's chunk is
-    sent, which returns once the line has taken them in (the demo: once the stream worker has
-    committed the party's topic up to where it ended when ``settle`` was called).
+    referring to one of them is buffered; it returns ``taken_in(block)``, asked before that event's
+    chunk is sent, which says whether the line has taken them in (the demo: whether the stream
+    worker has committed the party's topic up to where it ended when ``settle`` was called) and
+    with ``block`` waits until it has. A chunk whose answer is no yet keeps filling, up to
+    ``LATE_CHUNKS`` chunks, and is asked again every quarter chunk; then, and at the end, it waits.
     """
     if total < 0 or chunk < 1:
         raise GeneratorConfigError(f"total must not be negative and chunk must be positive, got {total} and {chunk}")
@@ -111,8 +114,9 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
         digests: dict[str, list[tuple[int, bytes]]] = {p: [] for p in settings.provinces}
         chunks = {p: 0 for p in settings.provinces}
         unsettled: set[str] = set()  # parties that sent events since their last ``settle``
-        settled: dict[str, Callable[[], None]] = {}  # party → the wait of its last ``settle``
-        waits: dict[str, dict[str, Callable[[], None]]] = {p: {} for p in settings.provinces}  # before a chunk goes
+        settled: dict[str, Callable[[bool], bool]] = {}  # party → what its last ``settle`` returned
+        waits: dict[str, dict[str, Callable[[bool], bool]]] = {p: {} for p in settings.provinces}  # before a chunk goes
+        due = {p: chunk for p in settings.provinces}  # the buffer's length at which its chunk is tried next
         submissions = {p: synthetic_submission(p, seed, run, 0) if manifests else None for p in settings.provinces}
         acked = 0
 
@@ -129,11 +133,15 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
             submissions[province] = synthetic_submission(province, seed, run, chunks[province])
             return [books[province].close(manifest)]
 
-        def spool_and_send(province: str, generated: int) -> None:
+        def spool_and_send(province: str, generated: int, late: bool = False) -> None:
+            """Send the province's buffer; unless ``late``, not yet while what it refers to is not taken in."""
             nonlocal acked
-            for wait in waits[province].values():
-                wait()
+            block = late or len(buffers[province]) >= LATE_CHUNKS * chunk
+            if not all(taken_in(block) for taken_in in waits[province].values()):
+                due[province] = len(buffers[province]) + max(chunk // 4, 1)
+                return
             waits[province].clear()
+            due[province] = chunk
             metrics.events_read(province, ADAPTER, len(buffers[province]))
             appended = spools[province].append_entries(
                 buffers[province], checkpoint=json.dumps({"seed": seed, "generated": generated}),
@@ -178,14 +186,14 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
             buffer.append((topics[province], event["entity_key"].encode("utf-8"), value))
             if manifests:
                 digests[province].append((event["source"]["seq"], provenance.event_digest(value)))
-            if len(buffer) >= chunk:
+            if len(buffer) >= due[province]:
                 spool_and_send(province, generated)
                 if stop is not None and stop.is_set():
                     break
         stopped = stop is not None and stop.is_set()
         for province, buffer in buffers.items():
             if buffer and not stopped:
-                spool_and_send(province, generated)
+                spool_and_send(province, generated, late=True)
         for publisher in publishers.values():
             acked += publisher.finish() if stopped else publisher.drain()
         if progress is not None:

@@ -199,7 +199,11 @@ def test_a_case_naming_an_administrations_ship_is_sent_after_the_ship_and_the_wa
         ends = sum(probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
                    for p in range(settings.partitions))
         keys = {m.key().decode() for m in consume_all(settings, [topic], ends, timeout=30)}
-        return lambda: (waited.append(party), on_topic[party].update(keys))
+        def taken_in(block):
+            waited.append(party)
+            on_topic[party].update(keys)
+            return True
+        return taken_in
 
     try:
         report = publish_synthetic(settings, total=10_000, seed=7, settle=settle)
