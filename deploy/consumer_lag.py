@@ -172,5 +172,23 @@ class GroupLag:
         except KafkaException as exc:
             raise StackError(f"cannot read the offsets of group {self.group}: {exc}") from exc
 
+    def ends(self, topics: Iterable[str], timeout: float = 10) -> dict[tuple[str, int], int]:
+        """The end (high watermark) of every partition of ``topics`` now."""
+        try:
+            metadata = self._consumer.list_topics(timeout=timeout).topics
+            return {(topic, p): self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout,
+                                                                     cached=False)[1]
+                    for topic in topics if topic in metadata for p in metadata[topic].partitions}
+        except KafkaException as exc:
+            raise StackError(f"cannot read the ends of {', '.join(topics)}: {exc}") from exc
+
+    def reached(self, marks: Mapping[tuple[str, int], int], timeout: float = 10) -> bool:
+        """Whether the group has committed every partition up to its mark (``ends`` taken earlier)."""
+        try:
+            committed = self._consumer.committed([TopicPartition(t, p) for t, p in marks], timeout=timeout)
+        except KafkaException as exc:
+            raise StackError(f"cannot read the offsets of group {self.group}: {exc}") from exc
+        return all(max(tp.offset, 0) >= marks[(tp.topic, tp.partition)] for tp in committed)  # none yet: 0
+
     def close(self) -> None:
         self._consumer.close()

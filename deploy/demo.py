@@ -3,7 +3,7 @@
 ``reconcile`` is the pure check of a finished run; ``run_demo`` is the runner: it starts
 the embedded stack, publishes the synthetic provinces, waits until the stream worker and
 the sink have committed everything, asks the information service what the store says
-(``deploy.service_check``), has the provinces acknowledge and answer their cases
+(``deploy.service_check``), has the parties acknowledge and answer their cases
 (``deploy.case_check``), reads the worker's counters and the store, and returns the summary.
 """
 
@@ -13,7 +13,7 @@ import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TextIO
+from typing import Callable, TextIO
 
 from schemas.settings import Settings
 
@@ -145,10 +145,15 @@ def run_demo(
         info = stack.start()
         progress.done(f"embedded stack up: broker {info.bootstrap_servers}, store {settings.store_path}")
         live = settings.with_overrides(bootstrap_servers=info.bootstrap_servers)
-        report = publish_synthetic(
-            live, events, seed, duplicate_rate=duplicate_rate, invalid_rate=invalid_rate, seal=True,
-            progress=lambda done, total: progress.show(f"publishing {done:,}/{total:,} events"),
-        )
+        streams_lag = GroupLag(live.kafka_conf(), live.topics.streams_group)
+        try:
+            report = publish_synthetic(
+                live, events, seed, duplicate_rate=duplicate_rate, invalid_rate=invalid_rate, seal=True,
+                progress=lambda done, total: progress.show(f"publishing {done:,}/{total:,} events"),
+                settle=lambda party: _taken_in(stack, live, streams_lag, party, stall_seconds),
+            )
+        finally:
+            streams_lag.close()
         progress.done(f"published {report.produced:,} events from {len(settings.provinces)} parties")
         _wait_until_drained(stack, live, progress, stall_seconds)
         _wait_for_receipts(live, progress, stall_seconds)
@@ -156,7 +161,7 @@ def run_demo(
         progress.show("asking the information service what the store says", force=True)
         service = check_service(live, info)
         progress.done(f"information service: {service.agreed:,} of {service.checked:,} answers agree with the store")
-        progress.show("the provinces acknowledge their cases and answer every other one", force=True)
+        progress.show("the parties acknowledge their cases and answer every other one", force=True)
         cases = answer_cases(live, info)
         progress.done(f"case workflows: {cases.received:,} of {cases.workflows:,} received, "
                       f"{cases.answered:,} answered, in the store after {cases.seconds}s")
@@ -217,6 +222,30 @@ def _wait_for_receipts(settings: Settings, progress: Progress, stall_seconds: fl
         time.sleep(0.5)
 
 
+def _taken_in(stack: Stack, settings: Settings, lag: GroupLag, party: str,
+              stall_seconds: float) -> Callable[[bool], bool]:
+    """Whether the stream worker has committed what ``party``'s changes topic holds now (with
+    ``block``: once it has): a case published after it that names one of the party's ships finds
+    the ship registered."""
+    marks = lag.ends([settings.topics.province_changes(party)])
+    reached = False
+
+    def taken_in(block: bool) -> bool:
+        nonlocal reached
+        started = time.monotonic()
+        while not reached:
+            reached = lag.reached(marks)
+            if reached or not block:
+                break
+            stack.check()
+            if time.monotonic() - started > stall_seconds:
+                raise StackError(f"the stream worker took {party}'s events in for {stall_seconds:.0f}s without "
+                                 f"catching up; logs are in {stack.log_dir}")
+            time.sleep(0.05)
+        return reached
+    return taken_in
+
+
 def _wait_until_drained(stack: Stack, settings: Settings, progress: Progress, stall_seconds: float) -> None:
     names = settings.topics
     source_topics = [names.province_changes(p) for p in settings.provinces]
@@ -258,11 +287,11 @@ def format_summary(s: DemoSummary) -> str:
         f"  unchanged / stale   {s.unchanged:>10,} / {s.stale:,}",
         f"  quality findings    {sum(s.findings_by_dimension.values()):>10,}  "
         + ", ".join(f"{d}={n}" for d, n in s.findings_by_dimension.items()),
-        f"  routed cases        {sum(s.routed_by_target.values()):>10,}  to {len(s.routed_by_target)} provinces",
+        f"  routed cases        {sum(s.routed_by_target.values()):>10,}  to {len(s.routed_by_target)} parties",
     ]
     lines += [f"    → {q}  {n:>8,}" for q, n in sorted(s.routed_by_target.items())]
     lines.append(f"  case workflows      {s.cases.workflows:>10,}  received {s.cases.received:,}, answered "
-                 f"{s.cases.answered:,} (each province acknowledged every case and answered every other one)")
+                 f"{s.cases.answered:,} (each party acknowledged every case and answered every other one)")
     lines.append(f"  information service {s.service.agreed:>6,} of {s.service.checked:,} answers agree with the store "
                  f"(licence verifications and operators, asked as party {s.service.party}; caught up "
                  f"{s.service.caught_up_seconds:.1f}s after the line drained)")

@@ -10,7 +10,12 @@ correct pipeline must make of them.
 
 When a navigation administration (``CJ``, ``ZJ``) is among the parties, the water registers are
 generated too (``water``): the administrations publish them alone, each province beside its road
-registers. Without one, the output of a seed is what it always was.
+registers; and ``SHIP_CASE_SHARE`` of the provinces' new cases involve a ship an administration
+registered (``involved_ship_id``), which routes them to that administration. Such a case's
+``Generated.after`` names the administration and the ship's entity key: the ship was generated
+before the case, and a publisher still holding it sends it before the case (``publish_synthetic``),
+so the line knows who registered the ship when the case arrives. Without an administration, the
+output of a seed is what it always was.
 
 Given ``seal_keys`` (province → its own ``schemas.keys.PartyKey``), the generator seals each
 licence issued from ``seal_from`` on (default 2022-07-01: older ones stay unsealed, as licences
@@ -36,7 +41,8 @@ from schemas.seals import issuing_party, seal_licence
 from . import identities as ids
 from ..errors import GeneratorConfigError
 from .registers import ProvinceRegister
-from .water import TABLES as WATER_TABLES, WATER_ONLY, WATER_SHARE, WaterParty, WaterRegisters, water_parties
+from .water import (TABLES as WATER_TABLES, WATER_ONLY, WATER_SHARE, WaterParty, WaterRegisters, registered_ship,
+                    water_parties)
 
 Kind = Literal["valid", "invalid", "duplicate"]
 TABLES = {"operator": "operators", "vehicle": "vehicles", "practitioner": "practitioners",
@@ -60,6 +66,7 @@ _QUALIFICATIONS = tuple(quals for _weight, quals in _CLASSES.values())
 _VIOLATIONS = {"DLYS-0101": (10_000, 100_000), "DLYS-0203": (3_000, 10_000), "DLYS-0305": (1_000, 3_000),
                "DLYS-0411": (200, 2_000), "WXHW-0102": (20_000, 200_000), "CZC-0107": (500, 5_000)}
 _VIOLATION_CODES = tuple(_VIOLATIONS)
+SHIP_CASE_SHARE = 0.05  # of a province's new cases, when a navigation administration takes part: one of its ships
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,8 @@ class Generated:
     province: str
     event: dict[str, Any]
     kind: Kind
+    # (party, entity key) of what this event refers to that only that party's events tell: to be sent first
+    after: tuple[str, str] | None = None
 
 
 @dataclass
@@ -113,6 +122,9 @@ class SyntheticProvinces:
         if water_parties(codes):
             for state in self._provinces:
                 state.water = WaterRegisters(state.code, self._rng)
+        # the navigation administrations whose ships a province's case may involve; ship id → its registering party
+        self._ship_registers = [state for state in self._provinces if isinstance(state, WaterParty)]
+        self._ship_party: dict[str, str] = {}
         self._seal_keys, self._seal_from = dict(seal_keys or {}), seal_from
         self._seal_clock = seal_clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
         weights = [0.5 + self._rng.random() * 1.5 for _ in codes]
@@ -142,6 +154,7 @@ class SyntheticProvinces:
         state = self._provinces[min(index, len(self._provinces) - 1)]
         roll = rng.random()
         water = state.water is not None and (state.water.only or rng.random() < WATER_SHARE)
+        after = None
         if roll < self._dup and state.recent:
             event, kind = state.recent[int(rng.random() * len(state.recent))], "duplicate"
             self.expected.duplicates += 1
@@ -158,10 +171,12 @@ class SyntheticProvinces:
                 state.recent[state.seq % self.RECENT] = event
             if event["entity_type"] == "case":
                 self._count_routes(state.code, event)
+                ship = (event["after"] or {}).get("involved_ship_id")
+                after = (self._ship_party[ship], f"ship:{ship}") if ship and event["op"] == "c" else None
         self.expected.produced += 1
         self.expected.per_province[state.code] += 1
         self.expected.per_province_kind[state.code][kind] += 1
-        return Generated(state.code, event, kind)
+        return Generated(state.code, event, kind, after)
 
     def _count_routes(self, source: str, event: dict[str, Any]) -> None:
         record = event["after"] if event["after"] is not None else event["before"]
@@ -172,6 +187,8 @@ class SyntheticProvinces:
             targets.add(record["involved_operator_uscc"][2:4])
         if record["involved_id_number"]:
             targets.add(record["involved_id_number"][:2])
+        if record.get("involved_ship_id"):
+            targets.add(self._ship_party[record["involved_ship_id"]])
         targets.discard(source)
         for target in targets:
             self.expected.routed[target] = self.expected.routed.get(target, 0) + 1
@@ -330,7 +347,7 @@ class SyntheticProvinces:
                 id_number = where.pools["practitioner"].choice(rng)[1]["id_number"]
         state.cases += 1
         year = datetime.datetime.fromtimestamp(self._ts / 1000, datetime.timezone.utc).year
-        return {
+        record = {
             "case_no": f"{state.plate_char}交执罚〔{year}〕{state.cases:07d}号",
             "region_code": ids.pick(rng, state.counties), "stage": "filed",
             "violation_code": ids.pick(rng, _VIOLATION_CODES),
@@ -338,6 +355,19 @@ class SyntheticProvinces:
             "involved_plate": plate, "involved_operator_uscc": uscc, "involved_id_number": id_number,
             "penalty_cents": None,
         }
+        if self._ship_registers:  # drawn only when an administration takes part: road-only seeds stay as they were
+            record["involved_ship_id"] = self._involved_ship()
+        return record
+
+    def _involved_ship(self) -> str | None:
+        """A ship a navigation administration registered, for ``SHIP_CASE_SHARE`` of the cases (None otherwise)."""
+        if self._rng.random() >= SHIP_CASE_SHARE:
+            return None
+        picked = registered_ship(self._rng, self._ship_registers)
+        if picked is None:
+            return None
+        self._ship_party[picked[0]] = picked[1]
+        return picked[0]
 
     # -- updates and deletes -------------------------------------------------------------
 

@@ -2,7 +2,13 @@
 
 Each province writes to its own spool ``<spool_dir>/<P>.db`` and topic
 ``prov.<P>.changes``; messages are keyed by entity key and signed with the province's
-key. A duplicate is the same event encoded again, which gives the same bytes.
+key. An event that refers to another party's entity the line can only learn from that party (a
+case naming a navigation administration's ship: ``Generated.after``) is buffered only once that
+entity's event is spooled and sent (when that party still holds it, its chunk closes early); and,
+given ``settle``, its chunk is sent only once the caller says the line has taken in that party's
+events sent before it: the line learns who registered a ship only from the ship's own event, in
+whatever order it reads the parties' topics. A duplicate is the same event encoded again, which
+gives the same bytes.
 Entries left pending in a spool by an earlier interrupted run are sent first and
 counted apart (``resent_earlier``): nothing spooled is lost. With ``resume=True`` a
 restarted run also continues after each province's checkpoint ``{"seed", "generated"}``:
@@ -44,6 +50,7 @@ from ..spool import Spool
 from ..submissions import SubmissionBook, distinct_events, synthetic_submission
 
 Progress = Callable[[int, int], None]
+LATE_CHUNKS = 2  # a chunk waiting for what it refers to fills up to this many chunks, then waits
 ADAPTER = "synthetic"
 
 
@@ -66,7 +73,8 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
                       cross_province_case_share: float = 0.15, chunk: int = 2000, resume: bool = False,
                       on_spooled: Callable[[int], None] | None = None,
                       stop: threading.Event | None = None, manifests: bool = True,
-                      seal: bool = False) -> SyntheticReport:
+                      seal: bool = False, settle: Callable[[str], Callable[[bool], bool]] | None = None
+                      ) -> SyntheticReport:
     """Generate ``total`` events for ``settings.provinces`` and publish them; returns the counts.
 
     ``resume``: skip, per province, the events up to its spool checkpoint (same seed only).
@@ -75,6 +83,12 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
     ends after the chunk in hand, which is delivered; the events buffered but not spooled are
     generated again by a resumed run. ``seal``: each province seals the licences it issues with its
     own key (``SyntheticProvinces``: about a fifth of the generation rate; the demo seals, bench fills do not).
+    ``settle(party)``: called once the party's events sent so far are delivered, when an event
+    referring to one of them is buffered; it returns ``taken_in(block)``, asked before that event's
+    chunk is sent, which says whether the line has taken them in (the demo: whether the stream
+    worker has committed the party's topic up to where it ended when ``settle`` was called) and
+    with ``block`` waits until it has. A chunk whose answer is no yet keeps filling, up to
+    ``LATE_CHUNKS`` chunks, and is asked again every quarter chunk; then, and at the end, it waits.
     """
     if total < 0 or chunk < 1:
         raise GeneratorConfigError(f"total must not be negative and chunk must be positive, got {total} and {chunk}")
@@ -99,6 +113,10 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
         buffers: dict[str, list[tuple[str, bytes, bytes]]] = {p: [] for p in settings.provinces}
         digests: dict[str, list[tuple[int, bytes]]] = {p: [] for p in settings.provinces}
         chunks = {p: 0 for p in settings.provinces}
+        unsettled: set[str] = set()  # parties that sent events since their last ``settle``
+        settled: dict[str, Callable[[bool], bool]] = {}  # party → what its last ``settle`` returned
+        waits: dict[str, dict[str, Callable[[bool], bool]]] = {p: {} for p in settings.provinces}  # before a chunk goes
+        due = {p: chunk for p in settings.provinces}  # the buffer's length at which its chunk is tried next
         submissions = {p: synthetic_submission(p, seed, run, 0) if manifests else None for p in settings.provinces}
         acked = 0
 
@@ -115,13 +133,21 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
             submissions[province] = synthetic_submission(province, seed, run, chunks[province])
             return [books[province].close(manifest)]
 
-        def spool_and_send(province: str, generated: int) -> None:
+        def spool_and_send(province: str, generated: int, late: bool = False) -> None:
+            """Send the province's buffer; unless ``late``, not yet while what it refers to is not taken in."""
             nonlocal acked
+            block = late or len(buffers[province]) >= LATE_CHUNKS * chunk
+            if not all(taken_in(block) for taken_in in waits[province].values()):
+                due[province] = len(buffers[province]) + max(chunk // 4, 1)
+                return
+            waits[province].clear()
+            due[province] = chunk
             metrics.events_read(province, ADAPTER, len(buffers[province]))
             appended = spools[province].append_entries(
                 buffers[province], checkpoint=json.dumps({"seed": seed, "generated": generated}),
                 statements=closing(province))
             buffers[province].clear()
+            unsettled.add(province)
             metrics.spool_depth(province, ADAPTER, spools[province].depth())
             if on_spooled is not None:
                 on_spooled(generated)
@@ -138,6 +164,17 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
             if generated <= spooled_upto.get(province, 0):
                 skipped += 1
                 continue
+            if item.after is not None:  # what the event refers to goes first, when it is still held
+                party, key = item.after[0], item.after[1].encode("utf-8")
+                if any(held == key for _topic, held, _value in buffers[party]):
+                    spool_and_send(party, generated)
+                if settle is not None and party in unsettled:
+                    producer.flush()
+                    acked += publishers[party].commit_delivered()
+                    settled[party] = settle(party)
+                    unsettled.discard(party)
+                if party in settled:
+                    waits[province][party] = settled[party]
             # set on the generator's dict itself: a duplicate is encoded again, naming the submission it is sent in
             event["source"]["submission"] = submissions[province]
             try:
@@ -149,14 +186,14 @@ def publish_synthetic(settings: Settings, total: int, seed: int, duplicate_rate:
             buffer.append((topics[province], event["entity_key"].encode("utf-8"), value))
             if manifests:
                 digests[province].append((event["source"]["seq"], provenance.event_digest(value)))
-            if len(buffer) >= chunk:
+            if len(buffer) >= due[province]:
                 spool_and_send(province, generated)
                 if stop is not None and stop.is_set():
                     break
         stopped = stop is not None and stop.is_set()
         for province, buffer in buffers.items():
             if buffer and not stopped:
-                spool_and_send(province, generated)
+                spool_and_send(province, generated, late=True)
         for publisher in publishers.values():
             acked += publisher.finish() if stopped else publisher.drain()
         if progress is not None:

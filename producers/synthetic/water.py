@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime
 import random
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from stdnum import imo
 
@@ -197,6 +197,16 @@ class WaterRegisters:
             "start_date": start, "end_date": start + datetime.timedelta(days=365 * (1 + int(rng.random() * 4))),
             "status": ids.pick(rng, ("approved", "under_construction")),
         }
+
+
+def registered_ship(rng: random.Random, parties: Sequence["WaterParty"]) -> tuple[str, str] | None:
+    """(ship id, code of the party that registered it) of a live ship of one of ``parties``, or None
+    when none has a ship yet."""
+    with_ships = [party for party in parties if party.water is not None and party.water.pools["ship"]]
+    if not with_ships:
+        return None
+    party = with_ships[int(rng.random() * len(with_ships))]
+    return party.water.pools["ship"].choice(rng)[1]["ship_id"], party.code
 
 
 class WaterParty:

@@ -179,3 +179,47 @@ def test_lz4_compressed_entries_round_trip_on_the_broker(settings):
         assert publisher.drain() == 50
     messages = consume_all(settings, [settings.topics.province_changes("44")], expected=50)
     assert sorted(m.value() for m in messages) == sorted(value for _t, _k, value in entries)
+
+
+@pytest.mark.parametrize("at_once", [True, False], ids=["taken-in-at-once", "taken-in-only-when-waited-for"])
+def test_a_case_naming_an_administrations_ship_is_sent_after_the_ship_and_the_wait_the_caller_gives(
+        bootstrap, unique, tmp_path, at_once):
+    """Each province chunk holding a case about a CJ or ZJ ship goes out only after the ship is on the
+    administration's topic and the caller said the line took it in (``settle``); a chunk told not yet
+    keeps filling and, at two chunks or at the end, waits (``block``)."""
+    settings = Settings(data_dir=tmp_path, bootstrap_servers=bootstrap, provinces=("44", "11", "CJ", "ZJ"),
+                        topic_prefix=f"t{unique}.")
+    create_topics(bootstrap, exchange_topics(settings))
+    codec = EventCodec(EmbeddedRegistry())
+    on_topic: dict[str, set[str]] = {"CJ": set(), "ZJ": set()}  # ship keys on the party's topic when waited for
+    waited: list[tuple[str, bool]] = []
+
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t{unique}.probe"})
+
+    def settle(party):
+        topic = settings.topics.province_changes(party)
+        ends = sum(probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                   for p in range(settings.partitions))
+        keys = {m.key().decode() for m in consume_all(settings, [topic], ends, timeout=30)}
+        def taken_in(block):
+            waited.append((party, block))
+            if at_once or block:
+                on_topic[party].update(keys)
+            return at_once or block
+        return taken_in
+
+    try:
+        report = publish_synthetic(settings, total=10_000, seed=7, settle=settle)
+    finally:
+        probe.close()
+    assert report.produced == 10_000 and {party for party, _block in waited} == {"CJ", "ZJ"}
+    if not at_once:  # told not yet, a chunk kept filling and came back to wait
+        assert {block for _party, block in waited} == {False, True}
+    provinces = [settings.topics.province_changes(p) for p in ("44", "11")]
+    named = set()
+    for message in consume_all(settings, provinces, sum(report.per_province[p] for p in ("44", "11"))):
+        event = codec.decode(message.value())[1]
+        if event["entity_type"] == "case" and (event["after"] or {}).get("involved_ship_id"):
+            named.add(f"ship:{event['after']['involved_ship_id']}")
+    assert named and named <= on_topic["CJ"] | on_topic["ZJ"]
+    assert {q: report.expected_routed.get(q, 0) > 0 for q in ("CJ", "ZJ")} == {"CJ": True, "ZJ": True}

@@ -74,3 +74,32 @@ def test_the_hub_judges_every_water_event_as_the_generator_says():
         for key in routing.ownership_keys(event):
             owners[key] = routing.owner_entry(generated.province, routing.registration_region(event))
     assert judged["valid"] > 300 and judged["invalid"] > 10
+
+
+def test_some_province_cases_involve_a_ship_an_administration_registered_before_and_are_routed_there():
+    generator = SyntheticProvinces(["44", "11", "CJ", "ZJ"], seed=7)
+    ships: dict[str, str] = {}  # ship id → the party whose valid event registered it, as generated so far
+    involving: dict[str, int] = {}  # valid case events naming each administration's ship
+    for generated in generator.events(10_000):
+        event = generated.event
+        if generated.kind == "valid" and event["entity_type"] == "ship":
+            ships.setdefault(event["after"]["ship_id"], generated.province)
+        if event["entity_type"] != "case" or generated.kind != "valid":
+            assert generated.after is None
+            continue
+        record = event["after"] or event["before"]
+        ship = record.get("involved_ship_id")
+        if ship is None:
+            assert generated.after is None
+            continue
+        # registered before, by an administration; named by a province's case
+        assert ships[ship] in ("CJ", "ZJ") and generated.province in ("44", "11")
+        assert generated.after == ((ships[ship], f"ship:{ship}") if event["op"] == "c" else None)  # the create waits
+        involving[ships[ship]] = involving.get(ships[ship], 0) + 1
+    assert involving.get("CJ", 0) > 5 and involving.get("ZJ", 0) > 5  # some, not most: SHIP_CASE_SHARE
+    assert {q: generator.expected.routed.get(q, 0) for q in ("CJ", "ZJ")} == involving  # each is routed there
+
+
+def test_without_an_administration_no_case_names_a_ship():
+    items = SyntheticProvinces(["44", "11"], seed=7).events(3000)
+    assert not [g for g in items if g.event["entity_type"] == "case" and "involved_ship_id" in (g.event["after"] or {})]
