@@ -104,7 +104,8 @@ def subscribe(settings: Settings, province: str, from_beginning: bool, stop: thr
     and every reply to a case it routed, until ``stop`` (or ``idle_exit`` seconds of silence);
     with ``receipts``, acknowledge each case and assist request yielded."""
     if province not in settings.provinces:
-        raise StreamError(f"unknown province {province!r}: use one of {', '.join(settings.provinces)}")
+        raise StreamError(f"unknown party {province!r}: the parties taking part are {', '.join(settings.provinces)} "
+                          f"(ROADX_PARTIES)")
     if region is not None:
         try:
             region = region_filter(region, settings.parties()[province], settings.taking_part())

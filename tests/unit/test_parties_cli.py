@@ -92,3 +92,10 @@ def test_the_database_adapter_refuses_a_register_its_party_may_not_publish_befor
                      "--entity", "vehicle", "--key", "k", "--cursor", "c", "--once"]) == 2
     assert "register_not_allowed: party CJ" in capsys.readouterr().err
     assert not source.exists()  # the source was never opened
+
+
+def test_subscribing_as_a_party_not_taking_part_names_the_parties_that_do(clean_env, monkeypatch, capsys):
+    monkeypatch.setenv("ROADX_PARTIES", "44,CJ")
+    monkeypatch.setenv("ROADX_BOOTSTRAP_SERVERS", "127.0.0.1:9")  # refused before any connection
+    assert cli.main(["subscribe", "--party", "ZJ"]) == 2
+    assert "unknown party 'ZJ': the parties taking part are 44, CJ" in capsys.readouterr().err
