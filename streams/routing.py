@@ -26,6 +26,7 @@ number and the status ``active``) and clears it when not.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any, Callable, Mapping
 
@@ -125,16 +126,22 @@ def permit_key(entity_key: str) -> str:
 
 def registry_keys(reference: Reference, value: str) -> list[str]:
     """The registry keys under which an entity a reference field names would be, one per register."""
-    keys = []
+    return [prefix + value for prefix in _registry_prefixes(reference)]
+
+
+@functools.cache
+def _registry_prefixes(reference: Reference) -> tuple[str, ...]:
+    """What precedes a reference's value in each registry key it may be under (made once per reference:
+    the stage asks for every event that names an entity)."""
+    prefixes = []
     for name in reference.registers:
         if reference.by == ENTITY_KEY:
-            key = value
+            prefixes.append("")
         elif registers.declaration(name).key_fields == (reference.by,):
-            key = f"{name}:{value}"
+            prefixes.append(f"{name}:")
         else:
-            key = f"{reference.by}:{value}"
-        keys.append(key)
-    return list(dict.fromkeys(keys))
+            prefixes.append(f"{reference.by}:")
+    return tuple(dict.fromkeys(prefixes))
 
 
 def _owned() -> dict[str, tuple[tuple[str, ...], bool]]:
