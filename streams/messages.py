@@ -63,21 +63,20 @@ def check_provenance(message: Inbound, event: Mapping[str, Any], province: str,
     """Raise ``Rejection`` unless the event comes from the party whose topic it arrived on, a party
     of this exchange with a key it is signed with, publishing a register it may (None: any)."""
     claimed = event["source"]["province"]
-    who = describe(event)
     if claimed != province:
         raise Rejection(
             "province_mismatch",
-            f"{who}: province_mismatch: claims province {claimed!r} but arrived on {message.topic!r}",
+            f"{describe(event)}: province_mismatch: claims province {claimed!r} but arrived on {message.topic!r}",
         )
     keys = province_keys.get(claimed)
     if claimed not in provinces or not keys:
-        raise Rejection("unknown_province", f"{who}: unknown_province: {claimed!r} is not a province of this exchange "
+        raise Rejection("unknown_province", f"{describe(event)}: unknown_province: {claimed!r} is not a province of this exchange "
                                             f"with a registered key")
     if not any(signing.verify(message.value, key) for key in keys):
-        raise Rejection("bad_signature", f"{who}: bad_signature: not signed with province {claimed}'s key")
+        raise Rejection("bad_signature", f"{describe(event)}: bad_signature: not signed with province {claimed}'s key")
     allowed = None if registers is None else registers.get(claimed, frozenset())
     if allowed is not None and event["entity_type"] not in allowed:
-        raise Rejection("register_not_allowed", f"{who}: register_not_allowed: party {claimed} may not publish "
+        raise Rejection("register_not_allowed", f"{describe(event)}: register_not_allowed: party {claimed} may not publish "
                                                 f"the {event['entity_type']} register ({', '.join(sorted(allowed))})")
 
 

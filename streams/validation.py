@@ -27,36 +27,35 @@ def subject_record(event: Mapping[str, Any]) -> Record | None:
 
 def validate_shape(event: Mapping[str, Any]) -> None:
     """Raise ``Rejection`` if the event is not a well-formed change of a known entity."""
-    who = describe(event)
     op, etype = event.get("op"), event.get("entity_type")
     if op not in contract.OPS:
-        raise Rejection("unknown_op", f"{who}: unknown_op: op {op!r} is not one of {', '.join(contract.OPS)}")
+        raise Rejection("unknown_op", f"{describe(event)}: unknown_op: op {op!r} is not one of {', '.join(contract.OPS)}")
     if etype not in contract.ENTITY_TYPES:
         raise Rejection(
             "unknown_entity_type",
-            f"{who}: unknown_entity_type: {etype!r} is not one of {', '.join(contract.ENTITY_TYPES)}",
+            f"{describe(event)}: unknown_entity_type: {etype!r} is not one of {', '.join(contract.ENTITY_TYPES)}",
         )
-    _check_op_shape(event, who)
+    _check_op_shape(event)
     for side in ("before", "after"):
         record = event.get(side)
         if record is not None and set(record) != set(contract.entity_fields(etype)):
             raise Rejection(
                 "record_type_mismatch",
-                f"{who}: record_type_mismatch: '{side}' is not a {etype} record",
+                f"{describe(event)}: record_type_mismatch: '{side}' is not a {etype} record",
             )
     record = subject_record(event)
     expected_key = contract.entity_key(etype, record)
     if event.get("entity_key") != expected_key:
         raise Rejection(
             "entity_key_mismatch",
-            f"{who}: entity_key_mismatch: entity_key {event.get('entity_key')!r} "
+            f"{describe(event)}: entity_key_mismatch: entity_key {event.get('entity_key')!r} "
             f"does not match the record, expected {expected_key!r}",
         )
 
 
-def _check_op_shape(event: Mapping[str, Any], who: str) -> None:
+def _check_op_shape(event: Mapping[str, Any]) -> None:
     op = event["op"]
     if op == "d" and event.get("before") is None:
-        raise Rejection("op_record_mismatch", f"{who}: op_record_mismatch: a delete ('d') must carry 'before'")
+        raise Rejection("op_record_mismatch", f"{describe(event)}: op_record_mismatch: a delete ('d') must carry 'before'")
     if op != "d" and event.get("after") is None:
-        raise Rejection("op_record_mismatch", f"{who}: op_record_mismatch: op {op!r} must carry 'after'")
+        raise Rejection("op_record_mismatch", f"{describe(event)}: op_record_mismatch: op {op!r} must carry 'after'")
