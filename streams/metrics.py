@@ -19,7 +19,7 @@ ALREADY_WRITTEN = Counter("roadx_stream_outputs_already_written", "Outputs left 
                           "again because the worker that died processing it had written them")
 
 
-def observe(result: BatchResult, forgotten: int = 0, already_written: int = 0) -> None:
+def observe(result: BatchResult, already_written: int = 0) -> None:
     for (outcome, province), n in result.counts.items():
         EVENTS.labels(outcome, province).inc(n)
         if outcome == REJECTED_OUTCOME:
@@ -32,8 +32,8 @@ def observe(result: BatchResult, forgotten: int = 0, already_written: int = 0) -
         ROUTED.labels(source, target).inc(n)
     for (province, dimension, severity), n in result.findings.items():
         FINDINGS.labels(province, dimension, severity).inc(n)
-    if forgotten:
-        FORGOTTEN.inc(forgotten)
+    if result.forgotten:
+        FORGOTTEN.inc(result.forgotten)
     if already_written:
         ALREADY_WRITTEN.inc(already_written)
 

@@ -11,10 +11,10 @@ published to ``national.quality``; the rest of the batch flows on. Accepted even
 forward their original bytes, so signatures stay verifiable downstream. The messages in and
 out, the provenance checks and the dead letter are ``streams.messages``'.
 
-State is a key-value mapping read and written through ``state``: ``seen:<event_id>``
-(when and on which partition it was accepted, ``streams.retention``),
-``entity:<entity key>`` (seq, content hash, stage, case routes) and ``reg:<key>`` (which
-province's register holds an entity, shared by every worker). ``BatchResult.changes`` and ``.ownership`` list what
+State is a key-value mapping read and written through ``state``: ``entity:<entity key>``
+(seq, content hash, stage, case routes, and the event ids it accepted within the
+deduplication retention, ``streams.retention``: one record an accepted event) and
+``reg:<key>`` (which province's register holds an entity, shared by every worker). ``BatchResult.changes`` and ``.ownership`` list what
 the batch wrote, for the runner to make durable.
 
 An event naming its submission (``source.submission``) is tallied for the hub's submission
@@ -49,7 +49,7 @@ from .errors import Rejection
 from .messages import (HEADER_MAX_BYTES, PROVENANCE_RULES, Inbound, Outbound, check_provenance, dead_letter, decode,
                        unexpected)
 from .messages import clip as _clip
-from .retention import SEEN, seen_value
+from .retention import SEEN, remember, remembered
 from .validation import describe, subject_record, validate_shape
 
 # Origin of a forwarded event on national.changes.
@@ -74,6 +74,7 @@ class StageContext:
     today: Callable[[], date] = china_today  # the rules' day, read once per batch
     tallies: SubmissionTallyCodec | None = None  # None: a SubmissionTallyCodec on the events' registry
     registers: Mapping[str, frozenset[str]] | None = None  # each party's registers (schemas.parties); None: any
+    dedup_retention_ms: int = 168 * 3_600_000  # how long an entity remembers an accepted event id at least
 
     def __post_init__(self) -> None:
         if self.findings is None:
@@ -93,7 +94,7 @@ class BatchResult:
     batch wrote for the partition of message ``index``; ``ownership`` lists (key, value)
     written to the shared ownership table (None clears an entry). ``tallies`` maps (party,
     submission, source partition) to [index of its last message, and its events' ids, seqs, digests and
-    outcome letters].
+    outcome letters]. ``forgotten`` counts the event ids the batch's writes dropped after the retention.
     """
 
     outputs: list[Outbound] = field(default_factory=list)
@@ -105,6 +106,7 @@ class BatchResult:
     changes: list[tuple[int, str, Any]] = field(default_factory=list)
     ownership: list[tuple[str, Any]] = field(default_factory=list)
     tallies: dict[tuple[str, str, int], list[Any]] = field(default_factory=dict)
+    forgotten: int = 0  # accepted event ids dropped from their entities' state after the retention
 
 
 def process_batch(batch: Sequence[Inbound], ctx: StageContext, state: MutableMapping[str, Any],
@@ -164,7 +166,7 @@ class _Message:
         self.province = ctx.topics.province_of_changes_topic(message.topic) or UNKNOWN_PROVINCE
         self.event: dict[str, Any] | None = None
         self.event_id: str | None = None  # the event's id as text, once read
-        self.last: Any = _UNREAD  # the entity's state as the rules read it
+        self.last: Any = None  # the entity's state before this event
 
     def run(self) -> None:
         result, province = self.result, self.province
@@ -173,7 +175,8 @@ class _Message:
             check_provenance(self.message, event, province, self.ctx.province_keys, self.ctx.provinces,
                              self.ctx.registers)
             self.event_id = event_id = str(event["event_id"])
-            if self.state.get(SEEN + event_id) is not None:
+            self.last = self.state.get(self._entity_state_key(event))
+            if remembered(self.last, event_id):
                 result.counts[(DUPLICATE, province)] += 1
                 self._tally(DUPLICATE)
                 return
@@ -194,8 +197,7 @@ class _Message:
     def _rules(self, event: Mapping[str, Any]) -> list[rules.Finding]:
         if event["op"] == "d":
             return []
-        self.last = last = self.state.get(self._entity_state_key(event))
-        return event_findings(event, self._owner, last, self.ctx.uscc_allow, self.today)
+        return event_findings(event, self._owner, self.last, self.ctx.uscc_allow, self.today)
 
     def _entity_state_key(self, event: Mapping[str, Any]) -> str:
         """Where the entity's last accepted version is kept: another province's filing of a
@@ -272,9 +274,10 @@ class _Message:
         result, province, ctx = self.result, self.province, self.ctx
         entity_key = event["entity_key"]
         state_key = self._entity_state_key(event)
-        last = (self.last if self.last is not _UNREAD else self.state.get(state_key)) or {}
+        last = self.last or {}
         seq = int(event["source"]["seq"])
-        self._write(SEEN + event_id, seen_value(self.now_ms, province, self.message.partition))
+        seen, forgotten = remember(last, event_id, self.now_ms, ctx.dedup_retention_ms)
+        result.forgotten += forgotten
         result.accepted.append((self.index, event_id))
         content = None if event["op"] == "d" else content_hash(event["after"])
         if last and seq < last.get("seq", -1):
@@ -283,15 +286,17 @@ class _Message:
             self._publish("stale_event", rules.RELATIONAL, rules.WARNING, None,
                           f"{describe(event)}: stale_event: source.seq {seq} is older than the last applied "
                           f"{last.get('seq')}; kept in the log, not applied")
+            self._write(state_key, {**last, SEEN: seen})
             self._forward(event, stale=True)
             return
         if content is not None and content == last.get("hash") and not last.get("deleted"):
             result.counts[(UNCHANGED, province)] += 1
             self._tally(DUPLICATE)
+            self._write(state_key, {**last, SEEN: seen})
             return
         result.counts[(ACCEPTED, province)] += 1
         self._tally(ACCEPTED)
-        entity = {"seq": seq, "hash": content, "deleted": event["op"] == "d"}
+        entity = {"seq": seq, "hash": content, "deleted": event["op"] == "d", SEEN: seen}
         region = routing.registration_region(event)
         home = routing.away_filing_home(event, province)
         if home is not None:  # another province's filing: its home is told, nothing changes hands
@@ -352,8 +357,6 @@ class _Message:
         ))
         self.result.routed[(self.province, target)] += 1
 
-
-_UNREAD = object()
 
 
 def _text_clip(text: str | None, limit: int = HEADER_MAX_BYTES) -> str | None:

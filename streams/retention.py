@@ -1,12 +1,12 @@
-"""Forgetting accepted event ids once the deduplication retention has passed.
+"""Remembering accepted event ids with their entity, for the deduplication retention.
 
-An accepted event id is remembered as ``seen:<event_id>`` → ``[accepted_ms, province,
-partition]``: when it was accepted and the source partition (so the changelog partition)
-its state belongs to. ``SeenSweep`` walks the ``seen:`` keys a chunk at a time (two keys
-per consumed event), in key order, wrapping around at the end; each chunk yields the ids accepted before the cutoff
-in partitions this worker owns, which the runner deletes with a changelog tombstone in
-the same write as a batch. An id is thus forgotten between ``retention`` and
-``retention`` + one full sweep after it was accepted.
+An accepted event id is kept in its entity's state (``entity:<key>``, under ``seen``) as
+``{event_id: accepted_ms}``: the one state record an event writes holds both the entity's
+last version and the ids that made it, so deduplication costs no record of its own. Each
+time the entity's state is written, the ids accepted before the retention are dropped
+(``remember``); an entity that receives no more events keeps the few ids of its last
+writes, so an id is forgotten no sooner than the retention, at its entity's next write. A
+duplicate is thus an event whose id its own entity remembers.
 
 After an id is forgotten, a resend of the same event is still not applied twice: its
 content equals the entity's last version (dropped as unchanged) or its ``source.seq`` is
@@ -15,66 +15,22 @@ older than the entity's (flagged stale).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Collection, Iterable, Iterator
+from typing import Any, Mapping
 
-SEEN = "seen:"
-KEYS_PER_EVENT = 2  # seen keys visited per consumed event: a full sweep takes at most half as many events as ids held
-
-Scope = tuple[str, int]  # (province, source partition)
+SEEN = "seen"  # the field of an entity's state holding its remembered event ids
 
 
-def seen_value(accepted_ms: int, province: str, partition: int) -> list[Any]:
-    """The stored value of an accepted event id."""
-    return [accepted_ms, province, partition]
+def remembered(state: Mapping[str, Any] | None, event_id: str) -> bool:
+    """Whether an entity whose state is ``state`` has accepted ``event_id`` (and not yet forgotten it)."""
+    return bool(state) and event_id in (state.get(SEEN) or ())
 
 
-def seen_scope(value: Any) -> tuple[int, Scope] | None:
-    """(accepted_ms, scope) of a stored ``seen:`` value, or None for a value without a scope."""
-    if isinstance(value, list) and len(value) == 3:
-        accepted_ms, province, partition = value
-        if isinstance(accepted_ms, int) and isinstance(province, str) and isinstance(partition, int):
-            return accepted_ms, (province, partition)
-    return None
-
-
-def expired(entries: Iterable[tuple[str, Any]], cutoff_ms: int, owned: Collection[Scope]) -> list[tuple[str, Scope]]:
-    """The ``seen:`` keys among ``entries`` accepted before ``cutoff_ms`` in an ``owned`` partition.
-
-    Keys of partitions another worker owns are left to that worker; values without a
-    scope (written before scopes were recorded) are left alone.
-    """
-    out = []
-    for key, value in entries:
-        parsed = seen_scope(value)
-        if parsed is None:
-            continue
-        accepted_ms, scope = parsed
-        if accepted_ms < cutoff_ms and scope in owned:
-            out.append((key, scope))
-    return out
-
-
-class SeenSweep:
-    """A cursor over the ``seen:`` keys that resumes where the last chunk stopped."""
-
-    def __init__(self, retention_ms: int) -> None:
-        if retention_ms <= 0:
-            raise ValueError(f"the retention must be positive, got {retention_ms} ms")
-        self.retention_ms = retention_ms
-        self.cursor = SEEN
-
-    def next_chunk(self, read_from: Callable[[str], Iterator[tuple[str, Any]]], now_ms: int,
-                   owned: Collection[Scope], size: int) -> list[tuple[str, Scope]]:
-        """Expired keys among the next ``size`` ``seen:`` entries from ``read_from(cursor)``."""
-        size = max(size, 1)
-        entries: list[tuple[str, Any]] = []
-        for key, value in read_from(self.cursor):
-            if not key.startswith(SEEN):
-                break
-            if key == self.cursor and entries == [] and self.cursor != SEEN:
-                continue  # the last key of the previous chunk
-            entries.append((key, value))
-            if len(entries) >= size:
-                break
-        self.cursor = entries[-1][0] if len(entries) >= size else SEEN
-        return expired(entries, now_ms - self.retention_ms, owned)
+def remember(state: Mapping[str, Any] | None, event_id: str, accepted_ms: int, retention_ms: int) -> tuple[dict, int]:
+    """(the ids to keep in the entity's state once ``event_id`` is accepted at ``accepted_ms``,
+    how many ids were forgotten: those accepted ``retention_ms`` or more before it)."""
+    held = (state or {}).get(SEEN) or {}
+    cutoff = accepted_ms - retention_ms
+    kept = {i: ms for i, ms in held.items() if isinstance(ms, int) and ms >= cutoff}
+    forgotten = len(held) - len(kept)
+    kept[event_id] = accepted_ms
+    return kept, forgotten

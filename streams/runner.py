@@ -2,9 +2,7 @@
 
 Each step takes a batch from the source topics, drops the messages up to each partition's
 done mark (``streams.handover``), runs the stage on the rest over a view of the state
-(``streams.changes``), adds the tombstones of accepted event ids older than the
-deduplication retention in the partitions this worker owns (``streams.retention``), and
-writes and commits the batch in the commit order (``streams.commit.write_then_commit``).
+(``streams.changes``), and writes and commits the batch in the commit order (``streams.commit.write_then_commit``).
 
 Partitions are restored before they are processed: when the group gives this worker a
 source partition, the matching changelog partition is replayed into the local store
@@ -39,7 +37,6 @@ from .handover import (
 )
 from .ownership import OwnershipReader
 from .pipeline import Inbound, StageContext, process_batch
-from .retention import KEYS_PER_EVENT, SeenSweep
 from .state import StateStore, restore_partition
 
 log = logging.getLogger(__name__)
@@ -66,7 +63,8 @@ def stage_context(settings: Settings) -> StageContext:
     except Exception as exc:
         raise WorkerError(f"cannot prepare the stream stage: {exc}") from exc
     return StageContext(codec, settings.topics, keys, frozenset(settings.provinces), uscc_allow=settings.uscc_allow(),
-                        registers=settings.registers_of())
+                        registers=settings.registers_of(),
+                        dedup_retention_ms=int(settings.dedup_retention_hours * 3_600_000))
 
 
 class StreamRunner:
@@ -95,8 +93,6 @@ class StreamRunner:
         })
         self.source_topics = [settings.topics.province_changes(p) for p in settings.provinces]
         self.ownership = OwnershipReader(settings, store)
-        self.sweep = SeenSweep(int(settings.dedup_retention_hours * 3_600_000))
-        self.owned: set[tuple[str, int]] = set()  # (province, partition) this worker is assigned
         self.handover = Handover(settings.topics, OutputPositions(AdminClient(conf)))
         self.positions_at = time.monotonic()
         self.keys_at = time.monotonic()
@@ -164,14 +160,9 @@ class StreamRunner:
         now_ms = int(time.time() * 1000)
         result = process_batch(batch, self.ctx, StateView(self.store), now_ms=now_ms)
         changes = state_changes(batch, result, self.settings)
-        forgotten = 0
-        for key, scope in self.sweep.next_chunk(self.store.items_from, now_ms, self.owned, KEYS_PER_EVENT * len(batch)):
-            if key not in changes.values:
-                changes.put(scope, key, None)
-                forgotten += 1
         already_written = write_then_commit(self.producer, self.consumer, self.store, self.settings, batch, result,
                                             changes, self.handover, consumed)
-        metrics.observe(result, forgotten, already_written)
+        metrics.observe(result, already_written)
         return len(consumed)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -184,7 +175,6 @@ class StreamRunner:
             if province is not None:
                 restored = restore_partition(self.settings, self.store, province, tp.partition)
                 scope = (province, tp.partition)
-                self.owned.add(scope)
                 self.handover.take(scope, self.store.get(done_key(scope)), self.store.get(since_key(scope)))
                 taken.append(scope)
                 log.info("took %s[%d]: restored %d state changes, done mark %s, since marks %s", tp.topic,
@@ -206,7 +196,6 @@ class StreamRunner:
         for tp in partitions:
             province = self.settings.topics.province_of_changes_topic(tp.topic)
             if province is not None:
-                self.owned.discard((province, tp.partition))
                 self.handover.drop((province, tp.partition))
                 given.append(f"{tp.topic}[{tp.partition}]")
         log.info("gave up %d partitions: %s", len(given), ", ".join(given))

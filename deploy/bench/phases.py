@@ -359,7 +359,8 @@ def _latencies(settings: Settings, start_ms: float, end_ms: float = math.inf) ->
 
 def state_worker(bench: Bench) -> None:
     from producers.synthetic import publish_synthetic
-    from streams.pipeline import ENTITY, SEEN
+    from streams.pipeline import ENTITY
+    from streams.retention import SEEN
     from streams.state import StateStore
 
     opts = bench.options
@@ -384,18 +385,16 @@ def state_worker(bench: Bench) -> None:
     drained = _drain(bench, settings, "state_stream_worker", "streams", settings.topics.streams_group,
                      [settings.topics.province_changes(p) for p in settings.provinces])
     bench.add_rss("rss_state_worker_mib", "peak RSS stream worker, big state", drained.child,
-                  f"{opts.state_entities:,} entities (an entity record and its create event's id each) written to its RocksDB store with StateStore.apply "
+                  f"{opts.state_entities:,} entities (an entity record holding its create event's id each) written to its RocksDB store with StateStore.apply "
                   f"({fill_seconds:.0f}s, {size_mib:,.0f} MiB on disk), then the worker process opened it "
                   f"and processed {batch:,} events ({drained.rate:,.0f}/s)")
 
 
-def _entities(first: int, last: int, entity_prefix: str, seen_prefix: str) -> dict[str, object]:
-    """State of entities ``first``..``last``-1 as the stream stage keeps it: the entity and its last event id."""
-    state: dict[str, object] = {}
-    for i in range(first, last):
-        state[f"{entity_prefix}vehicle:粤B{i:08d}:2"] = {"seq": 1, "hash": f"{i:032x}", "deleted": False}
-        state[f"{seen_prefix}00000000-0000-4000-8000-{i:012x}"] = 1_717_200_000_000
-    return state
+def _entities(first: int, last: int, entity_prefix: str, seen_field: str) -> dict[str, object]:
+    """State of entities ``first``..``last``-1 as the stream stage keeps it: the entity with its last event id."""
+    return {f"{entity_prefix}vehicle:粤B{i:08d}:2": {"seq": 1, "hash": f"{i:032x}", "deleted": False,
+                                                     seen_field: {f"00000000-0000-4000-8000-{i:012x}": 1_717_200_000_000}}
+            for i in range(first, last)}
 
 
 PHASES = (ceilings, pipeline, peers, end_to_end, state_worker, service)

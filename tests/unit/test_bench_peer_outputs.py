@@ -80,9 +80,9 @@ def test_a_peer_writes_every_output_on_its_own_prefix():
 def test_the_registry_is_read_under_its_prefix_and_its_entries_written_as_the_worker_does():
     from deploy.bench.peers import StageRun, _Reader
 
-    reader = _Reader({"seen:e1": [1, "44", 0]}.get, {"vehicle:粤B1": "44/440300"}.get)
+    reader = _Reader({"entity:e1": [1, "44", 0]}.get, {"vehicle:粤B1": "44/440300"}.get)
     assert reader.get(OWNER + "vehicle:粤B1") == "44/440300"
-    assert reader.get("seen:e1") == [1, "44", 0]
+    assert reader.get("entity:e1") == [1, "44", 0]
     stage = PeerStage(_Ctx(), "peer.")  # type: ignore[arg-type]
     [out] = stage.registry_outputs(StageRun([], [], [("vehicle:粤B1", "44/440300")]))
     assert (out.topic, out.key, out.value) == ("peer.roadx-registry", "vehicle:粤B1".encode(), b'"44/440300"')

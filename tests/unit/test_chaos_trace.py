@@ -89,7 +89,7 @@ def test_what_the_runner_logs_when_it_leaves_an_output_out_is_what_the_trace_rea
     handover.found([(INBOUND_11, LABEL)], [("44", 2)])
     batch = [Inbound(T44, 2, 57, b"k", b"v")]
     result = BatchResult(outputs=[Outbound(CHANGES, b"k", b"v", [], 0), Outbound(INBOUND_11, b"k", b"v", [], 0)],
-                         changes=[(0, "seen:a", [1, "44", 2])])
+                         changes=[(0, "entity:a", [1, "44", 2])])
     captured: list[str] = []
 
     class Lines(logging.Handler):

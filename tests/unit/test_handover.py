@@ -149,7 +149,7 @@ def test_taken_over_batch_writes_only_the_outputs_not_yet_written(tmp_path):
     handover.found([(CHANGES, f"{T44}:0:5:0")], [("44", 0)])
     batch = [msg(T44, 0, 5), msg(T44, 0, 6)]
     result = BatchResult(outputs=[out(CHANGES, 0), out(CHANGES, 1)],
-                         changes=[(0, "seen:a", [1, "44", 0]), (1, "seen:b", [1, "44", 0])])
+                         changes=[(0, "entity:a", [1, "44", 0]), (1, "entity:b", [1, "44", 0])])
     producer, consumer = RecordingProducer(), RecordingConsumer()
     store = StateStore(tmp_path / "s")
     try:

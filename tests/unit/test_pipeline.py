@@ -298,11 +298,12 @@ def test_bad_messages_do_not_stop_the_good_ones_in_a_batch(ctx):
     assert [index for index, _ in result.accepted] == [0, 3, 5]
 
 
-def test_accepted_event_id_is_remembered_with_time_and_source_partition(ctx):
+def test_accepted_event_id_is_remembered_with_its_time_in_its_entity_state(ctx):
     ev = event("operator", operator())
     state: dict = {}
-    process_batch([Inbound(TOPICS.province_changes("44"), 2, 0, b"k", signed(ev))], ctx, state, now_ms=1234)
-    assert state["seen:" + ev["event_id"]] == [1234, "44", 2]
+    result = process_batch([Inbound(TOPICS.province_changes("44"), 2, 0, b"k", signed(ev))], ctx, state, now_ms=1234)
+    assert state["entity:" + ev["entity_key"]]["seen"] == {ev["event_id"]: 1234}
+    assert [key for _index, key, _value in result.changes] == ["entity:" + ev["entity_key"]]
 
 
 def test_oversized_rejected_message_reaches_the_dlq_cut_to_size_with_its_length(ctx):

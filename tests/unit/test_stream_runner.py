@@ -10,8 +10,7 @@ from prometheus_client import REGISTRY
 from schemas.settings import Settings
 from streams import metrics
 from streams.errors import StateError, WorkerError
-from streams.pipeline import BatchResult, Inbound
-from streams.pipeline import SEEN as SEEN_PREFIX
+from streams.pipeline import ENTITY, BatchResult, Inbound
 from streams.changes import StateView, state_changes
 from streams.state import StateStore, decode_change, encode_change
 
@@ -25,15 +24,15 @@ def store(tmp_path):
 
 def test_state_store_keeps_values_and_changelog_positions_across_reopen(tmp_path):
     first = StateStore(tmp_path / "s")
-    first.apply({"seen:a": 1, "seen:b": {"x": [1, 2]}}, {("44", 2): 17})
-    first.apply({"seen:a": None}, {})
+    first.apply({"entity:a": 1, "entity:b": {"x": [1, 2]}}, {("44", 2): 17})
+    first.apply({"entity:a": None}, {})
     first.close()
     again = StateStore(tmp_path / "s")
     try:
-        assert again.get("seen:a") is None
-        assert again.get("seen:b") == {"x": [1, 2]}
+        assert again.get("entity:a") is None
+        assert again.get("entity:b") == {"x": [1, 2]}
         assert again.position("44", 2) == 17 and again.position("44", 1) == 0
-        assert [key for key, _ in again.items_from("seen:")] == ["seen:b"]
+        assert [key for key, _ in again.items_from("entity:")] == ["entity:b"]
     finally:
         again.close()
 
@@ -64,15 +63,15 @@ def test_changelog_values_round_trip_and_none_is_a_tombstone():
 
 
 def test_state_view_reads_the_store_and_holds_writes_until_applied(store):
-    store.apply({SEEN_PREFIX + "old": 5}, {})
+    store.apply({ENTITY + "old": 5}, {})
     view = StateView(store)
-    view[SEEN_PREFIX + "new"] = 7
-    assert view.get(SEEN_PREFIX + "old") == 5 and view.get(SEEN_PREFIX + "new") == 7
-    assert view.get(SEEN_PREFIX + "other") is None
-    assert store.get(SEEN_PREFIX + "new") is None
-    del view[SEEN_PREFIX + "old"]
-    assert view.get(SEEN_PREFIX + "old") is None and store.get(SEEN_PREFIX + "old") == 5
-    assert view.pending == {SEEN_PREFIX + "new": 7, SEEN_PREFIX + "old": None}
+    view[ENTITY + "new"] = 7
+    assert view.get(ENTITY + "old") == 5 and view.get(ENTITY + "new") == 7
+    assert view.get(ENTITY + "other") is None
+    assert store.get(ENTITY + "new") is None
+    del view[ENTITY + "old"]
+    assert view.get(ENTITY + "old") is None and store.get(ENTITY + "old") == 5
+    assert view.pending == {ENTITY + "new": 7, ENTITY + "old": None}
 
 
 def test_state_changes_go_to_the_changelog_partition_of_their_source():
@@ -81,17 +80,17 @@ def test_state_changes_go_to_the_changelog_partition_of_their_source():
         Inbound("tx.prov.44.changes", 2, 10, b"k", b"v"),
         Inbound("tx.prov.11.changes", 0, 11, b"k", b"v"),
     ]
-    result = BatchResult(changes=[(0, "seen:e1", 100), (1, "seen:e2", 200)], ownership=[("operator:X", "11")])
+    result = BatchResult(changes=[(0, "entity:e1", 100), (1, "entity:e2", 200)], ownership=[("operator:X", "11")])
     changes = state_changes(batch, result, settings)
-    assert changes.values == {"seen:e1": 100, "seen:e2": 200}
-    assert changes.scopes == {"seen:e1": ("44", 2), "seen:e2": ("11", 0)}
+    assert changes.values == {"entity:e1": 100, "entity:e2": 200}
+    assert changes.scopes == {"entity:e1": ("44", 2), "entity:e2": ("11", 0)}
     assert changes.ownership == {"operator:X": "11"}
 
 
 def test_an_accepted_event_from_a_foreign_topic_is_refused():
     settings = Settings(topic_prefix="tx.", provinces=("11",))
     with pytest.raises(WorkerError, match="not a province topic"):
-        state_changes([Inbound("elsewhere", 0, 0, None, b"")], BatchResult(changes=[(0, "seen:e1", 1)]), settings)
+        state_changes([Inbound("elsewhere", 0, 0, None, b"")], BatchResult(changes=[(0, "entity:e1", 1)]), settings)
 
 
 def test_metrics_count_outcomes_rules_and_routes():
@@ -187,7 +186,7 @@ def _one_accepted_batch(settings):
     from streams.pipeline import Outbound
     batch = [Inbound(settings.topics.province_changes("44"), 0, 5, b"k", b"v")]
     result = BatchResult(outputs=[Outbound(settings.topics.national_changes, b"k", b"v", [], 0)],
-                         changes=[(0, "seen:e1", [1, "44", 0])])
+                         changes=[(0, "entity:e1", [1, "44", 0])])
     return batch, result, state_changes(batch, result, settings)
 
 
@@ -201,7 +200,7 @@ def test_outputs_are_delivered_before_their_state_changes_are_sent(store):
     assert producer.calls == [("produce", state), ("flush", None),  # the since mark naming national.changes
                               ("produce", "tx.national.changes"), ("flush", None),
                               ("produce", state), ("produce", state), ("flush", None)]  # seen id, then done mark
-    assert store.get("seen:e1") == [1, "44", 0] and len(consumer.commits) == 1
+    assert store.get("entity:e1") == [1, "44", 0] and len(consumer.commits) == 1
     assert store.get("out.done:44:0") == 5 and store.get("out.since:44:0") == {"tx.national.changes": [0, 0]}
 
 
@@ -213,7 +212,7 @@ def test_an_output_not_delivered_sends_no_state_and_commits_nothing(store):
     with pytest.raises(WorkerError, match="outputs"):
         write_then_commit(producer, consumer, store, settings, batch, result, changes, handover(settings))
     assert producer.calls.count(("produce", "tx.roadx-streams-state.44")) == 1  # the since mark only
-    assert store.get("seen:e1") is None and store.get("out.done:44:0") is None and consumer.commits == []
+    assert store.get("entity:e1") is None and store.get("out.done:44:0") is None and consumer.commits == []
 
 
 def test_the_stream_stage_is_given_the_configured_uscc_allow_list(tmp_path):
