@@ -6,8 +6,7 @@ may publish: ``PROVENANCE_RULES``), and the dead letter of a rejected one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from schemas import signing
 from schemas import topics as topic_headers
@@ -27,9 +26,8 @@ HEADER_MAX_BYTES = 4096  # reasons, keys and ids copied into DLQ headers and fin
 Headers = list[tuple[str, bytes]]
 
 
-@dataclass(frozen=True)
-class Inbound:
-    """One consumed message."""
+class Inbound(NamedTuple):
+    """One consumed message (a tuple: one is made for every message consumed)."""
 
     topic: str
     partition: int
@@ -38,8 +36,7 @@ class Inbound:
     value: bytes | None
 
 
-@dataclass(frozen=True)
-class Outbound:
+class Outbound(NamedTuple):
     """One message to produce; ``origin`` is the index in the batch of the message it comes from."""
 
     topic: str
