@@ -7,6 +7,7 @@ magic byte, schema id and all other fields — so a verifier needs no re-encodin
 
 from __future__ import annotations
 
+import functools
 import hmac as std_hmac
 
 from cryptography.hazmat.primitives import hashes, hmac
@@ -14,12 +15,20 @@ from cryptography.hazmat.primitives import hashes, hmac
 MAC_LEN = 32
 _LEN_BYTE = MAC_LEN * 2  # Avro zig-zag varint of 32
 PLACEHOLDER = b"\x00" * MAC_LEN
+KEYED_CACHE_SIZE = 256  # keyed contexts kept: every party's current and next keys, and the hub's
 
 
 def mac(key: bytes, data: bytes) -> bytes:
-    h = hmac.HMAC(key, hashes.SM3())
+    h = _keyed(key).copy()
     h.update(data)
     return h.finalize()
+
+
+@functools.lru_cache(maxsize=KEYED_CACHE_SIZE)
+def _keyed(key: bytes) -> hmac.HMAC:
+    """An HMAC-SM3 context that has taken in ``key``, to copy per message: keying costs more than
+    a whole event's digest, and a party's key signs or verifies every one of its events."""
+    return hmac.HMAC(key, hashes.SM3())
 
 
 def seal(framed_with_placeholder: bytes, key: bytes) -> bytes:
