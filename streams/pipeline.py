@@ -167,6 +167,8 @@ class _Message:
         self.event: dict[str, Any] | None = None
         self.event_id: str | None = None  # the event's id as text, once read
         self.last: Any = None  # the entity's state before this event
+        self.home: str | None = None  # the home province of another province's filing of a practitioner
+        self.state_key = ""  # where the entity's state is kept
 
     def run(self) -> None:
         result, province = self.result, self.province
@@ -175,7 +177,9 @@ class _Message:
             check_provenance(self.message, event, province, self.ctx.province_keys, self.ctx.provinces,
                              self.ctx.registers)
             self.event_id = event_id = str(event["event_id"])
-            self.last = self.state.get(self._entity_state_key(event))
+            self.home = routing.away_filing_home(event, province)
+            self.state_key = self._entity_state_key(event)
+            self.last = self.state.get(self.state_key)
             if remembered(self.last, event_id):
                 result.counts[(DUPLICATE, province)] += 1
                 self._tally(DUPLICATE)
@@ -202,7 +206,7 @@ class _Message:
     def _entity_state_key(self, event: Mapping[str, Any]) -> str:
         """Where the entity's last accepted version is kept: another province's filing of a
         practitioner working away has its own, so its source's seq is compared with its own."""
-        if routing.away_filing_home(event, self.province) is not None:
+        if self.home is not None:
             return f"{ENTITY}{event['entity_key']}@{self.province}"
         return ENTITY + event["entity_key"]
 
@@ -273,7 +277,7 @@ class _Message:
     def _accept(self, event: dict[str, Any], event_id: str) -> None:
         result, province, ctx = self.result, self.province, self.ctx
         entity_key = event["entity_key"]
-        state_key = self._entity_state_key(event)
+        state_key, home = self.state_key, self.home
         last = self.last or {}
         seq = int(event["source"]["seq"])
         seen, forgotten = remember(last, event_id, self.now_ms, ctx.dedup_retention_ms)
@@ -298,7 +302,6 @@ class _Message:
         self._tally(ACCEPTED)
         entity = {"seq": seq, "hash": content, "deleted": event["op"] == "d", SEEN: seen}
         region = routing.registration_region(event)
-        home = routing.away_filing_home(event, province)
         if home is not None:  # another province's filing: its home is told, nothing changes hands
             stage, entity["routes"] = routing.away_filing_routes(event, home, last.get("routes"))
             if stage is not None and home in ctx.provinces:
