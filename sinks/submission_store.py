@@ -34,6 +34,7 @@ from schemas import provenance, sm2
 
 from .errors import StoreError, UnstorableMessage
 from .submissions import ManifestMessage, REPEATED, Receipted, receipted_from, tallied_events
+from .writer import column_types
 
 DEDUP_WINDOW = 1000
 MANIFEST_COLUMNS = ("party", "submission_key", "manifest_digest", "document", "origin", "topic", "partition", "offset",
@@ -209,6 +210,7 @@ class SubmissionStore:
     def _insert(self, table: str, rows: list[tuple], columns: Sequence[str], token: str | None) -> None:
         try:
             self.store.insert(table, rows, column_names=list(columns), database=self.db,
+                              column_types=column_types(self.store, self.db, table, columns),
                               settings={"insert_deduplication_token": token} if token else None)
         except (ClickHouseError, OSError, ValueError, TypeError) as exc:
             raise StoreError(f"cannot write {len(rows)} rows to {self.db}.{table}: {exc}") from exc
