@@ -197,9 +197,12 @@ class SubmissionStore:
         names = EVIDENCE_COLUMNS[:len(rows[0])] if rows else ()
         return [{name: int(v) if name == "index" else str(v) for name, v in zip(names, row)} for row in rows]
 
-    def log(self, entries: Sequence[Mapping[str, Any]], origin: str, now: dt.datetime) -> None:
-        """Insert evidence entries in one insert (retried alike: its token names their indexes and hashes)."""
-        rows = [(*(entry[name] for name in EVIDENCE_COLUMNS[:8]), origin, now) for entry in entries]
+    def log(self, entries: Sequence[Mapping[str, Any]], origins: Sequence[str], now: dt.datetime) -> None:
+        """Insert evidence entries, each with the origin of its manifest (``''``: none), in one insert
+        (retried alike: its token names their indexes and hashes)."""
+        if len(origins) != len(entries):
+            raise ValueError(f"{len(entries)} evidence entries with {len(origins)} origins")
+        rows = [(*(entry[name] for name in EVIDENCE_COLUMNS[:8]), origin, now) for entry, origin in zip(entries, origins)]
         token = f"roadx-evidence/{entries[0]['index']}-{entries[-1]['index']}/{entries[-1]['hash']}"
         self._insert("evidence_log", rows, EVIDENCE_COLUMNS, token)
 
