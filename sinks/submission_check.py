@@ -6,9 +6,13 @@ owns partition 0 of ``national.submissions`` (with one embedded sink: that sink)
 log has one writer, so its chain does not fork: a sink that loses that partition stops
 checking, and the one that gains it reads the log's head from the store again.
 
-The order of one answer: sign the receipt, record its findings, insert its evidence entries
-(manifest, then receipt) into ``evidence_log`` — the store's rows are the log's truth — and
-only then send the receipt to ``xprov.<P>.receipts`` and the entries to ``national.evidence``.
+The order of the answers of one check: sign each receipt, chaining its evidence entries
+(manifest, then receipt) after the previous answer's; record their findings, then insert every
+entry into ``evidence_log`` in one insert — the store's rows are the log's truth — and only
+then send the receipts to ``xprov.<P>.receipts`` and the entries to ``national.evidence``
+(stored receipts sent again for repeated manifests go after that too, so no receipt leaves
+before it is logged). One insert a check, not one an answer: each insert costs the store
+milliseconds whatever it holds.
 When the checker starts, and after any send that failed, it reads which entry
 ``national.evidence`` ends with and sends the stored entries beyond it again, with their
 receipts byte for byte: a crash between the insert and the send loses nothing, and no
@@ -21,7 +25,7 @@ import datetime as dt
 import json
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -42,6 +46,14 @@ log = logging.getLogger("roadx.sinks")
 CHECK_SECONDS = 1.0
 FLUSH_SECONDS = 30.0
 EVIDENCE_KEY = b"roadx-evidence"  # one key: every entry in one partition, in order
+
+
+class Signed(NamedTuple):
+    """A receipt signed in this check, with the evidence entries it adds to the log."""
+
+    answer: Answer
+    origin: str  # where its manifest was read ('' for an unannounced submission)
+    entries: list[dict[str, Any]]
 
 
 class SubmissionChecker:
@@ -110,7 +122,8 @@ class SubmissionChecker:
             return
         receipts, tallies = self.db.receipts(ids), self.db.tallies(ids)
         blocked: set[tuple[str, str]] = set()  # an earlier manifest of the submission waits
-        signed = 0
+        signed: list[Signed] = []
+        repeats: list[tuple[Answer, str]] = []
         for message, checked in pending:
             key = (message.party, checked.submission_id)
             if key in blocked:
@@ -119,38 +132,48 @@ class SubmissionChecker:
             if decided.action == WAIT:
                 blocked.add(key)
             elif decided.action == REPEAT:
-                self._repeat(decided, message.origin, now)
+                repeats.append((decided, message.origin))
             else:
-                receipts[key] = receipted_from([self._answer(decided, message.origin, now)])
-                signed += 1
+                receipts[key] = receipted_from([self._sign(decided, message.origin, now, signed)])
         for party, submission, first in waiting:
             key = (party, submission)
             if key not in receipts and key not in blocked and unannounced_due(first, now, self.wait):
-                receipts[key] = receipted_from([self._answer(unannounced(party, submission, tallies.get(key, [])),
-                                                             "", now)])
-                signed += 1
+                receipts[key] = receipted_from([self._sign(unannounced(party, submission, tallies.get(key, [])),
+                                                           "", now, signed)])
+        self._log_and_send(signed, now)
+        for decided, origin in repeats:
+            self._repeat(decided, origin, now)
         self._flush()
         if signed:
             log.info("%s", metrics.receipts_status())
 
-    def _answer(self, decided: Answer, origin: str, now: dt.datetime) -> str:
-        """Sign, record, log, then send one receipt; returns its text."""
+    def _sign(self, decided: Answer, origin: str, now: dt.datetime, signed: list[Signed]) -> str:
+        """Sign one receipt, its evidence entries chained after those ``signed`` before it; returns its text."""
         if decided.action != RECEIPT or decided.decision is None:
             raise ValueError(f"{decided.party}/{decided.submission_id}: nothing to sign ({decided.action})")
         key_id, private = self.hub.hub_key()
         text = sign(decided, now, key_id, private)
-        self.db.record_findings([(decided.party, decided.submission_id, rule, detail, origin, now)
-                                 for rule, detail in decided.findings])
-        entries = evidence_entries(self.head, decided, text, now)
-        self.db.log(entries, origin, now)
-        self.head = entries[-1]
-        metrics.observe_receipt(decided.decision.status, [rule for rule, _ in decided.findings])
-        if decided.findings:
-            log.warning("submission %s/%s: %s — %s", decided.party, decided.submission_id, decided.decision.status,
-                        "; ".join(f"{rule}: {detail}" for rule, detail in decided.findings))
-        for entry in entries:
-            self._send_entry(entry)
+        head = signed[-1].entries[-1] if signed else self.head
+        signed.append(Signed(decided, origin, evidence_entries(head, decided, text, now)))
         return text
+
+    def _log_and_send(self, signed: list[Signed], now: dt.datetime) -> None:
+        """Record the findings of the receipts ``signed``, log their evidence entries (one insert each),
+        then send the receipts and entries."""
+        if not signed:
+            return
+        self.db.record_findings([(s.answer.party, s.answer.submission_id, rule, detail, s.origin, now)
+                                 for s in signed for rule, detail in s.answer.findings])
+        self.db.log([entry for s in signed for entry in s.entries],
+                    [s.origin for s in signed for _entry in s.entries], now)
+        self.head = signed[-1].entries[-1]
+        for decided, _origin, entries in signed:
+            metrics.observe_receipt(decided.decision.status, [rule for rule, _ in decided.findings])
+            if decided.findings:
+                log.warning("submission %s/%s: %s — %s", decided.party, decided.submission_id,
+                            decided.decision.status, "; ".join(f"{rule}: {detail}" for rule, detail in decided.findings))
+            for entry in entries:
+                self._send_entry(entry)
 
     def _repeat(self, decided: Answer, origin: str, now: dt.datetime) -> None:
         """Send the stored receipt again, then record the repeat (a crash between: sent twice, the same bytes)."""

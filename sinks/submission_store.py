@@ -34,6 +34,7 @@ from schemas import provenance, sm2
 
 from .errors import StoreError, UnstorableMessage
 from .submissions import ManifestMessage, REPEATED, Receipted, receipted_from, tallied_events
+from .writer import column_types
 
 DEDUP_WINDOW = 1000
 MANIFEST_COLUMNS = ("party", "submission_key", "manifest_digest", "document", "origin", "topic", "partition", "offset",
@@ -196,9 +197,12 @@ class SubmissionStore:
         names = EVIDENCE_COLUMNS[:len(rows[0])] if rows else ()
         return [{name: int(v) if name == "index" else str(v) for name, v in zip(names, row)} for row in rows]
 
-    def log(self, entries: Sequence[Mapping[str, Any]], origin: str, now: dt.datetime) -> None:
-        """Insert evidence entries in one insert (retried alike: its token names their indexes and hashes)."""
-        rows = [(*(entry[name] for name in EVIDENCE_COLUMNS[:8]), origin, now) for entry in entries]
+    def log(self, entries: Sequence[Mapping[str, Any]], origins: Sequence[str], now: dt.datetime) -> None:
+        """Insert evidence entries, each with the origin of its manifest (``''``: none), in one insert
+        (retried alike: its token names their indexes and hashes)."""
+        if len(origins) != len(entries):
+            raise ValueError(f"{len(entries)} evidence entries with {len(origins)} origins")
+        rows = [(*(entry[name] for name in EVIDENCE_COLUMNS[:8]), origin, now) for entry, origin in zip(entries, origins)]
         token = f"roadx-evidence/{entries[0]['index']}-{entries[-1]['index']}/{entries[-1]['hash']}"
         self._insert("evidence_log", rows, EVIDENCE_COLUMNS, token)
 
@@ -209,6 +213,7 @@ class SubmissionStore:
     def _insert(self, table: str, rows: list[tuple], columns: Sequence[str], token: str | None) -> None:
         try:
             self.store.insert(table, rows, column_names=list(columns), database=self.db,
+                              column_types=column_types(self.store, self.db, table, columns),
                               settings={"insert_deduplication_token": token} if token else None)
         except (ClickHouseError, OSError, ValueError, TypeError) as exc:
             raise StoreError(f"cannot write {len(rows)} rows to {self.db}.{table}: {exc}") from exc

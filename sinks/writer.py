@@ -23,6 +23,7 @@ import logging
 import re
 import time
 import uuid
+import weakref
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from clickhouse_connect.driver.exceptions import ClickHouseError, DataError, OperationalError
@@ -153,6 +154,22 @@ class StoreLedger:
             raise StoreError(f"cannot read the stored offsets of {table} for {where}: {exc}") from exc
 
 
+_COLUMN_TYPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client -> (db, table, columns) -> types
+
+
+def column_types(store: Any, database: str, table: str, columns: Sequence[str]) -> Sequence[Any]:
+    """The store's types of ``columns`` of ``table``, asked once per client and kept.
+
+    An insert given no types first asks the store for them (a ``DESCRIBE``: on the embedded
+    store about as costly as a tenth of a small insert), so the sink asks once per table.
+    """
+    known = _COLUMN_TYPES.setdefault(store, {})
+    key = (database, table, tuple(columns))
+    if key not in known:
+        known[key] = store.create_insert_context(table, list(columns), database=database).column_types
+    return known[key]
+
+
 def insert_rows(store: Any, database: str, insert: TableInsert | CombinedInsert, columns: Sequence[str],
                 attempts: int = 4, backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> None:
     """Insert one group with its dedup token, retrying retriable errors with backoff.
@@ -165,6 +182,7 @@ def insert_rows(store: Any, database: str, insert: TableInsert | CombinedInsert,
         try:
             started = time.perf_counter()
             store.insert(insert.table, insert.rows, column_names=list(columns), database=database,
+                         column_types=column_types(store, database, insert.table, columns),
                          settings={"insert_deduplication_token": token})
             metrics.observe_insert(insert.table, insert.rows, columns, time.perf_counter() - started)
             return
@@ -189,7 +207,8 @@ def find_refused(store: Any, database: str, table: str, rows: Sequence[tuple],
     except ClickHouseError as exc:
         raise StoreError(f"cannot create the refusal probe for {table}: {exc}") from exc
     try:
-        return _bisect(store, database, probe, list(rows), 0, list(columns))
+        types = column_types(store, database, table, columns)  # the probe's are the table's
+        return _bisect(store, database, probe, list(rows), 0, list(columns), types)
     finally:
         try:
             store.command(f"DROP TABLE IF EXISTS {database}.{probe}")
@@ -198,9 +217,9 @@ def find_refused(store: Any, database: str, table: str, rows: Sequence[tuple],
 
 
 def _bisect(store: Any, database: str, probe: str, rows: list[tuple], start: int,
-            columns: list[str]) -> dict[int, str]:
+            columns: list[str], types: Sequence[Any]) -> dict[int, str]:
     try:
-        store.insert(probe, rows, column_names=columns, database=database)
+        store.insert(probe, rows, column_names=columns, column_types=types, database=database)
         return {}
     except (ClickHouseError, ValueError, TypeError, OverflowError) as exc:
         if not is_refusal(exc):
@@ -208,8 +227,8 @@ def _bisect(store: Any, database: str, probe: str, rows: list[tuple], start: int
         if len(rows) == 1:
             return {start: _reason(exc)}
     middle = len(rows) // 2
-    found = _bisect(store, database, probe, rows[:middle], start, columns)
-    found.update(_bisect(store, database, probe, rows[middle:], start + middle, columns))
+    found = _bisect(store, database, probe, rows[:middle], start, columns, types)
+    found.update(_bisect(store, database, probe, rows[middle:], start + middle, columns, types))
     return found
 
 

@@ -241,7 +241,7 @@ def test_evidence_the_store_holds_but_the_broker_never_got_is_sent_again_byte_fo
         hub_key_id, hub_private = hub.hub_keys().hub_key()
         receipt = sub.sign(answer, at, hub_key_id, hub_private)
         entries = sub.evidence_entries(None, answer, receipt, at)
-        checker.db.log(entries, message.origin, at)  # stored, then the sink died before sending
+        checker.db.log(entries, [message.origin] * len(entries), at)  # stored, then the sink died before sending
 
         checker.tick(active=True)
         evidence = read_all(hub, hub.topics.national_evidence)
@@ -257,3 +257,57 @@ def test_evidence_the_store_holds_but_the_broker_never_got_is_sent_again_byte_fo
         checker.close()
     finally:
         store.close()
+
+
+class ManifestMessage:
+    """A manifest as the sink reads it from ``prov.44.manifests``."""
+
+    def __init__(self, settings: Settings, offset: int, submission: str, raw: bytes) -> None:
+        self._topic, self._offset, self._key, self._raw = settings.topics.province_manifests("44"), offset, submission, raw
+
+    def topic(self): return self._topic
+    def partition(self): return 0
+    def offset(self): return self._offset
+    def key(self): return self._key.encode()
+    def value(self): return self._raw
+
+
+def test_the_answers_of_one_check_are_logged_in_one_insert_and_sent_only_once_logged(hub):
+    from schemas import evidence
+    from sinks.store import ensure_schema
+    from sinks.submission_check import SubmissionChecker
+    from sinks.submission_store import MANIFEST_COLUMNS, evidence_slice, manifest_row
+
+    key, at = hub.party_key("44"), now()
+    raws = {name: provenance.document_bytes(provenance.sign_manifest(
+        party="44", key_id=key.key_id, private=key.private, submission_id=name,
+        seqs_and_digests=[(1, sm2.sm3(name.encode()))], created=at)) for name in ("f1", "f2", "f3")}
+    sent = [("f1", raws["f1"]), ("f2", raws["f2"]), ("f1", raws["f1"]), ("f3", raws["f3"])]  # f1 read twice
+    db = hub.clickhouse_database
+    store = open_store(hub)
+    try:
+        ensure_schema(store, db)
+        store.insert("submission_manifests", [manifest_row(ManifestMessage(hub, offset, name, raw), "44", at)
+                                              for offset, (name, raw) in enumerate(sent)],
+                     column_names=list(MANIFEST_COLUMNS), database=db)
+        store.command(f"SYSTEM STOP MERGES {db}.evidence_log")  # each insert stays a part of its own
+        checker = SubmissionChecker(hub, store, wait_seconds=0)  # events never come: answered at once
+        checker.tick(active=True)
+
+        parts = store.query(f"SELECT count() FROM system.parts WHERE database = %(db)s AND table = 'evidence_log' "
+                            "AND active", parameters={"db": db}).result_rows[0][0]
+        assert parts == 1, "the check's answers are logged in one insert"
+        log = store.query(f"SELECT index, kind, submission_id FROM {db}.evidence_log FINAL ORDER BY index").result_rows
+        assert [(k, s) for _i, k, s in log] == [("manifest", "f1"), ("receipt", "f1"), ("manifest", "f2"),
+                                                ("receipt", "f2"), ("manifest", "f3"), ("receipt", "f3")]
+        entries, _before = evidence_slice(store, db)
+        hub_public = sm2.load_public(hub.hub_keys().hub_public_pem(), "hub")
+        assert evidence.verify(entries, hub.hub_keys().public_key, hub_public) == []
+        checker.close()
+    finally:
+        store.close()
+    receipts = [(k.decode(), v) for k, v in read_all(hub, hub.topics.province_receipts("44"))]
+    assert [k for k, _v in receipts] == ["f1", "f2", "f3", "f1"], "the repeat goes after the logged receipts"
+    assert receipts[3][1] == receipts[0][1], "the manifest read again gets the very same receipt"
+    assert [json.loads(v)["status"] for _k, v in receipts[:3]] == ["mismatch"] * 3
+    assert len(read_all(hub, hub.topics.national_evidence)) == 6

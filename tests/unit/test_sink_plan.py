@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import types
 import uuid
 
 import pytest
@@ -177,8 +178,14 @@ class Store:
 
     def __init__(self, log, failures=0):
         self.log, self.failures = log, failures
+        self.described: list[str] = []
 
-    def insert(self, table, rows, column_names, database, settings):
+    def create_insert_context(self, table, column_names, database):
+        self.described.append(table)
+        return types.SimpleNamespace(column_types=[f"type of {name}" for name in column_names])
+
+    def insert(self, table, rows, column_names, database, settings, column_types):
+        assert column_types == [f"type of {name}" for name in column_names]
         if self.failures:
             self.failures -= 1
             raise DatabaseError("Code: 241. MEMORY_LIMIT_EXCEEDED")
@@ -209,6 +216,15 @@ def test_failed_insert_is_retried_with_the_same_token():
     log: list = []
     write_then_commit(Store(log, failures=2), Consumer(log), a_plan(), "roadx", sleep=lambda s: None)
     assert [entry[0] for entry in log] == ["insert", "insert", "commit"]
+
+
+def test_the_store_is_asked_for_a_tables_column_types_once_not_before_every_insert():
+    log: list = []
+    store = Store(log, failures=1)
+    for _ in range(3):
+        write_then_commit(store, Consumer(log), a_plan(), "roadx", sleep=lambda s: None)
+    assert sorted(store.described) == ["change_log", "dlq"]
+    assert [entry[0] for entry in log].count("insert") == 6
 
 
 def test_insert_failing_every_retry_raises_and_commits_nothing():
