@@ -255,6 +255,7 @@ def end_to_end(bench: Bench) -> None:
     from sinks.sink import TopicRoles
 
     opts = bench.options
+    bench.say(f"end to end: deleted the {bench.clear_earlier_phases()} topics of the earlier phases from the broker")
     settings = bench.phase("e2e")
     names = settings.topics
     source_topics = [names.province_changes(p) for p in settings.provinces]

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 from schemas.settings import Settings
 
 from ..broker import EmbeddedBroker
-from ..errors import DeployError
+from ..errors import DeployError, StackError
 from ..topics import create_topics, exchange_topics
 from ..worker import worker_argv
 from .report import MIB, Figure
@@ -125,6 +125,30 @@ class Bench:
             settings.province_key(province)  # key files exist before any child reads them
         create_topics(self.bootstrap, exchange_topics(settings))
         return settings
+
+    def delete_topics(self, topics: list[str]) -> None:
+        """Delete ``topics`` from the broker: the embedded broker keeps every message in memory and
+        cannot delete records, and deleting a topic gives its memory back."""
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})  # held until every future is resolved
+        for topic, future in admin.delete_topics(topics).items():
+            try:
+                future.result(60)
+            except Exception as exc:  # KafkaException, or a timeout
+                raise StackError(f"cannot delete the bench's topic {topic}: {exc}") from exc
+
+    def clear_earlier_phases(self) -> int:
+        """Delete every topic the phases before this one wrote (all but the broker's own), so a phase
+        that measures the line's latency runs on a broker holding only its own messages; returns how many."""
+        from confluent_kafka.admin import AdminClient
+
+        names = [t for t in AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=30).topics
+                 if not t.startswith("__")]
+        if names:
+            self.delete_topics(names)
+        self.loaded = None
+        return len(names)
 
     def spawn(self, name: str, module: str, settings: Settings, *args: str) -> Child:
         child = Child.module(name, module, settings, self.logs, *args)

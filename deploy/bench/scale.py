@@ -91,7 +91,7 @@ def scale(bench: Bench) -> None:
         worker_rate, sink_rate = worker.rate, sink.rate
         rss["worker"] = max(rss["worker"], worker.child.peak_rss_mib)
         rss["sink"] = max(rss["sink"], sink.child.peak_rss_mib)
-        _delete_topics(bench.bootstrap, [name for name, *_rest in wanted])
+        bench.delete_topics([name for name, *_rest in wanted])
         _forget_round_positions(settings)
         loaded = first + count
         if loaded in points:
@@ -133,17 +133,6 @@ def _forget_round_positions(settings: Settings) -> None:
                         {scope: 0 for scope in scopes})
         finally:
             store.close()
-
-
-def _delete_topics(bootstrap: str, topics: list[str]) -> None:
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # held until every future is resolved
-    for topic, future in admin.delete_topics(topics).items():
-        try:
-            future.result(60)
-        except Exception as exc:  # KafkaException, or a timeout
-            raise StackError(f"cannot delete the scale round's topic {topic}: {exc}") from exc
 
 
 def _store_facts(settings: Settings) -> tuple[int, int]:
