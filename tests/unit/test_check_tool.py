@@ -16,7 +16,6 @@ from deploy.check import CheckError, CheckOptions, check_file, load_snapshot
 from producers.files.adapter import file_event
 from producers.files.daily_file import parse_daily_file, write_error_report
 from producers.files.snapshot import FileState, diff_snapshot
-from schemas import signing
 from schemas import topics as th
 from schemas.codec import EventCodec
 from schemas.registry import EmbeddedRegistry

@@ -13,7 +13,7 @@ from streams.errors import BadQuestion
 from streams.service.answers import Answers
 from streams.service.openapi import WATER_ROUTES, openapi_document
 from streams.service.questions import WATER_KINDS, lookup_questions, question
-from streams.service.register import Change, entry_key, index_prefix, plan_changes
+from streams.service.register import Change, index_prefix, plan_changes
 
 TS = dt.datetime(2026, 11, 29, tzinfo=dt.timezone.utc)
 USCC = "91420100MA4K00001" + uscc.calc_check_digit("91420100MA4K00001")

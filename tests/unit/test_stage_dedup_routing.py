@@ -10,7 +10,7 @@ from streams import routing
 from streams.pipeline import process_batch
 
 from test_pipeline import (
-    CODEC, ID_11, TOPICS, USCC_11, USCC_31, USCC_44, case, event, headers, inbound, operator, signed,
+    CODEC, TOPICS, USCC_11, USCC_31, USCC_44, case, event, headers, inbound, operator, signed,
 )
 
 
