@@ -22,6 +22,7 @@ from .parties import PROVINCE, Parties, Party, load_parties
 from .topics import TopicNames
 
 ENV_PREFIX = "ROADX_"
+DEDUP_RETENTION_HOURS = 168.0  # how long the stream stage remembers an accepted event id at least, by default
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Settings:
     # so larger batches carry more (1,000 → 5,000: about +20% in-process), a quiet line sends smaller ones.
     stream_batch_size: int = 5000
     # How long an accepted event id is remembered for exact deduplication (hours).
-    dedup_retention_hours: float = 168.0
+    dedup_retention_hours: float = DEDUP_RETENTION_HOURS
     # How long after a finding that a referenced entity is unknown that entity may still arrive
     # and withdraw it (seconds); the report counts such a finding only once this has passed.
     reference_grace_seconds: int = 3600

@@ -42,6 +42,7 @@ from schemas import topics as topic_headers
 from schemas.codec import EventCodec, FindingCodec, SubmissionTallyCodec
 from schemas.identifiers import china_today
 from schemas.provenance import LETTER_OF_OUTCOME, event_digest
+from schemas.settings import DEDUP_RETENTION_HOURS
 from schemas.topics import TopicNames
 
 from . import routing, rules
@@ -74,7 +75,7 @@ class StageContext:
     today: Callable[[], date] = china_today  # the rules' day, read once per batch
     tallies: SubmissionTallyCodec | None = None  # None: a SubmissionTallyCodec on the events' registry
     registers: Mapping[str, frozenset[str]] | None = None  # each party's registers (schemas.parties); None: any
-    dedup_retention_ms: int = 168 * 3_600_000  # how long an entity remembers an accepted event id at least
+    dedup_retention_ms: int = int(DEDUP_RETENTION_HOURS * 3_600_000)  # how long an entity remembers an accepted id
 
     def __post_init__(self) -> None:
         if self.findings is None:
