@@ -27,7 +27,7 @@ def remembered(state: Mapping[str, Any] | None, event_id: str) -> bool:
 
 def remember(state: Mapping[str, Any] | None, event_id: str, accepted_ms: int, retention_ms: int) -> tuple[dict, int]:
     """(the ids to keep in the entity's state once ``event_id`` is accepted at ``accepted_ms``,
-    how many ids were forgotten: those accepted ``retention_ms`` or more before it)."""
+    how many ids were forgotten: those accepted more than ``retention_ms`` before it)."""
     held = (state or {}).get(SEEN) or {}
     cutoff = accepted_ms - retention_ms
     kept = {i: ms for i, ms in held.items() if isinstance(ms, int) and ms >= cutoff}
