@@ -13,6 +13,8 @@ partitions to their end, restore a changelog.
 - ``true_ends`` — where each partition really ends: read on from the reported high
   watermark until a poll finds nothing (for a reader that trusts watermarks, faust's table
   recovery).
+- ``committed_offsets`` — where a consumer group will go on reading each partition (the
+  offset it committed; ``None`` where it committed none).
 - ``restore_changelog`` — replay one partition of a compacted changelog (key → raw value)
   from a position to its end, a chunk at a time.
 
@@ -167,6 +169,26 @@ def true_ends(conf: Mapping[str, Any], group: str, parts: Iterable[Part], *, err
                 part = (m.topic(), m.partition())
                 ends[part] = max(ends[part], m.offset() + 1)
         return ends
+    finally:
+        reader.close()
+
+
+def committed_offsets(conf: Mapping[str, Any], group: str, parts: Iterable[Part], *, error: type[Exception],
+                      what: str) -> dict[Part, int | None]:
+    """The offset ``group`` committed for each partition, ``None`` where it committed none."""
+    parts = list(parts)
+    if not parts:
+        return {}
+    reader = Consumer(reader_conf(conf, group))
+    try:
+        try:
+            committed = reader.committed([TopicPartition(*part) for part in parts], timeout=10)
+        except KafkaException as exc:
+            raise error(f"cannot {what}: {exc}") from exc
+        failed = [f"{tp.topic}[{tp.partition}]: {tp.error}" for tp in committed if tp.error is not None]
+        if failed:
+            raise error(f"cannot {what}: {'; '.join(failed)}")
+        return {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None for tp in committed}
     finally:
         reader.close()
 

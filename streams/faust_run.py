@@ -3,7 +3,8 @@ set (SIGTERM, SIGINT), then stopped — without faust's own ``Worker``, whose si
 and terminal output the shell already does its own way. ``broker_credentials`` gives a faust
 app the Kafka security every other client of the process gets from ``settings.kafka_conf``
 (TLS, SASL PLAIN or SCRAM). ``table_manager`` gives an app with tables a recovery that reads
-each changelog to its true end."""
+each changelog to its true end and hands the streams nothing read before they were put back
+where the group committed."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from faust.tables.recovery import Recovery
 from faust.types import TP
 from faust.types.auth import CredentialsT
 
-from schemas.kafka import true_ends
+from schemas.kafka import committed_offsets, true_ends
 from schemas.settings import Settings
 
 from .errors import StateError
@@ -68,16 +69,25 @@ def broker_credentials(settings: Settings) -> CredentialsT | None:
 
 
 def table_manager(settings: Settings) -> type[TableManager]:
-    """faust's table manager whose recovery reads each changelog partition to its true end.
+    """faust's table manager with ``StrictRecovery``: the recovery of its tables and the
+    resumption of its streams after each rebalance, done so that nothing is lost.
 
-    faust recovers a table by reading its changelog up to the high watermark the broker
-    reports, then stops reading it. The embedded broker reports the base offset of its last
-    batch, so the rest of that batch — the last changes written before a worker was killed —
-    would be missing from the recovered table.
+    - Each changelog partition is read to its true end. faust reads a changelog up to the high
+      watermark the broker reports; the embedded broker reports the base offset of its last
+      batch, so the rest of that batch — the last changes written before a worker was killed —
+      would be missing from the recovered table.
+    - The streams start again where the group committed, with nothing read before in flight.
+      faust resumes the stream partitions while its fetcher runs, then seeks them to their
+      committed offsets one by one, then empties the streams' queues: what was fetched in
+      between is dropped, and since aiokafka does not seek a partition whose committed offset
+      is none or 0, a partition the group never committed goes on after what was dropped —
+      the messages are skipped for good (faust takes the hole for a compacted gap and commits
+      past it). Here the streams stay paused and the fetcher stopped until every stream
+      partition has been put, in one step, at its committed offset (its beginning when none).
     """
     conf = settings.kafka_conf()
 
-    class TrueEndRecovery(Recovery):
+    class StrictRecovery(Recovery):
         async def _build_highwaters(self, consumer: Any, tps: Any, destination: Any, title: str) -> None:
             await super()._build_highwaters(consumer, tps, destination, title)
             try:
@@ -88,11 +98,45 @@ def table_manager(settings: Settings) -> type[TableManager]:
             for tp, last in ends.items():  # destination is a Counter: its update() would add
                 destination[tp] = max(destination.get(tp, -1), last)
 
+        async def on_recovery_completed(self, generation_id: int = 0) -> None:
+            app, consumer = self.app, self.app.consumer
+            consumer.stop_flow()  # what the fetcher hands over from now until the flow resumes is dropped
+            self.log.info("Restore complete!")
+            await app.on_rebalance_complete.send()
+            self._set_recovery_ended()
+            for table in self.tables.values():
+                await table.on_recovery_completed(self.actives_for_table[table], self.standbys_for_table[table])
+            if app.consumer_generation_id != generation_id:
+                self.log.warning("rebalancing again (generation %s, not %s)", app.consumer_generation_id, generation_id)
+                return
+            streams = {tp for tp in consumer.assignment() if not self._is_changelog_tp(tp)}
+            if streams:
+                self.log.info("Seek stream partitions to committed offsets.")
+                await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+                try:
+                    positions = await _in_daemon_thread(_committed_positions, conf, app.conf.id, streams)
+                except StateError as exc:  # the broker is gone: where faust's own seek put them
+                    self.log.warning("resuming the streams where faust's seek put them: %s", exc)
+                else:  # one step in the consumer's thread: no fetch between two partitions' seeks
+                    await self._wait(consumer.seek_wait(positions), timeout=app.conf.broker_request_timeout)
+            # From here to the resumed flow nothing awaits: the first records the streams get
+            # are those read from the positions just set.
+            consumer.resume_partitions(streams)
+            self.completed.set()
+            app.flow_control.resume()  # empties the streams' queues
+            consumer.resume_flow()
+            await app._fetcher.maybe_start()
+            self.tables.on_actives_ready()
+            if not app.assignor.assigned_standbys():
+                self.tables.on_standbys_ready()
+            app.on_rebalance_end()
+            self.log.info("Worker ready")
+
     class Tables(TableManager):
         @property
         def recovery(self) -> Recovery:
             if self._recovery is None:
-                self._recovery = TrueEndRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+                self._recovery = StrictRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
             return self._recovery
 
     return Tables
@@ -119,6 +163,14 @@ async def _in_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
 
     threading.Thread(target=work, name="true-ends", daemon=True).start()
     return await done
+
+
+def _committed_positions(conf: Mapping[str, Any], group: str, tps: set[TP]) -> dict[TP, int]:
+    """Where each stream partition goes on: the offset ``group`` committed, else 0 (the
+    beginning: an offset before the log's start is reset by ``consumer_auto_offset_reset``)."""
+    committed = committed_offsets(conf, group, [(tp.topic, tp.partition) for tp in tps], error=StateError,
+                                  what="find where the streams go on")
+    return {tp: committed[(tp.topic, tp.partition)] or 0 for tp in tps}
 
 
 def _last_offsets(conf: Mapping[str, Any], group: str, tps: list[TP]) -> dict[TP, int]:

@@ -198,7 +198,10 @@ def build_app(settings: Settings, deadlines: Deadlines) -> faust.App:
     async def check_deadlines(stream: Any) -> None:
         async for event in stream.events():
             partition, now = event.message.partition, time.time()
-            for key, stored in list(workflows.items()):
+            for key in list(workflows.keys()):
+                # Read now, not from a list made before: the alerts sent below let the other
+                # agents run, and a transition they store would be overwritten by a stale copy.
+                stored = workflows.get(key)
                 if key.endswith(PARKED_SUFFIX) and stored and stored[0]["partition"] == partition:
                     await _replay_parked(key[:-len(PARKED_SUFFIX)], "", expired_before=now - grace)
                     continue

@@ -180,9 +180,11 @@ def test_the_subscriber_acknowledges_each_case_once_and_the_origin_sees_the_rece
 
 
 def test_a_killed_cases_worker_loses_and_doubles_no_transition(exchange):
-    """SIGKILL while receipts are being decided; a restarted worker rebuilds the workflows from
-    their changelog (to its true end, past the end the embedded broker reports) and decides the
-    answers: each receipt and answer reaches 44, none is refused as a case it forgot."""
+    """SIGKILL while receipts are being decided, as soon as one reached 44 (mostly before the
+    worker's first commit); a restarted worker rebuilds the workflows from their changelog (to
+    its true end, past the end the embedded broker reports), reads the replies again from where
+    its group committed (from the beginning where it never did) and decides the answers: each
+    receipt and answer reaches 44, none is refused as a case it forgot."""
     ex = Exchange(exchange)
     log_path = exchange.data_dir / "cases.log"
     cases = [(case(f"粤深交执2025{n:03d}"), str(uuid.uuid4())) for n in range(40)]
@@ -191,7 +193,7 @@ def test_a_killed_cases_worker_loses_and_doubles_no_transition(exchange):
     inbound_44 = exchange.topics.province_inbound("44")
     with running_cases(exchange, log_path) as proc:
         receipts = {ex.reply(event, correlation, "receipt"): correlation for event, correlation in cases[:20]}
-        wait_for(lambda: ex.read(inbound_44), lambda got: len(got) >= 5, proc, log_path, "some receipts at 44")
+        wait_for(lambda: ex.read(inbound_44), lambda got: len(got) >= 1, proc, log_path, "a receipt at 44")
         proc.kill()
         proc.wait()
     with running_cases(exchange, log_path) as proc:

@@ -1,5 +1,6 @@
-"""Where a partition really ends on the embedded broker: its reported high watermark stops at
-its last batch, ``schemas.kafka.true_ends`` reads on to the last message."""
+"""Where reading a partition ends and goes on, on the embedded broker: its reported high
+watermark stops at its last batch, ``schemas.kafka.true_ends`` reads on to the last message;
+``schemas.kafka.committed_offsets`` says where a group goes on (none where it never committed)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from schemas.kafka import reader_conf, true_ends
+from schemas.kafka import committed_offsets, reader_conf, true_ends
 
 pytestmark = pytest.mark.integration
 
@@ -31,3 +32,29 @@ def test_the_end_is_after_the_last_message_not_where_the_broker_says(bootstrap, 
     ends = true_ends(conf, f"g{unique}", [(topic, 0), (topic, 1)], error=AssertionError, what="read the ends")
     assert ends == {(topic, 0): 15, (topic, 1): 0}
     assert reported <= 15  # what a reader trusting the watermark would stop at (11 on the embedded broker)
+
+
+def test_a_group_goes_on_where_it_committed_and_has_no_offset_where_it_never_did(bootstrap, unique):
+    conf = {"bootstrap.servers": bootstrap}
+    topic, group = f"goes{unique}", f"g{unique}"
+    admin = AdminClient(conf)
+    for created in admin.create_topics([NewTopic(topic, 3, 1)]).values():
+        created.result(30)
+    producer = Producer(conf)
+    for partition in (0, 1):
+        for _ in range(4):
+            producer.produce(topic, b"v", b"k", partition=partition)
+    assert producer.flush(30) == 0
+    committer = Consumer({**conf, "group.id": group, "enable.auto.commit": False})
+    try:
+        committer.commit(offsets=[TopicPartition(topic, 0, 3), TopicPartition(topic, 1, 0)], asynchronous=False)
+    finally:
+        committer.close()
+    parts = [(topic, 0), (topic, 1), (topic, 2)]
+    assert committed_offsets(conf, group, parts, error=AssertionError, what="x") == {
+        (topic, 0): 3, (topic, 1): 0, (topic, 2): None}
+    assert committed_offsets(conf, f"other{unique}", parts, error=AssertionError, what="x") == dict.fromkeys(parts)
+    assert committed_offsets(conf, group, [], error=AssertionError, what="x") == {}
+    with pytest.raises(LookupError, match="cannot find where the group goes on"):
+        committed_offsets({"bootstrap.servers": "127.0.0.1:1", "socket.timeout.ms": 1000}, group, parts,
+                          error=LookupError, what="find where the group goes on")
