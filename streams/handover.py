@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
@@ -80,8 +80,7 @@ def parse_origin(label: str) -> tuple[str, int, int] | None:
     return topic, int(partition), int(offset)
 
 
-@dataclass
-class Send:
+class Send(NamedTuple):
     """An output to write, with its origin label and the source partition it belongs to."""
 
     out: Outbound
@@ -94,15 +93,18 @@ def label_outputs(batch: Sequence[Inbound], outputs: Iterable[Outbound],
     """Each output with its origin label; an output whose message is not from a province topic has none."""
     sends = []
     counts: dict[tuple[int, str], int] = {}
+    provinces: dict[str, str] = {}  # source topic -> its province ("" for none), asked once per batch
     for out in outputs:
-        if not 0 <= out.origin < len(batch):
-            raise WorkerError(f"an output to {out.topic!r} names no message of its batch (origin {out.origin})")
-        message = batch[out.origin]
-        n = counts.get((out.origin, out.topic), 0)
-        counts[(out.origin, out.topic)] = n + 1
-        province = province_of(message.topic)
-        scope = (province or "", message.partition)
-        sends.append(Send(out, origin_label(message, n), scope))
+        origin = out.origin
+        if not 0 <= origin < len(batch):
+            raise WorkerError(f"an output to {out.topic!r} names no message of its batch (origin {origin})")
+        message = batch[origin]
+        n = counts.get((origin, out.topic), 0)
+        counts[(origin, out.topic)] = n + 1
+        province = provinces.get(message.topic)
+        if province is None:
+            province = provinces[message.topic] = province_of(message.topic) or ""
+        sends.append(Send(out, origin_label(message, n), (province, message.partition)))
     return sends
 
 
