@@ -1,6 +1,7 @@
 """Running a faust app inside the worker shell: started, kept until the shell's stop event is
 set (SIGTERM, SIGINT), then stopped — without faust's own ``Worker``, whose signal handling
-and terminal output the shell already does its own way. ``broker_credentials`` gives a faust
+and terminal output the shell already does its own way. A start that fails (no broker to
+reach) is a ``WorkerError``: the shell logs why and exits 70. ``broker_credentials`` gives a faust
 app the Kafka security every other client of the process gets from ``settings.kafka_conf``
 (TLS, SASL PLAIN or SCRAM). ``table_manager`` gives an app with tables a recovery that reads
 each changelog to its true end and hands the streams nothing read before they were put back
@@ -23,7 +24,7 @@ from faust.types.auth import CredentialsT
 from schemas.kafka import committed_offsets, true_ends
 from schemas.settings import Settings
 
-from .errors import StateError
+from .errors import StateError, WorkerError
 
 STOP_POLL_SECONDS = 0.2
 STOP_SECONDS = 30.0  # how long the app may take to stop once asked
@@ -40,8 +41,9 @@ async def _serve(app: faust.App, stop: threading.Event) -> None:
     try:
         while not stop.is_set():
             await asyncio.sleep(STOP_POLL_SECONDS)
-            if starting.done():
-                starting.result()  # a start that failed fails the run
+            if starting.done() and starting.exception() is not None:  # a start that failed fails the run
+                exc = starting.exception()
+                raise WorkerError(f"{app.conf.id} could not start: {type(exc).__name__}: {exc}") from exc
     finally:
         if not starting.done():
             starting.cancel()

@@ -230,6 +230,7 @@ def build_app(settings: Settings, deadlines: Deadlines) -> faust.App:
 
 def run(settings: Settings, stop: threading.Event) -> None:
     """Work the case workflows until ``stop`` is set."""
+    (settings.data_dir / "cases").mkdir(parents=True, exist_ok=True)  # faust makes only the last level
     run_until_stopped(build_app(settings, Deadlines.from_settings(settings)), stop)
 
 

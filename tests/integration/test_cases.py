@@ -273,3 +273,17 @@ def test_the_subscriber_shows_an_assist_request_decoded_and_acknowledges_it(exch
         shown["receipt"], request["assist_id"], "vehicle:京A12345:2", "receipt")
     # as re-routed after a decline: the reason says so
     assert format_line({**shown, "reason": th.REDIRECTED}).endswith("case=粤深交执2024041  reason=redirected")
+
+
+def test_a_cases_worker_that_cannot_reach_the_broker_stops_with_70_naming_why(tmp_path):
+    from deploy.broker import free_port
+    from deploy.worker import EXIT_FAILED
+
+    settings = Settings(data_dir=tmp_path / "not" / "made" / "yet", bootstrap_servers=f"127.0.0.1:{free_port()}",
+                        provinces=("11", "44"), partitions=2)
+    log_path = tmp_path / "cases.log"
+    with running_cases(settings, log_path) as proc:
+        assert proc.wait(timeout=WAIT_SECONDS) == EXIT_FAILED
+    log = log_path.read_text()
+    assert "CRITICAL case workflows stopped: " in log and "could not start: KafkaConnectionError" in log
+    assert "Traceback" not in log
