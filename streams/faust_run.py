@@ -5,12 +5,14 @@ reach) is a ``WorkerError``: the shell logs why and exits 70. ``broker_credentia
 app the Kafka security every other client of the process gets from ``settings.kafka_conf``
 (TLS, SASL PLAIN or SCRAM). ``table_manager`` gives an app with tables a recovery that reads
 each changelog to its true end and hands the streams nothing read before they were put back
-where the group committed."""
+where the group committed, and offsets committed only once the table changes before them
+were sent (``flush_to_empty``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 import threading
 from typing import Any, Callable, Mapping
@@ -18,6 +20,7 @@ from typing import Any, Callable, Mapping
 import faust
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
+from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 from faust.types.auth import CredentialsT
 
@@ -135,6 +138,11 @@ def table_manager(settings: Settings) -> type[TableManager]:
             self.log.info("Worker ready")
 
     class Tables(TableManager):
+        async def on_start(self) -> None:
+            buffer = self.app.producer.buffer
+            buffer.flush = functools.partial(flush_to_empty, buffer)  # what the commit waits for
+            await super().on_start()
+
         @property
         def recovery(self) -> Recovery:
             if self._recovery is None:
@@ -142,6 +150,37 @@ def table_manager(settings: Settings) -> type[TableManager]:
             return self._recovery
 
     return Tables
+
+
+async def flush_to_empty(buffer: ProducerBuffer) -> None:
+    """Wait until every table change in faust's producer buffer (what goes to the changelogs)
+    has been handed to the Kafka producer, whose own flush the commit awaits next.
+
+    faust's own buffer flush, which the consumer awaits before committing offsets, returns as
+    soon as 0.1 s pass without a send (a slow broker, a busy loop): offsets were then committed
+    with their table changes still in the buffer, and a worker killed then lost them — a
+    transition forgotten though its reply was taken, which a second answer could then repeat.
+    The buffer hands its messages over one at a time, in order: a marker put behind them is
+    handed over after all of them.
+    """
+    if buffer.should_stop:  # its sender takes nothing more: faust's own flush, as it stops
+        await ProducerBuffer.flush(buffer)
+        return
+    handed_over = asyncio.Event()
+    buffer.put(_Marker(handed_over))  # type: ignore[arg-type]
+    await handed_over.wait()
+
+
+class _Marker:
+    """Stands in the buffer for a message; handing it over sets ``event``."""
+
+    def __init__(self, event: asyncio.Event) -> None:
+        self.message = self
+        self.channel = self
+        self._event = event
+
+    async def publish_message(self, _fut: Any, wait: bool = False) -> None:
+        self._event.set()
 
 
 async def _in_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
