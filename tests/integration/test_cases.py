@@ -211,6 +211,35 @@ def test_a_killed_cases_worker_loses_and_doubles_no_transition(exchange):
     assert sorted(c for c, _ in answered) == sorted(c for _, c in cases)
 
 
+def test_two_cases_workers_share_the_cases_and_one_goes_on_alone_when_the_other_is_killed(exchange):
+    """Two workers in one group: the partitions move between them at each join and leave, each
+    worker's streams going on where the group committed. Every receipt and answer reaches 44,
+    none refused, each forwarded for its own case."""
+    ex = Exchange(exchange)
+    cases = [(case(f"粤深交执2026{n:03d}"), str(uuid.uuid4())) for n in range(30)]
+    for event, correlation in cases:
+        ex.route(event, "11", correlation)
+    inbound_44 = exchange.topics.province_inbound("44")
+    log_a, log_b = exchange.data_dir / "cases-a.log", exchange.data_dir / "cases-b.log"
+
+    def replies_back():
+        return [headers(m) for m in ex.read(inbound_44)]
+
+    with running_cases(exchange, log_a) as a, running_cases(exchange, log_b) as b:
+        receipts = {ex.reply(event, correlation, "receipt"): correlation for event, correlation in cases}
+        wait_for(replies_back, lambda got: {h["roadx.reply.id"] for h in got} >= set(receipts), a, log_a,
+                 "every receipt at 44")
+        a.kill()
+        a.wait()
+        answers = {ex.reply(event, correlation, "answer", outcome="action_taken"): correlation
+                   for event, correlation in cases}
+        back = wait_for(replies_back, lambda got: {h["roadx.reply.id"] for h in got} >= {*receipts, *answers}, b,
+                        log_b, "every answer at 44 from the worker left")
+        refused = [headers(m) for m in ex.read(exchange.topics.national_dlq)]
+    assert refused == []
+    assert {h["roadx.reply.id"]: h[th.ROUTED_CORRELATION_ID] for h in back} == {**receipts, **answers}
+
+
 def test_a_city_subscribes_to_its_own_cases_and_acknowledges_only_those(exchange):
     import threading
 
