@@ -89,6 +89,8 @@ def table_manager(settings: Settings) -> type[TableManager]:
       the messages are skipped for good (faust takes the hole for a compacted gap and commits
       past it). Here the streams stay paused and the fetcher stopped until every stream
       partition has been put, in one step, at its committed offset (its beginning when none).
+    - Offsets are committed only once the table changes before them were handed to the
+      producer (``flush_to_empty`` stands in for the producer buffer's flush).
     """
     conf = settings.kafka_conf()
 
