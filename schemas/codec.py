@@ -21,7 +21,7 @@ import struct
 import uuid
 from typing import Any, Callable, Mapping
 
-from fastavro import schemaless_reader, schemaless_writer
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.validation import ValidationError, validate
 
 from . import contract, signing
@@ -44,6 +44,7 @@ _READABLE = {
     "date": ((dt.date.min - _EPOCH.date()).days, (dt.date.max - _EPOCH.date()).days),
 }
 _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_TEXT_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class EventCodec:
@@ -53,6 +54,7 @@ class EventCodec:
         self.schema_id = registry.id_for(subject, self._schema)
         self._header = _HEADER.pack(MAGIC, self.schema_id)
         self._logical = _logical_fields(self._schema)
+        self._plans: dict[int, tuple[dict[str, Any], dict[str, Any] | None]] = {}
 
     @property
     def registry(self) -> Registry:
@@ -86,16 +88,33 @@ class EventCodec:
         return signing.seal(framed, key) if key is not None else framed
 
     def decode(self, value: bytes | None) -> tuple[int, dict[str, Any]]:
-        """Return (writer schema id, event). Raises a ``DecodeError`` subclass."""
+        """Return (writer schema id, event), the event id as its canonical text (lower-case
+        8-4-4-4-12: what ``str(uuid.UUID(...))`` gives). Raises a ``DecodeError`` subclass."""
         schema_id = read_schema_id(value)
-        writer = self._registry.schema_for(schema_id)
+        plan = self._plans.get(schema_id)
+        if plan is None:
+            plan = self._plans[schema_id] = self._plan(schema_id)
         try:
-            event = schemaless_reader(io.BytesIO(value[5:]), writer, self._schema)
+            event = schemaless_reader(io.BytesIO(value[5:]), *plan)
         except Exception as exc:  # fastavro raises many types on garbage
             raise MalformedBodyError(
                 f"Avro body does not decode with schema id {schema_id}: {type(exc).__name__}: {exc}"
             ) from exc
+        event_id = event.get("event_id")
+        if type(event_id) is str and not _TEXT_UUID.fullmatch(event_id):
+            try:
+                event["event_id"] = uuid_text(event_id)
+            except ValueError:
+                raise MalformedBodyError(f"Avro body does not decode with schema id {schema_id}: "
+                                         f"event_id {event_id!r} is not a UUID") from None
         return schema_id, event
+
+    def _plan(self, schema_id: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """(writer, reader) to read a body of ``schema_id`` with: the writer with its uuid fields
+        read as text (fastavro turns a field into a ``uuid.UUID`` by the writer's logical type,
+        and the wire form is the same string), no reader when the writer is the current envelope."""
+        writer = _uuids_as_text(self._registry.schema_for(schema_id))
+        return parse_schema(writer), (None if schema_id == self.schema_id else self._schema)
 
 
 class _RecordCodec:
@@ -286,6 +305,25 @@ def _logical_of(record: Mapping[str, Any]) -> tuple[tuple[str, str, int, int], .
             elif logical in _READABLE:
                 found.append((field["name"], logical, *_READABLE[logical]))
     return tuple(found)
+
+
+def _uuids_as_text(schema: Any) -> Any:
+    """A copy of a parsed schema with every uuid field a plain string, fastavro's own keys left out."""
+    if isinstance(schema, dict):
+        if schema.get("logicalType") == "uuid":
+            return "string"
+        return {k: _uuids_as_text(v) for k, v in schema.items() if not k.startswith("__")}
+    if isinstance(schema, list):
+        return [_uuids_as_text(item) for item in schema]
+    return schema
+
+
+def uuid_text(value: Any) -> str:
+    """A UUID (a ``uuid.UUID``, or text in any form ``uuid.UUID`` reads: upper case, braces, no
+    hyphens) as its canonical text, lower-case 8-4-4-4-12; ``ValueError`` when it is not one."""
+    if type(value) is str and _TEXT_UUID.fullmatch(value):
+        return value
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
 
 
 def _misfit(record: Mapping[str, Any], schema: Mapping[str, Any]) -> str | None:

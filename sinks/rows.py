@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 import orjson
 
 from schemas import contract, topics as topic_headers
+from schemas.codec import uuid_text
 
 from .errors import UnstorableMessage
 from schemas.pii import PiiMasker, mask_raw
@@ -84,10 +85,6 @@ def to_json(record: Mapping[str, Any] | None) -> str:
     return orjson.dumps(record, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME).decode("utf-8")
 
 
-def _event_uuid(event_id: Any) -> uuid.UUID:
-    return event_id if type(event_id) is uuid.UUID else uuid.UUID(str(event_id))
-
-
 def _utc(value: Any, what: str, event_id: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
@@ -122,7 +119,7 @@ def change_log_row(
     try:
         source = event["source"]
         return (
-            _event_uuid(event_id),
+            uuid_text(event_id),
             event["op"],
             event["entity_type"],
             pii.entity_key(event["entity_key"]),
@@ -249,7 +246,7 @@ def _routed(
     topic, partition, offset = where
     ingested_at = ingested_at or _now()
     return (
-        _event_uuid(event_id),
+        uuid_text(event_id),
         pii.entity_key(entity_key),
         case_no,
         source,
@@ -322,7 +319,7 @@ def service_request_row(
         raise UnstorableMessage(f"{where}: field {problem}")
     try:
         return (
-            _event_uuid(request_id),
+            uuid_text(request_id),
             str(request["party"]),
             str(request["credential_id"]),
             str(request["method"]),
@@ -363,7 +360,7 @@ def case_reply_row(
         raise UnstorableMessage(f"{where}: field {problem}")
     try:
         return (
-            _event_uuid(reply_id),
+            uuid_text(reply_id),
             str(reply["correlation_id"]),
             pii.entity_key(str(reply["case_key"])),
             str(reply["from_province"]),

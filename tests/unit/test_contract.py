@@ -63,6 +63,32 @@ def test_round_trip_keeps_the_event_and_the_signature_verifies():
     assert event["after"]["plate"] == "粤B12345" and str(event["event_id"]) == vehicle_event()["event_id"]
 
 
+def framed_with_event_id(event_id: str) -> bytes:
+    """A framed envelope whose event id is ``event_id`` as written, past the encoder's own check."""
+    codec = EventCodec(EmbeddedRegistry())
+    record = {**vehicle_event(), "event_id": event_id, "signature": signing.PLACEHOLDER}
+    record["after"] = ("roadx.Vehicle", record["after"])
+    body = io.BytesIO()
+    schemaless_writer(body, contract.envelope_schema(), record)
+    return struct.pack(">bI", 0, codec.schema_id) + body.getvalue()
+
+
+@pytest.mark.parametrize("written", [
+    "0b7e3f2a-9c4d-4e6f-8a1b-2c3d4e5f6a7b", "0B7E3F2A-9C4D-4E6F-8A1B-2C3D4E5F6A7B",
+    "{0b7e3f2a-9c4d-4e6f-8a1b-2c3d4e5f6a7b}", "0b7e3f2a9c4d4e6f8a1b2c3d4e5f6a7b",
+])
+def test_an_event_id_decodes_as_its_canonical_text(written):
+    _, event = EventCodec(EmbeddedRegistry()).decode(framed_with_event_id(written))
+    assert event["event_id"] == "0b7e3f2a-9c4d-4e6f-8a1b-2c3d4e5f6a7b"
+
+
+@pytest.mark.parametrize("written", ["not-a-uuid", "", "0b7e3f2a-9c4d-4e6f-8a1b-2c3d4e5f6a7"])
+def test_an_event_id_that_is_not_a_uuid_refuses_the_body_naming_it(written):
+    with pytest.raises(MalformedBodyError, match=f"event_id {written!r} is not a UUID") as caught:
+        EventCodec(EmbeddedRegistry()).decode(framed_with_event_id(written))
+    assert caught.value.rule == "malformed_avro"
+
+
 def test_a_changed_byte_breaks_the_signature():
     framed = bytearray(EventCodec(EmbeddedRegistry()).encode(vehicle_event(), KEY))
     framed[20] ^= 1
@@ -150,6 +176,7 @@ def test_data_written_with_an_earlier_version_decodes_with_the_current_one():
             schemaless_writer(buf, writer, record)
             _, event = codec.decode(buf.getvalue())
             assert event["entity_key"] == record["entity_key"]
+            assert event["event_id"] == str(uuid.UUID(str(record["event_id"])))
 
 
 def test_adding_a_field_without_default_is_incompatible_and_with_default_is_not():
