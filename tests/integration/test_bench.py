@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 
 import pytest
 
@@ -49,6 +50,9 @@ def test_small_bench_prints_every_figure_and_writes_json(tmp_path, capsys):
     assert data["machine"]["nproc"] >= 1
     assert data["options"]["service_entities"] == 2000
     assert "all answered 200" in data["figures"]["service_p99_1000_ms"]["note"]
+    measured, sent = re.match(r"([\d,]+) rows measured of ([\d,]+) sent",
+                              data["figures"]["latency_p99_ms"]["note"]).groups()
+    assert measured == sent  # every paced event is new to the line: each is stored, each measured
     assert "bench: " in printed.err  # progress went to stderr
 
 
