@@ -91,6 +91,8 @@ def scale(bench: Bench) -> None:
         worker_rate, sink_rate = worker.rate, sink.rate
         rss["worker"] = max(rss["worker"], worker.child.peak_rss_mib)
         rss["sink"] = max(rss["sink"], sink.child.peak_rss_mib)
+        bench.say(f"scale: round {number}: worker {worker_rate:,.0f} events/s, peak RSS {worker.child.peak_rss_mib:,.0f} "
+                  f"MiB; sink {sink_rate:,.0f} events/s, peak RSS {sink.child.peak_rss_mib:,.0f} MiB")
         bench.delete_topics([name for name, *_rest in wanted])
         _forget_round_positions(settings)
         loaded = first + count

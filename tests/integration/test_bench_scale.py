@@ -7,6 +7,7 @@ No timing is asserted: the figures depend on the machine.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -31,6 +32,9 @@ def test_a_small_initial_load_gives_the_curve_its_ratios_and_memory(tmp_path, ca
         assert figure["value"] > 0, key
         assert figure["label"] in printed.out, key
     assert "round 2: 3,000 events, state of 6,000 before it" in figures[scale_figure("worker", 9_000)]["note"]
+    each_round = re.findall(r"scale: round (\d+): worker [\d,]+ events/s, peak RSS [\d,]+ MiB; "
+                            r"sink [\d,]+ events/s, peak RSS [\d,]+ MiB", printed.err)
+    assert each_round == ["0", "1", "2"]  # what every round took, so the memory's growth can be read
 
 
 def test_rounds_end_on_every_point_and_points_name_their_size():
