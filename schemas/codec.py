@@ -101,7 +101,7 @@ class EventCodec:
                 f"Avro body does not decode with schema id {schema_id}: {type(exc).__name__}: {exc}"
             ) from exc
         event_id = event.get("event_id")
-        if type(event_id) is str and not _TEXT_UUID.fullmatch(event_id):
+        if type(event_id) is str:
             try:
                 event["event_id"] = uuid_text(event_id)
             except ValueError:
