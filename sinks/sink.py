@@ -48,7 +48,7 @@ from .rows import (
     SERVICE_REQUEST_COLUMNS, alert_row, assist_row, case_reply_row, change_log_row, dlq_row, finding_row, header_map,
     routed_row, service_request_row,
 )
-from .store import ensure_schema, open_store
+from .store import FreedMemoryRelease, ensure_schema, open_store
 from .submission_check import SubmissionChecker, owns_check
 from .submission_store import MANIFEST_COLUMNS, TALLY_COLUMNS, manifest_row, tally_row
 from .writer import RULE_REFUSED, Ledger, NoLedger, StoreLedger, write_plan
@@ -298,8 +298,13 @@ def run_sink(settings: Settings, stop: threading.Event, on_batch: Callable[[Batc
             consumer.subscribe(roles.topics, on_assign=lambda *_: ledger.forget(),
                                on_revoke=lambda *_: ledger.forget())
             recorder = lag(consumer, conf["group.id"]) if lag is not None else None
-            _loop(settings, stop, on_batch, codecs, pii, roles, store, consumer, database, ledger, recorder,
-                  lambda: checker.tick(owns_check(consumer, roles.submissions)))
+            freed = FreedMemoryRelease(store, embedded=not settings.clickhouse_url)
+
+            def upkeep() -> None:
+                checker.tick(owns_check(consumer, roles.submissions))
+                freed.tick()
+
+            _loop(settings, stop, on_batch, codecs, pii, roles, store, consumer, database, ledger, recorder, upkeep)
         except KafkaException as exc:
             raise SinkError(f"the sink consumer failed: {exc}") from exc
         finally:

@@ -10,13 +10,16 @@ With no ``clickhouse_url`` the store is chDB, the ClickHouse engine in-process, 
 - a path open in one process cannot be opened by another process (exclusive lock).
 
 So the sink process owns the embedded store while it runs; other readers open it
-after the sink has stopped, or use a ClickHouse server.
+after the sink has stopped, or use a ClickHouse server. ``FreedMemoryRelease`` keeps that
+process's memory to what the engine uses (see there).
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -24,6 +27,10 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from schemas.settings import Settings
 
 from .errors import StoreError
+
+log = logging.getLogger("roadx.sinks")
+
+RELEASE_EVERY_SECONDS = 1.0
 
 
 def open_store(settings: Settings, database: str | None = None) -> Any:
@@ -57,3 +64,33 @@ def ensure_schema(client: Any, database: str) -> list[int]:
     from .migrations import apply_migrations
 
     return apply_migrations(client, database)
+
+
+class FreedMemoryRelease:
+    """Hands the pages the embedded engine has freed back to the system, at most every ``every`` seconds.
+
+    chDB allocates with jemalloc built with ``dirty_decay_ms:5000`` and no background thread, so
+    pages freed after an insert or a merge go back only when the engine allocates again at least
+    5 s later; a sink's RSS then carries hundreds of MiB it no longer uses, and more as the
+    store's merges grow. Measured with chdb 4.4: after a 1M-row insert the engine held 1,169 MiB
+    resident with 50 MiB allocated; ``SYSTEM JEMALLOC PURGE`` took 60 ms and left the process at
+    356 MiB; with nothing to hand back it takes 0.4 ms. A ClickHouse server returns freed pages
+    itself, so with ``embedded`` false this does nothing; an engine that refuses the statement is
+    logged once and not asked again.
+    """
+
+    def __init__(self, store: Any, embedded: bool, every: float = RELEASE_EVERY_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._store, self._enabled, self._every, self._clock = store, embedded, every, clock
+        self._next = clock() + every
+
+    def tick(self) -> None:
+        if not self._enabled or self._clock() < self._next:
+            return
+        self._next = self._clock() + self._every
+        try:
+            self._store.command("SYSTEM JEMALLOC PURGE")
+        except ClickHouseError as exc:
+            self._enabled = False
+            log.warning("the embedded store does not hand freed memory back (%s); the sink's RSS may grow "
+                        "with the store's merges", exc)

@@ -25,7 +25,7 @@ from sinks.rows import change_log_row, dlq_row
 from sinks.inserts import TableInsert
 from sinks.sink import COLUMNS
 from sinks.writer import RULE_REFUSED, StoreLedger, insert_rows, write_plan
-from sinks.store import ensure_schema
+from sinks.store import FreedMemoryRelease, ensure_schema
 
 from test_sink import CODEC, ID, OPERATOR, PRACTITIONER, TS, event, exchange, publish, scalar, sink_until_drained, store_of  # noqa: F401
 
@@ -259,3 +259,28 @@ def test_refused_row_in_one_partition_becomes_a_dead_letter_and_every_other_row_
     assert [reason.split(":")[0] for reason in again] == ["n[1]@1"]  # refused again, stored once
     assert scalar(store, f"SELECT count() FROM {db}.change_log") == 7
     assert scalar(store, f"SELECT count() FROM {db}.dlq") == 1
+
+
+def _unused_resident_mib(store) -> float:
+    """The engine's resident pages it has not allocated (jemalloc's resident − active), in MiB."""
+    stats = scalar(store, "SELECT stats FROM system.jemalloc_stats")
+    found = re.search(r"Allocated: \d+, active: (\d+), metadata: \d+.*?, resident: (\d+)", stats)
+    assert found, stats[:500]
+    active, resident = map(int, found.groups())
+    return (resident - active) / 2**20
+
+
+def test_the_engines_freed_memory_is_handed_back(exchange, store_of):
+    store = store_of(exchange)
+    db = exchange.clickhouse_database
+    ensure_schema(store, db)
+    store.command(f"INSERT INTO {db}.change_log (event_id, entity_key, after, topic) "
+                  "SELECT generateUUIDv4(), toString(number), repeat('x', 300), 'n' FROM numbers(300000)")
+    held = _unused_resident_mib(store)
+    assert held > 50, f"the insert left only {held:.0f} MiB freed but resident: nothing to show"
+    now = [0.0]
+    release = FreedMemoryRelease(store, embedded=True, every=1.0, clock=lambda: now[0])
+    now[0] = 1.0
+    release.tick()
+    assert _unused_resident_mib(store) < held / 4
+    assert scalar(store, f"SELECT count() FROM {db}.change_log") == 300_000
