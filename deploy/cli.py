@@ -20,7 +20,7 @@ from schemas.errors import SettingsError
 from schemas.settings import resolve
 
 from .errors import COMMAND_ERRORS
-from .worker import EXIT_ERROR, EXIT_INTERRUPTED
+from .worker import EXIT_ERROR, EXIT_INTERRUPTED, interrupt_on_sigterm
 
 
 def with_data_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    interrupt_on_sigterm()
     try:
         flag = getattr(args, "data_dir", None)
         settings = resolve(data_dir=flag)

@@ -112,6 +112,13 @@ def serve_metrics(settings: Settings) -> tuple[str, int] | None:
         return _serving
 
 
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM end a command as Ctrl-C does (``KeyboardInterrupt``), so what it started is stopped
+    and what it made is removed by its own clean-up; a worker's ``stop_on_signals`` replaces it while it runs."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 @contextmanager
 def stop_on_signals() -> Iterator[threading.Event]:
     """An event SIGTERM and SIGINT set while the block runs (from the main thread; handlers restored after)."""

@@ -18,6 +18,7 @@ from typing import Any
 from schemas.settings import Settings
 
 from ..errors import COMMAND_ERRORS
+from ..worker import EXIT_INTERRUPTED, interrupt_on_sigterm
 
 
 def add_parser(sub: Any, with_data_dir: Any) -> None:
@@ -88,11 +89,12 @@ def main(argv: list[str] | None = None) -> int:
 
     add_parser(sub, with_data_dir)
     args = parser.parse_args(["chaos", *(sys.argv[1:] if argv is None else argv)])
+    interrupt_on_sigterm()
     try:
         return args.handler(resolve(data_dir=args.data_dir), args)
     except KeyboardInterrupt:
         print("roadx: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except COMMAND_ERRORS as exc:
         print(f"roadx: error: {exc}", file=sys.stderr)
         return 2

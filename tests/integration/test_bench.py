@@ -8,7 +8,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +83,49 @@ def test_one_phase_alone_gives_only_its_figures(tmp_path, capsys):
                      "--json", str(out)) == 0
     figures = json.loads(out.read_text("utf-8"))["figures"]
     assert set(figures) == {key for key in ALL_FIGURES if key.startswith(("service_", "rss_service"))}
+
+
+@pytest.mark.timeout(300)
+def test_a_terminated_bench_stops_its_broker_and_removes_its_work_directory(tmp_path):
+    env = {**os.environ, "ROADX_DATA_DIR": str(tmp_path / "data"), "ROADX_PROVINCES": "11,44"}
+    proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", "bench", "--phases", "ceilings", "--events", "20000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = proc.stderr.readline()  # "bench: embedded broker on …, work directory …"
+        found = re.search(r"embedded broker on [\d.]+:\d+, work directory (\S+)", first)
+        assert found, first
+        work = Path(found.group(1))
+        assert work.is_dir()
+        started = _children(proc.pid)
+        assert started, "the bench started no broker"
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "roadx: interrupted" in err
+    assert not work.exists()
+    assert not [pid for pid in started if _alive(pid)]
+
+
+def _children(parent: int) -> list[int]:
+    """Pids of the processes whose parent is ``parent``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
