@@ -165,3 +165,14 @@ def test_change_log_row_keeps_the_decoded_event_id():
     row = dict(zip(CHANGE_LOG_COLUMNS, change_log_row(event, schema_id, "t", 0, 0, PII)))
     assert row["event_id"] == event["event_id"] and isinstance(row["event_id"], str)
     assert str(uuid.UUID(row["event_id"])) == row["event_id"]
+
+
+def test_the_sinks_consumer_prefetches_a_bounded_backlog(tmp_path):
+    from confluent_kafka import Consumer as KafkaConsumer
+
+    from schemas.settings import Settings
+    from sinks.sink import SINK_PREFETCH_KIB, consumer_conf
+
+    conf = consumer_conf(Settings(data_dir=tmp_path, bootstrap_servers="127.0.0.1:9"))
+    assert conf["queued.max.messages.kbytes"] == SINK_PREFETCH_KIB < 65536  # the client's default
+    KafkaConsumer(conf).close()  # the client takes the setting
