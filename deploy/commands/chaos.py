@@ -64,13 +64,16 @@ def cmd_chaos(settings: Settings, args: argparse.Namespace) -> int:
         print(f"chaos: {text}", file=sys.stderr, flush=True)
 
     data_dir, temporary = chaos_data_dir(getattr(args, "data_dir", None))
-    report = ChaosRun(settings, options, data_dir, say).run()
+    run = ChaosRun(settings, options, data_dir, say)
+    report = run.run()
     print(format_report(report, options.rounds), flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=2), "utf-8")
         say(f"report written to {args.json}")
     if temporary and report.ok:
         shutil.rmtree(data_dir, ignore_errors=True)
+        if not run.settings.parties_dir:  # the parties' keys were made beside the temporary directory
+            shutil.rmtree(run.settings.party_keys_dir, ignore_errors=True)
     elif not report.ok:
         say(f"logs and store kept in {data_dir}")
     return report.exit_status

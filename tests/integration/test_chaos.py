@@ -31,11 +31,14 @@ def clean_env() -> dict[str, str]:
 
 def test_a_short_chaos_round_loses_and_doubles_nothing_and_ends_every_case_workflow_as_its_replies_say(tmp_path):
     report_file = tmp_path / "report.json"
+    runs = tmp_path / "tmp"  # no --data-dir: the run makes a temporary one here, and its parties' keys beside it
+    runs.mkdir()
     result = subprocess.run(
         [sys.executable, "-m", "deploy.cli", "chaos", "--rounds", "1", "--events", "3000", "--provinces", "4",
-         "--data-dir", str(tmp_path / "run"), "--json", str(report_file)],
-        capture_output=True, text=True, timeout=240, env=clean_env())
+         "--json", str(report_file)],
+        capture_output=True, text=True, timeout=240, env={**clean_env(), "TMPDIR": str(runs)})
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+    assert list(runs.iterdir()) == []  # a passing run leaves neither its directory nor its parties' keys
     for line in ("lost", "doubled in change_log", "doubled on national.changes", "current rows differing",
                  "routed cases missing", "routed cases doubled", "routed doubled on inbound topics",
                  "workflows missing", "workflows unexpected", "workflow states differing", "replies lost",
