@@ -85,9 +85,10 @@ class FreedMemoryRelease:
         self._next = clock() + every
 
     def tick(self) -> None:
-        if not self._enabled or self._clock() < self._next:
+        now = self._clock()
+        if not self._enabled or now < self._next:
             return
-        self._next = self._clock() + self._every
+        self._next = now + self._every
         try:
             self._store.command("SYSTEM JEMALLOC PURGE")
         except ClickHouseError as exc:
