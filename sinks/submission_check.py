@@ -37,8 +37,8 @@ from . import metrics
 from .errors import PublishError
 from .submission_store import SubmissionStore
 from .submissions import (
-    RECEIPT, REPEAT, WAIT, Answer, answer, check_manifest, entry_value, evidence_entries, receipted_from, sign,
-    unannounced, unannounced_due,
+    RECEIPT, REPEAT, WAIT, Answer, answer, check_manifest, decides_now, entry_value, evidence_entries, receipted_from,
+    sign, unannounced, unannounced_due,
 )
 
 log = logging.getLogger("roadx.sinks")
@@ -120,7 +120,12 @@ class SubmissionChecker:
         ids = [c.submission_id for _m, c in pending] + [s for _p, s, _t in waiting]
         if not ids:
             return
-        receipts, tallies = self.db.receipts(ids), self.db.tallies(ids)
+        receipts, counts = self.db.receipts(ids), self.db.tallied_counts(ids)
+        deciding = {(m.party, c.submission_id) for m, c in pending
+                    if decides_now(m, c, receipts.get((m.party, c.submission_id)),
+                                   counts.get((m.party, c.submission_id), 0), now, self.wait)}
+        deciding |= {(p, s) for p, s, first in waiting if (p, s) not in receipts and unannounced_due(first, now, self.wait)}
+        tallies = self.db.tallies([s for _p, s in deciding])  # the rest wait: their events are not read
         blocked: set[tuple[str, str]] = set()  # an earlier manifest of the submission waits
         signed: list[Signed] = []
         repeats: list[tuple[Answer, str]] = []

@@ -171,6 +171,16 @@ class SubmissionStore:
             found.setdefault((str(party), str(submission)), []).extend(tallied_events(ids, seqs, digests, outcomes))
         return found
 
+    def tallied_counts(self, submissions: Iterable[str]) -> dict[tuple[str, str], int]:
+        """The distinct events tallied for each (party, submission) among ``submissions``, counted by the store."""
+        wanted = sorted(set(submissions))
+        if not wanted:
+            return {}
+        rows = self._query(f"SELECT party, submission_id, uniqExactArray(event_ids) "
+                           f"FROM {self.db}.submission_tallies FINAL WHERE submission_id IN %(ids)s "
+                           "GROUP BY party, submission_id", {"ids": wanted}, "the tallied event counts")
+        return {(str(party), str(submission)): int(count) for party, submission, count in rows}
+
     def unannounced(self) -> list[tuple[str, str, dt.datetime]]:
         """(party, submission, first tallied) of tallied submissions with no manifest and no receipt."""
         rows = self._query(f"""

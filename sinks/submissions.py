@@ -125,17 +125,27 @@ def answer(message: ManifestMessage, checked: Checked, receipted: Receipted | No
         return Answer(REPEAT, party, submission, checked, resend=receipted.text,
                       findings=((REPEATED, f"manifest {checked.digest[:16]}… of {party}/{submission} came again "
                                            f"({message.origin}): its receipt ({receipted.status}) is sent again"),))
+    if not decides_now(message, checked, receipted, len(provenance.first_outcomes(events)), now, wait_seconds):
+        return Answer(WAIT, party, submission, checked)
     refusal = checked.refusal
     if not refusal and receipted is not None:
         refusal = (f"{REUSED}: submission {submission} was receipted already ({receipted.status}) for another "
                    f"manifest" + (f" {receipted.manifest_digest[:16]}…" if receipted.manifest_digest else ""))
-    if not refusal:
-        waited = (now - message.received).total_seconds() >= wait_seconds
-        if not provenance.complete(checked.manifest, events) and not waited:
-            return Answer(WAIT, party, submission, checked)
     manifest = checked.manifest if checked.manifest is not None and checked.loggable else None
     decision = provenance.decide(manifest, events, refusal=refusal)
     return Answer(RECEIPT, party, submission, checked, decision, findings=findings_of(decision))
+
+
+def decides_now(message: ManifestMessage, checked: Checked, receipted: Receipted | None, tallied: int,
+                now: dt.datetime, wait_seconds: float) -> bool:
+    """Whether ``answer`` decides a manifest now rather than waits: it is refused, its submission
+    was receipted already, ``tallied`` (the distinct events tallied for its submission) reaches
+    the count it names, or the wait has passed since it was stored. The check reads a
+    submission's tallied events only when one of its manifests is decided."""
+    if checked.refusal or receipted is not None or checked.manifest is None:
+        return True
+    waited = (now - message.received).total_seconds() >= wait_seconds
+    return tallied >= int(checked.manifest["count"]) or waited
 
 
 def unannounced_due(first_tallied: dt.datetime, now: dt.datetime, wait_seconds: float) -> bool:

@@ -311,3 +311,56 @@ def test_the_answers_of_one_check_are_logged_in_one_insert_and_sent_only_once_lo
     assert receipts[3][1] == receipts[0][1], "the manifest read again gets the very same receipt"
     assert [json.loads(v)["status"] for _k, v in receipts[:3]] == ["mismatch"] * 3
     assert len(read_all(hub, hub.topics.national_evidence)) == 6
+
+
+def test_a_check_reads_the_events_only_of_submissions_it_answers(hub, monkeypatch):
+    """f1 names two events and one is tallied: it waits, and its events stay in the store (a check a
+    second reading every waiting submission's events again grew with the backlog). f2 is complete and
+    answered; the count the store gives for f1 names its events once even when tallied twice."""
+    from sinks.store import ensure_schema
+    from sinks.submission_check import SubmissionChecker
+    from sinks.submission_store import MANIFEST_COLUMNS, TALLY_COLUMNS, SubmissionStore, manifest_row
+
+    key, at = hub.party_key("44"), now()
+    digests = {(name, seq): sm2.sm3(f"{name}-{seq}".encode()) for name in ("f1", "f2") for seq in (1, 2)}
+    raws = {name: provenance.document_bytes(provenance.sign_manifest(
+        party="44", key_id=key.key_id, private=key.private, submission_id=name,
+        seqs_and_digests=[(seq, digests[name, seq]) for seq in (1, 2)], created=at)) for name in ("f1", "f2")}
+
+    def tally(name, offset, seqs):
+        return (f"t:0:{offset}", "44", name, 0, [f"{name}-{s}" for s in seqs], list(seqs),
+                [digests[name, s].hex() for s in seqs], ["accepted"] * len(seqs), at, "t", 0, offset, at)
+
+    asked: list[set[str]] = []
+    read_tallies = SubmissionStore.tallies
+
+    def tallies(self, ids):
+        asked.append(set(ids))
+        return read_tallies(self, ids)
+    monkeypatch.setattr(SubmissionStore, "tallies", tallies)
+    db = hub.clickhouse_database
+    store = open_store(hub)
+    try:
+        ensure_schema(store, db)
+        store.insert("submission_manifests", [manifest_row(ManifestMessage(hub, offset, name, raws[name]), "44", at)
+                                              for offset, name in enumerate(("f1", "f2"))],
+                     column_names=list(MANIFEST_COLUMNS), database=db)
+        store.insert("submission_tallies", [tally("f1", 1, (1,)), tally("f1", 2, (1,)), tally("f2", 3, (1, 2))],
+                     column_names=list(TALLY_COLUMNS), database=db)
+        assert SubmissionStore(store, db).tallied_counts(["f1", "f2", "f3"]) == {("44", "f1"): 1, ("44", "f2"): 2}
+        checker = SubmissionChecker(hub, store, wait_seconds=600)
+        checker.tick(active=True)
+        assert asked == [{"f2"}], "only the answered submission's events are read"
+        logged = store.query(f"SELECT kind, submission_id FROM {db}.evidence_log FINAL ORDER BY index").result_rows
+        assert logged == [("manifest", "f2"), ("receipt", "f2")]
+
+        store.insert("submission_tallies", [tally("f1", 4, (2,))], column_names=list(TALLY_COLUMNS), database=db)
+        checker.next_at = 0.0  # the next check is due
+        checker.tick(active=True)
+        assert asked[1] == {"f1"}, "once complete, its events are read and it is answered"
+        checker.close()
+    finally:
+        store.close()
+    receipts = [json.loads(v) for _k, v in read_all(hub, hub.topics.province_receipts("44"))]
+    assert [(r["submission_id"], r["status"], r["accepted"]) for r in receipts] == [("f2", "accepted", 2),
+                                                                                    ("f1", "accepted", 2)]

@@ -86,6 +86,18 @@ def test_a_trusted_manifest_waits_for_its_events_then_is_answered():
     assert late.decision.status == "mismatch" and late.findings[0][0] == "events_missing"
 
 
+def test_a_manifest_is_decided_now_when_refused_receipted_complete_or_waited_out():
+    msg = message(manifest(tallied(3)))
+    trusted, refused = checked(msg), checked(message(manifest(tallied(3), signer=OTHER)))
+    receipted = sub.Receipted("{}", "d", "accepted")
+    assert not sub.decides_now(msg, trusted, None, 2, NOW, WAIT)
+    assert sub.decides_now(msg, trusted, None, 3, NOW, WAIT)
+    assert sub.decides_now(msg, trusted, None, 0, NOW + dt.timedelta(seconds=WAIT), WAIT)
+    assert sub.decides_now(msg, refused, None, 0, NOW, WAIT)
+    assert sub.decides_now(msg, trusted, receipted, 0, NOW, WAIT)
+    assert sub.decides_now(message("{not json"), checked(message("{not json")), None, 0, NOW, WAIT)
+
+
 def test_counts_include_rejected_events():
     events = [*tallied(2), TalliedEvent("bad", 3, sm2.sm3(b"bad"), REJECTED)]
     msg = message(manifest(events))
