@@ -109,7 +109,7 @@ def paced_send(settings: Settings, events: list[dict[str, Any]], per_second: int
 
     codec = EventCodec(make_registry(None))
     keys = {p: settings.province_key(p) for p in settings.provinces}
-    producer = make_producer(settings.kafka_conf(**{"linger.ms": 20}))
+    producer = make_producer(settings.kafka_conf())  # as an adapter's
     start = time.time()
     sent = 0
     next_report = start + 5
