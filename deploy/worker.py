@@ -40,8 +40,10 @@ What the shell does for each part, once:
 
 from __future__ import annotations
 
+import _thread
 import logging
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -112,11 +114,32 @@ def serve_metrics(settings: Settings) -> tuple[str, int] | None:
         return _serving
 
 
+LOST_INTERRUPT_AGAIN_SECONDS = 0.05
+
+
 def interrupt_on_sigterm() -> None:
     """Make SIGTERM end a command as Ctrl-C does (``KeyboardInterrupt``), so what it started is stopped
-    and what it made is removed by its own clean-up; a worker's ``stop_on_signals`` replaces it while it runs."""
+    and what it made is removed by its own clean-up; a worker's ``stop_on_signals`` replaces it while it runs.
+
+    Python raises the interrupt wherever the main thread is. Where that is a finalizer or a weakref
+    callback (an import lock's, say), it cannot propagate: Python prints "Exception ignored in …" and
+    goes on, and the command would run to its end. Such a lost interrupt is raised again in the main
+    thread (``deliver_lost_interrupt``)."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)
+        sys.unraisablehook = deliver_lost_interrupt
+
+
+def deliver_lost_interrupt(unraisable: "sys.UnraisableHookArgs") -> None:
+    """``sys.unraisablehook``: raise a ``KeyboardInterrupt`` that could not propagate again in the main
+    thread, from a timer once this hook has returned (raised in the hook, it would be lost too); hand
+    anything else to Python's own hook."""
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+        again = threading.Timer(LOST_INTERRUPT_AGAIN_SECONDS, _thread.interrupt_main)
+        again.daemon = True
+        again.start()
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 @contextmanager

@@ -121,3 +121,44 @@ def test_roadx_worker_help_lists_the_deployed_parts_only(capsys):
         cli.build_parser().parse_args(["worker", "--help"])
     out = capsys.readouterr().out
     assert "{streams,sink,service,cases}" in out and "synthetic" not in out
+
+
+LOST_INTERRUPT = """
+import sys, time
+from deploy.worker import interrupt_on_sigterm
+interrupt_on_sigterm()
+
+class Finalizer:
+    def __del__(self):
+        raise {raised}  # where a signal's interrupt can land and cannot propagate from
+
+try:
+    Finalizer()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        pass
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def test_an_interrupt_lost_in_a_finalizer_still_stops_the_command():
+    """A SIGTERM (or Ctrl-C) whose KeyboardInterrupt landed in a weakref callback of an import lock was
+    printed as "Exception ignored" and a terminated `roadx bench` ran on to its end."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", LOST_INTERRUPT.format(raised="KeyboardInterrupt")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130, done.stderr
+    assert "Exception ignored" not in done.stderr
+
+
+def test_other_exceptions_of_a_finalizer_are_still_reported_as_python_does():
+    import subprocess
+    import sys
+
+    script = LOST_INTERRUPT.format(raised="ValueError('from a finalizer')").replace("+ 10", "+ 0.1")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Exception ignored" in done.stderr and "ValueError: from a finalizer" in done.stderr
