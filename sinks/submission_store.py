@@ -160,12 +160,8 @@ class SubmissionStore:
 
     def tallies(self, submissions: Iterable[str]) -> dict[tuple[str, str], list[Any]]:
         """Every tallied event of each (party, submission) among ``submissions``."""
-        wanted = sorted(set(submissions))
-        if not wanted:
-            return {}
-        rows = self._query(f"SELECT party, submission_id, event_ids, seqs, digests, outcomes "
-                           f"FROM {self.db}.submission_tallies FINAL WHERE submission_id IN %(ids)s "
-                           "ORDER BY tally_id", {"ids": wanted}, "the tallied events")
+        rows = self._tally_rows("event_ids, seqs, digests, outcomes", "ORDER BY tally_id", submissions,
+                                "the tallied events")
         found: dict[tuple[str, str], list[Any]] = {}
         for party, submission, ids, seqs, digests, outcomes in rows:
             found.setdefault((str(party), str(submission)), []).extend(tallied_events(ids, seqs, digests, outcomes))
@@ -173,13 +169,17 @@ class SubmissionStore:
 
     def tallied_counts(self, submissions: Iterable[str]) -> dict[tuple[str, str], int]:
         """The distinct events tallied for each (party, submission) among ``submissions``, counted by the store."""
+        rows = self._tally_rows("uniqExactArray(event_ids)", "GROUP BY party, submission_id", submissions,
+                                "the tallied event counts")
+        return {(str(party), str(submission)): int(count) for party, submission, count in rows}
+
+    def _tally_rows(self, columns: str, then: str, submissions: Iterable[str], what: str) -> list:
+        """(party, submission_id, ``columns``…) of the tallies of ``submissions``, ``then`` ordered or grouped."""
         wanted = sorted(set(submissions))
         if not wanted:
-            return {}
-        rows = self._query(f"SELECT party, submission_id, uniqExactArray(event_ids) "
-                           f"FROM {self.db}.submission_tallies FINAL WHERE submission_id IN %(ids)s "
-                           "GROUP BY party, submission_id", {"ids": wanted}, "the tallied event counts")
-        return {(str(party), str(submission)): int(count) for party, submission, count in rows}
+            return []
+        return self._query(f"SELECT party, submission_id, {columns} FROM {self.db}.submission_tallies FINAL "
+                           f"WHERE submission_id IN %(ids)s {then}", {"ids": wanted}, what)
 
     def unannounced(self) -> list[tuple[str, str, dt.datetime]]:
         """(party, submission, first tallied) of tallied submissions with no manifest and no receipt."""
