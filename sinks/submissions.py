@@ -144,13 +144,16 @@ def decides_now(message: ManifestMessage, checked: Checked, receipted: Receipted
     submission's tallied events only when one of its manifests is decided."""
     if checked.refusal or receipted is not None or checked.manifest is None:
         return True
-    waited = (now - message.received).total_seconds() >= wait_seconds
-    return tallied >= int(checked.manifest["count"]) or waited
+    return tallied >= int(checked.manifest["count"]) or waited_out(message.received, now, wait_seconds)
 
 
 def unannounced_due(first_tallied: dt.datetime, now: dt.datetime, wait_seconds: float) -> bool:
     """Whether events no manifest named have waited long enough for an ``unannounced`` receipt."""
-    return (now - first_tallied).total_seconds() >= wait_seconds
+    return waited_out(first_tallied, now, wait_seconds)
+
+
+def waited_out(since: dt.datetime, now: dt.datetime, wait_seconds: float) -> bool:
+    return (now - since).total_seconds() >= wait_seconds
 
 
 def unannounced(party: str, submission: str, events: Sequence[TalliedEvent]) -> Answer:
