@@ -13,7 +13,7 @@ from streams import runner as runner_module
 from streams.runner import StreamRunner
 from streams.state import StateStore
 
-from test_stream_handover import steps_until_quiet
+from test_stream_handover import run_until_quiet
 from test_stream_scale import CODEC, _read, change, exchange_of_three, send, signed
 from test_stream_worker import USCC_44, operator
 
@@ -69,11 +69,7 @@ def test_a_batch_processed_while_the_one_before_is_written_sees_its_state(settin
     monkeypatch.setattr(runner_module, "commit_offsets", recorded_commit)
 
     worker = StreamRunner(settings, StateStore(settings.data_dir / "w"))
-    worker.start()
-    try:
-        steps_until_quiet(worker)
-    finally:
-        worker.close()
+    run_until_quiet(worker)
 
     assert overlapped[:1] == [True], "the second batch was not processed while the first was written"
     processed = [offsets for what, offsets in timeline if what == "processed"]
