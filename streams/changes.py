@@ -1,7 +1,7 @@
 """What one batch reads and writes of the worker's state.
 
 ``process_batch`` (``streams.pipeline``) sees the state through a ``StateView``: the local
-store overlaid with the writes of the batch still being written and with the batch's own. ``state_changes`` then binds each write to the
+store overlaid with the batch's own writes. ``state_changes`` then binds each write to the
 changelog partition it belongs to (that of the source partition of the message that made
 it) and collects the ownership entries the batch set, for the commit order
 (``streams.commit``) to write.
@@ -10,7 +10,7 @@ it) and collects the ownership entries the batch set, for the commit order
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, MutableMapping, Sequence
+from typing import Any, Iterator, MutableMapping, Sequence
 
 from schemas.settings import Settings
 
@@ -20,28 +20,24 @@ from .state import StateStore
 
 
 class StateView(MutableMapping[str, Any]):
-    """The state as ``process_batch`` sees it: the store, overlaid with the writes of the batch
-    before while they are not in the store yet (``unapplied``), overlaid with this batch's writes."""
+    """The state as ``process_batch`` sees it: the store, overlaid with this batch's writes."""
 
-    def __init__(self, store: StateStore, unapplied: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, store: StateStore) -> None:
         self._store = store
-        self._unapplied = unapplied or {}
         self.pending: dict[str, Any] = {}
 
     def __getitem__(self, key: str) -> Any:
-        value = self.get(key)
+        if key in self.pending:
+            value = self.pending[key]
+        else:
+            value = self._store.get(key)
         if value is None:
             raise KeyError(key)
         return value
 
     def get(self, key: str, default: Any = None) -> Any:
         """Like ``Mapping.get``, without raising ``KeyError`` for the many keys not there."""
-        if key in self.pending:
-            value = self.pending[key]
-        elif key in self._unapplied:
-            value = self._unapplied[key]
-        else:
-            value = self._store.get(key)
+        value = self.pending[key] if key in self.pending else self._store.get(key)
         return default if value is None else value
 
     def __setitem__(self, key: str, value: Any) -> None:

@@ -1,6 +1,4 @@
-"""The commit order of one batch of the stream worker: ``plan_write`` lays the writes out and
-moves the handover marks on, ``write_batch`` writes them, then the source offsets are
-committed (``write_then_commit`` does the three in one thread; the runner writes in another).
+"""The commit order of one batch of the stream worker: ``write_then_commit``.
 
 First the since marks the batch needs (``streams.handover``), then every output, each
 stamped with its origin; then every state change, followed by each source partition's
@@ -20,8 +18,7 @@ aborted ones).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -31,7 +28,7 @@ from schemas.topics import ORIGIN
 
 from .changes import StateChanges
 from .errors import WorkerError
-from .handover import Handover, OutputPositions, Scope, Send, done_key, label_outputs, since_key
+from .handover import Handover, OutputPositions, Scope, done_key, label_outputs, since_key
 from .pipeline import OWNER, BatchResult, Inbound
 from .state import StateStore, encode_change
 
@@ -63,96 +60,56 @@ class Deliveries:
             self.positions[scope] = max(self.positions.get(scope, 0), msg.offset() + 1)
 
 
-class Record(NamedTuple):
-    """A state record to write: to ``topic``, in ``partition`` (None: the topic's partitioner's)."""
+def write_then_commit(producer: Producer, consumer: Consumer, store: StateStore, settings: Settings,
+                      batch: Sequence[Inbound], result: BatchResult, changes: StateChanges,
+                      handover: Handover, consumed: Sequence[Inbound] | None = None) -> int:
+    """The commit order of one batch; raises ``WorkerError`` before committing if anything was not written.
 
-    topic: str
-    partition: int | None
-    key: bytes
-    value: bytes | None
-
-
-@dataclass
-class BatchWrite:
-    """One batch's writes in the commit order, each encoded once: the since marks its outputs
-    need, the outputs, then the state records (state changes, ownership entries, done marks,
-    since marks advanced); ``local`` is what the local store takes once they are written."""
-
-    events: int
-    marks: list[Record]
-    sends: list[Send]
-    records: list[Record]
-    local: dict[str, bytes | None]
-    consumed: Sequence[Inbound]
-    left_out: int
-
-
-def plan_write(settings: Settings, batch: Sequence[Inbound], result: BatchResult, changes: StateChanges,
-               handover: Handover, consumed: Sequence[Inbound] | None = None) -> BatchWrite:
-    """Lay out the writes of one batch and move ``handover``'s marks past it (``consumed``, default
-    ``batch``, is every message whose offset to commit, including those skipped as done).
-
-    The marks are taken from the output positions known now, a lower bound of where the batch's
-    outputs land: a since mark may lie before an output it stands for, never after it.
+    Outputs are delivered before the state changes that record them are sent, and the since
+    marks they need before them. ``consumed`` (default ``batch``) is every message whose offset
+    to commit, including those skipped as done. Returns how many outputs were left out as
+    already written by a worker that died processing them.
     """
     names = settings.topics
+    deliveries = Deliveries({names.stream_state(p): p for p in settings.provinces}, handover.positions)
     local: dict[str, bytes | None] = {}
 
-    def record(scope: Scope, key: str, value: Any) -> Record:
+    def record(scope: Scope, key: str, value: Any) -> None:
         local[key] = raw = encode_change(value)
-        return Record(names.stream_state(scope[0]), scope[1], key.encode("utf-8"), raw)
+        produce(producer, names.stream_state(scope[0]), raw, key.encode("utf-8"), partition=scope[1],
+                on_delivery=deliveries)
 
     sends, left_out = handover.to_send(label_outputs(batch, result.outputs, handover.province_of))
     if left_out:
         log.info("left out %d outputs already written by the partitions' last owner: %s", len(left_out),
                  "; ".join(f"{s.out.topic} {s.label}" for s in left_out))
-    marks = [record(scope, since_key(scope), since) for scope, since in handover.marks_before(sends).items()]
-    records = [record(changes.scopes[key], key, value) for key, value in changes.values.items()]
-    for key, value in changes.ownership.items():
-        local[OWNER + key] = raw = encode_change(value)
-        records.append(Record(names.ownership, None, key.encode("utf-8"), raw))
-    done, advanced = handover.marks_after(batch)
-    records += [record(scope, done_key(scope), offset) for scope, offset in done.items()]
-    records += [record(scope, since_key(scope), since) for scope, since in advanced.items()]  # after the done mark
-    return BatchWrite(len(batch), marks, sends, records, local, consumed if consumed is not None else batch,
-                      len(left_out))
-
-
-def write_batch(producer: Producer, store: StateStore, settings: Settings, write: BatchWrite,
-                positions: OutputPositions) -> None:
-    """Write ``write`` in the commit order, each step flushed and its deliveries checked before the
-    next, then apply its state to the local store; raises ``WorkerError`` if anything was not written."""
-    deliveries = Deliveries({settings.topics.stream_state(p): p for p in settings.provinces}, positions)
-
-    def send(records: list[Record]) -> None:
-        for r in records:
-            produce(producer, r.topic, r.value, r.key, partition=r.partition, on_delivery=deliveries)
-
     try:
-        if write.marks:
-            send(write.marks)
-            _flush(producer, deliveries, write.events, "output marks")
-        for s in write.sends:
-            produce(producer, s.out.topic, s.out.value, s.out.key,
-                    headers=[*s.out.headers, (ORIGIN, s.label.encode("utf-8"))], on_delivery=deliveries)
-        _flush(producer, deliveries, write.events, "outputs")
-        send(write.records)
-        _flush(producer, deliveries, write.events, "state changes")
+        before = handover.marks_before(sends)
+        for scope, since in before.items():
+            record(scope, since_key(scope), since)
+        if before:
+            _flush(producer, deliveries, len(batch), "output marks")
+        for send in sends:
+            out = send.out
+            produce(producer, out.topic, out.value, out.key,
+                    headers=[*out.headers, (ORIGIN, send.label.encode("utf-8"))], on_delivery=deliveries)
+        _flush(producer, deliveries, len(batch), "outputs")
+        for key, value in changes.values.items():
+            record(changes.scopes[key], key, value)
+        for key, value in changes.ownership.items():
+            local[OWNER + key] = raw = encode_change(value)
+            produce(producer, names.ownership, raw, key.encode("utf-8"), on_delivery=deliveries)
+        done, advanced = handover.marks_after(batch)
+        for scope, offset in done.items():
+            record(scope, done_key(scope), offset)
+        for scope, since in advanced.items():  # after the done mark: never ahead of it
+            record(scope, since_key(scope), since)
+        _flush(producer, deliveries, len(batch), "state changes")
     except (KafkaException, BufferError) as exc:
-        raise WorkerError(f"cannot write a batch of {write.events} events: {exc}") from exc
-    store.apply_encoded(write.local, deliveries.positions)
-
-
-def write_then_commit(producer: Producer, consumer: Consumer, store: StateStore, settings: Settings,
-                      batch: Sequence[Inbound], result: BatchResult, changes: StateChanges,
-                      handover: Handover, consumed: Sequence[Inbound] | None = None) -> int:
-    """The commit order of one batch, in the caller's thread: ``plan_write``, ``write_batch``, then
-    the source offsets committed. Returns how many outputs were left out as already written by a
-    worker that died processing them."""
-    write = plan_write(settings, batch, result, changes, handover, consumed)
-    write_batch(producer, store, settings, write, handover.positions)
-    commit_offsets(consumer, write.consumed)
-    return write.left_out
+        raise WorkerError(f"cannot write a batch of {len(batch)} events: {exc}") from exc
+    store.apply_encoded(local, deliveries.positions)
+    commit_offsets(consumer, consumed if consumed is not None else batch)
+    return len(left_out)
 
 
 def _flush(producer: Producer, deliveries: Deliveries, events: int, what: str) -> None:

@@ -2,17 +2,13 @@
 
 Each step takes a batch from the source topics, drops the messages up to each partition's
 done mark (``streams.handover``), runs the stage on the rest over a view of the state
-(``streams.changes``), and writes and commits the batch in the commit order (``streams.commit``).
-The writing runs in a thread of its own while the loop takes and processes the next batch,
-which sees the state the batch before wrote; the next batch's writing starts only once that
-batch is written in full and its offsets are committed, so batches are written one after the
-other, in order, as if there were no overlap. Only processing, which writes nothing, overlaps.
+(``streams.changes``), and writes and commits the batch in the commit order (``streams.commit.write_then_commit``).
 
 Partitions are restored before they are processed: when the group gives this worker a
 source partition, the matching changelog partition is replayed into the local store
 (``streams.state.restore_partition``), its marks are taken over and the outputs its last
 owner wrote past them are read back (``streams.handover``). Every decision about a
-partition taken or given up is logged at INFO; the batch being written is finished first.
+partition taken or given up is logged at INFO.
 """
 
 from __future__ import annotations
@@ -21,9 +17,8 @@ import datetime as dt
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -35,7 +30,7 @@ from schemas.settings import Settings
 
 from . import metrics
 from .changes import StateView, state_changes
-from .commit import FLUSH_SECONDS, BatchWrite, commit_offsets, plan_write, write_batch
+from .commit import FLUSH_SECONDS, commit_offsets, write_then_commit
 from .errors import WorkerError
 from .handover import (
     POSITIONS_REFRESH_SECONDS, Handover, OutputPositions, Scope, done_key, not_done, read_back, since_key,
@@ -77,14 +72,6 @@ def stage_context(settings: Settings) -> StageContext:
                         dedup_retention_ms=int(settings.dedup_retention_hours * 3_600_000))
 
 
-class InFlight(NamedTuple):
-    """The batch being written: its write, and its state changes until the local store has them."""
-
-    done: Future[None]
-    write: BatchWrite
-    unapplied: dict[str, Any]
-
-
 class StreamRunner:
     """One stream worker: its consumer, producer and state store; ``lag(consumer, group)`` records its lag."""
 
@@ -115,8 +102,6 @@ class StreamRunner:
         self.positions_at = time.monotonic()
         self.keys_at = time.monotonic()
         self.lag = lag(self.consumer, settings.topics.streams_group) if lag is not None else None
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-writer")
-        self.in_flight: InFlight | None = None
 
     def run(self, stop: threading.Event) -> None:
         self.start()
@@ -149,21 +134,9 @@ class StreamRunner:
             self.ctx = replace(self.ctx, province_keys=keys)
 
     def close(self) -> None:
-        try:
-            self.finish_write()
-        finally:
-            self.writer.shutdown()
-            self.producer.flush(FLUSH_SECONDS)
-            self.consumer.close()
-            self.ownership.close()
-
-    def finish_write(self) -> None:
-        """Wait until the batch being written is written, then commit its source offsets; raises
-        the ``WorkerError`` of a batch that could not be written (its offsets are not committed)."""
-        in_flight, self.in_flight = self.in_flight, None
-        if in_flight is not None:
-            in_flight.done.result()
-            commit_offsets(self.consumer, in_flight.write.consumed)
+        self.producer.flush(FLUSH_SECONDS)
+        self.consumer.close()
+        self.ownership.close()
 
     def step(self) -> int:
         """Process one batch; returns how many messages it held."""
@@ -185,26 +158,21 @@ class StreamRunner:
             self.refresh_keys()
         batch = not_done(consumed, self.handover.done, self.handover.province_of)
         if not batch:
-            self.finish_write()  # nothing to process beside it
             if consumed:  # every message was written in full before: move the offsets past them
                 commit_offsets(self.consumer, consumed)
             self.producer.poll(0)
             return len(consumed)
         now_ms = int(time.time() * 1000)
-        view = StateView(self.store, self.in_flight.unapplied if self.in_flight is not None else None)
-        result = process_batch(batch, self.ctx, view, now_ms=now_ms)
-        write = plan_write(self.settings, batch, result, state_changes(batch, result, self.settings), self.handover,
-                           consumed)
-        self.finish_write()
-        self.in_flight = InFlight(self.writer.submit(write_batch, self.producer, self.store, self.settings, write,
-                                                     self.handover.positions), write, view.pending)
-        metrics.observe(result, write.left_out)
+        result = process_batch(batch, self.ctx, StateView(self.store), now_ms=now_ms)
+        changes = state_changes(batch, result, self.settings)
+        already_written = write_then_commit(self.producer, self.consumer, self.store, self.settings, batch, result,
+                                            changes, self.handover, consumed)
+        metrics.observe(result, already_written)
         return len(consumed)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Restore each source partition's state, take over its marks and read back the outputs
         its last owner wrote past them. Every decision is logged: the next loss explains itself."""
-        self.finish_write()
         started = time.monotonic()
         taken: list[Scope] = []
         for tp in partitions:
@@ -229,7 +197,6 @@ class StreamRunner:
                  "the done marks", len(partitions), time.monotonic() - started, len(outputs), written)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.finish_write()
         given = []
         for tp in partitions:
             province = self.settings.topics.province_of_changes_topic(tp.topic)

@@ -61,15 +61,6 @@ def steps_until_quiet(runner, quiet_seconds=4.0, limit_seconds=120.0):
         assert time.monotonic() - started < limit_seconds, "the worker never went quiet"
 
 
-def run_until_quiet(runner):
-    """Start ``runner``, step it until it goes quiet, then close it."""
-    runner.start()
-    try:
-        steps_until_quiet(runner)
-    finally:
-        runner.close()
-
-
 def die_in_third_batch(settings, monkeypatch, undelivered=lambda topic: False):
     """Run a worker until it dies in its third batch, after its output flush and before its state
     flush; outputs to topics ``undelivered`` names never reach the broker in that batch (the
@@ -110,7 +101,12 @@ def die_in_third_batch(settings, monkeypatch, undelivered=lambda topic: False):
 def take_over_and_check(settings, accepted, cases, forged):
     """A second worker takes the partitions over; every output must be on the broker exactly once."""
     before = already_written()
-    run_until_quiet(StreamRunner(settings, StateStore(settings.data_dir / "b")))
+    taking_over = StreamRunner(settings, StateStore(settings.data_dir / "b"))
+    taking_over.start()
+    try:
+        steps_until_quiet(taking_over)
+    finally:
+        taking_over.close()
     names = settings.topics
     got = _read(settings, [names.national_changes, names.province_inbound("11"), names.province_inbound("31"),
                            names.national_dlq, names.national_quality])

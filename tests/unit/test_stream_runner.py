@@ -74,16 +74,6 @@ def test_state_view_reads_the_store_and_holds_writes_until_applied(store):
     assert view.pending == {ENTITY + "new": 7, ENTITY + "old": None}
 
 
-def test_state_view_reads_the_batch_in_flight_over_the_store_and_its_own_writes_over_both(store):
-    store.apply({ENTITY + "a": 1, ENTITY + "b": 1, ENTITY + "c": 1}, {})
-    view = StateView(store, {ENTITY + "b": 2, ENTITY + "c": None, ENTITY + "d": 2})
-    view[ENTITY + "d"] = 3
-    assert [view.get(ENTITY + k) for k in "abcd"] == [1, 2, None, 3]
-    with pytest.raises(KeyError):
-        view[ENTITY + "c"]  # deleted by the batch in flight
-    assert view.pending == {ENTITY + "d": 3}  # only this batch's own writes are its changes
-
-
 def test_state_changes_go_to_the_changelog_partition_of_their_source():
     settings = Settings(topic_prefix="tx.", provinces=("11", "44"))
     batch = [
