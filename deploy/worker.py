@@ -135,7 +135,9 @@ def deliver_lost_interrupt(unraisable: "sys.UnraisableHookArgs") -> None:
     thread, from a timer once this hook has returned (raised in the hook, it would be lost too); hand
     anything else to Python's own hook."""
     if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
-        again = threading.Timer(LOST_INTERRUPT_AGAIN_SECONDS, _thread.interrupt_main)
+        # as a SIGTERM, whose handler ``interrupt_on_sigterm`` set: a SIGINT would do nothing in a process
+        # started in the background by a shell, which starts it with SIGINT ignored
+        again = threading.Timer(LOST_INTERRUPT_AGAIN_SECONDS, _thread.interrupt_main, (signal.SIGTERM,))
         again.daemon = True
         again.start()
         return
