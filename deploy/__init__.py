@@ -5,7 +5,7 @@ The only package that imports the stages (``producers``, ``streams``, ``sinks``)
 
     cli.py           the ``roadx`` command: its parser and ``main``
     worker.py        the worker shell every long-running process starts through: logging,
-                     metrics server, signals, exit statuses
+                     metrics server, signals, exit statuses;  collector.py  its collector setting
     stack.py         the embedded stack (``roadx up``) and how commands find it
     broker.py        the embedded Kafka broker;  readiness.py  waiting for parts to answer
     demo.py          the national demo;  status.py  the live summary from scraped metrics

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from schemas.settings import Settings, resolve
 
+from ..collector import tune_collector
+
 
 def run_adapter(settings: Settings, events: int, seed: int, result: Path, manifests: bool = True) -> None:
     from producers.synthetic import publish_synthetic
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     agent.add_argument("--result", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s bench-child %(levelname)s %(message)s")
+    tune_collector()  # as every roadx part runs (the adapter as ``roadx worker synthetic``)
     settings = resolve()
     if args.kind == "adapter":
         run_adapter(settings, args.events, args.seed, args.result, manifests=not args.no_manifests)

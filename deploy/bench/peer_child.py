@@ -30,6 +30,7 @@ from pathlib import Path
 from schemas.settings import Settings, resolve
 from streams.pipeline import Inbound
 
+from ..collector import tune_collector
 from .peers import PeerStage
 
 COMMIT_SECONDS = 1.0
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-prefix", required=True, help="topic prefix of the outputs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s bench-peer %(levelname)s %(message)s")
+    tune_collector()  # as every roadx part; the peers too, on the same footing
     settings = resolve()
     state_dir = settings.data_dir / "peers" / args.group
     state_dir.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ def test_every_command_module_registers_its_commands():
 def test_the_bench_child_does_not_load_the_run_whose_memory_it_measures():
     code = "import sys, deploy.bench.child; print(sorted(m for m in sys.modules if m.startswith('deploy.')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out == "['deploy.bench', 'deploy.bench.child']\n"
+    assert out == "['deploy.bench', 'deploy.bench.child', 'deploy.collector']\n"
 
 
 def test_python_m_deploy_commands_chaos_starts_without_a_warning():

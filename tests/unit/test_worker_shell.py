@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -9,6 +10,7 @@ import signal
 import pytest
 
 from deploy import cli, worker
+from deploy.collector import COLLECT_AFTER
 from deploy.commands import worker as worker_command
 from deploy.errors import StartError
 from deploy.stack import PARTS
@@ -72,6 +74,17 @@ def test_sigterm_and_sigint_stop_the_part_after_the_batch_in_hand_and_leave_the_
 
 def test_a_part_that_finishes_returns_its_own_status(tmp_path):
     assert worker.run_part("files adapter", Settings(data_dir=tmp_path), lambda stop: 1) == 1
+
+
+def test_a_part_runs_with_the_youngest_generation_collected_later_and_the_older_ones_as_python_does(tmp_path):
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)  # Python's own
+    try:
+        seen = worker.run_part("files adapter", Settings(data_dir=tmp_path), lambda stop: gc.get_threshold())
+    finally:
+        gc.set_threshold(*before)
+    assert seen == (COLLECT_AFTER, 10, 10)
+    assert COLLECT_AFTER > 700
 
 
 def test_logging_puts_the_projects_loggers_at_info_in_the_format_chaos_reads_back():
