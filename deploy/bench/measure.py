@@ -1,12 +1,14 @@
 """What ``roadx bench`` measures in its own process, for the phases (``deploy.bench.phases``).
 
 ``avro_rates`` (fastavro encode/decode of the envelope), ``fill_topic`` and ``send_all`` (load a topic),
-``kafka_loop_rate`` (a plain confluent-kafka consume→produce loop), ``paced_send`` (signed
-events at a fixed rate, for the latency figures) and ``latency_percentiles``.
+``kafka_loop_rate`` (a plain confluent-kafka consume→produce loop), ``stage_alone`` (the worker's
+pure stage with its state in a dict: the part the worker and its peers share), ``paced_send``
+(signed events at a fixed rate, for the latency figures) and ``latency_percentiles``.
 """
 
 from __future__ import annotations
 
+import gc
 import io
 import itertools
 import time
@@ -19,7 +21,7 @@ from schemas.kafka import produce
 from schemas.settings import Settings
 
 from ..errors import StackError
-from .report import percentile, rate
+from .report import cpu_per_100k, percentile, rate
 
 Say = Callable[[str], None]
 STATE_FILL_BATCH = 100_000
@@ -99,6 +101,43 @@ def kafka_loop_rate(bootstrap: str, source: str, target: str, partitions: int, c
         return rate(moved, time.perf_counter() - started)
     finally:
         consumer.close()
+
+
+def stage_alone(settings: Settings, bootstrap: str) -> tuple[float, float, int]:
+    """The stage (``streams.pipeline.process_batch``, decode to outputs) over ``settings``' province
+    topics in this thread, in the worker's batch size, its state and registry in dicts, the garbage
+    collector off: (events/s, CPU s per 100k events of this thread, how many events). No Kafka writes,
+    no store, no commits, no collections: what the worker or a peer spends beyond it is its own."""
+    from schemas.kafka import read_topics
+    from streams.pipeline import Inbound
+    from streams.runner import stage_context
+
+    from .peers import PeerStage
+
+    topics = [settings.topics.province_changes(p) for p in settings.provinces]
+    messages = [Inbound(m.topic(), m.partition(), m.offset(), m.key(), m.value())
+                for batch in read_topics({"bootstrap.servers": bootstrap}, "roadx-bench-stage", topics,
+                                         error=StackError, what="read the source topics")
+                for m in batch if m.error() is None]
+    stage = PeerStage(stage_context(settings), settings.topics.prefix)
+    state: dict[str, Any] = {}
+    registry: dict[str, Any] = {}
+    size = settings.stream_batch_size
+    gc.disable()  # a floor: the dict state would make every full collection walk it
+    try:
+        started, cpu = time.perf_counter(), time.thread_time()
+        for first in range(0, len(messages), size):
+            run = stage.run(messages[first:first + size], state.get, registry.get)
+            for _index, key, value in run.changes:
+                if value is None:
+                    state.pop(key, None)
+                else:
+                    state[key] = value
+            registry.update(run.registry)
+        cpu, wall = time.thread_time() - cpu, time.perf_counter() - started
+    finally:
+        gc.enable()
+    return rate(len(messages), wall), cpu_per_100k(cpu, len(messages)), len(messages)
 
 
 def paced_send(settings: Settings, events: list[dict[str, Any]], per_second: int, say: Say) -> tuple[int, float]:

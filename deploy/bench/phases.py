@@ -29,8 +29,9 @@ from schemas.settings import Settings
 
 from ..errors import StackError
 from ..topics import create_topics
-from .measure import STATE_FILL_BATCH, avro_rates, fill_topic, kafka_loop_rate, latency_percentiles, paced_send
-from .report import EVENTS_PER_S, MS, PER_100K, against_peers, cpu_per_100k, rate
+from .measure import (STATE_FILL_BATCH, avro_rates, fill_topic, kafka_loop_rate, latency_percentiles, paced_send,
+                      stage_alone)
+from .report import EVENTS_PER_S, MS, PER_100K, against_peers, cpu_per_100k, rate, serial_rate
 from .run import Bench
 from .service import service
 from .watch import Child, CommitLog, GroupProgress, count_messages, cpu_seconds, wait_until
@@ -50,7 +51,9 @@ def ceilings(bench: Bench) -> None:
     settings = bench.phase("ceil")
     sample = min(max(opts.events, opts.faust_events, 2_000), CEILING_SAMPLE)
     bench.say(f"ceilings: generating {sample:,} envelope events")
+    started = time.perf_counter()
     events = [g.event for g in SyntheticProvinces(settings.provinces, opts.seed).events(sample)]
+    generated = rate(sample, time.perf_counter() - started)
     encode, decode, _bodies = avro_rates(events)
     bench.add("avro_encode", "fastavro encode (envelope, schemaless)", encode, EVENTS_PER_S, f"{sample:,} events")
     bench.add("avro_decode", "fastavro decode (envelope, schemaless)", decode, EVENTS_PER_S, f"{sample:,} events")
@@ -58,7 +61,10 @@ def ceilings(bench: Bench) -> None:
 
     codec = EventCodec(make_registry(None))
     keys = {p: settings.province_key(p) for p in settings.provinces}
+    started = time.perf_counter()
     messages = [(e["entity_key"].encode("utf-8"), codec.encode(e, keys[e["source"]["province"]])) for e in events]
+    sealed = rate(sample, time.perf_counter() - started)
+    _adapter_parts(bench, generated, sealed, sample)
     parts = settings.partitions
     loop_count = min(max(opts.events, 2_000), LOOP_MAX)
     source, target = "ceil.loop.in", "ceil.loop.out"
@@ -83,6 +89,16 @@ def ceilings(bench: Bench) -> None:
               rate(timing["count"] - 1, timing["last"] - timing["first"]), EVENTS_PER_S,
               f"{opts.faust_events:,} events, first to last event")
     bench.add_rss("rss_faust_mib", "peak RSS naive faust agent", child)
+
+
+def _adapter_parts(bench: Bench, generated: float, sealed: float, sample: int) -> None:
+    """The adapter's two largest parts, each in this process, and the rate it could reach doing them alone."""
+    note = f"{sample:,} events, one thread"
+    bench.add("source_generate", "synthetic generation (the adapter's source)", generated, EVENTS_PER_S, note)
+    bench.add("codec_encode_seal", "event codec: check, encode and sign (the adapter's)", sealed, EVENTS_PER_S, note)
+    bench.add("adapter_bound", "adapter at most: generation, then the codec, and nothing else",
+              serial_rate(generated, sealed), EVENTS_PER_S, "one after the other on one thread; the adapter "
+              "also digests, spools, sends and closes submissions")
 
 
 def run_adapter(bench: Bench, settings: Settings, events: int, seed: int,
@@ -161,6 +177,16 @@ def peers(bench: Bench) -> None:
     faster, leaner = against_peers(worker, measured)
     bench.add("worker_vs_peers", "stream worker ÷ the fastest peer, events/s", faster, "×")
     bench.add("worker_cpu_vs_peers", "the leanest peer's CPU per event ÷ the stream worker's", leaner, "×")
+    bench.say("the stage alone: the worker's pure stage over the same topics in this process")
+    alone, cpu, count = stage_alone(settings, bench.bootstrap)
+    note = (f"{count:,} events in batches of {settings.stream_batch_size:,}, state in a dict, one thread, "
+            "the garbage collector off")
+    bench.add("stage_alone", "the stage alone (decode to outputs; the worker and its peers run it)", alone,
+              EVENTS_PER_S, note)
+    bench.add("cpu_stage", "the stage alone, CPU per 100k events", cpu, PER_100K, note)
+    bench.add("stage_cpu_vs_peers", "the leanest peer's CPU per event ÷ the stage's alone",
+              against_peers((alone, cpu), measured)[1], "×",
+              "the worker's ratio were it to spend nothing beyond the stage")
 
 
 PEER_LABELS = {

@@ -32,6 +32,9 @@ STAGES = ("adapter", "stream_worker", "stream_worker_plain", "manifest_ratio", "
 PEERS = ("peer_faust", "peer_quix", "worker_vs_peers", "worker_cpu_vs_peers")
 PER_100K = "CPU s/100k"
 CPU = ("cpu_stream_worker", "cpu_peer_faust", "cpu_peer_quix")
+# How far the targets on the adapter and on the worker's CPU against its peers can go: the adapter's two
+# largest parts alone, and the pure stage the worker and its peers share, each in the bench's own process.
+BOUNDS = ("source_generate", "codec_encode_seal", "adapter_bound", "stage_alone", "cpu_stage", "stage_cpu_vs_peers")
 # Signed proof: licence seals signed and verified a second (SM2, one core).
 SEALS = ("seal_sign", "seal_verify")
 LATENCIES = ("latency_p50_ms", "latency_p99_ms", "latency_max_rate")
@@ -51,7 +54,7 @@ MEMORY = ("rss_adapter_mib", "rss_stream_worker_mib", "rss_sink_mib", "rss_e2e_s
 # A national initial load (``roadx bench --scale``): each part's rate at the last point ÷ at the first,
 # and memory; the rate and the store's bytes at each point follow them (``deploy.bench.scale``).
 SCALE = ("scale_worker_ratio", "scale_sink_ratio", "rss_scale_worker_mib", "rss_scale_sink_mib")
-ALL_FIGURES = (*CEILINGS, *SEALS, *STAGES, *PEERS, *CPU, *LATENCIES, *SERVICE, *MEMORY, *SCALE)
+ALL_FIGURES = (*CEILINGS, *SEALS, *STAGES, *PEERS, *CPU, *BOUNDS, *LATENCIES, *SERVICE, *MEMORY, *SCALE)
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,13 @@ def cpu_per_100k(cpu_seconds: float, count: int) -> float:
     if count <= 0 or cpu_seconds < 0:
         raise DeployError(f"cannot make CPU per event of {cpu_seconds} s over {count} events")
     return cpu_seconds * 100_000 / count
+
+
+def serial_rate(*rates: float) -> float:
+    """The rate of doing each of the steps with ``rates`` (events/s) one after the other: the times add."""
+    if not rates or any(not r > 0 or math.isinf(r) for r in rates):
+        raise DeployError(f"cannot add up the steps of rates {list(rates)}")
+    return 1 / sum(1 / r for r in rates)
 
 
 def against_peers(worker: tuple[float, float], peers: Mapping[str, tuple[float, float]]) -> tuple[float, float]:

@@ -9,6 +9,7 @@ import pytest
 from deploy.bench.report import (
     ALL_FIGURES, CEILINGS, EVENTS_PER_S, MIB, MS, PER_100K, SECONDS, SERVICE, SERVICE_LOOKUP_RATES, TARGETS, Figure, Target,
     against_peers, cpu_per_100k, evaluate, format_table, lookup_figure, percentile, rate, ratio, report_json,
+    serial_rate,
 )
 from deploy.errors import DeployError
 
@@ -34,6 +35,8 @@ FULL = figures(kafka_loop=160_000, avro_decode=150_000, avro_encode=140_000, fau
                end_to_end=16_000, seal_sign=2_800, seal_verify=1_500,
                peer_faust=6_000, peer_quix=12_000, worker_vs_peers=2.5, worker_cpu_vs_peers=2.0,
                cpu_stream_worker=30, cpu_peer_faust=160, cpu_peer_quix=60, rss_peer_faust_mib=200, rss_peer_quix_mib=150,
+               source_generate=200_000, codec_encode_seal=100_000, adapter_bound=66_667, stage_alone=40_000, cpu_stage=20,
+               stage_cpu_vs_peers=3.0,
                latency_p50_ms=300, latency_p99_ms=2_500, latency_max_rate=2_500,
                rss_adapter_mib=60, rss_stream_worker_mib=80, rss_sink_mib=400, rss_e2e_stream_worker_mib=90,
                rss_e2e_sink_mib=450, rss_faust_mib=64, rss_state_worker_mib=700,
@@ -62,6 +65,18 @@ def test_cpu_per_100k_scales_the_cpu_time_to_100k_events():
     assert cpu_per_100k(3.0, 10_000) == pytest.approx(30.0)
     with pytest.raises(DeployError, match="cannot make CPU per event"):
         cpu_per_100k(3.0, 0)
+
+
+def test_steps_done_one_after_the_other_add_their_times():
+    assert serial_rate(40_000, 40_000) == pytest.approx(20_000)
+    assert serial_rate(30_000, 60_000) == pytest.approx(20_000)
+    assert serial_rate(5_000) == pytest.approx(5_000)
+
+
+@pytest.mark.parametrize("rates", [(), (10_000, 0.0), (10_000, -1.0), (float("inf"),)])
+def test_steps_without_a_rate_to_add_are_refused(rates):
+    with pytest.raises(DeployError, match="cannot add up the steps"):
+        serial_rate(*rates)
 
 
 def test_the_worker_is_held_against_the_fastest_peer_and_the_leanest_peer_apart():
