@@ -37,8 +37,8 @@ from . import metrics
 from .errors import PublishError
 from .submission_store import SubmissionStore
 from .submissions import (
-    RECEIPT, REPEAT, WAIT, Answer, answer, check_manifest, decides_now, entry_value, evidence_entries, receipted_from,
-    sign, unannounced, unannounced_due,
+    RECEIPT, REPEAT, WAIT, Answer, VerifiedSignatures, answer, check_manifest, decides_now, entry_value,
+    evidence_entries, receipted_from, sign, unannounced, unannounced_due,
 )
 
 log = logging.getLogger("roadx.sinks")
@@ -64,6 +64,7 @@ class SubmissionChecker:
         self.settings, self.topics = settings, settings.topics
         self.db = SubmissionStore(store, settings.clickhouse_database)
         self.hub = settings.hub_keys()
+        self.signature_valid = VerifiedSignatures()
         self.wait = settings.submission_wait_seconds if wait_seconds is None else wait_seconds
         self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self.producer = Producer(settings.kafka_conf(**{"enable.idempotence": True, "acks": "all", "linger.ms": 5,
@@ -115,7 +116,8 @@ class SubmissionChecker:
             self.hub.reload_if_changed()
         except KeyStoreError as exc:
             log.error("the key registry cannot be read, keeping the keys held: %s", exc)
-        pending = [(m, check_manifest(m, self.hub.public_key, now)) for m in self.db.pending_manifests()]
+        pending = [(m, check_manifest(m, self.hub.public_key, now, self.signature_valid))
+                   for m in self.db.pending_manifests()]
         waiting = self.db.unannounced()
         ids = [c.submission_id for _m, c in pending] + [s for _p, s, _t in waiting]
         if not ids:

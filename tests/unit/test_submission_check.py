@@ -70,6 +70,41 @@ def test_a_manifest_that_cannot_be_trusted_is_refused_with_its_rule(document, pa
     assert decided.findings[0][0] == rule
 
 
+def test_the_checker_does_the_sm2_arithmetic_of_a_manifest_once_and_still_refuses_what_is_not_signed():
+    calls = []
+
+    def counted(document, public):
+        calls.append(document["submission_id"])
+        return provenance.signature_valid(document, public)
+
+    verified = sub.VerifiedSignatures(counted)
+    good, forged = manifest(tallied()), manifest(tallied(), signer=OTHER)
+    tampered = {**good, "count": good["count"] + 1}  # the signature of another document
+    for _check in range(3):  # a manifest waits for its events through many checks
+        assert sub.check_manifest(message(good), public_key, NOW, verified).refusal == ""
+        assert sub.check_manifest(message(forged), public_key, NOW, verified).refusal.startswith("bad_signature: ")
+        assert sub.check_manifest(message(tampered), public_key, NOW, verified).refusal.startswith("bad_signature: ")
+    assert len(calls) == 3  # each once
+    # the key's standing is asked at every check: revoked since, the same manifest is refused for it
+    revoked = manifest(tallied(), key_id="44-dead0000")
+    assert sub.check_manifest(message(revoked), public_key, NOW, verified).refusal.startswith("revoked_key: ")
+
+
+def test_the_checker_keeps_only_the_most_recent_verifications():
+    calls = []
+
+    def counted(document, public):
+        calls.append(document["submission_id"])
+        return True
+
+    verified = sub.VerifiedSignatures(counted, limit=2)
+    first, second, third = (manifest(tallied(submission=s), submission=s) for s in ("f1", "f2", "f3"))
+    public = KEY.public_key()
+    for document in (first, second, first, third, first, second):
+        verified(document, public)
+    assert calls == ["f1", "f2", "f3", "f2"]  # f1 was used again before f3 came: f2 went first
+
+
 def test_a_wrong_party_or_malformed_manifest_is_not_logged_as_a_manifest():
     assert not checked(message(manifest(tallied()), party="11")).loggable
     malformed = checked(message("[]", key="../bad key"))
