@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from deploy.commands import bench as bench_commands
+from deploy.bench import measure
 from deploy.bench.report import ALL_FIGURES, SCALE, TARGETS
 from deploy.errors import DeployError
 from schemas.settings import Settings
@@ -33,7 +34,8 @@ def run_bench(*argv: str) -> int:
 
 
 @pytest.mark.timeout(900)
-def test_small_bench_prints_every_figure_and_writes_json(tmp_path, capsys):
+def test_small_bench_prints_every_figure_and_writes_json(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(measure, "STAGE_SAMPLE", 1_500)  # the stage alone holds at most this many in memory
     out = tmp_path / "bench.json"
     status = run_bench("--events", "2000", "--state-entities", "10000", "--faust-events", "2000",
                        "--latency-seconds", "2", "--service-entities", "2000", "--service-seconds", "1",
@@ -52,6 +54,7 @@ def test_small_bench_prints_every_figure_and_writes_json(tmp_path, capsys):
     assert {t["figure"] for t in data["targets"]} == {t.figure for t in TARGETS}
     assert all(t["met"] in (True, False) for t in data["targets"] if t["figure"] not in unmeasured)
     assert data["figures"]["stream_worker"]["ratios"]["faust_agent"] > 0
+    assert data["figures"]["stage_alone"]["note"].startswith("1,500 events in batches of ")
     assert data["machine"]["nproc"] >= 1
     assert data["options"]["service_entities"] == 2000
     assert "all answered 200" in data["figures"]["service_p99_1000_ms"]["note"]
