@@ -7,7 +7,7 @@
                  lookups, freshness
     scale.py     ``--scale``: a national initial load in rounds, the curve of rates, memory
                  and store bytes per entity (and its fill child)
-    measure.py   what is measured in this process: Avro, a plain Kafka loop, paced sends
+    measure.py   what is measured in this process: Avro, a plain Kafka loop, the stage alone, paced sends
     http_load.py load on the information service's API: open-loop lookups, freshness
     watch.py     watching the parts: child processes and their peak RSS, group progress
     report.py    figures, ceilings and targets as plain data: ratios, verdicts, table, JSON
