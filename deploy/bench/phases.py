@@ -4,9 +4,9 @@ Each on its own topic prefix and data directory under the run's temporary direct
 ``ceilings`` (fastavro encode/decode of the envelope, licence seals signed and verified, a plain
 confluent-kafka consume→produce loop and the adapter's two largest parts, generating and
 encoding, in this process; the naive faust agent as a child process), ``pipeline`` (adapter
-child → ``roadx worker streams`` over the loaded ``prov.*`` topics → ``roadx worker sink`` over what the worker wrote, one after the other;
-then the same events sent without submissions through a fresh worker, for what manifests
-cost it), ``peers`` (faust-streaming and Quix Streams running the worker's stage over the topics the
+child → ``roadx worker streams`` over the loaded ``prov.*`` topics → ``roadx worker sink`` over
+what the worker wrote, one after the other; then the same events sent without submissions
+through a fresh worker, for what manifests cost it), ``peers`` (faust-streaming and Quix Streams running the worker's stage over the topics the
 worker processed, ``deploy.bench.peer_child``, their outputs compared with the worker's; then the
 stage alone in this process, ``measure.stage_alone``), ``end_to_end``
 (worker and sink running, an adapter child publishes; then a paced producer at a quarter, half and
