@@ -8,7 +8,8 @@ topics exactly once.
   reads the state through ``streams.changes``, writes in the commit order (``streams.commit``),
   hands partitions over exactly once (``streams.handover``), keeps its state in a
   ``StateStore`` backed by changelog topics (``streams.state``), the table of who owns which
-  entity (``streams.ownership``) and forgets old event ids (``streams.retention``);
+  entity (``streams.ownership``), routes the cases that waited for a register to hold an
+  entity they name (``streams.waiting``) and forgets old event ids (``streams.retention``);
 - ``streams.subscribe``: the cases routed to one province (``routed_case``, ``format_line``),
   for its enforcement teams;
 - ``streams.service``: the national registry service (the register by key, verification,

@@ -5,7 +5,8 @@ stamped with its origin; then every state change, followed by each source partit
 done mark; then the state changes are applied to the local store, and only then are the
 source offsets committed. Each step is flushed and its deliveries checked (``Deliveries``)
 before the next; a batch that cannot be written raises ``WorkerError`` before its offsets
-are committed.
+are committed. The cases routed late (``streams.waiting``) are written in the same order
+(``write_in_order``), with no source offsets to mark or commit.
 
 A worker killed anywhere in that order leaves its partitions to another (or to itself
 restarted), which restores their state from the changelogs, skips the messages up to each
@@ -28,7 +29,7 @@ from schemas.topics import ORIGIN
 
 from .changes import StateChanges
 from .errors import WorkerError
-from .handover import Handover, OutputPositions, Scope, done_key, label_outputs, since_key
+from .handover import Handover, OutputPositions, Scope, Send, done_key, label_outputs, since_key
 from .pipeline import OWNER, BatchResult, Inbound
 from .state import StateStore, encode_change
 
@@ -65,10 +66,25 @@ def write_then_commit(producer: Producer, consumer: Consumer, store: StateStore,
                       handover: Handover, consumed: Sequence[Inbound] | None = None) -> int:
     """The commit order of one batch; raises ``WorkerError`` before committing if anything was not written.
 
+    ``consumed`` (default ``batch``) is every message whose offset to commit, including those
+    skipped as done. Returns how many outputs were left out as already written by a worker that
+    died processing them.
+    """
+    sends = label_outputs(batch, result.outputs, handover.province_of)
+    left_out = write_in_order(producer, store, settings, handover, sends, changes, batch,
+                              f"a batch of {len(batch)} events")
+    commit_offsets(consumer, consumed if consumed is not None else batch)
+    return left_out
+
+
+def write_in_order(producer: Producer, store: StateStore, settings: Settings, handover: Handover, sends: list[Send],
+                   changes: StateChanges, batch: Sequence[Inbound], subject: str) -> int:
+    """Write ``sends`` and ``changes`` in the commit order, up to the local store; raises
+    ``WorkerError`` naming ``subject`` if anything was not written. ``batch`` (empty for the
+    cases routed late, ``streams.waiting``) sets the done marks.
+
     Outputs are delivered before the state changes that record them are sent, and the since
-    marks they need before them. ``consumed`` (default ``batch``) is every message whose offset
-    to commit, including those skipped as done. Returns how many outputs were left out as
-    already written by a worker that died processing them.
+    marks they need before them. Returns how many were left out as already written.
     """
     names = settings.topics
     deliveries = Deliveries({names.stream_state(p): p for p in settings.provinces}, handover.positions)
@@ -79,7 +95,7 @@ def write_then_commit(producer: Producer, consumer: Consumer, store: StateStore,
         produce(producer, names.stream_state(scope[0]), raw, key.encode("utf-8"), partition=scope[1],
                 on_delivery=deliveries)
 
-    sends, left_out = handover.to_send(label_outputs(batch, result.outputs, handover.province_of))
+    sends, left_out = handover.to_send(sends)
     if left_out:
         log.info("left out %d outputs already written by the partitions' last owner: %s", len(left_out),
                  "; ".join(f"{s.out.topic} {s.label}" for s in left_out))
@@ -88,12 +104,12 @@ def write_then_commit(producer: Producer, consumer: Consumer, store: StateStore,
         for scope, since in before.items():
             record(scope, since_key(scope), since)
         if before:
-            _flush(producer, deliveries, len(batch), "output marks")
+            _flush(producer, deliveries, subject, "output marks")
         for send in sends:
             out = send.out
             produce(producer, out.topic, out.value, out.key,
                     headers=[*out.headers, (ORIGIN, send.label.encode("utf-8"))], on_delivery=deliveries)
-        _flush(producer, deliveries, len(batch), "outputs")
+        _flush(producer, deliveries, subject, "outputs")
         for key, value in changes.values.items():
             record(changes.scopes[key], key, value)
         for key, value in changes.ownership.items():
@@ -104,19 +120,18 @@ def write_then_commit(producer: Producer, consumer: Consumer, store: StateStore,
             record(scope, done_key(scope), offset)
         for scope, since in advanced.items():  # after the done mark: never ahead of it
             record(scope, since_key(scope), since)
-        _flush(producer, deliveries, len(batch), "state changes")
+        _flush(producer, deliveries, subject, "state changes")
     except (KafkaException, BufferError) as exc:
-        raise WorkerError(f"cannot write a batch of {len(batch)} events: {exc}") from exc
+        raise WorkerError(f"cannot write {subject}: {exc}") from exc
     store.apply_encoded(local, deliveries.positions)
-    commit_offsets(consumer, consumed if consumed is not None else batch)
     return len(left_out)
 
 
-def _flush(producer: Producer, deliveries: Deliveries, events: int, what: str) -> None:
+def _flush(producer: Producer, deliveries: Deliveries, subject: str, what: str) -> None:
     remaining = producer.flush(FLUSH_SECONDS)
     if remaining or deliveries.failure:
         why = deliveries.failure or f"{remaining} messages still undelivered after {FLUSH_SECONDS:.0f}s"
-        raise WorkerError(f"cannot write the {what} of a batch of {events} events: {why}")
+        raise WorkerError(f"cannot write the {what} of {subject}: {why}")
 
 
 def commit_offsets(consumer: Consumer, batch: Sequence[Inbound]) -> None:

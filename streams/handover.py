@@ -23,7 +23,9 @@ label): a worker killed mid-flush may have written one and not the other.
 The next owner skips source messages up to the done mark, reads the outputs from the since
 mark on, keeps the (topic, origin) pairs of later offsets of its partitions
 (``Handover.written``), and leaves exactly those outputs out when it processes their
-messages again.
+messages again. A case routed late (``streams.waiting``) comes from no source message: its
+label is ``late/<P>/<k>/<target>/<stage>/<case key>`` (``late_label``), which the next owner
+keeps the same way until it has routed its partitions' waiting cases again.
 
 A worker that stops answering yet keeps writing after its partitions were given to another
 (a zombie) is not fenced: that takes transactions, which the embedded broker does not isolate.
@@ -68,6 +70,23 @@ def since_key(scope: Scope) -> str:
 
 def origin_label(message: Inbound, n: int) -> str:
     return f"{message.topic}:{message.partition}:{message.offset}:{n}"
+
+
+LATE = "late/"
+
+
+def late_label(scope: Scope, target: str, stage: str, case_key: str) -> str:
+    """The origin label of a case routed late to ``target`` at ``stage``: one per delivery there is."""
+    return f"{LATE}{scope[0]}/{scope[1]}/{target}/{stage}/{case_key}"
+
+
+def late_scope(label: str) -> Scope | None:
+    """The source partition of a late route's label; None for any other label."""
+    if not label.startswith(LATE):
+        return None
+    province, _, rest = label[len(LATE):].partition("/")
+    partition, sep, _ = rest.partition("/")
+    return (province, int(partition)) if sep and partition.isdigit() else None
 
 
 def parse_origin(label: str) -> tuple[str, int, int] | None:
@@ -156,6 +175,7 @@ class Handover:
     since: dict[Scope, Positions] = field(default_factory=dict)
     since_at: dict[Scope, float] = field(default_factory=dict)
     written: dict[Scope, set[Written]] = field(default_factory=dict)
+    late_found: bool = False  # whether ``written`` holds late routes (``late_label``)
     clock: Callable[[], float] = time.monotonic
 
     def province_of(self, topic: str) -> str | None:
@@ -168,13 +188,33 @@ class Handover:
         self.since_at[scope] = self.clock()
 
     def found(self, outputs: Iterable[Written], scopes: Iterable[Scope]) -> int:
-        """Remember the read-back outputs that belong to ``scopes`` past their done marks; returns how many."""
+        """Remember the read-back outputs that belong to ``scopes`` past their done marks, and
+        their late routes; returns how many."""
         done = {scope: self.done.get(scope, -1) for scope in scopes}
+        outputs = list(outputs)
         count = 0
         for scope, origins in written_origins(outputs, done, self.province_of).items():
             self.written.setdefault(scope, set()).update(origins)
             count += len(origins)
+        for topic, label in outputs:
+            scope = late_scope(label)
+            if scope in done:
+                self.written.setdefault(scope, set()).add((topic, label))
+                self.late_found = True
+                count += 1
         return count
+
+    def forget_late(self) -> None:
+        """Drop the late routes read back, once the waiting cases of the partitions taken were routed again."""
+        if not self.late_found:
+            return
+        self.late_found = False
+        for scope in list(self.written):
+            kept = {w for w in self.written[scope] if late_scope(w[1]) is None}
+            if kept:
+                self.written[scope] = kept
+            else:
+                del self.written[scope]
 
     def drop(self, scope: Scope) -> None:
         for held in (self.done, self.since, self.since_at, self.written):

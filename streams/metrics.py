@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Mapping
+
 from prometheus_client import Counter
 
 from .pipeline import DUPLICATE, REJECTED as REJECTED_OUTCOME, UNCHANGED, BatchResult
@@ -15,6 +17,8 @@ ROUTED = Counter("roadx_stream_routed", "Cases routed to another province", ["so
 FINDINGS = Counter("roadx_quality_findings", "Data-quality findings published to national.quality",
                    ["province", "dimension", "severity"])
 FORGOTTEN = Counter("roadx_stream_forgotten_ids", "Accepted event ids forgotten after the dedup retention")
+ROUTED_LATE = Counter("roadx_stream_routed_late", "Cases routed once a register held an entity they name, "
+                      "after they arrived (streams.waiting)", ["source", "target"])
 ALREADY_WRITTEN = Counter("roadx_stream_outputs_already_written", "Outputs left out when a batch was processed "
                           "again because the worker that died processing it had written them")
 
@@ -37,3 +41,12 @@ def observe(result: BatchResult, already_written: int = 0) -> None:
     if already_written:
         ALREADY_WRITTEN.inc(already_written)
 
+
+
+def observe_late(routed: Mapping[tuple[str, str], int], already_written: int = 0) -> None:
+    """Cases routed late (``streams.waiting``): counted as routed, and as routed late."""
+    for (source, target), n in routed.items():
+        ROUTED.labels(source, target).inc(n)
+        ROUTED_LATE.labels(source, target).inc(n)
+    if already_written:
+        ALREADY_WRITTEN.inc(already_written)

@@ -10,7 +10,7 @@ names.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from confluent_kafka import Consumer, KafkaError
 
@@ -27,9 +27,11 @@ POSITION_SCOPE = "~registry"  # positions kept as (POSITION_SCOPE, partition)
 class OwnershipReader:
     """Reads the ownership topic into the local store: to its end at start, then what waits."""
 
-    def __init__(self, settings: Settings, store: StateStore) -> None:
+    def __init__(self, settings: Settings, store: StateStore,
+                 on_applied: Callable[[Iterable[str]], None] | None = None) -> None:
         self.topic = settings.topics.ownership
         self.store = store
+        self.on_applied = on_applied  # told the keys of each read's entries once they are in the store
         self.consumer = Consumer(reader_conf(settings.kafka_conf(), f"{settings.topics.streams_group}-registry"))
         self.partitions = assign_at(self.consumer, self.topic, lambda p: store.position(POSITION_SCOPE, p),
                                     error=StateError)
@@ -71,6 +73,8 @@ class OwnershipReader:
             positions[(POSITION_SCOPE, m.partition())] = m.offset() + 1
         if values or positions:
             self.store.apply(values, positions)
+        if values and self.on_applied is not None:
+            self.on_applied(key[len(OWNER):] for key in values)
         return len(values)
 
     def close(self) -> None:

@@ -13,9 +13,10 @@ out, the provenance checks and the dead letter are ``streams.messages``'.
 
 State is a key-value mapping read and written through ``state``: ``entity:<entity key>``
 (seq, content hash, stage, case routes, and the event ids it accepted within the
-deduplication retention, ``streams.retention``: one record an accepted event) and
-``reg:<key>`` (which province's register holds an entity, shared by every worker). ``BatchResult.changes`` and ``.ownership`` list what
-the batch wrote, for the runner to make durable.
+deduplication retention, ``streams.retention``: one record an accepted event), ``reg:<key>``
+(which province's register holds an entity, shared by every worker) and, for a case naming an
+entity no register holds yet, ``wait:<registry key>|<case key>`` (``streams.waiting``).
+``BatchResult.changes`` and ``.ownership`` list what the batch wrote, for the runner to make durable.
 
 An event naming its submission (``source.submission``) is tallied for the hub's submission
 check: its id, seq, SM3 digest of the bytes as received and outcome. A stale event counts as
@@ -29,6 +30,7 @@ writes the same tally, or one holding a subset of the events already written (ne
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -61,6 +63,7 @@ SOURCE_OFFSET = "roadx.source.offset"
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 UNCHANGED, STALE = "unchanged", "stale"
 ENTITY, OWNER = "entity:", "reg:"  # OWNER: which province's register holds an entity
+WAITING = "waiting"  # the field of a case's state listing the registry keys it waits on (``streams.waiting``)
 UNKNOWN_PROVINCE = "unknown"
 
 
@@ -315,13 +318,13 @@ class _Message:
             where = region if target == province else (self._owner(entity_key) or "").partition("/")[2]
             self._route(event, target, ["moved"], routing.correlation_id(province, entity_key), "moved", where)
         if event["entity_type"] == "case":
-            record = subject_record(event) or {}
-            entity["stage"] = record.get("stage")
-            deliver, delivered = routing.case_routes(event, province, ctx.provinces, self._owner, last.get("routes"))
-            entity["routes"] = delivered
-            for target, (reasons, responsible) in deliver.items():
-                stage = routing.DELETED_STAGE if event["op"] == "d" else str(record.get("stage"))
+            entity["stage"] = (subject_record(event) or {}).get("stage")
+            routes = routing.case_routes(event, province, ctx.provinces, self._owner, last.get("routes"))
+            entity["routes"] = routes.delivered
+            stage = routing.case_stage(event)
+            for target, (reasons, responsible) in routes.deliver.items():
                 self._route(event, target, reasons, routing.correlation_id(province, entity_key), stage, responsible)
+            self._wait(entity, last.get(WAITING) or [], routes.waiting, stage)
         for key, value in routing.ownership_entries(event, routing.owner_entry(province, region)):
             if self.state.get(OWNER + key) == value:
                 continue  # the ownership table says so already: an update within the province changes nothing there
@@ -329,6 +332,20 @@ class _Message:
             result.ownership.append((key, value))
         self._write(state_key, entity)
         self._forward(event, stale=False)
+
+    def _wait(self, entity: dict[str, Any], before: Sequence[str], waiting: Mapping[str, str], stage: str) -> None:
+        """Keep a waiting entry for each entity the case names that no register holds yet
+        (``streams.waiting`` routes the case once one does), and clear those it no longer waits on."""
+        case_key = (self.event or {})["entity_key"]
+        for registry in before:
+            if registry not in waiting:
+                self._write(routing.wait_key(registry, case_key), None)
+        for registry, field_name in waiting.items():
+            self._write(routing.wait_key(registry, case_key), {
+                "registry": registry, "case": case_key, "field": field_name, "stage": stage, "source": self.province,
+                "partition": self.message.partition, "value": base64.b64encode(self.message.value or b"").decode()})
+        if waiting:
+            entity[WAITING] = sorted(waiting)
 
     def _forward(self, event: Mapping[str, Any], stale: bool) -> None:
         message = self.message
@@ -345,22 +362,28 @@ class _Message:
 
     def _route(self, event: Mapping[str, Any], target: str, reasons: list[str], correlation: str, stage: str,
                region: str) -> None:
-        self.result.outputs.append(Outbound(
-            self.ctx.topics.province_inbound(target),
-            event["entity_key"].encode("utf-8"),
-            self.message.value,
-            [
-                (topic_headers.ROUTED_FROM, self.province.encode("ascii")),
-                (topic_headers.ROUTED_TO, target.encode("ascii")),
-                (topic_headers.ROUTED_REASON, ",".join(reasons).encode("ascii")),
-                (topic_headers.ROUTED_CORRELATION_ID, correlation.encode("ascii")),
-                (topic_headers.ROUTED_STAGE, stage.encode("utf-8")),
-                (topic_headers.ROUTED_REGION, region.encode("ascii")),
-            ],
-            self.index,
-        ))
+        self.result.outputs.append(routed_copy(self.ctx.topics, self.province, target, event["entity_key"],
+                                               self.message.value, reasons, correlation, stage, region, self.index))
         self.result.routed[(self.province, target)] += 1
 
+
+def routed_copy(topics: TopicNames, source: str, target: str, case_key: str, value: bytes | None,
+                reasons: Sequence[str], correlation: str, stage: str, region: str, origin: int = -1) -> Outbound:
+    """A case's copy on ``xprov.<target>.inbound``: its bytes as sent, and why and where it goes in headers."""
+    return Outbound(
+        topics.province_inbound(target),
+        case_key.encode("utf-8"),
+        value,
+        [
+            (topic_headers.ROUTED_FROM, source.encode("ascii")),
+            (topic_headers.ROUTED_TO, target.encode("ascii")),
+            (topic_headers.ROUTED_REASON, ",".join(reasons).encode("ascii")),
+            (topic_headers.ROUTED_CORRELATION_ID, correlation.encode("ascii")),
+            (topic_headers.ROUTED_STAGE, stage.encode("utf-8")),
+            (topic_headers.ROUTED_REGION, region.encode("ascii")),
+        ],
+        origin,
+    )
 
 
 def _text_clip(text: str | None, limit: int = HEADER_MAX_BYTES) -> str | None:

@@ -14,7 +14,8 @@ code of the involved entity's registration. The registry keeps it beside the pro
 an operator's or practitioner's ``region_code``, a vehicle's operator's (its USCC's region).
 An entity the registry does not know gets the region its identifier embeds: a USCC's
 registration region, an ID number's region of issue, a plate's province (``<PP>0000``). A ship
-ID embeds nothing: a ship no register holds is routed nowhere.
+ID embeds nothing: a case naming a ship no register holds waits for one (``case_routes``'
+``waiting``: the registry keys it waits on), and ``streams.waiting`` routes it once a register does.
 
 The ownership table's entries (``ownership_entries``) follow the declarations: an accepted
 event of a register another register's field refers to (``schemas.registers``) sets its
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 from schemas import identifiers, registers
 from schemas.registers import ENTITY_KEY, Reference
@@ -189,9 +190,21 @@ def _entries(event: Mapping[str, Any]) -> list[tuple[str, bool]]:
     return keys
 
 
+WAIT = "wait:"  # a case waiting for a register to hold an entity it names: wait:<registry key>|<case key>
+
+
+def registry_key(kind: str, value: str) -> str:
+    """The ownership table's key of the entity of registry ``kind`` named by ``value``."""
+    return f"{kind}:{value}"
+
+
+def wait_key(registry: str, case_key: str) -> str:
+    return f"{WAIT}{registry}|{case_key}"
+
+
 def registered_at(kind: str, value: str, owner: Lookup) -> tuple[str, str] | None:
     """(province, region) where an involved entity is registered: the registry's, else the identifier's."""
-    province, _, region = (owner(f"plate:{value}" if kind == "plate" else f"{kind}:{value}") or "").partition("/")
+    province, _, region = (owner(registry_key(kind, value)) or "").partition("/")
     if province:
         return province, region or (HOME_OF_IDENTIFIER[kind][1](value, province) if kind in HOME_OF_IDENTIFIER
                                     else f"{province}0000")
@@ -211,16 +224,24 @@ def identifier_home(kind: str, value: str) -> tuple[str, str] | None:
     return (province, region_of(value, province)) if province else None
 
 
-def involved_provinces(event: Mapping[str, Any], owner: Lookup) -> dict[str, tuple[list[str], str]]:
-    """Province → (the involved fields of a case that point to it, in field order; the region of
-    the first one's entity that names one below the province, else the province's ``PP0000``)."""
+Placed = list[tuple[str, str, str, tuple[str, str] | None]]  # (field, kind, value, ``registered_at`` or None)
+
+
+def _placed(event: Mapping[str, Any], owner: Lookup) -> Placed:
+    """Each involved entity a case names, with where it is registered (None: nowhere known)."""
     record = subject_record(event)
     if event.get("entity_type") != ROUTED_REGISTER or record is None:
-        return {}
+        return []
+    return [(field, kind, value, registered_at(kind, value, owner))
+            for field, kind in INVOLVED_FIELDS if (value := record.get(field))]
+
+
+def involved_provinces(event: Mapping[str, Any], owner: Lookup, placed: Placed | None = None
+                       ) -> dict[str, tuple[list[str], str]]:
+    """Province → (the involved fields of a case that point to it, in field order; the region of
+    the first one's entity that names one below the province, else the province's ``PP0000``)."""
     found: dict[str, tuple[list[str], str]] = {}
-    for field, kind in INVOLVED_FIELDS:
-        value = record.get(field)
-        where = registered_at(kind, value, owner) if value else None
+    for field, _kind, _value, where in _placed(event, owner) if placed is None else placed:
         if where:
             fields, region = found.get(where[0], ([], ""))
             if not region or (region.endswith("0000") and not where[1].endswith("0000")):
@@ -229,18 +250,34 @@ def involved_provinces(event: Mapping[str, Any], owner: Lookup) -> dict[str, tup
     return found
 
 
-def case_routes(event: Mapping[str, Any], source: str, provinces: frozenset[str], owner: Lookup,
-                last: Mapping[str, Any] | None) -> tuple[dict[str, tuple[list[str], str]], dict[str, list[str]]]:
-    """(targets to deliver this event to → (reasons, responsible region), the case's routing state after it).
+class CaseRoutes(NamedTuple):
+    """``deliver``: target → (reasons, responsible region) to deliver the event to now;
+    ``delivered``: the case's routing state after it (``{target: [stages delivered]}``);
+    ``waiting``: registry key → field, of each entity the case names that no register holds and
+    whose identifier names no province (a ship), so that it is routed nowhere yet (none for a delete)."""
 
-    ``last`` is the case's routing state: ``{target: [stages delivered]}``. A target the
-    case went to before and no party points to any more is kept, with reason ``follows``
-    (and the province's own code, ``<PP>0000``, as its region).
+    deliver: dict[str, tuple[list[str], str]]
+    delivered: dict[str, list[str]]
+    waiting: dict[str, str]
+
+
+def case_stage(event: Mapping[str, Any]) -> str:
+    """The stage a case event delivers: its record's, or ``deleted``."""
+    return DELETED_STAGE if event.get("op") == "d" else str((subject_record(event) or {}).get("stage"))
+
+
+def case_routes(event: Mapping[str, Any], source: str, provinces: frozenset[str], owner: Lookup,
+                last: Mapping[str, Any] | None) -> CaseRoutes:
+    """Where a case event goes, given ``last``, the case's routing state before it.
+
+    A target the case went to before and no party points to any more is kept, with reason
+    ``follows`` (and the province's own code, ``<PP>0000``, as its region).
     """
-    record = subject_record(event) or {}
-    stage = DELETED_STAGE if event.get("op") == "d" else str(record.get("stage"))
+    stage = case_stage(event)
+    placed = _placed(event, owner)
     delivered = {t: list(stages) for t, stages in (last or {}).items()}
-    reasons = {t: why for t, why in involved_provinces(event, owner).items() if t != source and t in provinces}
+    reasons = {t: why for t, why in involved_provinces(event, owner, placed).items()
+               if t != source and t in provinces}
     for target in delivered:
         reasons.setdefault(target, (["follows"], f"{target}0000"))
     deliver = {}
@@ -248,7 +285,9 @@ def case_routes(event: Mapping[str, Any], source: str, provinces: frozenset[str]
         if stage not in delivered.get(target, []):
             deliver[target] = why
             delivered.setdefault(target, []).append(stage)
-    return deliver, delivered
+    waiting = {} if event.get("op") == "d" else {
+        registry_key(kind, value): field for field, kind, value, where in placed if where is None}
+    return CaseRoutes(deliver, delivered, waiting)
 
 
 def correlation_id(source: str, case_key: str) -> str:

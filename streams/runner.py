@@ -8,7 +8,8 @@ Partitions are restored before they are processed: when the group gives this wor
 source partition, the matching changelog partition is replayed into the local store
 (``streams.state.restore_partition``), its marks are taken over and the outputs its last
 owner wrote past them are read back (``streams.handover``). Every decision about a
-partition taken or given up is logged at INFO.
+partition taken or given up is logged at INFO. Before each batch, the cases waiting for a
+register that the ownership table now places are routed (``streams.waiting``).
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ from schemas.settings import Settings
 
 from . import metrics
 from .changes import StateView, state_changes
-from .commit import FLUSH_SECONDS, commit_offsets, write_then_commit
+from .commit import FLUSH_SECONDS, commit_offsets, write_in_order, write_then_commit
 from .errors import WorkerError
 from .handover import (
     POSITIONS_REFRESH_SECONDS, Handover, OutputPositions, Scope, done_key, not_done, read_back, since_key,
 )
 from .ownership import OwnershipReader
-from .pipeline import Inbound, StageContext, process_batch
+from .pipeline import OWNER, Inbound, StageContext, process_batch
 from .state import StateStore, restore_partition
+from .waiting import WaitingIndex, late_routes, stored_entries
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,8 @@ class StreamRunner:
             "partitioner": "murmur2_random",
         })
         self.source_topics = [settings.topics.province_changes(p) for p in settings.provinces]
-        self.ownership = OwnershipReader(settings, store)
+        self.waiting = WaitingIndex()
+        self.ownership = OwnershipReader(settings, store, on_applied=self.waiting.registered)
         self.handover = Handover(settings.topics, OutputPositions(AdminClient(conf)))
         self.positions_at = time.monotonic()
         self.keys_at = time.monotonic()
@@ -149,6 +152,7 @@ class StreamRunner:
                 continue
             consumed.append(Inbound(m.topic(), m.partition(), m.offset(), m.key(), m.value()))
         self.ownership.drain()
+        self.route_waiting()
         if self.lag is not None:
             self.lag.tick()
         if time.monotonic() - self.positions_at > POSITIONS_REFRESH_SECONDS:
@@ -167,8 +171,28 @@ class StreamRunner:
         changes = state_changes(batch, result, self.settings)
         already_written = write_then_commit(self.producer, self.consumer, self.store, self.settings, batch, result,
                                             changes, self.handover, consumed)
+        self.waiting.wrote(changes)
         metrics.observe(result, already_written)
         return len(consumed)
+
+    def route_waiting(self) -> int:
+        """Route the waiting cases now due (``streams.waiting``), before the next batch; returns how many were sent."""
+        due = self.waiting.take_due()
+        sent = 0
+        if due:
+            entries = [(key, entry) for key in due if (entry := self.store.get(key)) is not None]
+            late = late_routes(entries, lambda key: self.store.get(OWNER + key), self.store.get, self.ctx)
+            already_written = 0
+            if late.changes.values:
+                already_written = write_in_order(self.producer, self.store, self.settings, self.handover, late.sends,
+                                                 late.changes, [], f"{len(late.sends)} cases routed late")
+                self.waiting.wrote(late.changes)
+            metrics.observe_late(late.routed, already_written)
+            sent = len(late.sends)
+            if sent:
+                log.info("routed %d waiting cases late: %s", sent, "; ".join(s.label for s in late.sends))
+        self.handover.forget_late()  # every waiting case of the partitions taken has been looked at
+        return sent
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Restore each source partition's state, take over its marks and read back the outputs
@@ -184,6 +208,9 @@ class StreamRunner:
                 taken.append(scope)
                 log.info("took %s[%d]: restored %d state changes, done mark %s, since marks %s", tp.topic,
                          tp.partition, restored, self.handover.done[scope], self.handover.since[scope])
+        if taken:  # the registry up to now, so the waiting cases are routed where their last owner routed them
+            self.ownership.catch_up()
+            self.waiting.take(taken, stored_entries(self.store))
         outputs = read_back(self.settings.kafka_conf(), self.settings.topics.streams_group,
                             {s: self.handover.since[s] for s in taken})
         written = self.handover.found(outputs, taken)
@@ -202,5 +229,6 @@ class StreamRunner:
             province = self.settings.topics.province_of_changes_topic(tp.topic)
             if province is not None:
                 self.handover.drop((province, tp.partition))
+                self.waiting.drop((province, tp.partition))
                 given.append(f"{tp.topic}[{tp.partition}]")
         log.info("gave up %d partitions: %s", len(given), ", ".join(given))

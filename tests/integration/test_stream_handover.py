@@ -71,13 +71,13 @@ def die_in_third_batch(settings, monkeypatch, undelivered=lambda topic: False):
                                "linger.ms": 60_000, "partitioner": "murmur2_random"})
     real_flush, real_produce, written_batches, dropped = commit_module._flush, commit_module.produce, [], []
 
-    def flush_then_die(producer, deliveries, events, what):
+    def flush_then_die(producer, deliveries, subject, what):
         if what == "state changes" and len(written_batches) == 2:
             producer.purge(in_queue=True, in_flight=False)
             raise Died()
-        real_flush(producer, deliveries, events, what)
+        real_flush(producer, deliveries, subject, what)
         if what == "state changes":
-            written_batches.append(events)
+            written_batches.append(subject)
 
     def produce_part(producer, topic, *args, **kwargs):
         if len(written_batches) == 2 and undelivered(topic):
