@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from .pipeline import DUPLICATE, REJECTED as REJECTED_OUTCOME, UNCHANGED, BatchResult
 
@@ -19,6 +19,8 @@ FINDINGS = Counter("roadx_quality_findings", "Data-quality findings published to
 FORGOTTEN = Counter("roadx_stream_forgotten_ids", "Accepted event ids forgotten after the dedup retention")
 ROUTED_LATE = Counter("roadx_stream_routed_late", "Cases routed once a register held an entity they name, "
                       "after they arrived (streams.waiting)", ["source", "target"])
+WAITING = Gauge("roadx_stream_cases_waiting", "Cases of this worker's partitions waiting for a register to hold "
+                "an entity they name (streams.waiting)")
 ALREADY_WRITTEN = Counter("roadx_stream_outputs_already_written", "Outputs left out when a batch was processed "
                           "again because the worker that died processing it had written them")
 

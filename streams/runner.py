@@ -192,6 +192,7 @@ class StreamRunner:
             if sent:
                 log.info("routed %d waiting cases late: %s", sent, "; ".join(s.label for s in late.sends))
         self.handover.forget_late()  # every waiting case of the partitions taken has been looked at
+        metrics.WAITING.set(len(self.waiting))
         return sent
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

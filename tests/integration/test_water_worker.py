@@ -104,10 +104,10 @@ def test_a_case_arriving_before_its_ship_reaches_changjiang_once_the_ship_is_reg
         for value in (again, decided):
             producer.produce(names.province_changes("44"), value=value, key=b"case:W1")
         assert producer.flush(30) == 0
-        got = read_until(settings, {names.national_changes: 6, inbound: 2}, worker, log)
+        got = read_until(settings, {names.national_changes: 5, inbound: 2}, worker, log)
 
     assert len(got[names.national_changes]) == 5  # the case three times, the enterprise and the ship
-    routed = got[inbound]
+    routed = read_all(settings, inbound)  # to its end, once the worker has stopped
     assert [m.value() for m in routed] == [filed, decided]
     assert [dict(m.headers())[th.ROUTED_STAGE] for m in routed] == [b"filed", b"decided"]
     assert dict(routed[0].headers())[th.ROUTED_REASON] == b"involved_ship_id"
@@ -144,6 +144,8 @@ def test_a_worker_dying_while_it_routes_a_waiting_case_leaves_it_routed_once(set
     monkeypatch.setattr(commit_module, "_flush", flush_then_die)
     dying.start()
     step_until(dying, lambda: dying.store.get(WAIT_KEY) is not None)
+    dying.step()
+    assert REGISTRY.get_sample_value("roadx_stream_cases_waiting") == 1
     for value, key in ((codec.encode(change("shipping_enterprise", enterprise(), "CJ"), cj),
                         f"shipping_enterprise:{ENTERPRISE_USCC}"),
                        (codec.encode(change("ship", ship(), "CJ"), cj), "ship:CN20190001")):
@@ -163,6 +165,7 @@ def test_a_worker_dying_while_it_routes_a_waiting_case_leaves_it_routed_once(set
         step_until(taking_over, lambda: (taking_over.store.get(CASE_STATE) or {}).get("routes") == {"CJ": ["filed"]})
         assert taking_over.store.get(WAIT_KEY) is None and "waiting" not in taking_over.store.get(CASE_STATE)
         assert REGISTRY.get_sample_value("roadx_stream_outputs_already_written_total") - before == 1
+        assert REGISTRY.get_sample_value("roadx_stream_cases_waiting") == 0
     finally:
         taking_over.close()
     routed = read_all(settings, names.province_inbound("CJ"))
