@@ -334,16 +334,22 @@ class _Message:
         self._forward(event, stale=False)
 
     def _wait(self, entity: dict[str, Any], before: Sequence[str], waiting: Mapping[str, str], stage: str) -> None:
-        """Keep a waiting entry for each entity the case names that no register holds yet
-        (``streams.waiting`` routes the case once one does), and clear those it no longer waits on."""
+        """Keep a waiting entry for each entity the case names that no register holds yet, holding
+        the first version of each stage the case reached meanwhile (``streams.waiting`` delivers
+        them once a register holds the entity), and clear those it no longer waits on."""
         case_key = (self.event or {})["entity_key"]
         for registry in before:
             if registry not in waiting:
                 self._write(routing.wait_key(registry, case_key), None)
         for registry, field_name in waiting.items():
-            self._write(routing.wait_key(registry, case_key), {
-                "registry": registry, "case": case_key, "field": field_name, "stage": stage, "source": self.province,
-                "partition": self.message.partition, "value": base64.b64encode(self.message.value or b"").decode()})
+            key = routing.wait_key(registry, case_key)
+            held = self.state.get(key) or {}
+            stages = list(held.get("stages") or [])
+            if stage in (s for s, _value in stages):
+                continue  # this stage's first version waits already, as it would have been delivered
+            stages.append([stage, base64.b64encode(self.message.value or b"").decode()])
+            self._write(key, {"registry": registry, "case": case_key, "field": field_name, "source": self.province,
+                              "partition": self.message.partition, "stages": stages})
         if waiting:
             entity[WAITING] = sorted(waiting)
 

@@ -254,7 +254,7 @@ class CaseRoutes(NamedTuple):
     """``deliver``: target → (reasons, responsible region) to deliver the event to now;
     ``delivered``: the case's routing state after it (``{target: [stages delivered]}``);
     ``waiting``: registry key → field, of each entity the case names that no register holds and
-    whose identifier names no province (a ship), so that it is routed nowhere yet (none for a delete)."""
+    whose identifier names no province (a ship), so that it is routed nowhere yet."""
 
     deliver: dict[str, tuple[list[str], str]]
     delivered: dict[str, list[str]]
@@ -285,8 +285,7 @@ def case_routes(event: Mapping[str, Any], source: str, provinces: frozenset[str]
         if stage not in delivered.get(target, []):
             deliver[target] = why
             delivered.setdefault(target, []).append(stage)
-    waiting = {} if event.get("op") == "d" else {
-        registry_key(kind, value): field for field, kind, value, where in placed if where is None}
+    waiting = {registry_key(kind, value): field for field, kind, value, where in placed if where is None}
     return CaseRoutes(deliver, delivered, waiting)
 
 

@@ -185,12 +185,12 @@ class StreamRunner:
             already_written = 0
             if late.changes.values:
                 already_written = write_in_order(self.producer, self.store, self.settings, self.handover, late.sends,
-                                                 late.changes, [], f"{len(late.sends)} cases routed late")
+                                                 late.changes, [], f"{len(late.sends)} late routes of waiting cases")
                 self.waiting.wrote(late.changes)
             metrics.observe_late(late.routed, already_written)
             sent = len(late.sends)
             if sent:
-                log.info("routed %d waiting cases late: %s", sent, "; ".join(s.label for s in late.sends))
+                log.info("routed %d copies of waiting cases late: %s", sent, "; ".join(s.label for s in late.sends))
         self.handover.forget_late()  # every waiting case of the partitions taken has been looked at
         metrics.WAITING.set(len(self.waiting))
         return sent

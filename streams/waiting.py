@@ -1,14 +1,15 @@
 """Cases waiting for a register: a case naming an entity no register holds and whose identifier
 names no province (a ship) is routed nowhere when it arrives (``streams.routing``). The stage
 keeps a waiting entry for it in its partition's state, ``wait:<registry key>|<case key>``: the
-case's last accepted bytes, its stage and the field naming the entity; the case's own state lists
-the registry keys it waits on (``streams.pipeline.WAITING``). A later version of the case
-rewrites its entries, or clears them once it is routed the usual way or deleted.
+field naming the entity and, in order, the first version (its bytes as sent) of each stage the
+case reached while waiting, a delete included; the case's own state lists the registry keys it
+waits on (``streams.pipeline.WAITING``). A version of the case that finds the entity registered
+is routed the usual way and clears the entry.
 
 Once the ownership table holds such an entity (``streams.ownership``: read from the registry
-topic, whichever worker's register event set it), ``late_routes`` delivers the case's latest
-version to the party that registered it, as the stage would have had the register come first,
-and records the delivery in the case's routing state, so each (case, stage, target) is still
+topic, whichever worker's register event set it), ``late_routes`` delivers those versions in
+order to the party that registered it, as the stage would have had the register come first,
+and records the deliveries in the case's routing state, so each (case, stage, target) is still
 delivered once. The worker keeps a ``WaitingIndex`` of its partitions' entries: which ones the
 registry has just placed, and all of a partition it has just taken (its last owner may have died
 routing them). A late route's origin label (``streams.handover.late_label``) names the partition,
@@ -52,12 +53,14 @@ def late_routes(entries: Iterable[tuple[str, Mapping[str, Any]]], owner: routing
             continue
         target, region = where
         scope: Scope = (entry["source"], int(entry["partition"]))
-        case_key, stage = entry["case"], entry["stage"]
+        case_key = entry["case"]
         case = dict(done.changes.values.get(ENTITY + case_key) or state(ENTITY + case_key) or {})
         routes = {t: list(stages) for t, stages in (case.get("routes") or {}).items()}
-        if target != scope[0] and target in ctx.provinces and stage not in routes.get(target, []):
+        for stage, value in entry["stages"]:
+            if target == scope[0] or target not in ctx.provinces or stage in routes.get(target, []):
+                continue
             routes.setdefault(target, []).append(stage)
-            copy = routed_copy(ctx.topics, scope[0], target, case_key, base64.b64decode(entry["value"]),
+            copy = routed_copy(ctx.topics, scope[0], target, case_key, base64.b64decode(value),
                                [entry["field"]], routing.correlation_id(scope[0], case_key), stage, region)
             done.sends.append(Send(copy, late_label(scope, target, stage, case_key), scope))
             done.routed[(scope[0], target)] += 1

@@ -77,42 +77,45 @@ def test_a_ship_from_changjiang_reaches_the_national_log_and_a_case_about_it_rea
 
 
 def test_a_case_arriving_before_its_ship_reaches_changjiang_once_the_ship_is_registered(settings):
-    """The case names a ship no register holds yet: it waits, and is routed the moment the ship
-    is, once; its later stages follow the usual way and the stage it was routed at is not repeated."""
+    """The case names a ship no register holds yet: it waits, and the moment the ship is
+    registered each stage it reached meanwhile is routed, in order, once; its later stages follow
+    the usual way and a stage already routed is not repeated."""
     names, codec = settings.topics, EventCodec(EmbeddedRegistry())
     gd, cj = settings.province_key("44"), settings.province_key("CJ")
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True})
     filed = codec.encode(change("case", ship_case(), "44"), gd)
-    producer.produce(names.province_changes("44"), value=filed, key=b"case:W1")
+    investigating = codec.encode(change("case", {**ship_case(), "stage": "investigating"}, "44"), gd)
+    for value in (filed, investigating):
+        producer.produce(names.province_changes("44"), value=value, key=b"case:W1")
     assert producer.flush(30) == 0
 
     log = settings.data_dir / "worker.log"
     inbound = names.province_inbound("CJ")
     with running_part("streams", settings, log) as worker:
-        assert [m.value() for m in read_until(settings, {names.national_changes: 1}, worker, log)[
-            names.national_changes]] == [filed]
+        assert [m.value() for m in read_until(settings, {names.national_changes: 2}, worker, log)[
+            names.national_changes]] == [filed, investigating]
         for value, key in ((codec.encode(change("shipping_enterprise", enterprise(), "CJ"), cj),
                             f"shipping_enterprise:{ENTERPRISE_USCC}"),
                            (codec.encode(change("ship", ship(), "CJ"), cj), "ship:CN20190001")):
             producer.produce(names.province_changes("CJ"), value=value, key=key.encode())
         assert producer.flush(30) == 0
-        late = read_until(settings, {inbound: 1}, worker, log)[inbound]
-        assert [m.value() for m in late] == [filed]
+        late = read_until(settings, {inbound: 2}, worker, log)[inbound]
+        assert [m.value() for m in late] == [filed, investigating]
 
-        again = codec.encode(change("case", {**ship_case(), "penalty_cents": 50_000}, "44"), gd)
+        again = codec.encode(change("case", {**ship_case(), "stage": "investigating", "penalty_cents": 1}, "44"), gd)
         decided = codec.encode(change("case", {**ship_case(), "stage": "decided", "penalty_cents": 50_000}, "44"), gd)
         for value in (again, decided):
             producer.produce(names.province_changes("44"), value=value, key=b"case:W1")
         assert producer.flush(30) == 0
-        got = read_until(settings, {names.national_changes: 5, inbound: 2}, worker, log)
+        got = read_until(settings, {names.national_changes: 6, inbound: 3}, worker, log)
 
-    assert len(got[names.national_changes]) == 5  # the case three times, the enterprise and the ship
+    assert len(got[names.national_changes]) == 6  # the case four times, the enterprise and the ship
     routed = read_all(settings, inbound)  # to its end, once the worker has stopped
-    assert [m.value() for m in routed] == [filed, decided]
-    assert [dict(m.headers())[th.ROUTED_STAGE] for m in routed] == [b"filed", b"decided"]
+    assert [m.value() for m in routed] == [filed, investigating, decided]
+    assert [dict(m.headers())[th.ROUTED_STAGE] for m in routed] == [b"filed", b"investigating", b"decided"]
     assert dict(routed[0].headers())[th.ROUTED_REASON] == b"involved_ship_id"
     assert dict(routed[0].headers())[th.ORIGIN].startswith(b"late/44/0/CJ/filed/")
-    assert "routed 1 waiting cases late" in log.read_text()
+    assert "routed 2 copies of waiting cases late" in log.read_text()
 
 
 class Died(Exception):
@@ -136,7 +139,7 @@ def test_a_worker_dying_while_it_routes_a_waiting_case_leaves_it_routed_once(set
     real_flush = commit_module._flush
 
     def flush_then_die(producer, deliveries, subject, what):
-        if what == "state changes" and "routed late" in subject:
+        if what == "state changes" and "late routes" in subject:
             producer.purge(in_queue=True, in_flight=False)
             raise Died()
         real_flush(producer, deliveries, subject, what)

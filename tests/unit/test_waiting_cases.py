@@ -1,6 +1,6 @@
 """A case naming a ship no register holds yet waits for one (``streams.waiting``): the stage keeps
-a waiting entry, ``late_routes`` delivers the case's latest version once the ownership table
-holds the ship, and each (case, stage, target) is still delivered once."""
+a waiting entry, ``late_routes`` delivers the first version of each stage it reached once the
+ownership table holds the ship, and each (case, stage, target) is still delivered once."""
 
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ def test_a_case_naming_an_unregistered_ship_keeps_a_waiting_entry_with_its_bytes
     assert result.routed == {}
     entry = state[WAIT_KEY]
     assert entry["registry"] == SHIP and entry["case"] == CASE_KEY and entry["field"] == "involved_ship_id"
-    assert entry["stage"] == "filed" and (entry["source"], entry["partition"]) == ("44", 0)
-    assert base64.b64decode(entry["value"]) == signed(ev)
+    assert (entry["source"], entry["partition"]) == ("44", 0)
+    assert [(stage, base64.b64decode(value)) for stage, value in entry["stages"]] == [("filed", signed(ev))]
     assert state[ENTITY + CASE_KEY][WAITING] == [SHIP]
     assert (0, WAIT_KEY, entry) in result.changes  # written to the case's partition's changelog
 
@@ -94,18 +94,25 @@ def test_after_a_late_route_the_case_follows_the_usual_way_without_repeating_a_s
     assert state[ENTITY + CASE_KEY]["routes"] == {"CJ": ["filed", "decided"]}
 
 
-def test_a_case_changed_while_waiting_is_delivered_as_it_stands(ctx):
+def test_each_stage_reached_while_waiting_is_delivered_in_order_as_if_the_ship_had_come_first(ctx):
     state = {}
-    run(ctx, state, event("case", ship_case()))
-    newer = event("case", ship_case(stage="investigating"))
-    run(ctx, state, newer)
-    assert state[WAIT_KEY]["stage"] == "investigating"
+    filed = event("case", ship_case())
+    run(ctx, state, filed)
+    run(ctx, state, event("case", ship_case(penalty_cents=1_000)))  # the same stage: its first version stands
+    investigating = event("case", ship_case(stage="investigating"))
+    run(ctx, state, investigating)
+    deleted = event("case", ship_case(stage="investigating"), op="d")
+    run(ctx, state, deleted)
+    assert [stage for stage, _value in state[WAIT_KEY]["stages"]] == ["filed", "investigating", "deleted"]
     register_ship(ctx, state)
-    (send,) = route_late(ctx, state).sends
-    assert send.out.value == signed(newer) and headers(send.out)[th.ROUTED_STAGE] == b"investigating"
+    sends = route_late(ctx, state).sends
+    assert [s.out.value for s in sends] == [signed(filed), signed(investigating), signed(deleted)]
+    assert [headers(s.out)[th.ROUTED_STAGE] for s in sends] == [b"filed", b"investigating", b"deleted"]
+    assert len({s.label for s in sends}) == 3
+    assert state[ENTITY + CASE_KEY]["routes"] == {"CJ": ["filed", "investigating", "deleted"]}
 
 
-def test_a_case_routed_the_usual_way_or_deleted_stops_waiting(ctx):
+def test_a_case_routed_the_usual_way_stops_waiting(ctx):
     state = {}
     run(ctx, state, event("case", ship_case()))
     register_ship(ctx, state)
@@ -115,16 +122,11 @@ def test_a_case_routed_the_usual_way_or_deleted_stops_waiting(ctx):
     assert (0, WAIT_KEY, None) in result.changes and state[WAIT_KEY] is None
     assert WAITING not in state[ENTITY + CASE_KEY]
 
-    other = {}
-    run(ctx, other, event("case", ship_case()))
-    deleted = run(ctx, other, event("case", ship_case(), op="d"))
-    assert (0, WAIT_KEY, None) in deleted.changes and other[WAIT_KEY] is None
-
 
 def test_a_ship_registered_by_the_cases_own_province_ends_the_wait_without_a_route(ctx):
     state = {OWNER + SHIP: "44/440300"}
-    state[WAIT_KEY] = {"registry": SHIP, "case": CASE_KEY, "field": "involved_ship_id", "stage": "filed",
-                       "source": "44", "partition": 0, "value": base64.b64encode(b"x").decode()}
+    state[WAIT_KEY] = {"registry": SHIP, "case": CASE_KEY, "field": "involved_ship_id", "source": "44",
+                       "partition": 0, "stages": [["filed", base64.b64encode(b"x").decode()]]}
     state[ENTITY + CASE_KEY] = {"seq": 1, WAITING: [SHIP]}
     late = route_late(ctx, state)
     assert late.sends == [] and WAIT_KEY not in state and WAITING not in state[ENTITY + CASE_KEY]
@@ -173,6 +175,7 @@ def test_the_index_marks_due_what_the_registry_places_and_what_a_partition_taken
 
 @pytest.mark.parametrize("op", ["c", "d"])
 def test_case_routes_wait_only_for_entities_no_identifier_places(op):
-    ev = event("case", case(involved_ship_id="CN_UNKNOWN", involved_plate="粤B12345"), op=op)
+    ev = event("case", case(involved_ship_id="CN_UNKNOWN", involved_plate="京A12345"), op=op)
     routes = routing.case_routes(ev, "44", frozenset({"44", "11"}), lambda key: None, None)
-    assert routes.waiting == ({} if op == "d" else {"ship:CN_UNKNOWN": "involved_ship_id"})
+    assert routes.waiting == {"ship:CN_UNKNOWN": "involved_ship_id"}
+    assert set(routes.deliver) == {"11"}  # the plate names its province
