@@ -100,8 +100,9 @@ class CheckResult:
         return not self.problems
 
 
-def case_targets(event: Mapping[str, Any]) -> set[str]:
-    """Provinces other than the source that a valid case event must be delivered to."""
+def case_targets(event: Mapping[str, Any], ship_party: Mapping[str, str]) -> set[str]:
+    """Parties other than the source that a valid case event must be delivered to; ``ship_party``
+    maps each ship registered so far to the party that registered it."""
     if event["entity_type"] != "case":
         return set()
     record = event["after"] if event["after"] is not None else event["before"]
@@ -112,6 +113,8 @@ def case_targets(event: Mapping[str, Any]) -> set[str]:
         targets.add(record["involved_operator_uscc"][2:4])
     if record.get("involved_id_number"):
         targets.add(record["involved_id_number"][:2])
+    if record.get("involved_ship_id"):  # generated after its ship, which may reach the line after it
+        targets.add(ship_party[record["involved_ship_id"]])
     targets.discard(event["source"]["province"])
     return targets
 
@@ -123,13 +126,16 @@ def truth_from_events(items: Iterable[Generated], masker: PiiMasker) -> Truth:
     routed: set[tuple[str, str]] = set()
     cases: dict[str, set[str]] = {}
     latest: dict[str, dict[str, tuple[dict, str]]] = {view: {} for view in VIEWS}
+    ship_party: dict[str, str] = {}
     for item in items:
         kinds[item.kind] += 1
         if item.kind != "valid":
             continue
         event = item.event
         valid_ids.add(event["event_id"])
-        targets = case_targets(event)
+        if event["entity_type"] == "ship" and event["after"] is not None:
+            ship_party[event["after"]["ship_id"]] = item.province
+        targets = case_targets(event, ship_party)
         routed.update((event["event_id"], target) for target in targets)
         if targets:
             cases.setdefault(correlation_id(event["source"]["province"], event["entity_key"]), set()).update(targets)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from schemas.parties import NAVIGATION_ADMINISTRATION
 from schemas.settings import Settings, to_environ
 
 from ..broker import EmbeddedBroker, die_with_parent, free_port, wait_for_port
@@ -65,6 +66,7 @@ class ChaosOptions:
     round_seconds: float = 20.0
     kills_per_round: int = 3
     stream_workers: int = 2
+    water: bool = False  # the navigation administrations take part too (``ChaosRun``)
     stall_seconds: float = 90.0
     duplicate_rate: float = 0.02
     invalid_rate: float = 0.01
@@ -133,8 +135,9 @@ class ChaosRun:
         self.data_dir = data_dir
         self.say = say
         self.progress = progress or Progress()
+        water = settings.parties().of_kind(NAVIGATION_ADMINISTRATION) if options.water else ()
         self.settings = settings.with_overrides(
-            data_dir=data_dir, provinces=settings.provinces[: options.provinces], clickhouse_url="",
+            data_dir=data_dir, provinces=(*settings.provinces[: options.provinces], *water), clickhouse_url="",
             metrics_port=0, store_http_port=0)
         self.log_dir = data_dir / "logs"
         self.broker: EmbeddedBroker | None = None
@@ -215,7 +218,8 @@ class ChaosRun:
         live = self.settings = settings.with_overrides(bootstrap_servers=self.broker.bootstrap_servers)
         create_topics(live.kafka_conf(), exchange_topics(live))
         self.say(f"broker {live.bootstrap_servers} (pid {self.broker.process.pid}), data in {self.data_dir}")
-        self.say(f"building the truth of {opts.events:,} events from seed {opts.seed} in {opts.provinces} provinces")
+        self.say(f"building the truth of {opts.events:,} events from seed {opts.seed} in {opts.provinces} provinces"
+                 + (" and the navigation administrations" if opts.water else ""))
         truth = build_truth(live.provinces, opts.seed, opts.events, _masker(live), opts.duplicate_rate,
                             opts.invalid_rate)
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROADX_")}

@@ -47,6 +47,9 @@ def add_parser(sub: Any, with_data_dir: Any) -> None:
                        help=f"processes killed per round (default {d.kills_per_round})")
     chaos.add_argument("--stream-workers", type=int, default=d.stream_workers,
                        help=f"stream worker processes (default {d.stream_workers})")
+    chaos.add_argument("--water", action="store_true",
+                       help="the navigation administrations take part too: they publish the water registers, and "
+                            "the provinces' cases about their ships may reach the line before the ships do")
     chaos.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON to FILE")
     chaos.set_defaults(handler=cmd_chaos)
 
@@ -57,7 +60,7 @@ def cmd_chaos(settings: Settings, args: argparse.Namespace) -> int:
 
     options = ChaosOptions(rounds=args.rounds, events=args.events, seed=args.seed, provinces=args.provinces,
                            round_seconds=args.round_seconds, kills_per_round=args.kills_per_round,
-                           stream_workers=args.stream_workers)
+                           stream_workers=args.stream_workers, water=args.water)
     options.validate(len(settings.provinces))
 
     def say(text: str) -> None:

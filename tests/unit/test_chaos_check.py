@@ -98,8 +98,10 @@ def test_truth_keeps_valid_events_routes_and_the_latest_live_version(truth):
 
 def test_case_targets_are_the_other_provinces_its_parties_belong_to():
     case = event("x", "c", "case", "case:C1", {**CASE, "involved_operator_uscc": "91440300MA5F00001X"})
-    assert case_targets(case) == {"11"}  # the Guangdong operator is the source province itself
-    assert case_targets(event("y", "c", "operator", "operator:X", OPERATOR)) == set()
+    assert case_targets(case, {}) == {"11"}  # the Guangdong operator is the source province itself
+    assert case_targets(event("y", "c", "operator", "operator:X", OPERATOR), {}) == set()
+    ship_case = event("z", "c", "case", "case:C2", {**CASE, "involved_ship_id": "CN20190001"})
+    assert case_targets(ship_case, {"CN20190001": "CJ"}) == {"11", "CJ"}  # the party that registered the ship
 
 
 def test_a_store_matching_the_truth_passes(truth):
