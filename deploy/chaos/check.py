@@ -73,6 +73,7 @@ class TopicSnapshot:
     replies: dict[str, int] = field(default_factory=dict)
     rerouted: dict[tuple[str, str], int] = field(default_factory=dict)
     refused: dict[str, int] = field(default_factory=dict)
+    routed_late: int = 0  # routed copies whose case waited for a register to hold its ship (``streams.waiting``)
 
 
 @dataclass
@@ -93,6 +94,7 @@ class CheckResult:
     doubled_on_topic: int | None = None  # extra messages on national.changes beyond one per event
     routed_doubled_on_topic: int | None = None  # extra messages on the inbound topics beyond one per routed case
     undecodable_on_topic: int | None = None  # messages on those topics that are not change events
+    routed_late_on_topic: int | None = None  # routed copies sent once the ship their case names was registered
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -255,6 +257,7 @@ def check_topics(topics: TopicSnapshot, result: CheckResult) -> None:
     result.doubled_on_topic = sum(n - 1 for n in doubled.values())
     result.routed_doubled_on_topic = sum(n - 1 for n in routed_doubled.values())
     result.undecodable_on_topic = sum(topics.undecodable.values())
+    result.routed_late_on_topic = topics.routed_late
     if doubled:
         result.problems.append(f"{result.doubled_on_topic} extra messages on national.changes for {len(doubled)} "
                                f"events, e.g. {sorted(doubled.items())[:EXAMPLES]}")
@@ -309,6 +312,9 @@ def format_report(report: ChaosReport, rounds: int) -> str:
         ("routed cases doubled", c.routed_doubled, ""),
         ("routed doubled on inbound topics", c.routed_doubled_on_topic, ""),
     ]
+    if c.routed_late_on_topic:
+        rows.append(("routed after waiting", c.routed_late_on_topic, "(copies of cases that reached the line "
+                                                                      "before the ship they name)"))
     if c.undecodable_on_topic:
         rows.append(("undecodable on output topics", c.undecodable_on_topic, ""))
     if report.cases is not None:

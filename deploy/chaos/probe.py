@@ -117,6 +117,7 @@ def read_topic_counts(settings: Settings, give_up_seconds: float = 300.0) -> Top
     from schemas.registry import make_registry
 
     from sinks.rows import header_map
+    from streams.handover import late_scope
 
     names = settings.topics
     target_of = {names.province_inbound(p): p for p in settings.provinces}
@@ -128,6 +129,7 @@ def read_topic_counts(settings: Settings, give_up_seconds: float = 300.0) -> Top
     replies: Counter = Counter()
     rerouted: Counter = Counter()
     refused: Counter = Counter()
+    late = 0
     for messages in read_topics(settings.kafka_conf(), f"{names.sink_group}-chaos-topics",
                                 [names.national_changes, *target_of, names.national_dlq], error=DeployError,
                                 what="read the output topics to their end", total_seconds=give_up_seconds,
@@ -152,10 +154,11 @@ def read_topic_counts(settings: Settings, give_up_seconds: float = 300.0) -> Top
                 continue
             if topic in target_of:
                 routed[(event_id, target_of[topic])] += 1
+                late += late_scope(headers.get(th.ORIGIN, "")) is not None
             else:
                 changes[event_id] += 1
     return TopicSnapshot(changes=dict(changes), routed=dict(routed), undecodable=dict(undecodable),
-                         replies=dict(replies), rerouted=dict(rerouted), refused=dict(refused))
+                         replies=dict(replies), rerouted=dict(rerouted), refused=dict(refused), routed_late=late)
 
 
 def read_stored_ids(settings: Settings) -> set[str]:

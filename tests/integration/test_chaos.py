@@ -30,12 +30,14 @@ def clean_env() -> dict[str, str]:
 
 
 def test_a_short_chaos_round_loses_and_doubles_nothing_and_ends_every_case_workflow_as_its_replies_say(tmp_path):
+    """Four provinces and the navigation administrations: the provinces' cases about ships are routed
+    to the administration that registered the ship, also those that reach the line before the ship."""
     report_file = tmp_path / "report.json"
     runs = tmp_path / "tmp"  # no --data-dir: the run makes a temporary one here, and its parties' keys beside it
     runs.mkdir()
     result = subprocess.run(
         [sys.executable, "-m", "deploy.cli", "chaos", "--rounds", "1", "--events", "3000", "--provinces", "4",
-         "--json", str(report_file)],
+         "--water", "--json", str(report_file)],
         capture_output=True, text=True, timeout=240, env={**clean_env(), "TMPDIR": str(runs)})
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
     assert list(runs.iterdir()) == []  # a passing run leaves neither its directory nor its parties' keys

@@ -247,6 +247,18 @@ def test_undecodable_messages_on_the_output_topics_are_counted_and_fail_the_run(
     assert re.search(r"^  undecodable on output topics +2$", format_report(report, rounds=1), re.MULTILINE)
 
 
+def test_cases_routed_after_waiting_for_their_ship_are_reported_and_pass(truth):
+    topics = perfect_topics(truth)
+    topics.routed_late = 3
+    result = check(truth, perfect_snapshot(truth), topics)
+    assert result.ok and result.routed_late_on_topic == 3
+    report = ChaosReport(check=result, kills={}, outages=0, outage_seconds=0, crashes={}, seconds=1.0)
+    assert re.search(r"^  routed after waiting +3  \(copies of cases", format_report(report, rounds=1), re.MULTILINE)
+    quiet = ChaosReport(check=check(truth, perfect_snapshot(truth), perfect_topics(truth)), kills={}, outages=0,
+                        outage_seconds=0, crashes={}, seconds=1.0)
+    assert "routed after waiting" not in format_report(quiet, rounds=1)
+
+
 def test_topics_that_were_not_read_show_as_such_and_the_report_still_serialises(truth):
     result = check(truth, perfect_snapshot(truth))
     assert result.doubled_on_topic is None and result.routed_doubled_on_topic is None
