@@ -56,11 +56,11 @@ def late_routes(entries: Iterable[tuple[str, Mapping[str, Any]]], owner: routing
         case_key = entry["case"]
         case = dict(done.changes.values.get(ENTITY + case_key) or state(ENTITY + case_key) or {})
         routes = {t: list(stages) for t, stages in (case.get("routes") or {}).items()}
-        for stage, value in entry["stages"]:
+        for stage, version in entry["stages"]:
             if target == scope[0] or target not in ctx.provinces or stage in routes.get(target, []):
                 continue
             routes.setdefault(target, []).append(stage)
-            copy = routed_copy(ctx.topics, scope[0], target, case_key, base64.b64decode(value),
+            copy = routed_copy(ctx.topics, scope[0], target, case_key, base64.b64decode(version),
                                [entry["field"]], routing.correlation_id(scope[0], case_key), stage, region)
             done.sends.append(Send(copy, late_label(scope, target, stage, case_key), scope))
             done.routed[(scope[0], target)] += 1
