@@ -3,7 +3,8 @@
 Pure: ``summarize(before, after)`` takes two ``Scrape`` lists of the same processes a few
 seconds apart and returns a ``Status``: each process up or down, rates over the interval
 (events into and out of the stream worker, adapter sends, sink rows), totals since each
-process started (accepted, rejected, DLQ, deduplicated, routed), consumer lag per group,
+process started (accepted, rejected, DLQ, deduplicated, routed, routed after waiting for a register
+and still waiting), consumer lag per group,
 rejects, DLQ and quality errors per province, and the sink's p95 insert and
 source-to-store seconds. ``format_status`` renders it for a terminal.
 
@@ -146,6 +147,8 @@ def summarize(before: Sequence[Scrape], after: Sequence[Scrape]) -> Status:
         "dlq": total("roadx_stream_dlq_total"),
         "deduplicated": total("roadx_stream_deduplicated_total"),
         "routed": total("roadx_stream_routed_total"),
+        "routed_late": total("roadx_stream_routed_late_total"),
+        "waiting": total("roadx_stream_cases_waiting"),
         "quality_errors": total("roadx_quality_findings_total", severity="error"),
         "sink_batches": total("roadx_sink_batches_total"),
         "sink_refused": total("roadx_sink_refused_rows_total"),
@@ -315,7 +318,9 @@ def format_status(status: Status) -> str:
         + ", ".join(f"{table} {n:,}" for table, n in status.sink_rows.items()),
         "totals",
         f"  rejected {t['rejected']:,}  dlq {t['dlq']:,}  deduplicated {t['deduplicated']:,}  routed {t['routed']:,}"
-        f"  quality errors {t['quality_errors']:,}  sink refused {t['sink_refused']:,}",
+        + (f" ({t['routed_late']:,} after waiting for a ship's register; {t['waiting']:,} cases waiting)"
+           if t["routed_late"] or t["waiting"] else "")
+        + f"  quality errors {t['quality_errors']:,}  sink refused {t['sink_refused']:,}",
         "sink latency (p95)",
         f"  insert {_seconds(status.p95_insert_seconds)}   source to store {_seconds(status.p95_source_to_store_seconds)}",
         "information service",

@@ -77,6 +77,19 @@ def test_a_down_process_is_shown_down_and_the_rest_summarised():
     assert "DOWN adapter" in text and "refused" in text
 
 
+def test_cases_routed_after_waiting_for_a_ship_and_those_still_waiting_are_shown_when_there_are_any():
+    waiting = [("roadx_stream_routed_late_total", {"source": "44", "target": "CJ"}, 2.0),
+               ("roadx_stream_cases_waiting", {}, 5.0)]
+    before = [Scrape("streams", "a:1", 0.0, stream_samples(1, 0, 0, 0) + waiting)]
+    after = [Scrape("streams", "a:1", 1.0, stream_samples(5, 0, 0, 0) + waiting)]
+    status = summarize(before, after)
+    assert (status.totals["routed_late"], status.totals["waiting"]) == (2, 5)
+    assert "routed 3 (2 after waiting for a ship's register; 5 cases waiting)" in format_status(status)
+    plain = summarize([Scrape("streams", "a:1", 0.0, stream_samples(1, 0, 0, 0))],
+                      [Scrape("streams", "a:1", 1.0, stream_samples(5, 0, 0, 0))])
+    assert "routed 3  quality errors" in format_status(plain)
+
+
 def test_a_restarted_process_counts_from_zero_not_negative():
     before = [Scrape("sink", "a:2", 0.0, sink_samples(1000, 5, 0))]
     after = [Scrape("sink", "a:2", 2.0, sink_samples(10, 5, 0))]
