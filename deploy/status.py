@@ -3,10 +3,10 @@
 Pure: ``summarize(before, after)`` takes two ``Scrape`` lists of the same processes a few
 seconds apart and returns a ``Status``: each process up or down, rates over the interval
 (events into and out of the stream worker, adapter sends, sink rows), totals since each
-process started (accepted, rejected, DLQ, deduplicated, routed, routed after waiting for a register
-and still waiting), consumer lag per group,
-rejects, DLQ and quality errors per province, and the sink's p95 insert and
-source-to-store seconds. ``format_status`` renders it for a terminal.
+process started (accepted, rejected, DLQ, deduplicated, routed, routed after waiting for a
+register and still waiting), consumer lag per group, rejects, DLQ and quality errors per
+province, and the sink's p95 insert and source-to-store seconds. ``format_status`` renders it
+for a terminal.
 
 Two parts come from the store, not the metrics, and are set by the command: the store
 endpoint (``StoreStatus``) and the case workflows' timeliness per target province for the
