@@ -218,8 +218,8 @@ class StreamRunner:
         for scope in taken:
             found = sorted(self.handover.written.get(scope, ()))
             if found:
-                log.info("partition %s:%d: %d outputs past the done mark are already written, left out when "
-                         "their messages come again: %s", *scope, len(found),
+                log.info("partition %s:%d: %d outputs past the done mark or routed late (late/…) are already "
+                         "written, left out when made again: %s", *scope, len(found),
                          "; ".join(f"{topic} {label}" for topic, label in found))
         log.info("assigned %d partitions in %.1fs: read back %d outputs from the since marks, %d of them past "
                  "the done marks", len(partitions), time.monotonic() - started, len(outputs), written)
