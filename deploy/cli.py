@@ -85,5 +85,18 @@ def check_data_dir(path: Path, source: str) -> None:
             return
 
 
+def run() -> None:
+    """The ``roadx`` command: ``main``'s status as the process's. An interrupted command, its clean-up
+    done, ends at once with 130 (its output flushed): ended the usual way, Python at times ended such a
+    process by SIGINT instead (status -2), though ``main`` had caught the interrupt and returned — seen
+    under load in ``test_a_terminated_bench_stops_its_broker_and_removes_its_work_directory``."""
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -95,17 +95,19 @@ class Bench:
 
     def run(self, phases: Iterable[Callable[["Bench"], None]]) -> dict[str, Figure]:
         """Run ``phases`` in order on a fresh embedded broker; the figures by key."""
-        broker = EmbeddedBroker.start(log_path=self.root / "broker.log")
-        self.bootstrap = broker.bootstrap_servers
-        self.broker_pid = broker.process.pid
-        self.say(f"embedded broker on {self.bootstrap}, work directory {self.root}")
-        try:
+        broker: EmbeddedBroker | None = None
+        try:  # from the start: an interrupt as soon as the broker is announced still cleans up
+            broker = EmbeddedBroker.start(log_path=self.root / "broker.log")
+            self.bootstrap = broker.bootstrap_servers
+            self.broker_pid = broker.process.pid
+            self.say(f"embedded broker on {self.bootstrap}, work directory {self.root}")
             for phase in phases:
                 phase(self)
         finally:
             for child in self.children:
                 child.stop()
-            broker.stop()
+            if broker is not None:
+                broker.stop()
             shutil.rmtree(self.root, ignore_errors=True)
         return self.figures
 
