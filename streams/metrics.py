@@ -44,7 +44,6 @@ def observe(result: BatchResult, already_written: int = 0) -> None:
         ALREADY_WRITTEN.inc(already_written)
 
 
-
 def observe_late(routed: Mapping[tuple[str, str], int], already_written: int = 0) -> None:
     """Cases routed late (``streams.waiting``): counted as routed, and as routed late."""
     for (source, target), n in routed.items():
